@@ -1,0 +1,614 @@
+//! The plugin configuration: the seed's `{"provider": {...}}` JSON, parsed once into an immutable,
+//! validated value. Every error names the field path and the reason.
+
+use crate::custom_settings::{CustomSetting, SettingMode};
+use crate::error::ConfigError;
+use crate::model_mapping::ModelMapping;
+use crate::providers::ProviderType;
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Default upstream timeout from the seed (2 minutes).
+pub const DEFAULT_TIMEOUT_MS: u64 = 120_000;
+/// Default `anthropic-version` header from the seed.
+pub const DEFAULT_CLAUDE_VERSION: &str = "2023-06-01";
+/// Ollama's documented default port.
+pub const DEFAULT_OLLAMA_PORT: u16 = 11434;
+/// MiniMax models that use ChatCompletion Pro (and need `minimaxGroupId`), per the seed.
+pub const MINIMAX_PRO_MODELS: &[&str] = &[
+    "abab6.5-chat",
+    "abab6.5s-chat",
+    "abab5.5s-chat",
+    "abab5.5-chat",
+];
+
+/// A string that must never be printed: `Debug` and `Display` redact it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Clients speak OpenAI's API; bodies are translated.
+    OpenAi,
+    /// Clients speak the provider's own API; only host and auth are rewritten.
+    Original,
+}
+
+/// `context`: a plain-text file fetched through the host and prepended as a system message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextConfig {
+    pub file_url: String,
+    /// Authority and path split out of `file_url`.
+    pub authority: String,
+    pub path: String,
+    pub service_name: String,
+    pub service_port: u16,
+}
+
+/// A URL split the way the request side needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitUrl {
+    pub authority: String,
+    /// Path without the query, always starting with `/`.
+    pub path: String,
+    /// Query without the `?`, possibly empty.
+    pub query: String,
+}
+
+impl SplitUrl {
+    /// Accepts `https://host/path?q`, `http://host/path` or `host/path`.
+    pub fn parse(url: &str) -> Option<Self> {
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .unwrap_or(url);
+        let (hostpath, query) = match rest.split_once('?') {
+            Some((a, b)) => (a, b),
+            None => (rest, ""),
+        };
+        let (authority, path) = match hostpath.find('/') {
+            Some(i) => (&hostpath[..i], &hostpath[i..]),
+            None => (hostpath, "/"),
+        };
+        if authority.is_empty() || authority.contains(char::is_whitespace) {
+            return None;
+        }
+        Some(Self {
+            authority: authority.to_string(),
+            path: path.to_string(),
+            query: query.to_string(),
+        })
+    }
+
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == name).then_some(v)
+        })
+    }
+}
+
+/// The validated `provider` object.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub kind: ProviderType,
+    pub api_tokens: Vec<Secret>,
+    pub timeout_ms: u64,
+    pub model_mapping: ModelMapping,
+    pub protocol: Protocol,
+    pub context: Option<ContextConfig>,
+    pub custom_settings: Vec<CustomSetting>,
+    pub openai_custom_url: Option<SplitUrl>,
+    pub response_json_schema: Option<Value>,
+    pub azure_service_url: Option<SplitUrl>,
+    pub moonshot_file_id: Option<String>,
+    pub qwen_enable_search: bool,
+    pub qwen_file_ids: Vec<String>,
+    pub minimax_group_id: Option<String>,
+    pub claude_version: String,
+    pub ollama_server_host: Option<String>,
+    pub ollama_server_port: u16,
+    pub hunyuan_auth_id: Option<Secret>,
+    pub hunyuan_auth_key: Option<Secret>,
+    pub cloudflare_account_id: Option<String>,
+    /// `geminiSafetySetting`, in the order given.
+    pub gemini_safety_setting: Vec<(String, String)>,
+    pub target_lang: Option<String>,
+}
+
+/// Reads typed fields out of one JSON object, producing errors that carry the full path.
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    path: &'a str,
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+impl<'a> Fields<'a> {
+    fn at(&self, key: &str) -> String {
+        format!("{}.{}", self.path, key)
+    }
+
+    fn wrong(&self, key: &str, want: &str, v: &Value) -> ConfigError {
+        ConfigError::invalid(
+            self.at(key),
+            format!("expected {want}, found {}", type_name(v)),
+        )
+    }
+
+    /// Present and non-null.
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.obj.get(key).filter(|v| !v.is_null())
+    }
+
+    fn str(&self, key: &str) -> Result<Option<&'a str>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(self.wrong(key, "a string", v)),
+        }
+    }
+
+    fn nonempty_str(&self, key: &str) -> Result<Option<&'a str>, ConfigError> {
+        match self.str(key)? {
+            Some("") => Err(ConfigError::invalid(self.at(key), "must not be empty")),
+            other => Ok(other),
+        }
+    }
+
+    fn bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(self.wrong(key, "a boolean", v)),
+        }
+    }
+
+    fn u64(&self, key: &str) -> Result<Option<u64>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                        .map(|f| f as u64)
+                })
+                .map(Some)
+                .ok_or_else(|| {
+                    ConfigError::invalid(self.at(key), "expected a non-negative integer")
+                }),
+            Some(v) => Err(self.wrong(key, "a number", v)),
+        }
+    }
+
+    fn str_array(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        match self.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(ConfigError::invalid(
+                        format!("{}[{i}]", self.at(key)),
+                        format!("expected a string, found {}", type_name(other)),
+                    )),
+                })
+                .collect(),
+            Some(v) => Err(self.wrong(key, "an array of strings", v)),
+        }
+    }
+
+    fn str_map(&self, key: &str) -> Result<Vec<(String, String)>, ConfigError> {
+        match self.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k.clone(), s.clone())),
+                    other => Err(ConfigError::invalid(
+                        format!("{}.{k}", self.at(key)),
+                        format!("expected a string, found {}", type_name(other)),
+                    )),
+                })
+                .collect(),
+            Some(v) => Err(self.wrong(key, "an object of strings", v)),
+        }
+    }
+
+    fn require<T>(&self, key: &str, v: Option<T>, why: &str) -> Result<T, ConfigError> {
+        v.ok_or_else(|| ConfigError::invalid(self.at(key), format!("required {why}")))
+    }
+}
+
+impl ProviderConfig {
+    /// Parses the whole plugin configuration (`{"provider": {...}}`) from JSON bytes.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let root: Value = serde_json::from_slice(bytes).map_err(|e| ConfigError {
+            code: crate::error::ErrorCode::ConfigJson,
+            path: String::new(),
+            reason: format!("configuration is not valid JSON: {e}"),
+        })?;
+        Self::from_value(&root)
+    }
+
+    pub fn from_value(root: &Value) -> Result<Self, ConfigError> {
+        let root = root.as_object().ok_or_else(|| {
+            ConfigError::invalid("", format!("expected an object, found {}", type_name(root)))
+        })?;
+        let provider = match root.get("provider") {
+            Some(Value::Object(p)) => p,
+            Some(v) => {
+                return Err(ConfigError::invalid(
+                    "provider",
+                    format!("expected an object, found {}", type_name(v)),
+                ))
+            }
+            None => {
+                return Err(ConfigError::invalid(
+                    "provider",
+                    "required field is missing",
+                ))
+            }
+        };
+        Self::parse_provider(provider)
+    }
+
+    fn parse_provider(obj: &Map<String, Value>) -> Result<Self, ConfigError> {
+        let f = Fields {
+            obj,
+            path: "provider",
+        };
+        let type_str = f.require("type", f.str("type")?, "field is missing")?;
+        let kind = ProviderType::parse(type_str).ok_or_else(|| {
+            ConfigError::invalid(
+                "provider.type",
+                format!(
+                    "unknown provider type '{type_str}' (expected one of: {})",
+                    ProviderType::ALL
+                        .iter()
+                        .map(|t| t.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+
+        let api_tokens: Vec<Secret> = f.str_array("apiTokens")?.into_iter().map(Secret).collect();
+        let timeout_ms = f.u64("timeout")?.unwrap_or(DEFAULT_TIMEOUT_MS);
+        if timeout_ms == 0 {
+            return Err(ConfigError::invalid(
+                "provider.timeout",
+                "must be greater than 0",
+            ));
+        }
+        let model_mapping = ModelMapping::new(f.str_map("modelMapping")?);
+        let protocol = match f.str("protocol")? {
+            None | Some("openai") => Protocol::OpenAi,
+            Some("original") => Protocol::Original,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "provider.protocol",
+                    format!("unknown protocol '{other}' (expected 'openai' or 'original')"),
+                ))
+            }
+        };
+        let context = parse_context(obj.get("context").filter(|v| !v.is_null()))?;
+        let custom_settings = parse_custom_settings(obj.get("customSettings"))?;
+
+        let openai_custom_url = match f.nonempty_str("openaiCustomUrl")? {
+            None => None,
+            Some(u) => Some(SplitUrl::parse(u).ok_or_else(|| {
+                ConfigError::invalid("provider.openaiCustomUrl", "not a valid URL")
+            })?),
+        };
+        let response_json_schema = match f.get("responseJsonSchema") {
+            None => None,
+            Some(v @ Value::Object(_)) => Some(v.clone()),
+            Some(v) => return Err(f.wrong("responseJsonSchema", "an object", v)),
+        };
+        let azure_service_url = match f.nonempty_str("azureServiceUrl")? {
+            None => None,
+            Some(u) => {
+                let split = SplitUrl::parse(u).ok_or_else(|| {
+                    ConfigError::invalid("provider.azureServiceUrl", "not a valid URL")
+                })?;
+                if split.query_param("api-version").is_none_or(str::is_empty) {
+                    return Err(ConfigError::invalid(
+                        "provider.azureServiceUrl",
+                        "must include the api-version query parameter",
+                    ));
+                }
+                Some(split)
+            }
+        };
+        let moonshot_file_id = f.nonempty_str("moonshotFileId")?.map(str::to_string);
+        let qwen_enable_search = f.bool("qwenEnableSearch")?.unwrap_or(false);
+        let qwen_file_ids = f.str_array("qwenFileIds")?;
+        let minimax_group_id = f.nonempty_str("minimaxGroupId")?.map(str::to_string);
+        let claude_version = f
+            .nonempty_str("claudeVersion")?
+            .unwrap_or(DEFAULT_CLAUDE_VERSION)
+            .to_string();
+        let ollama_server_host = f.nonempty_str("ollamaServerHost")?.map(str::to_string);
+        let ollama_server_port = match f.u64("ollamaServerPort")? {
+            None => DEFAULT_OLLAMA_PORT,
+            Some(p) if (1..=65535).contains(&p) => p as u16,
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "provider.ollamaServerPort",
+                    "must be between 1 and 65535",
+                ))
+            }
+        };
+        let hunyuan_auth_id = f.nonempty_str("hunyuanAuthId")?.map(Secret::new);
+        let hunyuan_auth_key = f.nonempty_str("hunyuanAuthKey")?.map(Secret::new);
+        let cloudflare_account_id = f.nonempty_str("cloudflareAccountId")?.map(str::to_string);
+        let gemini_safety_setting = f.str_map("geminiSafetySetting")?;
+        let target_lang = f.nonempty_str("targetLang")?.map(str::to_string);
+
+        let cfg = Self {
+            kind,
+            api_tokens,
+            timeout_ms,
+            model_mapping,
+            protocol,
+            context,
+            custom_settings,
+            openai_custom_url,
+            response_json_schema,
+            azure_service_url,
+            moonshot_file_id,
+            qwen_enable_search,
+            qwen_file_ids,
+            minimax_group_id,
+            claude_version,
+            ollama_server_host,
+            ollama_server_port,
+            hunyuan_auth_id,
+            hunyuan_auth_key,
+            cloudflare_account_id,
+            gemini_safety_setting,
+            target_lang,
+        };
+        cfg.validate_for_provider(&f)?;
+        Ok(cfg)
+    }
+
+    /// Cross-field rules that depend on the provider type.
+    fn validate_for_provider(&self, f: &Fields<'_>) -> Result<(), ConfigError> {
+        use ProviderType as P;
+        if self.context.is_some() && self.moonshot_file_id.is_some() {
+            return Err(ConfigError::invalid(
+                "provider.context",
+                "cannot be combined with moonshotFileId",
+            ));
+        }
+        if self.context.is_some() && !self.qwen_file_ids.is_empty() {
+            return Err(ConfigError::invalid(
+                "provider.context",
+                "cannot be combined with qwenFileIds",
+            ));
+        }
+        let needs_token = !matches!(self.kind, P::Ollama | P::Hunyuan)
+            && !(self.kind == P::OpenAi && self.openai_custom_url.is_some());
+        if needs_token && self.api_tokens.iter().all(|t| t.expose().is_empty()) {
+            return Err(ConfigError::invalid(
+                "provider.apiTokens",
+                format!(
+                    "required for provider type '{}': at least one non-empty token",
+                    self.kind.name()
+                ),
+            ));
+        }
+        match self.kind {
+            P::Azure => {
+                f.require(
+                    "azureServiceUrl",
+                    self.azure_service_url.as_ref(),
+                    "for provider type 'azure'",
+                )?;
+                if self.api_tokens.len() > 1 {
+                    return Err(ConfigError::invalid(
+                        "provider.apiTokens",
+                        "azure supports exactly one API token",
+                    ));
+                }
+            }
+            P::Ollama => {
+                f.require(
+                    "ollamaServerHost",
+                    self.ollama_server_host.as_ref(),
+                    "for provider type 'ollama'",
+                )?;
+            }
+            P::Hunyuan => {
+                f.require(
+                    "hunyuanAuthId",
+                    self.hunyuan_auth_id.as_ref(),
+                    "for provider type 'hunyuan'",
+                )?;
+                f.require(
+                    "hunyuanAuthKey",
+                    self.hunyuan_auth_key.as_ref(),
+                    "for provider type 'hunyuan'",
+                )?;
+            }
+            P::Cloudflare => {
+                f.require(
+                    "cloudflareAccountId",
+                    self.cloudflare_account_id.as_ref(),
+                    "for provider type 'cloudflare'",
+                )?;
+            }
+            P::Deepl => {
+                f.require(
+                    "targetLang",
+                    self.target_lang.as_ref(),
+                    "for provider type 'deepl'",
+                )?;
+            }
+            P::Minimax => {
+                if self.minimax_group_id.is_none() {
+                    if let Some(m) = self
+                        .model_mapping
+                        .targets()
+                        .find(|t| MINIMAX_PRO_MODELS.contains(t))
+                    {
+                        return Err(ConfigError::invalid(
+                            "provider.minimaxGroupId",
+                            format!("required when modelMapping targets the ChatCompletion Pro model '{m}'"),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// One of `apiTokens`, chosen at random per request; empty when none is configured.
+    pub fn pick_token(&self) -> &str {
+        use rand::Rng;
+        match self.api_tokens.len() {
+            0 => "",
+            1 => self.api_tokens[0].expose(),
+            n => self.api_tokens[rand::thread_rng().gen_range(0..n)].expose(),
+        }
+    }
+}
+
+fn parse_context(v: Option<&Value>) -> Result<Option<ContextConfig>, ConfigError> {
+    // The seed documents an object; its YAML example writes a one-item list. Accept both.
+    let (obj, path) = match v {
+        None => return Ok(None),
+        Some(Value::Object(o)) => (o, "provider.context".to_string()),
+        Some(Value::Array(items)) if items.len() == 1 => match &items[0] {
+            Value::Object(o) => (o, "provider.context[0]".to_string()),
+            other => {
+                return Err(ConfigError::invalid(
+                    "provider.context[0]",
+                    format!("expected an object, found {}", type_name(other)),
+                ))
+            }
+        },
+        Some(Value::Array(_)) => {
+            return Err(ConfigError::invalid(
+                "provider.context",
+                "expected one context object",
+            ))
+        }
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "provider.context",
+                format!("expected an object, found {}", type_name(other)),
+            ))
+        }
+    };
+    let f = Fields { obj, path: &path };
+    let file_url = f.require("fileUrl", f.nonempty_str("fileUrl")?, "field is missing")?;
+    let service_name = f.require(
+        "serviceName",
+        f.nonempty_str("serviceName")?,
+        "field is missing",
+    )?;
+    let port = f.require("servicePort", f.u64("servicePort")?, "field is missing")?;
+    let port = u16::try_from(port)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| ConfigError::invalid(f.at("servicePort"), "must be between 1 and 65535"))?;
+    let split = SplitUrl::parse(file_url)
+        .ok_or_else(|| ConfigError::invalid(f.at("fileUrl"), "not a valid URL"))?;
+    let path_q = if split.query.is_empty() {
+        split.path.clone()
+    } else {
+        format!("{}?{}", split.path, split.query)
+    };
+    Ok(Some(ContextConfig {
+        file_url: file_url.to_string(),
+        authority: split.authority,
+        path: path_q,
+        service_name: service_name.to_string(),
+        service_port: port,
+    }))
+}
+
+fn parse_custom_settings(v: Option<&Value>) -> Result<Vec<CustomSetting>, ConfigError> {
+    let items = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "provider.customSettings",
+                format!("expected an array, found {}", type_name(other)),
+            ))
+        }
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let path = format!("provider.customSettings[{i}]");
+            let obj = item.as_object().ok_or_else(|| {
+                ConfigError::invalid(
+                    &path,
+                    format!("expected an object, found {}", type_name(item)),
+                )
+            })?;
+            let f = Fields { obj, path: &path };
+            let name = f.require("name", f.nonempty_str("name")?, "field is missing")?;
+            let value = match f.get("value") {
+                None => {
+                    return Err(ConfigError::invalid(
+                        f.at("value"),
+                        "required field is missing",
+                    ))
+                }
+                Some(v @ (Value::String(_) | Value::Number(_) | Value::Bool(_))) => v.clone(),
+                Some(v) => return Err(f.wrong("value", "a string, number or boolean", v)),
+            };
+            let mode = match f.str("mode")? {
+                None | Some("auto") => SettingMode::Auto,
+                Some("raw") => SettingMode::Raw,
+                Some(other) => {
+                    return Err(ConfigError::invalid(
+                        f.at("mode"),
+                        format!("unknown mode '{other}' (expected 'auto' or 'raw')"),
+                    ))
+                }
+            };
+            let overwrite = f.bool("overwrite")?.unwrap_or(true);
+            Ok(CustomSetting {
+                name: name.to_string(),
+                value,
+                mode,
+                overwrite,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,628 @@
+//! One client request/response exchange: the host feeds it the request, then the response headers
+//! and body chunks, and applies what it returns. Host-independent; the C API and the Envoy module
+//! are thin layers over it.
+
+use crate::config::{Protocol, ProviderConfig};
+use crate::context::{self, Callout};
+use crate::custom_settings;
+use crate::error::{ConfigError, ProxyError};
+use crate::providers::{self, Api, Provider, RequestInfo, ResponseTranslator};
+use crate::sse::{SseError, SseParser};
+use crate::usage::Usage;
+use serde_json::Value;
+use std::fmt;
+use std::sync::Arc;
+
+/// Largest client request body we translate (larger gets 413).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 32 << 20;
+/// Largest buffered (non-streamed) upstream body we translate.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// A loaded configuration: validated settings plus the provider implementation. Immutable,
+/// `Send + Sync`; share one `Arc<Config>` across all worker threads.
+pub struct Config {
+    pub provider: ProviderConfig,
+    imp: Box<dyn Provider>,
+    pub max_request_bytes: usize,
+    pub max_response_bytes: usize,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    pub fn from_json(bytes: &[u8]) -> Result<Arc<Self>, ConfigError> {
+        Ok(Arc::new(Self::new(ProviderConfig::from_json(bytes)?)))
+    }
+
+    pub fn new(provider: ProviderConfig) -> Self {
+        let imp = providers::build(&provider);
+        Self {
+            provider,
+            imp,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+/// What the host does with the client's request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestAction {
+    Forward(UpstreamRequest),
+    /// Answer the client directly (an OpenAI-shaped error).
+    LocalReply(LocalReply),
+    /// Fetch this first, then call [`Exchange::on_callout_response`].
+    Callout(Callout),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRequest {
+    pub authority: String,
+    /// Path with query.
+    pub path: String,
+    /// Remove these request headers first...
+    pub remove_headers: Vec<&'static str>,
+    /// ...then set these (replacing any existing value).
+    pub set_headers: Vec<(String, String)>,
+    /// The new body; `None` leaves the client's body untouched.
+    pub body: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl LocalReply {
+    pub fn from_error(err: &ProxyError) -> Self {
+        Self {
+            status: err.status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: err.to_body(),
+        }
+    }
+}
+
+/// How the host handles the response body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub enum ResponseMode {
+    /// Forward bytes unchanged (untranslated request, or after a local reply).
+    Passthrough = 0,
+    /// SSE: send headers now; send each chunk's translated output as it returns.
+    Stream = 1,
+    /// Hold headers and body until end of stream; then send the status and body returned.
+    Buffer = 2,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHeaders {
+    pub mode: ResponseMode,
+    pub remove_headers: Vec<&'static str>,
+    pub set_headers: Vec<(String, String)>,
+}
+
+/// Output of one response body call. `data` is valid until the next call.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BodyOutput<'a> {
+    /// Passthrough mode: leave the chunk as it is (`data` is empty).
+    pub unchanged: bool,
+    pub data: &'a [u8],
+    /// Buffer mode at end of stream: the status to send (may differ from upstream's when a 200
+    /// carried an error).
+    pub status: Option<u16>,
+}
+
+/// A call that does not fit the exchange's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateError(pub &'static str);
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for StateError {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    New,
+    AwaitingCallout,
+    Forwarded,
+    LocalReplied,
+    ResponseHeaders,
+    Done,
+}
+
+/// What we learnt from the request that the response side needs.
+#[derive(Debug, Default, Clone)]
+struct RequestState {
+    api: Option<Api>,
+    translated: bool,
+    stream: bool,
+    include_usage: bool,
+    model_requested: String,
+    model_sent: String,
+    token: String,
+}
+
+pub struct Exchange {
+    config: Arc<Config>,
+    stage: Stage,
+    req: RequestState,
+    /// The parsed body while a callout is outstanding.
+    pending_body: Option<Value>,
+    translator: Option<Box<dyn ResponseTranslator>>,
+    mode: ResponseMode,
+    upstream_status: u16,
+    /// Upstream sent an encoding we cannot decode.
+    undecodable: Option<String>,
+    sse: SseParser,
+    /// Buffer mode only: the body so far.
+    buffered: Vec<u8>,
+    /// Reused output buffer.
+    out: Vec<u8>,
+    stream_failed: bool,
+}
+
+impl fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exchange")
+            .field("stage", &self.stage)
+            .field("mode", &self.mode)
+            .field("model_sent", &self.req.model_sent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<SseError> for ProxyError {
+    fn from(e: SseError) -> Self {
+        ProxyError::bad_upstream(e.message)
+    }
+}
+
+fn header<'a>(headers: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+}
+
+impl Exchange {
+    pub fn new(config: Arc<Config>) -> Self {
+        Self {
+            config,
+            stage: Stage::New,
+            req: RequestState::default(),
+            pending_body: None,
+            translator: None,
+            mode: ResponseMode::Passthrough,
+            upstream_status: 0,
+            undecodable: None,
+            sse: SseParser::default(),
+            buffered: Vec::new(),
+            out: Vec::new(),
+            stream_failed: false,
+        }
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The API translated, if any.
+    pub fn api(&self) -> Option<Api> {
+        self.req.api
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.req.stream
+    }
+
+    pub fn model_requested(&self) -> &str {
+        &self.req.model_requested
+    }
+
+    /// The model actually sent upstream (after `modelMapping`); empty when not translated.
+    pub fn model_sent(&self) -> &str {
+        &self.req.model_sent
+    }
+
+    /// Token usage; complete once the response has ended.
+    pub fn usage(&self) -> Option<Usage> {
+        self.translator.as_ref().and_then(|t| t.usage())
+    }
+
+    /// Step 1: the client's request, with its whole body.
+    pub fn on_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<RequestAction, StateError> {
+        if self.stage != Stage::New {
+            return Err(StateError("the request was already processed"));
+        }
+        let cfg = Arc::clone(&self.config);
+        let pc = &cfg.provider;
+        let token = pc.pick_token();
+        let api = Api::from_path(path).filter(|_| method.eq_ignore_ascii_case("POST"));
+        let translate = pc.protocol == Protocol::OpenAi && api.is_some();
+        if !translate {
+            return Ok(self.passthrough(path, body, token));
+        }
+        let api = api.expect("checked above");
+        let action = match self.parse_request(api, headers, body, token) {
+            Ok(mut value) => {
+                match context::callout_for(pc, token).filter(|_| api == Api::ChatCompletions) {
+                    Some(c) => {
+                        self.pending_body = Some(value);
+                        self.stage = Stage::AwaitingCallout;
+                        return Ok(RequestAction::Callout(c));
+                    }
+                    None => self.build_upstream(&mut value),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        Ok(self.finish_request(action))
+    }
+
+    /// Step 1b: the result of the callout requested by `on_request`.
+    pub fn on_callout_response(
+        &mut self,
+        status: u16,
+        body: &[u8],
+    ) -> Result<RequestAction, StateError> {
+        if self.stage != Stage::AwaitingCallout {
+            return Err(StateError("no callout is outstanding"));
+        }
+        let mut value = self.pending_body.take().expect("set with the stage");
+        let action = context::context_text(&self.config.provider, status, body).and_then(|text| {
+            context::prepend_system(&mut value, text);
+            self.build_upstream(&mut value)
+        });
+        Ok(self.finish_request(action))
+    }
+
+    fn finish_request(&mut self, action: Result<UpstreamRequest, ProxyError>) -> RequestAction {
+        match action {
+            Ok(up) => {
+                self.stage = Stage::Forwarded;
+                RequestAction::Forward(up)
+            }
+            Err(e) => self.local_reply(&e),
+        }
+    }
+
+    fn local_reply(&mut self, err: &ProxyError) -> RequestAction {
+        self.stage = Stage::LocalReplied;
+        RequestAction::LocalReply(LocalReply::from_error(err))
+    }
+
+    fn passthrough(&mut self, path: &str, body: &[u8], token: &str) -> RequestAction {
+        let cfg = Arc::clone(&self.config);
+        let result = cfg
+            .imp
+            .passthrough_target(&cfg.provider, token, path)
+            .and_then(|mut up| {
+                cfg.imp.finalize(&cfg.provider, &mut up, body)?;
+                Ok(up)
+            });
+        match result {
+            Ok(up) => {
+                self.stage = Stage::Forwarded;
+                RequestAction::Forward(UpstreamRequest {
+                    authority: up.authority,
+                    path: up.path,
+                    remove_headers: vec!["authorization"],
+                    set_headers: up.headers,
+                    body: None,
+                })
+            }
+            Err(e) => self.local_reply(&e),
+        }
+    }
+
+    fn parse_request(
+        &mut self,
+        api: Api,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        token: &str,
+    ) -> Result<Value, ProxyError> {
+        if body.len() > self.config.max_request_bytes {
+            return Err(ProxyError::new(
+                413,
+                "invalid_request_error",
+                format!(
+                    "request body exceeds {} bytes",
+                    self.config.max_request_bytes
+                ),
+            )
+            .with_code("request_too_large"));
+        }
+        if let Some(enc) =
+            header(headers, "content-encoding").filter(|e| !e.eq_ignore_ascii_case("identity"))
+        {
+            return Err(ProxyError::new(
+                415,
+                "invalid_request_error",
+                format!("request content-encoding '{enc}' is not supported"),
+            ));
+        }
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| ProxyError::bad_request(format!("request body is not valid JSON: {e}")))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+        let requested = match obj.get("model") {
+            None | Some(Value::Null) => "",
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => {
+                return Err(ProxyError::bad_request("'model' must be a string").with_param("model"))
+            }
+        };
+        let sent = self.config.provider.model_mapping.map(requested);
+        if sent.is_empty() {
+            return Err(ProxyError::bad_request("'model' is required").with_param("model"));
+        }
+        match api {
+            Api::ChatCompletions if !obj.get("messages").is_some_and(Value::is_array) => {
+                return Err(
+                    ProxyError::bad_request("'messages' must be an array").with_param("messages")
+                );
+            }
+            Api::Embeddings
+                if !obj
+                    .get("input")
+                    .is_some_and(|v| v.is_string() || v.is_array()) =>
+            {
+                return Err(
+                    ProxyError::bad_request("'input' must be a string or an array")
+                        .with_param("input"),
+                );
+            }
+            _ => {}
+        }
+        let stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        let include_usage = obj
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        self.req = RequestState {
+            api: Some(api),
+            translated: true,
+            stream: stream && api == Api::ChatCompletions,
+            include_usage,
+            model_requested: requested.to_string(),
+            model_sent: sent.to_string(),
+            token: token.to_string(),
+        };
+        Ok(value)
+    }
+
+    fn build_upstream(&mut self, body: &mut Value) -> Result<UpstreamRequest, ProxyError> {
+        let cfg = Arc::clone(&self.config);
+        let info = RequestInfo {
+            config: &cfg.provider,
+            api: self.req.api.expect("set by parse_request"),
+            model: &self.req.model_sent,
+            stream: self.req.stream,
+            include_usage: self.req.include_usage,
+            token: &self.req.token,
+        };
+        let mut up = cfg.imp.translate_request(&info, body)?;
+        custom_settings::apply(
+            &cfg.provider.custom_settings,
+            cfg.imp.settings_protocol(&info),
+            body,
+        );
+        let bytes = serde_json::to_vec(body).expect("serialising a JSON value cannot fail");
+        cfg.imp.finalize(&cfg.provider, &mut up, &bytes)?;
+        self.translator = Some(cfg.imp.response_translator(&info));
+        let mut set_headers = up.headers;
+        if !set_headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            set_headers.push(("content-type".into(), "application/json".into()));
+        }
+        Ok(UpstreamRequest {
+            authority: up.authority,
+            path: up.path,
+            // Upstream must answer uncompressed for us to translate; the host sets the new length.
+            remove_headers: vec!["authorization", "content-length", "accept-encoding"],
+            set_headers,
+            body: Some(bytes),
+        })
+    }
+
+    /// Step 2: the upstream's status and headers.
+    pub fn on_response_headers(
+        &mut self,
+        status: u16,
+        headers: &[(&str, &str)],
+    ) -> Result<ResponseHeaders, StateError> {
+        match self.stage {
+            Stage::Forwarded => {}
+            Stage::LocalReplied => {
+                self.stage = Stage::ResponseHeaders;
+                self.mode = ResponseMode::Passthrough;
+                return Ok(ResponseHeaders {
+                    mode: self.mode,
+                    remove_headers: vec![],
+                    set_headers: vec![],
+                });
+            }
+            _ => {
+                return Err(StateError(
+                    "response headers arrived before the request was forwarded, or twice",
+                ))
+            }
+        }
+        self.stage = Stage::ResponseHeaders;
+        self.upstream_status = status;
+        if !self.req.translated || self.translator.is_none() {
+            self.mode = ResponseMode::Passthrough;
+            return Ok(ResponseHeaders {
+                mode: self.mode,
+                remove_headers: vec![],
+                set_headers: vec![],
+            });
+        }
+        if let Some(enc) =
+            header(headers, "content-encoding").filter(|e| !e.eq_ignore_ascii_case("identity"))
+        {
+            self.undecodable = Some(enc.to_string());
+        }
+        let ctype = header(headers, "content-type").unwrap_or("");
+        let is_sse = ctype.to_ascii_lowercase().contains("text/event-stream");
+        let is_json = ctype.to_ascii_lowercase().contains("json");
+        self.mode = if (200..300).contains(&status)
+            && self.undecodable.is_none()
+            && (is_sse || (self.req.stream && !is_json))
+        {
+            ResponseMode::Stream
+        } else {
+            ResponseMode::Buffer
+        };
+        let ctype_out = match self.mode {
+            ResponseMode::Stream => "text/event-stream",
+            _ => "application/json",
+        };
+        let mut set_headers = vec![("content-type".to_string(), ctype_out.to_string())];
+        if self.mode == ResponseMode::Stream {
+            set_headers.push(("cache-control".into(), "no-cache".into()));
+        }
+        Ok(ResponseHeaders {
+            mode: self.mode,
+            remove_headers: vec!["content-length", "content-encoding"],
+            set_headers,
+        })
+    }
+
+    /// Step 3: each upstream body chunk as it arrives; `end_of_stream` on the last (possibly empty).
+    /// Stream mode returns translated bytes for every chunk; Buffer mode returns nothing until the
+    /// end, then the whole body and the status to send.
+    pub fn on_response_body(
+        &mut self,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Result<BodyOutput<'_>, StateError> {
+        if self.stage != Stage::ResponseHeaders {
+            return Err(StateError(if self.stage == Stage::Done {
+                "the response already ended"
+            } else {
+                "response body arrived before response headers"
+            }));
+        }
+        if end_of_stream {
+            self.stage = Stage::Done;
+        }
+        self.out.clear();
+        match self.mode {
+            ResponseMode::Passthrough => Ok(BodyOutput {
+                unchanged: true,
+                data: &[],
+                status: None,
+            }),
+            ResponseMode::Stream => {
+                self.stream_chunk(chunk, end_of_stream);
+                Ok(BodyOutput {
+                    unchanged: false,
+                    data: &self.out,
+                    status: None,
+                })
+            }
+            ResponseMode::Buffer => {
+                if self.buffered.len() + chunk.len() > self.config.max_response_bytes {
+                    self.undecodable.get_or_insert_with(|| "oversized".into());
+                } else {
+                    self.buffered.extend_from_slice(chunk);
+                }
+                if !end_of_stream {
+                    return Ok(BodyOutput {
+                        unchanged: false,
+                        data: &[],
+                        status: None,
+                    });
+                }
+                let status = self.finish_buffered();
+                Ok(BodyOutput {
+                    unchanged: false,
+                    data: &self.out,
+                    status: Some(status),
+                })
+            }
+        }
+    }
+
+    fn stream_chunk(&mut self, chunk: &[u8], end_of_stream: bool) {
+        if self.stream_failed {
+            return;
+        }
+        let translator = self
+            .translator
+            .as_mut()
+            .expect("stream mode has a translator");
+        let out = &mut self.out;
+        let mut result = self.sse.feed(chunk, |ev| translator.on_event(ev, out));
+        if result.is_ok() && end_of_stream {
+            result = self
+                .sse
+                .finish(|ev| translator.on_event(ev, out))
+                .and_then(|_| translator.on_stream_end(out));
+        }
+        if let Err(e) = result {
+            // Malformed upstream stream: tell the client and end the stream cleanly.
+            self.stream_failed = true;
+            crate::openai::write_stream_error(&mut self.out, &e);
+            crate::sse::write_done(&mut self.out);
+        }
+    }
+
+    fn finish_buffered(&mut self) -> u16 {
+        let body = std::mem::take(&mut self.buffered);
+        let translator = self
+            .translator
+            .as_mut()
+            .expect("buffer mode has a translator");
+        let status = self.upstream_status;
+        let result = if let Some(enc) = &self.undecodable {
+            Err(if enc == "oversized" {
+                ProxyError::bad_upstream(format!(
+                    "upstream body exceeds {} bytes",
+                    self.config.max_response_bytes
+                ))
+            } else {
+                ProxyError::bad_upstream(format!(
+                    "upstream content-encoding '{enc}' cannot be translated"
+                ))
+            })
+        } else if (200..300).contains(&status) {
+            translator.on_body(&body, &mut self.out)
+        } else {
+            Err(translator.on_error(status, &body))
+        };
+        match result {
+            Ok(()) => status,
+            Err(e) => {
+                self.out.clear();
+                self.out.extend_from_slice(&e.to_body());
+                e.status
+            }
+        }
+    }
+}

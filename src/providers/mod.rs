@@ -1,0 +1,249 @@
+//! Providers. The OpenAI-protocol family are rows of one table (`openai_compat`); every provider
+//! with its own protocol implements [`Provider`] in a file of its own.
+
+use crate::config::ProviderConfig;
+use crate::custom_settings::SettingsProtocol;
+use crate::error::ProxyError;
+use crate::sse::SseEvent;
+use crate::usage::Usage;
+use serde_json::Value;
+
+pub mod claude;
+pub mod deepl;
+pub mod gemini;
+pub mod hunyuan;
+pub mod minimax;
+pub mod openai_compat;
+pub mod pending;
+pub mod qwen;
+
+/// The 21 provider types of the seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderType {
+    OpenAi,
+    Azure,
+    Moonshot,
+    Qwen,
+    Baichuan,
+    Yi,
+    Zhipuai,
+    Deepseek,
+    Groq,
+    Baidu,
+    Ai360,
+    Mistral,
+    Minimax,
+    Claude,
+    Ollama,
+    Hunyuan,
+    Stepfun,
+    Cloudflare,
+    Spark,
+    Gemini,
+    Deepl,
+}
+
+impl ProviderType {
+    pub const ALL: [ProviderType; 21] = [
+        Self::OpenAi,
+        Self::Azure,
+        Self::Moonshot,
+        Self::Qwen,
+        Self::Baichuan,
+        Self::Yi,
+        Self::Zhipuai,
+        Self::Deepseek,
+        Self::Groq,
+        Self::Baidu,
+        Self::Ai360,
+        Self::Mistral,
+        Self::Minimax,
+        Self::Claude,
+        Self::Ollama,
+        Self::Hunyuan,
+        Self::Stepfun,
+        Self::Cloudflare,
+        Self::Spark,
+        Self::Gemini,
+        Self::Deepl,
+    ];
+
+    /// The `type` string of the configuration.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Azure => "azure",
+            Self::Moonshot => "moonshot",
+            Self::Qwen => "qwen",
+            Self::Baichuan => "baichuan",
+            Self::Yi => "yi",
+            Self::Zhipuai => "zhipuai",
+            Self::Deepseek => "deepseek",
+            Self::Groq => "groq",
+            Self::Baidu => "baidu",
+            Self::Ai360 => "ai360",
+            Self::Mistral => "mistral",
+            Self::Minimax => "minimax",
+            Self::Claude => "claude",
+            Self::Ollama => "ollama",
+            Self::Hunyuan => "hunyuan",
+            Self::Stepfun => "stepfun",
+            Self::Cloudflare => "cloudflare",
+            Self::Spark => "spark",
+            Self::Gemini => "gemini",
+            Self::Deepl => "deepl",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == s)
+    }
+}
+
+/// The OpenAI APIs we translate, chosen by path suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    ChatCompletions,
+    Embeddings,
+}
+
+impl Api {
+    /// `/v1/chat/completions` and `/v1/embeddings`, matched as suffixes of the path (query ignored).
+    pub fn from_path(path: &str) -> Option<Self> {
+        let path = path.split_once('?').map_or(path, |(p, _)| p);
+        if path.ends_with("/v1/chat/completions") {
+            Some(Self::ChatCompletions)
+        } else if path.ends_with("/v1/embeddings") {
+            Some(Self::Embeddings)
+        } else {
+            None
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "chat completions",
+            Self::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// Everything a provider needs to translate one request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    pub config: &'a ProviderConfig,
+    pub api: Api,
+    /// The model sent upstream, after `modelMapping`.
+    pub model: &'a str,
+    pub stream: bool,
+    /// The client asked for a final usage chunk (`stream_options.include_usage`).
+    pub include_usage: bool,
+    /// The API token chosen for this request ("" when the provider has none).
+    pub token: &'a str,
+}
+
+/// Where the request goes and which headers to set; the core adds the body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Upstream {
+    pub authority: String,
+    /// Path with query.
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Upstream {
+    pub fn new(authority: impl Into<String>, path: impl Into<String>) -> Self {
+        Self {
+            authority: authority.into(),
+            path: path.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+}
+
+/// A provider with a protocol of its own (or the compat table, which implements it once).
+pub trait Provider: Send + Sync {
+    fn kind(&self) -> ProviderType;
+
+    /// The customSettings column for this request.
+    fn settings_protocol(&self, _req: &RequestInfo<'_>) -> SettingsProtocol {
+        SettingsProtocol::OpenAi
+    }
+
+    /// Rewrites the parsed, model-mapped OpenAI body in place into the provider's body and says
+    /// where it goes. Unsupported features are a 400 naming the feature.
+    fn translate_request(
+        &self,
+        req: &RequestInfo<'_>,
+        body: &mut Value,
+    ) -> Result<Upstream, ProxyError>;
+
+    /// `protocol: original`, or a path we do not translate: host and auth for the client's own
+    /// path; the body is not touched.
+    fn passthrough_target(
+        &self,
+        config: &ProviderConfig,
+        token: &str,
+        path: &str,
+    ) -> Result<Upstream, ProxyError>;
+
+    /// Last step with the final body bytes (request signing). Default: nothing.
+    fn finalize(
+        &self,
+        _config: &ProviderConfig,
+        _upstream: &mut Upstream,
+        _body: &[u8],
+    ) -> Result<(), ProxyError> {
+        Ok(())
+    }
+
+    /// A fresh translator for this exchange's response.
+    fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator>;
+}
+
+/// Turns one upstream response into OpenAI's shape. Streams arrive as SSE events (the core does
+/// the framing); buffered bodies arrive whole, once.
+pub trait ResponseTranslator: Send {
+    /// One upstream SSE event; append the OpenAI SSE events it yields to `out`.
+    fn on_event(&mut self, event: SseEvent<'_>, out: &mut Vec<u8>) -> Result<(), ProxyError>;
+
+    /// The upstream stream ended; append whatever closes the OpenAI stream (`data: [DONE]`).
+    fn on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError>;
+
+    /// A whole 2xx body. An `Err` becomes the client's error reply (providers that report errors
+    /// inside a 200 use this).
+    fn on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError>;
+
+    /// An upstream error status with its body, as an OpenAI error keeping the upstream status.
+    fn on_error(&mut self, status: u16, body: &[u8]) -> ProxyError {
+        crate::openai::upstream_error(status, body)
+    }
+
+    /// Usage seen so far (complete once the body or stream has ended).
+    fn usage(&self) -> Option<Usage>;
+}
+
+/// The provider implementation for a validated configuration.
+pub fn build(config: &ProviderConfig) -> Box<dyn Provider> {
+    match config.kind {
+        ProviderType::Claude => claude::build(config),
+        ProviderType::Gemini => gemini::build(config),
+        ProviderType::Qwen => qwen::build(config),
+        ProviderType::Hunyuan => hunyuan::build(config),
+        ProviderType::Minimax => minimax::build(config),
+        ProviderType::Deepl => deepl::build(config),
+        kind => match openai_compat::row(kind) {
+            Some(row) => Box::new(openai_compat::CompatProvider::new(row)),
+            None => Box::new(pending::Pending(kind)),
+        },
+    }
+}

@@ -1,0 +1,427 @@
+//! The OpenAI-protocol family: one table row per provider (host, paths, auth), one implementation.
+//!
+//! Facts used for the rows (looked up in each provider's public API docs):
+//! - openai: `api.openai.com`, `/v1/chat/completions`, `/v1/embeddings`, `Authorization: Bearer`.
+//! - azure: host and deployment path from `azureServiceUrl` (`/openai/deployments/{dep}/chat/completions`
+//!   with a required `api-version` query); embeddings at `/openai/deployments/{dep}/embeddings`;
+//!   header `api-key`.
+//! - moonshot: `api.moonshot.cn/v1/chat/completions`, Bearer; no embeddings API. Stream usage can
+//!   arrive in `choices[0].usage` (lifted by `openai::find_usage`).
+//! - baichuan: `api.baichuan-ai.com/v1/chat/completions` and `/v1/embeddings`, Bearer.
+//! - yi (01.AI): `api.lingyiwanwu.com/v1/chat/completions`, Bearer; no embeddings API.
+//! - zhipuai: `open.bigmodel.cn/api/paas/v4/chat/completions` and `/api/paas/v4/embeddings`, Bearer
+//!   with the API key. Stream chunks have no `object` (added by normalisation).
+//! - deepseek: `api.deepseek.com/chat/completions` (the `/v1` prefix is optional), Bearer; no embeddings.
+//! - groq: `api.groq.com/openai/v1/chat/completions`, Bearer; no embeddings. Usage may be in `x_groq.usage`.
+//! - mistral: `api.mistral.ai/v1/chat/completions` and `/v1/embeddings`, Bearer. Rejects
+//!   `stream_options` with 422, so it is stripped; its errors are unwrapped `{"object":"error",...}`.
+//! - stepfun: `api.stepfun.com/v1/chat/completions`, Bearer; no embeddings.
+//! - ai360: `api.360.cn/v1/chat/completions` and `/v1/embeddings`, `Authorization: Bearer`.
+//! - ollama: `{ollamaServerHost}:{ollamaServerPort}` (default 11434), OpenAI-compatible
+//!   `/v1/chat/completions` and `/v1/embeddings`, no auth.
+//! - cloudflare: `api.cloudflare.com/client/v4/accounts/{cloudflareAccountId}/ai/v1/chat/completions`
+//!   and `.../ai/v1/embeddings`, Bearer; errors in Cloudflare's `{"errors":[...]}` envelope.
+//! - spark: `spark-api-open.xf-yun.com/v1/chat/completions`, `Authorization: Bearer APIKey:APISecret`;
+//!   responses lack `object`/`model`/`finish_reason` (added); business errors as `code != 0`.
+//! - baidu: Qianfan v2 `qianfan.baidubce.com/v2/chat/completions` and `/v2/embeddings`, Bearer.
+//! - minimax: `api.minimax.chat/v1/text/chatcompletion_v2`, Bearer; errors may come as HTTP 200
+//!   with `base_resp.status_code != 0`. (ChatCompletion Pro models are handled in `minimax.rs`.)
+
+use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use crate::config::ProviderConfig;
+use crate::custom_settings::SettingsProtocol;
+use crate::error::ProxyError;
+use crate::openai::{self, StreamMeta};
+use crate::sse::{self, SseEvent};
+use crate::usage::Usage;
+use serde_json::{Map, Value};
+
+/// Where a row's host comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    Fixed(&'static str),
+    /// `openaiCustomUrl` when set, else the fixed host.
+    OpenAiOrCustom(&'static str),
+    /// From `azureServiceUrl`.
+    Azure,
+    /// `ollamaServerHost:ollamaServerPort`.
+    Ollama,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    Bearer,
+    /// The token in a header of this name, e.g. Azure's `api-key`.
+    Header(&'static str),
+    None,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CompatRow {
+    pub kind: ProviderType,
+    pub host: Host,
+    /// `{account}` is replaced by `cloudflareAccountId`.
+    pub chat_path: &'static str,
+    pub embeddings_path: Option<&'static str>,
+    pub auth: Auth,
+    pub settings: SettingsProtocol,
+    /// The provider rejects `stream_options` (Mistral answers 422).
+    pub strip_stream_options: bool,
+}
+
+const fn entry(
+    kind: ProviderType,
+    host: Host,
+    chat_path: &'static str,
+    embeddings_path: Option<&'static str>,
+    auth: Auth,
+) -> CompatRow {
+    CompatRow {
+        kind,
+        host,
+        chat_path,
+        embeddings_path,
+        auth,
+        settings: SettingsProtocol::OpenAi,
+        strip_stream_options: false,
+    }
+}
+
+use ProviderType as T;
+
+/// The table. Azure's and openaiCustomUrl's paths come from the configuration.
+pub const TABLE: &[CompatRow] = &[
+    entry(
+        T::OpenAi,
+        Host::OpenAiOrCustom("api.openai.com"),
+        "/v1/chat/completions",
+        Some("/v1/embeddings"),
+        Auth::Bearer,
+    ),
+    entry(T::Azure, Host::Azure, "", Some(""), Auth::Header("api-key")),
+    entry(
+        T::Moonshot,
+        Host::Fixed("api.moonshot.cn"),
+        "/v1/chat/completions",
+        None,
+        Auth::Bearer,
+    ),
+    entry(
+        T::Baichuan,
+        Host::Fixed("api.baichuan-ai.com"),
+        "/v1/chat/completions",
+        Some("/v1/embeddings"),
+        Auth::Bearer,
+    ),
+    entry(
+        T::Yi,
+        Host::Fixed("api.lingyiwanwu.com"),
+        "/v1/chat/completions",
+        None,
+        Auth::Bearer,
+    ),
+    entry(
+        T::Zhipuai,
+        Host::Fixed("open.bigmodel.cn"),
+        "/api/paas/v4/chat/completions",
+        Some("/api/paas/v4/embeddings"),
+        Auth::Bearer,
+    ),
+    entry(
+        T::Deepseek,
+        Host::Fixed("api.deepseek.com"),
+        "/chat/completions",
+        None,
+        Auth::Bearer,
+    ),
+    entry(
+        T::Groq,
+        Host::Fixed("api.groq.com"),
+        "/openai/v1/chat/completions",
+        None,
+        Auth::Bearer,
+    ),
+    CompatRow {
+        strip_stream_options: true,
+        ..entry(
+            T::Mistral,
+            Host::Fixed("api.mistral.ai"),
+            "/v1/chat/completions",
+            Some("/v1/embeddings"),
+            Auth::Bearer,
+        )
+    },
+    entry(
+        T::Stepfun,
+        Host::Fixed("api.stepfun.com"),
+        "/v1/chat/completions",
+        None,
+        Auth::Bearer,
+    ),
+    entry(
+        T::Ai360,
+        Host::Fixed("api.360.cn"),
+        "/v1/chat/completions",
+        Some("/v1/embeddings"),
+        Auth::Bearer,
+    ),
+    entry(
+        T::Ollama,
+        Host::Ollama,
+        "/v1/chat/completions",
+        Some("/v1/embeddings"),
+        Auth::None,
+    ),
+    entry(
+        T::Cloudflare,
+        Host::Fixed("api.cloudflare.com"),
+        "/client/v4/accounts/{account}/ai/v1/chat/completions",
+        Some("/client/v4/accounts/{account}/ai/v1/embeddings"),
+        Auth::Bearer,
+    ),
+    CompatRow {
+        settings: SettingsProtocol::Spark,
+        ..entry(
+            T::Spark,
+            Host::Fixed("spark-api-open.xf-yun.com"),
+            "/v1/chat/completions",
+            None,
+            Auth::Bearer,
+        )
+    },
+    CompatRow {
+        settings: SettingsProtocol::Baidu,
+        ..entry(
+            T::Baidu,
+            Host::Fixed("qianfan.baidubce.com"),
+            "/v2/chat/completions",
+            Some("/v2/embeddings"),
+            Auth::Bearer,
+        )
+    },
+    entry(
+        T::Minimax,
+        Host::Fixed("api.minimax.chat"),
+        "/v1/text/chatcompletion_v2",
+        None,
+        Auth::Bearer,
+    ),
+];
+
+pub fn row(kind: ProviderType) -> Option<&'static CompatRow> {
+    TABLE.iter().find(|r| r.kind == kind)
+}
+
+/// Splits a configured URL path into the chat and embeddings paths: a path ending in one API's
+/// suffix yields the sibling for the other; any other path is a base both are appended to.
+fn sibling_paths(path: &str) -> (String, String) {
+    let base = path
+        .strip_suffix("/chat/completions")
+        .or_else(|| path.strip_suffix("/embeddings"))
+        .unwrap_or_else(|| path.trim_end_matches('/'));
+    (
+        format!("{base}/chat/completions"),
+        format!("{base}/embeddings"),
+    )
+}
+
+fn with_query(path: String, query: &str) -> String {
+    if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+pub struct CompatProvider {
+    row: &'static CompatRow,
+}
+
+impl CompatProvider {
+    pub fn new(row: &'static CompatRow) -> Self {
+        Self { row }
+    }
+
+    pub fn row(&self) -> &'static CompatRow {
+        self.row
+    }
+
+    fn authority(&self, config: &ProviderConfig) -> String {
+        match self.row.host {
+            Host::Fixed(h) => h.to_string(),
+            Host::OpenAiOrCustom(h) => config
+                .openai_custom_url
+                .as_ref()
+                .map_or_else(|| h.to_string(), |u| u.authority.clone()),
+            Host::Azure => config
+                .azure_service_url
+                .as_ref()
+                .map(|u| u.authority.clone())
+                .unwrap_or_default(),
+            Host::Ollama => format!(
+                "{}:{}",
+                config.ollama_server_host.as_deref().unwrap_or("localhost"),
+                config.ollama_server_port
+            ),
+        }
+    }
+
+    fn path(&self, config: &ProviderConfig, api: Api) -> Result<String, ProxyError> {
+        let configured = match self.row.host {
+            Host::Azure => config.azure_service_url.as_ref(),
+            Host::OpenAiOrCustom(_) => config.openai_custom_url.as_ref(),
+            _ => None,
+        };
+        if let Some(url) = configured {
+            let (chat, emb) = sibling_paths(&url.path);
+            let p = if api == Api::ChatCompletions {
+                chat
+            } else {
+                emb
+            };
+            return Ok(with_query(p, &url.query));
+        }
+        let template = match api {
+            Api::ChatCompletions => self.row.chat_path,
+            Api::Embeddings => self.row.embeddings_path.ok_or_else(|| {
+                ProxyError::unsupported("the embeddings API", self.row.kind.name())
+            })?,
+        };
+        Ok(match &config.cloudflare_account_id {
+            Some(acct) if template.contains("{account}") => template.replace("{account}", acct),
+            _ => template.to_string(),
+        })
+    }
+
+    fn with_auth(&self, up: Upstream, token: &str) -> Upstream {
+        match self.row.auth {
+            Auth::Bearer => up.bearer(token),
+            Auth::Header(name) => up.header(name, token),
+            Auth::None => up,
+        }
+    }
+}
+
+impl Provider for CompatProvider {
+    fn kind(&self) -> ProviderType {
+        self.row.kind
+    }
+
+    fn settings_protocol(&self, _req: &RequestInfo<'_>) -> SettingsProtocol {
+        self.row.settings
+    }
+
+    fn translate_request(
+        &self,
+        req: &RequestInfo<'_>,
+        body: &mut Value,
+    ) -> Result<Upstream, ProxyError> {
+        let obj = body
+            .as_object_mut()
+            .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+        obj.insert("model".into(), req.model.into());
+        if self.row.strip_stream_options {
+            obj.remove("stream_options");
+        }
+        if req.api == Api::ChatCompletions {
+            if let Some(schema) = &req.config.response_json_schema {
+                obj.insert(
+                    "response_format".into(),
+                    serde_json::json!({"type": "json_schema", "json_schema": schema}),
+                );
+            }
+        }
+        let up = Upstream::new(self.authority(req.config), self.path(req.config, req.api)?);
+        Ok(self.with_auth(up, req.token))
+    }
+
+    fn passthrough_target(
+        &self,
+        config: &ProviderConfig,
+        token: &str,
+        path: &str,
+    ) -> Result<Upstream, ProxyError> {
+        Ok(self.with_auth(Upstream::new(self.authority(config), path), token))
+    }
+
+    fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
+        Box::new(CompatTranslator {
+            api: req.api,
+            model: req.model.to_string(),
+            meta: None,
+            usage: None,
+            done: false,
+        })
+    }
+}
+
+/// Normalises an OpenAI-compatible response; bounded state: the stream identity and usage.
+pub struct CompatTranslator {
+    api: Api,
+    model: String,
+    meta: Option<StreamMeta>,
+    usage: Option<Usage>,
+    done: bool,
+}
+
+impl ResponseTranslator for CompatTranslator {
+    fn on_event(&mut self, event: SseEvent<'_>, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+        let data = event.data.trim_ascii();
+        if data.is_empty() || self.done {
+            return Ok(());
+        }
+        if data == b"[DONE]" {
+            self.done = true;
+            sse::write_done(out);
+            return Ok(());
+        }
+        let mut v: Value = serde_json::from_slice(data).map_err(|e| {
+            ProxyError::bad_upstream(format!("upstream stream event is not JSON: {e}"))
+        })?;
+        let Some(obj) = v.as_object_mut() else {
+            return Err(ProxyError::bad_upstream(
+                "upstream stream event is not a JSON object",
+            ));
+        };
+        if obj.contains_key("error") || openai::error_in_success_body(obj).is_some() {
+            let err = openai::error_in_success_body(obj)
+                .unwrap_or_else(|| openai::upstream_error(500, data));
+            openai::write_stream_error(out, &err);
+            return Ok(());
+        }
+        if let Some(u) = openai::normalize_chunk(obj, &mut self.meta, &self.model) {
+            self.usage = Some(u);
+        }
+        sse::write_data(out, &v);
+        Ok(())
+    }
+
+    fn on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+        if !self.done {
+            self.done = true;
+            sse::write_done(out);
+        }
+        Ok(())
+    }
+
+    fn on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
+        let mut v: Value = serde_json::from_slice(body)
+            .map_err(|e| ProxyError::bad_upstream(format!("upstream body is not JSON: {e}")))?;
+        let obj: &mut Map<String, Value> = v
+            .as_object_mut()
+            .ok_or_else(|| ProxyError::bad_upstream("upstream body is not a JSON object"))?;
+        if let Some(err) = openai::error_in_success_body(obj) {
+            return Err(err);
+        }
+        self.usage = match self.api {
+            Api::ChatCompletions => openai::normalize_completion(obj, &self.model),
+            Api::Embeddings => openai::normalize_embeddings(obj, &self.model),
+        };
+        serde_json::to_writer(&mut *out, &v).expect("serialising to a Vec cannot fail");
+        Ok(())
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+}

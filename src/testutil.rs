@@ -1,0 +1,268 @@
+//! Test support shared by every module's tests: validation of what we emit against OpenAI's
+//! published schema (`../shared/spec/openai-openapi.yaml`), and a driver for whole exchanges.
+
+use crate::exchange::{Config, Exchange, RequestAction, ResponseMode, UpstreamRequest};
+use jsonschema::JSONSchema;
+use once_cell::sync::Lazy;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn spec_path() -> PathBuf {
+    std::env::var_os("AIPROXY_OPENAI_SPEC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/openai-openapi.yaml")
+        })
+}
+
+/// OpenAPI 3.0 `nullable: true` → JSON Schema null, as the spec's README prescribes.
+fn rewrite_nullable(v: &mut Value) {
+    match v {
+        Value::Array(items) => items.iter_mut().for_each(rewrite_nullable),
+        Value::Object(obj) => {
+            for child in obj.values_mut() {
+                rewrite_nullable(child);
+            }
+            if obj.remove("nullable") == Some(Value::Bool(true)) {
+                if let Some(t) = obj.get_mut("type") {
+                    match t {
+                        Value::String(s) => {
+                            *t = Value::Array(vec![Value::String(s.clone()), "null".into()])
+                        }
+                        Value::Array(a) if !a.contains(&"null".into()) => a.push("null".into()),
+                        _ => {}
+                    }
+                    if let Some(Value::Array(e)) = obj.get_mut("enum") {
+                        e.push(Value::Null);
+                    }
+                } else if ["$ref", "anyOf", "oneOf", "allOf"]
+                    .iter()
+                    .any(|k| obj.contains_key(*k))
+                {
+                    let inner = Value::Object(std::mem::take(obj));
+                    obj.insert(
+                        "anyOf".into(),
+                        Value::Array(vec![inner, serde_json::json!({"type": "null"})]),
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+static SCHEMAS: Lazy<Value> = Lazy::new(|| {
+    let text = std::fs::read_to_string(spec_path())
+        .expect("read OpenAI spec (../shared/spec/openai-openapi.yaml)");
+    let doc: Value = serde_yaml::from_str(&text).expect("parse OpenAI spec");
+    let mut schemas = doc["components"]["schemas"].clone();
+    rewrite_nullable(&mut schemas);
+    schemas
+});
+
+static COMPILED: Lazy<parking_lot::Mutex<HashMap<&'static str, Arc<JSONSchema>>>> =
+    Lazy::new(Default::default);
+
+fn schema(name: &'static str) -> Arc<JSONSchema> {
+    let mut cache = COMPILED.lock();
+    cache
+        .entry(name)
+        .or_insert_with(|| {
+            let mut root = Map::new();
+            root.insert("$ref".into(), format!("#/components/schemas/{name}").into());
+            root.insert(
+                "components".into(),
+                serde_json::json!({"schemas": SCHEMAS.clone()}),
+            );
+            Arc::new(
+                JSONSchema::options()
+                    .should_validate_formats(false)
+                    .compile(&Value::Object(root))
+                    .unwrap_or_else(|e| panic!("compile schema {name}: {e}")),
+            )
+        })
+        .clone()
+}
+
+fn validate(name: &'static str, v: &Value) {
+    let s = schema(name);
+    if let Err(errors) = s.validate(v) {
+        let msgs: Vec<String> = errors
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
+        panic!(
+            "not a valid {name}: {msgs:?}\n{}",
+            serde_json::to_string_pretty(v).unwrap()
+        );
+    };
+}
+
+pub fn validate_chat_completion(v: &Value) {
+    validate("CreateChatCompletionResponse", v);
+}
+
+pub fn validate_chunk(v: &Value) {
+    validate("CreateChatCompletionStreamResponse", v);
+}
+
+pub fn validate_embeddings(v: &Value) {
+    validate("CreateEmbeddingResponse", v);
+}
+
+pub fn validate_error(v: &Value) {
+    validate("ErrorResponse", v);
+}
+
+/// Parses an emitted OpenAI SSE stream: every event is `data: <chunk or error>` followed by a
+/// blank line, the last is `data: [DONE]`. Validates each; returns the JSON events.
+pub fn validate_sse_stream(bytes: &[u8]) -> Vec<Value> {
+    let text = std::str::from_utf8(bytes).expect("stream is UTF-8");
+    assert!(
+        text.ends_with("data: [DONE]\n\n"),
+        "stream must end with data: [DONE]: {text:?}"
+    );
+    let mut events = Vec::new();
+    for block in text.split_terminator("\n\n") {
+        let data = block
+            .strip_prefix("data: ")
+            .unwrap_or_else(|| panic!("not a data event: {block:?}"));
+        if data == "[DONE]" {
+            continue;
+        }
+        let v: Value = serde_json::from_str(data)
+            .unwrap_or_else(|e| panic!("event is not JSON ({e}): {data}"));
+        if v.get("error").is_some() {
+            validate_error(&v);
+        } else {
+            validate_chunk(&v);
+        }
+        events.push(v);
+    }
+    assert_eq!(
+        text.matches("data: [DONE]").count(),
+        1,
+        "exactly one [DONE]"
+    );
+    events
+}
+
+/// Concatenated `delta.content` of choice 0 over a stream's chunks.
+pub fn stream_text(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter_map(|e| e["choices"].get(0)?.get("delta")?.get("content")?.as_str())
+        .collect()
+}
+
+pub fn config(json: &str) -> Arc<Config> {
+    Config::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("config rejected: {e}"))
+}
+
+/// Runs the request step and expects a forward.
+pub fn forward(cfg: &Arc<Config>, path: &str, body: &str) -> (Exchange, UpstreamRequest) {
+    let mut ex = Exchange::new(Arc::clone(cfg));
+    match ex
+        .on_request(
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap()
+    {
+        RequestAction::Forward(up) => (ex, up),
+        other => panic!("expected a forward, got {other:?}"),
+    }
+}
+
+/// The upstream body a forward carries, parsed.
+pub fn upstream_json(up: &UpstreamRequest) -> Value {
+    serde_json::from_slice(up.body.as_deref().expect("body replaced"))
+        .expect("upstream body is JSON")
+}
+
+pub fn header<'a>(up: &'a UpstreamRequest, name: &str) -> Option<&'a str> {
+    up.set_headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Feeds a response whole (one chunk) and returns (status, output, mode).
+pub fn respond(
+    ex: &mut Exchange,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, Vec<u8>, ResponseMode) {
+    respond_split(ex, status, content_type, body, &[])
+}
+
+/// Feeds a response split at the given byte offsets; returns (final status, concatenated output, mode).
+pub fn respond_split(
+    ex: &mut Exchange,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    splits: &[usize],
+) -> (u16, Vec<u8>, ResponseMode) {
+    let rh = ex
+        .on_response_headers(status, &[("content-type", content_type)])
+        .unwrap();
+    let mut out = Vec::new();
+    let mut final_status = status;
+    let mut start = 0;
+    let mut cuts: Vec<usize> = splits
+        .iter()
+        .copied()
+        .filter(|&s| s <= body.len())
+        .collect();
+    cuts.push(body.len());
+    for (i, &end) in cuts.iter().enumerate() {
+        let end = end.max(start);
+        let last = i + 1 == cuts.len();
+        let r = ex.on_response_body(&body[start..end], last).unwrap();
+        if r.unchanged {
+            out.extend_from_slice(&body[start..end]);
+        } else {
+            out.extend_from_slice(r.data);
+        }
+        if let Some(s) = r.status {
+            final_status = s;
+        }
+        start = end;
+    }
+    (final_status, out, rh.mode)
+}
+
+/// Chunking invariance: the same upstream stream split at every byte boundary (and byte by byte)
+/// gives the same client-visible events as fed whole. `make` builds a fresh forwarded exchange.
+/// Ids/created are compared after being blanked, since they may be generated per exchange.
+pub fn assert_chunking_invariant(
+    mut make: impl FnMut() -> Exchange,
+    content_type: &str,
+    body: &[u8],
+) {
+    fn canon(out: &[u8]) -> Vec<Value> {
+        let mut evs = validate_sse_stream(out);
+        for e in &mut evs {
+            if let Some(o) = e.as_object_mut() {
+                o.remove("id");
+                o.remove("created");
+            }
+        }
+        evs
+    }
+    let (_, whole, mode) = respond(&mut make(), 200, content_type, body);
+    assert_eq!(mode, ResponseMode::Stream);
+    let want = canon(&whole);
+    for i in 0..=body.len() {
+        let (_, out, _) = respond_split(&mut make(), 200, content_type, body, &[i]);
+        assert_eq!(canon(&out), want, "split at byte {i}");
+    }
+    let all: Vec<usize> = (1..body.len()).collect();
+    let (_, out, _) = respond_split(&mut make(), 200, content_type, body, &all);
+    assert_eq!(canon(&out), want, "byte by byte");
+}

@@ -1,0 +1,1 @@
+"""Shared Python test helpers for aiproxy (schema validation of gateway output)."""
