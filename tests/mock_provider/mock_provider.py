@@ -790,7 +790,10 @@ def claude_error(req: MockRequest, status: int) -> Reply:
 # "Embeddings" batchEmbedContents -> {"embeddings": [{"values"}]}, embedContent -> {"embedding": {"values"}}
 # (https://ai.google.dev/api/embeddings), and the Google API error model
 # {"error": {"code", "message", "status"}} (https://ai.google.dev/gemini-api/docs/troubleshooting).
-# Without alt=sse, streamGenerateContent returns a JSON array of responses.
+# Streaming: with alt=sse each GenerateContentResponse is a "data: {...}" event terminated by CRLF CRLF,
+# no [DONE] sentinel, usageMetadata cumulative on every chunk (observed wire behaviour reported in
+# nyroway/nyro#265 "Vertex AI emits SSE frames with CRLF terminators", mokksy/ai-mocks#703, and
+# ankit373/hydra#855); without alt=sse the body is a streamed JSON array of responses.
 # --------------------------------------------------------------------------
 
 GEMINI_ROUTE: Final = re.compile(r"^/(v1beta|v1|v1alpha)/models/([^/:]+):([A-Za-z]+)$")
@@ -825,39 +828,39 @@ def gemini_conversation(req: MockRequest) -> Conversation:
 def gemini_generate(req: MockRequest, model: str, stream: bool) -> Reply:
     answer = gemini_conversation(req).answer()
     finish = "MAX_TOKENS" if answer.truncated else "STOP"
-    usage = {
-        "promptTokenCount": answer.prompt_tokens,
-        "candidatesTokenCount": answer.completion_tokens,
-        "totalTokenCount": answer.total_tokens,
-    }
     response_id = f"mock{req.digest[:20]}"
     call_part = {"functionCall": {"name": answer.tool_call.name, "args": answer.tool_call.args}} if answer.tool_call else None
 
-    def response(parts: list[dict[str, Any]], final: bool) -> dict[str, Any]:
+    def response(parts: list[dict[str, Any]], final: bool, completion: int) -> dict[str, Any]:
         candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
         if final:
             candidate["finishReason"] = finish
-        obj: dict[str, Any] = {"candidates": [candidate]}
-        if final:
-            obj["usageMetadata"] = usage
-        obj["modelVersion"] = model
-        obj["responseId"] = response_id
-        return obj
+        return {
+            "candidates": [candidate],
+            "usageMetadata": {
+                "promptTokenCount": answer.prompt_tokens,
+                "candidatesTokenCount": completion,
+                "totalTokenCount": answer.prompt_tokens + completion,
+            },
+            "modelVersion": model,
+            "responseId": response_id,
+        }
 
     if not stream:
         parts: list[dict[str, Any]] = [{"text": answer.text}]
         if call_part:
             parts.append(call_part)
-        return json_reply(response(parts, True))
+        return json_reply(response(parts, True, answer.completion_tokens))
 
     pieces = answer.pieces
-    objects = [response([{"text": p}], False) for p in pieces[:-1]]
+    objects = [response([{"text": p}], False, i + 1) for i, p in enumerate(pieces[:-1])]
     last_parts: list[dict[str, Any]] = [{"text": pieces[-1]}]
     if call_part:
         last_parts.append(call_part)
-    objects.append(response(last_parts, True))
+    objects.append(response(last_parts, True, answer.completion_tokens))
     if req.qparam("alt") == "sse":
-        return Reply(200, "text/event-stream", events=[sse_data(o) for o in objects], headers=[("cache-control", "no-cache")])
+        events = [f"data: {dumps(o)}\r\n\r\n".encode("utf-8") for o in objects]
+        return Reply(200, "text/event-stream", events=events, headers=[("cache-control", "no-cache")])
     array_events = [("[" if i == 0 else ",\r\n").encode() + dumps(o).encode("utf-8") for i, o in enumerate(objects)]
     array_events.append(b"]")
     return Reply(200, "application/json; charset=UTF-8", events=array_events)

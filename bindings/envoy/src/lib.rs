@@ -45,7 +45,7 @@ pub(crate) fn new_filter_config(
         requests,
         body_len_header: b("body_len_header"),
         rewrite_request_body: s("rewrite_request_body"),
-        uppercase_response: b("uppercase_response"),
+        rewrite_response_chunks: b("rewrite_response_chunks"),
         local_reply_path: s("local_reply_path"),
         callout_path: s("callout_path"),
         callout_cluster: s("callout_cluster"),
@@ -59,7 +59,7 @@ struct DemoConfig {
     requests: CounterId,
     body_len_header: bool,
     rewrite_request_body: Option<String>,
-    uppercase_response: bool,
+    rewrite_response_chunks: bool,
     local_reply_path: Option<String>,
     callout_path: Option<String>,
     callout_cluster: Option<String>,
@@ -72,7 +72,7 @@ impl HttpFilterConfig for DemoConfig {
             requests: self.requests,
             body_len_header: self.body_len_header,
             rewrite_request_body: self.rewrite_request_body.clone(),
-            uppercase_response: self.uppercase_response,
+            rewrite_response_chunks: self.rewrite_response_chunks,
             local_reply_path: self.local_reply_path.clone(),
             callout_path: self.callout_path.clone(),
             callout_cluster: self.callout_cluster.clone(),
@@ -85,7 +85,7 @@ struct DemoFilter {
     requests: CounterId,
     body_len_header: bool,
     rewrite_request_body: Option<String>,
-    uppercase_response: bool,
+    rewrite_response_chunks: bool,
     local_reply_path: Option<String>,
     callout_path: Option<String>,
     callout_cluster: Option<String>,
@@ -168,14 +168,33 @@ impl HttpFilter for DemoFilter {
         BodyStatus::Continue
     }
 
+    fn on_response_headers(
+        &mut self,
+        envoy: &mut EnvoyHttpFilter,
+        _end_of_stream: bool,
+    ) -> HeadersStatus {
+        if self.rewrite_response_chunks {
+            // Chunk rewriting changes the length: drop it so Envoy re-frames the body.
+            envoy.remove_response_header("content-length");
+        }
+        HeadersStatus::Continue
+    }
+
     fn on_response_body(
         &mut self,
         envoy: &mut EnvoyHttpFilter,
         _end_of_stream: bool,
     ) -> BodyStatus {
-        if self.uppercase_response {
+        if self.rewrite_response_chunks {
+            // Each chunk is replaced in place as it passes: upper-cased and bracketed.
             let chunk = envoy.response_chunk();
-            envoy.replace_response_chunk(&chunk.to_ascii_uppercase());
+            if !chunk.is_empty() {
+                let mut out = Vec::with_capacity(chunk.len() + 2);
+                out.push(b'[');
+                out.extend_from_slice(&chunk.to_ascii_uppercase());
+                out.push(b']');
+                envoy.replace_response_chunk(&out);
+            }
         }
         BodyStatus::Continue
     }

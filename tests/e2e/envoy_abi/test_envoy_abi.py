@@ -50,7 +50,7 @@ def find_envoy() -> Optional[Path]:
     if env:
         return Path(env)
     try:
-        import envoy  # type: ignore[import-not-found]
+        import envoy  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
         cand = Path(envoy.__file__).parent / "_bin" / "envoy"
         if cand.is_file():
@@ -386,7 +386,7 @@ DEMO_JSON = json.dumps(
     {
         "demo": {
             "body_len_header": True,
-            "uppercase_response": False,
+            "rewrite_response_chunks": False,
             "local_reply_path": "/local",
             "callout_path": "/do-callout",
             "callout_cluster": "upstream",
@@ -489,12 +489,12 @@ def test_request_passes_with_header_and_plumbing(envoy_running: EnvoyRun, upstre
 def test_request_body_rewrite_and_streamed_response_chunks(
     envoy_bin: Path, module_dir: Path, workdir: Path, upstream: Upstream
 ) -> None:
-    cfg = json.dumps({"demo": {"rewrite_request_body": "REWRITTEN", "uppercase_response": True}})
+    cfg = json.dumps({"demo": {"rewrite_request_body": "REWRITTEN", "rewrite_response_chunks": True}})
     run = launch_envoy(envoy_bin, module_dir, workdir, upstream.port, cfg)
     try:
         assert wait_ready(run), run.log()[-4000:]
         status, _, body = request(run.listen_port, "POST", "/orig", body=b"original body")
-        assert (status, body) == (200, b"UPSTREAM OK")
+        assert (status, body) == (200, b"[UPSTREAM OK]")
         seen = upstream.seen[-1]
         assert (seen.path, seen.body, seen.headers.get("content-length")) == ("/rewritten", b"REWRITTEN", "9")
 
@@ -505,9 +505,9 @@ def test_request_body_rewrite_and_streamed_response_chunks(
             sock.sendall(b"GET /stream HTTP/1.1\r\nhost: x\r\n\r\n")
             got = b""
             deadline = time.monotonic() + HTTP_TIMEOUT_S
-            while b"HELLO " not in got and time.monotonic() < deadline:
+            while b"[HELLO ]" not in got and time.monotonic() < deadline:
                 got += sock.recv(65536)
-            assert b"HELLO " in got, got
+            assert b"[HELLO ]" in got, got
             assert not upstream.second_chunk_waited_ok, "second chunk was sent before the first arrived"
             upstream.release_second_chunk.set()
             while b"\r\n0\r\n\r\n" not in got and time.monotonic() < deadline:
@@ -517,7 +517,7 @@ def test_request_body_rewrite_and_streamed_response_chunks(
                 got += chunk
         finally:
             sock.close()
-        assert b"WORLD" in got and b"hello" not in got, got
+        assert b"[WORLD]" in got and b"hello" not in got, got
         assert upstream.second_chunk_waited_ok == [True]
     finally:
         run.stop()
