@@ -612,3 +612,7 @@ fn parse_custom_settings(v: Option<&Value>) -> Result<Vec<CustomSetting>, Config
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -201,6 +201,13 @@ fn set_if_missing(
     }
 }
 
+/// Providers send `null` for some optional string fields that OpenAI's schema types as string.
+fn drop_null(obj: &mut Map<String, Value>, key: &str) {
+    if obj.get(key).is_some_and(Value::is_null) {
+        obj.remove(key);
+    }
+}
+
 /// Usage from an OpenAI-compatible body or chunk: top-level `usage`, or where some providers put
 /// it instead (Moonshot: `choices[0].usage`; Groq: `x_groq.usage`).
 pub fn find_usage(obj: &Map<String, Value>) -> Option<Usage> {
@@ -291,6 +298,7 @@ pub fn normalize_completion(obj: &mut Map<String, Value>, model: &str) -> Option
         || model.into(),
         |v| v.as_str().is_some_and(|s| !s.is_empty()),
     );
+    drop_null(obj, "system_fingerprint");
     if let Some(Value::Array(choices)) = obj.get_mut("choices") {
         for (i, choice) in choices.iter_mut().enumerate() {
             let Some(c) = choice.as_object_mut() else {
@@ -346,7 +354,7 @@ pub fn normalize_chunk(
     let m = meta.get_or_insert_with(|| StreamMeta::new(model));
     match obj.get("id").and_then(Value::as_str) {
         Some(id) if !id.is_empty() => {
-            if m.id.starts_with("chatcmpl-") && !id.is_empty() {
+            if m.id != id {
                 m.id = id.to_string();
             }
         }
@@ -354,6 +362,7 @@ pub fn normalize_chunk(
             obj.insert("id".into(), m.id.clone().into());
         }
     }
+    drop_null(obj, "system_fingerprint");
     obj.insert("object".into(), "chat.completion.chunk".into());
     match obj.get("created").and_then(Value::as_u64) {
         Some(c) if c > 0 => {}

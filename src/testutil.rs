@@ -56,11 +56,52 @@ fn rewrite_nullable(v: &mut Value) {
 static SCHEMAS: Lazy<Value> = Lazy::new(|| {
     let text = std::fs::read_to_string(spec_path())
         .expect("read OpenAI spec (../shared/spec/openai-openapi.yaml)");
-    let doc: Value = serde_yaml::from_str(&text).expect("parse OpenAI spec");
+    // The YAML parser cannot hold integers beyond 64 bits (the spec has a few bounds like that):
+    // write those as floats.
+    let text: String = text
+        .lines()
+        .map(|line| match line.rsplit_once(": ") {
+            Some((k, v)) if v.len() >= 19 && v.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) => {
+                format!("{k}: {v}.0\n")
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("parse OpenAI spec");
+    let doc = yaml_to_json(doc);
     let mut schemas = doc["components"]["schemas"].clone();
     rewrite_nullable(&mut schemas);
     schemas
 });
+
+/// YAML → JSON, keeping numbers JSON cannot hold as integers (the spec has some) as floats.
+fn yaml_to_json(v: serde_yaml::Value) -> Value {
+    use serde_yaml::Value as Y;
+    match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => n
+            .as_i64()
+            .map(Value::from)
+            .or_else(|| n.as_u64().map(Value::from))
+            .or_else(|| n.as_f64().and_then(serde_json::Number::from_f64).map(Value::Number))
+            .unwrap_or(Value::Null),
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect()),
+        Y::Mapping(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Y::String(s) => s,
+                        other => serde_yaml::to_string(&other).unwrap_or_default().trim().to_string(),
+                    };
+                    (key, yaml_to_json(v))
+                })
+                .collect(),
+        ),
+        Y::Tagged(t) => yaml_to_json(t.value),
+    }
+}
 
 static COMPILED: Lazy<parking_lot::Mutex<HashMap<&'static str, Arc<JSONSchema>>>> =
     Lazy::new(Default::default);

@@ -1,8 +1,1160 @@
-//! gemini: translation lands with the translating-providers issue; until then a clear 501.
+//! gemini: Google's Generative Language API (`generateContent`, `streamGenerateContent`,
+//! `batchEmbedContents`), translated to and from OpenAI's chat completions and embeddings.
+//!
+//! Facts used (Gemini API reference, https://ai.google.dev/api):
+//! - Host `generativelanguage.googleapis.com`, key in header `x-goog-api-key`.
+//! - Chat: `POST /v1beta/models/{model}:generateContent`; streaming
+//!   `POST /v1beta/models/{model}:streamGenerateContent?alt=sse`, where every SSE `data:` is a whole
+//!   `GenerateContentResponse` and the stream ends without a `[DONE]` sentinel
+//!   (https://ai.google.dev/api/generate-content, REST streaming quickstart in google-gemini/cookbook).
+//! - Request: `contents[{role: user|model, parts[]}]`, `system_instruction{parts[{text}]}`,
+//!   `generation_config{temperature, topP, topK, maxOutputTokens, stopSequences, candidateCount, seed,
+//!   presencePenalty, frequencyPenalty, responseMimeType, responseJsonSchema}`, `safetySettings
+//!   [{category, threshold}]`, `tools[{function_declarations[{name, description, parameters}]}]`,
+//!   `tool_config{function_calling_config{mode: AUTO|ANY|NONE, allowed_function_names}}`. Parts are
+//!   `text`, `inline_data{mime_type, data}`, `file_data{file_uri}` (a Files API URI), `functionCall
+//!   {name, args}` and `functionResponse{name, response}`; the response object uses the key `output`
+//!   for the function's output ("FunctionResponse" reference). The REST function-calling guide sends
+//!   function responses in a `user` turn. Field names are accepted in snake_case or lowerCamelCase
+//!   (proto3 JSON); `generation_config` is the key the seed's customSettings use.
+//! - Gemini 3 models attach `thoughtSignature` to `functionCall` parts and reject a replayed call
+//!   without it (https://ai.google.dev/gemini-api/docs/thought-signatures). Gemini's own OpenAI
+//!   compatibility layer carries it as `extra_content.google.thought_signature` on each tool call;
+//!   we do the same, and for a replayed Gemini 3 call without one we send the documented sentinel
+//!   `skip_thought_signature_validator`.
+//! - Response: `candidates[{content{parts}, finishReason, index}]`, `usageMetadata{promptTokenCount,
+//!   candidatesTokenCount, thoughtsTokenCount, totalTokenCount}`, `modelVersion`,
+//!   `promptFeedback{blockReason}` (no candidates when the prompt is blocked). `finishReason` values:
+//!   STOP, MAX_TOKENS, SAFETY, RECITATION, LANGUAGE, OTHER, BLOCKLIST, PROHIBITED_CONTENT, SPII,
+//!   MALFORMED_FUNCTION_CALL, IMAGE_SAFETY.
+//! - Embeddings: `POST /v1beta/models/{model}:batchEmbedContents` with `requests[{model:
+//!   "models/{model}", content{parts[{text}]}, outputDimensionality?}]` → `embeddings[{values}]`; the
+//!   Gemini API reports no token usage for embeddings (https://ai.google.dev/api/embeddings).
+//! - Errors: Google's error model `{"error": {"code", "message", "status"}}`, sometimes wrapped in a
+//!   one-element array by the streaming endpoint.
 
-use super::Provider;
+use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
+use crate::custom_settings::SettingsProtocol;
+use crate::error::{error_type_for_status, ProxyError};
+use crate::openai::{self, Delta, StreamMeta};
+use crate::sse::{self, SseEvent};
+use crate::usage::Usage;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 
-pub fn build(config: &ProviderConfig) -> Box<dyn Provider> {
-    Box::new(super::pending::Pending(config.kind))
+const NAME: &str = "gemini";
+const HOST: &str = "generativelanguage.googleapis.com";
+const AUTH_HEADER: &str = "x-goog-api-key";
+/// Google's documented placeholder for a replayed Gemini 3 function call whose signature is lost.
+const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
+/// Upper bound on candidate indexes we track in a stream (OpenAI's `n` is small).
+const MAX_CANDIDATES: usize = 128;
+
+pub fn build(_config: &ProviderConfig) -> Box<dyn Provider> {
+    Box::new(Gemini)
+}
+
+pub struct Gemini;
+
+impl Provider for Gemini {
+    fn kind(&self) -> ProviderType {
+        ProviderType::Gemini
+    }
+
+    fn settings_protocol(&self, _req: &RequestInfo<'_>) -> SettingsProtocol {
+        SettingsProtocol::Gemini
+    }
+
+    fn translate_request(
+        &self,
+        req: &RequestInfo<'_>,
+        body: &mut Value,
+    ) -> Result<Upstream, ProxyError> {
+        let model = req.model.strip_prefix("models/").unwrap_or(req.model);
+        let path = match req.api {
+            Api::ChatCompletions => {
+                *body = translate_chat(model, body)?;
+                if req.stream {
+                    format!("/v1beta/models/{model}:streamGenerateContent?alt=sse")
+                } else {
+                    format!("/v1beta/models/{model}:generateContent")
+                }
+            }
+            Api::Embeddings => {
+                *body = translate_embeddings(model, body)?;
+                format!("/v1beta/models/{model}:batchEmbedContents")
+            }
+        };
+        if req.api == Api::ChatCompletions && !req.config.gemini_safety_setting.is_empty() {
+            let settings: Vec<Value> = req
+                .config
+                .gemini_safety_setting
+                .iter()
+                .map(|(category, threshold)| json!({"category": category, "threshold": threshold}))
+                .collect();
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("safetySettings".into(), Value::Array(settings));
+            }
+        }
+        Ok(Upstream::new(HOST, path).header(AUTH_HEADER, req.token))
+    }
+
+    fn passthrough_target(
+        &self,
+        _config: &ProviderConfig,
+        token: &str,
+        path: &str,
+    ) -> Result<Upstream, ProxyError> {
+        Ok(Upstream::new(HOST, path).header(AUTH_HEADER, token))
+    }
+
+    fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
+        Box::new(GeminiTranslator {
+            api: req.api,
+            model: req.model.to_string(),
+            include_usage: req.include_usage,
+            meta: None,
+            candidates: Vec::new(),
+            next_call: 0,
+            usage: None,
+            done: false,
+        })
+    }
+}
+
+fn unsupported(feature: &str) -> ProxyError {
+    ProxyError::unsupported(feature, NAME)
+}
+
+/// Takes the request object out of `body` (the caller replaces `body` wholesale).
+fn take_object(body: &mut Value) -> Result<Map<String, Value>, ProxyError> {
+    match std::mem::take(body) {
+        Value::Object(m) => Ok(m),
+        _ => Err(ProxyError::bad_request("request body must be a JSON object")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chat request
+// ---------------------------------------------------------------------------------------------
+
+/// One `contents[]` entry being built; consecutive messages of the same role are merged.
+struct Turn {
+    role: &'static str,
+    parts: Vec<Value>,
+}
+
+fn push_turn(contents: &mut Vec<Turn>, role: &'static str, parts: Vec<Value>) {
+    if parts.is_empty() {
+        return;
+    }
+    match contents.last_mut() {
+        Some(last) if last.role == role => last.parts.extend(parts),
+        _ => contents.push(Turn { role, parts }),
+    }
+}
+
+fn translate_chat(model: &str, body: &mut Value) -> Result<Value, ProxyError> {
+    let obj = take_object(body)?;
+    let mut gen = Map::new();
+    let mut messages = None;
+    let mut tools = None;
+    let mut tool_choice = None;
+    let mut max_tokens = None;
+    let mut max_completion_tokens = None;
+    for (key, value) in obj {
+        if value.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            // Handled by the core, or carry nothing Gemini acts on.
+            "model" | "stream" | "stream_options" | "user" | "store" | "metadata"
+            | "service_tier" | "safety_identifier" | "prompt_cache_key" => {}
+            "messages" => messages = Some(value),
+            "temperature" => {
+                gen.insert("temperature".into(), value);
+            }
+            "top_p" => {
+                gen.insert("topP".into(), value);
+            }
+            "top_k" => {
+                gen.insert("topK".into(), value);
+            }
+            "max_tokens" => max_tokens = Some(value),
+            "max_completion_tokens" => max_completion_tokens = Some(value),
+            "stop" => match value {
+                Value::String(s) => {
+                    gen.insert("stopSequences".into(), json!([s]));
+                }
+                Value::Array(a) if a.iter().all(Value::is_string) => {
+                    if !a.is_empty() {
+                        gen.insert("stopSequences".into(), Value::Array(a));
+                    }
+                }
+                _ => {
+                    return Err(ProxyError::bad_request(
+                        "'stop' must be a string or an array of strings",
+                    )
+                    .with_param("stop"))
+                }
+            },
+            "n" => {
+                gen.insert("candidateCount".into(), value);
+            }
+            "seed" => {
+                gen.insert("seed".into(), value);
+            }
+            "presence_penalty" => {
+                gen.insert("presencePenalty".into(), value);
+            }
+            "frequency_penalty" => {
+                gen.insert("frequencyPenalty".into(), value);
+            }
+            "response_format" => response_format(value, &mut gen)?,
+            "tools" => tools = Some(value),
+            "tool_choice" => tool_choice = Some(value),
+            "parallel_tool_calls" => {
+                if value == Value::Bool(false) {
+                    return Err(unsupported("parallel_tool_calls=false"));
+                }
+            }
+            "logprobs" => {
+                if value == Value::Bool(true) {
+                    return Err(unsupported("logprobs"));
+                }
+            }
+            "top_logprobs" => return Err(unsupported("top_logprobs")),
+            "logit_bias" => {
+                if value.as_object().is_none_or(|m| !m.is_empty()) {
+                    return Err(unsupported("logit_bias"));
+                }
+            }
+            "modalities" => {
+                let text_only = value
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(|m| m.as_str() == Some("text")));
+                if !text_only {
+                    return Err(unsupported("output modalities other than text"));
+                }
+            }
+            "functions" | "function_call" => {
+                return Err(unsupported(
+                    "the deprecated 'functions'/'function_call' parameters (use 'tools')",
+                ))
+            }
+            other => return Err(unsupported(&format!("the '{other}' parameter"))),
+        }
+    }
+    if let Some(max) = max_completion_tokens.or(max_tokens) {
+        gen.insert("maxOutputTokens".into(), max);
+    }
+
+    let Some(Value::Array(messages)) = messages else {
+        return Err(ProxyError::bad_request("'messages' must be an array").with_param("messages"));
+    };
+    let replay_sentinel = model.starts_with("gemini-3");
+    let (contents, system) = translate_messages(messages, replay_sentinel)?;
+
+    let mut out = Map::new();
+    out.insert(
+        "contents".into(),
+        Value::Array(
+            contents
+                .into_iter()
+                .map(|t| json!({"role": t.role, "parts": t.parts}))
+                .collect(),
+        ),
+    );
+    if !system.is_empty() {
+        out.insert("system_instruction".into(), json!({ "parts": system }));
+    }
+    if !gen.is_empty() {
+        out.insert("generation_config".into(), Value::Object(gen));
+    }
+    if let Some(tools) = tools {
+        let decls = function_declarations(tools)?;
+        if !decls.is_empty() {
+            out.insert(
+                "tools".into(),
+                json!([{ "function_declarations": decls }]),
+            );
+        }
+    }
+    if let Some(choice) = tool_choice {
+        out.insert("tool_config".into(), tool_config(choice)?);
+    }
+    Ok(Value::Object(out))
+}
+
+fn response_format(value: Value, gen: &mut Map<String, Value>) -> Result<(), ProxyError> {
+    let Value::Object(mut rf) = value else {
+        return Err(
+            ProxyError::bad_request("'response_format' must be an object")
+                .with_param("response_format"),
+        );
+    };
+    match rf.get("type").and_then(Value::as_str) {
+        Some("text") => {}
+        Some("json_object") => {
+            gen.insert("responseMimeType".into(), "application/json".into());
+        }
+        Some("json_schema") => {
+            let schema = rf
+                .remove("json_schema")
+                .and_then(|mut js| js.as_object_mut().and_then(|o| o.remove("schema")))
+                .filter(|s| !s.is_null())
+                .ok_or_else(|| {
+                    ProxyError::bad_request("'response_format.json_schema.schema' is required")
+                        .with_param("response_format")
+                })?;
+            gen.insert("responseMimeType".into(), "application/json".into());
+            gen.insert("responseJsonSchema".into(), schema);
+        }
+        Some(other) => return Err(unsupported(&format!("response_format type '{other}'"))),
+        None => {
+            return Err(
+                ProxyError::bad_request("'response_format.type' is required")
+                    .with_param("response_format"),
+            )
+        }
+    }
+    Ok(())
+}
+
+/// Messages → (`contents`, `system_instruction.parts`).
+fn translate_messages(
+    messages: Vec<Value>,
+    replay_sentinel: bool,
+) -> Result<(Vec<Turn>, Vec<Value>), ProxyError> {
+    let mut contents: Vec<Turn> = Vec::new();
+    let mut system: Vec<Value> = Vec::new();
+    // tool_call_id → function name, from the assistant messages of this request.
+    let mut call_names: HashMap<String, String> = HashMap::new();
+    for (i, msg) in messages.into_iter().enumerate() {
+        let Value::Object(mut m) = msg else {
+            return Err(ProxyError::bad_request(format!("messages[{i}] must be an object")));
+        };
+        let role = match m.get("role").and_then(Value::as_str) {
+            Some(r) => r.to_string(),
+            None => {
+                return Err(ProxyError::bad_request(format!(
+                    "messages[{i}].role must be a string"
+                )))
+            }
+        };
+        let content = m.remove("content").filter(|c| !c.is_null());
+        match role.as_str() {
+            "system" | "developer" => {
+                for text in text_pieces(content, i, &role)? {
+                    system.push(json!({ "text": text }));
+                }
+            }
+            "user" => {
+                let parts = user_parts(content, i)?;
+                let parts = if parts.is_empty() {
+                    vec![json!({"text": ""})]
+                } else {
+                    parts
+                };
+                push_turn(&mut contents, "user", parts);
+            }
+            "assistant" => {
+                if m.get("function_call").is_some_and(|v| !v.is_null()) {
+                    return Err(unsupported("the deprecated assistant 'function_call' field"));
+                }
+                if m.get("audio").is_some_and(|v| !v.is_null()) {
+                    return Err(unsupported("assistant audio in messages"));
+                }
+                let mut parts: Vec<Value> = text_pieces(content, i, &role)?
+                    .into_iter()
+                    .filter(|t| !t.is_empty())
+                    .map(|t| json!({ "text": t }))
+                    .collect();
+                if let Some(calls) = m.remove("tool_calls").filter(|v| !v.is_null()) {
+                    function_call_parts(calls, i, replay_sentinel, &mut call_names, &mut parts)?;
+                }
+                push_turn(&mut contents, "model", parts);
+            }
+            "tool" => {
+                let id = m
+                    .get("tool_call_id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        ProxyError::bad_request(format!(
+                            "messages[{i}].tool_call_id must be a string"
+                        ))
+                    })?;
+                let name = call_names.get(id).cloned().ok_or_else(|| {
+                    ProxyError::bad_request(format!(
+                        "messages[{i}].tool_call_id '{id}' matches no tool call of an earlier assistant message"
+                    ))
+                })?;
+                let text: String = text_pieces(content, i, &role)?.concat();
+                let response = match serde_json::from_str::<Value>(&text) {
+                    Ok(v @ Value::Object(_)) => v,
+                    _ => json!({ "output": text }),
+                };
+                push_turn(
+                    &mut contents,
+                    "user",
+                    vec![json!({"functionResponse": {"name": name, "response": response}})],
+                );
+            }
+            "function" => return Err(unsupported("the deprecated 'function' message role")),
+            other => {
+                return Err(ProxyError::bad_request(format!(
+                    "messages[{i}].role '{other}' is not a chat message role"
+                )))
+            }
+        }
+    }
+    if contents.is_empty() {
+        return Err(ProxyError::bad_request(
+            "at least one user or assistant message is required",
+        )
+        .with_param("messages"));
+    }
+    Ok((contents, system))
+}
+
+/// The text of a system/assistant/tool message: a string, or an array of text (or refusal) parts.
+fn text_pieces(content: Option<Value>, i: usize, role: &str) -> Result<Vec<String>, ProxyError> {
+    match content {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s]),
+        Some(Value::Array(parts)) => parts
+            .into_iter()
+            .map(|p| {
+                let kind = p.get("type").and_then(Value::as_str).unwrap_or("");
+                let key = match kind {
+                    "text" => "text",
+                    "refusal" if role == "assistant" => "refusal",
+                    other => {
+                        return Err(unsupported(&format!(
+                            "content part type '{other}' in a {role} message"
+                        )))
+                    }
+                };
+                match p {
+                    Value::Object(mut o) => match o.remove(key) {
+                        Some(Value::String(s)) => Ok(s),
+                        _ => Err(ProxyError::bad_request(format!(
+                            "messages[{i}].content has a '{kind}' part without a string '{key}'"
+                        ))),
+                    },
+                    _ => unreachable!("a part with a type is an object"),
+                }
+            })
+            .collect(),
+        Some(_) => Err(ProxyError::bad_request(format!(
+            "messages[{i}].content must be a string or an array"
+        ))),
+    }
+}
+
+fn user_parts(content: Option<Value>, i: usize) -> Result<Vec<Value>, ProxyError> {
+    match content {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![json!({ "text": s })]),
+        Some(Value::Array(parts)) => parts.into_iter().map(|p| user_part(p, i)).collect(),
+        Some(_) => Err(ProxyError::bad_request(format!(
+            "messages[{i}].content must be a string or an array"
+        ))),
+    }
+}
+
+fn user_part(part: Value, i: usize) -> Result<Value, ProxyError> {
+    let Value::Object(mut p) = part else {
+        return Err(ProxyError::bad_request(format!(
+            "messages[{i}].content parts must be objects"
+        )));
+    };
+    let bad = |what: &str| ProxyError::bad_request(format!("messages[{i}].content: {what}"));
+    let kind = p.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    match kind.as_str() {
+        "text" => match p.remove("text") {
+            Some(Value::String(s)) => Ok(json!({ "text": s })),
+            _ => Err(bad("a text part needs a string 'text'")),
+        },
+        "image_url" => {
+            let url = match p.remove("image_url") {
+                Some(Value::Object(mut o)) => o.remove("url"),
+                Some(Value::String(s)) => Some(Value::String(s)),
+                _ => None,
+            };
+            let Some(Value::String(url)) = url else {
+                return Err(bad("an image_url part needs 'image_url.url'"));
+            };
+            if url.starts_with("data:") {
+                inline_data_from_data_url(url).ok_or_else(|| {
+                    bad("image data URLs must look like data:<mime type>;base64,<data>")
+                })
+            } else if is_files_api_uri(&url) {
+                Ok(json!({"file_data": {"file_uri": url}}))
+            } else {
+                Err(unsupported(
+                    "image_url with an http(s) URL (Gemini takes inline base64 data URLs, or a \
+                     Files API URI via file_data; upload the image with the Files API first)",
+                ))
+            }
+        }
+        "input_audio" => {
+            let Some(Value::Object(mut a)) = p.remove("input_audio") else {
+                return Err(bad("an input_audio part needs 'input_audio'"));
+            };
+            let (Some(Value::String(data)), Some(Value::String(format))) =
+                (a.remove("data"), a.remove("format"))
+            else {
+                return Err(bad("input_audio needs string 'data' and 'format'"));
+            };
+            Ok(json!({"inline_data": {"mime_type": format!("audio/{format}"), "data": data}}))
+        }
+        "file" => {
+            let Some(Value::Object(mut f)) = p.remove("file") else {
+                return Err(bad("a file part needs 'file'"));
+            };
+            match f.remove("file_data") {
+                Some(Value::String(url)) if url.starts_with("data:") => {
+                    inline_data_from_data_url(url).ok_or_else(|| {
+                        bad("file_data must look like data:<mime type>;base64,<data>")
+                    })
+                }
+                Some(_) => Err(bad("file_data must be a data:<mime type>;base64,<data> URL")),
+                None => Err(unsupported("file parts by file_id")),
+            }
+        }
+        other => Err(unsupported(&format!("content part type '{other}'"))),
+    }
+}
+
+/// `data:<mime>[;params];base64,<data>` → `inline_data`, reusing the URL's buffer for the data.
+fn inline_data_from_data_url(mut url: String) -> Option<Value> {
+    let comma = url.find(',')?;
+    let header = &url["data:".len()..comma];
+    let mut params = header.split(';');
+    let mime = params.next()?.trim().to_string();
+    if mime.is_empty() || !params.any(|p| p.trim().eq_ignore_ascii_case("base64")) {
+        return None;
+    }
+    url.replace_range(..=comma, "");
+    Some(json!({"inline_data": {"mime_type": mime, "data": url}}))
+}
+
+/// A file uploaded through the Gemini Files API (`https://generativelanguage.googleapis.com/
+/// v1beta/files/<id>`), the only kind of URI `file_data` accepts here.
+fn is_files_api_uri(url: &str) -> bool {
+    url.strip_prefix("https://generativelanguage.googleapis.com/")
+        .is_some_and(|rest| rest.contains("files/"))
+}
+
+fn function_call_parts(
+    calls: Value,
+    i: usize,
+    replay_sentinel: bool,
+    call_names: &mut HashMap<String, String>,
+    parts: &mut Vec<Value>,
+) -> Result<(), ProxyError> {
+    let Value::Array(calls) = calls else {
+        return Err(ProxyError::bad_request(format!(
+            "messages[{i}].tool_calls must be an array"
+        )));
+    };
+    let first = parts.len();
+    let mut any_signature = false;
+    for call in calls {
+        let bad = |what: &str| ProxyError::bad_request(format!("messages[{i}].tool_calls: {what}"));
+        let kind = call.get("type").and_then(Value::as_str).unwrap_or("function");
+        if kind != "function" {
+            return Err(unsupported(&format!("tool call type '{kind}'")));
+        }
+        let id = call.get("id").and_then(Value::as_str).unwrap_or_default();
+        let func = call.get("function").ok_or_else(|| bad("a call needs 'function'"))?;
+        let name = func
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("a call needs 'function.name'"))?;
+        let args = match func.get("arguments") {
+            None | Some(Value::Null) => json!({}),
+            Some(Value::String(s)) if s.trim().is_empty() => json!({}),
+            Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+                Ok(v @ Value::Object(_)) => v,
+                _ => return Err(bad("'function.arguments' must be a JSON object string")),
+            },
+            Some(v @ Value::Object(_)) => v.clone(),
+            Some(_) => return Err(bad("'function.arguments' must be a JSON object string")),
+        };
+        let mut part = Map::new();
+        part.insert("functionCall".into(), json!({"name": name, "args": args}));
+        if let Some(sig) = call
+            .pointer("/extra_content/google/thought_signature")
+            .and_then(Value::as_str)
+        {
+            any_signature = true;
+            part.insert("thoughtSignature".into(), sig.into());
+        }
+        call_names.insert(id.to_string(), name.to_string());
+        parts.push(Value::Object(part));
+    }
+    if replay_sentinel && !any_signature {
+        if let Some(Value::Object(p)) = parts.get_mut(first) {
+            p.insert("thoughtSignature".into(), SKIP_SIGNATURE.into());
+        }
+    }
+    Ok(())
+}
+
+fn function_declarations(tools: Value) -> Result<Vec<Value>, ProxyError> {
+    let Value::Array(tools) = tools else {
+        return Err(ProxyError::bad_request("'tools' must be an array").with_param("tools"));
+    };
+    tools
+        .into_iter()
+        .map(|tool| {
+            let Value::Object(mut t) = tool else {
+                return Err(ProxyError::bad_request("'tools' entries must be objects"));
+            };
+            match t.get("type").and_then(Value::as_str) {
+                Some("function") => {}
+                Some(other) => return Err(unsupported(&format!("tool type '{other}'"))),
+                None => return Err(ProxyError::bad_request("a tool needs a 'type'")),
+            }
+            let Some(Value::Object(mut f)) = t.remove("function") else {
+                return Err(ProxyError::bad_request("a function tool needs 'function'"));
+            };
+            let name = match f.remove("name") {
+                Some(Value::String(n)) => n,
+                _ => return Err(ProxyError::bad_request("a function tool needs a 'name'")),
+            };
+            let mut decl = Map::new();
+            decl.insert("name".into(), name.into());
+            if let Some(d) = f.remove("description").filter(|d| !d.is_null()) {
+                decl.insert("description".into(), d);
+            }
+            // A function without arguments: Gemini rejects an OBJECT schema with no properties.
+            if let Some(params) = f.remove("parameters").filter(|p| {
+                !p.is_null()
+                    && p.get("properties")
+                        .and_then(Value::as_object)
+                        .is_some_and(|props| !props.is_empty())
+            }) {
+                decl.insert("parameters".into(), params);
+            }
+            Ok(Value::Object(decl))
+        })
+        .collect()
+}
+
+fn tool_config(choice: Value) -> Result<Value, ProxyError> {
+    let config = match &choice {
+        Value::String(s) => match s.as_str() {
+            "auto" => json!({"mode": "AUTO"}),
+            "none" => json!({"mode": "NONE"}),
+            "required" => json!({"mode": "ANY"}),
+            other => {
+                return Err(ProxyError::bad_request(format!(
+                    "tool_choice '{other}' is not one of auto, none, required"
+                ))
+                .with_param("tool_choice"))
+            }
+        },
+        Value::Object(o) => match o.get("type").and_then(Value::as_str) {
+            Some("function") => {
+                let name = choice
+                    .pointer("/function/name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        ProxyError::bad_request("tool_choice.function.name is required")
+                            .with_param("tool_choice")
+                    })?;
+                json!({"mode": "ANY", "allowed_function_names": [name]})
+            }
+            Some("allowed_tools") => {
+                let at = choice.get("allowed_tools");
+                if at.and_then(|a| a.get("mode")).and_then(Value::as_str) != Some("required") {
+                    return Err(unsupported(
+                        "tool_choice allowed_tools with mode 'auto' (Gemini restricts function \
+                         names only in mode ANY)",
+                    ));
+                }
+                let names: Vec<Value> = at
+                    .and_then(|a| a.get("tools"))
+                    .and_then(Value::as_array)
+                    .map(|ts| {
+                        ts.iter()
+                            .filter_map(|t| t.pointer("/function/name").cloned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!({"mode": "ANY", "allowed_function_names": names})
+            }
+            Some(other) => return Err(unsupported(&format!("tool_choice type '{other}'"))),
+            None => {
+                return Err(ProxyError::bad_request("tool_choice.type is required")
+                    .with_param("tool_choice"))
+            }
+        },
+        _ => {
+            return Err(
+                ProxyError::bad_request("'tool_choice' must be a string or an object")
+                    .with_param("tool_choice"),
+            )
+        }
+    };
+    Ok(json!({ "function_calling_config": config }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings request
+// ---------------------------------------------------------------------------------------------
+
+fn translate_embeddings(model: &str, body: &mut Value) -> Result<Value, ProxyError> {
+    let obj = take_object(body)?;
+    let mut input = None;
+    let mut dimensions = None;
+    for (key, value) in obj {
+        if value.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            "model" | "user" => {}
+            "input" => input = Some(value),
+            "dimensions" => dimensions = Some(value),
+            // The core gives the translator no request fields, so base64 cannot be honoured;
+            // floats are returned, which the OpenAI SDKs (which ask for base64 by default) accept.
+            "encoding_format" => match value.as_str() {
+                Some("float" | "base64") => {}
+                _ => {
+                    return Err(ProxyError::bad_request(
+                        "'encoding_format' must be 'float' or 'base64'",
+                    )
+                    .with_param("encoding_format"))
+                }
+            },
+            other => return Err(unsupported(&format!("the '{other}' embeddings parameter"))),
+        }
+    }
+    let texts: Vec<String> = match input {
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(unsupported("token-array embeddings input")),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => {
+            return Err(
+                ProxyError::bad_request("'input' must be a string or an array of strings")
+                    .with_param("input"),
+            )
+        }
+    };
+    if texts.is_empty() {
+        return Err(ProxyError::bad_request("'input' must not be empty").with_param("input"));
+    }
+    let model_name = format!("models/{model}");
+    let requests: Vec<Value> = texts
+        .into_iter()
+        .map(|text| {
+            let mut r = Map::new();
+            r.insert("model".into(), model_name.clone().into());
+            r.insert("content".into(), json!({"parts": [{"text": text}]}));
+            if let Some(d) = &dimensions {
+                r.insert("outputDimensionality".into(), d.clone());
+            }
+            Value::Object(r)
+        })
+        .collect();
+    Ok(json!({ "requests": requests }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------------------------
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The `error` object of a Google error body (`{"error":{...}}` or `[{"error":{...}}]`).
+fn error_object(v: &Value) -> Option<&Map<String, Value>> {
+    match v {
+        Value::Object(o) => o.get("error")?.as_object(),
+        Value::Array(a) => a.first()?.get("error")?.as_object(),
+        _ => None,
+    }
+}
+
+/// Google's error model → OpenAI's error, with `status` (e.g. `INVALID_ARGUMENT`) as the code.
+fn google_error(status: u16, e: &Map<String, Value>) -> ProxyError {
+    let message = match e.get("message") {
+        Some(Value::String(s)) if !s.is_empty() => truncate(s, 4096),
+        _ => format!("upstream returned HTTP {status}"),
+    };
+    let mut err = ProxyError::new(status, error_type_for_status(status), message);
+    err.code = match (e.get("status"), e.get("code")) {
+        (Some(Value::String(s)), _) if !s.is_empty() => Some(s.clone()),
+        (_, Some(Value::Number(n))) => Some(n.to_string()),
+        _ => None,
+    };
+    err
+}
+
+/// An error carried inside a 2xx body or stream event: its own `code` is the status when it is one.
+fn embedded_error(e: &Map<String, Value>) -> ProxyError {
+    let status = e
+        .get("code")
+        .and_then(Value::as_u64)
+        .filter(|c| (400..600).contains(c))
+        .map_or(500, |c| c as u16);
+    google_error(status, e)
+}
+
+fn prompt_blocked(v: &Value) -> Option<ProxyError> {
+    let reason = v.pointer("/promptFeedback/blockReason")?.as_str()?;
+    Some(
+        ProxyError::bad_request(format!("the prompt was blocked by Gemini (blockReason {reason})"))
+            .with_code("prompt_blocked"),
+    )
+}
+
+fn finish_reason(gemini: &str, has_tool_calls: bool) -> &'static str {
+    if has_tool_calls {
+        return "tool_calls";
+    }
+    match gemini {
+        "MAX_TOKENS" => "length",
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
+            "content_filter"
+        }
+        _ => "stop",
+    }
+}
+
+/// `usageMetadata` → usage; thinking tokens count as completion tokens, as in OpenAI's usage.
+fn usage_of(v: &Value) -> Option<Usage> {
+    let um = v.get("usageMetadata")?.as_object()?;
+    let get = |k: &str| um.get(k).and_then(Value::as_u64);
+    let prompt = get("promptTokenCount").unwrap_or(0);
+    let completion = get("candidatesTokenCount").unwrap_or(0) + get("thoughtsTokenCount").unwrap_or(0);
+    Some(Usage::new(prompt, completion, get("totalTokenCount")))
+}
+
+fn response_model<'a>(v: &'a Value, fallback: &'a str) -> &'a str {
+    v.get("modelVersion")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .unwrap_or(fallback)
+}
+
+/// An OpenAI tool call from a Gemini `functionCall` part.
+fn tool_call(part: &Value, call: &Value, id: String, index: Option<usize>) -> Value {
+    let name = call.get("name").and_then(Value::as_str).unwrap_or_default();
+    let args = call
+        .get("args")
+        .filter(|a| !a.is_null())
+        .map_or_else(|| "{}".to_string(), Value::to_string);
+    let mut tc = Map::new();
+    if let Some(i) = index {
+        tc.insert("index".into(), i.into());
+    }
+    tc.insert("id".into(), id.into());
+    tc.insert("type".into(), "function".into());
+    tc.insert("function".into(), json!({"name": name, "arguments": args}));
+    if let Some(sig) = part.get("thoughtSignature").and_then(Value::as_str) {
+        tc.insert(
+            "extra_content".into(),
+            json!({"google": {"thought_signature": sig}}),
+        );
+    }
+    Value::Object(tc)
+}
+
+/// The visible parts of a candidate (thought summaries are not part of the answer).
+fn answer_parts(candidate: &Value) -> impl Iterator<Item = &Value> {
+    candidate
+        .pointer("/content/parts")
+        .and_then(Value::as_array)
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p.get("thought").and_then(Value::as_bool) != Some(true))
+}
+
+#[derive(Debug, Default, Clone)]
+struct CandidateState {
+    started: bool,
+    tool_calls: usize,
+    finished: bool,
+}
+
+/// Per-exchange state: the stream identity, one small record per candidate, the call counter and
+/// the latest (cumulative) usage. Never the stream's content.
+struct GeminiTranslator {
+    api: Api,
+    model: String,
+    include_usage: bool,
+    meta: Option<StreamMeta>,
+    candidates: Vec<CandidateState>,
+    next_call: u64,
+    usage: Option<Usage>,
+    done: bool,
+}
+
+impl GeminiTranslator {
+    fn new_call_id(&mut self) -> String {
+        self.next_call += 1;
+        format!("call_{}", self.next_call)
+    }
+
+    fn chat_body(&mut self, v: &Value, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+        self.usage = usage_of(v);
+        let candidates = v
+            .get("candidates")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if candidates.is_empty() {
+            return Err(prompt_blocked(v).unwrap_or_else(|| {
+                ProxyError::bad_upstream("Gemini returned no candidates")
+            }));
+        }
+        let mut choices: Vec<(usize, Value)> = Vec::with_capacity(candidates.len());
+        for (pos, cand) in candidates.iter().enumerate() {
+            let index = cand
+                .get("index")
+                .and_then(Value::as_u64)
+                .map_or(pos, |i| i as usize);
+            let mut text: Option<String> = None;
+            let mut calls = Vec::new();
+            for part in answer_parts(cand) {
+                if let Some(t) = part.get("text").and_then(Value::as_str) {
+                    text.get_or_insert_with(String::new).push_str(t);
+                } else if let Some(call) = part.get("functionCall") {
+                    let id = self.new_call_id();
+                    calls.push(tool_call(part, call, id, None));
+                }
+            }
+            let reason = finish_reason(
+                cand.get("finishReason").and_then(Value::as_str).unwrap_or("STOP"),
+                !calls.is_empty(),
+            );
+            let content = match (text, calls.is_empty()) {
+                (Some(t), _) => Some(t),
+                (None, true) => Some(String::new()),
+                (None, false) => None,
+            };
+            let tool_calls = (!calls.is_empty()).then_some(Value::Array(calls));
+            let message = openai::assistant_message(content, tool_calls);
+            choices.push((index, openai::completion_choice(index, message, reason)));
+        }
+        choices.sort_by_key(|(i, _)| *i);
+        let body = openai::completion(
+            openai::new_completion_id(),
+            openai::now_secs(),
+            response_model(v, &self.model),
+            choices.into_iter().map(|(_, c)| c).collect(),
+            Some(&self.usage.unwrap_or_default()),
+        );
+        serde_json::to_writer(&mut *out, &body).expect("serialising to a Vec cannot fail");
+        Ok(())
+    }
+
+    fn embeddings_body(&mut self, v: &Value, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+        let Some(items) = v.get("embeddings").and_then(Value::as_array) else {
+            return Err(ProxyError::bad_upstream(
+                "Gemini embeddings response has no 'embeddings' array",
+            ));
+        };
+        let vectors: Vec<Value> = items
+            .iter()
+            .map(|e| e.get("values").cloned().unwrap_or_else(|| json!([])))
+            .collect();
+        // The Gemini API sends no usage for embeddings (Vertex-style `usageMetadata` is read if
+        // present); the body then says 0 and `usage()` stays unknown.
+        self.usage = v
+            .pointer("/usageMetadata/promptTokenCount")
+            .and_then(Value::as_u64)
+            .map(|p| Usage::new(p, 0, Some(p)));
+        let body = openai::embedding_list(
+            response_model(v, &self.model),
+            vectors,
+            &self.usage.unwrap_or_default(),
+        );
+        serde_json::to_writer(&mut *out, &body).expect("serialising to a Vec cannot fail");
+        Ok(())
+    }
+
+    fn stream_response(&mut self, v: &Value, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+        if let Some(e) = error_object(v) {
+            openai::write_stream_error(out, &embedded_error(e));
+            return Ok(());
+        }
+        if let Some(u) = usage_of(v) {
+            self.usage = Some(u);
+        }
+        if self.meta.is_none() {
+            self.meta = Some(StreamMeta::new(response_model(v, &self.model)));
+        }
+        let candidates = v
+            .get("candidates")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if candidates.is_empty() {
+            if let Some(err) = prompt_blocked(v) {
+                openai::write_stream_error(out, &err);
+            }
+            return Ok(());
+        }
+        for (pos, cand) in candidates.iter().enumerate() {
+            let index = cand
+                .get("index")
+                .and_then(Value::as_u64)
+                .map_or(pos, |i| i as usize);
+            if index >= MAX_CANDIDATES {
+                return Err(ProxyError::bad_upstream(format!(
+                    "Gemini stream candidate index {index} is out of range"
+                )));
+            }
+            if self.candidates.len() <= index {
+                self.candidates.resize(index + 1, CandidateState::default());
+            }
+            if self.candidates[index].finished {
+                continue;
+            }
+            let meta = self.meta.as_ref().expect("set above");
+            let choice = index as u32;
+            if !self.candidates[index].started {
+                self.candidates[index].started = true;
+                meta.write_chunk(
+                    out,
+                    choice,
+                    &Delta {
+                        role: Some("assistant"),
+                        content: Some(""),
+                        ..Default::default()
+                    },
+                    None,
+                );
+            }
+            for part in answer_parts(cand) {
+                if let Some(t) = part.get("text").and_then(Value::as_str) {
+                    if !t.is_empty() {
+                        meta.write_chunk(
+                            out,
+                            choice,
+                            &Delta {
+                                content: Some(t),
+                                ..Default::default()
+                            },
+                            None,
+                        );
+                    }
+                } else if let Some(call) = part.get("functionCall") {
+                    self.next_call += 1;
+                    let id = format!("call_{}", self.next_call);
+                    let state = &mut self.candidates[index];
+                    let tc = tool_call(part, call, id, Some(state.tool_calls));
+                    state.tool_calls += 1;
+                    let calls = Value::Array(vec![tc]);
+                    meta.write_chunk(
+                        out,
+                        choice,
+                        &Delta {
+                            tool_calls: Some(&calls),
+                            ..Default::default()
+                        },
+                        None,
+                    );
+                }
+            }
+            if let Some(reason) = cand.get("finishReason").and_then(Value::as_str) {
+                let state = &mut self.candidates[index];
+                state.finished = true;
+                let reason = finish_reason(reason, state.tool_calls > 0);
+                meta.write_chunk(out, choice, &Delta::default(), Some(reason));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ResponseTranslator for GeminiTranslator {
+    fn on_event(&mut self, event: SseEvent<'_>, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+        let data = event.data.trim_ascii();
+        if data.is_empty() || data == b"[DONE]" || self.done {
+            return Ok(());
+        }
+        let v: Value = serde_json::from_slice(data).map_err(|e| {
+            ProxyError::bad_upstream(format!("Gemini stream event is not JSON: {e}"))
+        })?;
+        match &v {
+            // Without alt=sse Gemini streams a JSON array of responses; tolerate one per event.
+            Value::Array(items) if error_object(&v).is_none() => {
+                for item in items {
+                    self.stream_response(item, out)?;
+                }
+                Ok(())
+            }
+            _ => self.stream_response(&v, out),
+        }
+    }
+
+    fn on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+        if self.done {
+            return Ok(());
+        }
+        self.done = true;
+        if self.include_usage {
+            if let Some(usage) = self.usage {
+                let meta = self
+                    .meta
+                    .get_or_insert_with(|| StreamMeta::new(&self.model));
+                meta.write_usage_chunk(out, &usage);
+            }
+        }
+        sse::write_done(out);
+        Ok(())
+    }
+
+    fn on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ProxyError::bad_upstream(format!("Gemini body is not JSON: {e}")))?;
+        if let Some(e) = error_object(&v) {
+            return Err(embedded_error(e));
+        }
+        // A stream request answered as JSON: the array form of streamGenerateContent is not
+        // expected with alt=sse; the first element is translated if it ever comes.
+        let v = match v {
+            Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
+            other => other,
+        };
+        match self.api {
+            Api::ChatCompletions => self.chat_body(&v, out),
+            Api::Embeddings => self.embeddings_body(&v, out),
+        }
+    }
+
+    fn on_error(&mut self, status: u16, body: &[u8]) -> ProxyError {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(v) => match error_object(&v) {
+                Some(e) => google_error(status, e),
+                None => openai::upstream_error(status, body),
+            },
+            Err(_) => openai::upstream_error(status, body),
+        }
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
 }

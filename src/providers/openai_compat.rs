@@ -389,8 +389,14 @@ impl ResponseTranslator for CompatTranslator {
             openai::write_stream_error(out, &err);
             return Ok(());
         }
-        if let Some(u) = openai::normalize_chunk(obj, &mut self.meta, &self.model) {
-            self.usage = Some(u);
+        let usage = openai::normalize_chunk(obj, &mut self.meta, &self.model);
+        if usage.is_none() && obj.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty) {
+            // Nothing an OpenAI client can use (Azure's leading prompt-filter chunk has no
+            // choices and empty ids): skip it rather than emit an empty chunk.
+            return Ok(());
+        }
+        if usage.is_some() {
+            self.usage = usage;
         }
         sse::write_data(out, &v);
         Ok(())
@@ -425,3 +431,7 @@ impl ResponseTranslator for CompatTranslator {
         self.usage
     }
 }
+
+#[cfg(test)]
+#[path = "openai_compat_tests.rs"]
+mod tests;

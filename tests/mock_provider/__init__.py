@@ -67,9 +67,10 @@ class MockHandle:
 
     def healthy(self) -> bool:
         try:
-            return self._call("GET", "/__mock/health", timeout=2.0).get("status") == "ok"
+            result = self._call("GET", "/__mock/health", timeout=2.0)
         except OSError:
             return False
+        return isinstance(result, dict) and result.get("status") == "ok"
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the process (SIGTERM, then SIGKILL) and reap it.  Idempotent."""

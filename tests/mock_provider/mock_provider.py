@@ -13,7 +13,13 @@ Replies are deterministic functions of the request: the assistant text is
 every system/user/assistant text in the request, completion = words of the
 reply); ids are derived from a hash of the request body; ``created`` is the
 constant :data:`CREATED`.  Streams carry one content delta per word (at least
-three) and are flushed event by event, ``--stream-delay-ms`` apart.
+three) and are flushed event by event, ``--stream-delay-ms`` apart.  When the
+request offers tools (OpenAI/qwen ``tools``, claude ``tools``, gemini
+``functionDeclarations``; not with tool choice "none") the reply also calls
+the first tool with arguments filled in from its parameter schema (finish
+reason ``tool_calls`` / ``tool_use``).  A max-tokens parameter smaller than the
+reply's word count cuts the reply to that many words (finish ``length`` /
+``max_tokens`` / ``MAX_TOKENS``).
 
 Request headers that steer a reply:
 
@@ -26,6 +32,11 @@ Request headers that steer a reply:
     body, or a stream with a broken ``data:`` event and a non-SSE line.
 ``x-mock-delay-ms``
     Per-request delay between stream events (overrides the defaults).
+
+When a gateway does not forward custom headers, the same scenario can be
+requested from inside the request body: a marker ``[mock:<scenario>]`` anywhere
+in it (e.g. in the user message, ``"[mock:error-429] hi"``) is honoured when no
+``x-mock-scenario`` header is present.
 
 Control endpoints (not recorded): ``GET /__mock/health``, ``GET /__mock/requests``
 (the request log, JSON), ``DELETE /__mock/requests`` (clear it).  Each log entry
@@ -80,10 +91,7 @@ JSON = Any
 CREATED: Final = 1717171717
 """Constant ``created`` timestamp (seconds) used in every reply."""
 
-CONTEXT_TEXT: Final = (
-    "Mock context document for aiproxy tests.\n"
-    "The capital of Mockland is Testville.\n"
-)
+CONTEXT_TEXT: Final = "Mock context document for aiproxy tests.\n" "The capital of Mockland is Testville.\n"
 """Body of ``GET /ai/context.txt`` and ``GET /files/...``."""
 
 DEFAULT_EMBEDDING_DIMS: Final = 8
@@ -172,8 +180,9 @@ def text_of(content: Any) -> str:
         return " ".join(t for t in (text_of(part) for part in content) if t)
     if isinstance(content, dict):
         for key in ("text", "Text"):
-            if isinstance(content.get(key), str):
-                return content[key]
+            value = content.get(key)
+            if isinstance(value, str):
+                return value
         for key in ("content", "Content", "parts"):
             if key in content:
                 return text_of(content[key])
@@ -208,6 +217,12 @@ def truncate_words(text: str, limit: int | None) -> tuple[str, bool]:
     if len(pieces) <= limit:
         return text, False
     return "".join(pieces[:limit]), True
+
+
+def sub(obj: Any, key: str) -> dict[str, Any]:
+    """``obj[key]`` when both are JSON objects, else an empty dict."""
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, dict) else {}
 
 
 def int_or_none(value: Any) -> int | None:
@@ -409,7 +424,7 @@ def openai_conversation(req: MockRequest) -> Conversation:
     tools = body.get("tools")
     if isinstance(tools, list) and tools and body.get("tool_choice") != "none":
         first = tools[0] if isinstance(tools[0], dict) else {}
-        function = first.get("function") if isinstance(first.get("function"), dict) else {}
+        function = sub(first, "function")
         if isinstance(function.get("name"), str):
             tool_name, tool_schema = function["name"], function.get("parameters")
     limit = int_or_none(body.get("max_completion_tokens")) or int_or_none(body.get("max_tokens"))
@@ -446,7 +461,8 @@ def openai_chat(req: MockRequest) -> Reply:
     extra: dict[str, Any] = {}
     if flavor == "minimax":
         # MiniMax ChatCompletion v2 adds base_resp / sensitivity flags to the OpenAI shape
-        # (https://platform.minimaxi.com/document/ChatCompletion%20v2).
+        # (https://platform.minimaxi.com/document/guides/chat-model/V2?id=65e0736ab2845de20908e2dd;
+        # example response with base_resp at https://platform.minimax.io/docs/api-reference/text-chat).
         extra = {"input_sensitive": False, "output_sensitive": False, "base_resp": {"status_code": 0, "status_msg": ""}}
 
     if not req.obj.get("stream"):
@@ -567,7 +583,11 @@ _OPENAI_ERRORS: Final[dict[int, tuple[str, str | None, str]]] = {
         "Incorrect API key provided: sk-mock***. You can find your API key at "
         "https://platform.openai.com/account/api-keys.",
     ),
-    403: ("invalid_request_error", "unsupported_country_region_territory", "Country, region, or territory not supported."),
+    403: (
+        "invalid_request_error",
+        "unsupported_country_region_territory",
+        "Country, region, or territory not supported.",
+    ),
     404: ("invalid_request_error", "model_not_found", "The model does not exist or you do not have access to it."),
     429: (
         "requests",
@@ -593,25 +613,38 @@ def openai_error(req: MockRequest, status: int) -> Reply:
         }
         return json_reply({"error": {"code": str(status), "message": azure_messages.get(status, message)}}, status)
     if flavor == "zhipuai":
-        # Zhipu BigModel error codes (https://open.bigmodel.cn/dev/api/error-code/error-code-v4):
+        # Zhipu BigModel / Z.ai error codes (https://docs.z.ai/api-reference/api-code):
         # 1002 invalid Authorization token, 1302 concurrency too high, 1214 bad parameter, 500 internal.
-        codes = {401: ("1002", "Authorization Token非法，请确认Authorization Token正确传递。"),
-                 429: ("1302", "您当前使用该API的并发数过高，请降低并发，或联系客服增加限额。"),
-                 400: ("1214", "参数非法。请检查文档。")}
-        zcode, zmsg = codes.get(status, ("500", "内部错误。"))
+        zhipu = {
+            401: ("1002", "Authorization Token非法，请确认Authorization Token正确传递。"),
+            429: ("1302", "您当前使用该API的并发数过高，请降低并发，或联系客服增加限额。"),
+            400: ("1214", "参数非法。请检查文档。"),
+        }
+        zcode, zmsg = zhipu.get(status, ("500", "内部错误。"))
         return json_reply({"error": {"code": zcode, "message": zmsg}}, status)
     if flavor == "baidu":
         # Qianfan v2 (OpenAI-compatible) error object: {"error": {code, message, type}, "id"}
-        # (https://cloud.baidu.com/doc/qianfan-api/s/3m9b5lqft).
-        codes = {401: ("invalid_iam_token", "IAM Certification failed", "invalid_request_error"),
-                 429: ("rpm_rate_limit_exceeded", "Rate limit reached for RPM", "rate_limit_exceeded")}
-        bcode, bmsg, btype = codes.get(status, (err_type, message, err_type))
-        return json_reply({"id": f"as-{req.digest[:10]}", "error": {"code": bcode, "message": bmsg, "type": btype}}, status)
+        # (Qianfan "ModelBuilder v2" API error-code page, https://cloud.baidu.com/doc/qianfan-api/index.html;
+        # exact code strings not verified against the live docs).
+        baidu = {
+            401: ("invalid_iam_token", "IAM Certification failed", "invalid_request_error"),
+            429: ("rpm_rate_limit_exceeded", "Rate limit reached for RPM", "rate_limit_exceeded"),
+        }
+        bcode, bmsg, btype = baidu.get(status, (err_type, message, err_type))
+        return json_reply(
+            {"id": f"as-{req.digest[:10]}", "error": {"code": bcode, "message": bmsg, "type": btype}}, status
+        )
     if flavor == "cloudflare":
-        # Cloudflare API v4 envelope (https://developers.cloudflare.com/fundamentals/api/how-to/make-api-calls/).
-        cf = {401: (10000, "Authentication error"), 429: (971, "Please wait and consider throttling your request speed")}
+        # Cloudflare API v4 envelope (https://developers.cloudflare.com/fundamentals/api/how-to/make-api-calls/);
+        # assumed (not verified) for Workers AI's OpenAI-compatible /ai/v1/ endpoints.
+        cf = {
+            401: (10000, "Authentication error"),
+            429: (971, "Please wait and consider throttling your request speed"),
+        }
         cf_code, cf_msg = cf.get(status, (7000, message))
-        return json_reply({"success": False, "errors": [{"code": cf_code, "message": cf_msg}], "messages": [], "result": None}, status)
+        return json_reply(
+            {"success": False, "errors": [{"code": cf_code, "message": cf_msg}], "messages": [], "result": None}, status
+        )
     if flavor == "minimax":
         return minimax_error(req, status)
     return json_reply({"error": {"message": message, "type": err_type, "param": None, "code": code}}, status)
@@ -640,10 +673,13 @@ def moonshot_file_content(req: MockRequest) -> Reply:
 
 
 def moonshot_error(req: MockRequest, status: int) -> Reply:
-    # Moonshot error body (https://platform.moonshot.cn/docs/api/chat#错误说明).
-    kinds = {401: ("invalid_authentication_error", "Invalid Authentication"),
-             404: ("resource_not_found_error", "File not found"),
-             429: ("rate_limit_reached_error", "Your account is rate limited")}
+    # Moonshot error body {"error": {"message", "type"}} (https://platform.moonshot.cn/docs/api/chat, "错误说明";
+    # type names from memory of that table, not re-verified).
+    kinds = {
+        401: ("invalid_authentication_error", "Invalid Authentication"),
+        404: ("resource_not_found_error", "File not found"),
+        429: ("rate_limit_reached_error", "Your account is rate limited"),
+    }
     kind, message = kinds.get(status, ("server_error", "Mock error"))
     return json_reply({"error": {"message": message, "type": kind}}, status)
 
@@ -654,7 +690,8 @@ def moonshot_error(req: MockRequest, status: int) -> Reply:
 # "Streaming Messages" event flow message_start / content_block_start / ping /
 # content_block_delta (text_delta, input_json_delta) / content_block_stop /
 # message_delta / message_stop (https://docs.anthropic.com/en/docs/build-with-claude/streaming),
-# and "Errors" {"type":"error","error":{"type","message"}} with 400/401/403/404/413/429/500/529
+# (also https://platform.claude.com/docs/en/build-with-claude/streaming), and "Errors"
+# {"type":"error","error":{"type","message"}} with 400/401/403/404/413/429/500/529
 # (https://docs.anthropic.com/en/api/errors).
 # --------------------------------------------------------------------------
 
@@ -677,7 +714,9 @@ def claude_conversation(req: MockRequest) -> Conversation:
         first = tools[0] if isinstance(tools[0], dict) else {}
         if isinstance(first.get("name"), str):
             tool_name, tool_schema = first["name"], first.get("input_schema")
-    return Conversation(texts, last_with_role(messages, "user"), tool_name, tool_schema, int_or_none(body.get("max_tokens")))
+    return Conversation(
+        texts, last_with_role(messages, "user"), tool_name, tool_schema, int_or_none(body.get("max_tokens"))
+    )
 
 
 def claude_messages(req: MockRequest) -> Reply:
@@ -692,7 +731,9 @@ def claude_messages(req: MockRequest) -> Reply:
     if not body.get("stream"):
         content: list[dict[str, Any]] = [{"type": "text", "text": answer.text}]
         if answer.tool_call:
-            content.append({"type": "tool_use", "id": tool_id, "name": answer.tool_call.name, "input": answer.tool_call.args})
+            content.append(
+                {"type": "tool_use", "id": tool_id, "name": answer.tool_call.name, "input": answer.tool_call.args}
+            )
         return json_reply(
             {
                 "id": msg_id,
@@ -724,11 +765,17 @@ def claude_messages(req: MockRequest) -> Reply:
                 },
             },
         ),
-        sse_named("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        sse_named(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
         sse_named("ping", {"type": "ping"}),
     ]
     events += [
-        sse_named("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}})
+        sse_named(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+        )
         for piece in answer.pieces
     ]
     events.append(sse_named("content_block_stop", {"type": "content_block_stop", "index": 0}))
@@ -746,7 +793,11 @@ def claude_messages(req: MockRequest) -> Reply:
         events += [
             sse_named(
                 "content_block_delta",
-                {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": part}},
+                {
+                    "type": "content_block_delta",
+                    "index": 1,
+                    "delta": {"type": "input_json_delta", "partial_json": part},
+                },
             )
             for part in answer.tool_call.argument_pieces()
         ]
@@ -811,8 +862,8 @@ def gemini_conversation(req: MockRequest) -> Conversation:
             messages.append((str(content.get("role", "user")), text_of(content.get("parts"))))
     texts += [t for _, t in messages]
     tool_name, tool_schema = None, None
-    config = body.get("toolConfig") or body.get("tool_config") or {}
-    mode = ((config.get("functionCallingConfig") or config.get("function_calling_config") or {}) if isinstance(config, dict) else {}).get("mode")
+    config = sub(body, "toolConfig") or sub(body, "tool_config")
+    mode = (sub(config, "functionCallingConfig") or sub(config, "function_calling_config")).get("mode")
     for tool in body.get("tools") or []:
         if not isinstance(tool, dict) or mode == "NONE":
             continue
@@ -820,8 +871,8 @@ def gemini_conversation(req: MockRequest) -> Conversation:
         if decls and isinstance(decls[0], dict) and isinstance(decls[0].get("name"), str):
             tool_name, tool_schema = decls[0]["name"], decls[0].get("parameters")
             break
-    gen = body.get("generationConfig") or body.get("generation_config") or {}
-    limit = int_or_none(gen.get("maxOutputTokens")) if isinstance(gen, dict) else None
+    gen = sub(body, "generationConfig") or sub(body, "generation_config")
+    limit = int_or_none(gen.get("maxOutputTokens"))
     return Conversation(texts, last_with_role(messages, "user"), tool_name, tool_schema, limit)
 
 
@@ -829,7 +880,9 @@ def gemini_generate(req: MockRequest, model: str, stream: bool) -> Reply:
     answer = gemini_conversation(req).answer()
     finish = "MAX_TOKENS" if answer.truncated else "STOP"
     response_id = f"mock{req.digest[:20]}"
-    call_part = {"functionCall": {"name": answer.tool_call.name, "args": answer.tool_call.args}} if answer.tool_call else None
+    call_part = (
+        {"functionCall": {"name": answer.tool_call.name, "args": answer.tool_call.args}} if answer.tool_call else None
+    )
 
     def response(parts: list[dict[str, Any]], final: bool, completion: int) -> dict[str, Any]:
         candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
@@ -936,8 +989,8 @@ def qwen_request_id(req: MockRequest) -> str:
 
 def qwen_conversation(req: MockRequest) -> Conversation:
     body = req.obj
-    inp = body.get("input") if isinstance(body.get("input"), dict) else {}
-    params = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+    inp = sub(body, "input")
+    params = sub(body, "parameters")
     messages: list[tuple[str, str]] = []
     for message in inp.get("messages") or []:
         if isinstance(message, dict):
@@ -953,12 +1006,18 @@ def qwen_conversation(req: MockRequest) -> Conversation:
         function = tools[0].get("function") if isinstance(tools[0], dict) else None
         if isinstance(function, dict) and isinstance(function.get("name"), str):
             tool_name, tool_schema = function["name"], function.get("parameters")
-    return Conversation([t for _, t in messages], last_with_role(messages, "user"), tool_name, tool_schema, int_or_none(params.get("max_tokens")))
+    return Conversation(
+        [t for _, t in messages],
+        last_with_role(messages, "user"),
+        tool_name,
+        tool_schema,
+        int_or_none(params.get("max_tokens")),
+    )
 
 
 def qwen_generation(req: MockRequest) -> Reply:
     body = req.obj
-    params = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+    params = sub(body, "parameters")
     multimodal = req.route == QWEN_MULTIMODAL
     result_format = "message" if multimodal else str(params.get("result_format") or "text")
     incremental = params.get("incremental_output") is True
@@ -968,8 +1027,14 @@ def qwen_generation(req: MockRequest) -> Reply:
     request_id = qwen_request_id(req)
     finish = "length" if answer.truncated else ("tool_calls" if answer.tool_call else "stop")
     tool_calls = (
-        [{"index": 0, "id": f"call_{req.digest[:24]}", "type": "function",
-          "function": {"name": answer.tool_call.name, "arguments": answer.tool_call.arguments}}]
+        [
+            {
+                "index": 0,
+                "id": f"call_{req.digest[:24]}",
+                "type": "function",
+                "function": {"name": answer.tool_call.name, "arguments": answer.tool_call.arguments},
+            }
+        ]
         if answer.tool_call
         else None
     )
@@ -984,11 +1049,20 @@ def qwen_generation(req: MockRequest) -> Reply:
         return {"choices": [{"finish_reason": finish_reason, "message": message}]}
 
     def usage(completion: int) -> dict[str, int]:
-        return {"input_tokens": answer.prompt_tokens, "output_tokens": completion,
-                "total_tokens": answer.prompt_tokens + completion}
+        return {
+            "input_tokens": answer.prompt_tokens,
+            "output_tokens": completion,
+            "total_tokens": answer.prompt_tokens + completion,
+        }
 
     if req.header("x-dashscope-sse").lower() != "enable":
-        return json_reply({"output": output(answer.text, finish, True), "usage": usage(answer.completion_tokens), "request_id": request_id})
+        return json_reply(
+            {
+                "output": output(answer.text, finish, True),
+                "usage": usage(answer.completion_tokens),
+                "request_id": request_id,
+            }
+        )
 
     events: list[bytes] = []
     pieces = answer.pieces
@@ -1007,14 +1081,16 @@ def qwen_generation(req: MockRequest) -> Reply:
 
 def qwen_embedding(req: MockRequest) -> Reply:
     body = req.obj
-    inp = body.get("input") if isinstance(body.get("input"), dict) else {}
-    params = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+    inp = sub(body, "input")
+    params = sub(body, "parameters")
     texts = inp.get("texts")
     texts = [texts] if isinstance(texts, str) else (texts if isinstance(texts, list) else [])
     dims = int_or_none(params.get("dimension")) or DEFAULT_EMBEDDING_DIMS
     embeddings = [{"text_index": i, "embedding": embedding_vector(str(t), dims)} for i, t in enumerate(texts)]
     tokens = word_count(*(str(t) for t in texts))
-    return json_reply({"output": {"embeddings": embeddings}, "usage": {"total_tokens": tokens}, "request_id": qwen_request_id(req)})
+    return json_reply(
+        {"output": {"embeddings": embeddings}, "usage": {"total_tokens": tokens}, "request_id": qwen_request_id(req)}
+    )
 
 
 def qwen_error(req: MockRequest, status: int) -> Reply:
@@ -1037,7 +1113,9 @@ def qwen_error(req: MockRequest, status: int) -> Reply:
 # CompletionTokens,TotalTokens}, Id, Created, Note, RequestId}}; streaming SSE "data: {...}" with
 # Choices[].Delta, FinishReason "" until "stop" (event sample in alibaba/higress ai-proxy
 # provider/hunyuan.go); API 3.0 errors are HTTP 200 {"Response": {"Error": {Code, Message},
-# RequestId}} (https://cloud.tencent.com/document/api/1729/101838 "返回结果").
+# RequestId}} (Tencent Cloud API 3.0 common error format, e.g. https://cloud.tencent.com/document/product/1388/114322
+# with codes AuthFailure.SignatureFailure, InvalidAction, InvalidParameter, InternalError, RequestLimitExceeded).
+# Whether a hunyuan stream ends with a "data: [DONE]" event is not documented there; none is sent here.
 # --------------------------------------------------------------------------
 
 
@@ -1060,7 +1138,11 @@ def hunyuan_chat(req: MockRequest) -> Reply:
             messages.append((str(message.get("Role", "")), text_of(content)))
     answer = Conversation([t for _, t in messages], last_with_role(messages, "user")).answer()
     request_id = hunyuan_request_id(req)
-    usage = {"PromptTokens": answer.prompt_tokens, "CompletionTokens": answer.completion_tokens, "TotalTokens": answer.total_tokens}
+    usage = {
+        "PromptTokens": answer.prompt_tokens,
+        "CompletionTokens": answer.completion_tokens,
+        "TotalTokens": answer.total_tokens,
+    }
     chat_id = request_id
     if not body.get("Stream"):
         return json_reply(
@@ -1068,7 +1150,9 @@ def hunyuan_chat(req: MockRequest) -> Reply:
                 "Response": {
                     "RequestId": request_id,
                     "Note": HUNYUAN_NOTE,
-                    "Choices": [{"Index": 0, "Message": {"Role": "assistant", "Content": answer.text}, "FinishReason": "stop"}],
+                    "Choices": [
+                        {"Index": 0, "Message": {"Role": "assistant", "Content": answer.text}, "FinishReason": "stop"}
+                    ],
                     "Created": CREATED,
                     "Id": chat_id,
                     "Usage": usage,
@@ -1088,7 +1172,11 @@ def hunyuan_chat(req: MockRequest) -> Reply:
                     "Choices": [{"Index": 0, "Delta": {"Role": "assistant", "Content": piece}, "FinishReason": ""}],
                     "Created": CREATED,
                     "Id": chat_id,
-                    "Usage": {"PromptTokens": answer.prompt_tokens, "CompletionTokens": n, "TotalTokens": answer.prompt_tokens + n},
+                    "Usage": {
+                        "PromptTokens": answer.prompt_tokens,
+                        "CompletionTokens": n,
+                        "TotalTokens": answer.prompt_tokens + n,
+                    },
                 }
             )
         )
@@ -1103,19 +1191,30 @@ def hunyuan_chat(req: MockRequest) -> Reply:
             }
         )
     )
-    return Reply(200, "text/event-stream", events=events, headers=[("x-tc-requestid", request_id), ("cache-control", "no-cache")])
+    return Reply(
+        200, "text/event-stream", events=events, headers=[("x-tc-requestid", request_id), ("cache-control", "no-cache")]
+    )
 
 
 def _hunyuan_error_body(req: MockRequest, code: str, message: str) -> Reply:
-    return json_reply({"Response": {"Error": {"Code": code, "Message": message}, "RequestId": hunyuan_request_id(req)}}, 200)
+    return json_reply(
+        {"Response": {"Error": {"Code": code, "Message": message}, "RequestId": hunyuan_request_id(req)}}, 200
+    )
 
 
 def hunyuan_error(req: MockRequest, status: int) -> Reply:
     kinds = {
         400: ("InvalidParameter", "The parameter is invalid (mock)."),
-        401: ("AuthFailure.SignatureFailure", "The provided credentials could not be validated. Please check your signature is correct."),
+        401: (
+            "AuthFailure.SignatureFailure",
+            "The provided credentials could not be validated. Please check your signature is correct.",
+        ),
         403: ("UnauthorizedOperation", "The request is not authorized."),
-        429: ("RequestLimitExceeded", "Your current request times equals to `21` in a second, which exceeds the frequency limit `20` for a second. Please reduce the frequency of calls."),
+        429: (
+            "RequestLimitExceeded",
+            "Your current request times equals to `21` in a second, which exceeds the frequency limit "
+            "`20` for a second. Please reduce the frequency of calls.",
+        ),
         500: ("InternalError", "An internal error has occurred. Retry your request."),
     }
     code, message = kinds.get(status, ("InternalError", f"Mock error with status {status}"))
@@ -1151,7 +1250,7 @@ def minimax_pro(req: MockRequest) -> Reply:
     texts += [t for _, t in messages]
     limit = int_or_none(body.get("tokens_to_generate"))
     answer = Conversation(texts, last_with_role(messages, "USER"), max_tokens=limit).answer()
-    constraints = body.get("reply_constraints") if isinstance(body.get("reply_constraints"), dict) else {}
+    constraints = sub(body, "reply_constraints")
     bot_name = str(constraints.get("sender_name") or MINIMAX_DEFAULT_BOT)
     finish = "length" if answer.truncated else "stop"
     chat_id = f"mock{req.digest[:28]}"
@@ -1161,8 +1260,13 @@ def minimax_pro(req: MockRequest) -> Reply:
             "created": CREATED,
             "model": model,
             "reply": answer.text,
-            "choices": [{"finish_reason": finish, "index": 0,
-                         "messages": [{"sender_type": "BOT", "sender_name": bot_name, "text": answer.text}]}],
+            "choices": [
+                {
+                    "finish_reason": finish,
+                    "index": 0,
+                    "messages": [{"sender_type": "BOT", "sender_name": bot_name, "text": answer.text}],
+                }
+            ],
             "usage": {"total_tokens": answer.total_tokens},
             "input_sensitive": False,
             "output_sensitive": False,
@@ -1190,8 +1294,14 @@ def minimax_pro(req: MockRequest) -> Reply:
 
 def _minimax_error_body(req: MockRequest, code: int, message: str) -> Reply:
     return json_reply(
-        {"created": 0, "model": "", "reply": "", "choices": None, "id": f"mock{req.digest[:28]}",
-         "base_resp": {"status_code": code, "status_msg": message}},
+        {
+            "created": 0,
+            "model": "",
+            "reply": "",
+            "choices": None,
+            "id": f"mock{req.digest[:28]}",
+            "base_resp": {"status_code": code, "status_msg": message},
+        },
         200,
     )
 
@@ -1230,7 +1340,11 @@ def deepl_translate(req: MockRequest) -> Reply:
     texts = [texts] if isinstance(texts, str) else (texts if isinstance(texts, list) else [])
     source = str(fields.get("source_lang") or "EN").upper()
     return json_reply(
-        {"translations": [{"detected_source_language": source, "text": f"mock translation ({target}): {t}"} for t in texts]}
+        {
+            "translations": [
+                {"detected_source_language": source, "text": f"mock translation ({target}): {t}"} for t in texts
+            ]
+        }
     )
 
 
@@ -1261,8 +1375,14 @@ def context_error(req: MockRequest, status: int) -> Reply:
 
 def not_found(req: MockRequest) -> Reply:
     return json_reply(
-        {"error": {"message": f"mock_provider: no route for {req.method} {req.route}", "type": "invalid_request_error",
-                   "param": None, "code": "not_found"}},
+        {
+            "error": {
+                "message": f"mock_provider: no route for {req.method} {req.route}",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "not_found",
+            }
+        },
         404,
     )
 
@@ -1312,6 +1432,15 @@ def resolve(req: MockRequest) -> Route:
     if route.endswith("/embeddings"):
         return Route(openai_flavor(req), openai_embeddings, openai_error)
     return Route("unknown", not_found, lambda r, s: not_found(r))
+
+
+SCENARIO_MARKER: Final = re.compile(r"\[mock:([A-Za-z0-9:_-]+)\]")
+
+
+def body_scenario(body_text: str) -> str:
+    """Scenario named by a ``[mock:<scenario>]`` marker in the request body, or ''."""
+    match = SCENARIO_MARKER.search(body_text)
+    return match.group(1).lower() if match else ""
 
 
 # --------------------------------------------------------------------------
@@ -1436,9 +1565,7 @@ class MockHandler(BaseHTTPRequestHandler):
         try:
             self.wfile.write(data)
             self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError) as exc:
-            raise ClientGone() from exc
-        except OSError as exc:
+        except OSError as exc:  # BrokenPipe, ConnectionReset, timeout, closed socket
             raise ClientGone() from exc
 
     def _write_chunk(self, data: bytes) -> None:
@@ -1497,7 +1624,7 @@ class MockHandler(BaseHTTPRequestHandler):
             json=parsed,
         )
         target = resolve(req)
-        scenario = req.header("x-mock-scenario").strip().lower()
+        scenario = req.header("x-mock-scenario").strip().lower() or body_scenario(text)
         entry = self.server.log.add(
             {
                 "time": time.time(),
@@ -1509,7 +1636,13 @@ class MockHandler(BaseHTTPRequestHandler):
                 "json": parsed,
                 "provider": target.provider,
                 "scenario": scenario or None,
-                "response": {"status": None, "streamed": False, "events_sent": 0, "completed": False, "client_disconnected": False},
+                "response": {
+                    "status": None,
+                    "streamed": False,
+                    "events_sent": 0,
+                    "completed": False,
+                    "client_disconnected": False,
+                },
             }
         )
         try:
@@ -1518,7 +1651,17 @@ class MockHandler(BaseHTTPRequestHandler):
             else:
                 reply = target.handle(req)
         except Exception as exc:  # a mock bug must not kill the connection silently
-            reply = json_reply({"error": {"message": f"mock_provider internal error: {exc!r}", "type": "mock_error", "param": None, "code": None}}, 500)
+            reply = json_reply(
+                {
+                    "error": {
+                        "message": f"mock_provider internal error: {exc!r}",
+                        "type": "mock_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+                500,
+            )
         try:
             self._send(reply, scenario, req, entry)
         except (ClientGone, OSError):
@@ -1593,7 +1736,17 @@ class MockHandler(BaseHTTPRequestHandler):
         elif route == "/__mock/requests" and self.command == "DELETE":
             self._simple(200, {"cleared": log.clear()})
         else:
-            self._simple(404, {"error": {"message": f"unknown control endpoint {self.command} {route}", "type": "mock_error", "param": None, "code": None}})
+            self._simple(
+                404,
+                {
+                    "error": {
+                        "message": f"unknown control endpoint {self.command} {route}",
+                        "type": "mock_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+            )
 
 
 def make_server(port: int = 0, config: MockConfig | None = None, host: str = "127.0.0.1") -> MockServer:
@@ -1616,7 +1769,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port to bind on 127.0.0.1 (0 = ephemeral)")
     parser.add_argument("--stream-delay-ms", type=float, default=0.0, help="delay between stream events")
     parser.add_argument("--slow-ms", type=float, default=DEFAULT_SLOW_MS, help="per-event delay of the 'slow' scenario")
-    parser.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin is closed (used by start_mock)")
+    parser.add_argument(
+        "--exit-on-stdin-eof", action="store_true", help="exit when stdin is closed (used by start_mock)"
+    )
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
     args = parser.parse_args(argv)
 

@@ -94,14 +94,18 @@ OPENAI_MESSAGES = [
     {"role": "user", "content": [{"type": "text", "text": USER}]},
 ]
 PROMPT_WORDS = words("you are terse", USER)
-WEATHER_TOOL = {
+WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
         "description": "Weather for a city",
         "parameters": {
             "type": "object",
-            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}, "days": {"type": "integer"}},
+            "properties": {
+                "city": {"type": "string"},
+                "unit": {"type": "string", "enum": ["c", "f"]},
+                "days": {"type": "integer"},
+            },
             "required": ["city", "unit"],
         },
     },
@@ -193,8 +197,12 @@ def test_requests_are_recorded_and_cleared(mock: MockHandle) -> None:
     mock.clear()
     marker = uuid.uuid4().hex
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "record me"}]}
-    post(mock.port, "/openai/deployments/dep1/chat/completions?api-version=2024-02-01", body,
-         {"Host": "res.openai.azure.com", "x-test-id": marker, "Authorization": "Bearer k"})
+    post(
+        mock.port,
+        "/openai/deployments/dep1/chat/completions?api-version=2024-02-01",
+        body,
+        {"Host": "res.openai.azure.com", "x-test-id": marker, "Authorization": "Bearer k"},
+    )
     entries = mock.requests()
     assert len(entries) == 1
     entry = entries[0]
@@ -219,8 +227,13 @@ def test_chunked_request_body_and_keep_alive(mock: MockHandle) -> None:
     try:
         payload = json.dumps({"model": "m", "messages": [{"role": "user", "content": "chunked body"}]}).encode()
         parts = [payload[:10], payload[10:]]
-        conn.request("POST", "/v1/chat/completions", body=iter(parts), headers={"Content-Type": "application/json"},
-                     encode_chunked=True)
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=iter(parts),
+            headers={"Content-Type": "application/json"},
+            encode_chunked=True,
+        )
         first = conn.getresponse()
         assert first.status == 200
         assert json.loads(first.read())["choices"][0]["message"]["content"] == "mock reply to: chunked body"
@@ -277,8 +290,11 @@ def test_openai_chat_buffered(mock: MockHandle, path: str) -> None:
     validate_chat_completion(obj)
     assert obj["choices"][0]["message"]["content"] == REPLY
     assert obj["choices"][0]["finish_reason"] == "stop"
-    assert obj["usage"] == {"prompt_tokens": PROMPT_WORDS, "completion_tokens": words(REPLY),
-                            "total_tokens": PROMPT_WORDS + words(REPLY)}
+    assert obj["usage"] == {
+        "prompt_tokens": PROMPT_WORDS,
+        "completion_tokens": words(REPLY),
+        "total_tokens": PROMPT_WORDS + words(REPLY),
+    }
     assert obj["model"] == "gpt-4o"
     # deterministic
     assert post(mock.port, path, {"model": "gpt-4o", "messages": OPENAI_MESSAGES}).json() == obj
@@ -327,9 +343,7 @@ def test_openai_tool_calls_buffered_and_streamed(mock: MockHandle) -> None:
 
     chunks = validate_sse_stream(post(mock.port, "/v1/chat/completions", {**body, "stream": True}).body)
     args = "".join(
-        tc["function"].get("arguments", "")
-        for c in chunks
-        for tc in c["choices"][0]["delta"].get("tool_calls", [])
+        tc["function"].get("arguments", "") for c in chunks for tc in c["choices"][0]["delta"].get("tool_calls", [])
     )
     assert json.loads(args) == {"city": "mock", "unit": "c"}
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
@@ -350,8 +364,9 @@ def test_minimax_v2_carries_base_resp(mock: MockHandle) -> None:
 
 
 def test_azure_model_defaults_to_deployment(mock: MockHandle) -> None:
-    obj = post(mock.port, "/openai/deployments/dep-x/chat/completions?api-version=2024-06-01",
-               {"messages": OPENAI_MESSAGES}).json()
+    obj = post(
+        mock.port, "/openai/deployments/dep-x/chat/completions?api-version=2024-06-01", {"messages": OPENAI_MESSAGES}
+    ).json()
     assert obj["model"] == "dep-x"
 
 
@@ -359,7 +374,9 @@ def test_azure_model_defaults_to_deployment(mock: MockHandle) -> None:
 def test_openai_embeddings(mock: MockHandle, path: str) -> None:
     from pyutil.openai_schema import validate_embedding_response
 
-    obj = post(mock.port, path, {"model": "text-embedding-3-small", "input": ["one two", "three"], "dimensions": 4}).json()
+    obj = post(
+        mock.port, path, {"model": "text-embedding-3-small", "input": ["one two", "three"], "dimensions": 4}
+    ).json()
     validate_embedding_response(obj)
     assert [d["index"] for d in obj["data"]] == [0, 1]
     assert all(len(d["embedding"]) == 4 for d in obj["data"])
@@ -387,7 +404,7 @@ def test_moonshot_file_content(mock: MockHandle) -> None:
 # Claude
 # --------------------------------------------------------------------------
 
-CLAUDE_BODY = {
+CLAUDE_BODY: dict[str, Any] = {
     "model": "claude-3-5-sonnet-20241022",
     "max_tokens": 256,
     "system": "you are terse",
@@ -423,11 +440,17 @@ def test_claude_streamed_with_tool_use(mock: MockHandle) -> None:
     assert all(d["type"] == n for n, d in zip(names, datas))
     assert names[:3] == ["message_start", "content_block_start", "ping"]
     assert names[-2:] == ["message_delta", "message_stop"]
-    text = [d["delta"]["text"] for d in datas if d["type"] == "content_block_delta" and d["delta"]["type"] == "text_delta"]
+    text = [
+        d["delta"]["text"] for d in datas if d["type"] == "content_block_delta" and d["delta"]["type"] == "text_delta"
+    ]
     assert len(text) >= 3 and "".join(text) == REPLY
     starts = [d for d in datas if d["type"] == "content_block_start"]
     assert [s["content_block"]["type"] for s in starts] == ["text", "tool_use"]
-    partial = [d["delta"]["partial_json"] for d in datas if d["type"] == "content_block_delta" and d["delta"]["type"] == "input_json_delta"]
+    partial = [
+        d["delta"]["partial_json"]
+        for d in datas
+        if d["type"] == "content_block_delta" and d["delta"]["type"] == "input_json_delta"
+    ]
     assert len(partial) >= 2 and json.loads("".join(partial)) == {"city": "mock", "unit": "c"}
     assert [d["index"] for d in datas if d["type"] == "content_block_stop"] == [0, 1]
     start = datas[0]["message"]
@@ -451,8 +474,16 @@ GEMINI_BODY = {
     "systemInstruction": {"parts": [{"text": "you are terse"}]},
     "contents": [{"role": "user", "parts": [{"text": USER}]}],
 }
-GEMINI_TOOLS = [{"functionDeclarations": [{"name": "get_weather", "parameters": {
-    "type": "OBJECT", "properties": {"city": {"type": "STRING"}}, "required": ["city"]}}]}]
+GEMINI_TOOLS = [
+    {
+        "functionDeclarations": [
+            {
+                "name": "get_weather",
+                "parameters": {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}, "required": ["city"]},
+            }
+        ]
+    }
+]
 
 
 def test_gemini_generate_content(mock: MockHandle) -> None:
@@ -460,8 +491,11 @@ def test_gemini_generate_content(mock: MockHandle) -> None:
     candidate = obj["candidates"][0]
     assert candidate["content"] == {"parts": [{"text": REPLY}], "role": "model"}
     assert candidate["finishReason"] == "STOP"
-    assert obj["usageMetadata"] == {"promptTokenCount": PROMPT_WORDS, "candidatesTokenCount": words(REPLY),
-                                    "totalTokenCount": PROMPT_WORDS + words(REPLY)}
+    assert obj["usageMetadata"] == {
+        "promptTokenCount": PROMPT_WORDS,
+        "candidatesTokenCount": words(REPLY),
+        "totalTokenCount": PROMPT_WORDS + words(REPLY),
+    }
     assert obj["modelVersion"] == "gemini-1.5-flash"
 
 
@@ -472,7 +506,9 @@ def test_gemini_function_call(mock: MockHandle) -> None:
 
 
 def test_gemini_stream_sse(mock: MockHandle) -> None:
-    resp = post(mock.port, "/v1beta/models/gemini-pro:streamGenerateContent?alt=sse", {**GEMINI_BODY, "tools": GEMINI_TOOLS})
+    resp = post(
+        mock.port, "/v1beta/models/gemini-pro:streamGenerateContent?alt=sse", {**GEMINI_BODY, "tools": GEMINI_TOOLS}
+    )
     assert resp.headers["content-type"].startswith("text/event-stream")
     assert b"\r\n\r\n" in resp.body and b"[DONE]" not in resp.body
     objs = [json.loads(d) for _, d in sse_events(resp.body)]
@@ -492,11 +528,17 @@ def test_gemini_stream_json_array(mock: MockHandle) -> None:
 
 
 def test_gemini_embeddings(mock: MockHandle) -> None:
-    body = {"requests": [{"model": "models/text-embedding-004", "content": {"parts": [{"text": "a"}]}},
-                         {"model": "models/text-embedding-004", "content": {"parts": [{"text": "b"}]}, "outputDimensionality": 3}]}
+    body = {
+        "requests": [
+            {"model": "models/text-embedding-004", "content": {"parts": [{"text": "a"}]}},
+            {"model": "models/text-embedding-004", "content": {"parts": [{"text": "b"}]}, "outputDimensionality": 3},
+        ]
+    }
     obj = post(mock.port, "/v1beta/models/text-embedding-004:batchEmbedContents", body).json()
     assert [len(e["values"]) for e in obj["embeddings"]] == [mp.DEFAULT_EMBEDDING_DIMS, 3]
-    single = post(mock.port, "/v1beta/models/text-embedding-004:embedContent", {"content": {"parts": [{"text": "a"}]}}).json()
+    single = post(
+        mock.port, "/v1beta/models/text-embedding-004:embedContent", {"content": {"parts": [{"text": "a"}]}}
+    ).json()
     assert single["embedding"]["values"] == obj["embeddings"][0]["values"]
 
 
@@ -511,7 +553,11 @@ QWEN_BODY = {"model": "qwen-max", "input": {"messages": OPENAI_MESSAGES}, "param
 def test_qwen_buffered_message_and_text_formats(mock: MockHandle) -> None:
     obj = post(mock.port, QWEN_GEN, QWEN_BODY).json()
     assert obj["output"]["choices"][0] == {"finish_reason": "stop", "message": {"role": "assistant", "content": REPLY}}
-    assert obj["usage"] == {"input_tokens": PROMPT_WORDS, "output_tokens": words(REPLY), "total_tokens": PROMPT_WORDS + words(REPLY)}
+    assert obj["usage"] == {
+        "input_tokens": PROMPT_WORDS,
+        "output_tokens": words(REPLY),
+        "total_tokens": PROMPT_WORDS + words(REPLY),
+    }
     assert obj["request_id"]
     text = post(mock.port, QWEN_GEN, {**QWEN_BODY, "parameters": {}}).json()
     assert text["output"] == {"text": REPLY, "finish_reason": "stop"}
@@ -544,12 +590,19 @@ def test_qwen_stream(mock: MockHandle, incremental: bool) -> None:
 
 
 def test_qwen_multimodal_and_embedding(mock: MockHandle) -> None:
-    body = {"model": "qwen-vl-plus", "input": {"messages": [{"role": "user", "content": [
-        {"image": "https://example.invalid/a.png"}, {"text": USER}]}]}}
+    body = {
+        "model": "qwen-vl-plus",
+        "input": {
+            "messages": [{"role": "user", "content": [{"image": "https://example.invalid/a.png"}, {"text": USER}]}]
+        },
+    }
     obj = post(mock.port, "/api/v1/services/aigc/multimodal-generation/generation", body).json()
     assert obj["output"]["choices"][0]["message"]["content"] == [{"text": REPLY}]
-    emb = post(mock.port, "/api/v1/services/embeddings/text-embedding/text-embedding",
-               {"model": "text-embedding-v1", "input": {"texts": ["a b", "c"]}}).json()
+    emb = post(
+        mock.port,
+        "/api/v1/services/embeddings/text-embedding/text-embedding",
+        {"model": "text-embedding-v1", "input": {"texts": ["a b", "c"]}},
+    ).json()
     assert [e["text_index"] for e in emb["output"]["embeddings"]] == [0, 1]
     assert emb["usage"] == {"total_tokens": 3}
 
@@ -558,15 +611,26 @@ def test_qwen_multimodal_and_embedding(mock: MockHandle) -> None:
 # Hunyuan, MiniMax Pro, DeepL
 # --------------------------------------------------------------------------
 
-HUNYUAN_HEADERS = {"Host": "hunyuan.tencentcloudapi.com", "X-TC-Action": "ChatCompletions", "X-TC-Version": "2023-09-01"}
-HUNYUAN_BODY = {"Model": "hunyuan-lite", "Messages": [{"Role": "system", "Content": "you are terse"}, {"Role": "user", "Content": USER}]}
+HUNYUAN_HEADERS = {
+    "Host": "hunyuan.tencentcloudapi.com",
+    "X-TC-Action": "ChatCompletions",
+    "X-TC-Version": "2023-09-01",
+}
+HUNYUAN_BODY = {
+    "Model": "hunyuan-lite",
+    "Messages": [{"Role": "system", "Content": "you are terse"}, {"Role": "user", "Content": USER}],
+}
 
 
 def test_hunyuan_buffered(mock: MockHandle) -> None:
     obj = post(mock.port, "/", HUNYUAN_BODY, HUNYUAN_HEADERS).json()["Response"]
     assert obj["Choices"][0]["Message"] == {"Role": "assistant", "Content": REPLY}
     assert obj["Choices"][0]["FinishReason"] == "stop"
-    assert obj["Usage"] == {"PromptTokens": PROMPT_WORDS, "CompletionTokens": words(REPLY), "TotalTokens": PROMPT_WORDS + words(REPLY)}
+    assert obj["Usage"] == {
+        "PromptTokens": PROMPT_WORDS,
+        "CompletionTokens": words(REPLY),
+        "TotalTokens": PROMPT_WORDS + words(REPLY),
+    }
     assert obj["Id"] and obj["RequestId"] and obj["Created"] == mp.CREATED
 
 
@@ -618,11 +682,19 @@ def test_minimax_pro_requires_group_id(mock: MockHandle) -> None:
 @pytest.mark.parametrize("host", ["api-free.deepl.com", "api.deepl.com"])
 def test_deepl_json_and_form(mock: MockHandle, host: str) -> None:
     obj = post(mock.port, "/v2/translate", {"text": ["Hello", "World"], "target_lang": "de"}, {"Host": host}).json()
-    assert obj == {"translations": [
-        {"detected_source_language": "EN", "text": "mock translation (DE): Hello"},
-        {"detected_source_language": "EN", "text": "mock translation (DE): World"}]}
-    form = request(mock.port, "POST", "/v2/translate", raw=b"text=Bonjour&source_lang=FR&target_lang=EN-US",
-                   headers={"Host": host, "Content-Type": "application/x-www-form-urlencoded"}).json()
+    assert obj == {
+        "translations": [
+            {"detected_source_language": "EN", "text": "mock translation (DE): Hello"},
+            {"detected_source_language": "EN", "text": "mock translation (DE): World"},
+        ]
+    }
+    form = request(
+        mock.port,
+        "POST",
+        "/v2/translate",
+        raw=b"text=Bonjour&source_lang=FR&target_lang=EN-US",
+        headers={"Host": host, "Content-Type": "application/x-www-form-urlencoded"},
+    ).json()
     assert form == {"translations": [{"detected_source_language": "FR", "text": "mock translation (EN-US): Bonjour"}]}
 
 
@@ -632,24 +704,54 @@ def test_deepl_json_and_form(mock: MockHandle, host: str) -> None:
 
 ERROR_CASES: list[tuple[str, str, Any, dict[str, str], int, Any]] = [
     # (name, path, body, headers, expected status, check(obj))
-    ("openai", "/v1/chat/completions", {"messages": []}, {},
-     401, lambda o: o["error"]["code"] == "invalid_api_key"),
-    ("azure", "/openai/deployments/d/chat/completions?api-version=1", {}, {},
-     401, lambda o: o["error"]["code"] == "401" and o["error"]["message"]),
+    ("openai", "/v1/chat/completions", {"messages": []}, {}, 401, lambda o: o["error"]["code"] == "invalid_api_key"),
+    (
+        "azure",
+        "/openai/deployments/d/chat/completions?api-version=1",
+        {},
+        {},
+        401,
+        lambda o: o["error"]["code"] == "401" and o["error"]["message"],
+    ),
     ("zhipuai", "/api/paas/v4/chat/completions", {}, {}, 401, lambda o: o["error"]["code"] == "1002"),
     ("baidu", "/v2/chat/completions", {}, {}, 401, lambda o: o["error"]["code"] == "invalid_iam_token"),
-    ("cloudflare", "/client/v4/accounts/a/ai/v1/chat/completions", {}, {}, 401,
-     lambda o: o["success"] is False and o["errors"][0]["code"] == 10000),
+    (
+        "cloudflare",
+        "/client/v4/accounts/a/ai/v1/chat/completions",
+        {},
+        {},
+        401,
+        lambda o: o["success"] is False and o["errors"][0]["code"] == 10000,
+    ),
     ("minimax-v2", "/v1/text/chatcompletion_v2", {}, {}, 200, lambda o: o["base_resp"]["status_code"] == 1004),
     ("minimax-pro", MINIMAX_PRO, MINIMAX_BODY, {}, 200, lambda o: o["base_resp"]["status_code"] == 1004),
-    ("claude", "/v1/messages", CLAUDE_BODY, {}, 401,
-     lambda o: o == {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}),
-    ("gemini", "/v1beta/models/g:generateContent", GEMINI_BODY, {}, 401,
-     lambda o: o["error"]["code"] == 401 and o["error"]["status"] == "UNAUTHENTICATED"),
+    (
+        "claude",
+        "/v1/messages",
+        CLAUDE_BODY,
+        {},
+        401,
+        lambda o: o == {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}},
+    ),
+    (
+        "gemini",
+        "/v1beta/models/g:generateContent",
+        GEMINI_BODY,
+        {},
+        401,
+        lambda o: o["error"]["code"] == 401 and o["error"]["status"] == "UNAUTHENTICATED",
+    ),
     ("qwen", QWEN_GEN, QWEN_BODY, {}, 401, lambda o: o["code"] == "InvalidApiKey" and o["request_id"]),
     ("hunyuan", "/", HUNYUAN_BODY, HUNYUAN_HEADERS, 200, lambda o: "Error" in o["Response"]),
     ("deepl", "/v2/translate", {"text": ["x"], "target_lang": "DE"}, {}, 403, lambda o: "message" in o),
-    ("moonshot-files", "/v1/files/f/content", None, {}, 401, lambda o: o["error"]["type"] == "invalid_authentication_error"),
+    (
+        "moonshot-files",
+        "/v1/files/f/content",
+        None,
+        {},
+        401,
+        lambda o: o["error"]["type"] == "invalid_authentication_error",
+    ),
 ]
 
 
@@ -675,8 +777,24 @@ def test_openai_error_bodies_match_the_spec(mock: MockHandle) -> None:
     assert resp.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
 
 
+def test_scenario_marker_in_body(mock: MockHandle) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "[mock:error-429] hello"}]}
+    resp = post(mock.port, "/v1/chat/completions", body)
+    assert resp.status == 429 and resp.json()["error"]["code"] == "rate_limit_exceeded"
+    hunyuan = {"Model": "m", "Messages": [{"Role": "user", "Content": "[mock:error] hi"}]}
+    err = post(mock.port, "/", hunyuan, HUNYUAN_HEADERS).json()["Response"]["Error"]
+    assert err["Code"] == "AuthFailure.SignatureFailure"
+    # an explicit header wins over the marker
+    assert post(mock.port, "/v1/chat/completions", body, {"x-mock-scenario": "none"}).status == 200
+
+
 def test_error_scenario_on_stream_request_is_plain_json(mock: MockHandle) -> None:
-    resp = post(mock.port, "/v1/chat/completions", {"messages": OPENAI_MESSAGES, "stream": True}, {"x-mock-scenario": "error-429"})
+    resp = post(
+        mock.port,
+        "/v1/chat/completions",
+        {"messages": OPENAI_MESSAGES, "stream": True},
+        {"x-mock-scenario": "error-429"},
+    )
     assert resp.status == 429 and resp.headers["content-type"] == "application/json"
     assert resp.json()["error"]["code"] == "rate_limit_exceeded"
 
@@ -685,9 +803,12 @@ def test_reset_scenario_stream(mock: MockHandle) -> None:
     marker = uuid.uuid4().hex
     conn = http.client.HTTPConnection("127.0.0.1", mock.port, timeout=TIMEOUT)
     try:
-        conn.request("POST", "/v1/chat/completions",
-                     body=json.dumps({"messages": OPENAI_MESSAGES, "stream": True}),
-                     headers={"x-mock-scenario": "reset", "x-test-id": marker})
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=json.dumps({"messages": OPENAI_MESSAGES, "stream": True}),
+            headers={"x-mock-scenario": "reset", "x-test-id": marker},
+        )
         resp = conn.getresponse()
         assert resp.status == 200
         received = b""
@@ -720,19 +841,27 @@ def test_malformed_scenario(mock: MockHandle) -> None:
     assert buffered.status == 200
     with pytest.raises(json.JSONDecodeError):
         buffered.json()
-    streamed = post(mock.port, "/v1/chat/completions", {"messages": OPENAI_MESSAGES, "stream": True},
-                    {"x-mock-scenario": "malformed"})
+    streamed = post(
+        mock.port,
+        "/v1/chat/completions",
+        {"messages": OPENAI_MESSAGES, "stream": True},
+        {"x-mock-scenario": "malformed"},
+    )
     assert b'data: {"malformed": tru\n' in streamed.body
     with pytest.raises(OpenAISchemaError):
         validate_sse_stream(streamed.body)
     claude = post(mock.port, "/v1/messages", {**CLAUDE_BODY, "stream": True}, {"x-mock-scenario": "malformed"})
-    assert b"not server-sent-events" in claude.body and claude.body.endswith(b"message_stop\"}\n\n")
+    assert b"not server-sent-events" in claude.body and claude.body.endswith(b'message_stop"}\n\n')
 
 
 def test_slow_scenario_spaces_events(mock: MockHandle) -> None:
     start = time.monotonic()
-    resp = post(mock.port, "/v1/chat/completions", {"messages": OPENAI_MESSAGES, "stream": True},
-                {"x-mock-scenario": "slow", "x-mock-delay-ms": "60"})
+    resp = post(
+        mock.port,
+        "/v1/chat/completions",
+        {"messages": OPENAI_MESSAGES, "stream": True},
+        {"x-mock-scenario": "slow", "x-mock-delay-ms": "60"},
+    )
     elapsed = time.monotonic() - start
     events = resp.body.count(b"data: ")
     assert elapsed >= 0.06 * (events - 1) * 0.9
@@ -750,7 +879,8 @@ def test_slow_stream_client_disconnect_is_recorded(mock: MockHandle) -> None:
         sock.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\nContent-Type: application/json\r\n"
             + f"x-mock-scenario: slow\r\nx-mock-delay-ms: 100\r\nx-test-id: {marker}\r\n".encode()
-            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
         )
         first = sock.recv(65536)
         assert first.startswith(b"HTTP/1.1 200")

@@ -128,9 +128,7 @@ def _load_components(path: str) -> dict[str, Any]:
         with open(path, "rb") as handle:
             spec = yaml.load(handle, Loader=loader)  # noqa: S506 - safe loader
     except FileNotFoundError as exc:
-        raise FileNotFoundError(
-            f"OpenAI spec not found at {path}; set {SPEC_ENV} to its location"
-        ) from exc
+        raise FileNotFoundError(f"OpenAI spec not found at {path}; set {SPEC_ENV} to its location") from exc
     schemas = spec.get("components", {}).get("schemas") if isinstance(spec, dict) else None
     if not isinstance(schemas, dict):
         raise ValueError(f"{path} has no components/schemas")
@@ -237,7 +235,8 @@ def parse_sse_events(raw: bytes | str) -> list[SSEEvent]:
     """Split an SSE body into events (per the WHATWG event-stream rules).
 
     Lines end with CRLF, LF or CR; an empty line ends an event; lines starting
-    with ``:`` are comments; ``data`` lines are joined with ``\\n``.  Events
+    with ``:`` are comments; ``data`` lines are joined with ``\\n``; the event
+    name resets per event while the last ``id`` persists.  Events
     without any ``data`` line are dropped, as a browser would.
     """
     text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
@@ -302,5 +301,7 @@ def validate_sse_stream(raw: bytes | str, *, min_chunks: int = 1) -> list[dict[s
             raise OpenAISchemaError(CHAT_CHUNK, f"event #{index} invalid: {exc}", exc.errors) from exc
         chunks.append(chunk)
     if len(chunks) < min_chunks:
-        raise OpenAISchemaError(CHAT_CHUNK, f"stream has {len(chunks)} chunk(s) before [DONE], expected >= {min_chunks}")
+        raise OpenAISchemaError(
+            CHAT_CHUNK, f"stream has {len(chunks)} chunk(s) before [DONE], expected >= {min_chunks}"
+        )
     return chunks

@@ -1,0 +1,3 @@
+module github.com/aiproxy/aiproxy/bindings/go
+
+go 1.24

@@ -1,0 +1,235 @@
+//! Configuration acceptance (every seed example) and rejection (each invalid case, with its path).
+
+use super::*;
+use crate::error::ErrorCode;
+use serde_json::json;
+
+fn parse(v: Value) -> Result<ProviderConfig, ConfigError> {
+    ProviderConfig::from_json(v.to_string().as_bytes())
+}
+
+fn rejects(v: Value, path: &str, reason_part: &str) {
+    match parse(v.clone()) {
+        Ok(_) => panic!("accepted invalid config {v}"),
+        Err(e) => {
+            assert_eq!(e.path, path, "path for {v}: {e}");
+            assert!(e.reason.contains(reason_part), "reason {:?} lacks {reason_part:?}", e.reason);
+        }
+    }
+}
+
+/// Every configuration of the seed's usage examples, converted from its YAML to JSON unchanged
+/// (tests/fixtures/seed_configs/), loads.
+#[test]
+fn every_seed_example_config_is_accepted() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed_configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        ProviderConfig::from_json(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        n += 1;
+    }
+    assert!(n >= 17, "expected the seed's configs, found {n}");
+}
+
+fn minimal(kind: ProviderType) -> Value {
+    let mut p = json!({"type": kind.name(), "apiTokens": ["k"]});
+    let extra = match kind {
+        ProviderType::Azure => json!({"azureServiceUrl": "https://r.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-02-15-preview"}),
+        ProviderType::Ollama => json!({"ollamaServerHost": "127.0.0.1"}),
+        ProviderType::Hunyuan => json!({"hunyuanAuthId": "id", "hunyuanAuthKey": "key"}),
+        ProviderType::Cloudflare => json!({"cloudflareAccountId": "acct"}),
+        ProviderType::Deepl => json!({"targetLang": "ZH"}),
+        _ => json!({}),
+    };
+    p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    json!({ "provider": p })
+}
+
+#[test]
+fn all_21_provider_types_load_with_defaults() {
+    assert_eq!(ProviderType::ALL.len(), 21);
+    for kind in ProviderType::ALL {
+        let c = parse(minimal(kind)).unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
+        assert_eq!(c.kind, kind);
+        assert_eq!(c.timeout_ms, 120_000);
+        assert_eq!(c.protocol, Protocol::OpenAi);
+        assert_eq!(c.claude_version, "2023-06-01");
+        assert_eq!(c.ollama_server_port, 11434);
+    }
+}
+
+#[test]
+fn every_documented_field_is_read() {
+    let c = parse(json!({"provider": {
+        "type": "openai", "apiTokens": ["a", "b"], "timeout": 5000, "protocol": "original",
+        "modelMapping": {"gpt-4*": "x"},
+        "customSettings": [{"name": "max_tokens", "value": 5, "mode": "raw", "overwrite": false}],
+        "openaiCustomUrl": "www.example.com/myai/v1/chat/completions",
+        "responseJsonSchema": {"name": "s", "schema": {"type": "object"}},
+        "context": {"fileUrl": "http://file.svc/ai/context.txt", "serviceName": "file.dns", "servicePort": 80},
+        "qwenEnableSearch": true, "minimaxGroupId": "g", "claudeVersion": "2024-01-01",
+        "ollamaServerHost": "h", "ollamaServerPort": 1234, "hunyuanAuthId": "i", "hunyuanAuthKey": "k",
+        "cloudflareAccountId": "c", "geminiSafetySetting": {"HARM_CATEGORY_HARASSMENT": "BLOCK_NONE"},
+        "targetLang": "DE"
+    }}))
+    .unwrap();
+    assert_eq!(c.api_tokens.len(), 2);
+    assert_eq!(c.timeout_ms, 5000);
+    assert_eq!(c.protocol, Protocol::Original);
+    assert_eq!(c.custom_settings[0].mode, crate::custom_settings::SettingMode::Raw);
+    assert!(!c.custom_settings[0].overwrite);
+    let u = c.openai_custom_url.as_ref().unwrap();
+    assert_eq!((u.authority.as_str(), u.path.as_str()), ("www.example.com", "/myai/v1/chat/completions"));
+    assert!(c.response_json_schema.is_some());
+    let ctx = c.context.as_ref().unwrap();
+    assert_eq!((ctx.authority.as_str(), ctx.path.as_str(), ctx.service_name.as_str(), ctx.service_port), ("file.svc", "/ai/context.txt", "file.dns", 80));
+    assert!(c.qwen_enable_search);
+    assert_eq!(c.minimax_group_id.as_deref(), Some("g"));
+    assert_eq!(c.claude_version, "2024-01-01");
+    assert_eq!((c.ollama_server_host.as_deref(), c.ollama_server_port), (Some("h"), 1234));
+    assert_eq!(c.hunyuan_auth_id.as_ref().map(Secret::expose), Some("i"));
+    assert_eq!(c.cloudflare_account_id.as_deref(), Some("c"));
+    assert_eq!(c.gemini_safety_setting, vec![("HARM_CATEGORY_HARASSMENT".to_string(), "BLOCK_NONE".to_string())]);
+    assert_eq!(c.target_lang.as_deref(), Some("DE"));
+}
+
+#[test]
+fn invalid_json_and_shapes() {
+    let e = ProviderConfig::from_json(b"{not json").unwrap_err();
+    assert_eq!(e.code, ErrorCode::ConfigJson);
+    rejects(json!([1]), "", "expected an object");
+    rejects(json!({}), "provider", "missing");
+    rejects(json!({"provider": "openai"}), "provider", "expected an object, found string");
+    rejects(json!({"provider": {}}), "provider.type", "missing");
+    rejects(json!({"provider": {"type": 3}}), "provider.type", "expected a string, found number");
+}
+
+#[test]
+fn unknown_type_names_the_accepted_ones() {
+    rejects(json!({"provider": {"type": "openia", "apiTokens": ["k"]}}), "provider.type", "unknown provider type 'openia'");
+    let e = parse(json!({"provider": {"type": "x"}})).unwrap_err();
+    assert!(e.reason.contains("openai") && e.reason.contains("deepl"));
+}
+
+#[test]
+fn wrong_json_types_name_the_field() {
+    let p = |extra: Value| {
+        let mut v = minimal(ProviderType::OpenAi);
+        v["provider"].as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v
+    };
+    rejects(p(json!({"apiTokens": "k"})), "provider.apiTokens", "expected an array of strings");
+    rejects(p(json!({"apiTokens": ["k", 2]})), "provider.apiTokens[1]", "expected a string");
+    rejects(p(json!({"timeout": "1s"})), "provider.timeout", "expected a number");
+    rejects(p(json!({"timeout": -1})), "provider.timeout", "non-negative integer");
+    rejects(p(json!({"modelMapping": {"a": 1}})), "provider.modelMapping.a", "expected a string");
+    rejects(p(json!({"modelMapping": []})), "provider.modelMapping", "expected an object");
+    rejects(p(json!({"protocol": "grpc"})), "provider.protocol", "unknown protocol");
+    rejects(p(json!({"customSettings": {}})), "provider.customSettings", "expected an array");
+    rejects(p(json!({"customSettings": [{"value": 1}]})), "provider.customSettings[0].name", "missing");
+    rejects(p(json!({"customSettings": [{"name": "x"}]})), "provider.customSettings[0].value", "missing");
+    rejects(p(json!({"customSettings": [{"name": "x", "value": [1]}]})), "provider.customSettings[0].value", "string, number or boolean");
+    rejects(p(json!({"customSettings": [{"name": "x", "value": 1, "mode": "fancy"}]})), "provider.customSettings[0].mode", "unknown mode");
+    rejects(p(json!({"customSettings": [{"name": "x", "value": 1, "overwrite": "no"}]})), "provider.customSettings[0].overwrite", "expected a boolean");
+    rejects(p(json!({"qwenEnableSearch": "yes"})), "provider.qwenEnableSearch", "expected a boolean");
+    rejects(p(json!({"responseJsonSchema": "s"})), "provider.responseJsonSchema", "expected an object");
+    rejects(p(json!({"geminiSafetySetting": {"A": 1}})), "provider.geminiSafetySetting.A", "expected a string");
+    rejects(p(json!({"context": {"serviceName": "s", "servicePort": 80}})), "provider.context.fileUrl", "missing");
+    rejects(p(json!({"context": {"fileUrl": "http://a/b", "serviceName": "s", "servicePort": 70000}})), "provider.context.servicePort", "between 1 and 65535");
+}
+
+#[test]
+fn missing_required_fields_per_provider() {
+    let without = |kind: ProviderType, field: &str| {
+        let mut v = minimal(kind);
+        v["provider"].as_object_mut().unwrap().remove(field);
+        v
+    };
+    rejects(without(ProviderType::Azure, "azureServiceUrl"), "provider.azureServiceUrl", "required for provider type 'azure'");
+    rejects(without(ProviderType::Ollama, "ollamaServerHost"), "provider.ollamaServerHost", "required");
+    rejects(without(ProviderType::Hunyuan, "hunyuanAuthId"), "provider.hunyuanAuthId", "required");
+    rejects(without(ProviderType::Hunyuan, "hunyuanAuthKey"), "provider.hunyuanAuthKey", "required");
+    rejects(without(ProviderType::Cloudflare, "cloudflareAccountId"), "provider.cloudflareAccountId", "required");
+    rejects(without(ProviderType::Deepl, "targetLang"), "provider.targetLang", "required");
+    rejects(without(ProviderType::OpenAi, "apiTokens"), "provider.apiTokens", "at least one non-empty token");
+    rejects(without(ProviderType::Claude, "apiTokens"), "provider.apiTokens", "required for provider type 'claude'");
+    // Ollama and Hunyuan need no token (the seed's Hunyuan example has `apiTokens: [""]`).
+    parse(without(ProviderType::Ollama, "apiTokens")).unwrap();
+    parse(without(ProviderType::Hunyuan, "apiTokens")).unwrap();
+}
+
+#[test]
+fn context_conflicts_with_native_file_context() {
+    let ctx = json!({"fileUrl": "http://f/a.txt", "serviceName": "s", "servicePort": 80});
+    rejects(
+        json!({"provider": {"type": "moonshot", "apiTokens": ["k"], "moonshotFileId": "f", "context": ctx}}),
+        "provider.context",
+        "moonshotFileId",
+    );
+    rejects(
+        json!({"provider": {"type": "qwen", "apiTokens": ["k"], "qwenFileIds": ["f"], "context": ctx}}),
+        "provider.context",
+        "qwenFileIds",
+    );
+}
+
+#[test]
+fn azure_rules() {
+    let url = "https://r.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-02-15-preview";
+    rejects(
+        json!({"provider": {"type": "azure", "apiTokens": ["a", "b"], "azureServiceUrl": url}}),
+        "provider.apiTokens",
+        "exactly one",
+    );
+    rejects(
+        json!({"provider": {"type": "azure", "apiTokens": ["a"], "azureServiceUrl": "https://r.openai.azure.com/openai/deployments/d/chat/completions"}}),
+        "provider.azureServiceUrl",
+        "api-version",
+    );
+    rejects(
+        json!({"provider": {"type": "azure", "apiTokens": ["a"], "azureServiceUrl": "https://r/x?api-version="}}),
+        "provider.azureServiceUrl",
+        "api-version",
+    );
+}
+
+#[test]
+fn minimax_pro_mapping_needs_group_id() {
+    rejects(
+        json!({"provider": {"type": "minimax", "apiTokens": ["k"], "modelMapping": {"*": "abab6.5s-chat"}}}),
+        "provider.minimaxGroupId",
+        "abab6.5s-chat",
+    );
+    parse(json!({"provider": {"type": "minimax", "apiTokens": ["k"], "modelMapping": {"*": "abab6.5g-chat"}}})).unwrap();
+}
+
+#[test]
+fn secrets_never_print() {
+    let c = parse(json!({"provider": {"type": "hunyuan", "apiTokens": ["tok-SECRET-1"], "hunyuanAuthId": "ID-SECRET-2", "hunyuanAuthKey": "KEY-SECRET-3"}})).unwrap();
+    let dbg = format!("{c:?}");
+    for s in ["tok-SECRET-1", "ID-SECRET-2", "KEY-SECRET-3"] {
+        assert!(!dbg.contains(s), "{s} leaked in Debug");
+    }
+    // Errors about a token field do not echo the token either.
+    let e = parse(json!({"provider": {"type": "azure", "apiTokens": ["tok-SECRET-1", "tok-SECRET-4"], "azureServiceUrl": "https://r/x?api-version=1"}})).unwrap_err();
+    assert!(!e.to_string().contains("SECRET"));
+}
+
+#[test]
+fn token_choice_is_random_among_configured() {
+    let c = parse(json!({"provider": {"type": "openai", "apiTokens": ["a", "b", "c"]}})).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..300 {
+        seen.insert(c.pick_token().to_string());
+    }
+    assert_eq!(seen.len(), 3, "all tokens get used: {seen:?}");
+}
+
+#[test]
+fn config_handle_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<crate::exchange::Config>();
+    assert_send_sync::<std::sync::Arc<crate::exchange::Config>>();
+}
