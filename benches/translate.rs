@@ -25,7 +25,11 @@ fn chat_request() -> String {
         ]
     })
     .to_string();
-    assert!((900..1400).contains(&body.len()), "request is {} bytes", body.len());
+    assert!(
+        (900..1400).contains(&body.len()),
+        "request is {} bytes",
+        body.len()
+    );
     body
 }
 
@@ -51,7 +55,10 @@ fn stream_1000_events() -> Vec<u8> {
 
 fn forwarded(cfg: &Arc<Config>, body: &str) -> Exchange {
     let mut ex = Exchange::new(Arc::clone(cfg));
-    match ex.on_request("POST", "/v1/chat/completions", &[], body.as_bytes()).unwrap() {
+    match ex
+        .on_request("POST", "/v1/chat/completions", &[], body.as_bytes())
+        .unwrap()
+    {
         RequestAction::Forward(_) => ex,
         other => panic!("{other:?}"),
     }
@@ -66,7 +73,15 @@ fn benches(c: &mut Criterion) {
     g.bench_function("chat_1kb", |b| {
         b.iter(|| {
             let mut ex = Exchange::new(Arc::clone(&cfg));
-            black_box(ex.on_request("POST", "/v1/chat/completions", &[], black_box(req.as_bytes())).unwrap());
+            black_box(
+                ex.on_request(
+                    "POST",
+                    "/v1/chat/completions",
+                    &[],
+                    black_box(req.as_bytes()),
+                )
+                .unwrap(),
+            );
         })
     });
     g.finish();
@@ -78,8 +93,14 @@ fn benches(c: &mut Criterion) {
         b.iter_batched(
             || forwarded(&cfg, &req),
             |mut ex| {
-                ex.on_response_headers(200, &[("content-type", "application/json")]).unwrap();
-                black_box(ex.on_response_body(resp.as_bytes(), true).unwrap().data.len());
+                ex.on_response_headers(200, &[("content-type", "application/json")])
+                    .unwrap();
+                black_box(
+                    ex.on_response_body(resp.as_bytes(), true)
+                        .unwrap()
+                        .data
+                        .len(),
+                );
             },
             BatchSize::SmallInput,
         )
@@ -91,16 +112,25 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("response_stream_1000_events");
     g.throughput(Throughput::Bytes(stream.len() as u64));
     for slice in [usize::MAX, 4096, 64] {
-        let name = if slice == usize::MAX { "whole".to_string() } else { format!("slices_{slice}b") };
+        let name = if slice == usize::MAX {
+            "whole".to_string()
+        } else {
+            format!("slices_{slice}b")
+        };
         g.bench_function(name, |b| {
             b.iter_batched(
                 || forwarded(&cfg, &stream_req),
                 |mut ex| {
-                    ex.on_response_headers(200, &[("content-type", "text/event-stream")]).unwrap();
+                    ex.on_response_headers(200, &[("content-type", "text/event-stream")])
+                        .unwrap();
                     let mut n = 0;
                     let mut chunks = stream.chunks(slice.min(stream.len())).peekable();
                     while let Some(chunk) = chunks.next() {
-                        n += ex.on_response_body(chunk, chunks.peek().is_none()).unwrap().data.len();
+                        n += ex
+                            .on_response_body(chunk, chunks.peek().is_none())
+                            .unwrap()
+                            .data
+                            .len();
                     }
                     black_box(n);
                 },

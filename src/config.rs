@@ -351,8 +351,10 @@ impl ProviderConfig {
         let qwen_enable_search = f.bool("qwenEnableSearch")?.unwrap_or(false);
         let qwen_file_ids = f.str_array("qwenFileIds")?;
         let minimax_group_id = f.nonempty_str("minimaxGroupId")?.map(str::to_string);
+        // The seed's Claude example spells it `version`; `claudeVersion` wins when both are set.
         let claude_version = f
             .nonempty_str("claudeVersion")?
+            .or(f.nonempty_str("version")?)
             .unwrap_or(DEFAULT_CLAUDE_VERSION)
             .to_string();
         let ollama_server_host = f.nonempty_str("ollamaServerHost")?.map(str::to_string);
@@ -416,7 +418,7 @@ impl ProviderConfig {
             ));
         }
         let needs_token = !matches!(self.kind, P::Ollama | P::Hunyuan)
-            && !(self.kind == P::OpenAi && self.openai_custom_url.is_some());
+            && (self.kind != P::OpenAi || self.openai_custom_url.is_none());
         if needs_token && self.api_tokens.iter().all(|t| t.expose().is_empty()) {
             return Err(ConfigError::invalid(
                 "provider.apiTokens",
@@ -473,18 +475,18 @@ impl ProviderConfig {
                     "for provider type 'deepl'",
                 )?;
             }
-            P::Minimax => {
-                if self.minimax_group_id.is_none() {
-                    if let Some(m) = self
-                        .model_mapping
-                        .targets()
-                        .find(|t| MINIMAX_PRO_MODELS.contains(t))
-                    {
-                        return Err(ConfigError::invalid(
-                            "provider.minimaxGroupId",
-                            format!("required when modelMapping targets the ChatCompletion Pro model '{m}'"),
-                        ));
-                    }
+            P::Minimax if self.minimax_group_id.is_none() => {
+                if let Some(m) = self
+                    .model_mapping
+                    .targets()
+                    .find(|t| MINIMAX_PRO_MODELS.contains(t))
+                {
+                    return Err(ConfigError::invalid(
+                        "provider.minimaxGroupId",
+                        format!(
+                            "required when modelMapping targets the ChatCompletion Pro model '{m}'"
+                        ),
+                    ));
                 }
             }
             _ => {}

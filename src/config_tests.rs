@@ -13,7 +13,11 @@ fn rejects(v: Value, path: &str, reason_part: &str) {
         Ok(_) => panic!("accepted invalid config {v}"),
         Err(e) => {
             assert_eq!(e.path, path, "path for {v}: {e}");
-            assert!(e.reason.contains(reason_part), "reason {:?} lacks {reason_part:?}", e.reason);
+            assert!(
+                e.reason.contains(reason_part),
+                "reason {:?} lacks {reason_part:?}",
+                e.reason
+            );
         }
     }
 }
@@ -36,14 +40,18 @@ fn every_seed_example_config_is_accepted() {
 fn minimal(kind: ProviderType) -> Value {
     let mut p = json!({"type": kind.name(), "apiTokens": ["k"]});
     let extra = match kind {
-        ProviderType::Azure => json!({"azureServiceUrl": "https://r.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-02-15-preview"}),
+        ProviderType::Azure => {
+            json!({"azureServiceUrl": "https://r.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-02-15-preview"})
+        }
         ProviderType::Ollama => json!({"ollamaServerHost": "127.0.0.1"}),
         ProviderType::Hunyuan => json!({"hunyuanAuthId": "id", "hunyuanAuthKey": "key"}),
         ProviderType::Cloudflare => json!({"cloudflareAccountId": "acct"}),
         ProviderType::Deepl => json!({"targetLang": "ZH"}),
         _ => json!({}),
     };
-    p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    p.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     json!({ "provider": p })
 }
 
@@ -78,20 +86,43 @@ fn every_documented_field_is_read() {
     assert_eq!(c.api_tokens.len(), 2);
     assert_eq!(c.timeout_ms, 5000);
     assert_eq!(c.protocol, Protocol::Original);
-    assert_eq!(c.custom_settings[0].mode, crate::custom_settings::SettingMode::Raw);
+    assert_eq!(
+        c.custom_settings[0].mode,
+        crate::custom_settings::SettingMode::Raw
+    );
     assert!(!c.custom_settings[0].overwrite);
     let u = c.openai_custom_url.as_ref().unwrap();
-    assert_eq!((u.authority.as_str(), u.path.as_str()), ("www.example.com", "/myai/v1/chat/completions"));
+    assert_eq!(
+        (u.authority.as_str(), u.path.as_str()),
+        ("www.example.com", "/myai/v1/chat/completions")
+    );
     assert!(c.response_json_schema.is_some());
     let ctx = c.context.as_ref().unwrap();
-    assert_eq!((ctx.authority.as_str(), ctx.path.as_str(), ctx.service_name.as_str(), ctx.service_port), ("file.svc", "/ai/context.txt", "file.dns", 80));
+    assert_eq!(
+        (
+            ctx.authority.as_str(),
+            ctx.path.as_str(),
+            ctx.service_name.as_str(),
+            ctx.service_port
+        ),
+        ("file.svc", "/ai/context.txt", "file.dns", 80)
+    );
     assert!(c.qwen_enable_search);
     assert_eq!(c.minimax_group_id.as_deref(), Some("g"));
     assert_eq!(c.claude_version, "2024-01-01");
-    assert_eq!((c.ollama_server_host.as_deref(), c.ollama_server_port), (Some("h"), 1234));
+    assert_eq!(
+        (c.ollama_server_host.as_deref(), c.ollama_server_port),
+        (Some("h"), 1234)
+    );
     assert_eq!(c.hunyuan_auth_id.as_ref().map(Secret::expose), Some("i"));
     assert_eq!(c.cloudflare_account_id.as_deref(), Some("c"));
-    assert_eq!(c.gemini_safety_setting, vec![("HARM_CATEGORY_HARASSMENT".to_string(), "BLOCK_NONE".to_string())]);
+    assert_eq!(
+        c.gemini_safety_setting,
+        vec![(
+            "HARM_CATEGORY_HARASSMENT".to_string(),
+            "BLOCK_NONE".to_string()
+        )]
+    );
     assert_eq!(c.target_lang.as_deref(), Some("DE"));
 }
 
@@ -101,14 +132,26 @@ fn invalid_json_and_shapes() {
     assert_eq!(e.code, ErrorCode::ConfigJson);
     rejects(json!([1]), "", "expected an object");
     rejects(json!({}), "provider", "missing");
-    rejects(json!({"provider": "openai"}), "provider", "expected an object, found string");
+    rejects(
+        json!({"provider": "openai"}),
+        "provider",
+        "expected an object, found string",
+    );
     rejects(json!({"provider": {}}), "provider.type", "missing");
-    rejects(json!({"provider": {"type": 3}}), "provider.type", "expected a string, found number");
+    rejects(
+        json!({"provider": {"type": 3}}),
+        "provider.type",
+        "expected a string, found number",
+    );
 }
 
 #[test]
 fn unknown_type_names_the_accepted_ones() {
-    rejects(json!({"provider": {"type": "openia", "apiTokens": ["k"]}}), "provider.type", "unknown provider type 'openia'");
+    rejects(
+        json!({"provider": {"type": "openia", "apiTokens": ["k"]}}),
+        "provider.type",
+        "unknown provider type 'openia'",
+    );
     let e = parse(json!({"provider": {"type": "x"}})).unwrap_err();
     assert!(e.reason.contains("openai") && e.reason.contains("deepl"));
 }
@@ -117,27 +160,102 @@ fn unknown_type_names_the_accepted_ones() {
 fn wrong_json_types_name_the_field() {
     let p = |extra: Value| {
         let mut v = minimal(ProviderType::OpenAi);
-        v["provider"].as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v["provider"]
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         v
     };
-    rejects(p(json!({"apiTokens": "k"})), "provider.apiTokens", "expected an array of strings");
-    rejects(p(json!({"apiTokens": ["k", 2]})), "provider.apiTokens[1]", "expected a string");
-    rejects(p(json!({"timeout": "1s"})), "provider.timeout", "expected a number");
-    rejects(p(json!({"timeout": -1})), "provider.timeout", "non-negative integer");
-    rejects(p(json!({"modelMapping": {"a": 1}})), "provider.modelMapping.a", "expected a string");
-    rejects(p(json!({"modelMapping": []})), "provider.modelMapping", "expected an object");
-    rejects(p(json!({"protocol": "grpc"})), "provider.protocol", "unknown protocol");
-    rejects(p(json!({"customSettings": {}})), "provider.customSettings", "expected an array");
-    rejects(p(json!({"customSettings": [{"value": 1}]})), "provider.customSettings[0].name", "missing");
-    rejects(p(json!({"customSettings": [{"name": "x"}]})), "provider.customSettings[0].value", "missing");
-    rejects(p(json!({"customSettings": [{"name": "x", "value": [1]}]})), "provider.customSettings[0].value", "string, number or boolean");
-    rejects(p(json!({"customSettings": [{"name": "x", "value": 1, "mode": "fancy"}]})), "provider.customSettings[0].mode", "unknown mode");
-    rejects(p(json!({"customSettings": [{"name": "x", "value": 1, "overwrite": "no"}]})), "provider.customSettings[0].overwrite", "expected a boolean");
-    rejects(p(json!({"qwenEnableSearch": "yes"})), "provider.qwenEnableSearch", "expected a boolean");
-    rejects(p(json!({"responseJsonSchema": "s"})), "provider.responseJsonSchema", "expected an object");
-    rejects(p(json!({"geminiSafetySetting": {"A": 1}})), "provider.geminiSafetySetting.A", "expected a string");
-    rejects(p(json!({"context": {"serviceName": "s", "servicePort": 80}})), "provider.context.fileUrl", "missing");
-    rejects(p(json!({"context": {"fileUrl": "http://a/b", "serviceName": "s", "servicePort": 70000}})), "provider.context.servicePort", "between 1 and 65535");
+    rejects(
+        p(json!({"apiTokens": "k"})),
+        "provider.apiTokens",
+        "expected an array of strings",
+    );
+    rejects(
+        p(json!({"apiTokens": ["k", 2]})),
+        "provider.apiTokens[1]",
+        "expected a string",
+    );
+    rejects(
+        p(json!({"timeout": "1s"})),
+        "provider.timeout",
+        "expected a number",
+    );
+    rejects(
+        p(json!({"timeout": -1})),
+        "provider.timeout",
+        "non-negative integer",
+    );
+    rejects(
+        p(json!({"modelMapping": {"a": 1}})),
+        "provider.modelMapping.a",
+        "expected a string",
+    );
+    rejects(
+        p(json!({"modelMapping": []})),
+        "provider.modelMapping",
+        "expected an object",
+    );
+    rejects(
+        p(json!({"protocol": "grpc"})),
+        "provider.protocol",
+        "unknown protocol",
+    );
+    rejects(
+        p(json!({"customSettings": {}})),
+        "provider.customSettings",
+        "expected an array",
+    );
+    rejects(
+        p(json!({"customSettings": [{"value": 1}]})),
+        "provider.customSettings[0].name",
+        "missing",
+    );
+    rejects(
+        p(json!({"customSettings": [{"name": "x"}]})),
+        "provider.customSettings[0].value",
+        "missing",
+    );
+    rejects(
+        p(json!({"customSettings": [{"name": "x", "value": [1]}]})),
+        "provider.customSettings[0].value",
+        "string, number or boolean",
+    );
+    rejects(
+        p(json!({"customSettings": [{"name": "x", "value": 1, "mode": "fancy"}]})),
+        "provider.customSettings[0].mode",
+        "unknown mode",
+    );
+    rejects(
+        p(json!({"customSettings": [{"name": "x", "value": 1, "overwrite": "no"}]})),
+        "provider.customSettings[0].overwrite",
+        "expected a boolean",
+    );
+    rejects(
+        p(json!({"qwenEnableSearch": "yes"})),
+        "provider.qwenEnableSearch",
+        "expected a boolean",
+    );
+    rejects(
+        p(json!({"responseJsonSchema": "s"})),
+        "provider.responseJsonSchema",
+        "expected an object",
+    );
+    rejects(
+        p(json!({"geminiSafetySetting": {"A": 1}})),
+        "provider.geminiSafetySetting.A",
+        "expected a string",
+    );
+    rejects(
+        p(json!({"context": {"serviceName": "s", "servicePort": 80}})),
+        "provider.context.fileUrl",
+        "missing",
+    );
+    rejects(
+        p(json!({"context": {"fileUrl": "http://a/b", "serviceName": "s", "servicePort": 70000}})),
+        "provider.context.servicePort",
+        "between 1 and 65535",
+    );
 }
 
 #[test]
@@ -147,14 +265,46 @@ fn missing_required_fields_per_provider() {
         v["provider"].as_object_mut().unwrap().remove(field);
         v
     };
-    rejects(without(ProviderType::Azure, "azureServiceUrl"), "provider.azureServiceUrl", "required for provider type 'azure'");
-    rejects(without(ProviderType::Ollama, "ollamaServerHost"), "provider.ollamaServerHost", "required");
-    rejects(without(ProviderType::Hunyuan, "hunyuanAuthId"), "provider.hunyuanAuthId", "required");
-    rejects(without(ProviderType::Hunyuan, "hunyuanAuthKey"), "provider.hunyuanAuthKey", "required");
-    rejects(without(ProviderType::Cloudflare, "cloudflareAccountId"), "provider.cloudflareAccountId", "required");
-    rejects(without(ProviderType::Deepl, "targetLang"), "provider.targetLang", "required");
-    rejects(without(ProviderType::OpenAi, "apiTokens"), "provider.apiTokens", "at least one non-empty token");
-    rejects(without(ProviderType::Claude, "apiTokens"), "provider.apiTokens", "required for provider type 'claude'");
+    rejects(
+        without(ProviderType::Azure, "azureServiceUrl"),
+        "provider.azureServiceUrl",
+        "required for provider type 'azure'",
+    );
+    rejects(
+        without(ProviderType::Ollama, "ollamaServerHost"),
+        "provider.ollamaServerHost",
+        "required",
+    );
+    rejects(
+        without(ProviderType::Hunyuan, "hunyuanAuthId"),
+        "provider.hunyuanAuthId",
+        "required",
+    );
+    rejects(
+        without(ProviderType::Hunyuan, "hunyuanAuthKey"),
+        "provider.hunyuanAuthKey",
+        "required",
+    );
+    rejects(
+        without(ProviderType::Cloudflare, "cloudflareAccountId"),
+        "provider.cloudflareAccountId",
+        "required",
+    );
+    rejects(
+        without(ProviderType::Deepl, "targetLang"),
+        "provider.targetLang",
+        "required",
+    );
+    rejects(
+        without(ProviderType::OpenAi, "apiTokens"),
+        "provider.apiTokens",
+        "at least one non-empty token",
+    );
+    rejects(
+        without(ProviderType::Claude, "apiTokens"),
+        "provider.apiTokens",
+        "required for provider type 'claude'",
+    );
     // Ollama and Hunyuan need no token (the seed's Hunyuan example has `apiTokens: [""]`).
     parse(without(ProviderType::Ollama, "apiTokens")).unwrap();
     parse(without(ProviderType::Hunyuan, "apiTokens")).unwrap();

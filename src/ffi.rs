@@ -18,6 +18,10 @@ use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+/// An API error before it is boxed for C: code, message, field path.
+type FfiErr = (i32, String, String);
+type FfiResult = Result<(), FfiErr>;
+
 /// Success.
 pub const AIPROXY_OK: i32 = 0;
 /// A required pointer argument was null.
@@ -193,9 +197,7 @@ unsafe fn clear_err(err: *mut *mut AiproxyError) {
 }
 
 /// Runs `f`, turning a panic into `AIPROXY_ERR_INTERNAL`.
-fn guard(
-    f: impl FnOnce() -> Result<(), (i32, String, String)>,
-) -> Result<(), (i32, String, String)> {
+fn guard(f: impl FnOnce() -> FfiResult) -> FfiResult {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
         Err((
             AIPROXY_ERR_INTERNAL,
@@ -205,17 +207,11 @@ fn guard(
     })
 }
 
-type FfiResult = Result<(), (i32, String, String)>;
-
-fn e(code: i32, msg: impl Into<String>) -> (i32, String, String) {
+fn e(code: i32, msg: impl Into<String>) -> FfiErr {
     (code, msg.into(), String::new())
 }
 
-unsafe fn bytes<'a>(
-    ptr: *const u8,
-    len: usize,
-    what: &str,
-) -> Result<&'a [u8], (i32, String, String)> {
+unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8], FfiErr> {
     if ptr.is_null() {
         if len == 0 {
             return Ok(&[]);
@@ -225,11 +221,7 @@ unsafe fn bytes<'a>(
     Ok(std::slice::from_raw_parts(ptr, len))
 }
 
-unsafe fn utf8<'a>(
-    ptr: *const u8,
-    len: usize,
-    what: &str,
-) -> Result<&'a str, (i32, String, String)> {
+unsafe fn utf8<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a str, FfiErr> {
     std::str::from_utf8(bytes(ptr, len, what)?).map_err(|_| {
         e(
             AIPROXY_ERR_INVALID_UTF8,
@@ -241,7 +233,7 @@ unsafe fn utf8<'a>(
 unsafe fn headers_in<'a>(
     ptr: *const AiproxyHeader,
     len: usize,
-) -> Result<Vec<(&'a str, &'a str)>, (i32, String, String)> {
+) -> Result<Vec<(&'a str, &'a str)>, FfiErr> {
     if len == 0 {
         return Ok(Vec::new());
     }

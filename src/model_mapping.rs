@@ -21,7 +21,7 @@ impl ModelMapping {
                 m.exact.push((key, target));
             }
         }
-        m.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        m.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         m
     }
 

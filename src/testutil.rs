@@ -61,7 +61,12 @@ static SCHEMAS: Lazy<Value> = Lazy::new(|| {
     let text: String = text
         .lines()
         .map(|line| match line.rsplit_once(": ") {
-            Some((k, v)) if v.len() >= 19 && v.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) => {
+            Some((k, v))
+                if v.len() >= 19
+                    && v.trim_start_matches('-')
+                        .bytes()
+                        .all(|b| b.is_ascii_digit()) =>
+            {
                 format!("{k}: {v}.0\n")
             }
             _ => format!("{line}\n"),
@@ -84,7 +89,11 @@ fn yaml_to_json(v: serde_yaml::Value) -> Value {
             .as_i64()
             .map(Value::from)
             .or_else(|| n.as_u64().map(Value::from))
-            .or_else(|| n.as_f64().and_then(serde_json::Number::from_f64).map(Value::Number))
+            .or_else(|| {
+                n.as_f64()
+                    .and_then(serde_json::Number::from_f64)
+                    .map(Value::Number)
+            })
             .unwrap_or(Value::Null),
         Y::String(s) => Value::String(s),
         Y::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect()),
@@ -93,7 +102,10 @@ fn yaml_to_json(v: serde_yaml::Value) -> Value {
                 .map(|(k, v)| {
                     let key = match k {
                         Y::String(s) => s,
-                        other => serde_yaml::to_string(&other).unwrap_or_default().trim().to_string(),
+                        other => serde_yaml::to_string(&other)
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string(),
                     };
                     (key, yaml_to_json(v))
                 })

@@ -6,7 +6,10 @@ use std::ffi::CStr;
 use std::ptr::{null, null_mut};
 
 fn s(x: &str) -> AiproxyStr {
-    AiproxyStr { ptr: x.as_ptr(), len: x.len() }
+    AiproxyStr {
+        ptr: x.as_ptr(),
+        len: x.len(),
+    }
 }
 
 unsafe fn view(v: AiproxyStr) -> &'static [u8] {
@@ -25,8 +28,12 @@ unsafe fn take_err(err: *mut AiproxyError) -> (i32, String, String) {
     assert!(!err.is_null());
     let r = (
         aiproxy_error_code(err),
-        CStr::from_ptr(aiproxy_error_message(err)).to_string_lossy().into_owned(),
-        CStr::from_ptr(aiproxy_error_field(err)).to_string_lossy().into_owned(),
+        CStr::from_ptr(aiproxy_error_message(err))
+            .to_string_lossy()
+            .into_owned(),
+        CStr::from_ptr(aiproxy_error_field(err))
+            .to_string_lossy()
+            .into_owned(),
     );
     aiproxy_error_free(err);
     r
@@ -62,7 +69,10 @@ fn config_errors_carry_code_message_and_field() {
         let (code, msg, field) = take_err(err);
         assert_eq!(code, AIPROXY_ERR_CONFIG_INVALID);
         assert_eq!(field, "provider.azureServiceUrl");
-        assert!(msg.contains("provider.azureServiceUrl") && !msg.contains("SECRET"), "{msg}");
+        assert!(
+            msg.contains("provider.azureServiceUrl") && !msg.contains("SECRET"),
+            "{msg}"
+        );
 
         let mut err = null_mut();
         assert!(aiproxy_config_new(b"{x".as_ptr(), 2, &mut err).is_null());
@@ -75,7 +85,10 @@ fn config_errors_carry_code_message_and_field() {
         assert!(aiproxy_config_new(null(), 5, null_mut()).is_null());
         // Error accessors tolerate null.
         assert_eq!(aiproxy_error_code(null()), AIPROXY_ERR_NULL_POINTER);
-        assert_eq!(CStr::from_ptr(aiproxy_error_message(null())).to_bytes(), b"");
+        assert_eq!(
+            CStr::from_ptr(aiproxy_error_message(null())).to_bytes(),
+            b""
+        );
         aiproxy_error_free(null_mut());
         aiproxy_config_free(null_mut());
         aiproxy_exchange_free(null_mut());
@@ -90,11 +103,26 @@ fn full_buffered_flow_and_usage() {
         let ex = aiproxy_exchange_new(cfg, &mut err);
         aiproxy_config_free(cfg); // the exchange keeps the config alive
         assert!(!ex.is_null());
-        let hdrs = [AiproxyHeader { name: s("content-type"), value: s("application/json") }];
+        let hdrs = [AiproxyHeader {
+            name: s("content-type"),
+            value: s("application/json"),
+        }];
         let mut r = empty_request_result();
         let m = "POST";
         let p = "/v1/chat/completions";
-        let rc = aiproxy_exchange_on_request(ex, m.as_ptr(), m.len(), p.as_ptr(), p.len(), hdrs.as_ptr(), 1, CHAT.as_ptr(), CHAT.len(), &mut r, &mut err);
+        let rc = aiproxy_exchange_on_request(
+            ex,
+            m.as_ptr(),
+            m.len(),
+            p.as_ptr(),
+            p.len(),
+            hdrs.as_ptr(),
+            1,
+            CHAT.as_ptr(),
+            CHAT.len(),
+            &mut r,
+            &mut err,
+        );
         assert_eq!(rc, AIPROXY_OK);
         assert_eq!(r.action, AIPROXY_ACTION_FORWARD);
         assert_eq!(text(r.authority), "api.openai.com");
@@ -103,28 +131,50 @@ fn full_buffered_flow_and_usage() {
         assert!(r.body_replaced);
         let body: serde_json::Value = serde_json::from_slice(view(r.body)).unwrap();
         assert_eq!(body["model"], "gpt-4o-mini");
-        let set: Vec<(String, String)> = std::slice::from_raw_parts(r.headers, r.headers_len).iter().map(|h| (text(h.name), text(h.value))).collect();
+        let set: Vec<(String, String)> = std::slice::from_raw_parts(r.headers, r.headers_len)
+            .iter()
+            .map(|h| (text(h.name), text(h.value)))
+            .collect();
         assert!(set.contains(&("authorization".into(), "Bearer sk-SECRET".into())));
-        let removed: Vec<String> = std::slice::from_raw_parts(r.remove_headers, r.remove_headers_len).iter().map(|h| text(*h)).collect();
+        let removed: Vec<String> =
+            std::slice::from_raw_parts(r.remove_headers, r.remove_headers_len)
+                .iter()
+                .map(|h| text(*h))
+                .collect();
         assert!(removed.contains(&"content-length".to_string()));
 
-        let rh_in = [AiproxyHeader { name: s("Content-Type"), value: s("application/json") }];
+        let rh_in = [AiproxyHeader {
+            name: s("Content-Type"),
+            value: s("application/json"),
+        }];
         let mut rh: AiproxyResponseHeadersResult = std::mem::zeroed();
-        assert_eq!(aiproxy_exchange_on_response_headers(ex, 200, rh_in.as_ptr(), 1, &mut rh, &mut err), AIPROXY_OK);
+        assert_eq!(
+            aiproxy_exchange_on_response_headers(ex, 200, rh_in.as_ptr(), 1, &mut rh, &mut err),
+            AIPROXY_OK
+        );
         assert_eq!(rh.mode, AIPROXY_MODE_BUFFER);
         let upstream = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}}"#;
         let (a, b) = upstream.split_at(40);
         let mut out: AiproxyBodyResult = std::mem::zeroed();
-        assert_eq!(aiproxy_exchange_on_response_body(ex, a.as_ptr(), a.len(), false, &mut out, &mut err), AIPROXY_OK);
+        assert_eq!(
+            aiproxy_exchange_on_response_body(ex, a.as_ptr(), a.len(), false, &mut out, &mut err),
+            AIPROXY_OK
+        );
         assert_eq!((out.unchanged, out.data.len, out.status), (false, 0, 0));
-        assert_eq!(aiproxy_exchange_on_response_body(ex, b.as_ptr(), b.len(), true, &mut out, &mut err), AIPROXY_OK);
+        assert_eq!(
+            aiproxy_exchange_on_response_body(ex, b.as_ptr(), b.len(), true, &mut out, &mut err),
+            AIPROXY_OK
+        );
         assert_eq!(out.status, 200);
         let v: serde_json::Value = serde_json::from_slice(view(out.data)).unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], "hello");
         let mut u: AiproxyUsage = std::mem::zeroed();
         assert_eq!(aiproxy_exchange_usage(ex, &mut u), AIPROXY_OK);
         assert!(u.present);
-        assert_eq!((u.prompt_tokens, u.completion_tokens, u.total_tokens), (2, 1, 3));
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (2, 1, 3)
+        );
         aiproxy_exchange_free(ex);
     }
 }
@@ -136,7 +186,22 @@ fn local_reply_for_invalid_client_json() {
         let ex = aiproxy_exchange_new(cfg, null_mut());
         let mut r = empty_request_result();
         let (m, p, b) = ("POST", "/v1/chat/completions", "{oops");
-        assert_eq!(aiproxy_exchange_on_request(ex, m.as_ptr(), m.len(), p.as_ptr(), p.len(), null(), 0, b.as_ptr(), b.len(), &mut r, null_mut()), AIPROXY_OK);
+        assert_eq!(
+            aiproxy_exchange_on_request(
+                ex,
+                m.as_ptr(),
+                m.len(),
+                p.as_ptr(),
+                p.len(),
+                null(),
+                0,
+                b.as_ptr(),
+                b.len(),
+                &mut r,
+                null_mut()
+            ),
+            AIPROXY_OK
+        );
         assert_eq!(r.action, AIPROXY_ACTION_LOCAL_REPLY);
         assert_eq!(r.status, 400);
         let v: serde_json::Value = serde_json::from_slice(view(r.body)).unwrap();
@@ -159,31 +224,181 @@ fn pointer_utf8_and_order_errors() {
         let (m, p) = ("POST", "/v1/chat/completions");
         let mut err = null_mut();
         // Null exchange, null out, null path, null body with a length.
-        assert_eq!(aiproxy_exchange_on_request(null_mut(), m.as_ptr(), m.len(), p.as_ptr(), p.len(), null(), 0, null(), 0, &mut r, &mut err), AIPROXY_ERR_NULL_POINTER);
+        assert_eq!(
+            aiproxy_exchange_on_request(
+                null_mut(),
+                m.as_ptr(),
+                m.len(),
+                p.as_ptr(),
+                p.len(),
+                null(),
+                0,
+                null(),
+                0,
+                &mut r,
+                &mut err
+            ),
+            AIPROXY_ERR_NULL_POINTER
+        );
         take_err(err);
-        assert_eq!(aiproxy_exchange_on_request(ex, m.as_ptr(), m.len(), p.as_ptr(), p.len(), null(), 0, null(), 0, null_mut(), null_mut()), AIPROXY_ERR_NULL_POINTER);
-        assert_eq!(aiproxy_exchange_on_request(ex, m.as_ptr(), m.len(), null(), 3, null(), 0, null(), 0, &mut r, null_mut()), AIPROXY_ERR_NULL_POINTER);
-        assert_eq!(aiproxy_exchange_on_request(ex, m.as_ptr(), m.len(), p.as_ptr(), p.len(), null(), 0, null(), 10, &mut r, null_mut()), AIPROXY_ERR_NULL_POINTER);
-        assert_eq!(aiproxy_exchange_on_request(ex, m.as_ptr(), m.len(), p.as_ptr(), p.len(), null(), 2, null(), 0, &mut r, null_mut()), AIPROXY_ERR_NULL_POINTER);
+        assert_eq!(
+            aiproxy_exchange_on_request(
+                ex,
+                m.as_ptr(),
+                m.len(),
+                p.as_ptr(),
+                p.len(),
+                null(),
+                0,
+                null(),
+                0,
+                null_mut(),
+                null_mut()
+            ),
+            AIPROXY_ERR_NULL_POINTER
+        );
+        assert_eq!(
+            aiproxy_exchange_on_request(
+                ex,
+                m.as_ptr(),
+                m.len(),
+                null(),
+                3,
+                null(),
+                0,
+                null(),
+                0,
+                &mut r,
+                null_mut()
+            ),
+            AIPROXY_ERR_NULL_POINTER
+        );
+        assert_eq!(
+            aiproxy_exchange_on_request(
+                ex,
+                m.as_ptr(),
+                m.len(),
+                p.as_ptr(),
+                p.len(),
+                null(),
+                0,
+                null(),
+                10,
+                &mut r,
+                null_mut()
+            ),
+            AIPROXY_ERR_NULL_POINTER
+        );
+        assert_eq!(
+            aiproxy_exchange_on_request(
+                ex,
+                m.as_ptr(),
+                m.len(),
+                p.as_ptr(),
+                p.len(),
+                null(),
+                2,
+                null(),
+                0,
+                &mut r,
+                null_mut()
+            ),
+            AIPROXY_ERR_NULL_POINTER
+        );
         // Invalid UTF-8 in the path and in a header.
         let bad = [0x2f_u8, 0xff, 0xfe];
         let mut err = null_mut();
-        assert_eq!(aiproxy_exchange_on_request(ex, m.as_ptr(), m.len(), bad.as_ptr(), bad.len(), null(), 0, null(), 0, &mut r, &mut err), AIPROXY_ERR_INVALID_UTF8);
+        assert_eq!(
+            aiproxy_exchange_on_request(
+                ex,
+                m.as_ptr(),
+                m.len(),
+                bad.as_ptr(),
+                bad.len(),
+                null(),
+                0,
+                null(),
+                0,
+                &mut r,
+                &mut err
+            ),
+            AIPROXY_ERR_INVALID_UTF8
+        );
         assert!(take_err(err).1.contains("path"));
-        let h = [AiproxyHeader { name: AiproxyStr { ptr: bad.as_ptr(), len: 3 }, value: s("v") }];
-        assert_eq!(aiproxy_exchange_on_request(ex, m.as_ptr(), m.len(), p.as_ptr(), p.len(), h.as_ptr(), 1, null(), 0, &mut r, null_mut()), AIPROXY_ERR_INVALID_UTF8);
+        let h = [AiproxyHeader {
+            name: AiproxyStr {
+                ptr: bad.as_ptr(),
+                len: 3,
+            },
+            value: s("v"),
+        }];
+        assert_eq!(
+            aiproxy_exchange_on_request(
+                ex,
+                m.as_ptr(),
+                m.len(),
+                p.as_ptr(),
+                p.len(),
+                h.as_ptr(),
+                1,
+                null(),
+                0,
+                &mut r,
+                null_mut()
+            ),
+            AIPROXY_ERR_INVALID_UTF8
+        );
         // Wrong order: body before headers, headers before the request.
         let mut out: AiproxyBodyResult = std::mem::zeroed();
         let mut err = null_mut();
-        assert_eq!(aiproxy_exchange_on_response_body(ex, null(), 0, true, &mut out, &mut err), AIPROXY_ERR_BAD_STATE);
+        assert_eq!(
+            aiproxy_exchange_on_response_body(ex, null(), 0, true, &mut out, &mut err),
+            AIPROXY_ERR_BAD_STATE
+        );
         assert!(!take_err(err).1.is_empty());
         let mut rh: AiproxyResponseHeadersResult = std::mem::zeroed();
-        assert_eq!(aiproxy_exchange_on_response_headers(ex, 200, null(), 0, &mut rh, null_mut()), AIPROXY_ERR_BAD_STATE);
+        assert_eq!(
+            aiproxy_exchange_on_response_headers(ex, 200, null(), 0, &mut rh, null_mut()),
+            AIPROXY_ERR_BAD_STATE
+        );
         // The exchange still works after errors.
-        assert_eq!(aiproxy_exchange_on_request(ex, m.as_ptr(), m.len(), p.as_ptr(), p.len(), null(), 0, CHAT.as_ptr(), CHAT.len(), &mut r, null_mut()), AIPROXY_OK);
-        assert_eq!(aiproxy_exchange_on_request(ex, m.as_ptr(), m.len(), p.as_ptr(), p.len(), null(), 0, CHAT.as_ptr(), CHAT.len(), &mut r, null_mut()), AIPROXY_ERR_BAD_STATE);
+        assert_eq!(
+            aiproxy_exchange_on_request(
+                ex,
+                m.as_ptr(),
+                m.len(),
+                p.as_ptr(),
+                p.len(),
+                null(),
+                0,
+                CHAT.as_ptr(),
+                CHAT.len(),
+                &mut r,
+                null_mut()
+            ),
+            AIPROXY_OK
+        );
+        assert_eq!(
+            aiproxy_exchange_on_request(
+                ex,
+                m.as_ptr(),
+                m.len(),
+                p.as_ptr(),
+                p.len(),
+                null(),
+                0,
+                CHAT.as_ptr(),
+                CHAT.len(),
+                &mut r,
+                null_mut()
+            ),
+            AIPROXY_ERR_BAD_STATE
+        );
         let mut u: AiproxyUsage = std::mem::zeroed();
-        assert_eq!(aiproxy_exchange_usage(null(), &mut u), AIPROXY_ERR_NULL_POINTER);
+        assert_eq!(
+            aiproxy_exchange_usage(null(), &mut u),
+            AIPROXY_ERR_NULL_POINTER
+        );
         assert_eq!(aiproxy_exchange_usage(ex, &mut u), AIPROXY_OK);
         assert!(!u.present);
         aiproxy_exchange_free(ex);
@@ -208,7 +423,22 @@ fn one_config_shared_by_many_threads() {
                     assert!(!ex.is_null());
                     let mut r = empty_request_result();
                     let (m, p) = ("POST", "/v1/chat/completions");
-                    assert_eq!(aiproxy_exchange_on_request(ex, m.as_ptr(), m.len(), p.as_ptr(), p.len(), null(), 0, CHAT.as_ptr(), CHAT.len(), &mut r, null_mut()), AIPROXY_OK);
+                    assert_eq!(
+                        aiproxy_exchange_on_request(
+                            ex,
+                            m.as_ptr(),
+                            m.len(),
+                            p.as_ptr(),
+                            p.len(),
+                            null(),
+                            0,
+                            CHAT.as_ptr(),
+                            CHAT.len(),
+                            &mut r,
+                            null_mut()
+                        ),
+                        AIPROXY_OK
+                    );
                     assert_eq!(text(r.model), "gpt-4o-mini");
                     aiproxy_exchange_free(ex);
                 }

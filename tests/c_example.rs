@@ -17,7 +17,11 @@ fn cdylib_dir() -> PathBuf {
 #[test]
 fn c_example_builds_and_translates_a_stream() {
     let lib_dir = cdylib_dir();
-    assert!(lib_dir.join("libaiproxy.so").exists(), "cdylib missing in {}", lib_dir.display());
+    assert!(
+        lib_dir.join("libaiproxy.so").exists(),
+        "cdylib missing in {}",
+        lib_dir.display()
+    );
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let exe = out_dir.join("translate_demo");
     let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
@@ -35,21 +39,44 @@ fn c_example_builds_and_translates_a_stream() {
     assert!(status.success(), "C example failed to compile");
     let out = Command::new(&exe).output().expect("run the C example");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "C example failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("upstream: api.deepseek.com/chat/completions (model deepseek-chat)"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "C example failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("upstream: api.deepseek.com/chat/completions (model deepseek-chat)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("set header: authorization"));
-    assert!(!stdout.contains("sk-demo"), "the example must not print the key");
+    assert!(
+        !stdout.contains("sk-demo"),
+        "the example must not print the key"
+    );
     assert!(stdout.contains("mode: stream"));
-    assert!(stdout.contains("\"content\":\"Hi\"") && stdout.contains("\"content\":\" there\""), "{stdout}");
+    assert!(
+        stdout.contains("\"content\":\"Hi\"") && stdout.contains("\"content\":\" there\""),
+        "{stdout}"
+    );
     assert!(stdout.contains("data: [DONE]"));
-    assert!(stdout.contains("usage: prompt=3 completion=2 total=5"), "{stdout}");
+    assert!(
+        stdout.contains("usage: prompt=3 completion=2 total=5"),
+        "{stdout}"
+    );
     // A bad config reports the field path.
     let bad = out_dir.join("bad_config.json");
-    std::fs::write(&bad, r#"{"provider": {"type": "azure", "apiTokens": ["k"]}}"#).unwrap();
+    std::fs::write(
+        &bad,
+        r#"{"provider": {"type": "azure", "apiTokens": ["k"]}}"#,
+    )
+    .unwrap();
     let out = Command::new(&exe).arg(&bad).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("config error [provider.azureServiceUrl]"), "{stderr}");
+    assert!(
+        stderr.contains("config error [provider.azureServiceUrl]"),
+        "{stderr}"
+    );
 }
 
 /// build.rs regenerates include/aiproxy.h on every build; if that changed the file relative to
@@ -63,7 +90,10 @@ fn committed_header_is_current() {
     match git {
         Ok(o) if o.status.code() == Some(0) => {}
         Ok(o) if o.status.code() == Some(1) => {
-            panic!("include/aiproxy.h is stale; commit the regenerated header:\n{}", String::from_utf8_lossy(&o.stdout))
+            panic!(
+                "include/aiproxy.h is stale; commit the regenerated header:\n{}",
+                String::from_utf8_lossy(&o.stdout)
+            )
         }
         other => panic!("cannot run git diff on the header: {other:?}"),
     }

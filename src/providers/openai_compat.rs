@@ -390,7 +390,12 @@ impl ResponseTranslator for CompatTranslator {
             return Ok(());
         }
         let usage = openai::normalize_chunk(obj, &mut self.meta, &self.model);
-        if usage.is_none() && obj.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty) {
+        if usage.is_none()
+            && obj
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+        {
             // Nothing an OpenAI client can use (Azure's leading prompt-filter chunk has no
             // choices and empty ids): skip it rather than emit an empty chunk.
             return Ok(());

@@ -21,7 +21,9 @@ struct Case {
 
 fn cfg(kind: &str, extra: Value) -> Value {
     let mut p = json!({"type": kind, "apiTokens": ["sk-test"]});
-    p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    p.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     json!({ "provider": p })
 }
 
@@ -30,23 +32,88 @@ fn cfg(kind: &str, extra: Value) -> Value {
 fn cases() -> Vec<Case> {
     let bearer = Some(("authorization", "Bearer sk-test"));
     vec![
-        Case { config: cfg("openai", json!({})), authority: "api.openai.com", chat_path: "/v1/chat/completions", embeddings_path: Some("/v1/embeddings"), auth: bearer },
         Case {
-            config: cfg("azure", json!({"azureServiceUrl": "https://res.openai.azure.com/openai/deployments/dep/chat/completions?api-version=2024-02-15-preview"})),
+            config: cfg("openai", json!({})),
+            authority: "api.openai.com",
+            chat_path: "/v1/chat/completions",
+            embeddings_path: Some("/v1/embeddings"),
+            auth: bearer,
+        },
+        Case {
+            config: cfg(
+                "azure",
+                json!({"azureServiceUrl": "https://res.openai.azure.com/openai/deployments/dep/chat/completions?api-version=2024-02-15-preview"}),
+            ),
             authority: "res.openai.azure.com",
             chat_path: "/openai/deployments/dep/chat/completions?api-version=2024-02-15-preview",
-            embeddings_path: Some("/openai/deployments/dep/embeddings?api-version=2024-02-15-preview"),
+            embeddings_path: Some(
+                "/openai/deployments/dep/embeddings?api-version=2024-02-15-preview",
+            ),
             auth: Some(("api-key", "sk-test")),
         },
-        Case { config: cfg("moonshot", json!({})), authority: "api.moonshot.cn", chat_path: "/v1/chat/completions", embeddings_path: None, auth: bearer },
-        Case { config: cfg("baichuan", json!({})), authority: "api.baichuan-ai.com", chat_path: "/v1/chat/completions", embeddings_path: Some("/v1/embeddings"), auth: bearer },
-        Case { config: cfg("yi", json!({})), authority: "api.lingyiwanwu.com", chat_path: "/v1/chat/completions", embeddings_path: None, auth: bearer },
-        Case { config: cfg("zhipuai", json!({})), authority: "open.bigmodel.cn", chat_path: "/api/paas/v4/chat/completions", embeddings_path: Some("/api/paas/v4/embeddings"), auth: bearer },
-        Case { config: cfg("deepseek", json!({})), authority: "api.deepseek.com", chat_path: "/chat/completions", embeddings_path: None, auth: bearer },
-        Case { config: cfg("groq", json!({})), authority: "api.groq.com", chat_path: "/openai/v1/chat/completions", embeddings_path: None, auth: bearer },
-        Case { config: cfg("mistral", json!({})), authority: "api.mistral.ai", chat_path: "/v1/chat/completions", embeddings_path: Some("/v1/embeddings"), auth: bearer },
-        Case { config: cfg("stepfun", json!({})), authority: "api.stepfun.com", chat_path: "/v1/chat/completions", embeddings_path: None, auth: bearer },
-        Case { config: cfg("ai360", json!({})), authority: "api.360.cn", chat_path: "/v1/chat/completions", embeddings_path: Some("/v1/embeddings"), auth: bearer },
+        Case {
+            config: cfg("moonshot", json!({})),
+            authority: "api.moonshot.cn",
+            chat_path: "/v1/chat/completions",
+            embeddings_path: None,
+            auth: bearer,
+        },
+        Case {
+            config: cfg("baichuan", json!({})),
+            authority: "api.baichuan-ai.com",
+            chat_path: "/v1/chat/completions",
+            embeddings_path: Some("/v1/embeddings"),
+            auth: bearer,
+        },
+        Case {
+            config: cfg("yi", json!({})),
+            authority: "api.lingyiwanwu.com",
+            chat_path: "/v1/chat/completions",
+            embeddings_path: None,
+            auth: bearer,
+        },
+        Case {
+            config: cfg("zhipuai", json!({})),
+            authority: "open.bigmodel.cn",
+            chat_path: "/api/paas/v4/chat/completions",
+            embeddings_path: Some("/api/paas/v4/embeddings"),
+            auth: bearer,
+        },
+        Case {
+            config: cfg("deepseek", json!({})),
+            authority: "api.deepseek.com",
+            chat_path: "/chat/completions",
+            embeddings_path: None,
+            auth: bearer,
+        },
+        Case {
+            config: cfg("groq", json!({})),
+            authority: "api.groq.com",
+            chat_path: "/openai/v1/chat/completions",
+            embeddings_path: None,
+            auth: bearer,
+        },
+        Case {
+            config: cfg("mistral", json!({})),
+            authority: "api.mistral.ai",
+            chat_path: "/v1/chat/completions",
+            embeddings_path: Some("/v1/embeddings"),
+            auth: bearer,
+        },
+        Case {
+            config: cfg("stepfun", json!({})),
+            authority: "api.stepfun.com",
+            chat_path: "/v1/chat/completions",
+            embeddings_path: None,
+            auth: bearer,
+        },
+        Case {
+            config: cfg("ai360", json!({})),
+            authority: "api.360.cn",
+            chat_path: "/v1/chat/completions",
+            embeddings_path: Some("/v1/embeddings"),
+            auth: bearer,
+        },
         Case {
             config: json!({"provider": {"type": "ollama", "ollamaServerHost": "10.1.2.3", "ollamaServerPort": 11434}}),
             authority: "10.1.2.3:11434",
@@ -68,8 +135,20 @@ fn cases() -> Vec<Case> {
             embeddings_path: None,
             auth: Some(("authorization", "Bearer key:secret")),
         },
-        Case { config: cfg("baidu", json!({})), authority: "qianfan.baidubce.com", chat_path: "/v2/chat/completions", embeddings_path: Some("/v2/embeddings"), auth: bearer },
-        Case { config: cfg("minimax", json!({})), authority: "api.minimax.chat", chat_path: "/v1/text/chatcompletion_v2", embeddings_path: None, auth: bearer },
+        Case {
+            config: cfg("baidu", json!({})),
+            authority: "qianfan.baidubce.com",
+            chat_path: "/v2/chat/completions",
+            embeddings_path: Some("/v2/embeddings"),
+            auth: bearer,
+        },
+        Case {
+            config: cfg("minimax", json!({})),
+            authority: "api.minimax.chat",
+            chat_path: "/v1/text/chatcompletion_v2",
+            embeddings_path: None,
+            auth: bearer,
+        },
     ]
 }
 
@@ -80,16 +159,25 @@ fn load(v: &Value) -> Arc<crate::exchange::Config> {
 #[test]
 fn every_row_rewrites_host_path_auth_and_body() {
     for case in cases() {
-        let name = case.config["provider"]["type"].as_str().unwrap().to_string();
+        let name = case.config["provider"]["type"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let c = load(&case.config);
         let (ex, up) = forward(&c, "/v1/chat/completions", CHAT);
         assert_eq!(up.authority, case.authority, "{name}");
         assert_eq!(up.path, case.chat_path, "{name}");
         match case.auth {
             Some((h, v)) => assert_eq!(header(&up, h), Some(v), "{name} auth"),
-            None => assert!(header(&up, "authorization").is_none(), "{name} sends no auth"),
+            None => assert!(
+                header(&up, "authorization").is_none(),
+                "{name} sends no auth"
+            ),
         }
-        assert!(up.remove_headers.contains(&"authorization") && up.remove_headers.contains(&"content-length"));
+        assert!(
+            up.remove_headers.contains(&"authorization")
+                && up.remove_headers.contains(&"content-length")
+        );
         assert_eq!(header(&up, "content-type"), Some("application/json"));
         let body = upstream_json(&up);
         assert_eq!(body["model"], "gpt-4o", "{name}");
@@ -98,7 +186,9 @@ fn every_row_rewrites_host_path_auth_and_body() {
         assert_eq!(ex.model_sent(), "gpt-4o");
 
         let mut ex = Exchange::new(Arc::clone(&c));
-        let action = ex.on_request("POST", "/v1/embeddings", &[], EMB.as_bytes()).unwrap();
+        let action = ex
+            .on_request("POST", "/v1/embeddings", &[], EMB.as_bytes())
+            .unwrap();
         match (case.embeddings_path, action) {
             (Some(p), RequestAction::Forward(up)) => {
                 assert_eq!(up.path, p, "{name} embeddings");
@@ -108,7 +198,13 @@ fn every_row_rewrites_host_path_auth_and_body() {
                 assert_eq!(r.status, 400, "{name}");
                 let err: Value = serde_json::from_slice(&r.body).unwrap();
                 validate_error(&err);
-                assert!(err["error"]["message"].as_str().unwrap().contains("embeddings"), "{err}");
+                assert!(
+                    err["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("embeddings"),
+                    "{err}"
+                );
             }
             (want, got) => panic!("{name}: embeddings {want:?} but got {got:?}"),
         }
@@ -123,49 +219,90 @@ fn buffered_chat_responses_validate_and_report_usage() {
     let openai_like = json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1715917967, "model": "m",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "logprobs": null, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 16, "completion_tokens": 89, "total_tokens": 105}});
-    let fixtures: Vec<(&str, Value, Option<(u64, u64, u64)>)> = vec![
+    type Fixture = (&'static str, Value, Option<(u64, u64, u64)>);
+    let fixtures: Vec<Fixture> = vec![
         ("openai", openai_like.clone(), Some((16, 89, 105))),
         // Seed: Azure response with content_filter_results and prompt_filter_results.
-        ("azure", json!({"choices": [{"content_filter_results": {"hate": {"filtered": false, "severity": "safe"}}, "finish_reason": "stop", "index": 0, "logprobs": null,
+        (
+            "azure",
+            json!({"choices": [{"content_filter_results": {"hate": {"filtered": false, "severity": "safe"}}, "finish_reason": "stop", "index": 0, "logprobs": null,
             "message": {"content": "Hello!", "role": "assistant"}}], "created": 1714807624, "id": "chatcmpl-abcdefg1234567890", "model": "gpt-35-turbo-16k",
             "object": "chat.completion", "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}], "system_fingerprint": null,
-            "usage": {"completion_tokens": 40, "prompt_tokens": 15, "total_tokens": 55}}), Some((15, 40, 55))),
+            "usage": {"completion_tokens": 40, "prompt_tokens": 15, "total_tokens": 55}}),
+            Some((15, 40, 55)),
+        ),
         // Seed: Groq response with x_groq and timing fields in usage.
-        ("groq", json!({"id": "chatcmpl-26733989", "object": "chat.completion", "created": 1715917967, "model": "llama3-8b-8192",
+        (
+            "groq",
+            json!({"id": "chatcmpl-26733989", "object": "chat.completion", "created": 1715917967, "model": "llama3-8b-8192",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "Ni Hao"}, "logprobs": null, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 16, "prompt_time": 0.005, "completion_tokens": 89, "completion_time": 0.104, "total_tokens": 105, "total_time": 0.109},
-            "system_fingerprint": "fp_dadc9d6142", "x_groq": {"id": "req_01hy2awmcxfpwbq56qh6svm7qz"}}), Some((16, 89, 105))),
+            "system_fingerprint": "fp_dadc9d6142", "x_groq": {"id": "req_01hy2awmcxfpwbq56qh6svm7qz"}}),
+            Some((16, 89, 105)),
+        ),
         // Seed: 360 answers with empty `object` and `finish_reason`.
-        ("ai360", json!({"choices": [{"message": {"role": "assistant", "content": "Hello, I am 360 Brain"}, "finish_reason": "", "index": 0}],
+        (
+            "ai360",
+            json!({"choices": [{"message": {"role": "assistant", "content": "Hello, I am 360 Brain"}, "finish_reason": "", "index": 0}],
             "created": 1724257207, "id": "5e5c94a2-d989-40b5-9965-5b971db941fe", "model": "360gpt-turbo", "object": "",
-            "usage": {"completion_tokens": 33, "prompt_tokens": 24, "total_tokens": 57}, "messages": [], "context": null}), Some((24, 33, 57))),
+            "usage": {"completion_tokens": 33, "prompt_tokens": 24, "total_tokens": 57}, "messages": [], "context": null}),
+            Some((24, 33, 57)),
+        ),
         // Seed: Cloudflare Workers AI, no usage.
-        ("cloudflare", json!({"id": "id-1720367803430", "object": "chat.completion", "created": 1720367803, "model": "@cf/meta/llama-3-8b-instruct",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "I am LLaMA"}, "logprobs": null, "finish_reason": "stop"}]}), None),
+        (
+            "cloudflare",
+            json!({"id": "id-1720367803430", "object": "chat.completion", "created": 1720367803, "model": "@cf/meta/llama-3-8b-instruct",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "I am LLaMA"}, "logprobs": null, "finish_reason": "stop"}]}),
+            None,
+        ),
         // Spark HTTP API: `code`/`message`/`sid`, no object/model/finish_reason/created.
-        ("spark", json!({"code": 0, "message": "Success", "sid": "cha000c23c6@dx190ef0b4b96b8f2532",
+        (
+            "spark",
+            json!({"code": 0, "message": "Success", "sid": "cha000c23c6@dx190ef0b4b96b8f2532",
             "choices": [{"message": {"role": "assistant", "content": "Hello!"}, "index": 0}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 19, "total_tokens": 29}}), Some((10, 19, 29))),
+            "usage": {"prompt_tokens": 10, "completion_tokens": 19, "total_tokens": 29}}),
+            Some((10, 19, 29)),
+        ),
         // Seed: ERNIE via Qianfan.
-        ("baidu", json!({"id": "as-e90yfg1pk1", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "stop"}],
-            "created": 1717251488, "model": "ERNIE-4.0", "object": "chat.completion", "usage": {"prompt_tokens": 4, "completion_tokens": 33, "total_tokens": 37}}), Some((4, 33, 37))),
+        (
+            "baidu",
+            json!({"id": "as-e90yfg1pk1", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "stop"}],
+            "created": 1717251488, "model": "ERNIE-4.0", "object": "chat.completion", "usage": {"prompt_tokens": 4, "completion_tokens": 33, "total_tokens": 37}}),
+            Some((4, 33, 37)),
+        ),
         // Seed: MiniMax chatcompletion_v2 with base_resp and only total_tokens.
-        ("minimax", json!({"id": "02b2251f8c6c09d68c1743f07c72afd7", "choices": [{"finish_reason": "stop", "index": 0, "message": {"content": "Hello! I am MM", "role": "assistant"}}],
+        (
+            "minimax",
+            json!({"id": "02b2251f8c6c09d68c1743f07c72afd7", "choices": [{"finish_reason": "stop", "index": 0, "message": {"content": "Hello! I am MM", "role": "assistant"}}],
             "created": 1717760544, "model": "abab6.5s-chat", "object": "chat.completion", "usage": {"total_tokens": 106},
-            "input_sensitive": false, "output_sensitive": false, "base_resp": {"status_code": 0, "status_msg": ""}}), Some((0, 0, 106))),
+            "input_sensitive": false, "output_sensitive": false, "base_resp": {"status_code": 0, "status_msg": ""}}),
+            Some((0, 0, 106)),
+        ),
         // Moonshot: OpenAI shape.
         ("moonshot", openai_like.clone(), Some((16, 89, 105))),
     ];
-    let by_kind = |k: &str| cases().into_iter().find(|c| c.config["provider"]["type"] == k).unwrap();
+    let by_kind = |k: &str| {
+        cases()
+            .into_iter()
+            .find(|c| c.config["provider"]["type"] == k)
+            .unwrap()
+    };
     for (kind, body, usage) in fixtures {
         let c = load(&by_kind(kind).config);
         let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT);
-        let (status, out, mode) = respond(&mut ex, 200, "application/json", body.to_string().as_bytes());
+        let (status, out, mode) = respond(
+            &mut ex,
+            200,
+            "application/json",
+            body.to_string().as_bytes(),
+        );
         assert_eq!((status, mode), (200, ResponseMode::Buffer), "{kind}");
         let v: Value = serde_json::from_slice(&out).unwrap();
         validate_chat_completion(&v);
         assert_eq!(v["choices"][0]["message"]["role"], "assistant", "{kind}");
-        let got = ex.usage().map(|u| (u.prompt_tokens, u.completion_tokens, u.total_tokens));
+        let got = ex
+            .usage()
+            .map(|u| (u.prompt_tokens, u.completion_tokens, u.total_tokens));
         assert_eq!(got, usage, "{kind} usage");
     }
 }
@@ -176,22 +313,36 @@ fn buffered_chat_responses_validate_and_report_usage() {
 fn stream_fixture(kind: &str) -> String {
     let ev = |v: Value| format!("data: {v}\n\n");
     let mut s = String::new();
-    match kind {
-        "azure" => s += &ev(json!({"id": "", "object": "", "created": 0, "model": "", "choices": [], "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}]})),
-        _ => {}
+    if kind == "azure" {
+        s += &ev(
+            json!({"id": "", "object": "", "created": 0, "model": "", "choices": [], "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}]}),
+        );
     }
     let base = |delta: Value, finish: Value| {
         let mut c = json!({"id": "chatcmpl-9", "object": "chat.completion.chunk", "created": 1720000000, "model": "m",
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
         match kind {
-            "zhipuai" => { c.as_object_mut().unwrap().remove("object"); }
-            "spark" => { let o = c.as_object_mut().unwrap(); o.remove("object"); o.remove("model"); o.insert("code".into(), 0.into()); o.insert("sid".into(), "sid1".into()); }
-            "ai360" => { if c["choices"][0]["finish_reason"].is_null() { c["choices"][0]["finish_reason"] = "".into(); } }
+            "zhipuai" => {
+                c.as_object_mut().unwrap().remove("object");
+            }
+            "spark" => {
+                let o = c.as_object_mut().unwrap();
+                o.remove("object");
+                o.remove("model");
+                o.insert("code".into(), 0.into());
+                o.insert("sid".into(), "sid1".into());
+            }
+            "ai360" if c["choices"][0]["finish_reason"].is_null() => {
+                c["choices"][0]["finish_reason"] = "".into()
+            }
             _ => {}
         }
         c
     };
-    s += &ev(base(json!({"role": "assistant", "content": ""}), Value::Null));
+    s += &ev(base(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    ));
     for w in ["Hel", "lo ", "wörld"] {
         s += &ev(base(json!({"content": w}), Value::Null));
     }
@@ -210,7 +361,10 @@ fn stream_fixture(kind: &str) -> String {
 #[test]
 fn streamed_chat_validates_and_is_chunking_invariant_for_every_row() {
     for case in cases() {
-        let kind = case.config["provider"]["type"].as_str().unwrap().to_string();
+        let kind = case.config["provider"]["type"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let c = load(&case.config);
         let body = stream_fixture(&kind);
         let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT_STREAM);
@@ -219,21 +373,40 @@ fn streamed_chat_validates_and_is_chunking_invariant_for_every_row() {
         let events = validate_sse_stream(&out);
         assert_eq!(stream_text(&events), "Hello wörld", "{kind}");
         let u = ex.usage().unwrap_or_else(|| panic!("{kind}: no usage"));
-        assert_eq!((u.prompt_tokens, u.completion_tokens, u.total_tokens), (5, 3, 8), "{kind}");
-        let ids: std::collections::HashSet<_> = events.iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (5, 3, 8),
+            "{kind}"
+        );
+        let ids: std::collections::HashSet<_> = events
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
         assert_eq!(ids.len(), 1, "{kind}: one id across chunks {ids:?}");
-        assert_chunking_invariant(|| forward(&c, "/v1/chat/completions", CHAT_STREAM).0, "text/event-stream", body.as_bytes());
+        assert_chunking_invariant(
+            || forward(&c, "/v1/chat/completions", CHAT_STREAM).0,
+            "text/event-stream",
+            body.as_bytes(),
+        );
     }
 }
 
 #[test]
 fn embeddings_buffered() {
     // OpenAI's embeddings shape; 360's seed example has empty `object`s.
-    let c = load(&cfg("ai360", json!({"modelMapping": {"text-embedding-3-small": "embedding_s1_v1.2"}})));
+    let c = load(&cfg(
+        "ai360",
+        json!({"modelMapping": {"text-embedding-3-small": "embedding_s1_v1.2"}}),
+    ));
     let (mut ex, up) = forward(&c, "/v1/embeddings", EMB);
     assert_eq!(upstream_json(&up)["model"], "embedding_s1_v1.2");
     let body = json!({"data": [{"embedding": [-0.011237, 0.003768], "index": 0, "object": ""}], "model": "embedding_s1_v1.2", "object": "", "usage": {"prompt_tokens": 2, "total_tokens": 2}});
-    let (status, out, _) = respond(&mut ex, 200, "application/json", body.to_string().as_bytes());
+    let (status, out, _) = respond(
+        &mut ex,
+        200,
+        "application/json",
+        body.to_string().as_bytes(),
+    );
     assert_eq!(status, 200);
     let v: Value = serde_json::from_slice(&out).unwrap();
     validate_embeddings(&v);
@@ -243,18 +416,53 @@ fn embeddings_buffered() {
 #[test]
 fn upstream_errors_keep_status_and_become_openai_errors() {
     let errs: Vec<(&str, u16, Value, &str)> = vec![
-        ("openai", 401, json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}), "Incorrect API key provided"),
-        ("mistral", 422, json!({"object": "error", "message": "Extra inputs are not permitted", "type": "invalid_request_error", "param": null, "code": null}), "Extra inputs are not permitted"),
-        ("cloudflare", 400, json!({"result": null, "success": false, "errors": [{"code": 7003, "message": "No route for that URI"}], "messages": []}), "No route for that URI"),
-        ("deepseek", 402, json!({"error": {"message": "Insufficient Balance", "type": "unknown_error", "param": null, "code": "invalid_request_error"}}), "Insufficient Balance"),
-        ("groq", 429, json!({"error": {"message": "Rate limit reached", "type": "tokens", "code": "rate_limit_exceeded"}}), "Rate limit reached"),
+        (
+            "openai",
+            401,
+            json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}),
+            "Incorrect API key provided",
+        ),
+        (
+            "mistral",
+            422,
+            json!({"object": "error", "message": "Extra inputs are not permitted", "type": "invalid_request_error", "param": null, "code": null}),
+            "Extra inputs are not permitted",
+        ),
+        (
+            "cloudflare",
+            400,
+            json!({"result": null, "success": false, "errors": [{"code": 7003, "message": "No route for that URI"}], "messages": []}),
+            "No route for that URI",
+        ),
+        (
+            "deepseek",
+            402,
+            json!({"error": {"message": "Insufficient Balance", "type": "unknown_error", "param": null, "code": "invalid_request_error"}}),
+            "Insufficient Balance",
+        ),
+        (
+            "groq",
+            429,
+            json!({"error": {"message": "Rate limit reached", "type": "tokens", "code": "rate_limit_exceeded"}}),
+            "Rate limit reached",
+        ),
     ];
-    let by_kind = |k: &str| cases().into_iter().find(|c| c.config["provider"]["type"] == k).unwrap();
+    let by_kind = |k: &str| {
+        cases()
+            .into_iter()
+            .find(|c| c.config["provider"]["type"] == k)
+            .unwrap()
+    };
     for (kind, status, body, msg) in errs {
         let c = load(&by_kind(kind).config);
         for req in [CHAT, CHAT_STREAM] {
             let (mut ex, _) = forward(&c, "/v1/chat/completions", req);
-            let (st, out, mode) = respond(&mut ex, status, "application/json", body.to_string().as_bytes());
+            let (st, out, mode) = respond(
+                &mut ex,
+                status,
+                "application/json",
+                body.to_string().as_bytes(),
+            );
             assert_eq!((st, mode), (status, ResponseMode::Buffer), "{kind}");
             let v: Value = serde_json::from_slice(&out).unwrap();
             validate_error(&v);
@@ -265,13 +473,23 @@ fn upstream_errors_keep_status_and_become_openai_errors() {
     let c = load(&by_kind("minimax").config);
     let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT);
     let body = json!({"id": "x", "choices": null, "base_resp": {"status_code": 1004, "status_msg": "login fail: Please carry the API secret key"}});
-    let (st, out, _) = respond(&mut ex, 200, "application/json", body.to_string().as_bytes());
+    let (st, out, _) = respond(
+        &mut ex,
+        200,
+        "application/json",
+        body.to_string().as_bytes(),
+    );
     assert_eq!(st, 401);
     let v: Value = serde_json::from_slice(&out).unwrap();
     validate_error(&v);
     // A non-JSON error page keeps its status.
     let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT);
-    let (st, out, _) = respond(&mut ex, 503, "text/html", b"<html>Service Unavailable</html>");
+    let (st, out, _) = respond(
+        &mut ex,
+        503,
+        "text/html",
+        b"<html>Service Unavailable</html>",
+    );
     assert_eq!(st, 503);
     validate_error(&serde_json::from_slice(&out).unwrap());
 }
@@ -284,10 +502,18 @@ fn malformed_upstream_stream_ends_cleanly_with_an_error_event() {
     let (_, out, _) = respond(&mut ex, 200, "text/event-stream", body);
     let events = validate_sse_stream(&out);
     assert_eq!(stream_text(&events), "ok");
-    assert!(events.last().unwrap().get("error").is_some(), "ends with an error event");
+    assert!(
+        events.last().unwrap().get("error").is_some(),
+        "ends with an error event"
+    );
     // In-stream OpenAI error events are passed on in OpenAI's error shape.
     let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT_STREAM);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", b"data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n");
+    let (_, out, _) = respond(
+        &mut ex,
+        200,
+        "text/event-stream",
+        b"data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n",
+    );
     let events = validate_sse_stream(&out);
     assert_eq!(events[0]["error"]["message"], "overloaded");
 }
@@ -305,18 +531,84 @@ fn upstream_stream_without_done_still_ends_with_done() {
 #[test]
 fn local_replies_for_bad_requests() {
     let c = load(&cfg("openai", json!({})));
-    let mut small = crate::exchange::Config::new(crate::ProviderConfig::from_value(&cfg("openai", json!({}))).unwrap());
+    let mut small = crate::exchange::Config::new(
+        crate::ProviderConfig::from_value(&cfg("openai", json!({}))).unwrap(),
+    );
     small.max_request_bytes = 64;
     let small = Arc::new(small);
-    let cases: Vec<(&Arc<crate::exchange::Config>, &str, &[(&str, &str)], &[u8], u16, &str)> = vec![
-        (&c, "/v1/chat/completions", &[], b"{not json", 400, "not valid JSON"),
-        (&c, "/v1/chat/completions", &[], b"[1,2]", 400, "JSON object"),
-        (&c, "/v1/chat/completions", &[], br#"{"model":5,"messages":[]}"#, 400, "'model' must be a string"),
-        (&c, "/v1/chat/completions", &[], br#"{"messages":[]}"#, 400, "'model' is required"),
-        (&c, "/v1/chat/completions", &[], br#"{"model":"m","messages":"hi"}"#, 400, "'messages' must be an array"),
-        (&c, "/v1/embeddings", &[], br#"{"model":"m","input":5}"#, 400, "'input'"),
-        (&c, "/v1/chat/completions", &[("Content-Encoding", "gzip")], b"\x1f\x8b", 415, "content-encoding"),
-        (&small, "/v1/chat/completions", &[], CHAT.as_bytes(), 413, "exceeds 64 bytes"),
+    type Case<'a> = (
+        &'a Arc<crate::exchange::Config>,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a [u8],
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case<'_>> = vec![
+        (
+            &c,
+            "/v1/chat/completions",
+            &[],
+            b"{not json",
+            400,
+            "not valid JSON",
+        ),
+        (
+            &c,
+            "/v1/chat/completions",
+            &[],
+            b"[1,2]",
+            400,
+            "JSON object",
+        ),
+        (
+            &c,
+            "/v1/chat/completions",
+            &[],
+            br#"{"model":5,"messages":[]}"#,
+            400,
+            "'model' must be a string",
+        ),
+        (
+            &c,
+            "/v1/chat/completions",
+            &[],
+            br#"{"messages":[]}"#,
+            400,
+            "'model' is required",
+        ),
+        (
+            &c,
+            "/v1/chat/completions",
+            &[],
+            br#"{"model":"m","messages":"hi"}"#,
+            400,
+            "'messages' must be an array",
+        ),
+        (
+            &c,
+            "/v1/embeddings",
+            &[],
+            br#"{"model":"m","input":5}"#,
+            400,
+            "'input'",
+        ),
+        (
+            &c,
+            "/v1/chat/completions",
+            &[("Content-Encoding", "gzip")],
+            b"\x1f\x8b",
+            415,
+            "content-encoding",
+        ),
+        (
+            &small,
+            "/v1/chat/completions",
+            &[],
+            CHAT.as_bytes(),
+            413,
+            "exceeds 64 bytes",
+        ),
     ];
     for (cfg, path, headers, body, status, msg) in cases {
         let mut ex = Exchange::new(Arc::clone(cfg));
@@ -339,102 +631,215 @@ fn local_replies_for_bad_requests() {
 fn original_protocol_and_untranslated_paths_pass_the_body_through() {
     let c = load(&cfg("groq", json!({"protocol": "original"})));
     let mut ex = Exchange::new(Arc::clone(&c));
-    let RequestAction::Forward(up) = ex.on_request("POST", "/openai/v1/chat/completions", &[], CHAT.as_bytes()).unwrap() else { panic!() };
-    assert_eq!((up.authority.as_str(), up.path.as_str(), up.body.is_none()), ("api.groq.com", "/openai/v1/chat/completions", true));
+    let RequestAction::Forward(up) = ex
+        .on_request("POST", "/openai/v1/chat/completions", &[], CHAT.as_bytes())
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (up.authority.as_str(), up.path.as_str(), up.body.is_none()),
+        ("api.groq.com", "/openai/v1/chat/completions", true)
+    );
     assert_eq!(header(&up, "authorization"), Some("Bearer sk-test"));
-    let rh = ex.on_response_headers(200, &[("content-type", "application/json")]).unwrap();
+    let rh = ex
+        .on_response_headers(200, &[("content-type", "application/json")])
+        .unwrap();
     assert_eq!(rh.mode, ResponseMode::Passthrough);
     assert!(ex.on_response_body(b"{}", true).unwrap().unchanged);
 
     let c = load(&cfg("openai", json!({})));
     let mut ex = Exchange::new(Arc::clone(&c));
-    let RequestAction::Forward(up) = ex.on_request("GET", "/v1/models", &[], b"").unwrap() else { panic!() };
-    assert_eq!((up.authority.as_str(), up.path.as_str(), up.body.is_none()), ("api.openai.com", "/v1/models", true));
+    let RequestAction::Forward(up) = ex.on_request("GET", "/v1/models", &[], b"").unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        (up.authority.as_str(), up.path.as_str(), up.body.is_none()),
+        ("api.openai.com", "/v1/models", true)
+    );
     assert_eq!(ex.model_sent(), "");
 }
 
 #[test]
 fn openai_custom_url_and_response_json_schema() {
     let schema = json!({"name": "answer", "schema": {"type": "object"}});
-    let c = load(&cfg("openai", json!({"openaiCustomUrl": "www.example.com/myai/v1/chat/completions", "responseJsonSchema": schema})));
+    let c = load(&cfg(
+        "openai",
+        json!({"openaiCustomUrl": "www.example.com/myai/v1/chat/completions", "responseJsonSchema": schema}),
+    ));
     let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
-    assert_eq!((up.authority.as_str(), up.path.as_str()), ("www.example.com", "/myai/v1/chat/completions"));
-    assert_eq!(upstream_json(&up)["response_format"], json!({"type": "json_schema", "json_schema": schema}));
+    assert_eq!(
+        (up.authority.as_str(), up.path.as_str()),
+        ("www.example.com", "/myai/v1/chat/completions")
+    );
+    assert_eq!(
+        upstream_json(&up)["response_format"],
+        json!({"type": "json_schema", "json_schema": schema})
+    );
     let (_, up) = forward(&c, "/v1/embeddings", EMB);
     assert_eq!(up.path, "/myai/v1/embeddings");
     assert!(upstream_json(&up).get("response_format").is_none());
     // A base URL without an API suffix gets one appended.
-    let c = load(&cfg("openai", json!({"openaiCustomUrl": "https://llm.internal:8443/api/"})));
+    let c = load(&cfg(
+        "openai",
+        json!({"openaiCustomUrl": "https://llm.internal:8443/api/"}),
+    ));
     let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
-    assert_eq!((up.authority.as_str(), up.path.as_str()), ("llm.internal:8443", "/api/chat/completions"));
+    assert_eq!(
+        (up.authority.as_str(), up.path.as_str()),
+        ("llm.internal:8443", "/api/chat/completions")
+    );
 }
 
 #[test]
 fn mistral_drops_stream_options_others_keep_them() {
-    let (_, up) = forward(&load(&cfg("mistral", json!({}))), "/v1/chat/completions", CHAT_STREAM);
+    let (_, up) = forward(
+        &load(&cfg("mistral", json!({}))),
+        "/v1/chat/completions",
+        CHAT_STREAM,
+    );
     assert!(upstream_json(&up).get("stream_options").is_none());
-    let (_, up) = forward(&load(&cfg("openai", json!({}))), "/v1/chat/completions", CHAT_STREAM);
+    let (_, up) = forward(
+        &load(&cfg("openai", json!({}))),
+        "/v1/chat/completions",
+        CHAT_STREAM,
+    );
     assert_eq!(upstream_json(&up)["stream_options"]["include_usage"], true);
 }
 
 #[test]
 fn model_mapping_and_custom_settings_reach_the_upstream_body() {
-    let c = load(&cfg("baidu", json!({
-        "modelMapping": {"gpt-4*": "ERNIE-4.0", "*": "ERNIE-Speed"},
-        "customSettings": [
-            {"name": "max_tokens", "value": 512},
-            {"name": "temperature", "value": 0.9, "overwrite": false},
-            {"name": "top_k", "value": 5},
-            {"name": "penalty_score", "value": 1.2, "mode": "raw"}
-        ]
-    })));
+    let c = load(&cfg(
+        "baidu",
+        json!({
+            "modelMapping": {"gpt-4*": "ERNIE-4.0", "*": "ERNIE-Speed"},
+            "customSettings": [
+                {"name": "max_tokens", "value": 512},
+                {"name": "temperature", "value": 0.9, "overwrite": false},
+                {"name": "top_k", "value": 5},
+                {"name": "penalty_score", "value": 1.2, "mode": "raw"}
+            ]
+        }),
+    ));
     let (ex, up) = forward(&c, "/v1/chat/completions", CHAT);
     let b = upstream_json(&up);
     assert_eq!(ex.model_requested(), "gpt-4o");
     assert_eq!(ex.model_sent(), "ERNIE-4.0");
     assert_eq!(b["model"], "ERNIE-4.0");
-    assert_eq!(b["max_output_tokens"], 512, "baidu column renames max_tokens");
-    assert_eq!(b["temperature"], 0.3, "overwrite:false keeps the client's value");
+    assert_eq!(
+        b["max_output_tokens"], 512,
+        "baidu column renames max_tokens"
+    );
+    assert_eq!(
+        b["temperature"], 0.3,
+        "overwrite:false keeps the client's value"
+    );
     assert!(b.get("top_k").is_none(), "baidu has no top_k");
     assert_eq!(b["penalty_score"], 1.2);
-    let c = load(&cfg("spark", json!({"apiTokens": ["a:b"], "customSettings": [{"name": "top_k", "value": 4}, {"name": "top_p", "value": 0.5}]})));
+    let c = load(&cfg(
+        "spark",
+        json!({"apiTokens": ["a:b"], "customSettings": [{"name": "top_k", "value": 4}, {"name": "top_p", "value": 0.5}]}),
+    ));
     let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
     let b = upstream_json(&up);
-    assert_eq!((b["top_k"].clone(), b.get("top_p").cloned()), (json!(4), None));
+    assert_eq!(
+        (b["top_k"].clone(), b.get("top_p").cloned()),
+        (json!(4), None)
+    );
 }
 
 #[test]
 fn context_file_is_fetched_by_callout_and_prepended() {
-    let c = load(&cfg("openai", json!({"context": {"fileUrl": "http://file.default.svc.cluster.local/ai/context.txt", "serviceName": "file.dns", "servicePort": 80}, "timeout": 3000})));
+    let c = load(&cfg(
+        "openai",
+        json!({"context": {"fileUrl": "http://file.default.svc.cluster.local/ai/context.txt", "serviceName": "file.dns", "servicePort": 80}, "timeout": 3000}),
+    ));
     let mut ex = Exchange::new(Arc::clone(&c));
-    let RequestAction::Callout(co) = ex.on_request("POST", "/v1/chat/completions", &[], CHAT.as_bytes()).unwrap() else { panic!() };
-    assert_eq!((co.cluster.as_str(), co.port, co.authority.as_str(), co.path.as_str(), co.method, co.timeout_ms), ("file.dns", 80, "file.default.svc.cluster.local", "/ai/context.txt", "GET", 3000));
-    let RequestAction::Forward(up) = ex.on_callout_response(200, b"The context text.").unwrap() else { panic!() };
+    let RequestAction::Callout(co) = ex
+        .on_request("POST", "/v1/chat/completions", &[], CHAT.as_bytes())
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            co.cluster.as_str(),
+            co.port,
+            co.authority.as_str(),
+            co.path.as_str(),
+            co.method,
+            co.timeout_ms
+        ),
+        (
+            "file.dns",
+            80,
+            "file.default.svc.cluster.local",
+            "/ai/context.txt",
+            "GET",
+            3000
+        )
+    );
+    let RequestAction::Forward(up) = ex.on_callout_response(200, b"The context text.").unwrap()
+    else {
+        panic!()
+    };
     let b = upstream_json(&up);
-    assert_eq!(b["messages"][0], json!({"role": "system", "content": "The context text."}));
+    assert_eq!(
+        b["messages"][0],
+        json!({"role": "system", "content": "The context text."})
+    );
     assert_eq!(b["messages"][1]["content"], "Be brief.");
     // A failed fetch is a 502 for the client, not a silent drop.
     let mut ex = Exchange::new(Arc::clone(&c));
-    ex.on_request("POST", "/v1/chat/completions", &[], CHAT.as_bytes()).unwrap();
-    let RequestAction::LocalReply(r) = ex.on_callout_response(404, b"nope").unwrap() else { panic!() };
+    ex.on_request("POST", "/v1/chat/completions", &[], CHAT.as_bytes())
+        .unwrap();
+    let RequestAction::LocalReply(r) = ex.on_callout_response(404, b"nope").unwrap() else {
+        panic!()
+    };
     assert_eq!(r.status, 502);
     validate_error(&serde_json::from_slice(&r.body).unwrap());
     // Embeddings never wait for the context.
     let mut ex = Exchange::new(Arc::clone(&c));
-    assert!(matches!(ex.on_request("POST", "/v1/embeddings", &[], EMB.as_bytes()).unwrap(), RequestAction::Forward(_)));
+    assert!(matches!(
+        ex.on_request("POST", "/v1/embeddings", &[], EMB.as_bytes())
+            .unwrap(),
+        RequestAction::Forward(_)
+    ));
 }
 
 #[test]
 fn moonshot_file_content_is_fetched_from_the_files_api() {
-    let c = load(&cfg("moonshot", json!({"moonshotFileId": "file-abc", "modelMapping": {"*": "moonshot-v1-32k"}})));
+    let c = load(&cfg(
+        "moonshot",
+        json!({"moonshotFileId": "file-abc", "modelMapping": {"*": "moonshot-v1-32k"}}),
+    ));
     let mut ex = Exchange::new(Arc::clone(&c));
-    let RequestAction::Callout(co) = ex.on_request("POST", "/v1/chat/completions", &[], CHAT.as_bytes()).unwrap() else { panic!() };
-    assert_eq!((co.authority.as_str(), co.path.as_str()), ("api.moonshot.cn", "/v1/files/file-abc/content"));
-    assert_eq!(co.headers, vec![("authorization".to_string(), "Bearer sk-test".to_string())]);
+    let RequestAction::Callout(co) = ex
+        .on_request("POST", "/v1/chat/completions", &[], CHAT.as_bytes())
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (co.authority.as_str(), co.path.as_str()),
+        ("api.moonshot.cn", "/v1/files/file-abc/content")
+    );
+    assert_eq!(
+        co.headers,
+        vec![("authorization".to_string(), "Bearer sk-test".to_string())]
+    );
     let file = json!({"content": "File says hi.", "file_type": "application/pdf", "filename": "a.pdf", "title": "", "type": "file"});
-    let RequestAction::Forward(up) = ex.on_callout_response(200, file.to_string().as_bytes()).unwrap() else { panic!() };
+    let RequestAction::Forward(up) = ex
+        .on_callout_response(200, file.to_string().as_bytes())
+        .unwrap()
+    else {
+        panic!()
+    };
     let b = upstream_json(&up);
-    assert_eq!(b["messages"][0], json!({"role": "system", "content": "File says hi."}));
+    assert_eq!(
+        b["messages"][0],
+        json!({"role": "system", "content": "File says hi."})
+    );
     assert_eq!(b["model"], "moonshot-v1-32k");
 }
 
@@ -445,10 +850,17 @@ fn calls_out_of_order_are_state_errors() {
     assert!(ex.on_response_headers(200, &[]).is_err());
     assert!(ex.on_response_body(b"x", true).is_err());
     assert!(ex.on_callout_response(200, b"").is_err());
-    ex.on_request("POST", "/v1/chat/completions", &[], CHAT.as_bytes()).unwrap();
-    assert!(ex.on_request("POST", "/v1/chat/completions", &[], CHAT.as_bytes()).is_err());
-    assert!(ex.on_response_body(b"x", false).is_err(), "body before headers");
-    ex.on_response_headers(200, &[("content-type", "application/json")]).unwrap();
+    ex.on_request("POST", "/v1/chat/completions", &[], CHAT.as_bytes())
+        .unwrap();
+    assert!(ex
+        .on_request("POST", "/v1/chat/completions", &[], CHAT.as_bytes())
+        .is_err());
+    assert!(
+        ex.on_response_body(b"x", false).is_err(),
+        "body before headers"
+    );
+    ex.on_response_headers(200, &[("content-type", "application/json")])
+        .unwrap();
     assert!(ex.on_response_headers(200, &[]).is_err());
     ex.on_response_body(b"{}", true).unwrap();
     assert!(ex.on_response_body(b"", true).is_err(), "after the end");
@@ -458,7 +870,14 @@ fn calls_out_of_order_are_state_errors() {
 fn gzip_from_upstream_is_reported_not_garbled() {
     let c = load(&cfg("openai", json!({})));
     let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT);
-    ex.on_response_headers(200, &[("content-type", "application/json"), ("content-encoding", "gzip")]).unwrap();
+    ex.on_response_headers(
+        200,
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ],
+    )
+    .unwrap();
     let r = ex.on_response_body(b"\x1f\x8b\x08", true).unwrap();
     assert_eq!(r.status, Some(502));
     validate_error(&serde_json::from_slice(r.data).unwrap());
