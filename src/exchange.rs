@@ -172,6 +172,8 @@ pub struct Exchange {
     /// Reused output buffer.
     out: Vec<u8>,
     stream_failed: bool,
+    /// Buffer mode producing an SSE stream (see `ResponseTranslator::buffered_as_stream`).
+    buffer_as_sse: bool,
 }
 
 impl fmt::Debug for Exchange {
@@ -212,6 +214,7 @@ impl Exchange {
             buffered: Vec::new(),
             out: Vec::new(),
             stream_failed: false,
+            buffer_as_sse: false,
         }
     }
 
@@ -424,11 +427,14 @@ impl Exchange {
             token: &self.req.token,
         };
         let mut up = cfg.imp.translate_request(&info, body)?;
-        custom_settings::apply(
-            &cfg.provider.custom_settings,
-            cfg.imp.settings_protocol(&info),
-            body,
-        );
+        // The settings table holds sampling parameters: they mean nothing to embeddings.
+        if info.api == Api::ChatCompletions {
+            custom_settings::apply(
+                &cfg.provider.custom_settings,
+                cfg.imp.settings_protocol(&info),
+                body,
+            );
+        }
         let bytes = serde_json::to_vec(body).expect("serialising a JSON value cannot fail");
         cfg.imp.finalize(&cfg.provider, &mut up, &bytes)?;
         self.translator = Some(cfg.imp.response_translator(&info));
@@ -498,8 +504,17 @@ impl Exchange {
         } else {
             ResponseMode::Buffer
         };
+        self.buffer_as_sse = self.mode == ResponseMode::Buffer
+            && self.req.stream
+            && (200..300).contains(&status)
+            && self.undecodable.is_none()
+            && self
+                .translator
+                .as_ref()
+                .is_some_and(|t| t.buffered_as_stream());
         let ctype_out = match self.mode {
             ResponseMode::Stream => "text/event-stream",
+            _ if self.buffer_as_sse => "text/event-stream",
             _ => "application/json",
         };
         let mut set_headers = vec![("content-type".to_string(), ctype_out.to_string())];
@@ -618,6 +633,13 @@ impl Exchange {
         };
         match result {
             Ok(()) => status,
+            Err(e) if self.buffer_as_sse => {
+                // The client already expects an event stream: report the error inside it.
+                self.out.clear();
+                crate::openai::write_stream_error(&mut self.out, &e);
+                crate::sse::write_done(&mut self.out);
+                status
+            }
             Err(e) => {
                 self.out.clear();
                 self.out.extend_from_slice(&e.to_body());

@@ -1,8 +1,600 @@
-//! deepl: translation lands with the translating-providers issue; until then a clear 501.
+//! deepl: OpenAI chat completions → DeepL's text translation API.
+//!
+//! Facts used (DeepL developer docs: "Your first API request"
+//! developers.deepl.com/docs/getting-started/your-first-api-request, "Access and authentication"
+//! developers.deepl.com/docs/getting-started/auth, "Translate text"
+//! developers.deepl.com/api-reference/translate, "Error handling"
+//! developers.deepl.com/docs/best-practices/error-handling; the seed README's DeepL example):
+//! - `POST /v2/translate` on `api-free.deepl.com` (API Free) or `api.deepl.com` (API Pro);
+//!   header `Authorization: DeepL-Auth-Key <key>`; JSON body `{"text": [...], "target_lang",
+//!   "context"?, ...}`. Free keys are recognisable by the suffix `:fx`.
+//! - The seed maps OpenAI's request onto it: `model` is the tier (`Free` or `Pro`), every
+//!   non-system message's content is one `text` entry, the system message is `context` (text
+//!   that steers the translation without being translated), `targetLang` is `target_lang`.
+//! - Response `{"translations": [{"detected_source_language", "text"}]}`: one choice per
+//!   translation, message `{"role": "assistant", "content": text, "name":
+//!   detected_source_language}` (the seed's example). DeepL reports characters, not tokens, so
+//!   usage is all zeros.
+//! - Errors: standard statuses with `{"message": ...}` (sometimes with `detail`); 403 bad key
+//!   (often with an empty body), 413 body too large (128 KiB limit), 429 too many requests,
+//!   456 quota exceeded, 5xx/529 temporary.
+//! - DeepL has no streaming and no embeddings. A `stream: true` request is sent unstreamed and
+//!   its single answer is replayed as an OpenAI chunk stream (see `on_body`).
 
-use super::Provider;
+use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
+use crate::error::{error_type_for_status, ProxyError};
+use crate::openai::{self, Delta, StreamMeta};
+use crate::sse::{self, SseEvent};
+use crate::usage::Usage;
+use serde_json::{json, Map, Value};
 
-pub fn build(config: &ProviderConfig) -> Box<dyn Provider> {
-    Box::new(super::pending::Pending(config.kind))
+const NAME: &str = "deepl";
+const FREE_HOST: &str = "api-free.deepl.com";
+const PRO_HOST: &str = "api.deepl.com";
+const TRANSLATE_PATH: &str = "/v2/translate";
+
+pub fn build(_config: &ProviderConfig) -> Box<dyn Provider> {
+    Box::new(Deepl)
+}
+
+struct Deepl;
+
+fn with_auth(up: Upstream, token: &str) -> Upstream {
+    up.header("authorization", format!("DeepL-Auth-Key {token}"))
+}
+
+/// The host for the requested tier (the OpenAI `model`).
+fn tier_host(model: &str) -> Result<&'static str, ProxyError> {
+    if model.eq_ignore_ascii_case("free") {
+        Ok(FREE_HOST)
+    } else if model.eq_ignore_ascii_case("pro") {
+        Ok(PRO_HOST)
+    } else {
+        Err(ProxyError::bad_request(format!(
+            "model '{model}' is not a DeepL tier: use 'Free' (api-free.deepl.com) or 'Pro' (api.deepl.com)"
+        ))
+        .with_param("model")
+        .with_code("model_not_found"))
+    }
+}
+
+impl Provider for Deepl {
+    fn kind(&self) -> ProviderType {
+        ProviderType::Deepl
+    }
+
+    fn translate_request(
+        &self,
+        req: &RequestInfo<'_>,
+        body: &mut Value,
+    ) -> Result<Upstream, ProxyError> {
+        if req.api == Api::Embeddings {
+            return Err(ProxyError::unsupported("the embeddings API", NAME));
+        }
+        let host = tier_host(req.model)?;
+        translate_chat(req, body)?;
+        Ok(with_auth(Upstream::new(host, TRANSLATE_PATH), req.token))
+    }
+
+    /// No model is known here: DeepL's key convention picks the host (`:fx` = API Free).
+    fn passthrough_target(
+        &self,
+        _config: &ProviderConfig,
+        token: &str,
+        path: &str,
+    ) -> Result<Upstream, ProxyError> {
+        let host = if token.ends_with(":fx") {
+            FREE_HOST
+        } else {
+            PRO_HOST
+        };
+        Ok(with_auth(Upstream::new(host, path), token))
+    }
+
+    fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
+        Box::new(DeeplTranslator {
+            model: req.model.to_string(),
+            stream: req.stream,
+            include_usage: req.include_usage,
+            usage: None,
+            done: false,
+        })
+    }
+}
+
+fn is_set(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(_) => true,
+    }
+}
+
+/// A message's text: a string, or the concatenated text parts; other parts are unsupported.
+fn message_text(m: &Map<String, Value>, i: usize) -> Result<String, ProxyError> {
+    let param = format!("messages[{i}].content");
+    match m.get("content") {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(parts)) => {
+            let mut text = String::new();
+            for p in parts {
+                match p.get("type").and_then(Value::as_str).unwrap_or("text") {
+                    "text" => {
+                        text.push_str(p.get("text").and_then(Value::as_str).ok_or_else(|| {
+                            ProxyError::bad_request(format!("{param}: a text part needs 'text'"))
+                                .with_param(param.clone())
+                        })?)
+                    }
+                    "image_url" => {
+                        return Err(ProxyError::unsupported("image input", NAME).with_param(param))
+                    }
+                    other => {
+                        return Err(ProxyError::unsupported(
+                            &format!("content part type '{other}'"),
+                            NAME,
+                        )
+                        .with_param(param))
+                    }
+                }
+            }
+            Ok(text)
+        }
+        Some(_) => Err(ProxyError::bad_request(format!(
+            "{param} must be a string or an array of parts"
+        ))
+        .with_param(param)),
+    }
+}
+
+fn translate_chat(req: &RequestInfo<'_>, body: &mut Value) -> Result<(), ProxyError> {
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+    // Features a translation service cannot honour. Sampling parameters (temperature, top_p,
+    // max_tokens, ...) have no meaning for translation and are ignored.
+    let checks: &[(&str, &str)] = &[
+        ("tools", "tool calls"),
+        ("functions", "function calls"),
+        ("response_format", "response_format"),
+        ("logprobs", "logprobs"),
+        ("audio", "audio output"),
+    ];
+    for (field, feature) in checks {
+        if is_set(obj.get(*field)) {
+            return Err(ProxyError::unsupported(feature, NAME).with_param(*field));
+        }
+    }
+    if obj.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
+        return Err(ProxyError::unsupported("n > 1", NAME).with_param("n"));
+    }
+    let Some(Value::Array(messages)) = obj.get("messages") else {
+        return Err(ProxyError::bad_request("'messages' must be an array").with_param("messages"));
+    };
+    let mut texts = Vec::with_capacity(messages.len());
+    let mut context: Vec<String> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let m = m.as_object().ok_or_else(|| {
+            ProxyError::bad_request(format!("messages[{i}] must be an object"))
+                .with_param(format!("messages[{i}]"))
+        })?;
+        let text = message_text(m, i)?;
+        // The seed's example sends messages without a role: those are text to translate.
+        match m.get("role").and_then(Value::as_str) {
+            Some("system" | "developer") => context.push(text),
+            _ => texts.push(Value::String(text)),
+        }
+    }
+    if texts.is_empty() {
+        return Err(ProxyError::bad_request(
+            "DeepL needs at least one non-system message with the text to translate",
+        )
+        .with_param("messages"));
+    }
+    let target_lang = req.config.target_lang.as_deref().unwrap_or_default();
+    let mut out = json!({"text": texts, "target_lang": target_lang});
+    if !context.is_empty() {
+        out["context"] = Value::String(context.join("\n"));
+    }
+    *body = out;
+    Ok(())
+}
+
+/// Replies to one DeepL request; nothing to keep between events (DeepL never streams).
+struct DeeplTranslator {
+    model: String,
+    stream: bool,
+    include_usage: bool,
+    usage: Option<Usage>,
+    done: bool,
+}
+
+impl ResponseTranslator for DeeplTranslator {
+    fn buffered_as_stream(&self) -> bool {
+        self.stream
+    }
+
+    fn on_event(&mut self, _event: SseEvent<'_>, _out: &mut Vec<u8>) -> Result<(), ProxyError> {
+        Err(ProxyError::bad_upstream(
+            "DeepL answered with an event stream, which its API does not define",
+        ))
+    }
+
+    fn on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+        if !self.done {
+            self.done = true;
+            sse::write_done(out);
+        }
+        Ok(())
+    }
+
+    /// A buffered DeepL answer. For `stream: true` requests the translations are replayed as an
+    /// OpenAI chunk stream (role + content, then finish, optional usage chunk, `[DONE]`).
+    fn on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ProxyError::bad_upstream(format!("upstream body is not JSON: {e}")))?;
+        let Some(items) = v.get("translations").and_then(Value::as_array) else {
+            return Err(match v.get("message") {
+                Some(_) => openai::upstream_error(502, body),
+                None => ProxyError::bad_upstream("upstream body has no 'translations'"),
+            });
+        };
+        let usage = Usage::default();
+        self.usage = Some(usage);
+        let text_of = |t: &Value| {
+            t.get("text")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        if self.stream {
+            let meta = StreamMeta::new(&self.model);
+            for (i, t) in items.iter().enumerate() {
+                let text = text_of(t);
+                let delta = Delta {
+                    role: Some("assistant"),
+                    content: Some(&text),
+                    ..Default::default()
+                };
+                meta.write_chunk(out, i as u32, &delta, None);
+                meta.write_chunk(out, i as u32, &Delta::default(), Some("stop"));
+            }
+            if self.include_usage {
+                meta.write_usage_chunk(out, &usage);
+            }
+            self.done = true;
+            sse::write_done(out);
+            return Ok(());
+        }
+        let choices = items
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mut msg = openai::assistant_message(Some(text_of(t)), None);
+                if let Some(lang) = t.get("detected_source_language").and_then(Value::as_str) {
+                    msg["name"] = Value::String(lang.to_string());
+                }
+                openai::completion_choice(i, msg, "stop")
+            })
+            .collect();
+        let completion = openai::completion(
+            openai::new_completion_id(),
+            openai::now_secs(),
+            &self.model,
+            choices,
+            Some(&usage),
+        );
+        serde_json::to_writer(&mut *out, &completion).expect("serialising to a Vec cannot fail");
+        Ok(())
+    }
+
+    fn on_error(&mut self, status: u16, body: &[u8]) -> ProxyError {
+        let mut e = openai::upstream_error(status, body);
+        let empty = body.iter().all(u8::is_ascii_whitespace);
+        match status {
+            403 if empty => {
+                e.message = "DeepL rejected the API key (403): check apiTokens and that Free keys \
+                             (ending in ':fx') use model 'Free' and Pro keys model 'Pro'"
+                    .into();
+            }
+            456 => {
+                e.kind = "insufficient_quota";
+                e.code = Some("quota_exceeded".into());
+                if empty {
+                    e.message = "DeepL quota exceeded (456)".into();
+                }
+            }
+            429 | 529 => {
+                e.kind = error_type_for_status(429);
+            }
+            _ => {}
+        }
+        e
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::exchange::{Config, Exchange, RequestAction, ResponseMode, UpstreamRequest};
+    use crate::testutil::{self, header, respond, upstream_json};
+    use serde_json::{json, Value};
+    use std::sync::Arc;
+
+    const TOKEN: &str = "0b1c2d3e-secret-deepl-key";
+
+    fn cfg(token: &str, extra: &str) -> Arc<Config> {
+        testutil::config(&format!(
+            r#"{{"provider": {{"type": "deepl", "apiTokens": ["{token}"], "targetLang": "ZH"{extra}}}}}"#
+        ))
+    }
+
+    fn local_error(cfg: &Arc<Config>, path: &str, body: Value) -> (u16, Value) {
+        let mut ex = Exchange::new(Arc::clone(cfg));
+        match ex
+            .on_request(
+                "POST",
+                path,
+                &[("content-type", "application/json")],
+                body.to_string().as_bytes(),
+            )
+            .unwrap()
+        {
+            RequestAction::LocalReply(r) => {
+                let v: Value = serde_json::from_slice(&r.body).unwrap();
+                testutil::validate_error(&v);
+                (r.status, v)
+            }
+            other => panic!("expected a local reply, got {other:?}"),
+        }
+    }
+
+    /// The seed README's DeepL request example.
+    fn seed_request(model: &str, stream: bool) -> Value {
+        json!({"model": model, "stream": stream, "stream_options": {"include_usage": stream},
+               "temperature": 0.2,
+               "messages": [{"role": "system", "content": "money"},
+                            {"content": "sit by the bank"},
+                            {"content": "a bank in China"}]})
+    }
+
+    fn forward(c: &Arc<Config>, body: &Value) -> (Exchange, UpstreamRequest) {
+        testutil::forward(c, "/v1/chat/completions", &body.to_string())
+    }
+
+    // The documented /v2/translate response (developers.deepl.com "Your first API request"),
+    // with the seed README's translations.
+    const RESPONSE: &str = r#"{"translations": [
+        {"detected_source_language": "EN", "text": "operate a gambling establishment"},
+        {"detected_source_language": "EN", "text": "Bank of China"}]}"#;
+
+    #[test]
+    fn seed_example_free_tier() {
+        let c = cfg(TOKEN, "");
+        let (mut ex, up) = forward(&c, &seed_request("Free", false));
+        assert_eq!(up.authority, "api-free.deepl.com");
+        assert_eq!(up.path, "/v2/translate");
+        assert_eq!(
+            header(&up, "authorization"),
+            Some(format!("DeepL-Auth-Key {TOKEN}").as_str())
+        );
+        assert_eq!(header(&up, "content-type"), Some("application/json"));
+        assert_eq!(
+            upstream_json(&up),
+            json!({"text": ["sit by the bank", "a bank in China"], "target_lang": "ZH", "context": "money"})
+        );
+        let (status, out, mode) = respond(&mut ex, 200, "application/json", RESPONSE.as_bytes());
+        assert_eq!((status, mode), (200, ResponseMode::Buffer));
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        testutil::validate_chat_completion(&v);
+        assert_eq!(v["model"], "Free");
+        assert_eq!(v["object"], "chat.completion");
+        assert_eq!(v["choices"].as_array().unwrap().len(), 2);
+        for (i, text) in ["operate a gambling establishment", "Bank of China"]
+            .iter()
+            .enumerate()
+        {
+            let ch = &v["choices"][i];
+            assert_eq!(ch["index"], i);
+            assert_eq!(ch["finish_reason"], "stop");
+            assert_eq!(ch["message"]["role"], "assistant");
+            assert_eq!(ch["message"]["content"], *text);
+            assert_eq!(ch["message"]["name"], "EN");
+        }
+        assert_eq!(
+            v["usage"],
+            json!({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+        );
+        assert_eq!(ex.usage().unwrap().total_tokens, 0);
+    }
+
+    #[test]
+    fn pro_tier_and_text_parts() {
+        let c = cfg(TOKEN, "");
+        let (_, up) = forward(
+            &c,
+            &json!({"model": "Pro", "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Hello, "}, {"type": "text", "text": "world!"}]}]}),
+        );
+        assert_eq!(up.authority, "api.deepl.com");
+        assert_eq!(
+            upstream_json(&up),
+            json!({"text": ["Hello, world!"], "target_lang": "ZH"})
+        );
+    }
+
+    #[test]
+    fn unknown_tier_is_a_400_naming_the_tiers() {
+        let (status, v) = local_error(
+            &cfg(TOKEN, ""),
+            "/v1/chat/completions",
+            json!({"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}),
+        );
+        assert_eq!(status, 400);
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("'Free'") && msg.contains("'Pro'"), "{msg}");
+        assert_eq!(v["error"]["param"], "model");
+    }
+
+    #[test]
+    fn unsupported_features() {
+        let c = cfg(TOKEN, "");
+        let (status, v) = local_error(&c, "/v1/embeddings", json!({"model": "Free", "input": "x"}));
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (400, Some("unsupported_feature"))
+        );
+        for body in [
+            json!({"model": "Free", "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]}),
+            json!({"model": "Free", "tools": [{"type": "function", "function": {"name": "f"}}],
+                   "messages": [{"role": "user", "content": "x"}]}),
+            json!({"model": "Free", "n": 2, "messages": [{"role": "user", "content": "x"}]}),
+        ] {
+            let (status, v) = local_error(&c, "/v1/chat/completions", body);
+            assert_eq!(
+                (status, v["error"]["code"].as_str()),
+                (400, Some("unsupported_feature"))
+            );
+        }
+        let (status, _) = local_error(
+            &c,
+            "/v1/chat/completions",
+            json!({"model": "Free", "messages": [{"role": "system", "content": "only context"}]}),
+        );
+        assert_eq!(status, 400);
+    }
+
+    /// DeepL never streams: a stream request gets the buffered answer replayed as chunks.
+    #[test]
+    fn stream_request_is_replayed_as_chunks() {
+        let c = cfg(TOKEN, "");
+        let (mut ex, up) = forward(&c, &seed_request("Free", true));
+        assert!(upstream_json(&up).get("stream").is_none());
+        // The client asked for a stream: the reply is labelled as one.
+        let (mut probe, _) = forward(&c, &seed_request("Free", true));
+        let rh = probe
+            .on_response_headers(200, &[("content-type", "application/json")])
+            .unwrap();
+        assert!(rh
+            .set_headers
+            .contains(&("content-type".to_string(), "text/event-stream".to_string())));
+        let (status, out, mode) = respond(&mut ex, 200, "application/json", RESPONSE.as_bytes());
+        assert_eq!((status, mode), (200, ResponseMode::Buffer));
+        let events = testutil::validate_sse_stream(&out);
+        let text_of = |i: u64| -> String {
+            events
+                .iter()
+                .filter(|e| e["choices"].get(0).is_some_and(|c| c["index"] == i))
+                .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+                .collect()
+        };
+        assert_eq!(text_of(0), "operate a gambling establishment");
+        assert_eq!(text_of(1), "Bank of China");
+        let finishes = events
+            .iter()
+            .filter(|e| {
+                e["choices"]
+                    .get(0)
+                    .is_some_and(|c| c["finish_reason"] == "stop")
+            })
+            .count();
+        assert_eq!(finishes, 2);
+        let last = events.last().unwrap();
+        assert_eq!(last["choices"], json!([]));
+        assert_eq!(last["usage"]["total_tokens"], 0);
+        assert!(events
+            .iter()
+            .all(|e| e["model"] == "Free" && e["id"] == events[0]["id"]));
+    }
+
+    /// An upstream that (against DeepL's API) answers with SSE gets a clean in-stream error.
+    #[test]
+    fn unexpected_event_stream_is_an_error() {
+        let c = cfg(TOKEN, "");
+        let (mut ex, _) = forward(&c, &seed_request("Free", true));
+        let (_, out, mode) = respond(&mut ex, 200, "text/event-stream", b"data: {}\n\n");
+        assert_eq!(mode, ResponseMode::Stream);
+        let events = testutil::validate_sse_stream(&out);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["error"]["type"], "upstream_error");
+    }
+
+    // Error statuses from DeepL's "Error handling" page: {"message"} bodies, 403 often empty,
+    // 456 quota exceeded.
+    #[test]
+    fn errors() {
+        let c = cfg(TOKEN, "");
+        let cases: [(u16, &[u8], &str, Option<&str>); 4] = [
+            (
+                456,
+                br#"{"message":"Quota Exceeded"}"#,
+                "insufficient_quota",
+                Some("quota_exceeded"),
+            ),
+            (403, b"", "permission_error", None),
+            (
+                400,
+                br#"{"message":"Value for 'target_lang' not supported."}"#,
+                "invalid_request_error",
+                None,
+            ),
+            (
+                429,
+                br#"{"message":"Too many requests"}"#,
+                "rate_limit_error",
+                None,
+            ),
+        ];
+        for (status, body, kind, code) in cases {
+            let (mut ex, _) = forward(&c, &seed_request("Free", false));
+            let (st, out, _) = respond(&mut ex, status, "application/json", body);
+            assert_eq!(st, status);
+            let v: Value = serde_json::from_slice(&out).unwrap();
+            testutil::validate_error(&v);
+            assert_eq!(v["error"]["type"], kind, "{status}");
+            assert_eq!(v["error"]["code"].as_str(), code, "{status}");
+            assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+            assert!(!String::from_utf8_lossy(&out).contains(TOKEN));
+        }
+    }
+
+    #[test]
+    fn protocol_original_picks_host_by_key_suffix() {
+        for (token, host) in [("abc:fx", "api-free.deepl.com"), ("abc", "api.deepl.com")] {
+            let c = cfg(token, r#", "protocol": "original""#);
+            let mut ex = Exchange::new(Arc::clone(&c));
+            let body = br#"{"text":["Hello"],"target_lang":"DE"}"#;
+            let up = match ex.on_request("POST", "/v2/translate", &[], body).unwrap() {
+                RequestAction::Forward(up) => up,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(up.authority, host);
+            assert_eq!(up.path, "/v2/translate");
+            assert_eq!(
+                header(&up, "authorization"),
+                Some(format!("DeepL-Auth-Key {token}").as_str())
+            );
+            assert!(up.body.is_none());
+        }
+    }
+
+    // customSettings use the root of the body (DeepL has no column of its own); raw mode lets
+    // operators set DeepL options such as formality.
+    #[test]
+    fn custom_settings_at_root() {
+        let c = cfg(
+            TOKEN,
+            r#", "customSettings": [{"name": "formality", "value": "more", "mode": "raw"}]"#,
+        );
+        let (_, up) = forward(&c, &seed_request("Pro", false));
+        let b = upstream_json(&up);
+        assert_eq!(b["formality"], "more");
+        assert_eq!(b["target_lang"], "ZH");
+    }
 }

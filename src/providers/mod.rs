@@ -230,6 +230,13 @@ pub trait ResponseTranslator: Send {
 
     /// Usage seen so far (complete once the body or stream has ended).
     fn usage(&self) -> Option<Usage>;
+
+    /// For a stream request whose upstream answers with one buffered body (a provider without
+    /// streaming), `on_body` writes an OpenAI SSE stream: the core then labels the reply
+    /// `text/event-stream` and reports errors as an in-stream error event.
+    fn buffered_as_stream(&self) -> bool {
+        false
+    }
 }
 
 /// The provider implementation for a validated configuration.

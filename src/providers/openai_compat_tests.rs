@@ -882,3 +882,15 @@ fn gzip_from_upstream_is_reported_not_garbled() {
     assert_eq!(r.status, Some(502));
     validate_error(&serde_json::from_slice(r.data).unwrap());
 }
+
+#[test]
+fn custom_settings_apply_to_chat_not_embeddings() {
+    let c = load(&cfg(
+        "openai",
+        json!({"customSettings": [{"name": "temperature", "value": 0.1}]}),
+    ));
+    let (_, up) = forward(&c, "/v1/embeddings", EMB);
+    assert!(upstream_json(&up).get("temperature").is_none());
+    let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
+    assert_eq!(upstream_json(&up)["temperature"], 0.1);
+}
