@@ -500,7 +500,40 @@ pub fn upstream_error(status: u16, body: &[u8]) -> ProxyError {
     err
 }
 
-fn truncate(s: &str, max: usize) -> String {
+/// Whether an OpenAI request parameter asks for something, i.e. is set to other than its neutral
+/// value (`n: 1`, `logprobs: false`, an empty `logit_bias`, zero penalties, a text
+/// `response_format`, text-only `modalities`, `parallel_tool_calls: true`). Null never does.
+pub fn requests_feature(key: &str, v: &Value) -> bool {
+    match key {
+        _ if v.is_null() => false,
+        "n" => v.as_f64() != Some(1.0),
+        "logprobs" => v != &Value::Bool(false),
+        "logit_bias" => !v.as_object().is_some_and(Map::is_empty),
+        "presence_penalty" | "frequency_penalty" => v.as_f64() != Some(0.0),
+        "response_format" => v.get("type").and_then(Value::as_str) != Some("text"),
+        "modalities" => v != &serde_json::json!(["text"]),
+        "parallel_tool_calls" => v != &Value::Bool(true),
+        _ => true,
+    }
+}
+
+/// The first of `params` that the request sets to a non-neutral value, as a 400 naming it: for
+/// providers whose API cannot express those OpenAI parameters.
+pub fn reject_params(
+    obj: &Map<String, Value>,
+    params: &[&str],
+    provider: &str,
+) -> Result<(), ProxyError> {
+    match params
+        .iter()
+        .find(|k| obj.get(**k).is_some_and(|v| requests_feature(k, v)))
+    {
+        Some(k) => Err(ProxyError::unsupported(&format!("'{k}'"), provider).with_param(*k)),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }

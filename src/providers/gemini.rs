@@ -814,17 +814,6 @@ fn translate_embeddings(resource: &str, body: &mut Value) -> Result<Value, Proxy
 // Responses
 // ---------------------------------------------------------------------------------------------
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
 /// The `error` object of a Google error body (`{"error":{...}}` or `[{"error":{...}}]`).
 fn error_object(v: &Value) -> Option<&Map<String, Value>> {
     match v {
@@ -837,7 +826,7 @@ fn error_object(v: &Value) -> Option<&Map<String, Value>> {
 /// Google's error model → OpenAI's error, with `status` (e.g. `INVALID_ARGUMENT`) as the code.
 fn google_error(status: u16, e: &Map<String, Value>) -> ProxyError {
     let message = match e.get("message") {
-        Some(Value::String(s)) if !s.is_empty() => truncate(s, 4096),
+        Some(Value::String(s)) if !s.is_empty() => openai::truncate(s, 4096),
         _ => format!("upstream returned HTTP {status}"),
     };
     let mut err = ProxyError::new(status, error_type_for_status(status), message);

@@ -248,53 +248,28 @@ fn is_unset(v: Option<&Value>) -> bool {
 
 /// OpenAI parameters Hunyuan cannot express: a 400 naming them unless they hold their default.
 fn reject_unsupported(obj: &Map<String, Value>) -> Result<(), ProxyError> {
-    let get = |k: &str| obj.get(k).filter(|v| !v.is_null());
-    let checks: [(&str, bool); 16] = [
-        ("n", get("n").is_some_and(|v| v.as_u64() != Some(1))),
-        (
+    openai::reject_params(
+        obj,
+        &[
+            "n",
             "logprobs",
-            get("logprobs").is_some_and(|v| v != &Value::Bool(false)),
-        ),
-        ("top_logprobs", get("top_logprobs").is_some()),
-        (
+            "top_logprobs",
             "logit_bias",
-            get("logit_bias").is_some_and(|v| v.as_object().is_none_or(|m| !m.is_empty())),
-        ),
-        (
             "presence_penalty",
-            get("presence_penalty").is_some_and(|v| v.as_f64() != Some(0.0)),
-        ),
-        (
             "frequency_penalty",
-            get("frequency_penalty").is_some_and(|v| v.as_f64() != Some(0.0)),
-        ),
-        (
             "response_format",
-            get("response_format").is_some_and(|v| v.get("type") != Some(&json!("text"))),
-        ),
-        ("max_tokens", get("max_tokens").is_some()),
-        (
+            "max_tokens",
             "max_completion_tokens",
-            get("max_completion_tokens").is_some(),
-        ),
-        ("audio", get("audio").is_some()),
-        (
+            "audio",
             "modalities",
-            get("modalities").is_some_and(|v| v != &json!(["text"])),
-        ),
-        ("prediction", get("prediction").is_some()),
-        ("functions", get("functions").is_some()),
-        ("function_call", get("function_call").is_some()),
-        (
+            "prediction",
+            "functions",
+            "function_call",
             "parallel_tool_calls",
-            get("parallel_tool_calls").is_some_and(|v| v != &Value::Bool(true)),
-        ),
-        ("reasoning_effort", get("reasoning_effort").is_some()),
-    ];
-    match checks.iter().find(|(_, bad)| *bad) {
-        Some((name, _)) => Err(ProxyError::unsupported(&format!("'{name}'"), PROVIDER)),
-        None => Ok(()),
-    }
+            "reasoning_effort",
+        ],
+        PROVIDER,
+    )
 }
 
 fn chat_body(req: &RequestInfo<'_>, body: &Value) -> Result<Value, ProxyError> {
