@@ -1124,8 +1124,30 @@ def hunyuan_request_id(req: MockRequest) -> str:
     return f"{d[32:40]}-{d[40:44]}-{d[44:48]}-{d[48:52]}-{d[52:64]}"
 
 
+def hunyuan_embedding(req: MockRequest) -> Reply:
+    """GetEmbedding (Tencent Cloud hunyuan 2023-09-01): ``Input`` or ``InputList`` →
+    ``Response.Data[{Embedding, Index, Object}]`` and ``Response.Usage{PromptTokens, TotalTokens}``."""
+    body = req.obj
+    texts = body.get("InputList") or ([body["Input"]] if "Input" in body else [])
+    texts = [str(t) for t in texts]
+    tokens = word_count(*texts)
+    data = [{"Embedding": embedding_vector(t, 8), "Index": i, "Object": "embedding"} for i, t in enumerate(texts)]
+    return json_reply(
+        {
+            "Response": {
+                "Data": data,
+                "Usage": {"PromptTokens": tokens, "TotalTokens": tokens},
+                "RequestId": hunyuan_request_id(req),
+            }
+        },
+        200,
+    )
+
+
 def hunyuan_chat(req: MockRequest) -> Reply:
     action = req.header("x-tc-action")
+    if action and action.lower() == "getembedding":
+        return hunyuan_embedding(req)
     if action and action.lower() != "chatcompletions":
         return _hunyuan_error_body(req, "InvalidAction", f"The action `{action}` is not supported (mock).")
     body = req.obj
@@ -1498,6 +1520,12 @@ class MockServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def get_request(self) -> tuple[Any, Any]:
+        conn, addr = super().get_request()
+        # Headers and body go out as separate writes: without this, Nagle + delayed ACK add ~40 ms.
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, addr
+
     def __init__(self, address: tuple[str, int], config: MockConfig) -> None:
         super().__init__(address, MockHandler)
         self.config = config
@@ -1791,6 +1819,11 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         server.server_close()
+    if args.exit_on_stdin_eof:
+        # The stdin watcher thread is blocked in a read; a normal interpreter shutdown would abort
+        # on its buffered stdin lock ("_enter_buffered_busy"). Nothing is left to flush but stdout.
+        sys.stdout.flush()
+        os._exit(0)
     return 0
 
 

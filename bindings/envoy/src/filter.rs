@@ -95,6 +95,14 @@ pub type Headers = Vec<(Vec<u8>, Vec<u8>)>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CounterId(usize);
 
+/// A labelled counter family defined in [`EnvoyFilterConfig::define_counter_vec`]; each
+/// increment names one value per label, in the order the labels were defined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CounterVecId {
+    id: usize,
+    labels: usize,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetricsError {
     NotFound,
@@ -233,6 +241,39 @@ impl EnvoyFilterConfig {
             )
         };
         metrics_result(r).map(|()| CounterId(id))
+    }
+
+    /// Defines a counter with labels (Envoy tags): `<namespace>.<name>` with one tag per label,
+    /// shown as Prometheus labels by `/stats/prometheus`.
+    pub fn define_counter_vec(
+        &mut self,
+        name: &str,
+        labels: &[&str],
+    ) -> Result<CounterVecId, MetricsError> {
+        let mut names: Vec<abi::ModuleBuffer> = labels
+            .iter()
+            .map(|l| abi::ModuleBuffer::from_bytes(l.as_bytes()))
+            .collect();
+        let mut id: usize = 0;
+        // SAFETY: ptr is the live config pointer of the current config_new hook; `name` and the
+        // label buffers outlive the call (Envoy copies them into its stat name pool).
+        let r = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_define_counter(
+                self.ptr,
+                abi::ModuleBuffer::from_bytes(name.as_bytes()),
+                if names.is_empty() {
+                    std::ptr::null_mut()
+                } else {
+                    names.as_mut_ptr()
+                },
+                names.len(),
+                &mut id,
+            )
+        };
+        metrics_result(r).map(|()| CounterVecId {
+            id,
+            labels: labels.len(),
+        })
     }
 }
 
@@ -674,6 +715,38 @@ impl EnvoyHttpFilter {
         metrics_result(r)
     }
 
+    /// Adds `by` to the counter of `id` with these label values (one per defined label).
+    pub fn increment_counter_vec(
+        &mut self,
+        id: CounterVecId,
+        values: &[&str],
+        by: u64,
+    ) -> Result<(), MetricsError> {
+        if values.len() != id.labels {
+            return Err(MetricsError::InvalidLabels);
+        }
+        let mut vals: Vec<abi::ModuleBuffer> = values
+            .iter()
+            .map(|v| abi::ModuleBuffer::from_bytes(v.as_bytes()))
+            .collect();
+        // SAFETY: live filter ptr; the label buffers outlive the call and their count matches
+        // the definition (checked above), as the ABI requires.
+        let r = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_increment_counter(
+                self.ptr,
+                id.id,
+                if vals.is_empty() {
+                    std::ptr::null_mut()
+                } else {
+                    vals.as_mut_ptr()
+                },
+                vals.len(),
+                by,
+            )
+        };
+        metrics_result(r)
+    }
+
     /// Sets `ns.key` in the stream's dynamic metadata (visible to access logs, later filters).
     pub fn set_metadata_string(&mut self, ns: &str, key: &str, value: &str) {
         // SAFETY: live filter ptr; buffers valid for the call.
@@ -916,8 +989,8 @@ fn with_filter<R: Copy>(
                 if reply_on_panic {
                     envoy.send_local_reply(
                         500,
-                        &[],
-                        b"aiproxy filter error\n",
+                        &[("content-type", b"application/json")],
+                        PANIC_REPLY_BODY,
                         Some("aiproxy_panic"),
                     );
                 }
@@ -930,6 +1003,10 @@ fn with_filter<R: Copy>(
         }
     }
 }
+
+/// Body of the 500 sent when a hook panics (OpenAI's error shape).
+const PANIC_REPLY_BODY: &[u8] =
+    br#"{"error":{"message":"aiproxy filter error","type":"server_error","param":null,"code":"internal_error"}}"#;
 
 fn headers_raw(s: HeadersStatus) -> abi::HeadersStatusRaw {
     match s {

@@ -1,0 +1,753 @@
+//! The aiproxy HTTP filter: one [`Exchange`] per stream, driven from Envoy's hooks.
+//!
+//! Request: a request the core translates (POST `.../v1/chat/completions` or `.../v1/embeddings`
+//! with `protocol: openai`; any request for a provider that signs its body) is held until its
+//! whole body is buffered by Envoy (within Envoy's per-stream buffer limit; beyond it Envoy
+//! answers 413, which this filter rewrites into OpenAI's error shape). Other requests are decided
+//! on their headers and their body streams through untouched. The core's decision is applied as:
+//! * `Forward`: remove, then set headers; set `:authority` and `:path`; replace the body (and
+//!   `content-length`); clear the route cache so that routing follows the provider host;
+//! * `LocalReply`: an OpenAI-shaped error sent by Envoy;
+//! * `Callout`: an Envoy HTTP callout to the cluster named by the callout (`context.serviceName`,
+//!   or the Moonshot host), with the configured timeout; its answer goes back to the core, which
+//!   then forwards or replies.
+//!
+//! Response: `Stream` mode translates each chunk in place as it passes (nothing is held back);
+//! `Buffer` mode holds the headers, feeds every chunk to the core (which keeps the body) and at
+//! end of stream sends the translated body with the status and `content-length` the core gives;
+//! `Passthrough` leaves the response alone. Envoy's own error replies (413 request too large,
+//! 503 no upstream, 504 timeout, ...) reach the client in OpenAI's error shape too.
+//!
+//! Observability: counters `aiproxy_requests_total`, `aiproxy_input_tokens_total` and
+//! `aiproxy_output_tokens_total` labelled by `provider` and `model`, and dynamic metadata in the
+//! `aiproxy` namespace (`provider`, `model`, `prompt_tokens`, `completion_tokens`,
+//! `total_tokens`) for access logs. Nothing here logs headers or bodies, so no secret reaches a
+//! log line.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use aiproxy::context::Callout;
+use aiproxy::{
+    Api, Config, Exchange, LocalReply, Protocol, ProviderType, RequestAction, ResponseMode,
+    UpstreamRequest,
+};
+
+use crate::filter::{
+    log, BodyStatus, CalloutResponse, CalloutResult, CounterVecId, Direction, EnvoyFilterConfig,
+    EnvoyHttpFilter, Headers, HeadersStatus, HttpFilter, HttpFilterConfig, LocalReplyStatus,
+    LogLevel, TrailersStatus,
+};
+
+/// Dynamic metadata namespace (`%DYNAMIC_METADATA(aiproxy:prompt_tokens)%` in access logs).
+pub const METADATA_NAMESPACE: &str = "aiproxy";
+/// Label names of every counter.
+const LABELS: [&str; 2] = ["provider", "model"];
+/// Model label when the request named none (or was rejected before it was read).
+const UNKNOWN_MODEL: &str = "unknown";
+/// Model label once a configuration has counted [`MAX_MODEL_LABELS`] distinct models, or for a
+/// model name longer than [`MAX_MODEL_LABEL_LEN`]: clients choose model names, and every label
+/// value is a new Envoy stat that lives as long as the process.
+const OTHER_MODEL: &str = "other";
+const MAX_MODEL_LABELS: usize = 256;
+const MAX_MODEL_LABEL_LEN: usize = 128;
+
+/// The counters, defined once per filter configuration.
+#[derive(Debug)]
+pub struct Metrics {
+    requests: CounterVecId,
+    input_tokens: CounterVecId,
+    output_tokens: CounterVecId,
+    /// Model label values handed out so far (bounded).
+    models: Mutex<HashSet<String>>,
+}
+
+impl Metrics {
+    pub fn define(envoy: &mut EnvoyFilterConfig) -> Result<Self, String> {
+        let mut define = |name: &str| {
+            envoy
+                .define_counter_vec(name, &LABELS)
+                .map_err(|e| format!("cannot define counter {name}: {e:?}"))
+        };
+        Ok(Self {
+            requests: define("aiproxy_requests_total")?,
+            input_tokens: define("aiproxy_input_tokens_total")?,
+            output_tokens: define("aiproxy_output_tokens_total")?,
+            models: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// The label value for `model`, keeping the number of distinct values bounded.
+    fn model_label<'a>(&self, model: &'a str) -> &'a str {
+        if model.len() > MAX_MODEL_LABEL_LEN {
+            return OTHER_MODEL;
+        }
+        let mut seen = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(model) {
+            model
+        } else if seen.len() < MAX_MODEL_LABELS {
+            seen.insert(model.to_string());
+            model
+        } else {
+            OTHER_MODEL
+        }
+    }
+}
+
+/// One filter configuration (one seed config), shared by every worker thread.
+pub struct ProxyConfig {
+    core: Arc<Config>,
+    metrics: Arc<Metrics>,
+}
+
+impl ProxyConfig {
+    pub fn new(core: Arc<Config>, metrics: Metrics) -> Self {
+        Self {
+            core,
+            metrics: Arc::new(metrics),
+        }
+    }
+}
+
+impl HttpFilterConfig for ProxyConfig {
+    fn new_filter(&self) -> Box<dyn HttpFilter> {
+        Box::new(ProxyFilter {
+            exchange: Exchange::new(Arc::clone(&self.core)),
+            metrics: Arc::clone(&self.metrics),
+            request: RequestPhase::Headers,
+            response: ResponsePhase::Idle,
+            envoy_reply: None,
+            envoy_reply_body: Vec::new(),
+            finished: false,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RequestPhase {
+    /// Waiting for the request headers.
+    Headers,
+    /// Headers held; Envoy buffers the body until end of stream.
+    Buffering,
+    /// Headers and body held; the callout is outstanding.
+    AwaitingCallout,
+    /// The core's upstream request was applied and the request resumed.
+    Forwarded,
+    /// This filter answered with a local reply.
+    Replied,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ResponsePhase {
+    Idle,
+    Passthrough,
+    Stream,
+    Buffer,
+    /// An Envoy-generated error reply seen before the request was forwarded: rewritten into
+    /// OpenAI's error shape.
+    EnvoyError,
+    Done,
+}
+
+/// Where `apply` runs: it decides how the body is replaced and how the request resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hook {
+    /// `on_request_headers`; `end_of_stream` says the request has no body.
+    Headers { end_of_stream: bool },
+    /// `on_request_body` at end of stream.
+    Body,
+    /// `on_request_trailers` (the body ended without `end_of_stream`).
+    Trailers,
+    /// `on_http_callout_done`: the request is held and resumed with `continue_decoding`.
+    Callout,
+}
+
+/// What a request hook returns after `apply`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+struct ProxyFilter {
+    exchange: Exchange,
+    metrics: Arc<Metrics>,
+    request: RequestPhase,
+    response: ResponsePhase,
+    /// Status and details of a local reply Envoy (not this filter) sent before forwarding.
+    envoy_reply: Option<(u32, String)>,
+    envoy_reply_body: Vec<u8>,
+    /// Counters and final metadata were recorded.
+    finished: bool,
+}
+
+fn lossy(v: &[u8]) -> String {
+    String::from_utf8_lossy(v).into_owned()
+}
+
+/// Header names and values as text, borrowed unless they are not UTF-8.
+fn text_headers(headers: &Headers) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+    headers
+        .iter()
+        .map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v)))
+        .collect()
+}
+
+fn header_value<'a>(headers: &[(&str, &'a str)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map_or("", |(_, v)| v)
+}
+
+fn error_reply(status: u16, kind: &'static str, code: &str, message: String) -> LocalReply {
+    LocalReply::from_error(&aiproxy::ProxyError::new(status, kind, message).with_code(code))
+}
+
+impl ProxyFilter {
+    fn provider(&self) -> &'static str {
+        self.exchange.config().provider.kind.name()
+    }
+
+    /// Whether the core needs this request's body: it translates it, or signs it.
+    fn needs_body(&self, method: &str, path: &str) -> bool {
+        let pc = &self.exchange.config().provider;
+        let translated = pc.protocol == Protocol::OpenAi
+            && method.eq_ignore_ascii_case("POST")
+            && Api::from_path(path).is_some();
+        translated || pc.kind == ProviderType::Hunyuan
+    }
+
+    fn send_reply(&mut self, envoy: &mut EnvoyHttpFilter, reply: &LocalReply) {
+        self.request = RequestPhase::Replied;
+        let headers: Vec<(&str, &[u8])> = reply
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+            .collect();
+        envoy.send_local_reply(
+            u32::from(reply.status),
+            &headers,
+            &reply.body,
+            Some("aiproxy_local_reply"),
+        );
+    }
+
+    /// Runs the core on the whole request (`headers` as read from Envoy) and applies its decision.
+    fn run_request(
+        &mut self,
+        envoy: &mut EnvoyHttpFilter,
+        headers: &Headers,
+        body: &[u8],
+        hook: Hook,
+    ) -> Flow {
+        let text = text_headers(headers);
+        let headers: Vec<(&str, &str)> =
+            text.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+        let method = header_value(&headers, ":method");
+        let path = header_value(&headers, ":path");
+        let action = self.exchange.on_request(method, path, &headers, body);
+        self.apply(envoy, action, hook)
+    }
+
+    fn apply(
+        &mut self,
+        envoy: &mut EnvoyHttpFilter,
+        action: Result<RequestAction, aiproxy::StateError>,
+        hook: Hook,
+    ) -> Flow {
+        match action {
+            Ok(RequestAction::Forward(up)) => {
+                self.forward(envoy, up, hook);
+                if hook == Hook::Callout {
+                    envoy.continue_decoding();
+                }
+                Flow::Continue
+            }
+            Ok(RequestAction::LocalReply(reply)) => {
+                self.send_reply(envoy, &reply);
+                Flow::Stop
+            }
+            Ok(RequestAction::Callout(c)) => {
+                self.start_callout(envoy, &c);
+                Flow::Stop
+            }
+            Err(e) => {
+                log(
+                    LogLevel::Error,
+                    &format!("aiproxy: request out of order: {e}"),
+                );
+                let reply = error_reply(
+                    500,
+                    "server_error",
+                    "internal_error",
+                    format!("aiproxy: {e}"),
+                );
+                self.send_reply(envoy, &reply);
+                Flow::Stop
+            }
+        }
+    }
+
+    fn forward(&mut self, envoy: &mut EnvoyHttpFilter, up: UpstreamRequest, hook: Hook) {
+        for name in &up.remove_headers {
+            envoy.remove_request_header(name);
+        }
+        for (name, value) in &up.set_headers {
+            envoy.set_request_header(name, value);
+        }
+        envoy.set_request_header(":authority", &up.authority);
+        envoy.set_request_header(":path", &up.path);
+        if let Some(body) = &up.body {
+            envoy.remove_request_header("transfer-encoding");
+            match hook {
+                // Inside the last body hook: the new body replaces the current chunk and
+                // whatever Envoy buffered before it.
+                Hook::Body => {
+                    envoy.set_request_body(body);
+                }
+                // A request without a body (headers-only), after trailers, or resumed after a
+                // callout: the new body becomes Envoy's buffered request body.
+                Hook::Headers { .. } | Hook::Trailers | Hook::Callout => {
+                    envoy.set_body(Direction::Request, body);
+                    envoy.set_request_header("content-length", body.len().to_string());
+                }
+            }
+        }
+        envoy.clear_route_cache();
+        self.request = RequestPhase::Forwarded;
+    }
+
+    fn start_callout(&mut self, envoy: &mut EnvoyHttpFilter, c: &Callout) {
+        let mut headers: Vec<(&str, &[u8])> = vec![
+            (":method", c.method.as_bytes()),
+            (":path", c.path.as_bytes()),
+            (":authority", c.authority.as_bytes()),
+        ];
+        headers.extend(c.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())));
+        match envoy.callout(&c.cluster, &headers, b"", c.timeout_ms) {
+            Ok(_) => self.request = RequestPhase::AwaitingCallout,
+            Err(e) => {
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "aiproxy: cannot start the context callout to cluster '{}': {e:?}",
+                        c.cluster
+                    ),
+                );
+                let reply = error_reply(
+                    502,
+                    "upstream_error",
+                    "context_fetch_failed",
+                    format!(
+                        "fetching the conversation context failed: cluster '{}' is not available",
+                        c.cluster
+                    ),
+                );
+                self.send_reply(envoy, &reply);
+            }
+        }
+    }
+
+    /// The model: what went upstream, else what the client asked for.
+    fn model_name(&self) -> &str {
+        let sent = self.exchange.model_sent();
+        if !sent.is_empty() {
+            return sent;
+        }
+        let requested = self.exchange.model_requested();
+        if requested.is_empty() {
+            UNKNOWN_MODEL
+        } else {
+            requested
+        }
+    }
+
+    /// Records the counters and the dynamic metadata, once per stream: at the end of the response,
+    /// or when the stream completes otherwise (both come before Envoy writes its access log).
+    fn finish(&mut self, envoy: &mut EnvoyHttpFilter) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let provider = self.provider();
+        let model = self.model_name().to_string();
+        let metrics = Arc::clone(&self.metrics);
+        let labels = [provider, metrics.model_label(&model)];
+        let _ = envoy.increment_counter_vec(self.metrics.requests, &labels, 1);
+        if let Some(u) = self.exchange.usage() {
+            let _ =
+                envoy.increment_counter_vec(self.metrics.input_tokens, &labels, u.prompt_tokens);
+            let _ = envoy.increment_counter_vec(
+                self.metrics.output_tokens,
+                &labels,
+                u.completion_tokens,
+            );
+            for (key, value) in [
+                ("prompt_tokens", u.prompt_tokens),
+                ("completion_tokens", u.completion_tokens),
+                ("total_tokens", u.total_tokens),
+            ] {
+                envoy.set_metadata_number(METADATA_NAMESPACE, key, value as f64);
+            }
+        }
+        envoy.set_metadata_string(METADATA_NAMESPACE, "provider", provider);
+        envoy.set_metadata_string(METADATA_NAMESPACE, "model", &model);
+    }
+
+    /// The response headers of a forwarded request.
+    fn on_upstream_headers(
+        &mut self,
+        envoy: &mut EnvoyHttpFilter,
+        end_of_stream: bool,
+    ) -> HeadersStatus {
+        let raw = envoy.response_headers();
+        let text = text_headers(&raw);
+        let headers: Vec<(&str, &str)> =
+            text.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+        let status = header_value(&headers, ":status")
+            .parse::<u16>()
+            .unwrap_or(0);
+        let rh = match self.exchange.on_response_headers(status, &headers) {
+            Ok(rh) => rh,
+            Err(e) => {
+                log(
+                    LogLevel::Warn,
+                    &format!("aiproxy: response out of order: {e}"),
+                );
+                self.response = ResponsePhase::Passthrough;
+                return HeadersStatus::Continue;
+            }
+        };
+        for name in &rh.remove_headers {
+            envoy.remove_response_header(name);
+        }
+        for (name, value) in &rh.set_headers {
+            envoy.set_response_header(name, value);
+        }
+        self.response = match rh.mode {
+            ResponseMode::Passthrough => ResponsePhase::Passthrough,
+            ResponseMode::Stream => ResponsePhase::Stream,
+            ResponseMode::Buffer => ResponsePhase::Buffer,
+        };
+        if end_of_stream {
+            // No body will follow: close the translation now and add its output as the body.
+            self.end_response(envoy, &[], BodyPlace::Added);
+            return HeadersStatus::Continue;
+        }
+        match self.response {
+            ResponsePhase::Buffer => HeadersStatus::StopIteration,
+            _ => HeadersStatus::Continue,
+        }
+    }
+
+    /// Feeds the last piece of the response body to the core and puts the output in place.
+    fn end_response(&mut self, envoy: &mut EnvoyHttpFilter, chunk: &[u8], place: BodyPlace) {
+        let phase = self.response;
+        if !matches!(phase, ResponsePhase::Stream | ResponsePhase::Buffer) {
+            self.response = ResponsePhase::Done;
+            self.finish(envoy);
+            return;
+        }
+        self.response = ResponsePhase::Done;
+        let (data, status) = match self.exchange.on_response_body(chunk, true) {
+            Ok(out) if out.unchanged => (None, out.status),
+            Ok(out) => (Some(out.data.to_vec()), out.status),
+            Err(e) => {
+                log(
+                    LogLevel::Warn,
+                    &format!("aiproxy: response out of order: {e}"),
+                );
+                if phase == ResponsePhase::Buffer {
+                    // The earlier chunks were handed to the core: answer with an error instead.
+                    let reply = error_reply(500, "server_error", "internal_error", e.to_string());
+                    (Some(reply.body), Some(reply.status))
+                } else {
+                    (None, None)
+                }
+            }
+        };
+        if phase == ResponsePhase::Buffer {
+            if let Some(status) = status {
+                envoy.set_response_header(":status", status.to_string());
+            }
+            let len = data.as_ref().map_or(0, Vec::len);
+            envoy.set_response_header("content-length", len.to_string());
+        }
+        if let Some(data) = data {
+            place.put(envoy, &data);
+        }
+        self.finish(envoy);
+    }
+}
+
+/// Where the final response bytes go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyPlace {
+    /// Replace the chunk of the current body hook.
+    Chunk,
+    /// Add a body (headers-only response, or from the trailers hook).
+    Added,
+}
+
+impl BodyPlace {
+    fn put(self, envoy: &mut EnvoyHttpFilter, data: &[u8]) {
+        match self {
+            BodyPlace::Chunk => {
+                envoy.replace_response_chunk(data);
+            }
+            BodyPlace::Added => {
+                if !data.is_empty() {
+                    envoy.set_body(Direction::Response, data);
+                }
+            }
+        }
+    }
+}
+
+/// OpenAI-shaped body for an error reply Envoy generated itself.
+fn envoy_error_body(status: u32, details: &str, body: &[u8]) -> Vec<u8> {
+    let status = u16::try_from(status).unwrap_or(500);
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let err = if status == 413 {
+        aiproxy::ProxyError::new(
+            413,
+            "invalid_request_error",
+            "request body exceeds the proxy's buffer limit",
+        )
+        .with_code("request_too_large")
+    } else {
+        let message = match (text.is_empty(), details.is_empty()) {
+            (false, _) => text.to_string(),
+            (true, false) => details.to_string(),
+            (true, true) => format!("proxy returned HTTP {status}"),
+        };
+        let mut e = aiproxy::openai::upstream_error(status, message.as_bytes());
+        if !details.is_empty() {
+            e.code = Some(details.to_string());
+        }
+        e
+    };
+    err.to_body()
+}
+
+impl HttpFilter for ProxyFilter {
+    fn on_request_headers(
+        &mut self,
+        envoy: &mut EnvoyHttpFilter,
+        end_of_stream: bool,
+    ) -> HeadersStatus {
+        let headers = envoy.request_headers();
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.as_slice() == name.as_bytes())
+                .map(|(_, v)| String::from_utf8_lossy(v))
+        };
+        let (method, path) = (
+            find(":method").unwrap_or_default(),
+            find(":path").unwrap_or_default(),
+        );
+        if end_of_stream || !self.needs_body(&method, &path) {
+            let hook = Hook::Headers { end_of_stream };
+            return match self.run_request(envoy, &headers, &[], hook) {
+                Flow::Continue => HeadersStatus::Continue,
+                Flow::Stop => HeadersStatus::StopIteration,
+            };
+        }
+        // Refuse early what Envoy could not buffer anyway.
+        let limit = envoy.buffer_limit();
+        let declared = find("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(len) = declared.filter(|len| limit > 0 && *len > limit) {
+            let reply = error_reply(
+                413,
+                "invalid_request_error",
+                "request_too_large",
+                format!(
+                    "request body of {len} bytes exceeds the proxy's buffer limit of {limit} bytes"
+                ),
+            );
+            self.send_reply(envoy, &reply);
+            return HeadersStatus::StopIteration;
+        }
+        self.request = RequestPhase::Buffering;
+        HeadersStatus::StopIteration
+    }
+
+    fn on_request_body(&mut self, envoy: &mut EnvoyHttpFilter, end_of_stream: bool) -> BodyStatus {
+        match self.request {
+            RequestPhase::Buffering if !end_of_stream => BodyStatus::StopIterationAndBuffer,
+            RequestPhase::Buffering => {
+                let (headers, body) = (envoy.request_headers(), envoy.request_body());
+                match self.run_request(envoy, &headers, &body, Hook::Body) {
+                    Flow::Continue => BodyStatus::Continue,
+                    // Keep the body buffered while a callout is outstanding.
+                    Flow::Stop if self.request == RequestPhase::AwaitingCallout => {
+                        BodyStatus::StopIterationAndBuffer
+                    }
+                    Flow::Stop => BodyStatus::StopIterationNoBuffer,
+                }
+            }
+            RequestPhase::AwaitingCallout => BodyStatus::StopIterationAndBuffer,
+            RequestPhase::Replied => BodyStatus::StopIterationNoBuffer,
+            RequestPhase::Headers | RequestPhase::Forwarded => BodyStatus::Continue,
+        }
+    }
+
+    fn on_request_trailers(&mut self, envoy: &mut EnvoyHttpFilter) -> TrailersStatus {
+        match self.request {
+            RequestPhase::Buffering => {
+                let (headers, body) = (envoy.request_headers(), envoy.request_body());
+                match self.run_request(envoy, &headers, &body, Hook::Trailers) {
+                    Flow::Continue => TrailersStatus::Continue,
+                    Flow::Stop => TrailersStatus::StopIteration,
+                }
+            }
+            RequestPhase::AwaitingCallout | RequestPhase::Replied => TrailersStatus::StopIteration,
+            RequestPhase::Headers | RequestPhase::Forwarded => TrailersStatus::Continue,
+        }
+    }
+
+    fn on_callout_done(
+        &mut self,
+        envoy: &mut EnvoyHttpFilter,
+        _callout_id: u64,
+        response: CalloutResponse,
+    ) {
+        if self.request != RequestPhase::AwaitingCallout {
+            return;
+        }
+        let status = match response.result {
+            CalloutResult::Success => response
+                .header(":status")
+                .and_then(|s| lossy(s).parse::<u16>().ok())
+                .unwrap_or(502),
+            CalloutResult::ExceedResponseBufferLimit => 502,
+            CalloutResult::Reset | CalloutResult::Other(_) => 503,
+        };
+        let action = self.exchange.on_callout_response(status, &response.body);
+        self.apply(envoy, action, Hook::Callout);
+    }
+
+    fn on_local_reply(
+        &mut self,
+        _envoy: &mut EnvoyHttpFilter,
+        status: u32,
+        details: &str,
+        _reset_imminent: bool,
+    ) -> LocalReplyStatus {
+        if self.request != RequestPhase::Replied && self.request != RequestPhase::Forwarded {
+            self.envoy_reply = Some((status, details.to_string()));
+        }
+        LocalReplyStatus::Continue
+    }
+
+    fn on_response_headers(
+        &mut self,
+        envoy: &mut EnvoyHttpFilter,
+        end_of_stream: bool,
+    ) -> HeadersStatus {
+        match self.request {
+            RequestPhase::Forwarded if self.response == ResponsePhase::Idle => {
+                self.on_upstream_headers(envoy, end_of_stream)
+            }
+            RequestPhase::Forwarded | RequestPhase::Replied => {
+                self.response = ResponsePhase::Passthrough;
+                HeadersStatus::Continue
+            }
+            RequestPhase::Headers | RequestPhase::Buffering | RequestPhase::AwaitingCallout => {
+                let Some((status, details)) = self.envoy_reply.clone() else {
+                    self.response = ResponsePhase::Passthrough;
+                    return HeadersStatus::Continue;
+                };
+                if status < 400 {
+                    self.response = ResponsePhase::Passthrough;
+                    return HeadersStatus::Continue;
+                }
+                envoy.set_response_header("content-type", "application/json");
+                if end_of_stream {
+                    let body = envoy_error_body(status, &details, &[]);
+                    envoy.set_response_header("content-length", body.len().to_string());
+                    envoy.set_body(Direction::Response, &body);
+                    self.response = ResponsePhase::Done;
+                    self.finish(envoy);
+                    return HeadersStatus::Continue;
+                }
+                self.response = ResponsePhase::EnvoyError;
+                HeadersStatus::StopIteration
+            }
+        }
+    }
+
+    fn on_response_body(&mut self, envoy: &mut EnvoyHttpFilter, end_of_stream: bool) -> BodyStatus {
+        match self.response {
+            ResponsePhase::Stream if !end_of_stream => {
+                let chunk = envoy.response_chunk();
+                match self.exchange.on_response_body(&chunk, false) {
+                    Ok(out) if !out.unchanged => {
+                        let data = out.data.to_vec();
+                        envoy.replace_response_chunk(&data);
+                    }
+                    Ok(_) => {}
+                    Err(e) => log(
+                        LogLevel::Warn,
+                        &format!("aiproxy: response out of order: {e}"),
+                    ),
+                }
+                BodyStatus::Continue
+            }
+            ResponsePhase::Buffer if !end_of_stream => {
+                let chunk = envoy.response_chunk();
+                if let Err(e) = self.exchange.on_response_body(&chunk, false) {
+                    log(
+                        LogLevel::Warn,
+                        &format!("aiproxy: response out of order: {e}"),
+                    );
+                }
+                // The core keeps the body; Envoy holds nothing.
+                envoy.replace_response_chunk(&[]);
+                BodyStatus::StopIterationNoBuffer
+            }
+            ResponsePhase::Stream | ResponsePhase::Buffer => {
+                let chunk = envoy.response_chunk();
+                self.end_response(envoy, &chunk, BodyPlace::Chunk);
+                BodyStatus::Continue
+            }
+            ResponsePhase::EnvoyError => {
+                let chunk = envoy.response_chunk();
+                self.envoy_reply_body.extend_from_slice(&chunk);
+                if !end_of_stream {
+                    envoy.replace_response_chunk(&[]);
+                    return BodyStatus::StopIterationNoBuffer;
+                }
+                let (status, details) = self.envoy_reply.clone().unwrap_or((500, String::new()));
+                let body = envoy_error_body(status, &details, &self.envoy_reply_body);
+                envoy.set_response_header("content-length", body.len().to_string());
+                envoy.replace_response_chunk(&body);
+                self.response = ResponsePhase::Done;
+                self.finish(envoy);
+                BodyStatus::Continue
+            }
+            ResponsePhase::Idle | ResponsePhase::Passthrough | ResponsePhase::Done => {
+                if end_of_stream {
+                    self.finish(envoy);
+                }
+                BodyStatus::Continue
+            }
+        }
+    }
+
+    fn on_response_trailers(&mut self, envoy: &mut EnvoyHttpFilter) -> TrailersStatus {
+        if matches!(self.response, ResponsePhase::Stream | ResponsePhase::Buffer) {
+            self.end_response(envoy, &[], BodyPlace::Added);
+        }
+        TrailersStatus::Continue
+    }
+
+    fn on_stream_complete(&mut self, envoy: &mut EnvoyHttpFilter) {
+        // Also reached when the client or the upstream went away mid-response.
+        self.finish(envoy);
+    }
+}
