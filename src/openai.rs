@@ -533,6 +533,51 @@ pub fn reject_params(
     }
 }
 
+/// One function tool of an OpenAI request (`{"type": "function", "function": {...}}`).
+#[derive(Debug, Clone, Copy)]
+pub struct FunctionTool<'a> {
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    /// The JSON schema of the arguments, when given.
+    pub parameters: Option<&'a Value>,
+}
+
+/// The request's `tools`, checked: an array of function tools each with a name; other tool types
+/// are a 400 naming the provider that cannot take them.
+pub fn function_tools<'a>(
+    v: Option<&'a Value>,
+    provider: &str,
+) -> Result<Vec<FunctionTool<'a>>, ProxyError> {
+    let items = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ProxyError::bad_request("'tools' must be an array").with_param("tools"))
+        }
+    };
+    items
+        .iter()
+        .map(|t| {
+            let kind = t.get("type").and_then(Value::as_str).unwrap_or("");
+            if kind != "function" {
+                return Err(ProxyError::unsupported(
+                    &format!("tools of type '{kind}'"),
+                    provider,
+                ));
+            }
+            let f = t.get("function").unwrap_or(&Value::Null);
+            let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
+                ProxyError::bad_request("every tool needs 'function.name'").with_param("tools")
+            })?;
+            Ok(FunctionTool {
+                name,
+                description: f.get("description").and_then(Value::as_str),
+                parameters: f.get("parameters").filter(|p| !p.is_null()),
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();

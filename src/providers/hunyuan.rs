@@ -367,39 +367,22 @@ fn chat_body(req: &RequestInfo<'_>, body: &Value) -> Result<Value, ProxyError> {
 }
 
 fn tools(v: Option<&Value>) -> Result<Vec<Value>, ProxyError> {
-    let items = match v {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items,
-        Some(_) => {
-            return Err(ProxyError::bad_request("'tools' must be an array").with_param("tools"))
-        }
-    };
-    items
-        .iter()
+    let tools = openai::function_tools(v, PROVIDER)?;
+    Ok(tools
+        .into_iter()
         .map(|t| {
-            let kind = t.get("type").and_then(Value::as_str).unwrap_or("");
-            if kind != "function" {
-                return Err(ProxyError::unsupported(
-                    &format!("tools of type '{kind}'"),
-                    PROVIDER,
-                ));
-            }
-            let f = t.get("function").unwrap_or(&Value::Null);
-            let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
-                ProxyError::bad_request("every tool needs 'function.name'").with_param("tools")
-            })?;
             let mut function = Map::new();
-            function.insert("Name".into(), name.into());
-            if let Some(params) = f.get("parameters").filter(|p| !p.is_null()) {
+            function.insert("Name".into(), t.name.into());
+            if let Some(params) = t.parameters {
                 // Hunyuan takes the JSON schema as a JSON string.
                 function.insert("Parameters".into(), params.to_string().into());
             }
-            if let Some(d) = f.get("description").and_then(Value::as_str) {
+            if let Some(d) = t.description {
                 function.insert("Description".into(), d.into());
             }
-            Ok(json!({"Type": "function", "Function": function}))
+            json!({"Type": "function", "Function": function})
         })
-        .collect()
+        .collect())
 }
 
 /// A message's content as Hunyuan takes it.

@@ -389,38 +389,21 @@ fn pro_body(req: &RequestInfo<'_>, body: &Value) -> Result<Value, ProxyError> {
 }
 
 fn functions(v: Option<&Value>) -> Result<Vec<Value>, ProxyError> {
-    let items = match v {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items,
-        Some(_) => {
-            return Err(ProxyError::bad_request("'tools' must be an array").with_param("tools"))
-        }
-    };
-    items
-        .iter()
+    let tools = openai::function_tools(v, PROVIDER)?;
+    Ok(tools
+        .into_iter()
         .map(|t| {
-            let kind = t.get("type").and_then(Value::as_str).unwrap_or("");
-            if kind != "function" {
-                return Err(ProxyError::unsupported(
-                    &format!("tools of type '{kind}'"),
-                    PROVIDER,
-                ));
-            }
-            let f = t.get("function").unwrap_or(&Value::Null);
-            let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
-                ProxyError::bad_request("every tool needs 'function.name'").with_param("tools")
-            })?;
             let mut function = Map::new();
-            function.insert("name".into(), name.into());
-            if let Some(d) = f.get("description").and_then(Value::as_str) {
+            function.insert("name".into(), t.name.into());
+            if let Some(d) = t.description {
                 function.insert("description".into(), d.into());
             }
-            if let Some(p) = f.get("parameters").filter(|p| !p.is_null()) {
+            if let Some(p) = t.parameters {
                 function.insert("parameters".into(), p.clone());
             }
-            Ok(Value::Object(function))
+            Value::Object(function)
         })
-        .collect()
+        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------
