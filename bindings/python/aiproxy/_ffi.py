@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, cast
 
 __all__ = ["LIB_ENV", "LibraryNotFoundError", "library", "library_path"]
 
@@ -51,47 +51,63 @@ class LibraryNotFoundError(OSError):
     """``libaiproxy`` could not be located or loaded."""
 
 
-class _InStr(ctypes.Structure):
-    """``AiproxyStr`` for arguments: ``ptr`` takes a ``bytes`` object directly."""
+# The C structures are declared flat: a nested ``AiproxyStr {ptr, len}`` becomes two fields
+# ``<name>_ptr`` and ``<name>_len``. The layout is identical (every member is 8-byte aligned, or
+# padded the same way), and reading a flat field allocates one Python object instead of two.
 
-    _fields_ = [("ptr", ctypes.c_char_p), ("len", ctypes.c_size_t)]
-
-
-class _InHeader(ctypes.Structure):
-    _fields_ = [("name", _InStr), ("value", _InStr)]
+_PTR = ctypes.POINTER(ctypes.c_char)
+"""Output pointers: slicing ``ptr[:n]`` copies ``n`` bytes in one C call (several times faster
+than ``ctypes.string_at``) and keeps NUL bytes."""
 
 
 class Str(ctypes.Structure):
-    """``AiproxyStr`` for results: read with :func:`read_bytes`."""
+    """``AiproxyStr`` for results."""
 
-    _fields_ = [("ptr", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+    _fields_ = [("ptr", _PTR), ("len", ctypes.c_size_t)]
 
 
 class Header(ctypes.Structure):
-    _fields_ = [("name", Str), ("value", Str)]
+    """``AiproxyHeader`` for results."""
+
+    _fields_ = [
+        ("name_ptr", _PTR),
+        ("name_len", ctypes.c_size_t),
+        ("value_ptr", _PTR),
+        ("value_len", ctypes.c_size_t),
+    ]
 
 
 class RequestResult(ctypes.Structure):
+    """``AiproxyRequestResult``."""
+
     _fields_ = [
         ("action", ctypes.c_int32),
         ("status", ctypes.c_uint16),
-        ("authority", Str),
-        ("path", Str),
+        ("authority_ptr", _PTR),
+        ("authority_len", ctypes.c_size_t),
+        ("path_ptr", _PTR),
+        ("path_len", ctypes.c_size_t),
         ("remove_headers", ctypes.POINTER(Str)),
         ("remove_headers_len", ctypes.c_size_t),
         ("headers", ctypes.POINTER(Header)),
         ("headers_len", ctypes.c_size_t),
         ("body_replaced", ctypes.c_bool),
-        ("body", Str),
-        ("model", Str),
-        ("callout_cluster", Str),
+        ("body_ptr", _PTR),
+        ("body_len", ctypes.c_size_t),
+        ("model_ptr", _PTR),
+        ("model_len", ctypes.c_size_t),
+        ("callout_cluster_ptr", _PTR),
+        ("callout_cluster_len", ctypes.c_size_t),
         ("callout_port", ctypes.c_uint16),
-        ("callout_method", Str),
+        ("callout_method_ptr", _PTR),
+        ("callout_method_len", ctypes.c_size_t),
         ("timeout_ms", ctypes.c_uint64),
     ]
 
 
 class ResponseHeadersResult(ctypes.Structure):
+    """``AiproxyResponseHeadersResult``."""
+
     _fields_ = [
         ("mode", ctypes.c_int32),
         ("remove_headers", ctypes.POINTER(Str)),
@@ -102,14 +118,19 @@ class ResponseHeadersResult(ctypes.Structure):
 
 
 class BodyResult(ctypes.Structure):
+    """``AiproxyBodyResult``."""
+
     _fields_ = [
         ("unchanged", ctypes.c_bool),
-        ("data", Str),
+        ("data_ptr", _PTR),
+        ("data_len", ctypes.c_size_t),
         ("status", ctypes.c_uint16),
     ]
 
 
 class UsageResult(ctypes.Structure):
+    """``AiproxyUsage``."""
+
     _fields_ = [
         ("present", ctypes.c_bool),
         ("prompt_tokens", ctypes.c_uint64),
@@ -118,28 +139,27 @@ class UsageResult(ctypes.Structure):
     ]
 
 
-_string_at = ctypes.string_at
-
-
-def read_bytes(s: Str) -> bytes:
-    """Copies a borrowed ``AiproxyStr`` into Python ``bytes``."""
-    n = s.len
-    if not n:
+def read_bytes(ptr: ctypes._Pointer[ctypes.c_char], n: int) -> bytes:
+    """Copies ``n`` borrowed bytes into Python ``bytes``."""
+    if not n or not ptr:  # the C API promises a pointer with a non-zero length; never read null
         return b""
-    ptr = s.ptr
-    if not ptr:  # the C API promises a pointer with a non-zero length; never dereference null
-        return b""
-    return _string_at(ptr, n)
+    return cast(bytes, ptr[:n])
 
 
-def read_str(s: Str) -> str:
-    return read_bytes(s).decode("utf-8", "replace")
+def read_str(ptr: ctypes._Pointer[ctypes.c_char], n: int) -> str:
+    if not n or not ptr:
+        return ""
+    return cast(bytes, ptr[:n]).decode("utf-8", "replace")
 
 
 def read_names(ptr: ctypes._Pointer[Str], n: int) -> tuple[str, ...]:
     if not n:
         return ()
-    return tuple(read_str(ptr[i]) for i in range(n))
+    out = []
+    for i in range(n):
+        s = ptr[i]
+        out.append(read_str(s.ptr, s.len))
+    return tuple(out)
 
 
 def read_headers(ptr: ctypes._Pointer[Header], n: int) -> tuple[tuple[str, str], ...]:
@@ -148,22 +168,32 @@ def read_headers(ptr: ctypes._Pointer[Header], n: int) -> tuple[tuple[str, str],
     out = []
     for i in range(n):
         h = ptr[i]
-        out.append((read_str(h.name), read_str(h.value)))
+        out.append((read_str(h.name_ptr, h.name_len), read_str(h.value_ptr, h.value_len)))
     return tuple(out)
 
 
-def make_headers(pairs: list[tuple[bytes, bytes]]) -> ctypes.Array[_InHeader] | None:
-    """An ``AiproxyHeader[]`` pointing into the given ``bytes`` (kept alive by the array)."""
-    if not pairs:
-        return None
-    arr = (_InHeader * len(pairs))()
-    for i, (name, value) in enumerate(pairs):
-        h = arr[i]
-        h.name.ptr = name
-        h.name.len = len(name)
-        h.value.ptr = value
-        h.value.len = len(value)
-    return arr
+_address_of = ctypes.c_void_p.from_buffer
+
+
+def header_array(parts: list[bytes]) -> tuple[ctypes.Array[ctypes.c_size_t], ctypes.c_char_p]:
+    """An ``AiproxyHeader[]`` for ``[name0, value0, name1, value1, ...]``.
+
+    All strings are joined into one buffer and the array is filled with ``(ptr, len)`` integer
+    pairs pointing into it: an ``AiproxyHeader`` is four pointer-sized words, so a ``size_t[4 * n]``
+    has its layout. That is about twice as fast as building ``c_char_p`` structures field by field.
+    The returned ``c_char_p`` owns the buffer: keep it alive until the call returns.
+    """
+    blob = ctypes.c_char_p(b"".join(parts))
+    addr: int = _address_of(blob).value or 0
+    flat: list[Any] = []
+    for part in parts:
+        n = len(part)
+        flat.append(addr)
+        flat.append(n)
+        addr += n
+    arr = (ctypes.c_size_t * len(flat))()
+    arr[:] = flat
+    return arr, blob
 
 
 def library_path() -> Path:

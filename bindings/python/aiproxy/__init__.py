@@ -1,0 +1,77 @@
+"""Python binding of aiproxy: translate OpenAI-API traffic to and from LLM providers.
+
+Loads ``libaiproxy.so`` with ctypes, from ``$AIPROXY_LIB`` when set, else from next to this
+package (where an install copies it when it was built first). Typical use::
+
+    import aiproxy
+
+    config = aiproxy.Config.from_dict({"provider": {"type": "openai", "apiTokens": ["sk-..."]}})
+    with config.exchange() as ex:
+        action = ex.on_request("POST", "/v1/chat/completions", headers, body)
+        if isinstance(action, aiproxy.LocalReply):
+            ...  # answer the client with action.status / headers / body
+        elif isinstance(action, aiproxy.Forward):
+            ...  # send upstream to action.authority + action.path
+            start = ex.on_response_headers(status, upstream_headers)
+            for chunk in upstream_chunks:
+                out = ex.on_response_body(chunk, end_of_stream=False)
+            last = ex.on_response_body(b"", end_of_stream=True)
+            print(ex.usage)
+"""
+
+from __future__ import annotations
+
+from ._core import Config, Exchange, version
+from ._errors import (
+    AiproxyError,
+    ClosedError,
+    ConfigError,
+    ErrorCode,
+    InternalError,
+    InvalidArgumentError,
+    StateError,
+)
+from ._ffi import LIB_ENV, LibraryNotFoundError, library_path
+from ._types import (
+    BodyChunk,
+    Callout,
+    Forward,
+    HeaderPairs,
+    HeadersLike,
+    LocalReply,
+    RequestAction,
+    ResponseMode,
+    ResponseStart,
+    Usage,
+    edit_headers,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LIB_ENV",
+    "AiproxyError",
+    "BodyChunk",
+    "Callout",
+    "ClosedError",
+    "Config",
+    "ConfigError",
+    "ErrorCode",
+    "Exchange",
+    "Forward",
+    "HeaderPairs",
+    "HeadersLike",
+    "InternalError",
+    "InvalidArgumentError",
+    "LibraryNotFoundError",
+    "LocalReply",
+    "RequestAction",
+    "ResponseMode",
+    "ResponseStart",
+    "StateError",
+    "Usage",
+    "__version__",
+    "edit_headers",
+    "library_path",
+    "version",
+]
