@@ -39,7 +39,7 @@ PYTEST_DIRS=(tests/mock_provider tests/pyutil)
 for d in bindings/python/tests tests/e2e; do
   [ -d "$d" ] && PYTEST_DIRS+=("$d")
 done
-"$PY" -m pytest -q "${PYTEST_DIRS[@]}"
+"$PY" -m pytest -c tests/pytest.ini --rootdir "$ROOT" -q "${PYTEST_DIRS[@]}"
 
 if [ -f bindings/go/go.mod ]; then
   step "Go binding: vet and race tests"
