@@ -17,6 +17,15 @@ fn cdylib_dir() -> PathBuf {
 #[test]
 fn c_example_builds_and_translates_a_stream() {
     let lib_dir = cdylib_dir();
+    if !lib_dir.join("libaiproxy.so").exists() {
+        // `cargo test` builds the rlib only; build the cdylib of the same (debug) profile.
+        let status = Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args(["build", "--lib", "-p", "aiproxy"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build --lib failed");
+    }
     assert!(
         lib_dir.join("libaiproxy.so").exists(),
         "cdylib missing in {}",
