@@ -46,7 +46,8 @@ if [ -f bindings/go/go.mod ]; then
   export PATH=$PATH:/usr/local/go/bin
   (cd bindings/go && go vet ./... && go test -race -count=1 ./...)
   if [ -f examples/go/go.mod ]; then
-    (cd examples/go && go vet ./... && go build ./...)
+    step "Go example proxy: vet and end-to-end tests with the openai SDK"
+    (cd examples/go && go vet ./... && go test -race -count=1 ./...)
   fi
 fi
 

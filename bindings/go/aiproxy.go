@@ -42,6 +42,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -189,7 +190,7 @@ func NewConfig(json []byte) (*Config, error) {
 		return nil, takeError(C.AIPROXY_ERR_INTERNAL, cerr)
 	}
 	c := &Config{ptr: p}
-	c.cleanup = runtime.AddCleanup(c, func(p *C.AiproxyConfig) { C.aiproxy_config_free(p) }, p)
+	c.cleanup = runtime.AddCleanup(c, freeConfig, p)
 	return c, nil
 }
 
@@ -219,7 +220,7 @@ func (c *Config) NewExchange() (*Exchange, error) {
 		return nil, takeError(C.AIPROXY_ERR_INTERNAL, cerr)
 	}
 	x := &Exchange{ptr: p}
-	x.cleanup = runtime.AddCleanup(x, func(p *C.AiproxyExchange) { C.aiproxy_exchange_free(p) }, p)
+	x.cleanup = runtime.AddCleanup(x, freeExchange, p)
 	return x, nil
 }
 
@@ -362,6 +363,19 @@ func (x *Exchange) Usage() (u Usage, ok bool) {
 		CompletionTokens: uint64(out.completion_tokens),
 		TotalTokens:      uint64(out.total_tokens),
 	}, true
+}
+
+// cleanedUp counts handles released by a cleanup rather than Close (observed by tests).
+var cleanedUp atomic.Int64
+
+func freeConfig(p *C.AiproxyConfig) {
+	C.aiproxy_config_free(p)
+	cleanedUp.Add(1)
+}
+
+func freeExchange(p *C.AiproxyExchange) {
+	C.aiproxy_exchange_free(p)
+	cleanedUp.Add(1)
 }
 
 func invalidStatus(status int) error {
