@@ -342,6 +342,47 @@ pub fn normalize_completion(obj: &mut Map<String, Value>, model: &str) -> Option
     usage
 }
 
+/// Whether a stream chunk from an OpenAI-compatible provider already has OpenAI's exact shape, so
+/// its bytes can be forwarded as they are (most events of OpenAI-protocol providers). Usage, when
+/// present, is at the top level only.
+pub fn chunk_is_conformant(obj: &Map<String, Value>) -> bool {
+    let nonempty = |k: &str| {
+        obj.get(k)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    };
+    obj.get("object").and_then(Value::as_str) == Some("chat.completion.chunk")
+        && nonempty("id")
+        && nonempty("model")
+        && obj
+            .get("created")
+            .and_then(Value::as_u64)
+            .is_some_and(|c| c > 0)
+        && obj.get("system_fingerprint").is_none_or(Value::is_string)
+        && obj
+            .get("usage")
+            .is_none_or(|u| u.is_null() || Usage::from_openai(u).is_some())
+        && !obj.contains_key("x_groq")
+        && !obj.contains_key("base_resp")
+        && obj
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(|choices| {
+                !choices.is_empty()
+                    && choices.iter().all(|c| {
+                        c.as_object().is_some_and(|c| {
+                            c.get("index").is_some_and(Value::is_u64)
+                                && c.get("delta").is_some_and(Value::is_object)
+                                && !c.contains_key("usage")
+                                && c.get("finish_reason").is_some_and(|r| {
+                                    r.is_null()
+                                        || r.as_str().is_some_and(|r| FINISH_REASONS.contains(&r))
+                                })
+                        })
+                    })
+            })
+}
+
 /// Brings one stream chunk into OpenAI's shape. Returns the usage it carries, if any.
 pub fn normalize_chunk(
     obj: &mut Map<String, Value>,

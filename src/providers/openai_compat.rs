@@ -389,6 +389,24 @@ impl ResponseTranslator for CompatTranslator {
             openai::write_stream_error(out, &err);
             return Ok(());
         }
+        if !data.contains(&b'\n') && openai::chunk_is_conformant(obj) {
+            // Already OpenAI's shape: forward the upstream bytes, skip re-serialising.
+            let meta = self
+                .meta
+                .get_or_insert_with(|| StreamMeta::new(&self.model));
+            if let Some(id) = obj.get("id").and_then(Value::as_str) {
+                if meta.id != id {
+                    meta.id = id.to_string();
+                }
+            }
+            if let Some(u) = obj.get("usage").and_then(Usage::from_openai) {
+                self.usage = Some(u);
+            }
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(data);
+            out.extend_from_slice(b"\n\n");
+            return Ok(());
+        }
         let usage = openai::normalize_chunk(obj, &mut self.meta, &self.model);
         if usage.is_none()
             && obj

@@ -894,3 +894,21 @@ fn custom_settings_apply_to_chat_not_embeddings() {
     let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
     assert_eq!(upstream_json(&up)["temperature"], 0.1);
 }
+
+/// Events already in OpenAI's shape are forwarded byte for byte (no re-serialisation), and
+/// usage is still read from them.
+#[test]
+fn conformant_openai_events_pass_through_unchanged() {
+    let c = load(&cfg("openai", json!({})));
+    let body = stream_fixture("openai");
+    let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT_STREAM);
+    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", body.as_bytes());
+    assert_eq!(String::from_utf8(out).unwrap(), body);
+    assert_eq!(ex.usage().unwrap().total_tokens, 8);
+    // `usage: null` on intermediate chunks (OpenAI with include_usage) is valid and kept.
+    let ev = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":null}],\"usage\":null}\n\ndata: [DONE]\n\n";
+    let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT_STREAM);
+    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", ev.as_bytes());
+    validate_sse_stream(&out);
+    assert_eq!(String::from_utf8(out).unwrap(), ev);
+}
