@@ -230,6 +230,27 @@ pub fn forward(cfg: &Arc<Config>, path: &str, body: &str) -> (Exchange, Upstream
     }
 }
 
+/// Runs the request step and expects a local reply: its status and its (validated) error body.
+pub fn local_reply(cfg: &Arc<Config>, path: &str, body: &str) -> (u16, Value) {
+    let mut ex = Exchange::new(Arc::clone(cfg));
+    match ex
+        .on_request(
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap()
+    {
+        RequestAction::LocalReply(r) => {
+            let v: Value = serde_json::from_slice(&r.body).expect("local reply is JSON");
+            validate_error(&v);
+            (r.status, v)
+        }
+        other => panic!("expected a local reply, got {other:?}"),
+    }
+}
+
 /// The upstream body a forward carries, parsed.
 pub fn upstream_json(up: &UpstreamRequest) -> Value {
     serde_json::from_slice(up.body.as_deref().expect("body replaced"))

@@ -1018,7 +1018,7 @@ impl ResponseTranslator for ClaudeTranslator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exchange::{Config, Exchange, RequestAction, ResponseMode};
+    use crate::exchange::{Config, Exchange, ResponseMode};
     use crate::testutil::{
         self, assert_chunking_invariant, forward, header, respond, stream_text, upstream_json,
         validate_chat_completion, validate_error, validate_sse_stream,
@@ -1046,25 +1046,9 @@ mod tests {
 
     /// Expects the request to be answered locally; returns (status, validated error body).
     fn local_reply(cfg: &Arc<Config>, path: &str, body: &str) -> (u16, Value) {
-        let mut ex = Exchange::new(Arc::clone(cfg));
-        match ex
-            .on_request(
-                "POST",
-                path,
-                &[("content-type", "application/json")],
-                body.as_bytes(),
-            )
-            .unwrap()
-        {
-            RequestAction::LocalReply(r) => {
-                let text = String::from_utf8(r.body).unwrap();
-                assert!(!text.contains(KEY), "secret leaked: {text}");
-                let v: Value = serde_json::from_str(&text).unwrap();
-                validate_error(&v);
-                (r.status, v)
-            }
-            other => panic!("expected a local reply, got {other:?}"),
-        }
+        let (status, v) = crate::testutil::local_reply(cfg, path, body);
+        assert!(!v.to_string().contains(KEY), "secret leaked: {v}");
+        (status, v)
     }
 
     fn rejected(body: Value) -> Value {

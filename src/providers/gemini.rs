@@ -1210,19 +1210,9 @@ mod tests {
 
     /// The request's local reply (an OpenAI error), validated.
     fn rejected(c: &Arc<Config>, path: &str, body: Value) -> (u16, Value) {
-        let mut ex = Exchange::new(Arc::clone(c));
-        match ex
-            .on_request("POST", path, &[], body.to_string().as_bytes())
-            .unwrap()
-        {
-            RequestAction::LocalReply(r) => {
-                let v: Value = serde_json::from_slice(&r.body).unwrap();
-                validate_error(&v);
-                assert!(!String::from_utf8_lossy(&r.body).contains(KEY));
-                (r.status, v)
-            }
-            other => panic!("expected a local reply, got {other:?}"),
-        }
+        let (status, v) = crate::testutil::local_reply(c, path, &body.to_string());
+        assert!(!v.to_string().contains(KEY));
+        (status, v)
     }
 
     fn parse(out: &[u8]) -> Value {

@@ -1061,26 +1061,6 @@ mod tests {
         forward(&cfg(), "/v1/chat/completions", body)
     }
 
-    fn local_reply(cfg: &Arc<crate::exchange::Config>, path: &str, body: &str) -> (u16, Value) {
-        let mut ex = Exchange::new(Arc::clone(cfg));
-        match ex
-            .on_request(
-                "POST",
-                path,
-                &[("content-type", "application/json")],
-                body.as_bytes(),
-            )
-            .unwrap()
-        {
-            RequestAction::LocalReply(r) => {
-                let v: Value = serde_json::from_slice(&r.body).unwrap();
-                testutil::validate_error(&v);
-                (r.status, v)
-            }
-            other => panic!("expected a local reply, got {other:?}"),
-        }
-    }
-
     /// Independent TC3-HMAC-SHA256 reference, written from Tencent's "Signature v3" page and run
     /// with Python's own `hmac`/`hashlib`: argv = secret id, secret key, service, host,
     /// content type, timestamp; stdin = payload. Prints the Authorization header.
@@ -1293,7 +1273,7 @@ sys.stdout.write('TC3-HMAC-SHA256 Credential=' + sid + '/' + scope
             (body["Seed"].clone(), body["Stop"].clone()),
             (json!(42), json!(["END"]))
         );
-        let (status, err) = local_reply(
+        let (status, err) = testutil::local_reply(
             &cfg(),
             "/v1/chat/completions",
             r#"{"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]}"#,
@@ -1320,7 +1300,7 @@ sys.stdout.write('TC3-HMAC-SHA256 Credential=' + sid + '/' + scope
                 {"Type": "image_url", "ImageUrl": {"Url": "https://example.com/1.png"}},
                 {"Type": "image_url", "ImageUrl": {"Url": "data:image/jpeg;base64,AAAA"}}]}])
         );
-        let (status, err) = local_reply(
+        let (status, err) = testutil::local_reply(
             &cfg(),
             "/v1/chat/completions",
             r#"{"model": "m", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]}"#,
@@ -1346,7 +1326,7 @@ sys.stdout.write('TC3-HMAC-SHA256 Credential=' + sid + '/' + scope
                 r#""tool_choice": "required", "tools": []"#,
             ),
         ] {
-            let (status, err) = local_reply(
+            let (status, err) = testutil::local_reply(
                 &cfg(),
                 "/v1/chat/completions",
                 &format!(
@@ -1685,7 +1665,7 @@ data: {\"Choices\":[{\"Index\":0,\"Delta\":{\"Role\":\"assistant\",\"Content\":\
         assert_eq!(v["data"][1]["embedding"], json!([0.3, 0.4]));
         assert_eq!(v["usage"], json!({"prompt_tokens": 6, "total_tokens": 6}));
         assert_eq!(ex.usage().map(|u| u.total_tokens), Some(6));
-        let (status, err) = local_reply(
+        let (status, err) = testutil::local_reply(
             &cfg,
             "/v1/embeddings",
             r#"{"model": "m", "input": "x", "dimensions": 256}"#,
@@ -1695,7 +1675,7 @@ data: {\"Choices\":[{\"Index\":0,\"Delta\":{\"Role\":\"assistant\",\"Content\":\
             .as_str()
             .unwrap()
             .contains("dimensions"));
-        let (status, _) = local_reply(
+        let (status, _) = testutil::local_reply(
             &cfg,
             "/v1/embeddings",
             r#"{"model": "m", "input": [[1, 2]]}"#,

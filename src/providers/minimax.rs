@@ -710,26 +710,6 @@ mod tests {
         forward(&cfg(), "/v1/chat/completions", body)
     }
 
-    fn local_reply(cfg: &Arc<Config>, path: &str, body: &str) -> (u16, Value) {
-        let mut ex = Exchange::new(Arc::clone(cfg));
-        match ex
-            .on_request(
-                "POST",
-                path,
-                &[("content-type", "application/json")],
-                body.as_bytes(),
-            )
-            .unwrap()
-        {
-            RequestAction::LocalReply(r) => {
-                let v: Value = serde_json::from_slice(&r.body).unwrap();
-                testutil::validate_error(&v);
-                (r.status, v)
-            }
-            other => panic!("expected a local reply, got {other:?}"),
-        }
-    }
-
     #[test]
     fn other_models_go_to_chatcompletion_v2() {
         let cfg = cfg_with(r#", "customSettings": [{"name": "max_tokens", "value": 77}]"#);
@@ -814,7 +794,7 @@ mod tests {
         let cfg = testutil::config(&format!(
             r#"{{"provider": {{"type": "minimax", "apiTokens": ["{TOKEN}"]}}}}"#
         ));
-        let (status, err) = local_reply(
+        let (status, err) = testutil::local_reply(
             &cfg,
             "/v1/chat/completions",
             r#"{"model": "abab5.5s-chat", "messages": [{"role": "user", "content": "hi"}]}"#,
@@ -854,7 +834,7 @@ mod tests {
                 r#""tool_choice": "required", "messages": [{"role": "user", "content": "x"}]"#,
             ),
         ] {
-            let (status, err) = local_reply(
+            let (status, err) = testutil::local_reply(
                 &cfg(),
                 "/v1/chat/completions",
                 &format!(r#"{{"model": "gpt-4", {body}}}"#),
@@ -1129,7 +1109,7 @@ data: {\"created\":1689747645,\"model\":\"abab6.5s-chat\",\"reply\":\"I am from 
 
     #[test]
     fn embeddings_are_delegated_and_unsupported() {
-        let (status, err) = local_reply(
+        let (status, err) = testutil::local_reply(
             &cfg(),
             "/v1/embeddings",
             r#"{"model": "embo-01", "input": "x"}"#,
