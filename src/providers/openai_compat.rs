@@ -383,9 +383,11 @@ impl ResponseTranslator for CompatTranslator {
                 "upstream stream event is not a JSON object",
             ));
         };
-        if obj.contains_key("error") || openai::error_in_success_body(obj).is_some() {
-            let err = openai::error_in_success_body(obj)
-                .unwrap_or_else(|| openai::upstream_error(500, data));
+        let in_stream_error = openai::error_in_success_body(obj).or_else(|| {
+            obj.contains_key("error")
+                .then(|| openai::upstream_error(500, data))
+        });
+        if let Some(err) = in_stream_error {
             openai::write_stream_error(out, &err);
             return Ok(());
         }
