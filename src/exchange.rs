@@ -49,6 +49,21 @@ impl Config {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
+
+    /// Whether requests with this method and path are translated (OpenAI body read and rewritten).
+    /// Hosts ask this instead of re-deriving the rule.
+    pub fn translates(&self, method: &str, path: &str) -> bool {
+        self.provider.protocol == Protocol::OpenAi
+            && method.eq_ignore_ascii_case("POST")
+            && Api::from_path(path).is_some()
+    }
+
+    /// Whether the core needs this request's body before it can decide: it translates the body,
+    /// or the provider signs every request over its bytes. A host that gets `false` may call
+    /// [`Exchange::on_request`] as soon as the headers arrive, with an empty body.
+    pub fn needs_request_body(&self, method: &str, path: &str) -> bool {
+        self.translates(method, path) || self.imp.signs_body()
+    }
 }
 
 /// What the host does with the client's request.
@@ -259,12 +274,10 @@ impl Exchange {
         let cfg = Arc::clone(&self.config);
         let pc = &cfg.provider;
         let token = pc.pick_token();
-        let api = Api::from_path(path).filter(|_| method.eq_ignore_ascii_case("POST"));
-        let translate = pc.protocol == Protocol::OpenAi && api.is_some();
-        if !translate {
+        if !cfg.translates(method, path) {
             return Ok(self.passthrough(path, body, token));
         }
-        let api = api.expect("checked above");
+        let api = Api::from_path(path).expect("translates() checked the path");
         let action = match self.parse_request(api, headers, body, token) {
             Ok(mut value) => {
                 match context::callout_for(pc, token).filter(|_| api == Api::ChatCompletions) {

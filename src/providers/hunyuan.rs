@@ -90,6 +90,10 @@ impl Provider for Hunyuan {
         Ok(Upstream::new(HOST, path).header("content-type", CONTENT_TYPE))
     }
 
+    fn signs_body(&self) -> bool {
+        true
+    }
+
     fn finalize(
         &self,
         config: &ProviderConfig,

@@ -206,6 +206,12 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
+    /// The provider signs every request over its body bytes (so hosts must hand the body over even
+    /// on untranslated paths).
+    fn signs_body(&self) -> bool {
+        false
+    }
+
     /// A fresh translator for this exchange's response.
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator>;
 }

@@ -29,10 +29,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use aiproxy::context::Callout;
-use aiproxy::{
-    Api, Config, Exchange, LocalReply, Protocol, ProviderType, RequestAction, ResponseMode,
-    UpstreamRequest,
-};
+use aiproxy::{Config, Exchange, LocalReply, RequestAction, ResponseMode, UpstreamRequest};
 
 use crate::filter::{
     log, BodyStatus, CalloutResponse, CalloutResult, CounterVecId, Direction, EnvoyFilterConfig,
@@ -212,11 +209,7 @@ impl ProxyFilter {
 
     /// Whether the core needs this request's body: it translates it, or signs it.
     fn needs_body(&self, method: &str, path: &str) -> bool {
-        let pc = &self.exchange.config().provider;
-        let translated = pc.protocol == Protocol::OpenAi
-            && method.eq_ignore_ascii_case("POST")
-            && Api::from_path(path).is_some();
-        translated || pc.kind == ProviderType::Hunyuan
+        self.exchange.config().needs_request_body(method, path)
     }
 
     fn send_reply(&mut self, envoy: &mut EnvoyHttpFilter, reply: &LocalReply) {
