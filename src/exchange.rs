@@ -6,6 +6,7 @@ use crate::config::{Protocol, ProviderConfig};
 use crate::context::{self, Callout};
 use crate::custom_settings;
 use crate::error::{ConfigError, ProxyError};
+use crate::openai::OpenAiWriter;
 use crate::providers::{self, Api, Provider, RequestInfo, ResponseTranslator};
 use crate::sse::{SseError, SseParser};
 use crate::usage::Usage;
@@ -177,6 +178,8 @@ pub struct Exchange {
     /// The parsed body while a callout is outstanding.
     pending_body: Option<Value>,
     translator: Option<Box<dyn ResponseTranslator>>,
+    /// Every OpenAI byte we emit for a translated response goes through it.
+    writer: OpenAiWriter,
     mode: ResponseMode,
     upstream_status: u16,
     /// Upstream sent an encoding we cannot decode.
@@ -184,9 +187,6 @@ pub struct Exchange {
     sse: SseParser,
     /// Buffer mode only: the body so far.
     buffered: Vec<u8>,
-    /// Reused output buffer.
-    out: Vec<u8>,
-    stream_failed: bool,
     /// Buffer mode producing an SSE stream (see `ResponseTranslator::buffered_as_stream`).
     buffer_as_sse: bool,
 }
@@ -222,13 +222,12 @@ impl Exchange {
             req: RequestState::default(),
             pending_body: None,
             translator: None,
+            writer: OpenAiWriter::new("", false),
             mode: ResponseMode::Passthrough,
             upstream_status: 0,
             undecodable: None,
             sse: SseParser::default(),
             buffered: Vec::new(),
-            out: Vec::new(),
-            stream_failed: false,
             buffer_as_sse: false,
         }
     }
@@ -257,7 +256,9 @@ impl Exchange {
 
     /// Token usage; complete once the response has ended.
     pub fn usage(&self) -> Option<Usage> {
-        self.translator.as_ref().and_then(|t| t.usage())
+        self.writer
+            .usage()
+            .or_else(|| self.translator.as_ref().and_then(|t| t.legacy_usage()))
     }
 
     /// Step 1: the client's request, with its whole body.
@@ -451,6 +452,7 @@ impl Exchange {
         let bytes = serde_json::to_vec(body).expect("serialising a JSON value cannot fail");
         cfg.imp.finalize(&cfg.provider, &mut up, &bytes)?;
         self.translator = Some(cfg.imp.response_translator(&info));
+        self.writer = OpenAiWriter::new(info.model, info.include_usage);
         let mut set_headers = up.headers;
         if !set_headers
             .iter()
@@ -559,7 +561,7 @@ impl Exchange {
         if end_of_stream {
             self.stage = Stage::Done;
         }
-        self.out.clear();
+        self.writer.clear();
         match self.mode {
             ResponseMode::Passthrough => Ok(BodyOutput {
                 unchanged: true,
@@ -570,7 +572,7 @@ impl Exchange {
                 self.stream_chunk(chunk, end_of_stream);
                 Ok(BodyOutput {
                     unchanged: false,
-                    data: &self.out,
+                    data: self.writer.output(),
                     status: None,
                 })
             }
@@ -590,7 +592,7 @@ impl Exchange {
                 let status = self.finish_buffered();
                 Ok(BodyOutput {
                     unchanged: false,
-                    data: &self.out,
+                    data: self.writer.output(),
                     status: Some(status),
                 })
             }
@@ -598,26 +600,30 @@ impl Exchange {
     }
 
     fn stream_chunk(&mut self, chunk: &[u8], end_of_stream: bool) {
-        if self.stream_failed {
-            return;
-        }
         let translator = self
             .translator
             .as_mut()
             .expect("stream mode has a translator");
-        let out = &mut self.out;
-        let mut result = self.sse.feed(chunk, |ev| translator.on_event(ev, out));
+        let w = &mut self.writer;
+        let mut on_event = |ev: crate::sse::SseEvent<'_>| {
+            if w.is_closed() {
+                Ok(())
+            } else {
+                translator.on_event(ev, w)
+            }
+        };
+        let mut result = self.sse.feed(chunk, &mut on_event);
         if result.is_ok() && end_of_stream {
-            result = self
-                .sse
-                .finish(|ev| translator.on_event(ev, out))
-                .and_then(|_| translator.on_stream_end(out));
+            result = self.sse.finish(&mut on_event);
+            if result.is_ok() && !self.writer.is_closed() {
+                result = translator.on_stream_end(&mut self.writer);
+            }
         }
-        if let Err(e) = result {
+        match result {
             // Malformed upstream stream: tell the client and end the stream cleanly.
-            self.stream_failed = true;
-            crate::openai::write_stream_error(&mut self.out, &e);
-            crate::sse::write_done(&mut self.out);
+            Err(e) => self.writer.error(&e),
+            Ok(()) if end_of_stream => self.writer.end(),
+            Ok(()) => {}
         }
     }
 
@@ -640,7 +646,7 @@ impl Exchange {
                 ))
             })
         } else if (200..300).contains(&status) {
-            translator.on_body(&body, &mut self.out)
+            translator.on_body(&body, &mut self.writer)
         } else {
             Err(translator.on_error(status, &body))
         };
@@ -648,14 +654,13 @@ impl Exchange {
             Ok(()) => status,
             Err(e) if self.buffer_as_sse => {
                 // The client already expects an event stream: report the error inside it.
-                self.out.clear();
-                crate::openai::write_stream_error(&mut self.out, &e);
-                crate::sse::write_done(&mut self.out);
+                self.writer.clear();
+                self.writer.error(&e);
                 status
             }
             Err(e) => {
-                self.out.clear();
-                self.out.extend_from_slice(&e.to_body());
+                self.writer.clear();
+                self.writer.json(&e.to_json());
                 e.status
             }
         }

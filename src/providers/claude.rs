@@ -29,8 +29,9 @@ use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstre
 use crate::config::ProviderConfig;
 use crate::custom_settings::{self, SettingsProtocol};
 use crate::error::{error_type_for_status, ProxyError};
-use crate::openai::{self, Delta, StreamMeta};
-use crate::sse::{self, SseEvent};
+use crate::openai;
+use crate::openai::writer::{tool_call, Choice, Completion, OpenAiWriter, ToolCallDelta};
+use crate::sse::SseEvent;
 use crate::usage::Usage;
 use serde_json::{json, Map, Value};
 
@@ -86,7 +87,7 @@ impl Provider for Claude {
     }
 
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
-        Box::new(ClaudeTranslator::new(req.model, req.include_usage))
+        Box::new(ClaudeTranslator::new())
     }
 }
 
@@ -713,12 +714,9 @@ fn claude_error(status: Option<u16>, v: &Value) -> Option<ProxyError> {
     Some(err)
 }
 
-/// Bounded state: the stream identity, usage counts, the Claude block index of each open
-/// tool_use block with its OpenAI tool-call index, and a few flags.
+/// Bounded state: usage counts, the Claude block index of each open tool_use block with its
+/// OpenAI tool-call index, and whether `message_stop` came. Everything OpenAI-side is the writer's.
 struct ClaudeTranslator {
-    model: String,
-    include_usage: bool,
-    meta: Option<StreamMeta>,
     /// (Claude content block index, OpenAI tool_calls index) for open tool_use blocks.
     open_tools: Vec<(u64, u32)>,
     next_tool: u32,
@@ -727,35 +725,34 @@ struct ClaudeTranslator {
     prompt: [u64; 3],
     completion: u64,
     usage_seen: bool,
-    finish_sent: bool,
-    /// `[DONE]` written.
-    done: bool,
-    /// An in-stream error was reported; the rest of the stream is ignored.
-    failed: bool,
+    stopped: bool,
 }
 
 impl ClaudeTranslator {
-    fn new(model: &str, include_usage: bool) -> Self {
+    fn new() -> Self {
         Self {
-            model: model.to_string(),
-            include_usage,
-            meta: None,
             open_tools: Vec::new(),
             next_tool: 0,
             prompt: [0; 3],
             completion: 0,
             usage_seen: false,
-            finish_sent: false,
-            done: false,
-            failed: false,
+            stopped: false,
         }
     }
 
-    fn current_usage(&self) -> Usage {
-        Usage::new(self.prompt.iter().sum(), self.completion, None)
+    fn current_usage(&self) -> Option<Usage> {
+        let prompt = self.prompt.iter().fold(0u64, |a, b| a.saturating_add(*b));
+        self.usage_seen.then(|| {
+            Usage::new(
+                prompt,
+                self.completion,
+                Some(prompt.saturating_add(self.completion)),
+            )
+        })
     }
 
-    fn read_usage(&mut self, u: Option<&Value>) {
+    /// Reads a `usage` object into the counts and hands the total to the writer.
+    fn read_usage(&mut self, u: Option<&Value>, w: &mut OpenAiWriter) {
         let Some(u) = u.filter(|u| u.is_object()) else {
             return;
         };
@@ -775,87 +772,32 @@ impl ClaudeTranslator {
             self.completion = c;
             self.usage_seen = true;
         }
-    }
-
-    /// The stream identity, emitting the `role: assistant` chunk the first time.
-    fn started(&mut self, out: &mut Vec<u8>, id: Option<&str>, model: Option<&str>) -> &StreamMeta {
-        if self.meta.is_none() {
-            let mut meta = StreamMeta::new(&self.model);
-            if let Some(id) = id.filter(|s| !s.is_empty()) {
-                meta.id = id.to_string();
-            }
-            if let Some(m) = model.filter(|s| !s.is_empty()) {
-                meta.model = m.to_string();
-            }
-            let first = Delta {
-                role: Some("assistant"),
-                content: Some(""),
-                ..Default::default()
-            };
-            meta.write_chunk(out, 0, &first, None);
-            self.meta = Some(meta);
+        if let Some(u) = self.current_usage() {
+            w.set_usage(u);
         }
-        self.meta.as_ref().expect("set above")
-    }
-
-    fn write_text(&mut self, out: &mut Vec<u8>, text: &str) {
-        if text.is_empty() {
-            return;
-        }
-        let delta = Delta {
-            content: Some(text),
-            ..Default::default()
-        };
-        self.started(out, None, None)
-            .write_chunk(out, 0, &delta, None);
-    }
-
-    fn write_tool_delta(&mut self, out: &mut Vec<u8>, call: &Value) {
-        let calls = Value::Array(vec![call.clone()]);
-        let delta = Delta {
-            tool_calls: Some(&calls),
-            ..Default::default()
-        };
-        self.started(out, None, None)
-            .write_chunk(out, 0, &delta, None);
-    }
-
-    fn message_stop(&mut self, out: &mut Vec<u8>) {
-        if !self.finish_sent {
-            self.finish_sent = true;
-            self.started(out, None, None)
-                .write_chunk(out, 0, &Delta::default(), Some("stop"));
-        }
-        if self.include_usage {
-            let usage = self.current_usage();
-            self.started(out, None, None).write_usage_chunk(out, &usage);
-        }
-        self.done = true;
-        sse::write_done(out);
     }
 }
 
 impl ResponseTranslator for ClaudeTranslator {
-    fn on_event(&mut self, event: SseEvent<'_>, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn on_event(&mut self, event: SseEvent<'_>, w: &mut OpenAiWriter) -> Result<(), ProxyError> {
         let data = event.data.trim_ascii();
-        if self.done || self.failed || data.is_empty() {
+        if self.stopped || data.is_empty() {
             return Ok(());
         }
-        let v: Value = serde_json::from_slice(data).map_err(|e| {
-            ProxyError::bad_upstream(format!("upstream stream event is not JSON: {e}"))
-        })?;
+        let v = openai::parse_event(data)?;
         let kind = v.get("type").and_then(Value::as_str).unwrap_or(event.event);
         match kind {
             "message_start" => {
                 let m = &v["message"];
-                self.read_usage(m.get("usage"));
-                self.started(out, m["id"].as_str(), m["model"].as_str());
+                self.read_usage(m.get("usage"), w);
+                w.identify(m["id"].as_str(), m["model"].as_str());
+                w.begin(0);
             }
             "content_block_start" => {
                 let block = &v["content_block"];
                 let index = v["index"].as_u64().unwrap_or(0);
                 match block["type"].as_str() {
-                    Some("text") => self.write_text(out, block["text"].as_str().unwrap_or("")),
+                    Some("text") => w.text(0, block["text"].as_str().unwrap_or("")),
                     Some("tool_use") => {
                         let ti = self.next_tool;
                         self.next_tool += 1;
@@ -866,13 +808,9 @@ impl ResponseTranslator for ClaudeTranslator {
                             Value::Object(o) if !o.is_empty() => block["input"].to_string(),
                             _ => String::new(),
                         };
-                        let call = json!({
-                            "index": ti,
-                            "id": block["id"].as_str().unwrap_or(""),
-                            "type": "function",
-                            "function": {"name": block["name"].as_str().unwrap_or(""), "arguments": args},
-                        });
-                        self.write_tool_delta(out, &call);
+                        let id = block["id"].as_str().unwrap_or("");
+                        let name = block["name"].as_str().unwrap_or("");
+                        w.tool_calls(0, &[ToolCallDelta::start(ti, id, name, &args)]);
                     }
                     // thinking, redacted_thinking, server tool blocks: not part of OpenAI's
                     // chat completion shape.
@@ -882,9 +820,7 @@ impl ResponseTranslator for ClaudeTranslator {
             "content_block_delta" => {
                 let delta = &v["delta"];
                 match delta["type"].as_str() {
-                    Some("text_delta") => {
-                        self.write_text(out, delta["text"].as_str().unwrap_or(""))
-                    }
+                    Some("text_delta") => w.text(0, delta["text"].as_str().unwrap_or("")),
                     Some("input_json_delta") => {
                         let index = v["index"].as_u64().unwrap_or(0);
                         let part = delta["partial_json"].as_str().unwrap_or("");
@@ -894,8 +830,7 @@ impl ResponseTranslator for ClaudeTranslator {
                             .find(|(b, _)| *b == index)
                             .map(|(_, t)| *t);
                         if let (Some(ti), false) = (tool, part.is_empty()) {
-                            let call = json!({"index": ti, "function": {"arguments": part}});
-                            self.write_tool_delta(out, &call);
+                            w.tool_calls(0, &[ToolCallDelta::args(ti, part)]);
                         }
                     }
                     _ => {}
@@ -906,27 +841,22 @@ impl ResponseTranslator for ClaudeTranslator {
                 self.open_tools.retain(|(b, _)| *b != index);
             }
             "message_delta" => {
-                self.read_usage(v.get("usage"));
+                self.read_usage(v.get("usage"), w);
                 if let Some(reason) = v["delta"]["stop_reason"].as_str() {
-                    if !self.finish_sent {
-                        self.finish_sent = true;
-                        let fr = finish_reason(Some(reason));
-                        self.started(out, None, None).write_chunk(
-                            out,
-                            0,
-                            &Delta::default(),
-                            Some(fr),
-                        );
-                    }
+                    w.finish(0, finish_reason(Some(reason)));
                 }
             }
-            "message_stop" => self.message_stop(out),
+            "message_stop" => {
+                self.stopped = true;
+                // A message that stopped without a message_delta still finished.
+                w.finish(0, "stop");
+                w.end();
+            }
             "error" => {
                 let err = claude_error(None, &v).unwrap_or_else(|| {
                     ProxyError::bad_upstream("upstream sent an error event without details")
                 });
-                openai::write_stream_error(out, &err);
-                self.failed = true;
+                w.error(&err);
             }
             // `ping` and event types added later.
             _ => {}
@@ -934,73 +864,52 @@ impl ResponseTranslator for ClaudeTranslator {
         Ok(())
     }
 
-    fn on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
-        if self.done {
+    fn on_stream_end(&mut self, _w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        if self.stopped {
             return Ok(());
         }
-        if !self.failed {
-            openai::write_stream_error(
-                out,
-                &ProxyError::bad_upstream("upstream stream ended before message_stop"),
-            );
-        }
-        self.done = true;
-        sse::write_done(out);
-        Ok(())
+        Err(ProxyError::bad_upstream(
+            "upstream stream ended before message_stop",
+        ))
     }
 
-    fn on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ProxyError::bad_upstream(format!("upstream body is not JSON: {e}")))?;
-        if !v.is_object() {
-            return Err(ProxyError::bad_upstream(
-                "upstream body is not a JSON object",
-            ));
-        }
+    fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        let v = openai::parse_body(body)?;
         if v["type"] == "error" || v.get("error").is_some_and(Value::is_object) {
             return Err(claude_error(None, &v)
                 .unwrap_or_else(|| ProxyError::bad_upstream("upstream reported an error")));
         }
-        let mut text: Option<String> = None;
-        let mut calls = Vec::new();
-        for block in v["content"].as_array().into_iter().flatten() {
+        let blocks = v["content"]
+            .as_array()
+            .ok_or_else(|| ProxyError::bad_upstream("upstream reply has no 'content' array"))?;
+        let mut choice = Choice {
+            finish_reason: v["stop_reason"].as_str().map(|r| finish_reason(Some(r))),
+            ..Choice::default()
+        };
+        for block in blocks {
             match block["type"].as_str() {
-                Some("text") => text
+                Some("text") => choice
+                    .content
                     .get_or_insert_with(String::new)
                     .push_str(block["text"].as_str().unwrap_or("")),
-                Some("tool_use") => calls.push(json!({
-                    "id": block["id"].as_str().unwrap_or(""),
-                    "type": "function",
-                    "function": {
-                        "name": block["name"].as_str().unwrap_or(""),
-                        "arguments": block.get("input").map_or_else(|| "{}".to_string(), Value::to_string),
-                    },
-                })),
+                Some("tool_use") => choice.tool_calls.push(tool_call(
+                    block["id"].as_str().unwrap_or(""),
+                    block["name"].as_str().unwrap_or(""),
+                    block
+                        .get("input")
+                        .map_or_else(|| "{}".to_string(), Value::to_string),
+                )),
                 _ => {}
             }
         }
-        if text.is_none() && calls.is_empty() {
-            text = Some(String::new());
-        }
-        let tool_calls = (!calls.is_empty()).then_some(Value::Array(calls));
-        self.read_usage(v.get("usage"));
-        let usage = self.usage_seen.then(|| self.current_usage());
-        let id = v["id"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .map_or_else(openai::new_completion_id, str::to_string);
-        let model = v["model"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .unwrap_or(&self.model);
-        let choice = openai::completion_choice(
-            0,
-            openai::assistant_message(text, tool_calls),
-            finish_reason(v["stop_reason"].as_str()),
-        );
-        let body = openai::completion(id, openai::now_secs(), model, vec![choice], usage.as_ref());
-        serde_json::to_writer(&mut *out, &body).expect("serialising to a Vec cannot fail");
-        Ok(())
+        self.read_usage(v.get("usage"), w);
+        w.completion(Completion {
+            id: v["id"].as_str().map(str::to_string),
+            model: v["model"].as_str().map(str::to_string),
+            choices: vec![choice],
+            usage: self.current_usage(),
+            ..Completion::default()
+        })
     }
 
     fn on_error(&mut self, status: u16, body: &[u8]) -> ProxyError {
@@ -1008,10 +917,6 @@ impl ResponseTranslator for ClaudeTranslator {
             .ok()
             .and_then(|v| claude_error(Some(status), &v))
             .unwrap_or_else(|| openai::upstream_error(status, body))
-    }
-
-    fn usage(&self) -> Option<Usage> {
-        self.usage_seen.then(|| self.current_usage())
     }
 }
 
@@ -1859,8 +1764,8 @@ data: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"messag
     fn stream_usage_counts_cache_tokens_and_cumulative_message_delta() {
         // Usage fields per "Streaming Messages" and "Prompt caching": message_delta may repeat
         // input_tokens without the cache counters; counts are cumulative, not increments.
-        let mut t = ClaudeTranslator::new("m", true);
-        let mut out = Vec::new();
+        let mut t = ClaudeTranslator::new();
+        let mut w = OpenAiWriter::new("m", true);
         for data in [
             r#"{"type":"message_start","message":{"id":"msg_u","model":"m","usage":{"input_tokens":10,"cache_read_input_tokens":5,"output_tokens":1}}}"#,
             r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"input_tokens":10,"output_tokens":7}}"#,
@@ -1871,13 +1776,14 @@ data: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"messag
                     event: "",
                     data: data.as_bytes(),
                 },
-                &mut out,
+                &mut w,
             )
             .unwrap();
         }
-        t.on_stream_end(&mut out).unwrap();
-        let events = validate_sse_stream(&out);
-        assert_eq!(t.usage(), Some(Usage::new(15, 7, None)));
+        t.on_stream_end(&mut w).unwrap();
+        w.end();
+        let events = validate_sse_stream(w.output());
+        assert_eq!(w.usage(), Some(Usage::new(15, 7, None)));
         assert_eq!(events[1]["choices"][0]["finish_reason"], "length");
         assert_eq!(events[2]["usage"]["total_tokens"], 22);
     }

@@ -216,13 +216,17 @@ impl ResponseTranslator for DeeplTranslator {
         self.stream
     }
 
-    fn on_event(&mut self, _event: SseEvent<'_>, _out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_event(
+        &mut self,
+        _event: SseEvent<'_>,
+        _out: &mut Vec<u8>,
+    ) -> Result<(), ProxyError> {
         Err(ProxyError::bad_upstream(
             "DeepL answered with an event stream, which its API does not define",
         ))
     }
 
-    fn on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
         if !self.done {
             self.done = true;
             sse::write_done(out);
@@ -232,7 +236,7 @@ impl ResponseTranslator for DeeplTranslator {
 
     /// A buffered DeepL answer. For `stream: true` requests the translations are replayed as an
     /// OpenAI chunk stream (role + content, then finish, optional usage chunk, `[DONE]`).
-    fn on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ProxyError::bad_upstream(format!("upstream body is not JSON: {e}")))?;
         let Some(items) = v.get("translations").and_then(Value::as_array) else {
@@ -314,7 +318,7 @@ impl ResponseTranslator for DeeplTranslator {
         e
     }
 
-    fn usage(&self) -> Option<Usage> {
+    fn legacy_usage(&self) -> Option<Usage> {
         self.usage
     }
 }

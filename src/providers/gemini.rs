@@ -1123,7 +1123,11 @@ impl GeminiTranslator {
 }
 
 impl ResponseTranslator for GeminiTranslator {
-    fn on_event(&mut self, event: SseEvent<'_>, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_event(
+        &mut self,
+        event: SseEvent<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ProxyError> {
         let data = event.data.trim_ascii();
         if data.is_empty() || data == b"[DONE]" || self.done {
             return Ok(());
@@ -1134,7 +1138,7 @@ impl ResponseTranslator for GeminiTranslator {
         self.stream_response(&v, out)
     }
 
-    fn on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
         if self.done {
             return Ok(());
         }
@@ -1151,7 +1155,7 @@ impl ResponseTranslator for GeminiTranslator {
         Ok(())
     }
 
-    fn on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ProxyError::bad_upstream(format!("Gemini body is not JSON: {e}")))?;
         if let Some(e) = error_object(&v) {
@@ -1176,7 +1180,7 @@ impl ResponseTranslator for GeminiTranslator {
         }
     }
 
-    fn usage(&self) -> Option<Usage> {
+    fn legacy_usage(&self) -> Option<Usage> {
         self.usage
     }
 }

@@ -878,7 +878,11 @@ impl Translator {
 }
 
 impl ResponseTranslator for Translator {
-    fn on_event(&mut self, event: SseEvent<'_>, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_event(
+        &mut self,
+        event: SseEvent<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ProxyError> {
         let data = event.data.trim_ascii();
         if data.is_empty() || data == b"[DONE]" || self.failed {
             return Ok(());
@@ -980,7 +984,7 @@ impl ResponseTranslator for Translator {
         Ok(())
     }
 
-    fn on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
         if self.include_usage && !self.failed {
             if let Some(u) = &self.usage {
                 let meta = self
@@ -993,7 +997,7 @@ impl ResponseTranslator for Translator {
         Ok(())
     }
 
-    fn on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ProxyError::bad_upstream(format!("upstream body is not JSON: {e}")))?;
         let resp = unwrap_response(&v)
@@ -1033,7 +1037,7 @@ impl ResponseTranslator for Translator {
         }
     }
 
-    fn usage(&self) -> Option<Usage> {
+    fn legacy_usage(&self) -> Option<Usage> {
         self.usage
     }
 }

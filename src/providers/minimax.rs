@@ -517,7 +517,11 @@ impl ProTranslator {
 }
 
 impl ResponseTranslator for ProTranslator {
-    fn on_event(&mut self, event: SseEvent<'_>, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_event(
+        &mut self,
+        event: SseEvent<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ProxyError> {
         let data = event.data.trim_ascii();
         if data.is_empty() || data == b"[DONE]" || self.failed || self.finished {
             return Ok(());
@@ -608,7 +612,7 @@ impl ResponseTranslator for ProTranslator {
         Ok(())
     }
 
-    fn on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
         if self.include_usage && !self.failed {
             if let Some(u) = &self.usage {
                 let meta = self
@@ -621,7 +625,7 @@ impl ResponseTranslator for ProTranslator {
         Ok(())
     }
 
-    fn on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ProxyError::bad_upstream(format!("upstream body is not JSON: {e}")))?;
         let obj = v
@@ -680,7 +684,7 @@ impl ResponseTranslator for ProTranslator {
         Ok(())
     }
 
-    fn usage(&self) -> Option<Usage> {
+    fn legacy_usage(&self) -> Option<Usage> {
         self.usage
     }
 }

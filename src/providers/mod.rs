@@ -4,6 +4,7 @@
 use crate::config::ProviderConfig;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::ProxyError;
+use crate::openai::OpenAiWriter;
 use crate::sse::SseEvent;
 use crate::usage::Usage;
 use serde_json::Value;
@@ -216,32 +217,68 @@ pub trait Provider: Send + Sync {
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator>;
 }
 
-/// Turns one upstream response into OpenAI's shape. Streams arrive as SSE events (the core does
-/// the framing); buffered bodies arrive whole, once.
+/// Turns one upstream response into OpenAI's shape by calling the exchange's [`OpenAiWriter`]:
+/// translators parse; the writer owns the OpenAI side (identity, role, finish, usage chunk, errors,
+/// `[DONE]`). Streams arrive as SSE events (the core does the framing); buffered bodies arrive
+/// whole, once.
 pub trait ResponseTranslator: Send {
-    /// One upstream SSE event; append the OpenAI SSE events it yields to `out`.
-    fn on_event(&mut self, event: SseEvent<'_>, out: &mut Vec<u8>) -> Result<(), ProxyError>;
+    /// One upstream SSE event. Not called once the writer is closed (error or end written).
+    fn on_event(&mut self, event: SseEvent<'_>, w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        let mut buf = Vec::new();
+        let r = self.legacy_on_event(event, &mut buf);
+        w.legacy_bytes(&buf);
+        r
+    }
 
-    /// The upstream stream ended; append whatever closes the OpenAI stream (`data: [DONE]`).
-    fn on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError>;
+    /// The upstream stream ended. Translators that need a provider-specific closing check (an end
+    /// marker that never came) report it here; the core then calls [`OpenAiWriter::end`].
+    fn on_stream_end(&mut self, w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        let mut buf = Vec::new();
+        let r = self.legacy_on_stream_end(&mut buf);
+        w.legacy_bytes(&buf);
+        r
+    }
 
     /// A whole 2xx body. An `Err` becomes the client's error reply (providers that report errors
     /// inside a 200 use this).
-    fn on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError>;
+    fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        let mut buf = Vec::new();
+        let r = self.legacy_on_body(body, &mut buf);
+        w.legacy_bytes(&buf);
+        if let Some(u) = self.legacy_usage() {
+            w.set_usage(u);
+        }
+        r
+    }
 
     /// An upstream error status with its body, as an OpenAI error keeping the upstream status.
     fn on_error(&mut self, status: u16, body: &[u8]) -> ProxyError {
         crate::openai::upstream_error(status, body)
     }
 
-    /// Usage seen so far (complete once the body or stream has ended).
-    fn usage(&self) -> Option<Usage>;
-
     /// For a stream request whose upstream answers with one buffered body (a provider without
     /// streaming), `on_body` writes an OpenAI SSE stream: the core then labels the reply
     /// `text/event-stream` and reports errors as an in-stream error event.
     fn buffered_as_stream(&self) -> bool {
         false
+    }
+
+    // Transitional: translators not yet moved to the writer. Removed with the last of them.
+    #[doc(hidden)]
+    fn legacy_on_event(&mut self, _e: SseEvent<'_>, _o: &mut Vec<u8>) -> Result<(), ProxyError> {
+        Ok(())
+    }
+    #[doc(hidden)]
+    fn legacy_on_stream_end(&mut self, _o: &mut Vec<u8>) -> Result<(), ProxyError> {
+        Ok(())
+    }
+    #[doc(hidden)]
+    fn legacy_on_body(&mut self, _b: &[u8], _o: &mut Vec<u8>) -> Result<(), ProxyError> {
+        Ok(())
+    }
+    #[doc(hidden)]
+    fn legacy_usage(&self) -> Option<Usage> {
+        None
     }
 }
 

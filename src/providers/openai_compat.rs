@@ -365,7 +365,11 @@ pub struct CompatTranslator {
 }
 
 impl ResponseTranslator for CompatTranslator {
-    fn on_event(&mut self, event: SseEvent<'_>, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_event(
+        &mut self,
+        event: SseEvent<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ProxyError> {
         let data = event.data.trim_ascii();
         if data.is_empty() || self.done {
             return Ok(());
@@ -427,7 +431,7 @@ impl ResponseTranslator for CompatTranslator {
         Ok(())
     }
 
-    fn on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
         if !self.done {
             self.done = true;
             sse::write_done(out);
@@ -435,7 +439,7 @@ impl ResponseTranslator for CompatTranslator {
         Ok(())
     }
 
-    fn on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
         let mut v: Value = serde_json::from_slice(body)
             .map_err(|e| ProxyError::bad_upstream(format!("upstream body is not JSON: {e}")))?;
         let obj: &mut Map<String, Value> = v
@@ -452,7 +456,7 @@ impl ResponseTranslator for CompatTranslator {
         Ok(())
     }
 
-    fn usage(&self) -> Option<Usage> {
+    fn legacy_usage(&self) -> Option<Usage> {
         self.usage
     }
 }

@@ -802,7 +802,11 @@ impl QwenTranslator {
 }
 
 impl ResponseTranslator for QwenTranslator {
-    fn on_event(&mut self, event: SseEvent<'_>, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_event(
+        &mut self,
+        event: SseEvent<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ProxyError> {
         let data = event.data.trim_ascii();
         if self.done || data.is_empty() || data == b"[DONE]" {
             return Ok(());
@@ -856,7 +860,7 @@ impl ResponseTranslator for QwenTranslator {
         Ok(())
     }
 
-    fn on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
         if self.include_usage && !self.failed {
             self.meta
                 .write_usage_chunk(out, &self.usage.unwrap_or_default());
@@ -866,7 +870,7 @@ impl ResponseTranslator for QwenTranslator {
         Ok(())
     }
 
-    fn on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
+    fn legacy_on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ProxyError::bad_upstream(format!("upstream body is not JSON: {e}")))?;
         let obj = v
@@ -892,7 +896,7 @@ impl ResponseTranslator for QwenTranslator {
         }
     }
 
-    fn usage(&self) -> Option<Usage> {
+    fn legacy_usage(&self) -> Option<Usage> {
         self.usage
     }
 }

@@ -1,0 +1,729 @@
+//! The one OpenAI response writer. Translators parse their upstream's events and bodies and call
+//! it; it owns everything OpenAI-side: the stream's identity, the role-first delta of each choice,
+//! content / reasoning / tool-call deltas, finish chunks, the usage chunk, in-stream errors, and
+//! the single `data: [DONE]` that ends every stream — also when the upstream stream breaks off
+//! without a finish. Buffered replies go through [`OpenAiWriter::completion`], which refuses to call
+//! a reply with nothing in it a success.
+//!
+//! State is bounded: the identity, a few flags, two 128-bit choice masks and the usage.
+
+use super::{new_completion_id, now_secs, FINISH_REASONS};
+use crate::error::ProxyError;
+use crate::sse;
+use crate::usage::Usage;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Identity shared by every chunk of one streamed completion.
+#[derive(Debug, Clone)]
+pub struct StreamMeta {
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+}
+
+impl StreamMeta {
+    pub fn new(model: &str) -> Self {
+        Self {
+            id: new_completion_id(),
+            created: now_secs(),
+            model: model.to_string(),
+        }
+    }
+}
+
+/// The `delta` of a chunk; `None` fields are omitted.
+#[derive(Debug, Default, Serialize)]
+pub struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<&'a str>,
+    /// DeepSeek's and DashScope's field for reasoning text, which OpenAI-compatible clients read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<&'a [ToolCallDelta<'a>]>,
+}
+
+/// One entry of a delta's `tool_calls`: the first for a call carries `id`, `type` and the name.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct ToolCallDelta<'a> {
+    pub index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    pub function: FunctionDelta<'a>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct FunctionDelta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    pub arguments: &'a str,
+}
+
+impl<'a> ToolCallDelta<'a> {
+    /// The opening delta of a call: id, type, name and whatever arguments came with it.
+    pub fn start(index: u32, id: &'a str, name: &'a str, arguments: &'a str) -> Self {
+        Self {
+            index,
+            id: Some(id),
+            kind: Some("function"),
+            function: FunctionDelta {
+                name: Some(name),
+                arguments,
+            },
+        }
+    }
+
+    /// A later fragment of a call's arguments.
+    pub fn args(index: u32, arguments: &'a str) -> Self {
+        Self {
+            index,
+            function: FunctionDelta {
+                name: None,
+                arguments,
+            },
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ChunkChoice<'a> {
+    index: u32,
+    delta: &'a Delta<'a>,
+    logprobs: Option<()>,
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Chunk<'a, C: Serialize> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: C,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// An error event was written; the rest of the upstream stream is ignored.
+    Failed,
+    /// `[DONE]` was written.
+    Done,
+}
+
+/// Choice indexes are tracked in a 128-bit mask: OpenAI's own limit for `n` is 128.
+const MAX_TRACKED_CHOICES: u32 = 128;
+
+fn bit(index: u32) -> u128 {
+    if index < MAX_TRACKED_CHOICES {
+        1u128 << index
+    } else {
+        0
+    }
+}
+
+/// Writes one exchange's OpenAI output (stream or buffered) into a reused buffer.
+#[derive(Debug)]
+pub struct OpenAiWriter {
+    out: Vec<u8>,
+    /// The model named when the upstream does not say (the one sent upstream).
+    model: String,
+    include_usage: bool,
+    meta: Option<StreamMeta>,
+    role_sent: u128,
+    finished: u128,
+    /// A finish was seen for some choice (also through raw pass-through events).
+    any_finish: bool,
+    usage: Option<Usage>,
+    /// A chunk carrying usage already went out (forwarded from an OpenAI-family upstream).
+    usage_sent: bool,
+    state: State,
+}
+
+impl OpenAiWriter {
+    pub fn new(model: &str, include_usage: bool) -> Self {
+        Self {
+            out: Vec::new(),
+            model: model.to_string(),
+            include_usage,
+            meta: None,
+            role_sent: 0,
+            finished: 0,
+            any_finish: false,
+            usage: None,
+            usage_sent: false,
+            state: State::Open,
+        }
+    }
+
+    /// The bytes written since the last [`OpenAiWriter::clear`].
+    pub fn output(&self) -> &[u8] {
+        &self.out
+    }
+
+    pub fn clear(&mut self) {
+        self.out.clear();
+    }
+
+    /// The requested model (after `modelMapping`), for replies that do not name one.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    pub fn include_usage(&self) -> bool {
+        self.include_usage
+    }
+
+    /// Usage recorded so far.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    /// Records usage (counts are cumulative: the last report wins).
+    pub fn set_usage(&mut self, usage: Usage) {
+        self.usage = Some(usage);
+    }
+
+    /// The stream has ended or failed: further upstream events are ignored.
+    pub fn is_closed(&self) -> bool {
+        self.state != State::Open
+    }
+
+    /// A finish reason was written (or forwarded) for at least one choice.
+    pub fn finished(&self) -> bool {
+        self.any_finish
+    }
+
+    // ---- streams -------------------------------------------------------------------------
+
+    /// Fixes the stream identity from the upstream's first event (id, model) if not yet fixed.
+    /// Empty values are ignored; a later, different upstream id replaces ours (Azure sends empty
+    /// ids first).
+    pub fn identify(&mut self, id: Option<&str>, model: Option<&str>) -> &StreamMeta {
+        let meta = self
+            .meta
+            .get_or_insert_with(|| StreamMeta::new(&self.model));
+        if let Some(id) = id.filter(|s| !s.is_empty()) {
+            if meta.id != id {
+                meta.id = id.to_string();
+            }
+        }
+        if let Some(m) = model.filter(|s| !s.is_empty()) {
+            if meta.model != m {
+                meta.model = m.to_string();
+            }
+        }
+        meta
+    }
+
+    /// Opens choice `index` with OpenAI's role-first delta (`role: assistant`, empty content),
+    /// unless it is open already. Content deltas open their choice themselves.
+    pub fn begin(&mut self, index: u32) {
+        if self.state != State::Open || self.role_sent & bit(index) != 0 {
+            return;
+        }
+        self.role_sent |= bit(index);
+        self.chunk(
+            index,
+            &Delta {
+                role: Some("assistant"),
+                content: Some(""),
+                ..Delta::default()
+            },
+            None,
+        );
+    }
+
+    /// A chunk for choice `index` with this delta. The role goes on the first delta of a choice.
+    pub fn delta(&mut self, index: u32, delta: Delta<'_>) {
+        if self.state != State::Open {
+            return;
+        }
+        let mut delta = delta;
+        if self.role_sent & bit(index) == 0 {
+            self.role_sent |= bit(index);
+            delta.role = Some("assistant");
+        }
+        self.chunk(index, &delta, None);
+    }
+
+    pub fn text(&mut self, index: u32, text: &str) {
+        if !text.is_empty() {
+            self.delta(
+                index,
+                Delta {
+                    content: Some(text),
+                    ..Delta::default()
+                },
+            );
+        }
+    }
+
+    pub fn reasoning(&mut self, index: u32, text: &str) {
+        if !text.is_empty() {
+            self.delta(
+                index,
+                Delta {
+                    reasoning_content: Some(text),
+                    ..Delta::default()
+                },
+            );
+        }
+    }
+
+    pub fn tool_calls(&mut self, index: u32, calls: &[ToolCallDelta<'_>]) {
+        if !calls.is_empty() {
+            self.delta(
+                index,
+                Delta {
+                    tool_calls: Some(calls),
+                    ..Delta::default()
+                },
+            );
+        }
+    }
+
+    /// The finish chunk of choice `index`, once per choice; `reason` must be one of OpenAI's.
+    pub fn finish(&mut self, index: u32, reason: &str) {
+        if self.state != State::Open || self.finished & bit(index) != 0 {
+            return;
+        }
+        debug_assert!(FINISH_REASONS.contains(&reason), "{reason}");
+        self.begin(index);
+        self.finished |= bit(index);
+        self.any_finish = true;
+        self.chunk(index, &Delta::default(), Some(reason));
+    }
+
+    /// An event an OpenAI-family upstream sent already in OpenAI's exact shape: forwarded as it
+    /// is. The caller says whether it carried a finish reason and usage.
+    pub fn raw_event(&mut self, data: &[u8], has_finish: bool, usage: Option<Usage>) {
+        if self.state != State::Open {
+            return;
+        }
+        self.any_finish |= has_finish;
+        if let Some(u) = usage {
+            self.usage = Some(u);
+            self.usage_sent = true;
+        }
+        self.out.extend_from_slice(b"data: ");
+        self.out.extend_from_slice(data);
+        self.out.extend_from_slice(b"\n\n");
+    }
+
+    /// A chunk an OpenAI-family upstream sent, normalised to OpenAI's shape by the caller.
+    pub fn json_event(&mut self, chunk: &Value) {
+        if self.state != State::Open {
+            return;
+        }
+        let choices = chunk.get("choices").and_then(Value::as_array);
+        for c in choices.into_iter().flatten() {
+            if c.get("finish_reason").is_some_and(Value::is_string) {
+                self.any_finish = true;
+            }
+        }
+        if let Some(u) = chunk.get("usage").and_then(Usage::from_openai) {
+            self.usage = Some(u);
+            self.usage_sent = true;
+        }
+        sse::write_data(&mut self.out, chunk);
+    }
+
+    /// Reports an error inside the stream (the openai SDKs raise on a `data:` event carrying
+    /// `error`) and ends it with `[DONE]`. Later events are ignored.
+    pub fn error(&mut self, err: &ProxyError) {
+        if self.state != State::Open {
+            return;
+        }
+        sse::write_data(&mut self.out, &err.to_json());
+        self.state = State::Failed;
+        self.done();
+    }
+
+    /// Ends the stream; safe to call more than once. A stream that ends without any finish
+    /// reason is reported as an error, since the client cannot tell it from a cut-off reply.
+    /// With `stream_options.include_usage`, a final usage chunk (empty `choices`) precedes
+    /// `[DONE]` unless the upstream already sent one.
+    pub fn end(&mut self) {
+        if self.state != State::Open {
+            return;
+        }
+        if !self.any_finish {
+            self.error(&ProxyError::bad_upstream(
+                "upstream stream ended without a finish reason",
+            ));
+            return;
+        }
+        if self.include_usage && !self.usage_sent {
+            if let Some(u) = self.usage {
+                self.usage_chunk(&u);
+            }
+        }
+        self.done();
+    }
+
+    fn done(&mut self) {
+        if self.state == State::Done {
+            return;
+        }
+        sse::write_done(&mut self.out);
+        self.state = State::Done;
+    }
+
+    fn usage_chunk(&mut self, usage: &Usage) {
+        self.identify(None, None);
+        let meta = self.meta.as_ref().expect("identified above");
+        let chunk = Chunk {
+            id: &meta.id,
+            object: "chat.completion.chunk",
+            created: meta.created,
+            model: &meta.model,
+            choices: [(); 0],
+            usage: Some(usage.to_json()),
+        };
+        sse::write_data(&mut self.out, &chunk);
+        self.usage_sent = true;
+    }
+
+    fn chunk(&mut self, index: u32, delta: &Delta<'_>, finish_reason: Option<&str>) {
+        self.identify(None, None);
+        let meta = self.meta.as_ref().expect("identified above");
+        let chunk = Chunk {
+            id: &meta.id,
+            object: "chat.completion.chunk",
+            created: meta.created,
+            model: &meta.model,
+            choices: [ChunkChoice {
+                index,
+                delta,
+                logprobs: None,
+                finish_reason,
+            }],
+            usage: None,
+        };
+        sse::write_data(&mut self.out, &chunk);
+    }
+
+    /// Transitional: output of a translator not yet moved to the writer, which wrote its own
+    /// stream tail. Removed with the last of them.
+    #[doc(hidden)]
+    pub fn legacy_bytes(&mut self, bytes: &[u8]) {
+        if self.state != State::Open {
+            return;
+        }
+        self.out.extend_from_slice(bytes);
+        if bytes.windows(12).any(|w| w == b"data: [DONE]") {
+            self.any_finish = true;
+            self.state = State::Done;
+        }
+    }
+
+    // ---- buffered replies ----------------------------------------------------------------
+
+    /// A whole `chat.completion`. A reply is a success only when every choice has content, a
+    /// tool call or a finish reason and there is at least one choice; otherwise it is a 502
+    /// naming what is missing, so a client never takes an empty reply for an answer.
+    pub fn completion(&mut self, reply: Completion) -> Result<(), ProxyError> {
+        if reply.choices.is_empty() {
+            return Err(ProxyError::bad_upstream("upstream reply has no choices"));
+        }
+        if let Some(c) = reply.choices.iter().find(|c| {
+            c.content.is_none()
+                && c.reasoning.is_none()
+                && c.tool_calls.is_empty()
+                && c.finish_reason.is_none()
+        }) {
+            return Err(ProxyError::bad_upstream(format!(
+                "upstream reply has neither content nor a finish reason (choice {})",
+                c.index
+            )));
+        }
+        if let Some(u) = reply.usage {
+            self.usage = Some(u);
+        }
+        let choices: Vec<Value> = reply.choices.into_iter().map(Choice::into_json).collect();
+        let mut m = Map::new();
+        m.insert(
+            "id".into(),
+            reply
+                .id
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(new_completion_id)
+                .into(),
+        );
+        m.insert("object".into(), "chat.completion".into());
+        m.insert(
+            "created".into(),
+            reply.created.unwrap_or_else(now_secs).into(),
+        );
+        m.insert(
+            "model".into(),
+            reply
+                .model
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| self.model.clone())
+                .into(),
+        );
+        m.insert("choices".into(), Value::Array(choices));
+        if let Some(u) = &self.usage {
+            m.insert("usage".into(), u.to_json());
+        }
+        self.json(&Value::Object(m));
+        Ok(())
+    }
+
+    /// An OpenAI `list` of embeddings.
+    pub fn embeddings(&mut self, vectors: Vec<Value>, usage: Usage) {
+        self.usage = Some(usage);
+        let data: Vec<Value> = vectors
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| serde_json::json!({"object": "embedding", "index": i, "embedding": v}))
+            .collect();
+        let body = serde_json::json!({
+            "object": "list",
+            "data": data,
+            "model": self.model,
+            "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens},
+        });
+        self.json(&body);
+    }
+
+    /// A whole JSON body, already in OpenAI's shape.
+    pub fn json(&mut self, body: &Value) {
+        serde_json::to_writer(&mut self.out, body).expect("serialising to a Vec cannot fail");
+    }
+}
+
+/// A buffered chat completion as a translator reads it from its upstream.
+#[derive(Debug, Default)]
+pub struct Completion {
+    pub id: Option<String>,
+    pub created: Option<u64>,
+    /// The model the upstream names; the requested one when `None`.
+    pub model: Option<String>,
+    pub choices: Vec<Choice>,
+    pub usage: Option<Usage>,
+}
+
+/// One choice of a buffered completion.
+#[derive(Debug, Default)]
+pub struct Choice {
+    pub index: u32,
+    pub content: Option<String>,
+    pub reasoning: Option<String>,
+    /// Whole calls: `{"id", "type": "function", "function": {"name", "arguments"}}`.
+    pub tool_calls: Vec<Value>,
+    /// One of OpenAI's finish reasons.
+    pub finish_reason: Option<&'static str>,
+}
+
+impl Choice {
+    fn into_json(self) -> Value {
+        let mut msg = Map::new();
+        msg.insert("role".into(), "assistant".into());
+        // A reply made only of tool calls has null content, as OpenAI's has.
+        let content = match self.content {
+            None if self.tool_calls.is_empty() => Some(String::new()),
+            other => other,
+        };
+        msg.insert("content".into(), content.map_or(Value::Null, Value::String));
+        msg.insert("refusal".into(), Value::Null);
+        if let Some(r) = self.reasoning {
+            msg.insert("reasoning_content".into(), r.into());
+        }
+        if !self.tool_calls.is_empty() {
+            msg.insert("tool_calls".into(), Value::Array(self.tool_calls));
+        }
+        serde_json::json!({
+            "index": self.index,
+            "message": msg,
+            "logprobs": null,
+            "finish_reason": self.finish_reason.unwrap_or("stop"),
+        })
+    }
+}
+
+/// A whole tool call of a buffered reply.
+pub fn tool_call(id: &str, name: &str, arguments: String) -> Value {
+    serde_json::json!({
+        "id": id,
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn events(out: &[u8]) -> Vec<String> {
+        std::str::from_utf8(out)
+            .unwrap()
+            .split("\n\n")
+            .filter(|s| !s.is_empty())
+            .map(|s| s.strip_prefix("data: ").unwrap().to_string())
+            .collect()
+    }
+
+    fn writer(include_usage: bool) -> OpenAiWriter {
+        let mut w = OpenAiWriter::new("m", include_usage);
+        w.meta = Some(StreamMeta {
+            id: "chatcmpl-1".into(),
+            created: 5,
+            model: "m".into(),
+        });
+        w
+    }
+
+    #[test]
+    fn chunk_shape_is_exact() {
+        let mut w = writer(false);
+        w.begin(0);
+        w.text(0, "hi");
+        assert_eq!(
+            events(w.output()),
+            vec![
+                r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#,
+                r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"logprobs":null,"finish_reason":null}]}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn role_goes_on_the_first_delta_of_each_choice() {
+        let mut w = writer(false);
+        w.text(0, "a");
+        w.text(1, "b");
+        w.text(0, "c");
+        let ev: Vec<Value> = events(w.output())
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        assert_eq!(
+            ev[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "content": "a"})
+        );
+        assert_eq!(
+            ev[1]["choices"][0]["delta"],
+            json!({"role": "assistant", "content": "b"})
+        );
+        assert_eq!(ev[2]["choices"][0]["delta"], json!({"content": "c"}));
+    }
+
+    #[test]
+    fn tool_call_deltas_and_reasoning() {
+        let mut w = writer(false);
+        w.reasoning(0, "think");
+        w.tool_calls(0, &[ToolCallDelta::start(0, "call_1", "f", "")]);
+        w.tool_calls(0, &[ToolCallDelta::args(0, "{\"a\":1}")]);
+        let ev: Vec<Value> = events(w.output())
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        assert_eq!(ev[0]["choices"][0]["delta"]["reasoning_content"], "think");
+        assert_eq!(
+            ev[1]["choices"][0]["delta"]["tool_calls"],
+            json!([{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}])
+        );
+        assert_eq!(
+            ev[2]["choices"][0]["delta"]["tool_calls"],
+            json!([{"index": 0, "function": {"arguments": "{\"a\":1}"}}])
+        );
+    }
+
+    #[test]
+    fn finish_once_then_usage_then_done_and_end_is_idempotent() {
+        let mut w = writer(true);
+        w.text(0, "x");
+        w.set_usage(Usage::new(1, 2, None));
+        w.finish(0, "stop");
+        w.finish(0, "length");
+        w.end();
+        w.end();
+        w.text(0, "late");
+        let ev = events(w.output());
+        assert_eq!(ev.len(), 4, "{ev:?}");
+        assert!(ev[1].contains(r#""finish_reason":"stop""#));
+        assert!(ev[2].contains(
+            r#""choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}"#
+        ));
+        assert_eq!(ev[3], "[DONE]");
+        assert!(w.is_closed());
+    }
+
+    #[test]
+    fn a_stream_without_a_finish_ends_with_an_error() {
+        let mut w = writer(true);
+        w.text(0, "cut");
+        w.end();
+        let ev = events(w.output());
+        assert_eq!(ev.len(), 3);
+        let err: Value = serde_json::from_str(&ev[1]).unwrap();
+        assert_eq!(err["error"]["type"], "upstream_error");
+        assert_eq!(ev[2], "[DONE]");
+    }
+
+    #[test]
+    fn errors_close_the_stream_once() {
+        let mut w = writer(false);
+        w.error(&ProxyError::bad_upstream("boom"));
+        w.error(&ProxyError::bad_upstream("again"));
+        w.text(0, "ignored");
+        w.end();
+        let ev = events(w.output());
+        assert_eq!(ev.len(), 2);
+        assert!(ev[0].contains("boom"));
+    }
+
+    #[test]
+    fn raw_events_count_finish_and_usage() {
+        let mut w = writer(true);
+        w.raw_event(br#"{"x":1}"#, true, Some(Usage::new(1, 1, None)));
+        w.end();
+        let ev = events(w.output());
+        assert_eq!(ev, vec![r#"{"x":1}"#.to_string(), "[DONE]".to_string()]);
+    }
+
+    #[test]
+    fn buffered_completion_and_its_validation() {
+        let mut w = writer(false);
+        let err = w.completion(Completion::default()).unwrap_err();
+        assert_eq!(err.status, 502);
+        let err = w
+            .completion(Completion {
+                choices: vec![Choice::default()],
+                ..Completion::default()
+            })
+            .unwrap_err();
+        assert!(err.message.contains("neither content nor a finish reason"));
+        w.completion(Completion {
+            id: Some("id-1".into()),
+            created: Some(9),
+            model: None,
+            choices: vec![Choice {
+                index: 0,
+                tool_calls: vec![tool_call("c1", "f", "{}".into())],
+                finish_reason: Some("tool_calls"),
+                ..Choice::default()
+            }],
+            usage: Some(Usage::new(3, 4, None)),
+        })
+        .unwrap();
+        let v: Value = serde_json::from_slice(w.output()).unwrap();
+        assert_eq!(v["model"], "m");
+        assert_eq!(v["choices"][0]["message"]["content"], Value::Null);
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(v["usage"]["total_tokens"], 7);
+        assert_eq!(w.usage(), Some(Usage::new(3, 4, None)));
+    }
+}
