@@ -81,3 +81,335 @@ pub fn function_tools<'a>(
         })
         .collect()
 }
+
+/// Takes a field out of a request object, treating `null` as absent.
+pub fn take(src: &mut Map<String, Value>, key: &str) -> Option<Value> {
+    src.remove(key).filter(|v| !v.is_null())
+}
+
+/// What a provider does with one OpenAI request parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    /// Left in the body for the translator to map or pass on.
+    Keep,
+    /// Removed silently: OpenAI-side bookkeeping the provider has no use for (`store`,
+    /// `service_tier`, `user` where there is no user field, ...).
+    Drop,
+    /// Removed when neutral (`n: 1`, `logprobs: false`, zero penalties, a text format); any
+    /// other value is a 400 naming this feature and the provider.
+    RejectUnlessNeutral(&'static str),
+    /// Any non-null value is a 400 naming this feature and the provider.
+    Reject(&'static str),
+}
+
+/// A provider's declarative table of OpenAI parameters: what it cannot take is refused with one
+/// wording, what it ignores is dropped, the rest is left for its translator.
+#[derive(Debug, Clone, Copy)]
+pub struct ParamTable(pub &'static [(&'static str, Param)]);
+
+impl ParamTable {
+    /// Applies the table to a request object, in table order.
+    pub fn apply(&self, src: &mut Map<String, Value>, provider: &str) -> Result<(), ProxyError> {
+        for (key, rule) in self.0 {
+            match rule {
+                Param::Keep => {}
+                Param::Drop => {
+                    src.remove(*key);
+                }
+                Param::RejectUnlessNeutral(feature) => {
+                    if src.get(*key).is_some_and(|v| requests_feature(key, v)) {
+                        return Err(ProxyError::unsupported(feature, provider).with_param(*key));
+                    }
+                    src.remove(*key);
+                }
+                Param::Reject(feature) => {
+                    if src.get(*key).is_some_and(|v| !v.is_null()) {
+                        return Err(ProxyError::unsupported(feature, provider).with_param(*key));
+                    }
+                    src.remove(*key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The rule for one parameter (`Keep` when the table does not name it).
+    pub fn rule(&self, key: &str) -> Param {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(Param::Keep, |(_, r)| *r)
+    }
+}
+
+/// `stop`: a string or an array of strings, as a list (empty when absent or `[]`).
+pub fn stop_sequences(v: Option<Value>) -> Result<Vec<String>, ProxyError> {
+    let bad = || {
+        ProxyError::bad_request("'stop' must be a string or an array of strings").with_param("stop")
+    };
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s]),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|i| match i {
+                Value::String(s) => Ok(s),
+                _ => Err(bad()),
+            })
+            .collect(),
+        Some(_) => Err(bad()),
+    }
+}
+
+/// OpenAI's `tool_choice`, read once for every provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolChoice {
+    Auto,
+    None,
+    /// `required`: some tool must be called.
+    Required,
+    /// `{"type": "function", "function": {"name"}}`: this tool must be called.
+    Function(String),
+    /// `{"type": "allowed_tools", "allowed_tools": {"mode", "tools"}}`: only these, with
+    /// `required` saying whether one must be called.
+    Allowed {
+        names: Vec<String>,
+        required: bool,
+    },
+}
+
+impl ToolChoice {
+    /// Parses `tool_choice`; `None` when absent or null.
+    pub fn parse(v: Option<&Value>) -> Result<Option<Self>, ProxyError> {
+        let bad = |msg: &str| ProxyError::bad_request(msg).with_param("tool_choice");
+        let Some(v) = v.filter(|v| !v.is_null()) else {
+            return Ok(None);
+        };
+        let tc = match v {
+            Value::String(s) => match s.as_str() {
+                "auto" => Self::Auto,
+                "none" => Self::None,
+                "required" => Self::Required,
+                other => {
+                    return Err(bad(&format!(
+                        "tool_choice '{other}' is not one of auto, none, required"
+                    )))
+                }
+            },
+            Value::Object(o) => match o.get("type").and_then(Value::as_str) {
+                Some("function") | None => {
+                    let name = o
+                        .get("function")
+                        .and_then(|f| f.get("name"))
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| bad("tool_choice objects must name a function"))?;
+                    Self::Function(name.to_string())
+                }
+                Some("allowed_tools") => {
+                    let at = o.get("allowed_tools").unwrap_or(&Value::Null);
+                    let required = match at.get("mode").and_then(Value::as_str) {
+                        Some("required") => true,
+                        Some("auto") | None => false,
+                        Some(m) => return Err(bad(&format!("unknown allowed_tools mode '{m}'"))),
+                    };
+                    let names = at
+                        .get("tools")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| {
+                            t.get("function")
+                                .and_then(|f| f.get("name"))
+                                .or_else(|| t.get("name"))
+                                .and_then(Value::as_str)
+                                .map(str::to_string)
+                        })
+                        .collect();
+                    Self::Allowed { names, required }
+                }
+                Some(other) => return Err(bad(&format!("unknown tool_choice type '{other}'"))),
+            },
+            _ => return Err(bad("tool_choice must be a string or an object")),
+        };
+        Ok(Some(tc))
+    }
+}
+
+/// A `data:` URL's parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataUrl<'a> {
+    pub media_type: &'a str,
+    /// Base64 payload, as given.
+    pub data: &'a str,
+}
+
+/// `data:<media type>[;params];base64,<data>`; `None` for anything else (plain `data:` URLs
+/// without base64 included, which no provider takes).
+pub fn parse_data_url(url: &str) -> Option<DataUrl<'_>> {
+    let rest = url.strip_prefix("data:")?;
+    let (header, data) = rest.split_once(',')?;
+    let mut params = header.split(';');
+    let media_type = params.next()?.trim();
+    if media_type.is_empty() || !params.any(|p| p.trim().eq_ignore_ascii_case("base64")) {
+        return None;
+    }
+    Some(DataUrl { media_type, data })
+}
+
+/// The 400 for an image URL a provider cannot take, in one wording.
+pub fn bad_image_url(param: &str, accepted: &str) -> ProxyError {
+    ProxyError::bad_request(format!("image_url must be {accepted}")).with_param(param)
+}
+
+/// One content part of an OpenAI message.
+#[derive(Debug, Clone, Copy)]
+pub enum Part<'a> {
+    Text(&'a str),
+    /// `image_url.url` and its `detail`.
+    Image {
+        url: &'a str,
+        detail: Option<&'a str>,
+    },
+    /// `file` parts: inline `file_data` (a data URL) or an uploaded `file_id`.
+    File {
+        data: Option<&'a str>,
+        file_id: Option<&'a str>,
+        filename: Option<&'a str>,
+    },
+    InputAudio {
+        data: &'a str,
+        format: &'a str,
+    },
+    /// Anything else, by its `type`.
+    Other(&'a str),
+}
+
+/// A message's content as parts: a string is one text part, `null` none; an array is read part
+/// by part. `param` names the message in errors (`messages[2].content`).
+pub fn content_parts<'a>(
+    content: Option<&'a Value>,
+    param: &str,
+) -> Result<Vec<Part<'a>>, ProxyError> {
+    let bad = |msg: String| ProxyError::bad_request(msg).with_param(param.to_string());
+    match content {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![Part::Text(s)]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|p| {
+                let kind = p.get("type").and_then(Value::as_str).unwrap_or("");
+                Ok(match kind {
+                    "text" => Part::Text(
+                        p.get("text")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| bad(format!("{param}: text parts need 'text'")))?,
+                    ),
+                    "image_url" => {
+                        let iu = p.get("image_url");
+                        let url = iu
+                            .and_then(|i| i.get("url").or(Some(i)))
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| bad(format!("{param}: image_url parts need a url")))?;
+                        Part::Image {
+                            url,
+                            detail: iu.and_then(|i| i.get("detail")).and_then(Value::as_str),
+                        }
+                    }
+                    "file" => {
+                        let f = p.get("file").unwrap_or(&Value::Null);
+                        let s = |k: &str| f.get(k).and_then(Value::as_str);
+                        Part::File {
+                            data: s("file_data"),
+                            file_id: s("file_id"),
+                            filename: s("filename"),
+                        }
+                    }
+                    "input_audio" => {
+                        let a = p.get("input_audio").unwrap_or(&Value::Null);
+                        let s = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("");
+                        Part::InputAudio {
+                            data: s("data"),
+                            format: s("format"),
+                        }
+                    }
+                    other => Part::Other(other),
+                })
+            })
+            .collect(),
+        Some(_) => Err(bad(format!("{param} must be a string or an array"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn param_table_drops_rejects_and_keeps() {
+        const T: ParamTable = ParamTable(&[
+            ("store", Param::Drop),
+            ("n", Param::RejectUnlessNeutral("n other than 1")),
+            ("audio", Param::Reject("audio output")),
+        ]);
+        let mut o = json!({"store": true, "n": 1, "temperature": 1})
+            .as_object()
+            .unwrap()
+            .clone();
+        T.apply(&mut o, "p").unwrap();
+        assert_eq!(Value::Object(o), json!({"temperature": 1}));
+        let mut o = json!({"n": 2}).as_object().unwrap().clone();
+        let e = T.apply(&mut o, "p").unwrap_err();
+        assert_eq!((e.status, e.param.as_deref()), (400, Some("n")));
+        let mut o = json!({"audio": {}}).as_object().unwrap().clone();
+        let e = T.apply(&mut o, "p").unwrap_err();
+        assert!(e.message.contains("audio output"), "{}", e.message);
+        assert_eq!(T.rule("temperature"), Param::Keep);
+    }
+
+    #[test]
+    fn stop_and_tool_choice() {
+        assert_eq!(stop_sequences(Some(json!("x"))).unwrap(), vec!["x"]);
+        assert_eq!(
+            stop_sequences(Some(json!(["a", "b"]))).unwrap(),
+            vec!["a", "b"]
+        );
+        assert!(stop_sequences(Some(json!([1]))).is_err());
+        assert_eq!(
+            ToolChoice::parse(Some(&json!("required"))).unwrap(),
+            Some(ToolChoice::Required)
+        );
+        assert_eq!(
+            ToolChoice::parse(Some(
+                &json!({"type": "function", "function": {"name": "f"}})
+            ))
+            .unwrap(),
+            Some(ToolChoice::Function("f".into()))
+        );
+        assert_eq!(
+            ToolChoice::parse(Some(&json!({"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [{"type": "function", "function": {"name": "g"}}]}}))).unwrap(),
+            Some(ToolChoice::Allowed { names: vec!["g".into()], required: true })
+        );
+        assert!(ToolChoice::parse(Some(&json!("sometimes"))).is_err());
+        assert_eq!(ToolChoice::parse(None).unwrap(), None);
+    }
+
+    #[test]
+    fn data_urls_and_parts() {
+        let d = parse_data_url("data:image/png;base64,AAAA").unwrap();
+        assert_eq!((d.media_type, d.data), ("image/png", "AAAA"));
+        assert!(parse_data_url("data:image/png,AAAA").is_none());
+        assert!(parse_data_url("https://x").is_none());
+        let c = json!([{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "u", "detail": "low"}}]);
+        let parts = content_parts(Some(&c), "messages[0].content").unwrap();
+        assert!(matches!(parts[0], Part::Text("hi")));
+        assert!(matches!(
+            parts[1],
+            Part::Image {
+                url: "u",
+                detail: Some("low")
+            }
+        ));
+        assert!(content_parts(Some(&json!(5)), "m").is_err());
+    }
+}

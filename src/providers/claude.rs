@@ -30,6 +30,7 @@ use crate::config::ProviderConfig;
 use crate::custom_settings::{self, SettingsProtocol};
 use crate::error::{error_type_for_status, ProxyError};
 use crate::openai;
+use crate::openai::request::{parse_data_url, stop_sequences, take, DataUrl, Param, ParamTable};
 use crate::openai::writer::{tool_call, Choice, Completion, OpenAiWriter, ToolCallDelta};
 use crate::sse::SseEvent;
 use crate::usage::Usage;
@@ -86,7 +87,7 @@ impl Provider for Claude {
         Ok(with_auth(Upstream::new(HOST, path), config, token))
     }
 
-    fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
+    fn response_translator(&self, _req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
         Box::new(ClaudeTranslator::new())
     }
 }
@@ -101,11 +102,6 @@ fn bad(param: &str, msg: impl Into<String>) -> ProxyError {
 
 fn unsupported(feature: &str, param: &str) -> ProxyError {
     ProxyError::unsupported(feature, NAME).with_param(param)
-}
-
-/// Takes a field out of the request, treating `null` as absent.
-fn take(src: &mut Map<String, Value>, key: &str) -> Option<Value> {
-    src.remove(key).filter(|v| !v.is_null())
 }
 
 fn translate_chat(req: &RequestInfo<'_>, body: &mut Value) -> Result<(), ProxyError> {
@@ -148,21 +144,9 @@ fn translate_chat(req: &RequestInfo<'_>, body: &mut Value) -> Result<(), ProxyEr
         }
     }
 
-    match take(&mut src, "stop") {
-        None => {}
-        Some(Value::String(s)) => {
-            out.insert("stop_sequences".into(), json!([s]));
-        }
-        Some(Value::Array(items)) if items.is_empty() => {}
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
-            out.insert("stop_sequences".into(), Value::Array(items));
-        }
-        Some(_) => {
-            return Err(bad(
-                "stop",
-                "'stop' must be a string or an array of strings",
-            ))
-        }
+    let stop = stop_sequences(take(&mut src, "stop"))?;
+    if !stop.is_empty() {
+        out.insert("stop_sequences".into(), stop.into());
     }
     for key in ["temperature", "top_p", "top_k"] {
         match take(&mut src, key) {
@@ -243,32 +227,46 @@ fn customsettings_set_max_tokens(config: &ProviderConfig) -> bool {
 /// OpenAI request fields Claude cannot honour: a 400 naming them when they ask for something;
 /// fields that only carry OpenAI-side bookkeeping (`store`, `metadata`, `service_tier`) and
 /// neutral values (`n: 1`, `logprobs: false`, zero penalties, text format) are removed.
+const PARAMS: ParamTable = ParamTable(&[
+    (
+        "n",
+        Param::RejectUnlessNeutral("n other than 1 (multiple choices)"),
+    ),
+    ("logprobs", Param::RejectUnlessNeutral("logprobs")),
+    ("top_logprobs", Param::Reject("top_logprobs")),
+    ("logit_bias", Param::RejectUnlessNeutral("logit_bias")),
+    (
+        "frequency_penalty",
+        Param::RejectUnlessNeutral("frequency_penalty"),
+    ),
+    (
+        "presence_penalty",
+        Param::RejectUnlessNeutral("presence_penalty"),
+    ),
+    (
+        "modalities",
+        Param::RejectUnlessNeutral("modalities other than text"),
+    ),
+    ("seed", Param::Reject("seed")),
+    ("audio", Param::Reject("audio output")),
+    (
+        "functions",
+        Param::Reject("legacy 'functions' (use 'tools')"),
+    ),
+    (
+        "function_call",
+        Param::Reject("legacy 'function_call' (use 'tool_choice')"),
+    ),
+    ("reasoning_effort", Param::Reject("reasoning_effort")),
+    ("verbosity", Param::Reject("verbosity")),
+    ("prediction", Param::Reject("prediction")),
+    ("web_search_options", Param::Reject("web_search_options")),
+    ("store", Param::Drop),
+    ("metadata", Param::Drop),
+    ("service_tier", Param::Drop),
+]);
+
 fn reject_unsupported(src: &mut Map<String, Value>) -> Result<(), ProxyError> {
-    if let Some(n) = take(src, "n") {
-        if n.as_f64() != Some(1.0) {
-            return Err(unsupported("n other than 1 (multiple choices)", "n"));
-        }
-    }
-    if let Some(l) = take(src, "logprobs") {
-        if l != Value::Bool(false) {
-            return Err(unsupported("logprobs", "logprobs"));
-        }
-    }
-    if take(src, "top_logprobs").is_some() {
-        return Err(unsupported("top_logprobs", "top_logprobs"));
-    }
-    if let Some(b) = take(src, "logit_bias") {
-        if !b.as_object().is_some_and(Map::is_empty) {
-            return Err(unsupported("logit_bias", "logit_bias"));
-        }
-    }
-    for key in ["frequency_penalty", "presence_penalty"] {
-        if let Some(p) = take(src, key) {
-            if p.as_f64() != Some(0.0) {
-                return Err(unsupported(key, key));
-            }
-        }
-    }
     if let Some(rf) = take(src, "response_format") {
         let kind = rf.get("type").and_then(Value::as_str).unwrap_or("");
         if kind != "text" {
@@ -278,32 +276,7 @@ fn reject_unsupported(src: &mut Map<String, Value>) -> Result<(), ProxyError> {
             ));
         }
     }
-    if let Some(m) = take(src, "modalities") {
-        if m != json!(["text"]) {
-            return Err(unsupported("modalities other than text", "modalities"));
-        }
-    }
-    for (key, feature) in [
-        ("seed", "seed"),
-        ("audio", "audio output"),
-        ("functions", "legacy 'functions' (use 'tools')"),
-        (
-            "function_call",
-            "legacy 'function_call' (use 'tool_choice')",
-        ),
-        ("reasoning_effort", "reasoning_effort"),
-        ("verbosity", "verbosity"),
-        ("prediction", "prediction"),
-        ("web_search_options", "web_search_options"),
-    ] {
-        if take(src, key).is_some() {
-            return Err(unsupported(feature, key));
-        }
-    }
-    for key in ["store", "metadata", "service_tier"] {
-        src.remove(key);
-    }
-    Ok(())
+    PARAMS.apply(src, NAME)
 }
 
 /// One Claude turn being assembled; consecutive same-role turns are merged into one.
@@ -471,17 +444,9 @@ fn user_part(part: Value, param: &str) -> Result<Value, ProxyError> {
     }
 }
 
-/// `data:<media type>;base64,<data>` → (media type, data).
-fn parse_data_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let media_type = meta.strip_suffix(";base64")?;
-    (!media_type.is_empty()).then_some((media_type, data))
-}
-
 fn image_block(url: &str, param: &str) -> Result<Value, ProxyError> {
     if url.starts_with("data:") {
-        let (media_type, data) = parse_data_url(url).ok_or_else(|| {
+        let DataUrl { media_type, data } = parse_data_url(url).ok_or_else(|| {
             bad(
                 param,
                 "image data URLs must look like data:<media type>;base64,<data>",
@@ -507,7 +472,7 @@ fn file_block(file: Option<&Value>, param: &str) -> Result<Value, ProxyError> {
         .and_then(|f| f.get("file_data"))
         .and_then(Value::as_str)
     {
-        let (media_type, data) = parse_data_url(data_url).ok_or_else(|| {
+        let DataUrl { media_type, data } = parse_data_url(data_url).ok_or_else(|| {
             bad(
                 param,
                 "file_data must look like data:<media type>;base64,<data>",
