@@ -4,23 +4,12 @@
 use crate::custom_settings::{CustomSetting, SettingMode};
 use crate::error::ConfigError;
 use crate::model_mapping::ModelMapping;
-use crate::providers::ProviderType;
+use crate::provider_type::ProviderType;
 use serde_json::{Map, Value};
 use std::fmt;
 
 /// Default upstream timeout from the seed (2 minutes).
 pub const DEFAULT_TIMEOUT_MS: u64 = 120_000;
-/// Default `anthropic-version` header from the seed.
-pub const DEFAULT_CLAUDE_VERSION: &str = "2023-06-01";
-/// Ollama's documented default port.
-pub const DEFAULT_OLLAMA_PORT: u16 = 11434;
-/// MiniMax models that use ChatCompletion Pro (and need `minimaxGroupId`), per the seed.
-pub const MINIMAX_PRO_MODELS: &[&str] = &[
-    "abab6.5-chat",
-    "abab6.5s-chat",
-    "abab5.5s-chat",
-    "abab5.5-chat",
-];
 
 /// A string that must never be printed: `Debug` and `Display` redact it.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -103,8 +92,10 @@ impl SplitUrl {
     }
 }
 
-/// The validated `provider` object.
-#[derive(Debug, Clone)]
+/// The validated `provider` object: the fields every provider shares. Provider-specific fields
+/// are declared, parsed and validated by each provider (`providers::<name>::Settings`), which
+/// reads them through [`ProviderConfig::fields`].
+#[derive(Clone)]
 pub struct ProviderConfig {
     pub kind: ProviderType,
     pub api_tokens: Vec<Secret>,
@@ -113,31 +104,32 @@ pub struct ProviderConfig {
     pub protocol: Protocol,
     pub context: Option<ContextConfig>,
     pub custom_settings: Vec<CustomSetting>,
-    pub openai_custom_url: Option<SplitUrl>,
-    pub response_json_schema: Option<Value>,
-    pub azure_service_url: Option<SplitUrl>,
-    pub moonshot_file_id: Option<String>,
-    pub qwen_enable_search: bool,
-    pub qwen_file_ids: Vec<String>,
-    pub minimax_group_id: Option<String>,
-    pub claude_version: String,
-    pub ollama_server_host: Option<String>,
-    pub ollama_server_port: u16,
-    pub hunyuan_auth_id: Option<Secret>,
-    pub hunyuan_auth_key: Option<Secret>,
-    pub cloudflare_account_id: Option<String>,
-    /// `geminiSafetySetting`, in the order given.
-    pub gemini_safety_setting: Vec<(String, String)>,
-    pub target_lang: Option<String>,
+    /// The whole `provider` object, for the provider's own fields. Never printed: it may hold
+    /// signing keys.
+    raw: Map<String, Value>,
+}
+
+impl fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("kind", &self.kind)
+            .field("api_tokens", &self.api_tokens)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("model_mapping", &self.model_mapping)
+            .field("protocol", &self.protocol)
+            .field("context", &self.context)
+            .field("custom_settings", &self.custom_settings)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads typed fields out of one JSON object, producing errors that carry the full path.
-struct Fields<'a> {
+pub struct Fields<'a> {
     obj: &'a Map<String, Value>,
     path: &'a str,
 }
 
-fn type_name(v: &Value) -> &'static str {
+pub fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -149,11 +141,11 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 impl<'a> Fields<'a> {
-    fn at(&self, key: &str) -> String {
+    pub fn at(&self, key: &str) -> String {
         format!("{}.{}", self.path, key)
     }
 
-    fn wrong(&self, key: &str, want: &str, v: &Value) -> ConfigError {
+    pub fn wrong(&self, key: &str, want: &str, v: &Value) -> ConfigError {
         ConfigError::invalid(
             self.at(key),
             format!("expected {want}, found {}", type_name(v)),
@@ -161,11 +153,11 @@ impl<'a> Fields<'a> {
     }
 
     /// Present and non-null.
-    fn get(&self, key: &str) -> Option<&'a Value> {
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
         self.obj.get(key).filter(|v| !v.is_null())
     }
 
-    fn str(&self, key: &str) -> Result<Option<&'a str>, ConfigError> {
+    pub fn str(&self, key: &str) -> Result<Option<&'a str>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
@@ -173,14 +165,14 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn nonempty_str(&self, key: &str) -> Result<Option<&'a str>, ConfigError> {
+    pub fn nonempty_str(&self, key: &str) -> Result<Option<&'a str>, ConfigError> {
         match self.str(key)? {
             Some("") => Err(ConfigError::invalid(self.at(key), "must not be empty")),
             other => Ok(other),
         }
     }
 
-    fn bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -188,7 +180,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn u64(&self, key: &str) -> Result<Option<u64>, ConfigError> {
+    pub fn u64(&self, key: &str) -> Result<Option<u64>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Number(n)) => n
@@ -206,7 +198,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn str_array(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+    pub fn str_array(&self, key: &str) -> Result<Vec<String>, ConfigError> {
         match self.get(key) {
             None => Ok(Vec::new()),
             Some(Value::Array(items)) => items
@@ -224,7 +216,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn str_map(&self, key: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    pub fn str_map(&self, key: &str) -> Result<Vec<(String, String)>, ConfigError> {
         match self.get(key) {
             None => Ok(Vec::new()),
             Some(Value::Object(m)) => m
@@ -241,7 +233,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn require<T>(&self, key: &str, v: Option<T>, why: &str) -> Result<T, ConfigError> {
+    pub fn require<T>(&self, key: &str, v: Option<T>, why: &str) -> Result<T, ConfigError> {
         v.ok_or_else(|| ConfigError::invalid(self.at(key), format!("required {why}")))
     }
 }
@@ -321,60 +313,7 @@ impl ProviderConfig {
         let context = parse_context(obj.get("context").filter(|v| !v.is_null()))?;
         let custom_settings = parse_custom_settings(obj.get("customSettings"))?;
 
-        let openai_custom_url = match f.nonempty_str("openaiCustomUrl")? {
-            None => None,
-            Some(u) => Some(SplitUrl::parse(u).ok_or_else(|| {
-                ConfigError::invalid("provider.openaiCustomUrl", "not a valid URL")
-            })?),
-        };
-        let response_json_schema = match f.get("responseJsonSchema") {
-            None => None,
-            Some(v @ Value::Object(_)) => Some(v.clone()),
-            Some(v) => return Err(f.wrong("responseJsonSchema", "an object", v)),
-        };
-        let azure_service_url = match f.nonempty_str("azureServiceUrl")? {
-            None => None,
-            Some(u) => {
-                let split = SplitUrl::parse(u).ok_or_else(|| {
-                    ConfigError::invalid("provider.azureServiceUrl", "not a valid URL")
-                })?;
-                if split.query_param("api-version").is_none_or(str::is_empty) {
-                    return Err(ConfigError::invalid(
-                        "provider.azureServiceUrl",
-                        "must include the api-version query parameter",
-                    ));
-                }
-                Some(split)
-            }
-        };
-        let moonshot_file_id = f.nonempty_str("moonshotFileId")?.map(str::to_string);
-        let qwen_enable_search = f.bool("qwenEnableSearch")?.unwrap_or(false);
-        let qwen_file_ids = f.str_array("qwenFileIds")?;
-        let minimax_group_id = f.nonempty_str("minimaxGroupId")?.map(str::to_string);
-        // The seed's Claude example spells it `version`; `claudeVersion` wins when both are set.
-        let claude_version = f
-            .nonempty_str("claudeVersion")?
-            .or(f.nonempty_str("version")?)
-            .unwrap_or(DEFAULT_CLAUDE_VERSION)
-            .to_string();
-        let ollama_server_host = f.nonempty_str("ollamaServerHost")?.map(str::to_string);
-        let ollama_server_port = match f.u64("ollamaServerPort")? {
-            None => DEFAULT_OLLAMA_PORT,
-            Some(p) if (1..=65535).contains(&p) => p as u16,
-            Some(_) => {
-                return Err(ConfigError::invalid(
-                    "provider.ollamaServerPort",
-                    "must be between 1 and 65535",
-                ))
-            }
-        };
-        let hunyuan_auth_id = f.nonempty_str("hunyuanAuthId")?.map(Secret::new);
-        let hunyuan_auth_key = f.nonempty_str("hunyuanAuthKey")?.map(Secret::new);
-        let cloudflare_account_id = f.nonempty_str("cloudflareAccountId")?.map(str::to_string);
-        let gemini_safety_setting = f.str_map("geminiSafetySetting")?;
-        let target_lang = f.nonempty_str("targetLang")?.map(str::to_string);
-
-        let cfg = Self {
+        Ok(Self {
             kind,
             api_tokens,
             timeout_ms,
@@ -382,44 +321,22 @@ impl ProviderConfig {
             protocol,
             context,
             custom_settings,
-            openai_custom_url,
-            response_json_schema,
-            azure_service_url,
-            moonshot_file_id,
-            qwen_enable_search,
-            qwen_file_ids,
-            minimax_group_id,
-            claude_version,
-            ollama_server_host,
-            ollama_server_port,
-            hunyuan_auth_id,
-            hunyuan_auth_key,
-            cloudflare_account_id,
-            gemini_safety_setting,
-            target_lang,
-        };
-        cfg.validate_for_provider(&f)?;
-        Ok(cfg)
+            raw: obj.clone(),
+        })
     }
 
-    /// Cross-field rules that depend on the provider type.
-    fn validate_for_provider(&self, f: &Fields<'_>) -> Result<(), ConfigError> {
-        use ProviderType as P;
-        if self.context.is_some() && self.moonshot_file_id.is_some() {
-            return Err(ConfigError::invalid(
-                "provider.context",
-                "cannot be combined with moonshotFileId",
-            ));
+    /// A reader over the `provider` object, for the provider's own fields; its errors carry the
+    /// full field path (`provider.azureServiceUrl`).
+    pub fn fields(&self) -> Fields<'_> {
+        Fields {
+            obj: &self.raw,
+            path: "provider",
         }
-        if self.context.is_some() && !self.qwen_file_ids.is_empty() {
-            return Err(ConfigError::invalid(
-                "provider.context",
-                "cannot be combined with qwenFileIds",
-            ));
-        }
-        let needs_token = !matches!(self.kind, P::Ollama | P::Hunyuan)
-            && (self.kind != P::OpenAi || self.openai_custom_url.is_none());
-        if needs_token && self.api_tokens.iter().all(|t| t.expose().is_empty()) {
+    }
+
+    /// The `apiTokens` rule, for providers that authenticate with them.
+    pub fn require_token(&self) -> Result<(), ConfigError> {
+        if self.api_tokens.iter().all(|t| t.expose().is_empty()) {
             return Err(ConfigError::invalid(
                 "provider.apiTokens",
                 format!(
@@ -428,68 +345,16 @@ impl ProviderConfig {
                 ),
             ));
         }
-        match self.kind {
-            P::Azure => {
-                f.require(
-                    "azureServiceUrl",
-                    self.azure_service_url.as_ref(),
-                    "for provider type 'azure'",
-                )?;
-                if self.api_tokens.len() > 1 {
-                    return Err(ConfigError::invalid(
-                        "provider.apiTokens",
-                        "azure supports exactly one API token",
-                    ));
-                }
-            }
-            P::Ollama => {
-                f.require(
-                    "ollamaServerHost",
-                    self.ollama_server_host.as_ref(),
-                    "for provider type 'ollama'",
-                )?;
-            }
-            P::Hunyuan => {
-                f.require(
-                    "hunyuanAuthId",
-                    self.hunyuan_auth_id.as_ref(),
-                    "for provider type 'hunyuan'",
-                )?;
-                f.require(
-                    "hunyuanAuthKey",
-                    self.hunyuan_auth_key.as_ref(),
-                    "for provider type 'hunyuan'",
-                )?;
-            }
-            P::Cloudflare => {
-                f.require(
-                    "cloudflareAccountId",
-                    self.cloudflare_account_id.as_ref(),
-                    "for provider type 'cloudflare'",
-                )?;
-            }
-            P::Deepl => {
-                f.require(
-                    "targetLang",
-                    self.target_lang.as_ref(),
-                    "for provider type 'deepl'",
-                )?;
-            }
-            P::Minimax if self.minimax_group_id.is_none() => {
-                if let Some(m) = self
-                    .model_mapping
-                    .targets()
-                    .find(|t| MINIMAX_PRO_MODELS.contains(t))
-                {
-                    return Err(ConfigError::invalid(
-                        "provider.minimaxGroupId",
-                        format!(
-                            "required when modelMapping targets the ChatCompletion Pro model '{m}'"
-                        ),
-                    ));
-                }
-            }
-            _ => {}
+        Ok(())
+    }
+
+    /// Refuses `context` alongside a provider field that supplies the context another way.
+    pub fn forbid_context_with(&self, field: &str, set: bool) -> Result<(), ConfigError> {
+        if set && self.context.is_some() {
+            return Err(ConfigError::invalid(
+                "provider.context",
+                format!("cannot be combined with {field}"),
+            ));
         }
         Ok(())
     }

@@ -4,8 +4,13 @@ use super::*;
 use crate::error::ErrorCode;
 use serde_json::json;
 
+use crate::providers::{claude, deepl, gemini, hunyuan, minimax, openai_compat, qwen};
+
+/// The shared fields, after the provider has accepted its own (as `Config::from_json` does).
 fn parse(v: Value) -> Result<ProviderConfig, ConfigError> {
-    ProviderConfig::from_json(v.to_string().as_bytes())
+    let pc = ProviderConfig::from_json(v.to_string().as_bytes())?;
+    crate::exchange::Config::new(pc.clone())?;
+    Ok(pc)
 }
 
 fn rejects(v: Value, path: &str, reason_part: &str) {
@@ -31,7 +36,8 @@ fn every_seed_example_config_is_accepted() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
-        ProviderConfig::from_json(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        crate::exchange::Config::from_json(&bytes)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         n += 1;
     }
     assert!(n >= 17, "expected the seed's configs, found {n}");
@@ -63,8 +69,11 @@ fn all_21_provider_types_load_with_defaults() {
         assert_eq!(c.kind, kind);
         assert_eq!(c.timeout_ms, 120_000);
         assert_eq!(c.protocol, Protocol::OpenAi);
-        assert_eq!(c.claude_version, "2023-06-01");
-        assert_eq!(c.ollama_server_port, 11434);
+        assert_eq!(claude::Settings::parse(&c).unwrap().version, "2023-06-01");
+        if openai_compat::row(kind).is_some() {
+            let s = openai_compat::CompatSettings::parse(kind, &c).unwrap();
+            assert_eq!(s.ollama_server_port, 11434);
+        }
     }
 }
 
@@ -91,12 +100,13 @@ fn every_documented_field_is_read() {
         crate::custom_settings::SettingMode::Raw
     );
     assert!(!c.custom_settings[0].overwrite);
-    let u = c.openai_custom_url.as_ref().unwrap();
+    let compat = openai_compat::CompatSettings::parse(ProviderType::OpenAi, &c).unwrap();
+    let u = compat.openai_custom_url.as_ref().unwrap();
     assert_eq!(
         (u.authority.as_str(), u.path.as_str()),
         ("www.example.com", "/myai/v1/chat/completions")
     );
-    assert!(c.response_json_schema.is_some());
+    assert!(compat.response_json_schema.is_some());
     let ctx = c.context.as_ref().unwrap();
     assert_eq!(
         (
@@ -107,23 +117,29 @@ fn every_documented_field_is_read() {
         ),
         ("file.svc", "/ai/context.txt", "file.dns", 80)
     );
-    assert!(c.qwen_enable_search);
-    assert_eq!(c.minimax_group_id.as_deref(), Some("g"));
-    assert_eq!(c.claude_version, "2024-01-01");
+    assert!(qwen::Settings::parse(&c).unwrap().enable_search);
     assert_eq!(
-        (c.ollama_server_host.as_deref(), c.ollama_server_port),
+        minimax::Settings::parse(&c).unwrap().group_id.as_deref(),
+        Some("g")
+    );
+    assert_eq!(claude::Settings::parse(&c).unwrap().version, "2024-01-01");
+    assert_eq!(
+        (
+            compat.ollama_server_host.as_deref(),
+            compat.ollama_server_port
+        ),
         (Some("h"), 1234)
     );
-    assert_eq!(c.hunyuan_auth_id.as_ref().map(Secret::expose), Some("i"));
-    assert_eq!(c.cloudflare_account_id.as_deref(), Some("c"));
+    assert_eq!(hunyuan::Settings::parse(&c).unwrap().auth_id.expose(), "i");
+    assert_eq!(compat.cloudflare_account_id.as_deref(), Some("c"));
     assert_eq!(
-        c.gemini_safety_setting,
+        gemini::Settings::parse(&c).unwrap().safety_setting,
         vec![(
             "HARM_CATEGORY_HARASSMENT".to_string(),
             "BLOCK_NONE".to_string()
         )]
     );
-    assert_eq!(c.target_lang.as_deref(), Some("DE"));
+    assert_eq!(deepl::Settings::parse(&c).unwrap().target_lang, "DE");
 }
 
 #[test]
@@ -231,8 +247,17 @@ fn wrong_json_types_name_the_field() {
         "provider.customSettings[0].overwrite",
         "expected a boolean",
     );
+    // A provider's own fields are typed by that provider.
+    let pk = |kind: ProviderType, extra: Value| {
+        let mut v = minimal(kind);
+        v["provider"]
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
     rejects(
-        p(json!({"qwenEnableSearch": "yes"})),
+        pk(ProviderType::Qwen, json!({"qwenEnableSearch": "yes"})),
         "provider.qwenEnableSearch",
         "expected a boolean",
     );
@@ -242,7 +267,10 @@ fn wrong_json_types_name_the_field() {
         "expected an object",
     );
     rejects(
-        p(json!({"geminiSafetySetting": {"A": 1}})),
+        pk(
+            ProviderType::Gemini,
+            json!({"geminiSafetySetting": {"A": 1}}),
+        ),
         "provider.geminiSafetySetting.A",
         "expected a string",
     );

@@ -1,14 +1,11 @@
 //! Conversation context fetched before the request goes upstream: `context.fileUrl` (a plain-text
-//! file from a host-side service) or Moonshot's `moonshotFileId` (the file's extracted content from
-//! Moonshot's files API). The host performs the fetch; the text becomes a leading system message.
+//! file from a host-side service) or a provider's own fetch (`Provider::callout`, e.g. Moonshot's
+//! file content). The host performs the fetch; the text becomes a leading system message.
 
 use crate::config::ProviderConfig;
 use crate::error::ProxyError;
-use crate::providers::ProviderType;
+use crate::providers::Provider;
 use serde_json::Value;
-
-/// Moonshot's files API host (the same host as its chat API).
-const MOONSHOT_HOST: &str = "api.moonshot.cn";
 /// Largest context text accepted from a callout.
 pub const MAX_CONTEXT_BYTES: usize = 8 << 20;
 
@@ -26,8 +23,9 @@ pub struct Callout {
     pub timeout_ms: u64,
 }
 
-/// The callout this configuration needs before each chat request, if any.
-pub fn callout_for(config: &ProviderConfig, token: &str) -> Option<Callout> {
+/// The callout this configuration needs before each chat request, if any: the shared
+/// `context` first, else the provider's own.
+pub fn callout_for(config: &ProviderConfig, imp: &dyn Provider, token: &str) -> Option<Callout> {
     if let Some(ctx) = &config.context {
         return Some(Callout {
             cluster: ctx.service_name.clone(),
@@ -39,28 +37,13 @@ pub fn callout_for(config: &ProviderConfig, token: &str) -> Option<Callout> {
             timeout_ms: config.timeout_ms,
         });
     }
-    if config.kind == ProviderType::Moonshot {
-        if let Some(id) = &config.moonshot_file_id {
-            // GET /v1/files/{file_id}/content, Bearer auth (Moonshot files API).
-            return Some(Callout {
-                cluster: MOONSHOT_HOST.to_string(),
-                port: 443,
-                authority: MOONSHOT_HOST.to_string(),
-                path: format!("/v1/files/{id}/content"),
-                method: "GET",
-                headers: vec![("authorization".into(), format!("Bearer {token}"))],
-                timeout_ms: config.timeout_ms,
-            });
-        }
-    }
-    None
+    imp.callout(config, token)
 }
 
-/// The text a successful callout contributes. Moonshot documents the content endpoint as the
-/// file's extracted text; deployed versions wrap it as JSON with a `content` field, so that field is
-/// used when present and the raw text otherwise.
+/// The text a successful callout contributes (the provider reads its own answer's shape).
 pub fn context_text(
     config: &ProviderConfig,
+    imp: &dyn Provider,
     status: u16,
     body: &[u8],
 ) -> Result<String, ProxyError> {
@@ -86,14 +69,10 @@ pub fn context_text(
         )
         .with_code("context_fetch_failed")
     })?;
-    if config.kind == ProviderType::Moonshot && config.moonshot_file_id.is_some() {
-        if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(text) {
-            if let Some(Value::String(c)) = o.get("content") {
-                return Ok(c.clone());
-            }
-        }
+    if config.context.is_some() {
+        return Ok(text.to_string());
     }
-    Ok(text.to_string())
+    Ok(imp.callout_text(text))
 }
 
 /// Puts the context first in `messages` as a system message.

@@ -38,17 +38,19 @@ impl fmt::Debug for Config {
 
 impl Config {
     pub fn from_json(bytes: &[u8]) -> Result<Arc<Self>, ConfigError> {
-        Ok(Arc::new(Self::new(ProviderConfig::from_json(bytes)?)))
+        Ok(Arc::new(Self::new(ProviderConfig::from_json(bytes)?)?))
     }
 
-    pub fn new(provider: ProviderConfig) -> Self {
-        let imp = providers::build(&provider);
-        Self {
+    /// The provider implementation for validated shared settings: the provider reads and
+    /// validates its own fields here.
+    pub fn new(provider: ProviderConfig) -> Result<Self, ConfigError> {
+        let imp = providers::build(&provider)?;
+        Ok(Self {
             provider,
             imp,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-        }
+        })
     }
 
     /// Whether requests with this method and path are translated (OpenAI body read and rewritten).
@@ -281,7 +283,9 @@ impl Exchange {
         let api = Api::from_path(path).expect("translates() checked the path");
         let action = match self.parse_request(api, headers, body, token) {
             Ok(mut value) => {
-                match context::callout_for(pc, token).filter(|_| api == Api::ChatCompletions) {
+                match context::callout_for(pc, cfg.imp.as_ref(), token)
+                    .filter(|_| api == Api::ChatCompletions)
+                {
                     Some(c) => {
                         self.pending_body = Some(value);
                         self.stage = Stage::AwaitingCallout;
@@ -305,7 +309,13 @@ impl Exchange {
             return Err(StateError("no callout is outstanding"));
         }
         let mut value = self.pending_body.take().expect("set with the stage");
-        let action = context::context_text(&self.config.provider, status, body).and_then(|text| {
+        let action = context::context_text(
+            &self.config.provider,
+            self.config.imp.as_ref(),
+            status,
+            body,
+        )
+        .and_then(|text| {
             context::prepend_system(&mut value, text);
             self.build_upstream(&mut value)
         });

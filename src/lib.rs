@@ -9,6 +9,7 @@ pub mod exchange;
 pub mod ffi;
 pub mod model_mapping;
 pub mod openai;
+pub mod provider_type;
 pub mod providers;
 pub mod sse;
 pub mod usage;

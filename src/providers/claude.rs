@@ -28,7 +28,7 @@
 use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::custom_settings::{self, SettingsProtocol};
-use crate::error::{error_type_for_status, ProxyError};
+use crate::error::{error_type_for_status, ConfigError, ProxyError};
 use crate::openai;
 use crate::openai::request::{parse_data_url, stop_sequences, take, DataUrl, Param, ParamTable};
 use crate::openai::writer::{tool_call, Choice, Completion, OpenAiWriter, ToolCallDelta};
@@ -42,15 +42,47 @@ const NAME: &str = "claude";
 /// `max_tokens` is required by Claude; used when neither the client nor customSettings set it.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
-pub fn build(_config: &ProviderConfig) -> Box<dyn Provider> {
-    Box::new(Claude)
+/// Default `anthropic-version` header from the seed.
+pub const DEFAULT_VERSION: &str = "2023-06-01";
+
+/// claude's own configuration fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `claudeVersion` (the seed's example spells it `version`; `claudeVersion` wins).
+    pub version: String,
+    /// `responseJsonSchema` is set (an OpenAI-only field Claude cannot honour).
+    pub response_json_schema: bool,
 }
 
-struct Claude;
+impl Settings {
+    pub fn parse(config: &ProviderConfig) -> Result<Self, ConfigError> {
+        let f = config.fields();
+        config.require_token()?;
+        let version = f
+            .nonempty_str("claudeVersion")?
+            .or(f.nonempty_str("version")?)
+            .unwrap_or(DEFAULT_VERSION)
+            .to_string();
+        Ok(Self {
+            version,
+            response_json_schema: f.get("responseJsonSchema").is_some(),
+        })
+    }
+}
 
-fn with_auth(up: Upstream, config: &ProviderConfig, token: &str) -> Upstream {
+pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
+    Ok(Box::new(Claude {
+        settings: Settings::parse(config)?,
+    }))
+}
+
+struct Claude {
+    settings: Settings,
+}
+
+fn with_auth(up: Upstream, settings: &Settings, token: &str) -> Upstream {
     up.header("x-api-key", token)
-        .header("anthropic-version", config.claude_version.as_str())
+        .header("anthropic-version", settings.version.as_str())
 }
 
 impl Provider for Claude {
@@ -70,21 +102,27 @@ impl Provider for Claude {
         if req.api == Api::Embeddings {
             return Err(ProxyError::unsupported("the embeddings API", NAME));
         }
+        if self.settings.response_json_schema {
+            return Err(ProxyError::unsupported(
+                "responseJsonSchema (response_format json_schema)",
+                NAME,
+            ));
+        }
         translate_chat(req, body)?;
         Ok(with_auth(
             Upstream::new(HOST, MESSAGES_PATH),
-            req.config,
+            &self.settings,
             req.token,
         ))
     }
 
     fn passthrough_target(
         &self,
-        config: &ProviderConfig,
+        _config: &ProviderConfig,
         token: &str,
         path: &str,
     ) -> Result<Upstream, ProxyError> {
-        Ok(with_auth(Upstream::new(HOST, path), config, token))
+        Ok(with_auth(Upstream::new(HOST, path), &self.settings, token))
     }
 
     fn response_translator(&self, _req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
@@ -108,12 +146,6 @@ fn translate_chat(req: &RequestInfo<'_>, body: &mut Value) -> Result<(), ProxyEr
     let obj = body
         .as_object_mut()
         .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
-    if req.config.response_json_schema.is_some() {
-        return Err(ProxyError::unsupported(
-            "responseJsonSchema (response_format json_schema)",
-            NAME,
-        ));
-    }
     let mut src = std::mem::take(obj);
     src.remove("model");
     reject_unsupported(&mut src)?;

@@ -23,7 +23,7 @@
 
 use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
-use crate::error::{error_type_for_status, ProxyError};
+use crate::error::{error_type_for_status, ConfigError, ProxyError};
 use crate::openai::{self, Delta, StreamMeta};
 use crate::sse::{self, SseEvent};
 use crate::usage::Usage;
@@ -34,11 +34,37 @@ const FREE_HOST: &str = "api-free.deepl.com";
 const PRO_HOST: &str = "api.deepl.com";
 const TRANSLATE_PATH: &str = "/v2/translate";
 
-pub fn build(_config: &ProviderConfig) -> Box<dyn Provider> {
-    Box::new(Deepl)
+/// deepl's own configuration fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `targetLang`: the language every request is translated into.
+    pub target_lang: String,
 }
 
-struct Deepl;
+impl Settings {
+    pub fn parse(config: &ProviderConfig) -> Result<Self, ConfigError> {
+        let f = config.fields();
+        config.require_token()?;
+        let target_lang = f.require(
+            "targetLang",
+            f.nonempty_str("targetLang")?,
+            "for provider type 'deepl'",
+        )?;
+        Ok(Self {
+            target_lang: target_lang.to_string(),
+        })
+    }
+}
+
+pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
+    Ok(Box::new(Deepl {
+        settings: Settings::parse(config)?,
+    }))
+}
+
+struct Deepl {
+    settings: Settings,
+}
 
 fn with_auth(up: Upstream, token: &str) -> Upstream {
     up.header("authorization", format!("DeepL-Auth-Key {token}"))
@@ -73,7 +99,7 @@ impl Provider for Deepl {
             return Err(ProxyError::unsupported("the embeddings API", NAME));
         }
         let host = tier_host(req.model)?;
-        translate_chat(req, body)?;
+        translate_chat(&self.settings, body)?;
         Ok(with_auth(Upstream::new(host, TRANSLATE_PATH), req.token))
     }
 
@@ -149,7 +175,7 @@ fn message_text(m: &Map<String, Value>, i: usize) -> Result<String, ProxyError> 
     }
 }
 
-fn translate_chat(req: &RequestInfo<'_>, body: &mut Value) -> Result<(), ProxyError> {
+fn translate_chat(settings: &Settings, body: &mut Value) -> Result<(), ProxyError> {
     let obj = body
         .as_object_mut()
         .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
@@ -193,7 +219,7 @@ fn translate_chat(req: &RequestInfo<'_>, body: &mut Value) -> Result<(), ProxyEr
         )
         .with_param("messages"));
     }
-    let target_lang = req.config.target_lang.as_deref().unwrap_or_default();
+    let target_lang = settings.target_lang.as_str();
     let mut out = json!({"text": texts, "target_lang": target_lang});
     if !context.is_empty() {
         out["context"] = Value::String(context.join("\n"));

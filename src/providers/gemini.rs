@@ -36,7 +36,7 @@
 use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::custom_settings::SettingsProtocol;
-use crate::error::{error_type_for_status, ProxyError};
+use crate::error::{error_type_for_status, ConfigError, ProxyError};
 use crate::openai::{self, Delta, StreamMeta};
 use crate::sse::{self, SseEvent};
 use crate::usage::Usage;
@@ -51,11 +51,31 @@ const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
 /// Upper bound on candidate indexes we track in a stream (OpenAI's `n` is small).
 const MAX_CANDIDATES: usize = 128;
 
-pub fn build(_config: &ProviderConfig) -> Box<dyn Provider> {
-    Box::new(Gemini)
+/// gemini's own configuration fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// `geminiSafetySetting`, category → threshold, in the order given.
+    pub safety_setting: Vec<(String, String)>,
 }
 
-pub struct Gemini;
+impl Settings {
+    pub fn parse(config: &ProviderConfig) -> Result<Self, ConfigError> {
+        config.require_token()?;
+        Ok(Self {
+            safety_setting: config.fields().str_map("geminiSafetySetting")?,
+        })
+    }
+}
+
+pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
+    Ok(Box::new(Gemini {
+        settings: Settings::parse(config)?,
+    }))
+}
+
+pub struct Gemini {
+    settings: Settings,
+}
 
 impl Provider for Gemini {
     fn kind(&self) -> ProviderType {
@@ -87,10 +107,10 @@ impl Provider for Gemini {
                 format!("/v1beta/{resource}:batchEmbedContents")
             }
         };
-        if req.api == Api::ChatCompletions && !req.config.gemini_safety_setting.is_empty() {
-            let settings: Vec<Value> = req
-                .config
-                .gemini_safety_setting
+        if req.api == Api::ChatCompletions && !self.settings.safety_setting.is_empty() {
+            let settings: Vec<Value> = self
+                .settings
+                .safety_setting
                 .iter()
                 .map(|(category, threshold)| json!({"category": category, "threshold": threshold}))
                 .collect();

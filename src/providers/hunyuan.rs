@@ -26,9 +26,9 @@
 //!   `Usage{PromptTokens, TotalTokens}`; no model parameter (fixed 1024-dimension model).
 
 use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
-use crate::config::ProviderConfig;
+use crate::config::{ProviderConfig, Secret};
 use crate::custom_settings::SettingsProtocol;
-use crate::error::{error_type_for_status, ProxyError};
+use crate::error::{error_type_for_status, ConfigError, ProxyError};
 use crate::openai::{self, Delta, StreamMeta};
 use crate::sse::{self, SseEvent};
 use crate::usage::Usage;
@@ -48,11 +48,35 @@ const ACTION_EMBEDDING: &str = "GetEmbedding";
 const ALGORITHM: &str = "TC3-HMAC-SHA256";
 const SIGNED_HEADERS: &str = "content-type;host";
 
-pub fn build(_config: &ProviderConfig) -> Box<dyn Provider> {
-    Box::new(Hunyuan)
+/// hunyuan's own configuration fields: the TC3 signing pair (no `apiTokens`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub auth_id: Secret,
+    pub auth_key: Secret,
 }
 
-struct Hunyuan;
+impl Settings {
+    pub fn parse(config: &ProviderConfig) -> Result<Self, ConfigError> {
+        let f = config.fields();
+        let why = "for provider type 'hunyuan'";
+        let auth_id = f.require("hunyuanAuthId", f.nonempty_str("hunyuanAuthId")?, why)?;
+        let auth_key = f.require("hunyuanAuthKey", f.nonempty_str("hunyuanAuthKey")?, why)?;
+        Ok(Self {
+            auth_id: Secret::new(auth_id),
+            auth_key: Secret::new(auth_key),
+        })
+    }
+}
+
+pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
+    Ok(Box::new(Hunyuan {
+        settings: Settings::parse(config)?,
+    }))
+}
+
+struct Hunyuan {
+    settings: Settings,
+}
 
 impl Provider for Hunyuan {
     fn kind(&self) -> ProviderType {
@@ -96,20 +120,14 @@ impl Provider for Hunyuan {
 
     fn finalize(
         &self,
-        config: &ProviderConfig,
+        _config: &ProviderConfig,
         upstream: &mut Upstream,
         body: &[u8],
     ) -> Result<(), ProxyError> {
-        let (id, key) =
-            match (&config.hunyuan_auth_id, &config.hunyuan_auth_key) {
-                (Some(id), Some(key)) => (id.expose(), key.expose()),
-                _ => return Err(ProxyError::new(
-                    500,
-                    "api_error",
-                    "provider 'hunyuan' needs hunyuanAuthId and hunyuanAuthKey to sign requests",
-                )
-                .with_code("provider_misconfigured")),
-            };
+        let (id, key) = (
+            self.settings.auth_id.expose(),
+            self.settings.auth_key.expose(),
+        );
         let timestamp = openai::now_secs();
         let signed = tc3_sign(
             id,
@@ -1753,12 +1771,11 @@ data: {\"Choices\":[{\"Index\":0,\"Delta\":{\"Role\":\"assistant\",\"Content\":\
 
     #[test]
     fn missing_credentials_are_a_clear_error_without_secrets() {
-        let mut pc = cfg().provider.clone();
-        pc.hunyuan_auth_key = None;
-        let mut up = Upstream::new(HOST, "/");
-        let err = Hunyuan.finalize(&pc, &mut up, b"{}").unwrap_err();
-        assert_eq!(err.status, 500);
-        assert!(err.message.contains("hunyuanAuthKey"));
-        assert!(!err.message.contains(SECRET_ID));
+        // A configuration without the key is refused at load time, naming the field only.
+        let json = format!(r#"{{"provider":{{"type":"hunyuan","hunyuanAuthId":"{SECRET_ID}"}}}}"#);
+        let err = crate::Config::from_json(json.as_bytes()).unwrap_err();
+        assert_eq!(err.path, "provider.hunyuanAuthKey");
+        assert!(err.to_string().contains("hunyuanAuthKey"));
+        assert!(!err.to_string().contains(SECRET_ID));
     }
 }

@@ -1,4 +1,4 @@
-//! minimax: ChatCompletion Pro for the models in `config::MINIMAX_PRO_MODELS` (translated here);
+//! minimax: ChatCompletion Pro for the models in `PRO_MODELS` (translated here);
 //! every other model, embeddings and `protocol: original` go to the OpenAI-compatible
 //! chatcompletion_v2 row of `openai_compat` (delegated per request, not copied).
 //!
@@ -21,8 +21,9 @@
 
 use super::openai_compat::{self, CompatProvider, Host};
 use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
-use crate::config::{ProviderConfig, MINIMAX_PRO_MODELS};
+use crate::config::ProviderConfig;
 use crate::custom_settings::SettingsProtocol;
+use crate::error::ConfigError;
 use crate::error::ProxyError;
 use crate::openai::{self, Delta, StreamMeta};
 use crate::sse::{self, SseEvent};
@@ -38,25 +39,66 @@ const DEFAULT_BOT_NAME: &str = "MM智能助理";
 const DEFAULT_BOT_CONTENT: &str = "MM智能助理是MiniMax的AI助手，负责回答用户的问题。";
 const DEFAULT_USER_NAME: &str = "用户";
 
-pub fn build(config: &ProviderConfig) -> Box<dyn Provider> {
+/// MiniMax models that use ChatCompletion Pro (and need `minimaxGroupId`), per the seed.
+pub const PRO_MODELS: &[&str] = &[
+    "abab6.5-chat",
+    "abab6.5s-chat",
+    "abab5.5s-chat",
+    "abab5.5-chat",
+];
+
+/// minimax's own configuration fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// `minimaxGroupId`: required by ChatCompletion Pro.
+    pub group_id: Option<String>,
+}
+
+impl Settings {
+    pub fn parse(config: &ProviderConfig) -> Result<Self, ConfigError> {
+        let group_id = config
+            .fields()
+            .nonempty_str("minimaxGroupId")?
+            .map(str::to_string);
+        if group_id.is_none() {
+            if let Some(m) = config
+                .model_mapping
+                .targets()
+                .find(|t| PRO_MODELS.contains(t))
+            {
+                return Err(ConfigError::invalid(
+                    "provider.minimaxGroupId",
+                    format!(
+                        "required when modelMapping targets the ChatCompletion Pro model '{m}'"
+                    ),
+                ));
+            }
+        }
+        Ok(Self { group_id })
+    }
+}
+
+pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
     let row = openai_compat::row(config.kind).expect("minimax has a compat row");
     let host = match row.host {
         Host::Fixed(h) => h,
         _ => FALLBACK_HOST,
     };
-    Box::new(Minimax {
-        compat: CompatProvider::new(row),
+    Ok(Box::new(Minimax {
+        compat: openai_compat::CompatProvider::for_row(row, config)?,
         host,
-    })
+        settings: Settings::parse(config)?,
+    }))
 }
 
 fn is_pro(req: &RequestInfo<'_>) -> bool {
-    req.api == Api::ChatCompletions && MINIMAX_PRO_MODELS.contains(&req.model)
+    req.api == Api::ChatCompletions && PRO_MODELS.contains(&req.model)
 }
 
 struct Minimax {
     compat: CompatProvider,
     host: &'static str,
+    settings: Settings,
 }
 
 impl Provider for Minimax {
@@ -80,7 +122,7 @@ impl Provider for Minimax {
         if !is_pro(req) {
             return self.compat.translate_request(req, body);
         }
-        let group = req.config.minimax_group_id.as_deref().ok_or_else(|| {
+        let group = self.settings.group_id.as_deref().ok_or_else(|| {
             ProxyError::bad_request(format!(
                 "model '{}' uses MiniMax ChatCompletion Pro, which needs 'minimaxGroupId' in the provider configuration",
                 req.model

@@ -3,8 +3,9 @@
 
 use crate::config::ProviderConfig;
 use crate::custom_settings::SettingsProtocol;
-use crate::error::ProxyError;
+use crate::error::{ConfigError, ProxyError};
 use crate::openai::OpenAiWriter;
+pub use crate::provider_type::ProviderType;
 use crate::sse::SseEvent;
 use crate::usage::Usage;
 use serde_json::Value;
@@ -14,92 +15,9 @@ pub mod deepl;
 pub mod gemini;
 pub mod hunyuan;
 pub mod minimax;
+pub mod moonshot;
 pub mod openai_compat;
-pub mod pending;
 pub mod qwen;
-
-/// The 21 provider types of the seed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProviderType {
-    OpenAi,
-    Azure,
-    Moonshot,
-    Qwen,
-    Baichuan,
-    Yi,
-    Zhipuai,
-    Deepseek,
-    Groq,
-    Baidu,
-    Ai360,
-    Mistral,
-    Minimax,
-    Claude,
-    Ollama,
-    Hunyuan,
-    Stepfun,
-    Cloudflare,
-    Spark,
-    Gemini,
-    Deepl,
-}
-
-impl ProviderType {
-    pub const ALL: [ProviderType; 21] = [
-        Self::OpenAi,
-        Self::Azure,
-        Self::Moonshot,
-        Self::Qwen,
-        Self::Baichuan,
-        Self::Yi,
-        Self::Zhipuai,
-        Self::Deepseek,
-        Self::Groq,
-        Self::Baidu,
-        Self::Ai360,
-        Self::Mistral,
-        Self::Minimax,
-        Self::Claude,
-        Self::Ollama,
-        Self::Hunyuan,
-        Self::Stepfun,
-        Self::Cloudflare,
-        Self::Spark,
-        Self::Gemini,
-        Self::Deepl,
-    ];
-
-    /// The `type` string of the configuration.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::OpenAi => "openai",
-            Self::Azure => "azure",
-            Self::Moonshot => "moonshot",
-            Self::Qwen => "qwen",
-            Self::Baichuan => "baichuan",
-            Self::Yi => "yi",
-            Self::Zhipuai => "zhipuai",
-            Self::Deepseek => "deepseek",
-            Self::Groq => "groq",
-            Self::Baidu => "baidu",
-            Self::Ai360 => "ai360",
-            Self::Mistral => "mistral",
-            Self::Minimax => "minimax",
-            Self::Claude => "claude",
-            Self::Ollama => "ollama",
-            Self::Hunyuan => "hunyuan",
-            Self::Stepfun => "stepfun",
-            Self::Cloudflare => "cloudflare",
-            Self::Spark => "spark",
-            Self::Gemini => "gemini",
-            Self::Deepl => "deepl",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.name() == s)
-    }
-}
 
 /// The OpenAI APIs we translate, chosen by path suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +125,17 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
+    /// A fetch the provider needs before each chat request (Moonshot's file content), made by the
+    /// host like the `context` callout. Default: none.
+    fn callout(&self, _config: &ProviderConfig, _token: &str) -> Option<crate::context::Callout> {
+        None
+    }
+
+    /// The context text of a successful [`Provider::callout`] answer. Default: the body as is.
+    fn callout_text(&self, text: &str) -> String {
+        text.to_string()
+    }
+
     /// The provider signs every request over its body bytes (so hosts must hand the body over even
     /// on untranslated paths).
     fn signs_body(&self) -> bool {
@@ -282,8 +211,9 @@ pub trait ResponseTranslator: Send {
     }
 }
 
-/// The provider implementation for a validated configuration.
-pub fn build(config: &ProviderConfig) -> Box<dyn Provider> {
+/// The provider implementation for a configuration: each provider reads and validates its own
+/// fields. A new translating provider is one module plus one line here.
+pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
     match config.kind {
         ProviderType::Claude => claude::build(config),
         ProviderType::Gemini => gemini::build(config),
@@ -291,9 +221,6 @@ pub fn build(config: &ProviderConfig) -> Box<dyn Provider> {
         ProviderType::Hunyuan => hunyuan::build(config),
         ProviderType::Minimax => minimax::build(config),
         ProviderType::Deepl => deepl::build(config),
-        kind => match openai_compat::row(kind) {
-            Some(row) => Box::new(openai_compat::CompatProvider::new(row)),
-            None => Box::new(pending::Pending(kind)),
-        },
+        kind => openai_compat::build(kind, config),
     }
 }

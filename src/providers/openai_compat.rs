@@ -28,8 +28,10 @@
 //!   with `base_resp.status_code != 0`. (ChatCompletion Pro models are handled in `minimax.rs`.)
 
 use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
-use crate::config::ProviderConfig;
+use crate::config::{Fields, ProviderConfig, SplitUrl};
+use crate::context::Callout;
 use crate::custom_settings::SettingsProtocol;
+use crate::error::ConfigError;
 use crate::error::ProxyError;
 use crate::openai::{self, StreamMeta};
 use crate::sse::{self, SseEvent};
@@ -233,20 +235,127 @@ fn with_query(path: String, query: &str) -> String {
     }
 }
 
+/// The configuration fields the family's rows read (each only where its row needs it).
+#[derive(Debug, Clone, Default)]
+pub struct CompatSettings {
+    pub openai_custom_url: Option<SplitUrl>,
+    pub response_json_schema: Option<Value>,
+    pub azure_service_url: Option<SplitUrl>,
+    pub ollama_server_host: Option<String>,
+    pub ollama_server_port: u16,
+    pub cloudflare_account_id: Option<String>,
+    pub moonshot_file_id: Option<String>,
+}
+
+/// Ollama's documented default port.
+pub const DEFAULT_OLLAMA_PORT: u16 = 11434;
+
+fn url_field(f: &Fields<'_>, key: &str) -> Result<Option<SplitUrl>, ConfigError> {
+    f.nonempty_str(key)?
+        .map(|u| {
+            SplitUrl::parse(u).ok_or_else(|| ConfigError::invalid(f.at(key), "not a valid URL"))
+        })
+        .transpose()
+}
+
+impl CompatSettings {
+    /// Reads and validates the fields of `kind`'s row.
+    pub fn parse(kind: ProviderType, config: &ProviderConfig) -> Result<Self, ConfigError> {
+        let f = config.fields();
+        let need = |key: &str, v: bool| -> Result<(), ConfigError> {
+            if v {
+                Ok(())
+            } else {
+                Err(ConfigError::invalid(
+                    f.at(key),
+                    format!("required for provider type '{}'", kind.name()),
+                ))
+            }
+        };
+        let mut s = Self {
+            openai_custom_url: url_field(&f, "openaiCustomUrl")?,
+            ollama_server_port: DEFAULT_OLLAMA_PORT,
+            ..Self::default()
+        };
+        s.response_json_schema = match f.get("responseJsonSchema") {
+            None => None,
+            Some(v @ Value::Object(_)) => Some(v.clone()),
+            Some(v) => return Err(f.wrong("responseJsonSchema", "an object", v)),
+        };
+        s.azure_service_url = url_field(&f, "azureServiceUrl")?;
+        if let Some(u) = &s.azure_service_url {
+            if u.query_param("api-version").is_none_or(str::is_empty) {
+                return Err(ConfigError::invalid(
+                    "provider.azureServiceUrl",
+                    "must include the api-version query parameter",
+                ));
+            }
+        }
+        s.ollama_server_host = f.nonempty_str("ollamaServerHost")?.map(str::to_string);
+        if let Some(p) = f.u64("ollamaServerPort")? {
+            s.ollama_server_port = u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+                ConfigError::invalid("provider.ollamaServerPort", "must be between 1 and 65535")
+            })?;
+        }
+        s.cloudflare_account_id = f.nonempty_str("cloudflareAccountId")?.map(str::to_string);
+        s.moonshot_file_id = f.nonempty_str("moonshotFileId")?.map(str::to_string);
+        config.forbid_context_with("moonshotFileId", s.moonshot_file_id.is_some())?;
+        let needs_token = match kind {
+            ProviderType::Ollama => false,
+            ProviderType::OpenAi => s.openai_custom_url.is_none(),
+            _ => true,
+        };
+        if needs_token {
+            config.require_token()?;
+        }
+        match kind {
+            ProviderType::Azure => {
+                need("azureServiceUrl", s.azure_service_url.is_some())?;
+                if config.api_tokens.len() > 1 {
+                    return Err(ConfigError::invalid(
+                        "provider.apiTokens",
+                        "azure supports exactly one API token",
+                    ));
+                }
+            }
+            ProviderType::Ollama => need("ollamaServerHost", s.ollama_server_host.is_some())?,
+            ProviderType::Cloudflare => {
+                need("cloudflareAccountId", s.cloudflare_account_id.is_some())?
+            }
+            _ => {}
+        }
+        Ok(s)
+    }
+}
+
+/// The provider for one of the table's types.
+pub fn build(
+    kind: ProviderType,
+    config: &ProviderConfig,
+) -> Result<Box<dyn Provider>, ConfigError> {
+    let row = row(kind).unwrap_or_else(|| unreachable!("every non-translating type has a row"));
+    Ok(Box::new(CompatProvider::for_row(row, config)?))
+}
+
 pub struct CompatProvider {
     row: &'static CompatRow,
+    settings: CompatSettings,
 }
 
 impl CompatProvider {
-    pub fn new(row: &'static CompatRow) -> Self {
-        Self { row }
+    pub fn for_row(row: &'static CompatRow, config: &ProviderConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            row,
+            settings: CompatSettings::parse(row.kind, config)?,
+        })
     }
 
     pub fn row(&self) -> &'static CompatRow {
         self.row
     }
 
-    fn authority(&self, config: &ProviderConfig) -> String {
+    fn authority(&self) -> String {
+        let config = &self.settings;
         match self.row.host {
             Host::Fixed(h) => h.to_string(),
             Host::OpenAiOrCustom(h) => config
@@ -266,7 +375,8 @@ impl CompatProvider {
         }
     }
 
-    fn path(&self, config: &ProviderConfig, api: Api) -> Result<String, ProxyError> {
+    fn path(&self, api: Api) -> Result<String, ProxyError> {
+        let config = &self.settings;
         let configured = match self.row.host {
             Host::Azure => config.azure_service_url.as_ref(),
             Host::OpenAiOrCustom(_) => config.openai_custom_url.as_ref(),
@@ -324,24 +434,34 @@ impl Provider for CompatProvider {
             obj.remove("stream_options");
         }
         if req.api == Api::ChatCompletions {
-            if let Some(schema) = &req.config.response_json_schema {
+            if let Some(schema) = &self.settings.response_json_schema {
                 obj.insert(
                     "response_format".into(),
                     serde_json::json!({"type": "json_schema", "json_schema": schema}),
                 );
             }
         }
-        let up = Upstream::new(self.authority(req.config), self.path(req.config, req.api)?);
+        let up = Upstream::new(self.authority(), self.path(req.api)?);
         Ok(self.with_auth(up, req.token))
     }
 
     fn passthrough_target(
         &self,
-        config: &ProviderConfig,
+        _config: &ProviderConfig,
         token: &str,
         path: &str,
     ) -> Result<Upstream, ProxyError> {
-        Ok(self.with_auth(Upstream::new(self.authority(config), path), token))
+        Ok(self.with_auth(Upstream::new(self.authority(), path), token))
+    }
+
+    fn callout(&self, config: &ProviderConfig, token: &str) -> Option<Callout> {
+        let id = self.settings.moonshot_file_id.as_deref()?;
+        (self.row.kind == ProviderType::Moonshot)
+            .then(|| super::moonshot::file_callout(id, token, config.timeout_ms))
+    }
+
+    fn callout_text(&self, text: &str) -> String {
+        super::moonshot::file_text(text)
     }
 
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {

@@ -533,7 +533,8 @@ fn local_replies_for_bad_requests() {
     let c = load(&cfg("openai", json!({})));
     let mut small = crate::exchange::Config::new(
         crate::ProviderConfig::from_value(&cfg("openai", json!({}))).unwrap(),
-    );
+    )
+    .unwrap();
     small.max_request_bytes = 64;
     let small = Arc::new(small);
     type Case<'a> = (

@@ -41,7 +41,7 @@
 use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::custom_settings::SettingsProtocol;
-use crate::error::{error_type_for_status, ProxyError};
+use crate::error::{error_type_for_status, ConfigError, ProxyError};
 use crate::openai::{self, Delta, StreamMeta};
 use crate::sse::{self, SseEvent};
 use crate::usage::Usage;
@@ -76,11 +76,37 @@ const PASS_PARAMS: &[&str] = &[
     "translation_options",
 ];
 
-pub fn build(_config: &ProviderConfig) -> Box<dyn Provider> {
-    Box::new(Qwen)
+/// qwen's own configuration fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// `qwenEnableSearch`: DashScope's built-in internet search.
+    pub enable_search: bool,
+    /// `qwenFileIds`: files uploaded to DashScope, referenced as `fileid://` system messages.
+    pub file_ids: Vec<String>,
 }
 
-struct Qwen;
+impl Settings {
+    pub fn parse(config: &ProviderConfig) -> Result<Self, ConfigError> {
+        let f = config.fields();
+        let s = Self {
+            enable_search: f.bool("qwenEnableSearch")?.unwrap_or(false),
+            file_ids: f.str_array("qwenFileIds")?,
+        };
+        config.forbid_context_with("qwenFileIds", !s.file_ids.is_empty())?;
+        config.require_token()?;
+        Ok(s)
+    }
+}
+
+pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
+    Ok(Box::new(Qwen {
+        settings: Settings::parse(config)?,
+    }))
+}
+
+struct Qwen {
+    settings: Settings,
+}
 
 /// Models served by the multimodal-generation API: the qwen-vl family (the seed's rule),
 /// plus the newer `qwen3-vl-*` / `qwen2.5-vl-*` names and QVQ.
@@ -105,7 +131,7 @@ impl Provider for Qwen {
     ) -> Result<Upstream, ProxyError> {
         let up = match req.api {
             Api::ChatCompletions => {
-                let path = translate_chat(req, body)?;
+                let path = translate_chat(req, &self.settings, body)?;
                 let up = Upstream::new(HOST, path).bearer(req.token);
                 if req.stream {
                     up.header("x-dashscope-sse", "enable")
@@ -202,7 +228,11 @@ fn reject_unsupported(obj: &Map<String, Value>) -> Result<(), ProxyError> {
 }
 
 /// Rewrites an OpenAI chat body into DashScope's; returns the path.
-fn translate_chat(req: &RequestInfo<'_>, body: &mut Value) -> Result<&'static str, ProxyError> {
+fn translate_chat(
+    req: &RequestInfo<'_>,
+    settings: &Settings,
+    body: &mut Value,
+) -> Result<&'static str, ProxyError> {
     let obj = body
         .as_object_mut()
         .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
@@ -220,10 +250,9 @@ fn translate_chat(req: &RequestInfo<'_>, body: &mut Value) -> Result<&'static st
     for (i, m) in messages.into_iter().enumerate() {
         out.push(convert_message(m, i, multimodal, req.model)?);
     }
-    if !req.config.qwen_file_ids.is_empty() {
-        let ids: Vec<String> = req
-            .config
-            .qwen_file_ids
+    if !settings.file_ids.is_empty() {
+        let ids: Vec<String> = settings
+            .file_ids
             .iter()
             .map(|id| format!("fileid://{id}"))
             .collect();
@@ -246,7 +275,7 @@ fn translate_chat(req: &RequestInfo<'_>, body: &mut Value) -> Result<&'static st
     if req.stream {
         params.insert("incremental_output".into(), true.into());
     }
-    if req.config.qwen_enable_search {
+    if settings.enable_search {
         params.insert("enable_search".into(), true.into());
     }
     for key in PASS_PARAMS {
