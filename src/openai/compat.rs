@@ -199,38 +199,30 @@ pub fn chunk_is_conformant(obj: &Map<String, Value>) -> bool {
             })
 }
 
-/// Brings one stream chunk into OpenAI's shape. Returns the usage it carries, if any.
-pub fn normalize_chunk(
-    obj: &mut Map<String, Value>,
-    meta: &mut Option<StreamMeta>,
-    model: &str,
-) -> Option<Usage> {
+/// Brings one stream chunk into OpenAI's shape, filling what it lacks from the stream's
+/// identity (the first id/created/model seen, so every chunk agrees: Azure's first chunk has
+/// empty ones). Returns the usage it carries, if any.
+pub fn normalize_chunk(obj: &mut Map<String, Value>, meta: &StreamMeta) -> Option<Usage> {
     let usage = find_usage(obj);
-    // Keep the first id/created/model we see so every chunk agrees (Azure's first chunk has
-    // empty ones).
-    let m = meta.get_or_insert_with(|| StreamMeta::new(model));
-    match obj.get("id").and_then(Value::as_str) {
-        Some(id) if !id.is_empty() => {
-            if m.id != id {
-                m.id = id.to_string();
-            }
-        }
-        _ => {
-            obj.insert("id".into(), m.id.clone().into());
-        }
+    if !obj
+        .get("id")
+        .and_then(Value::as_str)
+        .is_some_and(|id| !id.is_empty())
+    {
+        obj.insert("id".into(), meta.id.clone().into());
     }
     drop_null(obj, "system_fingerprint");
     obj.insert("object".into(), "chat.completion.chunk".into());
     match obj.get("created").and_then(Value::as_u64) {
         Some(c) if c > 0 => {}
         _ => {
-            obj.insert("created".into(), m.created.into());
+            obj.insert("created".into(), meta.created.into());
         }
     }
     match obj.get("model").and_then(Value::as_str) {
         Some(s) if !s.is_empty() => {}
         _ => {
-            obj.insert("model".into(), m.model.clone().into());
+            obj.insert("model".into(), meta.model.clone().into());
         }
     }
     if let Some(Value::Array(choices)) = obj.get_mut("choices") {

@@ -33,8 +33,8 @@ use crate::context::Callout;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::ConfigError;
 use crate::error::ProxyError;
-use crate::openai::{self, StreamMeta};
-use crate::sse::{self, SseEvent};
+use crate::openai::{self, OpenAiWriter};
+use crate::sse::SseEvent;
 use crate::usage::Usage;
 use serde_json::{Map, Value};
 
@@ -465,75 +465,55 @@ impl Provider for CompatProvider {
     }
 
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
-        Box::new(CompatTranslator {
-            api: req.api,
-            model: req.model.to_string(),
-            meta: None,
-            usage: None,
-            done: false,
-        })
+        Box::new(CompatTranslator { api: req.api })
     }
 }
 
-/// Normalises an OpenAI-compatible response; bounded state: the stream identity and usage.
+/// Normalises an OpenAI-compatible response. Stateless: the stream identity and usage are the
+/// writer's.
 pub struct CompatTranslator {
     api: Api,
-    model: String,
-    meta: Option<StreamMeta>,
-    usage: Option<Usage>,
-    done: bool,
+}
+
+/// Whether any choice of a chunk carries a finish reason.
+fn has_finish(obj: &Map<String, Value>) -> bool {
+    obj.get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.get("finish_reason").is_some_and(Value::is_string))
+        })
 }
 
 impl ResponseTranslator for CompatTranslator {
-    fn legacy_on_event(
-        &mut self,
-        event: SseEvent<'_>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), ProxyError> {
+    fn on_event(&mut self, event: SseEvent<'_>, w: &mut OpenAiWriter) -> Result<(), ProxyError> {
         let data = event.data.trim_ascii();
-        if data.is_empty() || self.done {
+        if data.is_empty() {
             return Ok(());
         }
         if data == b"[DONE]" {
-            self.done = true;
-            sse::write_done(out);
+            w.end();
             return Ok(());
         }
-        let mut v: Value = serde_json::from_slice(data).map_err(|e| {
-            ProxyError::bad_upstream(format!("upstream stream event is not JSON: {e}"))
-        })?;
-        let Some(obj) = v.as_object_mut() else {
-            return Err(ProxyError::bad_upstream(
-                "upstream stream event is not a JSON object",
-            ));
-        };
+        let mut v = openai::parse_event(data)?;
+        let obj = v.as_object_mut().expect("parse_event gives an object");
         let in_stream_error = openai::error_in_success_body(obj).or_else(|| {
             obj.contains_key("error")
                 .then(|| openai::upstream_error(500, data))
         });
         if let Some(err) = in_stream_error {
-            openai::write_stream_error(out, &err);
+            w.error(&err);
             return Ok(());
         }
         if !data.contains(&b'\n') && openai::chunk_is_conformant(obj) {
             // Already OpenAI's shape: forward the upstream bytes, skip re-serialising.
-            let meta = self
-                .meta
-                .get_or_insert_with(|| StreamMeta::new(&self.model));
-            if let Some(id) = obj.get("id").and_then(Value::as_str) {
-                if meta.id != id {
-                    meta.id = id.to_string();
-                }
-            }
-            if let Some(u) = obj.get("usage").and_then(Usage::from_openai) {
-                self.usage = Some(u);
-            }
-            out.extend_from_slice(b"data: ");
-            out.extend_from_slice(data);
-            out.extend_from_slice(b"\n\n");
+            w.identify(obj.get("id").and_then(Value::as_str), None);
+            let usage = obj.get("usage").and_then(Usage::from_openai);
+            w.raw_event(data, has_finish(obj), usage);
             return Ok(());
         }
-        let usage = openai::normalize_chunk(obj, &mut self.meta, &self.model);
+        let meta = w.identify(obj.get("id").and_then(Value::as_str), None);
+        let usage = openai::normalize_chunk(obj, meta);
         if usage.is_none()
             && obj
                 .get("choices")
@@ -544,40 +524,41 @@ impl ResponseTranslator for CompatTranslator {
             // choices and empty ids): skip it rather than emit an empty chunk.
             return Ok(());
         }
-        if usage.is_some() {
-            self.usage = usage;
-        }
-        sse::write_data(out, &v);
+        w.json_event(&v);
         Ok(())
     }
 
-    fn legacy_on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
-        if !self.done {
-            self.done = true;
-            sse::write_done(out);
-        }
-        Ok(())
-    }
-
-    fn legacy_on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
-        let mut v: Value = serde_json::from_slice(body)
-            .map_err(|e| ProxyError::bad_upstream(format!("upstream body is not JSON: {e}")))?;
-        let obj: &mut Map<String, Value> = v
-            .as_object_mut()
-            .ok_or_else(|| ProxyError::bad_upstream("upstream body is not a JSON object"))?;
+    fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        let mut v = openai::parse_body(body)?;
+        let obj = v.as_object_mut().expect("parse_body gives an object");
         if let Some(err) = openai::error_in_success_body(obj) {
             return Err(err);
         }
-        self.usage = match self.api {
-            Api::ChatCompletions => openai::normalize_completion(obj, &self.model),
-            Api::Embeddings => openai::normalize_embeddings(obj, &self.model),
+        let usage = match self.api {
+            Api::ChatCompletions => {
+                if !obj
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .is_some_and(|c| !c.is_empty())
+                {
+                    return Err(ProxyError::bad_upstream("upstream reply has no choices"));
+                }
+                openai::normalize_completion(obj, w.model())
+            }
+            Api::Embeddings => {
+                if !obj.get("data").is_some_and(Value::is_array) {
+                    return Err(ProxyError::bad_upstream(
+                        "upstream embeddings reply has no 'data' array",
+                    ));
+                }
+                openai::normalize_embeddings(obj, w.model())
+            }
         };
-        serde_json::to_writer(&mut *out, &v).expect("serialising to a Vec cannot fail");
+        if let Some(u) = usage {
+            w.set_usage(u);
+        }
+        w.json(&v);
         Ok(())
-    }
-
-    fn legacy_usage(&self) -> Option<Usage> {
-        self.usage
     }
 }
 

@@ -907,9 +907,33 @@ fn conformant_openai_events_pass_through_unchanged() {
     assert_eq!(String::from_utf8(out).unwrap(), body);
     assert_eq!(ex.usage().unwrap().total_tokens, 8);
     // `usage: null` on intermediate chunks (OpenAI with include_usage) is valid and kept.
-    let ev = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":null}],\"usage\":null}\n\ndata: [DONE]\n\n";
+    let ev = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":null}],\"usage\":null}\n\ndata: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\ndata: [DONE]\n\n";
     let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT_STREAM);
     let (_, out, _) = respond(&mut ex, 200, "text/event-stream", ev.as_bytes());
     validate_sse_stream(&out);
     assert_eq!(String::from_utf8(out).unwrap(), ev);
+}
+
+/// A stream that ends without any finish reason (cut off, or not really a stream) is not a
+/// success: the client gets an error event before `[DONE]`.
+#[test]
+fn a_stream_without_a_finish_reason_ends_with_an_error_event() {
+    let c = load(&cfg("openai", json!({})));
+    let ev = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":null}]}\n\n";
+    for tail in ["data: [DONE]\n\n", ""] {
+        let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT_STREAM);
+        let body = format!("{ev}{tail}");
+        let (_, out, _) = respond(&mut ex, 200, "text/event-stream", body.as_bytes());
+        let events = validate_sse_stream(&out);
+        assert_eq!(events.len(), 2, "{}", String::from_utf8_lossy(&out));
+        assert_eq!(events[1]["error"]["type"], "upstream_error");
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with("data: [DONE]\n\n"));
+    }
+    // A buffered reply with no choices is a 502, not an empty 200.
+    let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT);
+    let (status, out, _) = respond(&mut ex, 200, "application/json", b"{}");
+    assert_eq!(status, 502);
+    assert!(String::from_utf8(out).unwrap().contains("no choices"));
 }
