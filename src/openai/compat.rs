@@ -204,10 +204,10 @@ pub fn chunk_is_conformant(obj: &Map<String, Value>) -> bool {
 /// empty ones). Returns the usage it carries, if any.
 pub fn normalize_chunk(obj: &mut Map<String, Value>, meta: &StreamMeta) -> Option<Usage> {
     let usage = find_usage(obj);
-    if !obj
+    if obj
         .get("id")
         .and_then(Value::as_str)
-        .is_some_and(|id| !id.is_empty())
+        .is_none_or(str::is_empty)
     {
         obj.insert("id".into(), meta.id.clone().into());
     }

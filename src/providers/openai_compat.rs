@@ -536,10 +536,10 @@ impl ResponseTranslator for CompatTranslator {
         }
         let usage = match self.api {
             Api::ChatCompletions => {
-                if !obj
+                if obj
                     .get("choices")
                     .and_then(Value::as_array)
-                    .is_some_and(|c| !c.is_empty())
+                    .is_none_or(Vec::is_empty)
                 {
                     return Err(ProxyError::bad_upstream("upstream reply has no choices"));
                 }
