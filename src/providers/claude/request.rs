@@ -1,0 +1,537 @@
+//! OpenAI chat request → Claude Messages request.
+
+use super::super::RequestInfo;
+use super::NAME;
+use crate::config::ProviderConfig;
+use crate::custom_settings::{self, SettingsProtocol};
+use crate::error::ProxyError;
+use crate::openai::request::{parse_data_url, stop_sequences, take, DataUrl, Param, ParamTable};
+use serde_json::{json, Map, Value};
+
+/// `max_tokens` is required by Claude; used when neither the client nor customSettings set it.
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+
+fn bad(param: &str, msg: impl Into<String>) -> ProxyError {
+    ProxyError::bad_request(msg).with_param(param)
+}
+
+fn unsupported(feature: &str, param: &str) -> ProxyError {
+    ProxyError::unsupported(feature, NAME).with_param(param)
+}
+
+pub(super) fn translate_chat(req: &RequestInfo<'_>, body: &mut Value) -> Result<(), ProxyError> {
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+    let mut src = std::mem::take(obj);
+    src.remove("model");
+    reject_unsupported(&mut src)?;
+
+    let mut out = Map::new();
+    out.insert("model".into(), req.model.into());
+
+    let messages = match take(&mut src, "messages") {
+        Some(Value::Array(m)) => m,
+        _ => return Err(bad("messages", "'messages' must be an array")),
+    };
+    let (system, messages) = convert_messages(messages)?;
+    if let Some(s) = system {
+        out.insert("system".into(), s);
+    }
+    out.insert("messages".into(), Value::Array(messages));
+
+    let max_completion = take(&mut src, "max_completion_tokens");
+    let max_tokens = take(&mut src, "max_tokens");
+    match max_completion.or(max_tokens) {
+        Some(v @ Value::Number(_)) => {
+            out.insert("max_tokens".into(), v);
+        }
+        Some(_) => return Err(bad("max_tokens", "'max_tokens' must be an integer")),
+        None if customsettings_set_max_tokens(req.config) => {}
+        None => {
+            out.insert("max_tokens".into(), DEFAULT_MAX_TOKENS.into());
+        }
+    }
+
+    let stop = stop_sequences(take(&mut src, "stop"))?;
+    if !stop.is_empty() {
+        out.insert("stop_sequences".into(), stop.into());
+    }
+    for key in ["temperature", "top_p", "top_k"] {
+        match take(&mut src, key) {
+            None => {}
+            Some(v @ Value::Number(_)) => {
+                out.insert(key.into(), v);
+            }
+            Some(_) => return Err(bad(key, format!("'{key}' must be a number"))),
+        }
+    }
+    src.remove("stream");
+    src.remove("stream_options");
+    if req.stream {
+        out.insert("stream".into(), true.into());
+    }
+    match take(&mut src, "user") {
+        None => {}
+        Some(Value::String(u)) => {
+            out.insert("metadata".into(), json!({ "user_id": u }));
+        }
+        Some(_) => return Err(bad("user", "'user' must be a string")),
+    }
+
+    let tools = match take(&mut src, "tools") {
+        None => Vec::new(),
+        Some(Value::Array(t)) => t
+            .into_iter()
+            .map(convert_tool)
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(bad("tools", "'tools' must be an array")),
+    };
+    let parallel = take(&mut src, "parallel_tool_calls");
+    let mut tool_choice = match take(&mut src, "tool_choice") {
+        None => None,
+        Some(tc) => Some(convert_tool_choice(tc)?),
+    };
+    if tools.is_empty() {
+        // Without tools, "auto"/"none" mean the same as sending nothing.
+        if tool_choice
+            .as_ref()
+            .is_some_and(|tc| matches!(tc["type"].as_str(), Some("auto" | "none")))
+        {
+            tool_choice = None;
+        }
+    } else {
+        if parallel == Some(Value::Bool(false)) {
+            let tc = tool_choice.get_or_insert_with(|| json!({"type": "auto"}));
+            if tc["type"] != "none" {
+                tc["disable_parallel_tool_use"] = true.into();
+            }
+        }
+        out.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(tc) = tool_choice {
+        out.insert("tool_choice".into(), tc);
+    }
+
+    // Anything left is not an OpenAI field we know: pass it on for Claude to judge (e.g. a
+    // Claude-native `thinking`), so nothing is dropped silently.
+    for (k, v) in src {
+        if !v.is_null() {
+            out.insert(k, v);
+        }
+    }
+    *obj = out;
+    Ok(())
+}
+
+/// Whether customSettings will set Claude's `max_tokens` (then the core fills it, and our
+/// default must not pre-empt an `overwrite: false` setting).
+fn customsettings_set_max_tokens(config: &ProviderConfig) -> bool {
+    config
+        .custom_settings
+        .iter()
+        .any(|s| custom_settings::resolve_name(s, SettingsProtocol::Claude) == Some("max_tokens"))
+}
+
+/// OpenAI request fields Claude cannot honour: a 400 naming them when they ask for something;
+/// fields that only carry OpenAI-side bookkeeping (`store`, `metadata`, `service_tier`) and
+/// neutral values (`n: 1`, `logprobs: false`, zero penalties, text format) are removed.
+const PARAMS: ParamTable = ParamTable(&[
+    (
+        "n",
+        Param::RejectUnlessNeutral("n other than 1 (multiple choices)"),
+    ),
+    ("logprobs", Param::RejectUnlessNeutral("logprobs")),
+    ("top_logprobs", Param::Reject("top_logprobs")),
+    ("logit_bias", Param::RejectUnlessNeutral("logit_bias")),
+    (
+        "frequency_penalty",
+        Param::RejectUnlessNeutral("frequency_penalty"),
+    ),
+    (
+        "presence_penalty",
+        Param::RejectUnlessNeutral("presence_penalty"),
+    ),
+    (
+        "modalities",
+        Param::RejectUnlessNeutral("modalities other than text"),
+    ),
+    ("seed", Param::Reject("seed")),
+    ("audio", Param::Reject("audio output")),
+    (
+        "functions",
+        Param::Reject("legacy 'functions' (use 'tools')"),
+    ),
+    (
+        "function_call",
+        Param::Reject("legacy 'function_call' (use 'tool_choice')"),
+    ),
+    ("reasoning_effort", Param::Reject("reasoning_effort")),
+    ("verbosity", Param::Reject("verbosity")),
+    ("prediction", Param::Reject("prediction")),
+    ("web_search_options", Param::Reject("web_search_options")),
+    ("store", Param::Drop),
+    ("metadata", Param::Drop),
+    ("service_tier", Param::Drop),
+]);
+
+fn reject_unsupported(src: &mut Map<String, Value>) -> Result<(), ProxyError> {
+    if let Some(rf) = take(src, "response_format") {
+        let kind = rf.get("type").and_then(Value::as_str).unwrap_or("");
+        if kind != "text" {
+            return Err(unsupported(
+                &format!("response_format '{kind}'"),
+                "response_format",
+            ));
+        }
+    }
+    PARAMS.apply(src, NAME)
+}
+
+/// One Claude turn being assembled; consecutive same-role turns are merged into one.
+struct Turn {
+    role: &'static str,
+    blocks: Vec<Value>,
+}
+
+fn push_turn(turns: &mut Vec<Turn>, role: &'static str, blocks: Vec<Value>) {
+    match turns.last_mut() {
+        Some(last) if last.role == role => last.blocks.extend(blocks),
+        _ => turns.push(Turn { role, blocks }),
+    }
+}
+
+fn text_block(text: &str) -> Value {
+    json!({"type": "text", "text": text})
+}
+
+/// Splits OpenAI messages into Claude's `system` and alternating `messages`.
+fn convert_messages(messages: Vec<Value>) -> Result<(Option<Value>, Vec<Value>), ProxyError> {
+    let mut system: Vec<String> = Vec::new();
+    let mut turns: Vec<Turn> = Vec::new();
+    for (i, msg) in messages.into_iter().enumerate() {
+        let Value::Object(mut m) = msg else {
+            return Err(bad(
+                &format!("messages[{i}]"),
+                "each message must be an object",
+            ));
+        };
+        let role = m.get("role").and_then(Value::as_str).unwrap_or("");
+        let param = format!("messages[{i}].content");
+        match role {
+            "system" | "developer" => {
+                system.extend(system_texts(take(&mut m, "content"), &param)?);
+            }
+            "user" => {
+                let blocks = user_blocks(take(&mut m, "content"), &param)?;
+                push_turn(&mut turns, "user", blocks);
+            }
+            "assistant" => {
+                let mut blocks = assistant_blocks(take(&mut m, "content"), &param)?;
+                if let Some(calls) = take(&mut m, "tool_calls") {
+                    blocks.extend(tool_use_blocks(calls, i)?);
+                }
+                if take(&mut m, "function_call").is_some() {
+                    return Err(unsupported(
+                        "legacy assistant 'function_call' (use 'tool_calls')",
+                        &format!("messages[{i}].function_call"),
+                    ));
+                }
+                push_turn(&mut turns, "assistant", blocks);
+            }
+            "tool" => {
+                let id = match take(&mut m, "tool_call_id") {
+                    Some(Value::String(s)) => s,
+                    _ => {
+                        return Err(bad(
+                            &format!("messages[{i}].tool_call_id"),
+                            "tool messages need a string 'tool_call_id'",
+                        ))
+                    }
+                };
+                let content = match take(&mut m, "content") {
+                    None => Value::String(String::new()),
+                    Some(Value::String(s)) => Value::String(s),
+                    Some(other) => Value::Array(user_blocks(Some(other), &param)?),
+                };
+                push_turn(
+                    &mut turns,
+                    "user",
+                    vec![json!({"type": "tool_result", "tool_use_id": id, "content": content})],
+                );
+            }
+            "function" => {
+                return Err(unsupported(
+                    "the legacy 'function' role (use 'tool')",
+                    &format!("messages[{i}].role"),
+                ))
+            }
+            other => {
+                return Err(bad(
+                    &format!("messages[{i}].role"),
+                    format!("unknown message role '{other}'"),
+                ))
+            }
+        }
+    }
+    let system = match system.len() {
+        0 => None,
+        1 => system.pop().map(Value::String),
+        _ => Some(Value::Array(system.iter().map(|t| text_block(t)).collect())),
+    };
+    let messages = turns
+        .into_iter()
+        .map(|t| json!({"role": t.role, "content": collapse(t.blocks)}))
+        .collect();
+    Ok((system, messages))
+}
+
+/// A lone text block becomes plain string content (Claude's simple form); no blocks becomes
+/// "" so Claude reports the empty message itself.
+fn collapse(mut blocks: Vec<Value>) -> Value {
+    let lone_text = blocks.len() == 1
+        && blocks[0]
+            .as_object()
+            .is_some_and(|b| b.len() == 2 && b.get("type").and_then(Value::as_str) == Some("text"));
+    if lone_text {
+        return blocks.pop().expect("one block")["text"].take();
+    }
+    if blocks.is_empty() {
+        return Value::String(String::new());
+    }
+    Value::Array(blocks)
+}
+
+fn system_texts(content: Option<Value>, param: &str) -> Result<Vec<String>, ProxyError> {
+    match content {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s]),
+        Some(Value::Array(parts)) => parts
+            .into_iter()
+            .map(
+                |p| match (p.get("type").and_then(Value::as_str), p.get("text")) {
+                    (Some("text"), Some(Value::String(t))) => Ok(t.clone()),
+                    _ => Err(bad(param, "system messages may only contain text parts")),
+                },
+            )
+            .collect(),
+        Some(_) => Err(bad(param, "content must be a string or an array of parts")),
+    }
+}
+
+fn user_blocks(content: Option<Value>, param: &str) -> Result<Vec<Value>, ProxyError> {
+    match content {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![text_block(&s)]),
+        Some(Value::Array(parts)) => parts
+            .into_iter()
+            .enumerate()
+            .map(|(j, p)| user_part(p, &format!("{param}[{j}]")))
+            .collect(),
+        Some(_) => Err(bad(param, "content must be a string or an array of parts")),
+    }
+}
+
+fn user_part(part: Value, param: &str) -> Result<Value, ProxyError> {
+    let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
+    match kind {
+        "text" => match part.get("text") {
+            Some(Value::String(t)) => Ok(text_block(t)),
+            _ => Err(bad(param, "text parts need a string 'text'")),
+        },
+        "image_url" => {
+            let url = match part.get("image_url") {
+                Some(Value::String(u)) => u.as_str(),
+                Some(Value::Object(o)) => o.get("url").and_then(Value::as_str).unwrap_or(""),
+                _ => "",
+            };
+            image_block(url, param)
+        }
+        "file" => file_block(part.get("file"), param),
+        "input_audio" => Err(unsupported("audio input", param)),
+        other => Err(bad(param, format!("unknown content part type '{other}'"))),
+    }
+}
+
+fn image_block(url: &str, param: &str) -> Result<Value, ProxyError> {
+    if url.starts_with("data:") {
+        let DataUrl { media_type, data } = parse_data_url(url).ok_or_else(|| {
+            bad(
+                param,
+                "image data URLs must look like data:<media type>;base64,<data>",
+            )
+        })?;
+        return Ok(json!({
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }));
+    }
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    if lower.starts_with("https://") || lower.starts_with("http://") {
+        return Ok(json!({"type": "image", "source": {"type": "url", "url": url}}));
+    }
+    Err(bad(param, "image_url must be a data URL or an http(s) URL"))
+}
+
+/// OpenAI `file` parts with inline data: PDFs become Claude `document` blocks, images `image`
+/// blocks. Uploaded-file references cannot be resolved here.
+fn file_block(file: Option<&Value>, param: &str) -> Result<Value, ProxyError> {
+    let file = file.and_then(Value::as_object);
+    if let Some(data_url) = file
+        .and_then(|f| f.get("file_data"))
+        .and_then(Value::as_str)
+    {
+        let DataUrl { media_type, data } = parse_data_url(data_url).ok_or_else(|| {
+            bad(
+                param,
+                "file_data must look like data:<media type>;base64,<data>",
+            )
+        })?;
+        if media_type == "application/pdf" {
+            return Ok(json!({
+                "type": "document",
+                "source": {"type": "base64", "media_type": media_type, "data": data},
+            }));
+        }
+        if media_type.starts_with("image/") {
+            return image_block(data_url, param);
+        }
+        return Err(unsupported(
+            &format!("file input of type '{media_type}'"),
+            param,
+        ));
+    }
+    Err(unsupported("file inputs by file_id", param))
+}
+
+fn assistant_blocks(content: Option<Value>, param: &str) -> Result<Vec<Value>, ProxyError> {
+    let non_empty = |t: &str| (!t.is_empty()).then(|| text_block(t));
+    match content {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(non_empty(&s).into_iter().collect()),
+        Some(Value::Array(parts)) => {
+            let mut out = Vec::new();
+            for p in parts {
+                let text = match p.get("type").and_then(Value::as_str) {
+                    Some("text") => p.get("text"),
+                    Some("refusal") => p.get("refusal"),
+                    _ => None,
+                };
+                match text {
+                    Some(Value::String(t)) => out.extend(non_empty(t)),
+                    _ => {
+                        return Err(bad(
+                            param,
+                            "assistant content parts must be text or refusal",
+                        ))
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Some(_) => Err(bad(param, "content must be a string or an array of parts")),
+    }
+}
+
+fn tool_use_blocks(calls: Value, i: usize) -> Result<Vec<Value>, ProxyError> {
+    let Value::Array(calls) = calls else {
+        return Err(bad(
+            &format!("messages[{i}].tool_calls"),
+            "'tool_calls' must be an array",
+        ));
+    };
+    calls
+        .into_iter()
+        .enumerate()
+        .map(|(j, call)| {
+            let param = format!("messages[{i}].tool_calls[{j}]");
+            let id = call.get("id").and_then(Value::as_str);
+            let f = call.get("function");
+            let name = f.and_then(|f| f.get("name")).and_then(Value::as_str);
+            let (Some(id), Some(name)) = (id, name) else {
+                return Err(bad(&param, "tool calls need an 'id' and a 'function.name'"));
+            };
+            let input = match f.and_then(|f| f.get("arguments")) {
+                None | Some(Value::Null) => json!({}),
+                Some(Value::String(s)) if s.trim().is_empty() => json!({}),
+                Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+                    Ok(v @ Value::Object(_)) => v,
+                    _ => {
+                        return Err(bad(
+                            &format!("{param}.function.arguments"),
+                            "tool call arguments must be a JSON object encoded as a string",
+                        ))
+                    }
+                },
+                Some(v @ Value::Object(_)) => v.clone(),
+                Some(_) => {
+                    return Err(bad(
+                        &format!("{param}.function.arguments"),
+                        "tool call arguments must be a JSON object encoded as a string",
+                    ))
+                }
+            };
+            Ok(json!({"type": "tool_use", "id": id, "name": name, "input": input}))
+        })
+        .collect()
+}
+
+fn convert_tool(tool: Value) -> Result<Value, ProxyError> {
+    let kind = tool
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("function");
+    if kind != "function" {
+        return Err(unsupported(&format!("tool type '{kind}'"), "tools"));
+    }
+    let f = tool
+        .get("function")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("tools", "function tools need a 'function' object"))?;
+    let name = f
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("tools", "function tools need a 'function.name'"))?;
+    let mut t = Map::new();
+    t.insert("name".into(), name.into());
+    if let Some(Value::String(d)) = f.get("description") {
+        t.insert("description".into(), d.as_str().into());
+    }
+    let schema = match f.get("parameters") {
+        Some(p @ Value::Object(_)) => p.clone(),
+        _ => json!({"type": "object", "properties": {}}),
+    };
+    t.insert("input_schema".into(), schema);
+    if f.get("strict") == Some(&Value::Bool(true)) {
+        t.insert("strict".into(), true.into());
+    }
+    Ok(Value::Object(t))
+}
+
+fn convert_tool_choice(tc: Value) -> Result<Value, ProxyError> {
+    match &tc {
+        Value::String(s) => match s.as_str() {
+            "auto" => Ok(json!({"type": "auto"})),
+            "none" => Ok(json!({"type": "none"})),
+            "required" => Ok(json!({"type": "any"})),
+            other => Err(bad("tool_choice", format!("unknown tool_choice '{other}'"))),
+        },
+        Value::Object(o) => {
+            let name = o
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str);
+            match (o.get("type").and_then(Value::as_str), name) {
+                (Some("function") | None, Some(name)) => Ok(json!({"type": "tool", "name": name})),
+                _ => Err(bad(
+                    "tool_choice",
+                    "tool_choice objects must name a function",
+                )),
+            }
+        }
+        _ => Err(bad(
+            "tool_choice",
+            "tool_choice must be a string or an object",
+        )),
+    }
+}

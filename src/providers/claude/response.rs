@@ -1,0 +1,183 @@
+//! Claude replies → OpenAI: buffered messages, usage and errors. Stream events are read in
+//! `stream.rs`.
+
+use super::super::ResponseTranslator;
+use crate::error::{error_type_for_status, ProxyError};
+use crate::openai;
+use crate::openai::writer::{tool_call, Choice, Completion, OpenAiWriter};
+use crate::sse::SseEvent;
+use crate::usage::Usage;
+use serde_json::Value;
+
+/// Claude's stop reason as OpenAI's finish_reason.
+pub(super) fn finish_reason(stop_reason: Option<&str>) -> &'static str {
+    match stop_reason {
+        Some("max_tokens" | "model_context_window_exceeded") => "length",
+        Some("tool_use") => "tool_calls",
+        Some("refusal") => "content_filter",
+        // end_turn, stop_sequence, pause_turn, or anything new.
+        _ => "stop",
+    }
+}
+
+/// Claude's error type → (its documented HTTP status, the OpenAI error type).
+fn error_kind(claude_type: &str) -> Option<(u16, &'static str)> {
+    Some(match claude_type {
+        "invalid_request_error" => (400, "invalid_request_error"),
+        "authentication_error" => (401, "authentication_error"),
+        "billing_error" => (402, "insufficient_quota"),
+        "permission_error" => (403, "permission_error"),
+        "not_found_error" => (404, "invalid_request_error"),
+        "request_too_large" => (413, "invalid_request_error"),
+        "rate_limit_error" => (429, "rate_limit_error"),
+        "api_error" => (500, "api_error"),
+        "timeout_error" => (504, "api_error"),
+        "overloaded_error" => (529, "api_error"),
+        _ => return None,
+    })
+}
+
+/// Claude's `{"type":"error","error":{"type","message"}}` as an OpenAI error; `status` is the
+/// HTTP status when there is one (kept), else the one Claude documents for the type.
+pub(super) fn claude_error(status: Option<u16>, v: &Value) -> Option<ProxyError> {
+    let e = v.get("error")?.as_object()?;
+    let claude_type = e.get("type").and_then(Value::as_str).unwrap_or("");
+    let known = error_kind(claude_type);
+    let status = status.or(known.map(|k| k.0)).unwrap_or(500);
+    let kind = known.map_or_else(|| error_type_for_status(status), |k| k.1);
+    let message = match e.get("message") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => format!("upstream returned a {claude_type} error"),
+    };
+    let mut err = ProxyError::new(status, kind, message);
+    if !claude_type.is_empty() {
+        err = err.with_code(claude_type);
+    }
+    Some(err)
+}
+
+/// Bounded state: usage counts, the Claude block index of each open tool_use block with its
+/// OpenAI tool-call index, and whether `message_stop` came. Everything OpenAI-side is the writer's.
+pub(super) struct ClaudeTranslator {
+    /// (Claude content block index, OpenAI tool_calls index) for open tool_use blocks.
+    pub(super) open_tools: Vec<(u64, u32)>,
+    pub(super) next_tool: u32,
+    /// Claude's `input_tokens`, `cache_creation_input_tokens`, `cache_read_input_tokens`:
+    /// OpenAI's prompt tokens are their sum (Claude counts cached prompt tokens apart).
+    prompt: [u64; 3],
+    completion: u64,
+    usage_seen: bool,
+    pub(super) stopped: bool,
+}
+
+impl ClaudeTranslator {
+    pub(super) fn new() -> Self {
+        Self {
+            open_tools: Vec::new(),
+            next_tool: 0,
+            prompt: [0; 3],
+            completion: 0,
+            usage_seen: false,
+            stopped: false,
+        }
+    }
+
+    fn current_usage(&self) -> Option<Usage> {
+        let prompt = self.prompt.iter().fold(0u64, |a, b| a.saturating_add(*b));
+        self.usage_seen.then(|| {
+            Usage::new(
+                prompt,
+                self.completion,
+                Some(prompt.saturating_add(self.completion)),
+            )
+        })
+    }
+
+    /// Reads a `usage` object into the counts and hands the total to the writer.
+    pub(super) fn read_usage(&mut self, u: Option<&Value>, w: &mut OpenAiWriter) {
+        let Some(u) = u.filter(|u| u.is_object()) else {
+            return;
+        };
+        // Counts are cumulative; a later event (message_delta) may repeat some of them.
+        const PROMPT: [&str; 3] = [
+            "input_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+        ];
+        for (slot, key) in self.prompt.iter_mut().zip(PROMPT) {
+            if let Some(n) = u.get(key).and_then(Value::as_u64) {
+                *slot = n;
+                self.usage_seen = true;
+            }
+        }
+        if let Some(c) = u.get("output_tokens").and_then(Value::as_u64) {
+            self.completion = c;
+            self.usage_seen = true;
+        }
+        if let Some(u) = self.current_usage() {
+            w.set_usage(u);
+        }
+    }
+}
+
+impl ResponseTranslator for ClaudeTranslator {
+    fn on_event(&mut self, event: SseEvent<'_>, w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        self.stream_event(event, w)
+    }
+
+    fn on_stream_end(&mut self, _w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        if self.stopped {
+            return Ok(());
+        }
+        Err(ProxyError::bad_upstream(
+            "upstream stream ended before message_stop",
+        ))
+    }
+
+    fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        let v = openai::parse_body(body)?;
+        if v["type"] == "error" || v.get("error").is_some_and(Value::is_object) {
+            return Err(claude_error(None, &v)
+                .unwrap_or_else(|| ProxyError::bad_upstream("upstream reported an error")));
+        }
+        let blocks = v["content"]
+            .as_array()
+            .ok_or_else(|| ProxyError::bad_upstream("upstream reply has no 'content' array"))?;
+        let mut choice = Choice {
+            finish_reason: v["stop_reason"].as_str().map(|r| finish_reason(Some(r))),
+            ..Choice::default()
+        };
+        for block in blocks {
+            match block["type"].as_str() {
+                Some("text") => choice
+                    .content
+                    .get_or_insert_with(String::new)
+                    .push_str(block["text"].as_str().unwrap_or("")),
+                Some("tool_use") => choice.tool_calls.push(tool_call(
+                    block["id"].as_str().unwrap_or(""),
+                    block["name"].as_str().unwrap_or(""),
+                    block
+                        .get("input")
+                        .map_or_else(|| "{}".to_string(), Value::to_string),
+                )),
+                _ => {}
+            }
+        }
+        self.read_usage(v.get("usage"), w);
+        w.completion(Completion {
+            id: v["id"].as_str().map(str::to_string),
+            model: v["model"].as_str().map(str::to_string),
+            choices: vec![choice],
+            usage: self.current_usage(),
+            ..Completion::default()
+        })
+    }
+
+    fn on_error(&mut self, status: u16, body: &[u8]) -> ProxyError {
+        serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| claude_error(Some(status), &v))
+            .unwrap_or_else(|| openai::upstream_error(status, body))
+    }
+}

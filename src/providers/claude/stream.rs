@@ -1,0 +1,100 @@
+//! Claude's stream events (message_start, content_block_*, message_delta, message_stop, error)
+//! → calls on the OpenAI writer. Bounded state lives in `ClaudeTranslator`.
+
+use super::response::{claude_error, finish_reason, ClaudeTranslator};
+use crate::error::ProxyError;
+use crate::openai;
+use crate::openai::writer::{OpenAiWriter, ToolCallDelta};
+use crate::sse::SseEvent;
+use serde_json::Value;
+
+impl ClaudeTranslator {
+    pub(super) fn stream_event(
+        &mut self,
+        event: SseEvent<'_>,
+        w: &mut OpenAiWriter,
+    ) -> Result<(), ProxyError> {
+        let data = event.data.trim_ascii();
+        if self.stopped || data.is_empty() {
+            return Ok(());
+        }
+        let v = openai::parse_event(data)?;
+        let kind = v.get("type").and_then(Value::as_str).unwrap_or(event.event);
+        match kind {
+            "message_start" => {
+                let m = &v["message"];
+                self.read_usage(m.get("usage"), w);
+                w.identify(m["id"].as_str(), m["model"].as_str());
+                w.begin(0);
+            }
+            "content_block_start" => {
+                let block = &v["content_block"];
+                let index = v["index"].as_u64().unwrap_or(0);
+                match block["type"].as_str() {
+                    Some("text") => w.text(0, block["text"].as_str().unwrap_or("")),
+                    Some("tool_use") => {
+                        let ti = self.next_tool;
+                        self.next_tool += 1;
+                        self.open_tools.push((index, ti));
+                        // The input normally streams as input_json_delta; a block that starts
+                        // with a non-empty input carries it whole.
+                        let args = match &block["input"] {
+                            Value::Object(o) if !o.is_empty() => block["input"].to_string(),
+                            _ => String::new(),
+                        };
+                        let id = block["id"].as_str().unwrap_or("");
+                        let name = block["name"].as_str().unwrap_or("");
+                        w.tool_calls(0, &[ToolCallDelta::start(ti, id, name, &args)]);
+                    }
+                    // thinking, redacted_thinking, server tool blocks: not part of OpenAI's
+                    // chat completion shape.
+                    _ => {}
+                }
+            }
+            "content_block_delta" => {
+                let delta = &v["delta"];
+                match delta["type"].as_str() {
+                    Some("text_delta") => w.text(0, delta["text"].as_str().unwrap_or("")),
+                    Some("input_json_delta") => {
+                        let index = v["index"].as_u64().unwrap_or(0);
+                        let part = delta["partial_json"].as_str().unwrap_or("");
+                        let tool = self
+                            .open_tools
+                            .iter()
+                            .find(|(b, _)| *b == index)
+                            .map(|(_, t)| *t);
+                        if let (Some(ti), false) = (tool, part.is_empty()) {
+                            w.tool_calls(0, &[ToolCallDelta::args(ti, part)]);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "content_block_stop" => {
+                let index = v["index"].as_u64().unwrap_or(0);
+                self.open_tools.retain(|(b, _)| *b != index);
+            }
+            "message_delta" => {
+                self.read_usage(v.get("usage"), w);
+                if let Some(reason) = v["delta"]["stop_reason"].as_str() {
+                    w.finish(0, finish_reason(Some(reason)));
+                }
+            }
+            "message_stop" => {
+                self.stopped = true;
+                // A message that stopped without a message_delta still finished.
+                w.finish(0, "stop");
+                w.end();
+            }
+            "error" => {
+                let err = claude_error(None, &v).unwrap_or_else(|| {
+                    ProxyError::bad_upstream("upstream sent an error event without details")
+                });
+                w.error(&err);
+            }
+            // `ping` and event types added later.
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,882 @@
+//! Claude: request and response translation, fixtures shaped like Anthropic's documented API.
+
+use super::response::ClaudeTranslator;
+use super::*;
+use crate::exchange::{Config, Exchange, ResponseMode};
+use crate::openai::OpenAiWriter;
+use crate::sse::SseEvent;
+use crate::testutil::{
+    self, assert_chunking_invariant, forward, header, respond, stream_text, upstream_json,
+    validate_chat_completion, validate_error, validate_sse_stream,
+};
+use crate::usage::Usage;
+use serde_json::json;
+use std::sync::Arc;
+
+const KEY: &str = "sk-ant-test-secret-0001";
+const CHAT: &str = "/v1/chat/completions";
+
+fn cfg_with(extra: &str) -> Arc<Config> {
+    testutil::config(&format!(
+        r#"{{"provider":{{"type":"claude","apiTokens":["{KEY}"]{extra}}}}}"#
+    ))
+}
+
+fn cfg() -> Arc<Config> {
+    cfg_with("")
+}
+
+/// Translated upstream body for a chat request.
+fn translate(cfg: &Arc<Config>, body: Value) -> Value {
+    let (_, up) = forward(cfg, CHAT, &body.to_string());
+    upstream_json(&up)
+}
+
+/// Expects the request to be answered locally; returns (status, validated error body).
+fn local_reply(cfg: &Arc<Config>, path: &str, body: &str) -> (u16, Value) {
+    let (status, v) = crate::testutil::local_reply(cfg, path, body);
+    assert!(!v.to_string().contains(KEY), "secret leaked: {v}");
+    (status, v)
+}
+
+fn rejected(body: Value) -> Value {
+    let (status, v) = local_reply(&cfg(), CHAT, &body.to_string());
+    assert_eq!(status, 400, "{v}");
+    v
+}
+
+fn json_of(out: &[u8]) -> Value {
+    serde_json::from_slice(out).unwrap()
+}
+
+// -- Fixtures -------------------------------------------------------------------------
+
+/// Mirrors the Messages API response shape ("Messages" API reference,
+/// https://platform.claude.com/docs/en/api/messages): text block, end_turn, usage.
+const TEXT_BODY: &str = r#"{"id":"msg_01AbCdEf","type":"message","role":"assistant","model":"claude-3-5-sonnet-20241022","content":[{"type":"text","text":"Hello"},{"type":"text","text":", world."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":6}}"#;
+
+/// Mirrors the tool-use response in "How to implement tool use"
+/// (https://platform.claude.com/docs/en/agents-and-tools/tool-use/implement-tool-use):
+/// a text block and a tool_use block, stop_reason tool_use; usage with prompt-cache
+/// counters as documented in "Prompt caching".
+const TOOL_BODY: &str = r#"{"id":"msg_02Tool","type":"message","role":"assistant","model":"claude-3-5-sonnet-20241022","content":[{"type":"text","text":"Checking."},{"type":"tool_use","id":"toolu_01A","name":"get_weather","input":{"location":"Paris","unit":"celsius"}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":100,"cache_creation_input_tokens":20,"cache_read_input_tokens":30,"output_tokens":40}}"#;
+
+/// Mirrors the basic example in "Streaming Messages"
+/// (https://platform.claude.com/docs/en/build-with-claude/streaming): message_start,
+/// a text block with a ping in between, message_delta with cumulative output usage,
+/// message_stop.
+const TEXT_STREAM: &str = "event: message_start\n\
+data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01Stream\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-3-5-sonnet-20241022\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n\
+event: content_block_start\n\
+data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: ping\n\
+data: {\"type\": \"ping\"}\n\n\
+event: content_block_delta\n\
+data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n\
+event: content_block_delta\n\
+data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"lo \u{e9}t\u{e9}!\"}}\n\n\
+event: content_block_stop\n\
+data: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+event: message_delta\n\
+data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}\n\n\
+event: message_stop\n\
+data: {\"type\":\"message_stop\"}\n\n";
+
+/// Mirrors "Streaming request with tool use" in "Streaming Messages"
+/// (https://platform.claude.com/docs/en/build-with-claude/streaming): a text block, then a
+/// tool_use block whose input arrives as input_json_delta fragments (the first one empty),
+/// stop_reason tool_use. CRLF line endings, as SSE allows.
+const TOOL_STREAM: &str = "event: message_start\r\n\
+data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_03Tools\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-3-5-sonnet-20241022\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":472,\"output_tokens\":2}}}\r\n\r\n\
+event: content_block_start\r\n\
+data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\r\n\r\n\
+event: content_block_delta\r\n\
+data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Let me check.\"}}\r\n\r\n\
+event: content_block_stop\r\n\
+data: {\"type\":\"content_block_stop\",\"index\":0}\r\n\r\n\
+event: content_block_start\r\n\
+data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_01T1\",\"name\":\"get_weather\",\"input\":{}}}\r\n\r\n\
+event: content_block_delta\r\n\
+data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\r\n\r\n\
+event: content_block_delta\r\n\
+data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"location\\\": \\\"San\"}}\r\n\r\n\
+event: content_block_delta\r\n\
+data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\" Francisco\\\"}\"}}\r\n\r\n\
+event: content_block_stop\r\n\
+data: {\"type\":\"content_block_stop\",\"index\":1}\r\n\r\n\
+event: content_block_start\r\n\
+data: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_01T2\",\"name\":\"get_time\",\"input\":{}}}\r\n\r\n\
+event: content_block_delta\r\n\
+data: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"tz\\\":\\\"PST\\\"}\"}}\r\n\r\n\
+event: content_block_stop\r\n\
+data: {\"type\":\"content_block_stop\",\"index\":2}\r\n\r\n\
+event: message_delta\r\n\
+data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":89}}\r\n\r\n\
+event: message_stop\r\n\
+data: {\"type\":\"message_stop\"}\r\n\r\n";
+
+/// Mirrors "Error events" in "Streaming Messages"
+/// (https://platform.claude.com/docs/en/build-with-claude/streaming): an `error` event
+/// (overloaded_error) after the 200 and some content.
+const ERROR_STREAM: &str = "event: message_start\n\
+data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_04Err\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-3-5-sonnet-20241022\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\n\
+event: content_block_start\n\
+data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: content_block_delta\n\
+data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Par\"}}\n\n\
+event: error\n\
+data: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n";
+
+/// Mirrors the error shape in "Errors" (https://platform.claude.com/docs/en/api/errors).
+const OVERLOADED_BODY: &str = r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_011CSHoEeqs5C35K2UUqR7Fy"}"#;
+const AUTH_BODY: &str =
+    r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#;
+
+fn stream_exchange(cfg: &Arc<Config>, include_usage: bool) -> Exchange {
+    let body = json!({
+        "model": "claude-3-5-sonnet-20241022",
+        "stream": true,
+        "stream_options": {"include_usage": include_usage},
+        "messages": [{"role": "user", "content": "Hi"}],
+    });
+    let (ex, up) = forward(cfg, CHAT, &body.to_string());
+    let sent = upstream_json(&up);
+    assert_eq!(sent["stream"], true);
+    assert!(sent.get("stream_options").is_none());
+    ex
+}
+
+fn buffered_exchange(cfg: &Arc<Config>) -> Exchange {
+    let body = json!({"model": "claude-3-5-sonnet-20241022", "messages": [{"role": "user", "content": "Hi"}]});
+    forward(cfg, CHAT, &body.to_string()).0
+}
+
+// -- Request --------------------------------------------------------------------------
+
+#[test]
+fn chat_text_request_target_headers_and_default_max_tokens() {
+    let cfg = cfg();
+    let body = json!({"model": "claude-3-opus-20240229", "messages": [{"role": "user", "content": "Hello, who are you?"}]});
+    let (_, up) = forward(&cfg, CHAT, &body.to_string());
+    assert_eq!(up.authority, "api.anthropic.com");
+    assert_eq!(up.path, "/v1/messages");
+    assert_eq!(header(&up, "x-api-key"), Some(KEY));
+    assert_eq!(header(&up, "anthropic-version"), Some("2023-06-01"));
+    assert_eq!(header(&up, "content-type"), Some("application/json"));
+    assert!(header(&up, "authorization").is_none());
+    assert!(up.remove_headers.contains(&"authorization"));
+    assert_eq!(
+        upstream_json(&up),
+        json!({
+            "model": "claude-3-opus-20240229",
+            "messages": [{"role": "user", "content": "Hello, who are you?"}],
+            "max_tokens": 4096,
+        })
+    );
+}
+
+#[test]
+fn claude_version_and_model_mapping_are_used() {
+    let cfg = cfg_with(
+        r#","claudeVersion":"2024-01-01","modelMapping":{"gpt-4o":"claude-3-5-haiku-20241022"}"#,
+    );
+    let (_, up) = forward(
+            &cfg,
+            CHAT,
+            &json!({"model": "gpt-4o", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}).to_string(),
+        );
+    assert_eq!(header(&up, "anthropic-version"), Some("2024-01-01"));
+    let sent = upstream_json(&up);
+    assert_eq!(sent["model"], "claude-3-5-haiku-20241022");
+    assert_eq!(sent["max_tokens"], 10);
+}
+
+#[test]
+fn multi_turn_with_system_parameters_and_merged_turns() {
+    let sent = translate(
+        &cfg(),
+        json!({
+            "model": "claude-3-5-sonnet-20241022",
+            "messages": [
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello."},
+                {"role": "developer", "content": [{"type": "text", "text": "Answer in French."}]},
+                {"role": "user", "content": "Weather?"},
+                {"role": "user", "content": [{"type": "text", "text": "In Paris."}]},
+            ],
+            "max_completion_tokens": 256,
+            "max_tokens": 99,
+            "stop": ["\n\nHuman:", "END"],
+            "temperature": 0.3,
+            "top_p": 0.9,
+            "top_k": 40,
+            "user": "user-123",
+            "n": 1,
+            "presence_penalty": 0,
+            "store": false,
+            "stream": false,
+        }),
+    );
+    assert_eq!(
+        sent,
+        json!({
+            "model": "claude-3-5-sonnet-20241022",
+            "system": [
+                {"type": "text", "text": "You are terse."},
+                {"type": "text", "text": "Answer in French."},
+            ],
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello."},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Weather?"},
+                    {"type": "text", "text": "In Paris."},
+                ]},
+            ],
+            "max_tokens": 256,
+            "stop_sequences": ["\n\nHuman:", "END"],
+            "temperature": 0.3,
+            "top_p": 0.9,
+            "top_k": 40,
+            "metadata": {"user_id": "user-123"},
+        })
+    );
+}
+
+#[test]
+fn single_system_is_a_string_and_stop_string_becomes_a_list() {
+    let sent = translate(
+        &cfg(),
+        json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": [{"type": "text", "text": "Be kind."}]},
+                {"role": "user", "content": "Hi"},
+            ],
+            "stop": "STOP",
+        }),
+    );
+    assert_eq!(sent["system"], "Be kind.");
+    assert_eq!(sent["stop_sequences"], json!(["STOP"]));
+    assert_eq!(sent["max_tokens"], 4096);
+}
+
+#[test]
+fn images_from_data_urls_and_http_urls() {
+    let sent = translate(
+        &cfg(),
+        json!({
+            "model": "claude-3-5-sonnet-20241022",
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "Compare these."},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "high"}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+                {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0x"}},
+            ]}],
+        }),
+    );
+    assert_eq!(
+        sent["messages"][0]["content"],
+        json!([
+            {"type": "text", "text": "Compare these."},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"}},
+        ])
+    );
+    let v = rejected(
+        json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png,notbase64"}}]}]}),
+    );
+    assert_eq!(v["error"]["param"], "messages[0].content[0]");
+    let v = rejected(
+        json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "ftp://example.com/x.png"}}]}]}),
+    );
+    assert!(v["error"]["message"].as_str().unwrap().contains("http"));
+    let v = rejected(
+        json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "input_audio", "input_audio": {"data": "AAA", "format": "wav"}}]}]}),
+    );
+    assert_eq!(v["error"]["code"], "unsupported_feature");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("audio input"));
+}
+
+#[test]
+fn tools_and_every_tool_choice() {
+    let tools = json!([
+        {"type": "function", "function": {"name": "get_weather", "description": "Weather by city",
+            "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}},
+        {"type": "function", "function": {"name": "ping"}},
+    ]);
+    let base = |extra: Value| {
+        let mut b =
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": tools});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        translate(&cfg(), b)
+    };
+    let sent = base(json!({}));
+    assert_eq!(
+        sent["tools"],
+        json!([
+            {"name": "get_weather", "description": "Weather by city",
+             "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}},
+            {"name": "ping", "input_schema": {"type": "object", "properties": {}}},
+        ])
+    );
+    assert!(sent.get("tool_choice").is_none());
+    assert_eq!(
+        base(json!({"tool_choice": "auto"}))["tool_choice"],
+        json!({"type": "auto"})
+    );
+    assert_eq!(
+        base(json!({"tool_choice": "none"}))["tool_choice"],
+        json!({"type": "none"})
+    );
+    assert_eq!(
+        base(json!({"tool_choice": "required"}))["tool_choice"],
+        json!({"type": "any"})
+    );
+    assert_eq!(
+        base(json!({"tool_choice": {"type": "function", "function": {"name": "get_weather"}}}))
+            ["tool_choice"],
+        json!({"type": "tool", "name": "get_weather"})
+    );
+    assert_eq!(
+        base(json!({"parallel_tool_calls": false}))["tool_choice"],
+        json!({"type": "auto", "disable_parallel_tool_use": true})
+    );
+    assert_eq!(
+        base(json!({"parallel_tool_calls": false, "tool_choice": "required"}))["tool_choice"],
+        json!({"type": "any", "disable_parallel_tool_use": true})
+    );
+    assert!(base(json!({"parallel_tool_calls": true}))
+        .get("tool_choice")
+        .is_none());
+    let v = rejected(
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "custom", "custom": {"name": "x"}}]}),
+    );
+    assert_eq!(v["error"]["code"], "unsupported_feature");
+}
+
+#[test]
+fn assistant_tool_calls_and_tool_results_round_trip() {
+    let sent = translate(
+        &cfg(),
+        json!({
+            "model": "m",
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+            "messages": [
+                {"role": "user", "content": "Weather in Paris and Rome?"},
+                {"role": "assistant", "content": "", "tool_calls": [
+                    {"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                    {"id": "toolu_2", "type": "function", "function": {"name": "get_weather", "arguments": ""}},
+                ]},
+                {"role": "tool", "tool_call_id": "toolu_1", "content": "18C"},
+                {"role": "tool", "tool_call_id": "toolu_2", "content": [{"type": "text", "text": "21C"}]},
+                {"role": "user", "content": "Which is warmer?"},
+            ],
+        }),
+    );
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "user", "content": "Weather in Paris and Rome?"},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+                {"type": "tool_use", "id": "toolu_2", "name": "get_weather", "input": {}},
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"},
+                {"type": "tool_result", "tool_use_id": "toolu_2", "content": [{"type": "text", "text": "21C"}]},
+                {"type": "text", "text": "Which is warmer?"},
+            ]},
+        ])
+    );
+}
+
+#[test]
+fn invalid_tool_messages_are_400() {
+    let v = rejected(json!({"model": "m", "messages": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "tool_calls": [{"id": "t", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]},
+    ]}));
+    assert_eq!(
+        v["error"]["param"],
+        "messages[1].tool_calls[0].function.arguments"
+    );
+    let v = rejected(json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}));
+    assert_eq!(v["error"]["param"], "messages[0].tool_call_id");
+    let v = rejected(
+        json!({"model": "m", "messages": [{"role": "function", "name": "f", "content": "x"}]}),
+    );
+    assert_eq!(v["error"]["code"], "unsupported_feature");
+}
+
+#[test]
+fn unsupported_openai_features_are_named_400s() {
+    let cases = [
+        ("n", json!(2), "n other than 1"),
+        ("logprobs", json!(true), "logprobs"),
+        ("top_logprobs", json!(3), "top_logprobs"),
+        ("logit_bias", json!({"50256": -100}), "logit_bias"),
+        ("frequency_penalty", json!(0.5), "frequency_penalty"),
+        ("seed", json!(7), "seed"),
+        (
+            "response_format",
+            json!({"type": "json_object"}),
+            "response_format 'json_object'",
+        ),
+        ("functions", json!([{"name": "f"}]), "legacy 'functions'"),
+        ("audio", json!({"voice": "alloy"}), "audio output"),
+    ];
+    for (key, value, feature) in cases {
+        let mut body = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
+        body[key] = value;
+        let v = rejected(body);
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains(feature) && msg.contains("'claude'"),
+            "{key}: {msg}"
+        );
+        assert_eq!(v["error"]["code"], "unsupported_feature");
+        assert_eq!(v["error"]["param"], key);
+    }
+    // Neutral values are accepted and not forwarded.
+    let sent = translate(
+        &cfg(),
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 1, "logprobs": false,
+                   "frequency_penalty": 0.0, "response_format": {"type": "text"}, "logit_bias": {}}),
+    );
+    assert_eq!(
+        sent,
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4096})
+    );
+    // Fields we do not know are Claude's to judge, not dropped.
+    let sent = translate(
+        &cfg(),
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "thinking": {"type": "enabled", "budget_tokens": 1024}}),
+    );
+    assert_eq!(
+        sent["thinking"],
+        json!({"type": "enabled", "budget_tokens": 1024})
+    );
+    // A configured responseJsonSchema cannot be honoured.
+    let cfg = cfg_with(r#","responseJsonSchema":{"type":"object"}"#);
+    let (status, v) = local_reply(
+        &cfg,
+        CHAT,
+        r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("unsupported_feature"))
+    );
+}
+
+#[test]
+fn embeddings_are_unsupported() {
+    let (status, v) = local_reply(
+        &cfg(),
+        "/v1/embeddings",
+        r#"{"model":"voyage-3","input":"hello"}"#,
+    );
+    assert_eq!(status, 400);
+    assert_eq!(v["error"]["code"], "unsupported_feature");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("embeddings"));
+}
+
+#[test]
+fn custom_settings_use_the_claude_column() {
+    let cfg = cfg_with(
+        r#","customSettings":[
+                {"name":"top_k","value":30},
+                {"name":"seed","value":1},
+                {"name":"temperature","value":0.2,"overwrite":false},
+                {"name":"max_tokens","value":1000,"overwrite":false}
+            ]"#,
+    );
+    // No max_tokens from the client: customSettings fills it (our 4096 default stays out of
+    // the way); temperature from the client is kept; seed has no Claude column.
+    let sent = translate(
+        &cfg,
+        json!({"model": "m", "temperature": 0.9, "messages": [{"role": "user", "content": "x"}]}),
+    );
+    assert_eq!(sent["max_tokens"], 1000);
+    assert_eq!(sent["top_k"], 30);
+    assert_eq!(sent["temperature"], 0.9);
+    assert!(sent.get("seed").is_none());
+    // The client's max_tokens wins over overwrite:false.
+    let sent = translate(
+        &cfg,
+        json!({"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": "x"}]}),
+    );
+    assert_eq!(sent["max_tokens"], 50);
+    let cfg = cfg_with(r#","customSettings":[{"name":"max_tokens","value":777}]"#);
+    let sent = translate(
+        &cfg,
+        json!({"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": "x"}]}),
+    );
+    assert_eq!(sent["max_tokens"], 777);
+}
+
+#[test]
+fn protocol_original_passes_the_client_path_through() {
+    let original = cfg_with(r#","protocol":"original""#);
+    let body = r#"{"model":"claude-3-5-sonnet-20241022","max_tokens":10,"messages":[{"role":"user","content":"Hi"}]}"#;
+    let (mut ex, up) = forward(&original, "/v1/messages?beta=true", body);
+    assert_eq!(up.authority, "api.anthropic.com");
+    assert_eq!(up.path, "/v1/messages?beta=true");
+    assert_eq!(up.body, None);
+    assert_eq!(header(&up, "x-api-key"), Some(KEY));
+    assert_eq!(header(&up, "anthropic-version"), Some("2023-06-01"));
+    assert!(up.remove_headers.contains(&"authorization"));
+    let (status, out, mode) = respond(&mut ex, 200, "application/json", TEXT_BODY.as_bytes());
+    assert_eq!((status, mode), (200, ResponseMode::Passthrough));
+    assert_eq!(out, TEXT_BODY.as_bytes());
+    // The same for a Claude-native path under the default OpenAI protocol.
+    let (_, up) = forward(&cfg(), "/v1/messages", body);
+    assert_eq!(
+        (up.path.as_str(), up.body.is_none()),
+        ("/v1/messages", true)
+    );
+    assert_eq!(header(&up, "x-api-key"), Some(KEY));
+}
+
+// -- Buffered responses ---------------------------------------------------------------
+
+#[test]
+fn buffered_text_response_and_usage() {
+    let mut ex = buffered_exchange(&cfg());
+    let (status, out, mode) = respond(&mut ex, 200, "application/json", TEXT_BODY.as_bytes());
+    assert_eq!((status, mode), (200, ResponseMode::Buffer));
+    let v = json_of(&out);
+    validate_chat_completion(&v);
+    assert_eq!(v["id"], "msg_01AbCdEf");
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["model"], "claude-3-5-sonnet-20241022");
+    assert_eq!(v["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(v["choices"][0]["message"]["content"], "Hello, world.");
+    assert!(v["choices"][0]["message"].get("tool_calls").is_none());
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        v["usage"],
+        json!({"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18})
+    );
+    assert_eq!(ex.usage(), Some(Usage::new(12, 6, None)));
+}
+
+#[test]
+fn buffered_tool_use_response() {
+    let mut ex = buffered_exchange(&cfg());
+    let (status, out, _) = respond(&mut ex, 200, "application/json", TOOL_BODY.as_bytes());
+    assert_eq!(status, 200);
+    let v = json_of(&out);
+    validate_chat_completion(&v);
+    let msg = &v["choices"][0]["message"];
+    assert_eq!(msg["content"], "Checking.");
+    assert_eq!(msg["tool_calls"][0]["id"], "toolu_01A");
+    assert_eq!(msg["tool_calls"][0]["type"], "function");
+    assert_eq!(msg["tool_calls"][0]["function"]["name"], "get_weather");
+    let args: Value = serde_json::from_str(
+        msg["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(args, json!({"location": "Paris", "unit": "celsius"}));
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    // Cached prompt tokens count as prompt tokens.
+    assert_eq!(
+        v["usage"],
+        json!({"prompt_tokens": 150, "completion_tokens": 40, "total_tokens": 190})
+    );
+}
+
+#[test]
+fn buffered_tool_only_response_has_null_content() {
+    let body = r#"{"id":"msg_x","type":"message","role":"assistant","model":"m","content":[{"type":"tool_use","id":"toolu_9","name":"ping","input":{}}],"stop_reason":"tool_use","usage":{"input_tokens":1,"output_tokens":2}}"#;
+    let mut ex = buffered_exchange(&cfg());
+    let v = json_of(&respond(&mut ex, 200, "application/json", body.as_bytes()).1);
+    validate_chat_completion(&v);
+    assert_eq!(v["choices"][0]["message"]["content"], Value::Null);
+    assert_eq!(
+        v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+        "{}"
+    );
+}
+
+#[test]
+fn stop_reasons_map_to_finish_reasons() {
+    for (claude, openai) in [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "content_filter"),
+        ("pause_turn", "stop"),
+        ("model_context_window_exceeded", "length"),
+    ] {
+        let body = format!(
+            r#"{{"id":"msg_x","type":"message","role":"assistant","model":"m","content":[{{"type":"text","text":"t"}}],"stop_reason":"{claude}","usage":{{"input_tokens":1,"output_tokens":1}}}}"#
+        );
+        let mut ex = buffered_exchange(&cfg());
+        let v = json_of(&respond(&mut ex, 200, "application/json", body.as_bytes()).1);
+        validate_chat_completion(&v);
+        assert_eq!(v["choices"][0]["finish_reason"], openai, "{claude}");
+    }
+}
+
+#[test]
+fn buffered_upstream_errors_keep_status() {
+    let cases: [(u16, &str, &str, Option<&str>); 4] = [
+        (529, OVERLOADED_BODY, "api_error", Some("overloaded_error")),
+        (
+            401,
+            AUTH_BODY,
+            "authentication_error",
+            Some("authentication_error"),
+        ),
+        (
+            404,
+            r#"{"type":"error","error":{"type":"not_found_error","message":"model: claude-9"}}"#,
+            "invalid_request_error",
+            Some("not_found_error"),
+        ),
+        (
+            503,
+            "<html>upstream connect error</html>",
+            "api_error",
+            None,
+        ),
+    ];
+    for (status, body, kind, code) in cases {
+        let mut ex = buffered_exchange(&cfg());
+        let (got, out, mode) = respond(&mut ex, status, "application/json", body.as_bytes());
+        assert_eq!((got, mode), (status, ResponseMode::Buffer));
+        let v = json_of(&out);
+        validate_error(&v);
+        assert_eq!(v["error"]["type"], kind, "{body}");
+        assert_eq!(v["error"]["code"].as_str(), code, "{body}");
+    }
+    let mut ex = buffered_exchange(&cfg());
+    let v = json_of(&respond(&mut ex, 529, "application/json", OVERLOADED_BODY.as_bytes()).1);
+    assert_eq!(v["error"]["message"], "Overloaded");
+}
+
+#[test]
+fn error_inside_a_200_and_malformed_bodies() {
+    let mut ex = buffered_exchange(&cfg());
+    let (status, out, _) = respond(&mut ex, 200, "application/json", OVERLOADED_BODY.as_bytes());
+    assert_eq!(status, 529);
+    validate_error(&json_of(&out));
+    let mut ex = buffered_exchange(&cfg());
+    let (status, out, _) = respond(&mut ex, 200, "application/json", b"{not json");
+    assert_eq!(status, 502);
+    validate_error(&json_of(&out));
+}
+
+// -- Streams --------------------------------------------------------------------------
+
+#[test]
+fn stream_text_with_usage_chunk() {
+    let mut ex = stream_exchange(&cfg(), true);
+    let (status, out, mode) = respond(&mut ex, 200, "text/event-stream", TEXT_STREAM.as_bytes());
+    assert_eq!((status, mode), (200, ResponseMode::Stream));
+    let events = validate_sse_stream(&out);
+    assert_eq!(stream_text(&events), "Hello été!");
+    // First chunk carries the role; identity comes from message_start.
+    assert_eq!(
+        events[0]["choices"][0]["delta"],
+        json!({"role": "assistant", "content": ""})
+    );
+    for e in &events {
+        assert_eq!(e["id"], "msg_01Stream");
+        assert_eq!(e["model"], "claude-3-5-sonnet-20241022");
+    }
+    let finishes: Vec<&Value> = events
+        .iter()
+        .filter_map(|e| {
+            e["choices"]
+                .get(0)?
+                .get("finish_reason")
+                .filter(|f| !f.is_null())
+        })
+        .collect();
+    assert_eq!(finishes, vec![&json!("stop")]);
+    let last = events.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(
+        last["usage"],
+        json!({"prompt_tokens": 25, "completion_tokens": 15, "total_tokens": 40})
+    );
+    assert_eq!(
+        events.iter().filter(|e| e.get("usage").is_some()).count(),
+        1
+    );
+    assert_eq!(ex.usage(), Some(Usage::new(25, 15, None)));
+}
+
+#[test]
+fn stream_without_include_usage_has_no_usage_chunk_but_records_usage() {
+    let mut ex = stream_exchange(&cfg(), false);
+    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", TEXT_STREAM.as_bytes());
+    let events = validate_sse_stream(&out);
+    assert!(events.iter().all(|e| e.get("usage").is_none()));
+    assert_eq!(
+        events.last().unwrap()["choices"][0]["finish_reason"],
+        "stop"
+    );
+    assert_eq!(ex.usage(), Some(Usage::new(25, 15, None)));
+}
+
+#[test]
+fn stream_tool_calls() {
+    let mut ex = stream_exchange(&cfg(), false);
+    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", TOOL_STREAM.as_bytes());
+    let events = validate_sse_stream(&out);
+    assert_eq!(stream_text(&events), "Let me check.");
+    let calls: Vec<&Value> = events
+        .iter()
+        .filter_map(|e| e["choices"].get(0)?.get("delta")?.get("tool_calls"))
+        .map(|tc| &tc[0])
+        .collect();
+    // Starts carry id, type, name and empty arguments; deltas carry the same index.
+    assert_eq!(
+        calls[0],
+        &json!({"index": 0, "id": "toolu_01T1", "type": "function", "function": {"name": "get_weather", "arguments": ""}})
+    );
+    let args = |idx: u64| -> String {
+        calls
+            .iter()
+            .filter(|c| c["index"] == idx)
+            .filter_map(|c| c["function"]["arguments"].as_str())
+            .collect()
+    };
+    assert_eq!(
+        serde_json::from_str::<Value>(&args(0)).unwrap(),
+        json!({"location": "San Francisco"})
+    );
+    assert_eq!(calls.iter().filter(|c| c["index"] == 1).count(), 2);
+    assert_eq!(
+        calls.iter().find(|c| c["index"] == 1).unwrap()["id"],
+        "toolu_01T2"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&args(1)).unwrap(),
+        json!({"tz": "PST"})
+    );
+    assert_eq!(
+        events.last().unwrap()["choices"][0]["finish_reason"],
+        "tool_calls"
+    );
+    assert_eq!(ex.usage(), Some(Usage::new(472, 89, None)));
+}
+
+#[test]
+fn stream_translation_is_chunking_invariant() {
+    let cfg = cfg();
+    for (body, usage) in [
+        (TEXT_STREAM, true),
+        (TOOL_STREAM, true),
+        (ERROR_STREAM, false),
+    ] {
+        assert_chunking_invariant(
+            || stream_exchange(&cfg, usage),
+            "text/event-stream",
+            body.as_bytes(),
+        );
+    }
+}
+
+#[test]
+fn in_stream_error_event_becomes_an_openai_error_then_done() {
+    let mut ex = stream_exchange(&cfg(), true);
+    let (status, out, _) = respond(&mut ex, 200, "text/event-stream", ERROR_STREAM.as_bytes());
+    assert_eq!(status, 200);
+    let events = validate_sse_stream(&out);
+    assert_eq!(stream_text(&events), "Par");
+    let err = events.last().unwrap();
+    assert_eq!(err["error"]["message"], "Overloaded");
+    assert_eq!(err["error"]["code"], "overloaded_error");
+    assert_eq!(err["error"]["type"], "api_error");
+    assert!(events.iter().all(|e| e.get("usage").is_none()));
+}
+
+#[test]
+fn truncated_or_garbled_streams_end_with_an_error_and_done() {
+    let cut = TEXT_STREAM.find("event: message_delta").unwrap();
+    let mut ex = stream_exchange(&cfg(), false);
+    let (_, out, _) = respond(
+        &mut ex,
+        200,
+        "text/event-stream",
+        &TEXT_STREAM.as_bytes()[..cut],
+    );
+    let events = validate_sse_stream(&out);
+    assert_eq!(stream_text(&events), "Hello été!");
+    assert!(events.last().unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("message_stop"));
+
+    let mut ex = stream_exchange(&cfg(), false);
+    let (_, out, _) = respond(
+        &mut ex,
+        200,
+        "text/event-stream",
+        b"event: message_start\ndata: {oops\n\n",
+    );
+    let events = validate_sse_stream(&out);
+    assert_eq!(events.len(), 1);
+    assert!(events[0].get("error").is_some());
+}
+
+#[test]
+fn stream_usage_counts_cache_tokens_and_cumulative_message_delta() {
+    // Usage fields per "Streaming Messages" and "Prompt caching": message_delta may repeat
+    // input_tokens without the cache counters; counts are cumulative, not increments.
+    let mut t = ClaudeTranslator::new();
+    let mut w = OpenAiWriter::new("m", true);
+    for data in [
+        r#"{"type":"message_start","message":{"id":"msg_u","model":"m","usage":{"input_tokens":10,"cache_read_input_tokens":5,"output_tokens":1}}}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"input_tokens":10,"output_tokens":7}}"#,
+        r#"{"type":"message_stop"}"#,
+    ] {
+        t.on_event(
+            SseEvent {
+                event: "",
+                data: data.as_bytes(),
+            },
+            &mut w,
+        )
+        .unwrap();
+    }
+    t.on_stream_end(&mut w).unwrap();
+    w.end();
+    let events = validate_sse_stream(w.output());
+    assert_eq!(w.usage(), Some(Usage::new(15, 7, None)));
+    assert_eq!(events[1]["choices"][0]["finish_reason"], "length");
+    assert_eq!(events[2]["usage"]["total_tokens"], 22);
+}
+
+#[test]
+fn stream_request_answered_with_an_http_error_is_buffered() {
+    let mut ex = stream_exchange(&cfg(), true);
+    let (status, out, mode) = respond(&mut ex, 429, "application/json",
+            br#"{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}"#);
+    assert_eq!((status, mode), (429, ResponseMode::Buffer));
+    let v = json_of(&out);
+    validate_error(&v);
+    assert_eq!(v["error"]["type"], "rate_limit_error");
+}
