@@ -676,3 +676,7 @@ impl Exchange {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "exchange_tests.rs"]
+mod tests;
