@@ -187,6 +187,11 @@ pub struct Exchange {
     /// Reused output buffer.
     out: Vec<u8>,
     stream_failed: bool,
+    /// Stream mode: the output so far ends with `data: [DONE]` (nothing may follow it).
+    stream_done: bool,
+    /// Decided at the response headers: the reply is this error whatever the body holds (the body
+    /// is then not buffered).
+    rejected: Option<ProxyError>,
     /// Buffer mode producing an SSE stream (see `ResponseTranslator::buffered_as_stream`).
     buffer_as_sse: bool,
 }
@@ -229,6 +234,8 @@ impl Exchange {
             buffered: Vec::new(),
             out: Vec::new(),
             stream_failed: false,
+            stream_done: false,
+            rejected: None,
             buffer_as_sse: false,
         }
     }
@@ -506,21 +513,33 @@ impl Exchange {
         {
             self.undecodable = Some(enc.to_string());
         }
+        // The content type decides the mode, explicitly: SSE streams, JSON buffers (translators
+        // that answer a stream request from one JSON body turn it into SSE), and anything else
+        // (an HTML error page with status 200, a missing type) cannot be a stream.
         let ctype = header(headers, "content-type").unwrap_or("");
-        let is_sse = ctype.to_ascii_lowercase().contains("text/event-stream");
-        let is_json = ctype.to_ascii_lowercase().contains("json");
-        self.mode = if (200..300).contains(&status)
-            && self.undecodable.is_none()
-            && (is_sse || (self.req.stream && !is_json))
-        {
+        let lower = ctype.to_ascii_lowercase();
+        let is_sse = lower.contains("text/event-stream");
+        let is_json = lower.contains("json");
+        let ok = (200..300).contains(&status) && self.undecodable.is_none();
+        self.mode = if ok && is_sse {
             ResponseMode::Stream
         } else {
             ResponseMode::Buffer
         };
+        if ok && self.req.stream && !is_sse && !is_json {
+            let shown: String = ctype.chars().take(64).collect();
+            self.rejected = Some(
+                ProxyError::bad_upstream(format!(
+                    "upstream answered a streaming request with content-type '{shown}', \
+                     expected text/event-stream or JSON"
+                ))
+                .with_code("upstream_bad_content_type"),
+            );
+        }
         self.buffer_as_sse = self.mode == ResponseMode::Buffer
             && self.req.stream
-            && (200..300).contains(&status)
-            && self.undecodable.is_none()
+            && ok
+            && self.rejected.is_none()
             && self
                 .translator
                 .as_ref()
@@ -575,7 +594,9 @@ impl Exchange {
                 })
             }
             ResponseMode::Buffer => {
-                if self.buffered.len() + chunk.len() > self.config.max_response_bytes {
+                if self.rejected.is_some() {
+                    // The reply is already decided; keep nothing.
+                } else if self.buffered.len() + chunk.len() > self.config.max_response_bytes {
                     self.undecodable.get_or_insert_with(|| "oversized".into());
                 } else {
                     self.buffered.extend_from_slice(chunk);
@@ -619,6 +640,84 @@ impl Exchange {
             crate::openai::write_stream_error(&mut self.out, &e);
             crate::sse::write_done(&mut self.out);
         }
+        if self.out.ends_with(b"data: [DONE]\n\n") {
+            self.stream_done = true;
+        }
+    }
+
+    /// The upstream connection failed (reset, timeout) before its body ended. Returns what ends
+    /// the client's response properly, and ends the exchange: in Stream mode an OpenAI in-stream
+    /// error event then `data: [DONE]` (unless the stream already ended); in Buffer mode, or
+    /// before the response headers, a 502 with an OpenAI error body (an error event when the
+    /// client expects SSE from a buffered upstream); otherwise nothing (`unchanged`). Safe to call
+    /// twice.
+    pub fn on_upstream_abort(&mut self) -> Result<BodyOutput<'_>, StateError> {
+        self.out.clear();
+        let unchanged = BodyOutput {
+            unchanged: true,
+            data: &[],
+            status: None,
+        };
+        let translated = self.req.translated && self.translator.is_some();
+        match self.stage {
+            Stage::New | Stage::AwaitingCallout => {
+                return Err(StateError("the request was not forwarded upstream"))
+            }
+            Stage::LocalReplied | Stage::Done => return Ok(unchanged),
+            Stage::Forwarded | Stage::ResponseHeaders if !translated => {
+                self.stage = Stage::Done;
+                return Ok(unchanged);
+            }
+            Stage::Forwarded | Stage::ResponseHeaders => {}
+        }
+        let before_headers = self.stage == Stage::Forwarded;
+        self.stage = Stage::Done;
+        self.buffered = Vec::new();
+        let err = ProxyError::bad_upstream(
+            "the upstream connection ended before the response was complete",
+        )
+        .with_code("upstream_reset");
+        if before_headers {
+            self.out.extend_from_slice(&err.to_body());
+            return Ok(BodyOutput {
+                unchanged: false,
+                data: &self.out,
+                status: Some(err.status),
+            });
+        }
+        match self.mode {
+            ResponseMode::Passthrough => Ok(unchanged),
+            ResponseMode::Stream => {
+                if !self.stream_failed && !self.stream_done {
+                    self.stream_failed = true;
+                    crate::openai::write_stream_error(&mut self.out, &err);
+                    crate::sse::write_done(&mut self.out);
+                    self.stream_done = true;
+                }
+                Ok(BodyOutput {
+                    unchanged: false,
+                    data: &self.out,
+                    status: None,
+                })
+            }
+            ResponseMode::Buffer if self.buffer_as_sse => {
+                crate::openai::write_stream_error(&mut self.out, &err);
+                crate::sse::write_done(&mut self.out);
+                Ok(BodyOutput {
+                    unchanged: false,
+                    data: &self.out,
+                    status: Some(self.upstream_status),
+                })
+            }
+            ResponseMode::Buffer => {
+                self.out.extend_from_slice(&err.to_body());
+                Ok(BodyOutput {
+                    unchanged: false,
+                    data: &self.out,
+                    status: Some(err.status),
+                })
+            }
+        }
     }
 
     fn finish_buffered(&mut self) -> u16 {
@@ -628,7 +727,9 @@ impl Exchange {
             .as_mut()
             .expect("buffer mode has a translator");
         let status = self.upstream_status;
-        let result = if let Some(enc) = &self.undecodable {
+        let result = if let Some(e) = &self.rejected {
+            Err(e.clone())
+        } else if let Some(enc) = &self.undecodable {
             Err(if enc == "oversized" {
                 ProxyError::bad_upstream(format!(
                     "upstream body exceeds {} bytes",

@@ -752,7 +752,7 @@ impl ClaudeTranslator {
     }
 
     fn current_usage(&self) -> Usage {
-        Usage::new(self.prompt.iter().sum(), self.completion, None)
+        Usage::saturating(&self.prompt, &[self.completion], None)
     }
 
     fn read_usage(&mut self, u: Option<&Value>) {
