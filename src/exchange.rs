@@ -762,3 +762,133 @@ impl Exchange {
         }
     }
 }
+
+#[cfg(test)]
+mod response_side_tests {
+    //! The response side owned here: the content type decides the mode, and an upstream abort
+    //! ends the client's response properly in every mode.
+    use super::*;
+    use crate::testutil::{self, validate_error, validate_sse_stream};
+
+    const CFG: &str = r#"{"provider": {"type": "openai", "apiTokens": ["sk-test"]}}"#;
+    const CLAUDE: &str = r#"{"provider": {"type": "claude", "apiTokens": ["sk-ant"]}}"#;
+    const STREAM: &str =
+        r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    const PLAIN: &str = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+    const CHUNK: &[u8] = b"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n";
+
+    fn ex(cfg: &str, body: &str) -> Exchange {
+        testutil::forward(&testutil::config(cfg), "/v1/chat/completions", body).0
+    }
+
+    fn error_of(body: &[u8]) -> Value {
+        let v: Value = serde_json::from_slice(body).expect("error body is JSON");
+        validate_error(&v);
+        v
+    }
+
+    #[test]
+    fn html_with_200_on_a_stream_request_is_a_502() {
+        for ctype in ["text/html; charset=utf-8", "", "text/plain"] {
+            let mut x = ex(CFG, STREAM);
+            let (status, out, mode) =
+                testutil::respond(&mut x, 200, ctype, b"<html><body>gateway</body></html>");
+            assert_eq!(mode, ResponseMode::Buffer, "{ctype}");
+            assert_eq!(status, 502, "{ctype}");
+            let v = error_of(&out);
+            assert_eq!(v["error"]["code"], "upstream_bad_content_type");
+            assert!(v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("content-type"));
+        }
+    }
+
+    #[test]
+    fn content_type_decides_the_mode() {
+        let mut x = ex(CFG, STREAM);
+        let rh = x
+            .on_response_headers(200, &[("content-type", "text/event-stream; charset=utf-8")])
+            .unwrap();
+        assert_eq!(rh.mode, ResponseMode::Stream);
+        let mut x = ex(CFG, STREAM);
+        let rh = x
+            .on_response_headers(200, &[("content-type", "application/json")])
+            .unwrap();
+        assert_eq!(rh.mode, ResponseMode::Buffer);
+        // A non-stream request with SSE, and any error status, are handled as before.
+        let mut x = ex(CFG, PLAIN);
+        let rh = x
+            .on_response_headers(503, &[("content-type", "text/html")])
+            .unwrap();
+        assert_eq!(rh.mode, ResponseMode::Buffer);
+        let out = x.on_response_body(b"<html>busy</html>", true).unwrap();
+        assert_eq!(out.status, Some(503));
+        error_of(out.data);
+    }
+
+    #[test]
+    fn abort_mid_stream_ends_with_an_error_event_then_done() {
+        let mut x = ex(CFG, STREAM);
+        x.on_response_headers(200, &[("content-type", "text/event-stream")])
+            .unwrap();
+        let mut client = x.on_response_body(CHUNK, false).unwrap().data.to_vec();
+        let out = x.on_upstream_abort().unwrap();
+        assert!(!out.unchanged && out.status.is_none());
+        client.extend_from_slice(out.data);
+        let events = validate_sse_stream(&client);
+        let last = events.last().unwrap();
+        assert_eq!(last["error"]["code"], "upstream_reset");
+        // Twice is safe and adds nothing; the exchange is over.
+        let again = x.on_upstream_abort().unwrap();
+        assert!(again.unchanged && again.data.is_empty());
+        assert!(x.on_response_body(b"", true).is_err());
+    }
+
+    #[test]
+    fn abort_after_done_adds_nothing() {
+        let mut x = ex(CFG, STREAM);
+        x.on_response_headers(200, &[("content-type", "text/event-stream")])
+            .unwrap();
+        let mut body = CHUNK.to_vec();
+        body.extend_from_slice(b"data: [DONE]\n\n");
+        let mut client = x.on_response_body(&body, false).unwrap().data.to_vec();
+        let out = x.on_upstream_abort().unwrap();
+        client.extend_from_slice(out.data);
+        validate_sse_stream(&client);
+    }
+
+    #[test]
+    fn abort_before_headers_or_in_buffer_mode_is_a_502() {
+        let mut x = ex(CFG, PLAIN);
+        let out = x.on_upstream_abort().unwrap();
+        assert_eq!(out.status, Some(502));
+        assert_eq!(error_of(out.data)["error"]["code"], "upstream_reset");
+
+        let mut x = ex(CFG, PLAIN);
+        x.on_response_headers(200, &[("content-type", "application/json")])
+            .unwrap();
+        x.on_response_body(b"{\"id\":", false).unwrap();
+        let out = x.on_upstream_abort().unwrap();
+        assert_eq!(out.status, Some(502));
+        error_of(out.data);
+        // Translating provider, streamed: same shape.
+        let mut x = ex(CLAUDE, STREAM);
+        x.on_response_headers(200, &[("content-type", "text/event-stream")])
+            .unwrap();
+        let out = x.on_upstream_abort().unwrap();
+        let events = validate_sse_stream(out.data);
+        assert_eq!(events.len(), 1);
+    }
+
+    #[test]
+    fn abort_out_of_order_or_untranslated() {
+        let cfg = testutil::config(CFG);
+        let mut x = Exchange::new(Arc::clone(&cfg));
+        assert!(x.on_upstream_abort().is_err());
+        // An untranslated (passthrough) request: nothing to add.
+        let mut x = Exchange::new(cfg);
+        x.on_request("GET", "/v1/models", &[], b"").unwrap();
+        assert!(x.on_upstream_abort().unwrap().unchanged);
+    }
+}
