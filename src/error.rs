@@ -4,24 +4,38 @@
 use serde_json::{json, Value};
 use std::fmt;
 
-/// Stable numeric codes shared by the Rust API, the C API and the bindings.
+/// Stable numeric codes shared by the Rust API, the C API and the bindings: the single source of
+/// the header's `AIPROXY_ERR_*` constants (cbindgen exports this enum as `AiproxyErr`, each
+/// variant as `AIPROXY_ERR_<NAME>`). Values never change and are never reused; new codes are
+/// appended. `AIPROXY_OK` (0) is success and is not a variant.
+///
+/// cbindgen:prefix-with-name
+/// cbindgen:rename-all=ScreamingSnakeCase
 #[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
-    /// A pointer argument was null.
+    /// A required pointer argument was null (or a data pointer was null with a non-zero length).
     NullPointer = 1,
     /// A string argument was not valid UTF-8.
     InvalidUtf8 = 2,
-    /// The configuration is not valid JSON.
+    /// The configuration is not valid JSON (an empty document included).
     ConfigJson = 3,
-    /// The configuration is JSON but violates the schema (see the field path).
+    /// The configuration is invalid; the error's field names the offending path.
     ConfigInvalid = 4,
-    /// A call arrived in the wrong order for the exchange's state.
+    /// The call does not fit the exchange's state (e.g. a body before headers, or a second request).
     BadState = 5,
-    /// A panic was caught inside the library; the handle is poisoned.
+    /// A panic was caught inside the library; the exchange is poisoned and every later call on it
+    /// returns this code.
     Internal = 6,
-    /// An argument was out of range.
+    /// An argument is out of range (e.g. an empty method or path).
     InvalidArgument = 7,
+}
+
+impl ErrorCode {
+    /// The numeric value the C API returns.
+    pub const fn code(self) -> i32 {
+        self as i32
+    }
 }
 
 /// A configuration error: where in the JSON it is, and why.

@@ -189,6 +189,9 @@ pub struct Exchange {
     sse: SseParser,
     /// Buffer mode only: the body so far.
     buffered: Vec<u8>,
+    /// Decided at the response headers: the reply is this error whatever the body holds (the body
+    /// is then not buffered).
+    rejected: Option<ProxyError>,
     /// Buffer mode producing an SSE stream (see `ResponseTranslator::buffered_as_stream`).
     buffer_as_sse: bool,
 }
@@ -230,6 +233,7 @@ impl Exchange {
             undecodable: None,
             sse: SseParser::default(),
             buffered: Vec::new(),
+            rejected: None,
             buffer_as_sse: false,
         }
     }
@@ -518,21 +522,33 @@ impl Exchange {
         {
             self.undecodable = Some(enc.to_string());
         }
+        // The content type decides the mode, explicitly: SSE streams, JSON buffers (translators
+        // that answer a stream request from one JSON body turn it into SSE), and anything else
+        // (an HTML error page with status 200, a missing type) cannot be a stream.
         let ctype = header(headers, "content-type").unwrap_or("");
-        let is_sse = ctype.to_ascii_lowercase().contains("text/event-stream");
-        let is_json = ctype.to_ascii_lowercase().contains("json");
-        self.mode = if (200..300).contains(&status)
-            && self.undecodable.is_none()
-            && (is_sse || (self.req.stream && !is_json))
-        {
+        let lower = ctype.to_ascii_lowercase();
+        let is_sse = lower.contains("text/event-stream");
+        let is_json = lower.contains("json");
+        let ok = (200..300).contains(&status) && self.undecodable.is_none();
+        self.mode = if ok && is_sse {
             ResponseMode::Stream
         } else {
             ResponseMode::Buffer
         };
+        if ok && self.req.stream && !is_sse && !is_json {
+            let shown: String = ctype.chars().take(64).collect();
+            self.rejected = Some(
+                ProxyError::bad_upstream(format!(
+                    "upstream answered a streaming request with content-type '{shown}', \
+                     expected text/event-stream or JSON"
+                ))
+                .with_code("upstream_bad_content_type"),
+            );
+        }
         self.buffer_as_sse = self.mode == ResponseMode::Buffer
             && self.req.stream
-            && (200..300).contains(&status)
-            && self.undecodable.is_none()
+            && ok
+            && self.rejected.is_none()
             && self
                 .translator
                 .as_ref()
@@ -587,7 +603,9 @@ impl Exchange {
                 })
             }
             ResponseMode::Buffer => {
-                if self.buffered.len() + chunk.len() > self.config.max_response_bytes {
+                if self.rejected.is_some() {
+                    // The reply is already decided; keep nothing.
+                } else if self.buffered.len() + chunk.len() > self.config.max_response_bytes {
                     self.undecodable.get_or_insert_with(|| "oversized".into());
                 } else {
                     self.buffered.extend_from_slice(chunk);
@@ -637,6 +655,76 @@ impl Exchange {
         }
     }
 
+    /// The upstream connection failed (reset, timeout) before its body ended. Returns what ends
+    /// the client's response properly, and ends the exchange: in Stream mode an OpenAI in-stream
+    /// error event then `data: [DONE]` (unless the stream already ended); in Buffer mode, or
+    /// before the response headers, a 502 with an OpenAI error body (an error event when the
+    /// client expects SSE from a buffered upstream); otherwise nothing (`unchanged`). Safe to call
+    /// twice.
+    pub fn on_upstream_abort(&mut self) -> Result<BodyOutput<'_>, StateError> {
+        self.writer.clear();
+        let unchanged = BodyOutput {
+            unchanged: true,
+            data: &[],
+            status: None,
+        };
+        let translated = self.req.translated && self.translator.is_some();
+        match self.stage {
+            Stage::New | Stage::AwaitingCallout => {
+                return Err(StateError("the request was not forwarded upstream"))
+            }
+            Stage::LocalReplied | Stage::Done => return Ok(unchanged),
+            Stage::Forwarded | Stage::ResponseHeaders if !translated => {
+                self.stage = Stage::Done;
+                return Ok(unchanged);
+            }
+            Stage::Forwarded | Stage::ResponseHeaders => {}
+        }
+        let before_headers = self.stage == Stage::Forwarded;
+        self.stage = Stage::Done;
+        self.buffered = Vec::new();
+        let err = ProxyError::bad_upstream(
+            "the upstream connection ended before the response was complete",
+        )
+        .with_code("upstream_reset");
+        if before_headers {
+            self.writer.json(&err.to_json());
+            return Ok(BodyOutput {
+                unchanged: false,
+                data: self.writer.output(),
+                status: Some(err.status),
+            });
+        }
+        match self.mode {
+            ResponseMode::Passthrough => Ok(unchanged),
+            ResponseMode::Stream => {
+                // Nothing is added after a stream that already ended or failed.
+                self.writer.error(&err);
+                Ok(BodyOutput {
+                    unchanged: false,
+                    data: self.writer.output(),
+                    status: None,
+                })
+            }
+            ResponseMode::Buffer if self.buffer_as_sse => {
+                self.writer.error(&err);
+                Ok(BodyOutput {
+                    unchanged: false,
+                    data: self.writer.output(),
+                    status: Some(self.upstream_status),
+                })
+            }
+            ResponseMode::Buffer => {
+                self.writer.json(&err.to_json());
+                Ok(BodyOutput {
+                    unchanged: false,
+                    data: self.writer.output(),
+                    status: Some(err.status),
+                })
+            }
+        }
+    }
+
     fn finish_buffered(&mut self) -> u16 {
         let body = std::mem::take(&mut self.buffered);
         let translator = self
@@ -644,7 +732,9 @@ impl Exchange {
             .as_mut()
             .expect("buffer mode has a translator");
         let status = self.upstream_status;
-        let result = if let Some(enc) = &self.undecodable {
+        let result = if let Some(e) = &self.rejected {
+            Err(e.clone())
+        } else if let Some(enc) = &self.undecodable {
             Err(if enc == "oversized" {
                 ProxyError::bad_upstream(format!(
                     "upstream body exceeds {} bytes",
@@ -680,3 +770,133 @@ impl Exchange {
 #[cfg(test)]
 #[path = "exchange_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod response_side_tests {
+    //! The response side owned here: the content type decides the mode, and an upstream abort
+    //! ends the client's response properly in every mode.
+    use super::*;
+    use crate::testutil::{self, validate_error, validate_sse_stream};
+
+    const CFG: &str = r#"{"provider": {"type": "openai", "apiTokens": ["sk-test"]}}"#;
+    const CLAUDE: &str = r#"{"provider": {"type": "claude", "apiTokens": ["sk-ant"]}}"#;
+    const STREAM: &str =
+        r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    const PLAIN: &str = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+    const CHUNK: &[u8] = b"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n";
+
+    fn ex(cfg: &str, body: &str) -> Exchange {
+        testutil::forward(&testutil::config(cfg), "/v1/chat/completions", body).0
+    }
+
+    fn error_of(body: &[u8]) -> Value {
+        let v: Value = serde_json::from_slice(body).expect("error body is JSON");
+        validate_error(&v);
+        v
+    }
+
+    #[test]
+    fn html_with_200_on_a_stream_request_is_a_502() {
+        for ctype in ["text/html; charset=utf-8", "", "text/plain"] {
+            let mut x = ex(CFG, STREAM);
+            let (status, out, mode) =
+                testutil::respond(&mut x, 200, ctype, b"<html><body>gateway</body></html>");
+            assert_eq!(mode, ResponseMode::Buffer, "{ctype}");
+            assert_eq!(status, 502, "{ctype}");
+            let v = error_of(&out);
+            assert_eq!(v["error"]["code"], "upstream_bad_content_type");
+            assert!(v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("content-type"));
+        }
+    }
+
+    #[test]
+    fn content_type_decides_the_mode() {
+        let mut x = ex(CFG, STREAM);
+        let rh = x
+            .on_response_headers(200, &[("content-type", "text/event-stream; charset=utf-8")])
+            .unwrap();
+        assert_eq!(rh.mode, ResponseMode::Stream);
+        let mut x = ex(CFG, STREAM);
+        let rh = x
+            .on_response_headers(200, &[("content-type", "application/json")])
+            .unwrap();
+        assert_eq!(rh.mode, ResponseMode::Buffer);
+        // A non-stream request with SSE, and any error status, are handled as before.
+        let mut x = ex(CFG, PLAIN);
+        let rh = x
+            .on_response_headers(503, &[("content-type", "text/html")])
+            .unwrap();
+        assert_eq!(rh.mode, ResponseMode::Buffer);
+        let out = x.on_response_body(b"<html>busy</html>", true).unwrap();
+        assert_eq!(out.status, Some(503));
+        error_of(out.data);
+    }
+
+    #[test]
+    fn abort_mid_stream_ends_with_an_error_event_then_done() {
+        let mut x = ex(CFG, STREAM);
+        x.on_response_headers(200, &[("content-type", "text/event-stream")])
+            .unwrap();
+        let mut client = x.on_response_body(CHUNK, false).unwrap().data.to_vec();
+        let out = x.on_upstream_abort().unwrap();
+        assert!(!out.unchanged && out.status.is_none());
+        client.extend_from_slice(out.data);
+        let events = validate_sse_stream(&client);
+        let last = events.last().unwrap();
+        assert_eq!(last["error"]["code"], "upstream_reset");
+        // Twice is safe and adds nothing; the exchange is over.
+        let again = x.on_upstream_abort().unwrap();
+        assert!(again.unchanged && again.data.is_empty());
+        assert!(x.on_response_body(b"", true).is_err());
+    }
+
+    #[test]
+    fn abort_after_done_adds_nothing() {
+        let mut x = ex(CFG, STREAM);
+        x.on_response_headers(200, &[("content-type", "text/event-stream")])
+            .unwrap();
+        let mut body = CHUNK.to_vec();
+        body.extend_from_slice(b"data: [DONE]\n\n");
+        let mut client = x.on_response_body(&body, false).unwrap().data.to_vec();
+        let out = x.on_upstream_abort().unwrap();
+        client.extend_from_slice(out.data);
+        validate_sse_stream(&client);
+    }
+
+    #[test]
+    fn abort_before_headers_or_in_buffer_mode_is_a_502() {
+        let mut x = ex(CFG, PLAIN);
+        let out = x.on_upstream_abort().unwrap();
+        assert_eq!(out.status, Some(502));
+        assert_eq!(error_of(out.data)["error"]["code"], "upstream_reset");
+
+        let mut x = ex(CFG, PLAIN);
+        x.on_response_headers(200, &[("content-type", "application/json")])
+            .unwrap();
+        x.on_response_body(b"{\"id\":", false).unwrap();
+        let out = x.on_upstream_abort().unwrap();
+        assert_eq!(out.status, Some(502));
+        error_of(out.data);
+        // Translating provider, streamed: same shape.
+        let mut x = ex(CLAUDE, STREAM);
+        x.on_response_headers(200, &[("content-type", "text/event-stream")])
+            .unwrap();
+        let out = x.on_upstream_abort().unwrap();
+        let events = validate_sse_stream(out.data);
+        assert_eq!(events.len(), 1);
+    }
+
+    #[test]
+    fn abort_out_of_order_or_untranslated() {
+        let cfg = testutil::config(CFG);
+        let mut x = Exchange::new(Arc::clone(&cfg));
+        assert!(x.on_upstream_abort().is_err());
+        // An untranslated (passthrough) request: nothing to add.
+        let mut x = Exchange::new(cfg);
+        x.on_request("GET", "/v1/models", &[], b"").unwrap();
+        assert!(x.on_upstream_abort().unwrap().unchanged);
+    }
+}

@@ -1,43 +1,56 @@
-//! The stable C API. Rules kept by every function here:
-//! - no panic crosses the boundary: each body runs under `catch_unwind`; a caught panic returns
-//!   `AIPROXY_ERR_INTERNAL` and poisons the exchange;
-//! - every pointer argument is checked; a null pointer is `AIPROXY_ERR_NULL_POINTER` (a null data
-//!   pointer is accepted only with length 0); strings must be UTF-8 (`AIPROXY_ERR_INVALID_UTF8`);
-//! - every error has a code and, through the optional `AiproxyError **` out-parameter, a message and
-//!   a field path;
+//! The stable C API. Every exported function goes through one wrapper, [`boundary`] (and
+//! [`exchange_call`] on top of it for exchange functions), which gives these guarantees:
+//! - no panic crosses the boundary: the body runs under `catch_unwind`; a caught panic returns
+//!   `AIPROXY_ERR_INTERNAL` and poisons the exchange (every later call on it returns the same);
+//! - `*err` is cleared on entry (when `err` is non-null) and set on every error, with a code, a
+//!   message and a field path;
+//! - every pointer argument is checked: a null handle or out-pointer is
+//!   `AIPROXY_ERR_NULL_POINTER`; a null data pointer is the empty string when its length is 0 and
+//!   `AIPROXY_ERR_NULL_POINTER` otherwise; strings must be UTF-8 (`AIPROXY_ERR_INVALID_UTF8`);
 //! - ownership: handles returned by `*_new` are owned by the caller and released with the matching
 //!   `*_free`; every pointer inside a result struct is borrowed from the exchange and stays valid
 //!   until the next `aiproxy_exchange_on_*` call on that exchange or `aiproxy_exchange_free`.
 //!
+//! The numeric codes come from one enum, [`ErrorCode`] (exported as `AiproxyErr`); the `AIPROXY_ERR_*`
+//! constants below are its values for Rust callers and are not exported again to C.
+//!
 //! Threads: an `AiproxyConfig` is immutable and may be used from any number of threads at once;
 //! an `AiproxyExchange` may move between threads but must not be used by two at the same time.
 
-use crate::error::ConfigError;
-use crate::exchange::{Config, Exchange, RequestAction};
+use crate::error::{ConfigError, ErrorCode};
+use crate::exchange::{BodyOutput, Config, Exchange, RequestAction};
 use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-/// An API error before it is boxed for C: code, message, field path.
-type FfiErr = (i32, String, String);
-type FfiResult = Result<(), FfiErr>;
+/// An API error before it is boxed for C.
+#[derive(Debug)]
+struct FfiErr {
+    code: ErrorCode,
+    message: String,
+    field: String,
+}
 
-/// Success.
+type FfiResult<T> = Result<T, FfiErr>;
+
+fn e(code: ErrorCode, msg: impl Into<String>) -> FfiErr {
+    FfiErr {
+        code,
+        message: msg.into(),
+        field: String::new(),
+    }
+}
+
+/// Success (every function returning `int32_t` returns this or an `AIPROXY_ERR_*` code).
 pub const AIPROXY_OK: i32 = 0;
-/// A required pointer argument was null.
-pub const AIPROXY_ERR_NULL_POINTER: i32 = 1;
-/// A string argument was not valid UTF-8.
-pub const AIPROXY_ERR_INVALID_UTF8: i32 = 2;
-/// The configuration is not valid JSON.
-pub const AIPROXY_ERR_CONFIG_JSON: i32 = 3;
-/// The configuration is invalid; the error's field names the offending path.
-pub const AIPROXY_ERR_CONFIG_INVALID: i32 = 4;
-/// The call does not fit the exchange's state (e.g. a body before headers, or a second request).
-pub const AIPROXY_ERR_BAD_STATE: i32 = 5;
-/// A panic was caught inside the library; the exchange can no longer be used.
-pub const AIPROXY_ERR_INTERNAL: i32 = 6;
-/// An argument is out of range.
-pub const AIPROXY_ERR_INVALID_ARGUMENT: i32 = 7;
+// Rust mirrors of the `AiproxyErr` values (C gets them from the enum; excluded in cbindgen.toml).
+pub const AIPROXY_ERR_NULL_POINTER: i32 = ErrorCode::NullPointer.code();
+pub const AIPROXY_ERR_INVALID_UTF8: i32 = ErrorCode::InvalidUtf8.code();
+pub const AIPROXY_ERR_CONFIG_JSON: i32 = ErrorCode::ConfigJson.code();
+pub const AIPROXY_ERR_CONFIG_INVALID: i32 = ErrorCode::ConfigInvalid.code();
+pub const AIPROXY_ERR_BAD_STATE: i32 = ErrorCode::BadState.code();
+pub const AIPROXY_ERR_INTERNAL: i32 = ErrorCode::Internal.code();
+pub const AIPROXY_ERR_INVALID_ARGUMENT: i32 = ErrorCode::InvalidArgument.code();
 
 /// Request result: forward the (rewritten) request upstream.
 pub const AIPROXY_ACTION_FORWARD: i32 = 0;
@@ -171,74 +184,125 @@ pub struct AiproxyExchange {
 }
 
 fn cstring_lossy(s: &str) -> CString {
-    CString::new(s.replace('\0', " ")).expect("NULs removed")
+    CString::new(s.replace('\0', " ")).unwrap_or_default()
 }
 
-fn make_error(code: i32, message: &str, field: &str) -> AiproxyError {
-    AiproxyError {
-        code,
-        message: cstring_lossy(message),
-        field: cstring_lossy(field),
-    }
-}
-
-/// Stores an error in `*err` when `err` is non-null and returns `code`.
-unsafe fn fail(err: *mut *mut AiproxyError, code: i32, message: &str, field: &str) -> i32 {
-    if !err.is_null() {
-        *err = Box::into_raw(Box::new(make_error(code, message, field)));
-    }
-    code
-}
-
-unsafe fn clear_err(err: *mut *mut AiproxyError) {
+/// The one wrapper of every exported function: clears `*err`, runs `body` under `catch_unwind`
+/// (a panic becomes `AIPROXY_ERR_INTERNAL`), stores any error in `*err`. Returns the body's value
+/// (or `on_error`) and the status code.
+///
+/// # Safety
+/// `err` must be null or valid for a write.
+unsafe fn boundary<T>(
+    err: *mut *mut AiproxyError,
+    on_error: T,
+    body: impl FnOnce() -> FfiResult<T>,
+) -> (T, i32) {
     if !err.is_null() {
         *err = std::ptr::null_mut();
     }
-}
-
-/// Runs `f`, turning a panic into `AIPROXY_ERR_INTERNAL`.
-fn guard(f: impl FnOnce() -> FfiResult) -> FfiResult {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        Err((
-            AIPROXY_ERR_INTERNAL,
-            "internal error: a panic was caught in aiproxy".into(),
-            String::new(),
+    let r = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| {
+        Err(e(
+            ErrorCode::Internal,
+            "internal error: a panic was caught in aiproxy",
         ))
+    });
+    match r {
+        Ok(v) => (v, AIPROXY_OK),
+        Err(fe) => {
+            if !err.is_null() {
+                // Building the error allocates; if even that panics, the code alone is returned.
+                if let Ok(b) = catch_unwind(|| {
+                    Box::new(AiproxyError {
+                        code: fe.code.code(),
+                        message: cstring_lossy(&fe.message),
+                        field: cstring_lossy(&fe.field),
+                    })
+                }) {
+                    *err = Box::into_raw(b);
+                }
+            }
+            (on_error, fe.code.code())
+        }
+    }
+}
+
+/// [`boundary`] for functions on an exchange: null and poison checks first; a panic inside `f`
+/// poisons the exchange.
+unsafe fn exchange_call(
+    ex: *mut AiproxyExchange,
+    err: *mut *mut AiproxyError,
+    f: impl FnOnce(&mut AiproxyExchange) -> FfiResult<()>,
+) -> i32 {
+    boundary(err, (), || {
+        let x = ex
+            .as_mut()
+            .ok_or_else(|| e(ErrorCode::NullPointer, "exchange is null"))?;
+        if x.poisoned {
+            return Err(e(
+                ErrorCode::Internal,
+                "exchange is unusable after an internal error",
+            ));
+        }
+        match catch_unwind(AssertUnwindSafe(|| f(&mut *x))) {
+            Ok(r) => r,
+            Err(_) => {
+                x.poisoned = true;
+                Err(e(
+                    ErrorCode::Internal,
+                    "internal error: a panic was caught in aiproxy; the exchange is poisoned",
+                ))
+            }
+        }
     })
+    .1
 }
 
-fn e(code: i32, msg: impl Into<String>) -> FfiErr {
-    (code, msg.into(), String::new())
-}
-
-unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8], FfiErr> {
+/// `ptr`/`len` as bytes: null is the empty slice when `len` is 0, an error otherwise.
+unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> FfiResult<&'a [u8]> {
     if ptr.is_null() {
         if len == 0 {
             return Ok(&[]);
         }
-        return Err(e(AIPROXY_ERR_NULL_POINTER, format!("{what} is null")));
+        return Err(e(
+            ErrorCode::NullPointer,
+            format!("{what} is null with length {len}"),
+        ));
     }
     Ok(std::slice::from_raw_parts(ptr, len))
 }
 
-unsafe fn utf8<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a str, FfiErr> {
-    std::str::from_utf8(bytes(ptr, len, what)?).map_err(|_| {
-        e(
-            AIPROXY_ERR_INVALID_UTF8,
-            format!("{what} is not valid UTF-8"),
-        )
-    })
+unsafe fn utf8<'a>(ptr: *const u8, len: usize, what: &str) -> FfiResult<&'a str> {
+    std::str::from_utf8(bytes(ptr, len, what)?)
+        .map_err(|_| e(ErrorCode::InvalidUtf8, format!("{what} is not valid UTF-8")))
+}
+
+/// A required, non-empty UTF-8 string (method, path).
+unsafe fn required<'a>(ptr: *const u8, len: usize, what: &str) -> FfiResult<&'a str> {
+    let s = utf8(ptr, len, what)?;
+    if s.is_empty() {
+        return Err(e(ErrorCode::InvalidArgument, format!("{what} is empty")));
+    }
+    Ok(s)
+}
+
+unsafe fn out_ref<'a, T>(out: *mut T) -> FfiResult<&'a mut T> {
+    out.as_mut()
+        .ok_or_else(|| e(ErrorCode::NullPointer, "out is null"))
 }
 
 unsafe fn headers_in<'a>(
     ptr: *const AiproxyHeader,
     len: usize,
-) -> Result<Vec<(&'a str, &'a str)>, FfiErr> {
+) -> FfiResult<Vec<(&'a str, &'a str)>> {
     if len == 0 {
         return Ok(Vec::new());
     }
     if ptr.is_null() {
-        return Err(e(AIPROXY_ERR_NULL_POINTER, "headers is null"));
+        return Err(e(
+            ErrorCode::NullPointer,
+            format!("headers is null with length {len}"),
+        ));
     }
     std::slice::from_raw_parts(ptr, len)
         .iter()
@@ -251,11 +315,8 @@ unsafe fn headers_in<'a>(
         .collect()
 }
 
-fn finish(err: *mut *mut AiproxyError, r: FfiResult) -> i32 {
-    match r {
-        Ok(()) => AIPROXY_OK,
-        Err((code, msg, field)) => unsafe { fail(err, code, &msg, &field) },
-    }
+fn state_err(s: crate::exchange::StateError) -> FfiErr {
+    e(ErrorCode::BadState, s.0)
 }
 
 /// The library version, a static NUL-terminated string (never free it).
@@ -265,72 +326,156 @@ pub extern "C" fn aiproxy_version() -> *const c_char {
 }
 
 /// Loads a configuration from `len` bytes of JSON (the plugin's `{"provider": {...}}` form).
-/// Returns a new handle (free with `aiproxy_config_free`), or null with `*err` set (if `err` is
-/// non-null; free it with `aiproxy_error_free`).
+/// Returns a new handle (free with `aiproxy_config_free`), or NULL with `*err` set (when `err` is
+/// non-null; free it with `aiproxy_error_free`):
+/// - `json` NULL with `len` > 0: `AIPROXY_ERR_NULL_POINTER`;
+/// - `json` NULL with `len` 0, or any empty or non-JSON document: `AIPROXY_ERR_CONFIG_JSON`;
+/// - JSON that violates the schema: `AIPROXY_ERR_CONFIG_INVALID` with the field path.
 ///
 /// # Safety
-/// `json` must point at `len` readable bytes; `err` must be null or point at writable storage.
+/// `json` must be null or point at `len` readable bytes; `err` must be null or writable.
 #[no_mangle]
 pub unsafe extern "C" fn aiproxy_config_new(
     json: *const u8,
     len: usize,
     err: *mut *mut AiproxyError,
 ) -> *mut AiproxyConfig {
-    clear_err(err);
-    let mut out = std::ptr::null_mut();
-    let r = guard(|| {
-        if json.is_null() {
-            return Err(e(AIPROXY_ERR_NULL_POINTER, "json is null"));
-        }
-        let bytes = std::slice::from_raw_parts(json, len);
+    boundary(err, std::ptr::null_mut(), || {
+        let bytes = bytes(json, len, "json")?;
         match Config::from_json(bytes) {
-            Ok(cfg) => {
-                out = Box::into_raw(Box::new(AiproxyConfig { inner: cfg }));
-                Ok(())
-            }
+            Ok(cfg) => Ok(Box::into_raw(Box::new(AiproxyConfig { inner: cfg }))),
             Err(ConfigError { code, path, reason }) => {
-                let msg = if path.is_empty() {
+                let message = if path.is_empty() {
                     reason
                 } else {
                     format!("{path}: {reason}")
                 };
-                Err((code as i32, msg, path))
+                Err(FfiErr {
+                    code,
+                    message,
+                    field: path,
+                })
             }
         }
-    });
-    finish(err, r);
-    out
+    })
+    .0
 }
 
 /// Releases a configuration. Exchanges created from it stay valid (they hold their own reference).
-/// Null is ignored.
+/// NULL is ignored.
 ///
 /// # Safety
 /// `cfg` must be null or a handle from `aiproxy_config_new` not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn aiproxy_config_free(cfg: *mut AiproxyConfig) {
-    if !cfg.is_null() {
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(cfg))));
-    }
+    boundary(std::ptr::null_mut(), (), || {
+        if !cfg.is_null() {
+            drop(Box::from_raw(cfg));
+        }
+        Ok(())
+    });
 }
 
-/// Starts an exchange (one client request and its response) under `cfg`. Returns a new handle (free
-/// with `aiproxy_exchange_free`) or null with `*err` set.
+/// Shared body of the two config questions below.
+unsafe fn config_question(
+    cfg: *const AiproxyConfig,
+    method: *const u8,
+    method_len: usize,
+    path: *const u8,
+    path_len: usize,
+    out: *mut bool,
+    err: *mut *mut AiproxyError,
+    ask: fn(&Config, &str, &str) -> bool,
+) -> i32 {
+    boundary(err, (), || {
+        let cfg = cfg
+            .as_ref()
+            .ok_or_else(|| e(ErrorCode::NullPointer, "config is null"))?;
+        let out = out_ref(out)?;
+        let method = required(method, method_len, "method")?;
+        let path = required(path, path_len, "path")?;
+        *out = ask(&cfg.inner, method, path);
+        Ok(())
+    })
+    .1
+}
+
+/// Sets `*out` to whether the core translates requests with this method and path (reads and
+/// rewrites their OpenAI body). Hosts ask this instead of re-deriving the rule.
+/// Returns `AIPROXY_OK`; `AIPROXY_ERR_NULL_POINTER` for a null `cfg` or `out` (or a null string
+/// with a non-zero length); `AIPROXY_ERR_INVALID_ARGUMENT` for an empty method or path;
+/// `AIPROXY_ERR_INVALID_UTF8`. `*out` is untouched on error.
 ///
 /// # Safety
-/// `cfg` must be a live handle; `err` null or writable.
+/// `cfg` must be null or a live handle; strings null or valid for their lengths; `out` null or
+/// writable; `err` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_config_translates(
+    cfg: *const AiproxyConfig,
+    method: *const u8,
+    method_len: usize,
+    path: *const u8,
+    path_len: usize,
+    out: *mut bool,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    config_question(
+        cfg,
+        method,
+        method_len,
+        path,
+        path_len,
+        out,
+        err,
+        Config::translates,
+    )
+}
+
+/// Sets `*out` to whether the core needs this request's body before it can decide (it translates
+/// the body, or the provider signs every request over its bytes). With `false` a host may call
+/// `aiproxy_exchange_on_request` as soon as the headers arrive, with an empty body.
+/// Errors as for `aiproxy_config_translates`.
+///
+/// # Safety
+/// As for `aiproxy_config_translates`.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_config_needs_request_body(
+    cfg: *const AiproxyConfig,
+    method: *const u8,
+    method_len: usize,
+    path: *const u8,
+    path_len: usize,
+    out: *mut bool,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    config_question(
+        cfg,
+        method,
+        method_len,
+        path,
+        path_len,
+        out,
+        err,
+        Config::needs_request_body,
+    )
+}
+
+/// Starts an exchange (one client request and its response) under `cfg`. Returns a new handle
+/// (free with `aiproxy_exchange_free`) or NULL with `*err` set (`AIPROXY_ERR_NULL_POINTER` for a
+/// null `cfg`).
+///
+/// # Safety
+/// `cfg` must be null or a live handle; `err` null or writable.
 #[no_mangle]
 pub unsafe extern "C" fn aiproxy_exchange_new(
     cfg: *const AiproxyConfig,
     err: *mut *mut AiproxyError,
 ) -> *mut AiproxyExchange {
-    clear_err(err);
-    let mut out = std::ptr::null_mut();
-    let r = guard(|| {
+    boundary(err, std::ptr::null_mut(), || {
         let cfg = cfg
             .as_ref()
-            .ok_or_else(|| e(AIPROXY_ERR_NULL_POINTER, "config is null"))?;
-        out = Box::into_raw(Box::new(AiproxyExchange {
+            .ok_or_else(|| e(ErrorCode::NullPointer, "config is null"))?;
+        Ok(Box::into_raw(Box::new(AiproxyExchange {
             ex: Exchange::new(Arc::clone(&cfg.inner)),
             poisoned: false,
             action: None,
@@ -338,47 +483,24 @@ pub unsafe extern "C" fn aiproxy_exchange_new(
             resp_remove: Vec::new(),
             header_views: Vec::new(),
             remove_views: Vec::new(),
-        }));
-        Ok(())
-    });
-    finish(err, r);
-    out
+        })))
+    })
+    .0
 }
 
-/// Releases an exchange and everything its results point to. Null is ignored.
+/// Releases an exchange and everything its results point to (a poisoned one too). NULL is
+/// ignored.
 ///
 /// # Safety
 /// `ex` must be null or a handle from `aiproxy_exchange_new` not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn aiproxy_exchange_free(ex: *mut AiproxyExchange) {
-    if !ex.is_null() {
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(ex))));
-    }
-}
-
-/// Runs `f` on a live, unpoisoned exchange; a panic poisons it.
-unsafe fn with_exchange(
-    ex: *mut AiproxyExchange,
-    err: *mut *mut AiproxyError,
-    f: impl FnOnce(&mut AiproxyExchange) -> FfiResult,
-) -> i32 {
-    clear_err(err);
-    let Some(x) = ex.as_mut() else {
-        return fail(err, AIPROXY_ERR_NULL_POINTER, "exchange is null", "");
-    };
-    if x.poisoned {
-        return fail(
-            err,
-            AIPROXY_ERR_INTERNAL,
-            "exchange is unusable after an internal error",
-            "",
-        );
-    }
-    let r = guard(|| f(&mut *x));
-    if matches!(r, Err((AIPROXY_ERR_INTERNAL, _, _))) {
-        x.poisoned = true;
-    }
-    finish(err, r)
+    boundary(std::ptr::null_mut(), (), || {
+        if !ex.is_null() {
+            drop(Box::from_raw(ex));
+        }
+        Ok(())
+    });
 }
 
 impl AiproxyExchange {
@@ -449,12 +571,25 @@ impl AiproxyExchange {
     }
 }
 
+fn body_result(r: BodyOutput<'_>) -> AiproxyBodyResult {
+    AiproxyBodyResult {
+        unchanged: r.unchanged,
+        data: AiproxyStr::of(r.data),
+        status: r.status.unwrap_or(0),
+    }
+}
+
 /// Feeds the client's request (method, path with query, headers, whole body) and fills `*out` with
-/// what to do. Returns `AIPROXY_OK` or an error code.
+/// what to do. Returns `AIPROXY_OK`, or: `AIPROXY_ERR_NULL_POINTER` (null `ex` or `out`, or a null
+/// pointer with a non-zero length); `AIPROXY_ERR_INVALID_ARGUMENT` (empty method or path);
+/// `AIPROXY_ERR_INVALID_UTF8` (method, path, a header name or value); `AIPROXY_ERR_BAD_STATE` (a
+/// second request on the exchange). A request the client got wrong is not an API error: it is
+/// `AIPROXY_ACTION_LOCAL_REPLY` with an OpenAI-shaped error body. On error `*out` is untouched and
+/// the exchange is unchanged (the call may be repeated with correct arguments).
 ///
 /// # Safety
-/// Every pointer must be null (where its length is 0) or valid for its length; `out` must be
-/// writable; `err` null or writable.
+/// Every pointer must be null (where its length is 0) or valid for its length; `out` must be null
+/// or writable; `err` null or writable.
 #[no_mangle]
 pub unsafe extern "C" fn aiproxy_exchange_on_request(
     ex: *mut AiproxyExchange,
@@ -469,20 +604,15 @@ pub unsafe extern "C" fn aiproxy_exchange_on_request(
     out: *mut AiproxyRequestResult,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    with_exchange(ex, err, |x| {
-        let out = out
-            .as_mut()
-            .ok_or_else(|| e(AIPROXY_ERR_NULL_POINTER, "out is null"))?;
-        if method.is_null() || path.is_null() {
-            return Err(e(AIPROXY_ERR_NULL_POINTER, "method or path is null"));
-        }
-        let method = utf8(method, method_len, "method")?;
-        let path = utf8(path, path_len, "path")?;
+    exchange_call(ex, err, |x| {
+        let out = out_ref(out)?;
+        let method = required(method, method_len, "method")?;
+        let path = required(path, path_len, "path")?;
         let headers = headers_in(headers, headers_len)?;
         let body = bytes(body, body_len, "body")?;
         let action =
             x.ex.on_request(method, path, &headers, body)
-                .map_err(|s| e(AIPROXY_ERR_BAD_STATE, s.0))?;
+                .map_err(state_err)?;
         x.action = Some(action);
         x.fill_request_result(out);
         Ok(())
@@ -490,7 +620,8 @@ pub unsafe extern "C" fn aiproxy_exchange_on_request(
 }
 
 /// Feeds the result of the callout requested by `AIPROXY_ACTION_CALLOUT` (its HTTP status, 0 if it
-/// failed, and body) and fills `*out` with what to do next.
+/// failed, and body) and fills `*out` with what to do next. Errors as for
+/// `aiproxy_exchange_on_request`; `AIPROXY_ERR_BAD_STATE` when no callout is outstanding.
 ///
 /// # Safety
 /// As for `aiproxy_exchange_on_request`.
@@ -503,22 +634,22 @@ pub unsafe extern "C" fn aiproxy_exchange_on_callout_response(
     out: *mut AiproxyRequestResult,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    with_exchange(ex, err, |x| {
-        let out = out
-            .as_mut()
-            .ok_or_else(|| e(AIPROXY_ERR_NULL_POINTER, "out is null"))?;
+    exchange_call(ex, err, |x| {
+        let out = out_ref(out)?;
         let body = bytes(body, body_len, "body")?;
-        let action =
-            x.ex.on_callout_response(status, body)
-                .map_err(|s| e(AIPROXY_ERR_BAD_STATE, s.0))?;
+        let action = x.ex.on_callout_response(status, body).map_err(state_err)?;
         x.action = Some(action);
         x.fill_request_result(out);
         Ok(())
     })
 }
 
-/// Feeds the upstream response status and headers; fills `*out` with the body mode and the header
-/// changes to apply (remove first, then set).
+/// Feeds the upstream response status (any value; non-2xx is translated as an upstream error) and
+/// headers; fills `*out` with the body mode and the header changes to apply (remove first, then
+/// set). The content type decides the mode: `text/event-stream` streams, JSON buffers, anything
+/// else on a streaming request buffers and ends in an OpenAI-shaped 502.
+/// Errors: `AIPROXY_ERR_NULL_POINTER`, `AIPROXY_ERR_INVALID_UTF8`, `AIPROXY_ERR_BAD_STATE` (before
+/// the request was forwarded, or twice).
 ///
 /// # Safety
 /// As for `aiproxy_exchange_on_request`.
@@ -531,14 +662,12 @@ pub unsafe extern "C" fn aiproxy_exchange_on_response_headers(
     out: *mut AiproxyResponseHeadersResult,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    with_exchange(ex, err, |x| {
-        let out = out
-            .as_mut()
-            .ok_or_else(|| e(AIPROXY_ERR_NULL_POINTER, "out is null"))?;
+    exchange_call(ex, err, |x| {
+        let out = out_ref(out)?;
         let headers = headers_in(headers, headers_len)?;
         let rh =
             x.ex.on_response_headers(status, &headers)
-                .map_err(|s| e(AIPROXY_ERR_BAD_STATE, s.0))?;
+                .map_err(state_err)?;
         x.resp_set = rh.set_headers;
         x.resp_remove = rh.remove_headers;
         x.header_views.clear();
@@ -564,6 +693,8 @@ pub unsafe extern "C" fn aiproxy_exchange_on_response_headers(
 /// Feeds one upstream body chunk (`end_of_stream` on the last, which may be empty) and fills `*out`
 /// with the bytes to send instead. STREAM mode yields output per chunk; BUFFER mode yields nothing
 /// until end of stream, then the whole body and the status.
+/// Errors: `AIPROXY_ERR_NULL_POINTER`, `AIPROXY_ERR_BAD_STATE` (before the response headers, or
+/// after the end).
 ///
 /// # Safety
 /// As for `aiproxy_exchange_on_request`.
@@ -576,43 +707,79 @@ pub unsafe extern "C" fn aiproxy_exchange_on_response_body(
     out: *mut AiproxyBodyResult,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    with_exchange(ex, err, |x| {
-        let out = out
-            .as_mut()
-            .ok_or_else(|| e(AIPROXY_ERR_NULL_POINTER, "out is null"))?;
+    exchange_call(ex, err, |x| {
+        let out = out_ref(out)?;
         let chunk = bytes(chunk, chunk_len, "chunk")?;
         let r =
             x.ex.on_response_body(chunk, end_of_stream)
-                .map_err(|s| e(AIPROXY_ERR_BAD_STATE, s.0))?;
-        *out = AiproxyBodyResult {
-            unchanged: r.unchanged,
-            data: AiproxyStr::of(r.data),
-            status: r.status.unwrap_or(0),
-        };
+                .map_err(state_err)?;
+        *out = body_result(r);
         Ok(())
     })
 }
 
-/// Reads the token usage seen so far (complete after the last body chunk).
+/// The upstream connection failed (reset, timeout) before its body ended. Fills `*out` with what
+/// to send to end the client's response properly, and ends the exchange:
+/// - STREAM mode (headers already sent): an OpenAI in-stream error event then `data: [DONE]`
+///   (`status` 0); append these bytes to the client's stream and end it;
+/// - BUFFER mode, or before the response headers: an OpenAI-shaped error body with `status` 502;
+/// - PASSTHROUGH, or when the response already ended: `unchanged` true (nothing to add).
+///
+/// Safe to call more than once (later calls add nothing). Errors: `AIPROXY_ERR_NULL_POINTER`;
+/// `AIPROXY_ERR_BAD_STATE` before the request was forwarded.
 ///
 /// # Safety
-/// `ex` must be a live handle and `out` writable.
+/// As for `aiproxy_exchange_on_request`.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_exchange_on_upstream_abort(
+    ex: *mut AiproxyExchange,
+    out: *mut AiproxyBodyResult,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    exchange_call(ex, err, |x| {
+        let out = out_ref(out)?;
+        let r = x.ex.on_upstream_abort().map_err(state_err)?;
+        *out = body_result(r);
+        Ok(())
+    })
+}
+
+/// Reads the token usage seen so far (complete after the last body chunk); `present` is false when
+/// none was seen. Returns `AIPROXY_OK`, `AIPROXY_ERR_NULL_POINTER` (null `ex` or `out`) or
+/// `AIPROXY_ERR_INTERNAL` (poisoned exchange; `*out` is then zeroed).
+///
+/// # Safety
+/// `ex` must be null or a live handle and `out` null or writable.
 #[no_mangle]
 pub unsafe extern "C" fn aiproxy_exchange_usage(
     ex: *const AiproxyExchange,
     out: *mut AiproxyUsage,
 ) -> i32 {
-    let (Some(x), Some(out)) = (ex.as_ref(), out.as_mut()) else {
-        return AIPROXY_ERR_NULL_POINTER;
-    };
-    let u = catch_unwind(AssertUnwindSafe(|| x.ex.usage())).unwrap_or(None);
-    *out = AiproxyUsage {
-        present: u.is_some(),
-        prompt_tokens: u.map_or(0, |u| u.prompt_tokens),
-        completion_tokens: u.map_or(0, |u| u.completion_tokens),
-        total_tokens: u.map_or(0, |u| u.total_tokens),
-    };
-    AIPROXY_OK
+    boundary(std::ptr::null_mut(), (), || {
+        let x = ex
+            .as_ref()
+            .ok_or_else(|| e(ErrorCode::NullPointer, "exchange is null"))?;
+        let out = out_ref(out)?;
+        *out = AiproxyUsage {
+            present: false,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            total_tokens: 0,
+        };
+        if x.poisoned {
+            return Err(e(ErrorCode::Internal, "exchange is poisoned"));
+        }
+        if let Some(u) = x.ex.usage() {
+            *out = AiproxyUsage {
+                present: true,
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+                total_tokens: u.total_tokens,
+            };
+        }
+        Ok(())
+    })
+    .1
 }
 
 /// The error's code (`AIPROXY_ERR_*`); `AIPROXY_ERR_NULL_POINTER` for a null error.
@@ -635,7 +802,7 @@ pub unsafe extern "C" fn aiproxy_error_message(err: *const AiproxyError) -> *con
 }
 
 /// The configuration field path the error is about (e.g. `provider.azureServiceUrl`), or an empty
-/// string; owned by the error.
+/// string; owned by the error. Empty string for a null error.
 ///
 /// # Safety
 /// `err` must be null or a live error.
@@ -644,38 +811,129 @@ pub unsafe extern "C" fn aiproxy_error_field(err: *const AiproxyError) -> *const
     err.as_ref().map_or(c"".as_ptr(), |e| e.field.as_ptr())
 }
 
-/// Releases an error. Null is ignored.
+/// Releases an error. NULL is ignored.
 ///
 /// # Safety
 /// `err` must be null or an error returned through an `err` out-parameter, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn aiproxy_error_free(err: *mut AiproxyError) {
-    if !err.is_null() {
-        drop(Box::from_raw(err));
-    }
+    boundary(std::ptr::null_mut(), (), || {
+        if !err.is_null() {
+            drop(Box::from_raw(err));
+        }
+        Ok(())
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
     use crate::exchange::ResponseMode;
+    use std::ffi::CStr;
 
-    /// The header's literal constants must match the Rust enums they mirror.
     #[test]
-    fn constants_match_rust_enums() {
-        assert_eq!(AIPROXY_ERR_NULL_POINTER, ErrorCode::NullPointer as i32);
-        assert_eq!(AIPROXY_ERR_INVALID_UTF8, ErrorCode::InvalidUtf8 as i32);
-        assert_eq!(AIPROXY_ERR_CONFIG_JSON, ErrorCode::ConfigJson as i32);
-        assert_eq!(AIPROXY_ERR_CONFIG_INVALID, ErrorCode::ConfigInvalid as i32);
-        assert_eq!(AIPROXY_ERR_BAD_STATE, ErrorCode::BadState as i32);
-        assert_eq!(AIPROXY_ERR_INTERNAL, ErrorCode::Internal as i32);
-        assert_eq!(
-            AIPROXY_ERR_INVALID_ARGUMENT,
-            ErrorCode::InvalidArgument as i32
-        );
+    fn mode_constants_match_the_rust_enum() {
         assert_eq!(AIPROXY_MODE_PASSTHROUGH, ResponseMode::Passthrough as i32);
         assert_eq!(AIPROXY_MODE_STREAM, ResponseMode::Stream as i32);
         assert_eq!(AIPROXY_MODE_BUFFER, ResponseMode::Buffer as i32);
+    }
+
+    /// The codes are an ABI: Go, Python and Lua bindings hard-code these values.
+    #[test]
+    fn error_codes_keep_their_values() {
+        let codes = [
+            (ErrorCode::NullPointer, 1),
+            (ErrorCode::InvalidUtf8, 2),
+            (ErrorCode::ConfigJson, 3),
+            (ErrorCode::ConfigInvalid, 4),
+            (ErrorCode::BadState, 5),
+            (ErrorCode::Internal, 6),
+            (ErrorCode::InvalidArgument, 7),
+        ];
+        for (c, v) in codes {
+            assert_eq!(c.code(), v, "{c:?}");
+        }
+        let header = include_str!("../include/aiproxy.h");
+        for (name, v) in [
+            ("AIPROXY_ERR_NULL_POINTER", 1),
+            ("AIPROXY_ERR_INVALID_UTF8", 2),
+            ("AIPROXY_ERR_CONFIG_JSON", 3),
+            ("AIPROXY_ERR_CONFIG_INVALID", 4),
+            ("AIPROXY_ERR_BAD_STATE", 5),
+            ("AIPROXY_ERR_INTERNAL", 6),
+            ("AIPROXY_ERR_INVALID_ARGUMENT", 7),
+        ] {
+            assert!(
+                header.contains(&format!("{name} = {v},")),
+                "{name} = {v} missing from the header"
+            );
+        }
+        assert!(header.contains("#define AIPROXY_OK 0"));
+    }
+
+    fn exchange() -> *mut AiproxyExchange {
+        let cfg = br#"{"provider": {"type": "openai", "apiTokens": ["sk-x"]}}"#;
+        unsafe {
+            let c = aiproxy_config_new(cfg.as_ptr(), cfg.len(), std::ptr::null_mut());
+            assert!(!c.is_null());
+            let x = aiproxy_exchange_new(c, std::ptr::null_mut());
+            aiproxy_config_free(c);
+            x
+        }
+    }
+
+    /// A panic inside an exchange call is caught, reported as INTERNAL with a message, and
+    /// poisons the exchange: every later call answers INTERNAL; freeing it still works.
+    #[test]
+    fn a_panic_is_caught_and_poisons_the_exchange() {
+        unsafe {
+            let x = exchange();
+            let mut err = std::ptr::null_mut();
+            let prev = std::panic::take_hook();
+            std::panic::set_hook(Box::new(|_| {}));
+            let rc = exchange_call(x, &mut err, |_| panic!("boom"));
+            std::panic::set_hook(prev);
+            assert_eq!(rc, AIPROXY_ERR_INTERNAL);
+            assert!(!err.is_null());
+            let msg = CStr::from_ptr(aiproxy_error_message(err)).to_str().unwrap();
+            assert!(msg.contains("poisoned"), "{msg}");
+            aiproxy_error_free(err);
+            let (m, p) = ("POST", "/v1/chat/completions");
+            let mut r: AiproxyRequestResult = std::mem::zeroed();
+            let mut err = std::ptr::null_mut();
+            let rc = aiproxy_exchange_on_request(
+                x,
+                m.as_ptr(),
+                m.len(),
+                p.as_ptr(),
+                p.len(),
+                std::ptr::null(),
+                0,
+                std::ptr::null(),
+                0,
+                &mut r,
+                &mut err,
+            );
+            assert_eq!(rc, AIPROXY_ERR_INTERNAL);
+            assert_eq!(aiproxy_error_code(err), AIPROXY_ERR_INTERNAL);
+            aiproxy_error_free(err);
+            let mut u: AiproxyUsage = std::mem::zeroed();
+            assert_eq!(aiproxy_exchange_usage(x, &mut u), AIPROXY_ERR_INTERNAL);
+            assert!(!u.present);
+            aiproxy_exchange_free(x);
+        }
+    }
+
+    #[test]
+    fn a_panic_outside_an_exchange_is_caught_too() {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let (v, rc) = unsafe {
+            boundary(std::ptr::null_mut(), 7u8, || -> FfiResult<u8> {
+                panic!("boom")
+            })
+        };
+        std::panic::set_hook(prev);
+        assert_eq!((v, rc), (7, AIPROXY_ERR_INTERNAL));
     }
 }

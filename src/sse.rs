@@ -3,7 +3,14 @@
 
 use serde::Serialize;
 
-/// Upper bound for one upstream event (line plus accumulated data). Larger is malformed.
+/// Upper bound for one upstream event. Larger is malformed.
+///
+/// How it is counted, the same whatever the chunk split: every line since the last blank line
+/// (data, `event`, `id`, `retry`, unknown fields and comments) costs its raw length plus one for
+/// its terminator, plus, for an `event:` value that is not UTF-8, the bytes its lossy
+/// replacement adds. A line still being received counts with its bytes so far, so a line that
+/// never ends is cut off at the limit too. An event is an error exactly when that total exceeds
+/// the limit, however the input was split.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 << 20;
 
 /// One dispatched event. `event` is empty when the upstream sent no `event:` field.
@@ -28,6 +35,8 @@ pub struct SseParser {
     has_data: bool,
     /// The previous chunk ended in `\r`: a leading `\n` belongs to that terminator.
     skip_lf: bool,
+    /// Cost of the complete lines of the event being assembled (see [`DEFAULT_MAX_EVENT_BYTES`]).
+    event_bytes: usize,
     max_event_bytes: usize,
 }
 
@@ -46,6 +55,7 @@ impl SseParser {
             has_fields: false,
             has_data: false,
             skip_lf: false,
+            event_bytes: 0,
             max_event_bytes,
         }
     }
@@ -85,7 +95,7 @@ impl SseParser {
             let dispatch = if self.line.is_empty() {
                 self.process_line(&input[..pos])?
             } else {
-                self.check_len(pos)?;
+                self.check_partial(pos)?;
                 self.line.extend_from_slice(&input[..pos]);
                 let line = std::mem::take(&mut self.line);
                 let r = self.process_line(&line);
@@ -99,7 +109,7 @@ impl SseParser {
             input = &input[consumed..];
         }
         if !input.is_empty() {
-            self.check_len(input.len())?;
+            self.check_partial(input.len())?;
             self.line.extend_from_slice(input);
         }
         Ok(())
@@ -128,23 +138,47 @@ impl SseParser {
         Ok(())
     }
 
-    fn check_len(&self, extra: usize) -> Result<(), SseError> {
-        if self.buffered_len() + extra > self.max_event_bytes {
-            return Err(SseError {
-                message: format!(
-                    "upstream event exceeds {} bytes without ending",
-                    self.max_event_bytes
-                ),
-            });
+    fn too_big(&self) -> SseError {
+        SseError {
+            message: format!(
+                "upstream event exceeds {} bytes without ending",
+                self.max_event_bytes
+            ),
         }
+    }
+
+    /// A partial line grows by `extra` bytes. Its cost so far never exceeds what the complete
+    /// line will cost, so rejecting here gives the same answer as rejecting the whole line.
+    fn check_partial(&self, extra: usize) -> Result<(), SseError> {
+        let cost = self
+            .event_bytes
+            .saturating_add(self.line.len())
+            .saturating_add(extra);
+        if cost > self.max_event_bytes {
+            return Err(self.too_big());
+        }
+        Ok(())
+    }
+
+    /// Charges a complete line (`cost` bytes) to the event being assembled.
+    fn charge(&mut self, cost: usize) -> Result<(), SseError> {
+        let total = self.event_bytes.saturating_add(cost);
+        if total > self.max_event_bytes {
+            return Err(self.too_big());
+        }
+        self.event_bytes = total;
         Ok(())
     }
 
     /// Returns true when the line ends an event.
     fn process_line(&mut self, line: &[u8]) -> Result<bool, SseError> {
         if line.is_empty() {
+            // Event boundary: the next event starts its own count (even when nothing dispatches,
+            // e.g. after comments only).
+            self.event_bytes = 0;
             return Ok(self.has_fields);
         }
+        self.charge(line.len() + 1)?;
         if line[0] == b':' {
             return Ok(false); // comment (e.g. keep-alives, DashScope's `:HTTP_STATUS/200`)
         }
@@ -157,7 +191,6 @@ impl SseParser {
         };
         match field {
             b"data" => {
-                self.check_len(value.len() + 1)?;
                 if self.has_data {
                     self.data.push(b'\n');
                 }
@@ -166,8 +199,11 @@ impl SseParser {
                 self.has_fields = true;
             }
             b"event" => {
+                let name = String::from_utf8_lossy(value);
+                // Lossy replacement grows invalid bytes (up to 3 per byte): charge the growth.
+                self.charge(name.len().saturating_sub(value.len()))?;
                 self.event.clear();
-                self.event.push_str(&String::from_utf8_lossy(value));
+                self.event.push_str(&name);
                 self.has_fields = true;
             }
             // `id`, `retry` and unknown fields carry nothing we translate.
@@ -188,6 +224,7 @@ impl SseParser {
         self.event.clear();
         self.has_fields = false;
         self.has_data = false;
+        self.event_bytes = 0;
         r
     }
 }
@@ -287,6 +324,93 @@ mod tests {
             .and_then(|_| p.feed::<E>(&big, |_| Ok(())));
         assert!(r.is_err());
         assert!(p.buffered_len() <= 64);
+    }
+
+    /// Events and the error (if any) for `input` fed in `pieces` under `limit`.
+    fn outcome(input: &[u8], cuts: &[usize], limit: usize) -> (Vec<(String, Vec<u8>)>, bool) {
+        let mut p = SseParser::new(limit);
+        let mut events = Vec::new();
+        let mut push = |e: SseEvent<'_>| -> Result<(), E> {
+            events.push((e.event.to_string(), e.data.to_vec()));
+            Ok(())
+        };
+        let mut start = 0;
+        let mut failed = false;
+        for &c in cuts.iter().chain(std::iter::once(&input.len())) {
+            if p.feed(&input[start..c], &mut push).is_err() {
+                failed = true;
+                break;
+            }
+            assert!(p.buffered_len() <= limit, "state above the limit");
+            start = c;
+        }
+        if !failed {
+            failed = p.finish(&mut push).is_err();
+        }
+        (events, failed)
+    }
+
+    /// Comments, `id`, unknown fields, CRLF / CR / LF, an `event:` value that is not UTF-8 (its
+    /// lossy form is longer), multi-line data and a final line without its terminator.
+    const MIXED: &[u8] = b": ping\r\nevent: a\xff\xfe\r\nid: 1\r\ndata: {\"x\":1}\r\n\r\n\
+        :c\n\ndata: l1\ndata: l2\nfoo: bar\n\nevent: b\rdata: cr\r\r: tail comment\ndata: end";
+
+    #[test]
+    fn the_limit_does_not_depend_on_the_split() {
+        let n = MIXED.len();
+        for limit in 0..=n + 4 {
+            let whole = outcome(MIXED, &[], limit);
+            for i in 0..=n {
+                assert_eq!(
+                    outcome(MIXED, &[i], limit),
+                    whole,
+                    "limit {limit}, split at {i}"
+                );
+            }
+            let every: Vec<usize> = (1..n).collect();
+            assert_eq!(
+                outcome(MIXED, &every, limit),
+                whole,
+                "limit {limit}, byte by byte"
+            );
+            for i in (0..n).step_by(7) {
+                for j in (i..n).step_by(5) {
+                    assert_eq!(
+                        outcome(MIXED, &[i, j], limit),
+                        whole,
+                        "limit {limit} at {i},{j}"
+                    );
+                }
+            }
+        }
+        // A large enough limit accepts everything; a tiny one rejects.
+        assert!(!outcome(MIXED, &[], n + 4).1);
+        assert!(outcome(MIXED, &[], 4).1);
+    }
+
+    #[test]
+    fn every_kind_of_line_counts_toward_the_limit() {
+        // `event: ` + 10 bytes + terminator = 18; data line `data: x` + terminator = 8.
+        let ev = b"event: 0123456789\ndata: x\n\n";
+        assert!(!outcome(ev, &[], 26).1);
+        assert!(outcome(ev, &[], 25).1);
+        // A comment line is charged like any other line of the event.
+        let c = b": 0123456789\ndata: x\n\n";
+        assert!(!outcome(c, &[], 21).1);
+        assert!(outcome(c, &[], 20).1);
+        // Invalid UTF-8 in the event name: each byte becomes 3 bytes, the growth is charged.
+        let bad = b"event: \xff\xff\ndata: x\n\n";
+        let cost = 10 + 4 + 8;
+        assert!(!outcome(bad, &[], cost).1);
+        assert!(outcome(bad, &[], cost - 1).1);
+        // A line that never ends is cut at the limit, wherever the chunks split it.
+        let endless = vec![b'x'; 100];
+        for i in 0..=100 {
+            assert!(outcome(&endless, &[i], 64).1);
+        }
+        // Keep-alive comments between events do not add up across events.
+        let many = b": k\n\n".repeat(100);
+        assert!(!outcome(&many, &[], 8).1);
     }
 
     #[test]

@@ -441,6 +441,20 @@ fn one_config_shared_by_many_threads() {
                     );
                     assert_eq!(text(r.model), "gpt-4o-mini");
                     aiproxy_exchange_free(ex);
+                    let mut t = false;
+                    assert_eq!(
+                        aiproxy_config_needs_request_body(
+                            shared.0,
+                            m.as_ptr(),
+                            m.len(),
+                            p.as_ptr(),
+                            p.len(),
+                            &mut t,
+                            null_mut()
+                        ),
+                        AIPROXY_OK
+                    );
+                    assert!(t);
                 }
             })
         })
@@ -449,4 +463,76 @@ fn one_config_shared_by_many_threads() {
         h.join().unwrap();
     }
     unsafe { aiproxy_config_free(cfg) };
+}
+
+/// The header's rule for byte strings: NULL with length 0 is empty. For the config that is an
+/// empty document (CONFIG_JSON), not a null-pointer error.
+#[test]
+fn config_new_null_zero_is_an_empty_document() {
+    unsafe {
+        let mut err = null_mut();
+        assert!(aiproxy_config_new(null(), 0, &mut err).is_null());
+        assert_eq!(take_err(err).0, AIPROXY_ERR_CONFIG_JSON);
+        let mut err = null_mut();
+        assert!(aiproxy_config_new(null(), 1, &mut err).is_null());
+        assert_eq!(take_err(err).0, AIPROXY_ERR_NULL_POINTER);
+    }
+}
+
+/// The config questions answer what the core decides (`Config::translates` /
+/// `Config::needs_request_body`).
+#[test]
+fn config_questions_match_the_core() {
+    unsafe {
+        let cfg = config(CFG);
+        let core = aiproxy::Config::from_json(CFG.as_bytes()).unwrap();
+        for (m, p) in [
+            ("POST", "/v1/chat/completions"),
+            ("POST", "/v1/embeddings"),
+            ("GET", "/v1/models"),
+            ("POST", "/v1/files"),
+            ("post", "/v1/chat/completions?x=1"),
+        ] {
+            let (mut t, mut n) = (false, false);
+            let mut err = null_mut();
+            assert_eq!(
+                aiproxy_config_translates(
+                    cfg,
+                    m.as_ptr(),
+                    m.len(),
+                    p.as_ptr(),
+                    p.len(),
+                    &mut t,
+                    &mut err
+                ),
+                AIPROXY_OK
+            );
+            assert!(err.is_null());
+            assert_eq!(
+                aiproxy_config_needs_request_body(
+                    cfg,
+                    m.as_ptr(),
+                    m.len(),
+                    p.as_ptr(),
+                    p.len(),
+                    &mut n,
+                    null_mut()
+                ),
+                AIPROXY_OK
+            );
+            assert_eq!(
+                (t, n),
+                (core.translates(m, p), core.needs_request_body(m, p)),
+                "{m} {p}"
+            );
+        }
+        let mut t = false;
+        let mut err = null_mut();
+        assert_eq!(
+            aiproxy_config_translates(cfg, null(), 0, b"/x".as_ptr(), 2, &mut t, &mut err),
+            AIPROXY_ERR_INVALID_ARGUMENT
+        );
+        take_err(err);
+        aiproxy_config_free(cfg);
+    }
 }

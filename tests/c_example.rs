@@ -1,5 +1,6 @@
-//! Builds `examples/c/translate_demo.c` against `include/aiproxy.h` and the cdylib, runs it, and
-//! checks its output. Also checks that the committed header is the one cbindgen generates.
+//! Builds `examples/c/translate_demo.c` and `tests/c/api_contract.c` against `include/aiproxy.h`
+//! and the cdylib, runs them, and checks their output. Also checks that the committed header is
+//! the one cbindgen generates. (tests/c/run_valgrind.sh runs both under valgrind.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,8 +15,8 @@ fn cdylib_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
-#[test]
-fn c_example_builds_and_translates_a_stream() {
+/// Builds `src` (relative to the crate root) against the header and the cdylib; returns the binary.
+fn build_c(src: &str, name: &str) -> PathBuf {
     let lib_dir = cdylib_dir();
     if !lib_dir.join("libaiproxy.so").exists() {
         // `cargo test` builds the rlib only; build the cdylib of the same (debug) profile.
@@ -31,21 +32,44 @@ fn c_example_builds_and_translates_a_stream() {
         "cdylib missing in {}",
         lib_dir.display()
     );
-    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let exe = out_dir.join("translate_demo");
+    let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-o"])
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
         .arg(&exe)
         .arg("-I")
         .arg(root().join("include"))
-        .arg(root().join("examples/c/translate_demo.c"))
+        .arg(root().join(src))
         .arg("-L")
         .arg(&lib_dir)
         .arg("-laiproxy")
         .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
         .status()
         .expect("run the C compiler");
-    assert!(status.success(), "C example failed to compile");
+    assert!(status.success(), "{src} failed to compile");
+    exe
+}
+
+/// Every function of the header, every documented argument rule and error path, and one config
+/// shared by threads, checked from C.
+#[test]
+fn c_api_contract_holds_from_c() {
+    let exe = build_c("tests/c/api_contract.c", "api_contract");
+    let out = Command::new(&exe)
+        .output()
+        .expect("run the contract program");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" 0 failures"), "{stdout}");
+}
+
+#[test]
+fn c_example_builds_and_translates_a_stream() {
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let exe = build_c("examples/c/translate_demo.c", "translate_demo");
     let out = Command::new(&exe).output().expect("run the C example");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

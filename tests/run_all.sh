@@ -27,6 +27,9 @@ cargo build --release --workspace
 step "Rust: tests (unit, C API, C example, header)"
 cargo test --workspace
 
+step "C: example and API contract program under valgrind (zero errors, zero leaks)"
+tests/c/run_valgrind.sh
+
 if [ -f bindings/python/pyproject.toml ]; then
   step "Python binding: install"
   "$PY" -m pip install -q --disable-pip-version-check ./bindings/python
