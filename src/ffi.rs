@@ -377,6 +377,7 @@ pub unsafe extern "C" fn aiproxy_config_free(cfg: *mut AiproxyConfig) {
 }
 
 /// Shared body of the two config questions below.
+#[allow(clippy::too_many_arguments)] // two (ptr, len) strings plus the C out-parameters
 unsafe fn config_question(
     cfg: *const AiproxyConfig,
     method: *const u8,
