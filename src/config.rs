@@ -4,6 +4,7 @@
 use crate::custom_settings::{CustomSetting, SettingMode};
 use crate::error::ConfigError;
 use crate::model_mapping::ModelMapping;
+use crate::openai::writer::ReasoningMode;
 use crate::provider_type::ProviderType;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -104,6 +105,8 @@ pub struct ProviderConfig {
     pub protocol: Protocol,
     pub context: Option<ContextConfig>,
     pub custom_settings: Vec<CustomSetting>,
+    /// `reasoningContentMode`: passthrough (default), ignore or concat.
+    pub reasoning_mode: ReasoningMode,
     /// The whole `provider` object, for the provider's own fields. Never printed: it may hold
     /// signing keys.
     raw: Map<String, Value>,
@@ -119,6 +122,7 @@ impl fmt::Debug for ProviderConfig {
             .field("protocol", &self.protocol)
             .field("context", &self.context)
             .field("custom_settings", &self.custom_settings)
+            .field("reasoning_mode", &self.reasoning_mode)
             .finish_non_exhaustive()
     }
 }
@@ -313,7 +317,19 @@ impl ProviderConfig {
         let context = parse_context(obj.get("context").filter(|v| !v.is_null()))?;
         let custom_settings = parse_custom_settings(obj.get("customSettings"))?;
 
+        let reasoning_mode = match f.str("reasoningContentMode")? {
+            None | Some("passthrough") => ReasoningMode::Passthrough,
+            Some("ignore") => ReasoningMode::Ignore,
+            Some("concat") => ReasoningMode::Concat,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "provider.reasoningContentMode",
+                    format!("unknown mode '{other}' (expected passthrough, ignore or concat)"),
+                ))
+            }
+        };
         Ok(Self {
+            reasoning_mode,
             kind,
             api_tokens,
             timeout_ms,

@@ -168,6 +168,8 @@ struct RequestState {
     translated: bool,
     stream: bool,
     include_usage: bool,
+    /// Embeddings: the client asked for base64 vectors.
+    embeddings_base64: bool,
     model_requested: String,
     model_sent: String,
     token: String,
@@ -426,6 +428,20 @@ impl Exchange {
             }
             _ => {}
         }
+        let embeddings_base64 = match obj
+            .get("encoding_format")
+            .filter(|_| api == Api::Embeddings)
+        {
+            None | Some(Value::Null) => false,
+            Some(Value::String(f)) if f == "float" => false,
+            Some(Value::String(f)) if f == "base64" => true,
+            Some(_) => {
+                return Err(ProxyError::bad_request(
+                    "'encoding_format' must be 'float' or 'base64'",
+                )
+                .with_param("encoding_format"))
+            }
+        };
         let stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
         let include_usage = obj
             .get("stream_options")
@@ -437,6 +453,7 @@ impl Exchange {
             translated: true,
             stream: stream && api == Api::ChatCompletions,
             include_usage,
+            embeddings_base64,
             model_requested: requested.to_string(),
             model_sent: sent.to_string(),
             token: token.to_string(),
@@ -454,6 +471,12 @@ impl Exchange {
             include_usage: self.req.include_usage,
             token: &self.req.token,
         };
+        if info.api == Api::Embeddings && !cfg.imp.native_embedding_encoding() {
+            // The provider answers with floats; the writer encodes them as the client asked.
+            if let Some(o) = body.as_object_mut() {
+                o.remove("encoding_format");
+            }
+        }
         let mut up = cfg.imp.translate_request(&info, body)?;
         // The settings table holds sampling parameters: they mean nothing to embeddings.
         if info.api == Api::ChatCompletions {
@@ -467,6 +490,9 @@ impl Exchange {
         cfg.imp.finalize(&cfg.provider, &mut up, &bytes)?;
         self.translator = Some(cfg.imp.response_translator(&info));
         self.writer = OpenAiWriter::new(info.model, info.include_usage);
+        self.writer
+            .set_embeddings_base64(self.req.embeddings_base64);
+        self.writer.set_reasoning_mode(cfg.provider.reasoning_mode);
         let mut set_headers = up.headers;
         if !set_headers
             .iter()

@@ -259,3 +259,97 @@ fn moonshot_file_fetch_is_the_providers_callout() {
     let sent: Value = serde_json::from_slice(up.body.as_deref().unwrap()).unwrap();
     assert_eq!(sent["messages"][0]["content"], "file text");
 }
+
+#[test]
+fn base64_embeddings_for_providers_that_only_send_floats() {
+    use base64::Engine;
+    let cfg = config(r#"{"provider":{"type":"gemini","apiTokens":["g-key"]}}"#);
+    let (mut ex, up) = forward(
+        &cfg,
+        "/v1/embeddings",
+        r#"{"model":"text-embedding-004","input":["a"],"encoding_format":"base64"}"#,
+    );
+    let sent: Value = serde_json::from_slice(up.body.as_deref().unwrap()).unwrap();
+    assert!(sent.get("encoding_format").is_none(), "{sent}");
+    // Gemini batchEmbedContents answer (ai.google.dev, "Embeddings").
+    let (status, out, _) = respond(
+        &mut ex,
+        200,
+        "application/json",
+        br#"{"embeddings":[{"values":[0.5,-2.0]}]}"#,
+    );
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(v["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        bytes,
+        [0.5f32.to_le_bytes(), (-2.0f32).to_le_bytes()].concat()
+    );
+    // OpenAI-family: the field reaches the provider, and a float answer is still encoded.
+    let (mut ex, up) = forward(
+        &config(OPENAI),
+        "/v1/embeddings",
+        r#"{"model":"text-embedding-3-small","input":"a","encoding_format":"base64"}"#,
+    );
+    let sent: Value = serde_json::from_slice(up.body.as_deref().unwrap()).unwrap();
+    assert_eq!(sent["encoding_format"], "base64");
+    let (_, out, _) = respond(
+        &mut ex,
+        200,
+        "application/json",
+        br#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[1.0]}],"model":"m","usage":{"prompt_tokens":1,"total_tokens":1}}"#,
+    );
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["data"][0]["embedding"], "AACAPw==");
+    let c = config(OPENAI);
+    let mut ex = Exchange::new(c);
+    let RequestAction::LocalReply(r) = ex
+        .on_request(
+            "POST",
+            "/v1/embeddings",
+            &[],
+            br#"{"model":"m","input":"a","encoding_format":"int8"}"#,
+        )
+        .unwrap()
+    else {
+        panic!("expected a local reply");
+    };
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn reasoning_content_mode_applies_to_openai_family_replies() {
+    let cfg = config(
+        r#"{"provider":{"type":"deepseek","apiTokens":["k"],"reasoningContentMode":"concat"}}"#,
+    );
+    let (mut ex, _) = forward(&cfg, CHAT, BODY);
+    // DeepSeek's reasoner reply shape (api-docs.deepseek.com, "Reasoning Model").
+    let (_, out, _) = respond(
+        &mut ex,
+        200,
+        "application/json",
+        br#"{"id":"d1","object":"chat.completion","created":1,"model":"deepseek-reasoner","choices":[{"index":0,"message":{"role":"assistant","content":"42","reasoning_content":"think"},"finish_reason":"stop"}]}"#,
+    );
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "think\n\n42");
+    let cfg = config(
+        r#"{"provider":{"type":"deepseek","apiTokens":["k"],"reasoningContentMode":"ignore"}}"#,
+    );
+    let (mut ex, _) = forward(
+        &cfg,
+        CHAT,
+        r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    let stream = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"hmm\"},\"finish_reason\":null}]}\n\ndata: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", stream.as_bytes());
+    let text = String::from_utf8(out).unwrap();
+    assert!(!text.contains("hmm"), "{text}");
+    assert!(text.contains("\"ok\""));
+    let bad = Config::from_json(
+        br#"{"provider":{"type":"openai","apiTokens":["k"],"reasoningContentMode":"loud"}}"#,
+    )
+    .unwrap_err();
+    assert_eq!(bad.path, "provider.reasoningContentMode");
+}

@@ -11,6 +11,12 @@ pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
+    /// Prompt tokens served from the provider's cache (OpenAI's
+    /// `prompt_tokens_details.cached_tokens`; Claude's cache reads; Gemini's cached content).
+    pub cached_tokens: Option<u64>,
+    /// Completion tokens spent on reasoning (OpenAI's
+    /// `completion_tokens_details.reasoning_tokens`; Gemini's thoughts).
+    pub reasoning_tokens: Option<u64>,
 }
 
 impl Usage {
@@ -20,7 +26,21 @@ impl Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: total.unwrap_or(prompt.saturating_add(completion)),
+            cached_tokens: None,
+            reasoning_tokens: None,
         }
+    }
+
+    /// With the prompt tokens served from cache.
+    pub fn with_cached(mut self, cached: Option<u64>) -> Self {
+        self.cached_tokens = cached;
+        self
+    }
+
+    /// With the completion tokens spent on reasoning.
+    pub fn with_reasoning(mut self, reasoning: Option<u64>) -> Self {
+        self.reasoning_tokens = reasoning;
+        self
     }
 
     /// Like [`Usage::new`], with prompt and completion each the saturating sum of several
@@ -38,6 +58,8 @@ impl Usage {
                 .completion_tokens
                 .saturating_add(other.completion_tokens),
             total_tokens: self.total_tokens.saturating_add(other.total_tokens),
+            cached_tokens: add_opt(self.cached_tokens, other.cached_tokens),
+            reasoning_tokens: add_opt(self.reasoning_tokens, other.reasoning_tokens),
         }
     }
 
@@ -54,15 +76,39 @@ impl Usage {
         if p.is_none() && c.is_none() && t.is_none() {
             return None;
         }
-        Some(Self::new(p.unwrap_or(0), c.unwrap_or(0), t))
+        let detail = |outer: &str, inner: &str| {
+            obj.get(outer)
+                .and_then(|d| d.get(inner))
+                .and_then(Value::as_u64)
+        };
+        Some(
+            Self::new(p.unwrap_or(0), c.unwrap_or(0), t)
+                .with_cached(detail("prompt_tokens_details", "cached_tokens"))
+                .with_reasoning(detail("completion_tokens_details", "reasoning_tokens")),
+        )
     }
 
+    /// OpenAI's `usage` object, with the details objects when there is something to put in them.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
-        })
+        });
+        if let Some(c) = self.cached_tokens {
+            v["prompt_tokens_details"] = json!({ "cached_tokens": c });
+        }
+        if let Some(r) = self.reasoning_tokens {
+            v["completion_tokens_details"] = json!({ "reasoning_tokens": r });
+        }
+        v
+    }
+}
+
+fn add_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
     }
 }
 
@@ -76,6 +122,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn details_are_read_and_written_in_openai_shape() {
+        let v = json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
+            "prompt_tokens_details": {"cached_tokens": 4, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 3}});
+        let u = Usage::from_openai(&v).unwrap();
+        assert_eq!((u.cached_tokens, u.reasoning_tokens), (Some(4), Some(3)));
+        let out = u.to_json();
+        assert_eq!(out["prompt_tokens_details"], json!({"cached_tokens": 4}));
+        assert_eq!(
+            out["completion_tokens_details"],
+            json!({"reasoning_tokens": 3})
+        );
+        let plain = Usage::new(1, 2, None).to_json();
+        assert!(plain.get("prompt_tokens_details").is_none());
+        assert_eq!(
+            Usage::new(1, 1, None)
+                .with_cached(Some(u64::MAX))
+                .saturating_add(Usage::new(1, 1, None).with_cached(Some(1)))
+                .cached_tokens,
+            Some(u64::MAX)
+        );
+    }
+
+    #[test]
     fn openai_usage_with_and_without_total() {
         let u = Usage::from_openai(&json!({"prompt_tokens": 3, "completion_tokens": 4})).unwrap();
         assert_eq!(
@@ -83,7 +153,8 @@ mod tests {
             Usage {
                 prompt_tokens: 3,
                 completion_tokens: 4,
-                total_tokens: 7
+                total_tokens: 7,
+                ..Usage::default()
             }
         );
         let u = Usage::from_openai(&json!({"total_tokens": 106})).unwrap();

@@ -146,6 +146,20 @@ pub struct OpenAiWriter {
     /// A chunk carrying usage already went out (forwarded from an OpenAI-family upstream).
     usage_sent: bool,
     state: State,
+    /// The client asked for embeddings as base64 (little-endian float32, as OpenAI sends them).
+    embeddings_base64: bool,
+    /// `reasoningContentMode`: what reasoning text becomes in the output.
+    reasoning_mode: ReasoningMode,
+}
+
+/// `reasoningContentMode` (as in today's Higress): reasoning text as `reasoning_content`
+/// (passthrough), dropped (ignore), or put before the answer in `content` (concat).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReasoningMode {
+    #[default]
+    Passthrough,
+    Ignore,
+    Concat,
 }
 
 impl OpenAiWriter {
@@ -161,7 +175,26 @@ impl OpenAiWriter {
             usage: None,
             usage_sent: false,
             state: State::Open,
+            embeddings_base64: false,
+            reasoning_mode: ReasoningMode::Passthrough,
         }
+    }
+
+    /// Embeddings go out base64-encoded (the client sent `encoding_format: base64`).
+    pub fn set_embeddings_base64(&mut self, on: bool) {
+        self.embeddings_base64 = on;
+    }
+
+    pub fn set_reasoning_mode(&mut self, mode: ReasoningMode) {
+        self.reasoning_mode = mode;
+    }
+
+    pub fn embeddings_base64(&self) -> bool {
+        self.embeddings_base64
+    }
+
+    pub fn reasoning_mode(&self) -> ReasoningMode {
+        self.reasoning_mode
     }
 
     /// The bytes written since the last [`OpenAiWriter::clear`].
@@ -268,14 +301,19 @@ impl OpenAiWriter {
     }
 
     pub fn reasoning(&mut self, index: u32, text: &str) {
-        if !text.is_empty() {
-            self.delta(
+        if text.is_empty() {
+            return;
+        }
+        match self.reasoning_mode {
+            ReasoningMode::Passthrough => self.delta(
                 index,
                 Delta {
                     reasoning_content: Some(text),
                     ..Delta::default()
                 },
-            );
+            ),
+            ReasoningMode::Ignore => {}
+            ReasoningMode::Concat => self.text(index, text),
         }
     }
 
@@ -449,7 +487,12 @@ impl OpenAiWriter {
         if let Some(u) = reply.usage {
             self.usage = Some(u);
         }
-        let choices: Vec<Value> = reply.choices.into_iter().map(Choice::into_json).collect();
+        let mode = self.reasoning_mode;
+        let choices: Vec<Value> = reply
+            .choices
+            .into_iter()
+            .map(|c| c.into_json(mode))
+            .collect();
         let mut m = Map::new();
         m.insert(
             "id".into(),
@@ -497,10 +540,51 @@ impl OpenAiWriter {
         self.json(&body);
     }
 
-    /// A whole JSON body, already in OpenAI's shape.
+    /// A whole JSON body, already in OpenAI's shape. An embeddings list goes out base64-encoded
+    /// when the client asked for that, whatever the upstream sent.
     pub fn json(&mut self, body: &Value) {
+        if self.embeddings_base64 && body.get("object").and_then(Value::as_str) == Some("list") {
+            let mut body = body.clone();
+            for item in body["data"].as_array_mut().into_iter().flatten() {
+                if let Some(b64) = item.get("embedding").and_then(embedding_base64) {
+                    item["embedding"] = Value::String(b64);
+                }
+            }
+            serde_json::to_writer(&mut self.out, &body).expect("serialising to a Vec cannot fail");
+            return;
+        }
         serde_json::to_writer(&mut self.out, body).expect("serialising to a Vec cannot fail");
     }
+}
+
+/// Applies `reasoningContentMode` to an OpenAI-shaped message or delta that carries
+/// `reasoning_content` (OpenAI-family upstreams such as DeepSeek send it themselves).
+pub fn apply_reasoning_mode(msg: &mut Map<String, Value>, mode: ReasoningMode) {
+    if mode == ReasoningMode::Passthrough {
+        return;
+    }
+    let Some(Value::String(r)) = msg.remove("reasoning_content") else {
+        return;
+    };
+    if mode == ReasoningMode::Concat && !r.is_empty() {
+        let content = match msg.get("content").and_then(Value::as_str) {
+            Some(c) if !c.is_empty() => format!("{r}\n\n{c}"),
+            _ => r,
+        };
+        msg.insert("content".into(), content.into());
+    }
+}
+
+/// A float vector as OpenAI's base64 form: the little-endian float32 bytes, base64-encoded.
+/// `None` when it is not an array of numbers (already base64, say).
+pub fn embedding_base64(v: &Value) -> Option<String> {
+    use base64::Engine;
+    let items = v.as_array()?;
+    let mut bytes = Vec::with_capacity(items.len() * 4);
+    for x in items {
+        bytes.extend_from_slice(&(x.as_f64()? as f32).to_le_bytes());
+    }
+    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 /// A buffered chat completion as a translator reads it from its upstream.
@@ -527,7 +611,17 @@ pub struct Choice {
 }
 
 impl Choice {
-    fn into_json(self) -> Value {
+    fn into_json(mut self, mode: ReasoningMode) -> Value {
+        match mode {
+            ReasoningMode::Passthrough => {}
+            ReasoningMode::Ignore => self.reasoning = None,
+            ReasoningMode::Concat => {
+                if let Some(r) = self.reasoning.take() {
+                    let answer = self.content.take().unwrap_or_default();
+                    self.content = Some(format!("{r}\n\n{answer}"));
+                }
+            }
+        }
         let mut msg = Map::new();
         msg.insert("role".into(), "assistant".into());
         // A reply made only of tool calls has null content, as OpenAI's has.
@@ -692,6 +786,60 @@ mod tests {
         w.end();
         let ev = events(w.output());
         assert_eq!(ev, vec![r#"{"x":1}"#.to_string(), "[DONE]".to_string()]);
+    }
+
+    #[test]
+    fn embeddings_are_base64_little_endian_float32_when_asked() {
+        use base64::Engine;
+        let mut w = writer(false);
+        w.set_embeddings_base64(true);
+        w.embeddings(vec![json!([0.5, -1.0, 0.25])], Usage::new(3, 0, None));
+        let v: Value = serde_json::from_slice(w.output()).unwrap();
+        let b64 = v["data"][0]["embedding"].as_str().unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        let floats: Vec<f32> = bytes
+            .chunks(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        assert_eq!(floats, vec![0.5, -1.0, 0.25]);
+        // Already-encoded vectors are left alone; floats stay floats when not asked.
+        assert_eq!(embedding_base64(&json!("AAAA")), None);
+        let mut w = writer(false);
+        w.embeddings(vec![json!([0.5])], Usage::new(1, 0, None));
+        let v: Value = serde_json::from_slice(w.output()).unwrap();
+        assert_eq!(v["data"][0]["embedding"], json!([0.5]));
+    }
+
+    #[test]
+    fn reasoning_modes() {
+        let mut w = writer(false);
+        w.set_reasoning_mode(ReasoningMode::Ignore);
+        w.reasoning(0, "hmm");
+        assert!(w.output().is_empty());
+        w.set_reasoning_mode(ReasoningMode::Concat);
+        w.reasoning(0, "hmm");
+        assert!(std::str::from_utf8(w.output())
+            .unwrap()
+            .contains(r#""content":"hmm""#));
+        let mut w = writer(false);
+        w.set_reasoning_mode(ReasoningMode::Concat);
+        w.completion(Completion {
+            choices: vec![Choice {
+                content: Some("42".into()),
+                reasoning: Some("think".into()),
+                finish_reason: Some("stop"),
+                ..Choice::default()
+            }],
+            ..Completion::default()
+        })
+        .unwrap();
+        let v: Value = serde_json::from_slice(w.output()).unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "think\n\n42");
+        assert!(v["choices"][0]["message"]
+            .get("reasoning_content")
+            .is_none());
     }
 
     #[test]

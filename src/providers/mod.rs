@@ -136,6 +136,12 @@ pub trait Provider: Send + Sync {
         text.to_string()
     }
 
+    /// The provider's embeddings API takes OpenAI's `encoding_format` itself. Otherwise the core
+    /// removes it from the request and encodes the reply as the client asked.
+    fn native_embedding_encoding(&self) -> bool {
+        false
+    }
+
     /// The provider signs every request over its body bytes (so hosts must hand the body over even
     /// on untranslated paths).
     fn signs_body(&self) -> bool {
@@ -173,7 +179,10 @@ pub trait ResponseTranslator: Send {
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
         let mut buf = Vec::new();
         let r = self.legacy_on_body(body, &mut buf);
-        w.legacy_bytes(&buf);
+        match serde_json::from_slice::<serde_json::Value>(&buf) {
+            Ok(v) if w.embeddings_base64() => w.json(&v),
+            _ => w.legacy_bytes(&buf),
+        }
         if let Some(u) = self.legacy_usage() {
             w.set_usage(u);
         }

@@ -33,6 +33,7 @@ use crate::context::Callout;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::ConfigError;
 use crate::error::ProxyError;
+use crate::openai::writer::{apply_reasoning_mode, ReasoningMode};
 use crate::openai::{self, OpenAiWriter};
 use crate::sse::SseEvent;
 use crate::usage::Usage;
@@ -464,6 +465,10 @@ impl Provider for CompatProvider {
         super::moonshot::file_text(text)
     }
 
+    fn native_embedding_encoding(&self) -> bool {
+        true
+    }
+
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
         Box::new(CompatTranslator { api: req.api })
     }
@@ -505,7 +510,22 @@ impl ResponseTranslator for CompatTranslator {
             w.error(&err);
             return Ok(());
         }
-        if !data.contains(&b'\n') && openai::chunk_is_conformant(obj) {
+        let reasoning_mode = w.reasoning_mode();
+        let rewrite_reasoning = reasoning_mode != ReasoningMode::Passthrough
+            && data.windows(17).any(|x| x == b"reasoning_content");
+        if rewrite_reasoning {
+            for c in obj
+                .get_mut("choices")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(d) = c.get_mut("delta").and_then(Value::as_object_mut) {
+                    apply_reasoning_mode(d, reasoning_mode);
+                }
+            }
+        }
+        if !rewrite_reasoning && !data.contains(&b'\n') && openai::chunk_is_conformant(obj) {
             // Already OpenAI's shape: forward the upstream bytes, skip re-serialising.
             w.identify(obj.get("id").and_then(Value::as_str), None);
             let usage = obj.get("usage").and_then(Usage::from_openai);
@@ -543,7 +563,19 @@ impl ResponseTranslator for CompatTranslator {
                 {
                     return Err(ProxyError::bad_upstream("upstream reply has no choices"));
                 }
-                openai::normalize_completion(obj, w.model())
+                let usage = openai::normalize_completion(obj, w.model());
+                let mode = w.reasoning_mode();
+                for c in obj
+                    .get_mut("choices")
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(m) = c.get_mut("message").and_then(Value::as_object_mut) {
+                        apply_reasoning_mode(m, mode);
+                    }
+                }
+                usage
             }
             Api::Embeddings => {
                 if !obj.get("data").is_some_and(Value::is_array) {
