@@ -68,6 +68,7 @@ pub(super) struct ClaudeTranslator {
     prompt: [u64; 3],
     completion: u64,
     usage_seen: bool,
+    cache_read_seen: bool,
     pub(super) stopped: bool,
 }
 
@@ -79,18 +80,17 @@ impl ClaudeTranslator {
             prompt: [0; 3],
             completion: 0,
             usage_seen: false,
+            cache_read_seen: false,
             stopped: false,
         }
     }
 
+    /// OpenAI's prompt tokens are the sum of Claude's input, cache-write and cache-read tokens;
+    /// the cache reads are OpenAI's `cached_tokens`.
     fn current_usage(&self) -> Option<Usage> {
-        let prompt = self.prompt.iter().fold(0u64, |a, b| a.saturating_add(*b));
         self.usage_seen.then(|| {
-            Usage::new(
-                prompt,
-                self.completion,
-                Some(prompt.saturating_add(self.completion)),
-            )
+            Usage::saturating(&self.prompt, &[self.completion], None)
+                .with_cached(self.cache_read_seen.then_some(self.prompt[2]))
         })
     }
 
@@ -111,6 +111,7 @@ impl ClaudeTranslator {
                 self.usage_seen = true;
             }
         }
+        self.cache_read_seen |= u.get("cache_read_input_tokens").is_some_and(Value::is_u64);
         if let Some(c) = u.get("output_tokens").and_then(Value::as_u64) {
             self.completion = c;
             self.usage_seen = true;

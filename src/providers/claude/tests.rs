@@ -596,10 +596,11 @@ fn buffered_tool_use_response() {
     .unwrap();
     assert_eq!(args, json!({"location": "Paris", "unit": "celsius"}));
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
-    // Cached prompt tokens count as prompt tokens.
+    // Cached prompt tokens count as prompt tokens, and the cache reads are OpenAI's cached_tokens.
     assert_eq!(
         v["usage"],
-        json!({"prompt_tokens": 150, "completion_tokens": 40, "total_tokens": 190})
+        json!({"prompt_tokens": 150, "completion_tokens": 40, "total_tokens": 190,
+               "prompt_tokens_details": {"cached_tokens": 30}})
     );
 }
 
@@ -865,7 +866,10 @@ fn stream_usage_counts_cache_tokens_and_cumulative_message_delta() {
     t.on_stream_end(&mut w).unwrap();
     w.end();
     let events = validate_sse_stream(w.output());
-    assert_eq!(w.usage(), Some(Usage::new(15, 7, None)));
+    assert_eq!(
+        w.usage(),
+        Some(Usage::new(15, 7, None).with_cached(Some(5)))
+    );
     assert_eq!(events[1]["choices"][0]["finish_reason"], "length");
     assert_eq!(events[2]["usage"]["total_tokens"], 22);
 }
