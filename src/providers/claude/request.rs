@@ -25,6 +25,8 @@ pub(super) fn translate_chat(req: &RequestInfo<'_>, body: &mut Value) -> Result<
         .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
     let mut src = std::mem::take(obj);
     src.remove("model");
+    let output_format = structured_output(&mut src)?;
+    let effort = take(&mut src, "reasoning_effort");
     reject_unsupported(&mut src)?;
 
     let mut out = Map::new();
@@ -71,12 +73,21 @@ pub(super) fn translate_chat(req: &RequestInfo<'_>, body: &mut Value) -> Result<
     if req.stream {
         out.insert("stream".into(), true.into());
     }
-    match take(&mut src, "user") {
+    // `safety_identifier` is the newer name for what `user` carried: both identify the end user.
+    let user = take(&mut src, "user");
+    let safety = take(&mut src, "safety_identifier");
+    match safety.or(user) {
         None => {}
         Some(Value::String(u)) => {
             out.insert("metadata".into(), json!({ "user_id": u }));
         }
         Some(_) => return Err(bad("user", "'user' must be a string")),
+    }
+    if let Some(format) = output_format {
+        out.insert("output_config".into(), json!({ "format": format }));
+    }
+    if let Some(effort) = effort {
+        apply_reasoning_effort(&effort, &mut out)?;
     }
 
     let tools = match take(&mut src, "tools") {
@@ -113,14 +124,89 @@ pub(super) fn translate_chat(req: &RequestInfo<'_>, body: &mut Value) -> Result<
         out.insert("tool_choice".into(), tc);
     }
 
-    // Anything left is not an OpenAI field we know: pass it on for Claude to judge (e.g. a
-    // Claude-native `thinking`), so nothing is dropped silently.
+    // What is left: Claude-native fields a client may add on purpose go through for Claude to
+    // judge; anything else is an OpenAI field Claude does not take (newer SDKs add fields such as
+    // `prompt_cache_key`), which Anthropic would reject as an extra input, so it is dropped.
     for (k, v) in src {
-        if !v.is_null() {
+        if !v.is_null() && CLAUDE_NATIVE.contains(&k.as_str()) {
             out.insert(k, v);
         }
     }
     *obj = out;
+    Ok(())
+}
+
+/// Messages API request fields with no OpenAI counterpart, passed through when a client sends them.
+const CLAUDE_NATIVE: &[&str] = &[
+    "thinking",
+    "output_config",
+    "container",
+    "mcp_servers",
+    "context_management",
+];
+
+/// `response_format` → Claude's structured outputs (`output_config.format`, a JSON schema).
+/// JSON mode without a schema has no Claude counterpart: a clear 400.
+fn structured_output(src: &mut Map<String, Value>) -> Result<Option<Value>, ProxyError> {
+    let Some(rf) = take(src, "response_format") else {
+        return Ok(None);
+    };
+    match rf.get("type").and_then(Value::as_str).unwrap_or("") {
+        "text" => Ok(None),
+        "json_schema" => {
+            let schema = rf
+                .get("json_schema")
+                .and_then(|j| j.get("schema"))
+                .filter(|s| s.is_object())
+                .ok_or_else(|| {
+                    bad(
+                        "response_format",
+                        "response_format json_schema needs 'json_schema.schema'",
+                    )
+                })?;
+            Ok(Some(json!({"type": "json_schema", "schema": schema})))
+        }
+        kind => Err(unsupported(
+            &format!("response_format '{kind}' (use json_schema)"),
+            "response_format",
+        )),
+    }
+}
+
+/// Thinking budgets for OpenAI's `reasoning_effort` (Claude's minimum budget is 1024 tokens).
+fn thinking_budget(effort: &str) -> Option<u64> {
+    match effort {
+        "minimal" | "low" => Some(1024),
+        "medium" => Some(4096),
+        "high" => Some(16384),
+        _ => None,
+    }
+}
+
+/// `reasoning_effort` → extended thinking with a budget; `none` turns thinking off. The budget
+/// must stay below `max_tokens`, so `max_tokens` grows to leave room for the answer.
+fn apply_reasoning_effort(effort: &Value, out: &mut Map<String, Value>) -> Result<(), ProxyError> {
+    let effort = effort
+        .as_str()
+        .ok_or_else(|| bad("reasoning_effort", "'reasoning_effort' must be a string"))?;
+    if effort == "none" {
+        out.insert("thinking".into(), json!({"type": "disabled"}));
+        return Ok(());
+    }
+    let budget = thinking_budget(effort).ok_or_else(|| {
+        bad(
+            "reasoning_effort",
+            format!("unknown reasoning_effort '{effort}'"),
+        )
+    })?;
+    out.insert(
+        "thinking".into(),
+        json!({"type": "enabled", "budget_tokens": budget}),
+    );
+    let max = out.get("max_tokens").and_then(Value::as_u64).unwrap_or(0);
+    if max <= budget {
+        out.insert("max_tokens".into(), (budget + DEFAULT_MAX_TOKENS).into());
+    }
     Ok(())
 }
 
@@ -166,25 +252,17 @@ const PARAMS: ParamTable = ParamTable(&[
         "function_call",
         Param::Reject("legacy 'function_call' (use 'tool_choice')"),
     ),
-    ("reasoning_effort", Param::Reject("reasoning_effort")),
     ("verbosity", Param::Reject("verbosity")),
     ("prediction", Param::Reject("prediction")),
     ("web_search_options", Param::Reject("web_search_options")),
     ("store", Param::Drop),
+    ("prompt_cache_key", Param::Drop),
+    ("prompt_cache_retention", Param::Drop),
     ("metadata", Param::Drop),
     ("service_tier", Param::Drop),
 ]);
 
 fn reject_unsupported(src: &mut Map<String, Value>) -> Result<(), ProxyError> {
-    if let Some(rf) = take(src, "response_format") {
-        let kind = rf.get("type").and_then(Value::as_str).unwrap_or("");
-        if kind != "text" {
-            return Err(unsupported(
-                &format!("response_format '{kind}'"),
-                "response_format",
-            ));
-        }
-    }
     PARAMS.apply(src, NAME)
 }
 

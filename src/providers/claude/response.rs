@@ -155,6 +155,10 @@ impl ResponseTranslator for ClaudeTranslator {
                     .content
                     .get_or_insert_with(String::new)
                     .push_str(block["text"].as_str().unwrap_or("")),
+                Some("thinking") => choice
+                    .reasoning
+                    .get_or_insert_with(String::new)
+                    .push_str(block["thinking"].as_str().unwrap_or("")),
                 Some("tool_use") => choice.tool_calls.push(tool_call(
                     block["id"].as_str().unwrap_or(""),
                     block["name"].as_str().unwrap_or(""),

@@ -46,8 +46,9 @@ impl ClaudeTranslator {
                         let name = block["name"].as_str().unwrap_or("");
                         w.tool_calls(0, &[ToolCallDelta::start(ti, id, name, &args)]);
                     }
-                    // thinking, redacted_thinking, server tool blocks: not part of OpenAI's
-                    // chat completion shape.
+                    Some("thinking") => w.reasoning(0, block["thinking"].as_str().unwrap_or("")),
+                    // redacted_thinking, server tool blocks: not part of OpenAI's chat
+                    // completion shape.
                     _ => {}
                 }
             }
@@ -55,6 +56,10 @@ impl ClaudeTranslator {
                 let delta = &v["delta"];
                 match delta["type"].as_str() {
                     Some("text_delta") => w.text(0, delta["text"].as_str().unwrap_or("")),
+                    // Extended thinking: OpenAI-compatible clients read it as reasoning_content.
+                    Some("thinking_delta") => {
+                        w.reasoning(0, delta["thinking"].as_str().unwrap_or(""))
+                    }
                     Some("input_json_delta") => {
                         let index = v["index"].as_u64().unwrap_or(0);
                         let part = delta["partial_json"].as_str().unwrap_or("");

@@ -884,3 +884,77 @@ fn stream_request_answered_with_an_http_error_is_buffered() {
     validate_error(&v);
     assert_eq!(v["error"]["type"], "rate_limit_error");
 }
+
+// -- Agent traffic ---------------------------------------------------------------------
+
+#[test]
+fn structured_output_reasoning_effort_and_the_field_policy() {
+    let base = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
+    // response_format json_schema → output_config.format ("Structured outputs" guide).
+    let mut body = base.clone();
+    body["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "r", "strict": true,
+        "schema": {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"], "additionalProperties": false}}});
+    let sent = translate(&cfg(), body);
+    assert_eq!(
+        sent["output_config"]["format"]["type"], "json_schema",
+        "{sent}"
+    );
+    assert_eq!(
+        sent["output_config"]["format"]["schema"]["required"],
+        json!(["a"])
+    );
+    assert!(sent.get("response_format").is_none());
+    // reasoning_effort → thinking with a budget below max_tokens ("Extended thinking" guide).
+    let mut body = base.clone();
+    body["reasoning_effort"] = json!("medium");
+    let sent = translate(&cfg(), body);
+    assert_eq!(
+        sent["thinking"],
+        json!({"type": "enabled", "budget_tokens": 4096})
+    );
+    assert!(sent["max_tokens"].as_u64().unwrap() > 4096);
+    // New OpenAI fields never reach Anthropic; safety_identifier is the user id.
+    let mut body = base;
+    body["safety_identifier"] = json!("user-7");
+    body["prompt_cache_key"] = json!("k");
+    body["some_future_openai_field"] = json!(1);
+    let sent = translate(&cfg(), body);
+    assert_eq!(sent["metadata"], json!({"user_id": "user-7"}));
+    assert!(sent.get("prompt_cache_key").is_none());
+    assert!(sent.get("some_future_openai_field").is_none());
+    assert!(sent.get("safety_identifier").is_none());
+}
+
+/// Thinking blocks, streamed and buffered, shaped as in Anthropic's "Extended thinking" guide
+/// (thinking block with thinking_delta and signature_delta, then the text block).
+#[test]
+fn thinking_becomes_reasoning_content() {
+    let stream = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_t\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Let me add.\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"EqQB\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"4\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":9}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+    let mut ex = stream_exchange(&cfg(), false);
+    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", stream.as_bytes());
+    let events = validate_sse_stream(&out);
+    let reasoning: String = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["reasoning_content"].as_str())
+        .collect();
+    assert_eq!(reasoning, "Let me add.");
+    assert_eq!(stream_text(&events), "4");
+    let body = r#"{"id":"msg_b","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"thinking","thinking":"2+2","signature":"EqQB"},{"type":"text","text":"4"}],"stop_reason":"end_turn","usage":{"input_tokens":5,"output_tokens":9}}"#;
+    let mut ex = buffered_exchange(&cfg());
+    let (_, out, _) = respond(&mut ex, 200, "application/json", body.as_bytes());
+    let v = json_of(&out);
+    validate_chat_completion(&v);
+    assert_eq!(v["choices"][0]["message"]["reasoning_content"], "2+2");
+    assert_eq!(v["choices"][0]["message"]["content"], "4");
+}
