@@ -95,6 +95,43 @@ fn fix_finish_reason(choice: &mut Map<String, Value>, default: Option<&str>) {
     }
 }
 
+/// Content given as an array of blocks (Mistral's reasoning models: `text` blocks and
+/// `thinking` blocks holding text blocks) becomes OpenAI's string `content`, with the thinking
+/// text as `reasoning_content`.
+fn flatten_content_blocks(msg: &mut Map<String, Value>) {
+    let Some(Value::Array(blocks)) = msg.get("content") else {
+        return;
+    };
+    let mut text = String::new();
+    let mut thinking = String::new();
+    fn texts(v: &Value, into: &mut String) {
+        match v {
+            Value::String(s) => into.push_str(s),
+            Value::Array(items) => items.iter().for_each(|i| texts(i, into)),
+            Value::Object(o) => {
+                if let Some(Value::String(t)) = o.get("text") {
+                    into.push_str(t);
+                }
+            }
+            _ => {}
+        }
+    }
+    for b in blocks {
+        match b.get("type").and_then(Value::as_str) {
+            Some("thinking") => texts(b.get("thinking").unwrap_or(&Value::Null), &mut thinking),
+            _ => texts(b, &mut text),
+        }
+    }
+    msg.insert("content".into(), text.into());
+    if !thinking.is_empty() {
+        let merged = match msg.get("reasoning_content").and_then(Value::as_str) {
+            Some(r) => format!("{r}{thinking}"),
+            None => thinking,
+        };
+        msg.insert("reasoning_content".into(), merged.into());
+    }
+}
+
 /// Brings a buffered chat completion from an OpenAI-compatible provider into OpenAI's exact shape
 /// (providers omit `object`, `id`, `created`, `finish_reason`, `logprobs`, `refusal`, or put
 /// usage elsewhere). Returns the usage found.
@@ -134,6 +171,7 @@ pub fn normalize_completion(obj: &mut Map<String, Value>, model: &str) -> Option
                 .entry("message")
                 .or_insert_with(|| Value::Object(Map::new()));
             if let Some(m) = msg.as_object_mut() {
+                flatten_content_blocks(m);
                 set_if_missing(m, "role", || "assistant".into(), Value::is_string);
                 set_if_missing(
                     m,
@@ -188,7 +226,11 @@ pub fn chunk_is_conformant(obj: &Map<String, Value>) -> bool {
                     && choices.iter().all(|c| {
                         c.as_object().is_some_and(|c| {
                             c.get("index").is_some_and(Value::is_u64)
-                                && c.get("delta").is_some_and(Value::is_object)
+                                && c.get("delta").is_some_and(|d| {
+                                    d.is_object()
+                                        && d.get("content")
+                                            .is_none_or(|x| x.is_string() || x.is_null())
+                                })
                                 && !c.contains_key("usage")
                                 && c.get("finish_reason").is_some_and(|r| {
                                     r.is_null()
@@ -240,6 +282,9 @@ pub fn normalize_chunk(obj: &mut Map<String, Value>, meta: &StreamMeta) -> Optio
                     .unwrap_or_else(|| Value::Object(Map::new()));
                 c.insert("delta".into(), d);
             }
+            if let Some(d) = c.get_mut("delta").and_then(Value::as_object_mut) {
+                flatten_content_blocks(d);
+            }
         }
     } else {
         obj.insert("choices".into(), Value::Array(Vec::new()));
@@ -285,6 +330,26 @@ pub fn normalize_embeddings(obj: &mut Map<String, Value>, model: &str) -> Option
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Mistral's reasoning (Magistral) replies give `content` as blocks (docs.mistral.ai,
+    /// "Reasoning"): a `thinking` block of text chunks, then a `text` block.
+    #[test]
+    fn content_blocks_become_text_and_reasoning() {
+        let mut body = json!({"id": "x", "object": "chat.completion", "created": 1, "model": "magistral-medium-latest",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": [{"type": "text", "text": "Two and two."}]},
+                {"type": "text", "text": "4"}]}}]});
+        normalize_completion(body.as_object_mut().unwrap(), "m");
+        let m = &body["choices"][0]["message"];
+        assert_eq!(m["content"], "4");
+        assert_eq!(m["reasoning_content"], "Two and two.");
+        let chunk = json!({"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "finish_reason": null, "delta": {"content": [{"type": "text", "text": "hi"}]}}]});
+        assert!(!chunk_is_conformant(chunk.as_object().unwrap()));
+        let mut chunk = chunk;
+        normalize_chunk(chunk.as_object_mut().unwrap(), &StreamMeta::new("m"));
+        assert_eq!(chunk["choices"][0]["delta"]["content"], "hi");
+    }
 
     #[test]
     fn minimax_base_resp_error_in_200() {
