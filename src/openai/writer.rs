@@ -55,6 +55,11 @@ pub struct ToolCallDelta<'a> {
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<&'static str>,
     pub function: FunctionDelta<'a>,
+    /// Provider data a client hands back with the call when it replays it (Gemini's thought
+    /// signature, as `{"google": {"thought_signature"}}`, the way Gemini's own OpenAI layer
+    /// sends it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_content: Option<&'a Value>,
 }
 
 #[derive(Debug, Default, Clone, Copy, Serialize)]
@@ -75,7 +80,14 @@ impl<'a> ToolCallDelta<'a> {
                 name: Some(name),
                 arguments,
             },
+            extra_content: None,
         }
+    }
+
+    /// The same call with provider data for the client to hand back (see `extra_content`).
+    pub fn with_extra_content(mut self, extra: Option<&'a Value>) -> Self {
+        self.extra_content = extra;
+        self
     }
 
     /// A later fragment of a call's arguments.
@@ -538,6 +550,13 @@ impl OpenAiWriter {
             "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens},
         });
         self.json(&body);
+    }
+
+    /// An OpenAI `list` of embeddings from an upstream that reports no usage: the body says 0
+    /// (OpenAI's schema requires `usage`) while [`OpenAiWriter::usage`] stays unknown.
+    pub fn embeddings_without_usage(&mut self, vectors: Vec<Value>) {
+        self.embeddings(vectors, Usage::default());
+        self.usage = None;
     }
 
     /// A whole JSON body, already in OpenAI's shape. An embeddings list goes out base64-encoded

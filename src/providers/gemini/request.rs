@@ -1,0 +1,532 @@
+//! OpenAI chat and embeddings requests → Gemini's `generateContent` and `batchEmbedContents`.
+
+use super::{unsupported, NAME};
+use crate::error::ProxyError;
+use crate::openai::request::{
+    content_parts, function_tools, parse_data_url, stop_sequences, take, DataUrl, Param,
+    ParamTable, Part, ToolChoice,
+};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// Google's documented placeholder for a replayed Gemini 3 function call whose signature is lost.
+const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
+
+const DEPRECATED_FUNCTIONS: &str =
+    "the deprecated 'functions'/'function_call' parameters (use 'tools')";
+
+/// OpenAI parameters Gemini cannot express (a 400 unless neutral) and the ones that carry nothing
+/// Gemini acts on (dropped; `stream` and `stream_options` are the core's). Every other parameter
+/// is mapped in [`translate_chat`]; one it does not know is a 400.
+const PARAMS: ParamTable = ParamTable(&[
+    ("logprobs", Param::RejectUnlessNeutral("logprobs")),
+    ("top_logprobs", Param::Reject("top_logprobs")),
+    ("logit_bias", Param::RejectUnlessNeutral("logit_bias")),
+    (
+        "parallel_tool_calls",
+        Param::RejectUnlessNeutral("parallel_tool_calls=false"),
+    ),
+    (
+        "modalities",
+        Param::RejectUnlessNeutral("output modalities other than text"),
+    ),
+    ("functions", Param::Reject(DEPRECATED_FUNCTIONS)),
+    ("function_call", Param::Reject(DEPRECATED_FUNCTIONS)),
+    ("model", Param::Drop),
+    ("stream", Param::Drop),
+    ("stream_options", Param::Drop),
+    ("user", Param::Drop),
+    ("store", Param::Drop),
+    ("metadata", Param::Drop),
+    ("service_tier", Param::Drop),
+    ("safety_identifier", Param::Drop),
+    ("prompt_cache_key", Param::Drop),
+]);
+
+/// Takes the request object out of `body` (the caller replaces `body` wholesale).
+fn take_object(body: &mut Value) -> Result<Map<String, Value>, ProxyError> {
+    match std::mem::take(body) {
+        Value::Object(m) => Ok(m),
+        _ => Err(ProxyError::bad_request(
+            "request body must be a JSON object",
+        )),
+    }
+}
+
+/// One `contents[]` entry being built; consecutive messages of the same role are merged.
+struct Turn {
+    role: &'static str,
+    parts: Vec<Value>,
+}
+
+fn push_turn(contents: &mut Vec<Turn>, role: &'static str, parts: Vec<Value>) {
+    if parts.is_empty() {
+        return;
+    }
+    match contents.last_mut() {
+        Some(last) if last.role == role => last.parts.extend(parts),
+        _ => contents.push(Turn { role, parts }),
+    }
+}
+
+pub(super) fn translate_chat(model: &str, body: &mut Value) -> Result<Value, ProxyError> {
+    let mut obj = take_object(body)?;
+    PARAMS.apply(&mut obj, NAME)?;
+    let mut gen = Map::new();
+    let messages = take(&mut obj, "messages");
+    let tools = take(&mut obj, "tools");
+    let tool_choice = ToolChoice::parse(obj.get("tool_choice"))?;
+    obj.remove("tool_choice");
+    let max_completion_tokens = take(&mut obj, "max_completion_tokens");
+    let max_tokens = take(&mut obj, "max_tokens");
+    let stop = stop_sequences(take(&mut obj, "stop"))?;
+    if !stop.is_empty() {
+        gen.insert("stopSequences".into(), stop.into());
+    }
+    for (key, value) in obj {
+        if value.is_null() {
+            continue;
+        }
+        let field = match key.as_str() {
+            "temperature" => "temperature",
+            "top_p" => "topP",
+            "top_k" => "topK",
+            "n" => "candidateCount",
+            "seed" => "seed",
+            "presence_penalty" => "presencePenalty",
+            "frequency_penalty" => "frequencyPenalty",
+            "response_format" => {
+                response_format(value, &mut gen)?;
+                continue;
+            }
+            other => return Err(unsupported(&format!("the '{other}' parameter"))),
+        };
+        gen.insert(field.into(), value);
+    }
+    if let Some(max) = max_completion_tokens.or(max_tokens) {
+        gen.insert("maxOutputTokens".into(), max);
+    }
+
+    let Some(Value::Array(messages)) = messages else {
+        return Err(ProxyError::bad_request("'messages' must be an array").with_param("messages"));
+    };
+    let replay_sentinel = model.starts_with("gemini-3");
+    let (contents, system) = translate_messages(messages, replay_sentinel)?;
+
+    let mut out = Map::new();
+    out.insert(
+        "contents".into(),
+        Value::Array(
+            contents
+                .into_iter()
+                .map(|t| json!({"role": t.role, "parts": t.parts}))
+                .collect(),
+        ),
+    );
+    if !system.is_empty() {
+        out.insert("system_instruction".into(), json!({ "parts": system }));
+    }
+    if !gen.is_empty() {
+        out.insert("generation_config".into(), Value::Object(gen));
+    }
+    let decls = function_declarations(tools.as_ref())?;
+    if !decls.is_empty() {
+        out.insert("tools".into(), json!([{ "function_declarations": decls }]));
+    }
+    if let Some(choice) = tool_choice {
+        out.insert("tool_config".into(), tool_config(choice)?);
+    }
+    Ok(Value::Object(out))
+}
+
+fn response_format(value: Value, gen: &mut Map<String, Value>) -> Result<(), ProxyError> {
+    let Value::Object(mut rf) = value else {
+        return Err(
+            ProxyError::bad_request("'response_format' must be an object")
+                .with_param("response_format"),
+        );
+    };
+    match rf.get("type").and_then(Value::as_str) {
+        Some("text") => {}
+        Some("json_object") => {
+            gen.insert("responseMimeType".into(), "application/json".into());
+        }
+        Some("json_schema") => {
+            let schema = rf
+                .remove("json_schema")
+                .and_then(|mut js| js.as_object_mut().and_then(|o| o.remove("schema")))
+                .filter(|s| !s.is_null())
+                .ok_or_else(|| {
+                    ProxyError::bad_request("'response_format.json_schema.schema' is required")
+                        .with_param("response_format")
+                })?;
+            gen.insert("responseMimeType".into(), "application/json".into());
+            gen.insert("responseJsonSchema".into(), schema);
+        }
+        Some(other) => return Err(unsupported(&format!("response_format type '{other}'"))),
+        None => {
+            return Err(
+                ProxyError::bad_request("'response_format.type' is required")
+                    .with_param("response_format"),
+            )
+        }
+    }
+    Ok(())
+}
+
+/// Messages → (`contents`, `system_instruction.parts`).
+fn translate_messages(
+    messages: Vec<Value>,
+    replay_sentinel: bool,
+) -> Result<(Vec<Turn>, Vec<Value>), ProxyError> {
+    let mut contents: Vec<Turn> = Vec::new();
+    let mut system: Vec<Value> = Vec::new();
+    // tool_call_id → function name, from the assistant messages of this request.
+    let mut call_names: HashMap<String, String> = HashMap::new();
+    for (i, msg) in messages.into_iter().enumerate() {
+        let Value::Object(mut m) = msg else {
+            return Err(ProxyError::bad_request(format!(
+                "messages[{i}] must be an object"
+            )));
+        };
+        let role = match m.get("role").and_then(Value::as_str) {
+            Some(r) => r.to_string(),
+            None => {
+                return Err(ProxyError::bad_request(format!(
+                    "messages[{i}].role must be a string"
+                )))
+            }
+        };
+        let content = take(&mut m, "content");
+        match role.as_str() {
+            "system" | "developer" => {
+                for text in text_pieces(content, i, &role)? {
+                    system.push(json!({ "text": text }));
+                }
+            }
+            "user" => {
+                let parts = user_parts(content.as_ref(), i)?;
+                let parts = if parts.is_empty() {
+                    vec![json!({"text": ""})]
+                } else {
+                    parts
+                };
+                push_turn(&mut contents, "user", parts);
+            }
+            "assistant" => {
+                if m.get("function_call").is_some_and(|v| !v.is_null()) {
+                    return Err(unsupported(
+                        "the deprecated assistant 'function_call' field",
+                    ));
+                }
+                if m.get("audio").is_some_and(|v| !v.is_null()) {
+                    return Err(unsupported("assistant audio in messages"));
+                }
+                let mut parts: Vec<Value> = text_pieces(content, i, &role)?
+                    .into_iter()
+                    .filter(|t| !t.is_empty())
+                    .map(|t| json!({ "text": t }))
+                    .collect();
+                if let Some(calls) = take(&mut m, "tool_calls") {
+                    function_call_parts(calls, i, replay_sentinel, &mut call_names, &mut parts)?;
+                }
+                push_turn(&mut contents, "model", parts);
+            }
+            "tool" => {
+                let id = m
+                    .get("tool_call_id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        ProxyError::bad_request(format!(
+                            "messages[{i}].tool_call_id must be a string"
+                        ))
+                    })?;
+                let name = call_names.get(id).cloned().ok_or_else(|| {
+                    ProxyError::bad_request(format!(
+                        "messages[{i}].tool_call_id '{id}' matches no tool call of an earlier assistant message"
+                    ))
+                })?;
+                let text: String = text_pieces(content, i, &role)?.concat();
+                let response = match serde_json::from_str::<Value>(&text) {
+                    Ok(v @ Value::Object(_)) => v,
+                    _ => json!({ "output": text }),
+                };
+                push_turn(
+                    &mut contents,
+                    "user",
+                    vec![json!({"functionResponse": {"name": name, "response": response}})],
+                );
+            }
+            "function" => return Err(unsupported("the deprecated 'function' message role")),
+            other => {
+                return Err(ProxyError::bad_request(format!(
+                    "messages[{i}].role '{other}' is not a chat message role"
+                )))
+            }
+        }
+    }
+    if contents.is_empty() {
+        return Err(
+            ProxyError::bad_request("at least one user or assistant message is required")
+                .with_param("messages"),
+        );
+    }
+    Ok((contents, system))
+}
+
+/// The text of a system/assistant/tool message: a string, or an array of text (or refusal) parts.
+fn text_pieces(content: Option<Value>, i: usize, role: &str) -> Result<Vec<String>, ProxyError> {
+    match content {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s]),
+        Some(Value::Array(parts)) => parts
+            .into_iter()
+            .map(|p| {
+                let kind = p
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let key = match kind.as_str() {
+                    "text" => "text",
+                    "refusal" if role == "assistant" => "refusal",
+                    other => {
+                        return Err(unsupported(&format!(
+                            "content part type '{other}' in a {role} message"
+                        )))
+                    }
+                };
+                match p {
+                    Value::Object(mut o) => match o.remove(key) {
+                        Some(Value::String(s)) => Ok(s),
+                        _ => Err(ProxyError::bad_request(format!(
+                            "messages[{i}].content has a '{kind}' part without a string '{key}'"
+                        ))),
+                    },
+                    _ => Err(ProxyError::bad_request(format!(
+                        "messages[{i}].content parts must be objects"
+                    ))),
+                }
+            })
+            .collect(),
+        Some(_) => Err(ProxyError::bad_request(format!(
+            "messages[{i}].content must be a string or an array"
+        ))),
+    }
+}
+
+fn user_parts(content: Option<&Value>, i: usize) -> Result<Vec<Value>, ProxyError> {
+    let param = format!("messages[{i}].content");
+    let bad = |what: &str| ProxyError::bad_request(format!("{param}: {what}"));
+    content_parts(content, &param)?
+        .into_iter()
+        .map(|part| match part {
+            Part::Text(s) => Ok(json!({ "text": s })),
+            Part::Image { url, .. } => {
+                if url.starts_with("data:") {
+                    inline_data(url).ok_or_else(|| {
+                        bad("image data URLs must look like data:<media type>;base64,<data>")
+                    })
+                } else if is_files_api_uri(url) {
+                    Ok(json!({"file_data": {"file_uri": url}}))
+                } else {
+                    Err(unsupported(
+                        "image_url with an http(s) URL (Gemini takes inline base64 data URLs, or \
+                         a Files API URI via file_data; upload the image with the Files API first)",
+                    ))
+                }
+            }
+            Part::InputAudio { data, format } => {
+                if data.is_empty() || format.is_empty() {
+                    return Err(bad("input_audio needs string 'data' and 'format'"));
+                }
+                Ok(json!({"inline_data": {"mime_type": format!("audio/{format}"), "data": data}}))
+            }
+            Part::File { data, file_id, .. } => match (data, file_id) {
+                (Some(url), _) => inline_data(url)
+                    .ok_or_else(|| bad("file_data must look like data:<media type>;base64,<data>")),
+                (None, Some(_)) => Err(unsupported("file parts by file_id")),
+                (None, None) => Err(bad("a file part needs 'file_data' or 'file_id'")),
+            },
+            Part::Other(other) => Err(unsupported(&format!("content part type '{other}'"))),
+        })
+        .collect()
+}
+
+/// `data:<media type>[;params];base64,<data>` → `inline_data`.
+fn inline_data(url: &str) -> Option<Value> {
+    let DataUrl { media_type, data } = parse_data_url(url)?;
+    Some(json!({"inline_data": {"mime_type": media_type, "data": data}}))
+}
+
+/// A file uploaded through the Gemini Files API (`https://generativelanguage.googleapis.com/
+/// v1beta/files/<id>`), the only kind of URI `file_data` accepts here.
+fn is_files_api_uri(url: &str) -> bool {
+    url.strip_prefix("https://generativelanguage.googleapis.com/")
+        .is_some_and(|rest| rest.contains("files/"))
+}
+
+fn function_call_parts(
+    calls: Value,
+    i: usize,
+    replay_sentinel: bool,
+    call_names: &mut HashMap<String, String>,
+    parts: &mut Vec<Value>,
+) -> Result<(), ProxyError> {
+    let Value::Array(calls) = calls else {
+        return Err(ProxyError::bad_request(format!(
+            "messages[{i}].tool_calls must be an array"
+        )));
+    };
+    let first = parts.len();
+    let mut any_signature = false;
+    for call in calls {
+        let bad = |what: &str| ProxyError::bad_request(format!("messages[{i}].tool_calls: {what}"));
+        let kind = call
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("function");
+        if kind != "function" {
+            return Err(unsupported(&format!("tool call type '{kind}'")));
+        }
+        let id = call.get("id").and_then(Value::as_str).unwrap_or_default();
+        let func = call
+            .get("function")
+            .ok_or_else(|| bad("a call needs 'function'"))?;
+        let name = func
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("a call needs 'function.name'"))?;
+        let args = match func.get("arguments") {
+            None | Some(Value::Null) => json!({}),
+            Some(Value::String(s)) if s.trim().is_empty() => json!({}),
+            Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+                Ok(v @ Value::Object(_)) => v,
+                _ => return Err(bad("'function.arguments' must be a JSON object string")),
+            },
+            Some(v @ Value::Object(_)) => v.clone(),
+            Some(_) => return Err(bad("'function.arguments' must be a JSON object string")),
+        };
+        let mut part = Map::new();
+        part.insert("functionCall".into(), json!({"name": name, "args": args}));
+        if let Some(sig) = call
+            .pointer("/extra_content/google/thought_signature")
+            .and_then(Value::as_str)
+        {
+            any_signature = true;
+            part.insert("thoughtSignature".into(), sig.into());
+        }
+        call_names.insert(id.to_string(), name.to_string());
+        parts.push(Value::Object(part));
+    }
+    if replay_sentinel && !any_signature {
+        if let Some(Value::Object(p)) = parts.get_mut(first) {
+            p.insert("thoughtSignature".into(), SKIP_SIGNATURE.into());
+        }
+    }
+    Ok(())
+}
+
+fn function_declarations(tools: Option<&Value>) -> Result<Vec<Value>, ProxyError> {
+    Ok(function_tools(tools, NAME)?
+        .into_iter()
+        .map(|f| {
+            let mut decl = Map::new();
+            decl.insert("name".into(), f.name.into());
+            if let Some(d) = f.description {
+                decl.insert("description".into(), d.into());
+            }
+            // A function without arguments: Gemini rejects an OBJECT schema with no properties.
+            if let Some(params) = f.parameters.filter(|p| {
+                p.get("properties")
+                    .and_then(Value::as_object)
+                    .is_some_and(|props| !props.is_empty())
+            }) {
+                decl.insert("parameters".into(), params.clone());
+            }
+            Value::Object(decl)
+        })
+        .collect())
+}
+
+fn tool_config(choice: ToolChoice) -> Result<Value, ProxyError> {
+    let config = match choice {
+        ToolChoice::Auto => json!({"mode": "AUTO"}),
+        ToolChoice::None => json!({"mode": "NONE"}),
+        ToolChoice::Required => json!({"mode": "ANY"}),
+        ToolChoice::Function(name) => json!({"mode": "ANY", "allowed_function_names": [name]}),
+        ToolChoice::Allowed {
+            names,
+            required: true,
+        } => json!({"mode": "ANY", "allowed_function_names": names}),
+        ToolChoice::Allowed {
+            required: false, ..
+        } => {
+            return Err(unsupported(
+                "tool_choice allowed_tools with mode 'auto' (Gemini restricts function names \
+                 only in mode ANY)",
+            ))
+        }
+    };
+    Ok(json!({ "function_calling_config": config }))
+}
+
+pub(super) fn translate_embeddings(resource: &str, body: &mut Value) -> Result<Value, ProxyError> {
+    let obj = take_object(body)?;
+    let mut input = None;
+    let mut dimensions = None;
+    for (key, value) in obj {
+        if value.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            "model" | "user" => {}
+            "input" => input = Some(value),
+            "dimensions" => dimensions = Some(value),
+            // The core gives the translator no request fields, so base64 cannot be honoured;
+            // floats are returned, which the OpenAI SDKs (which ask for base64 by default) accept.
+            "encoding_format" => match value.as_str() {
+                Some("float" | "base64") => {}
+                _ => {
+                    return Err(ProxyError::bad_request(
+                        "'encoding_format' must be 'float' or 'base64'",
+                    )
+                    .with_param("encoding_format"))
+                }
+            },
+            other => return Err(unsupported(&format!("the '{other}' embeddings parameter"))),
+        }
+    }
+    let texts: Vec<String> = match input {
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(unsupported("token-array embeddings input")),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => {
+            return Err(
+                ProxyError::bad_request("'input' must be a string or an array of strings")
+                    .with_param("input"),
+            )
+        }
+    };
+    if texts.is_empty() {
+        return Err(ProxyError::bad_request("'input' must not be empty").with_param("input"));
+    }
+    let requests: Vec<Value> = texts
+        .into_iter()
+        .map(|text| {
+            let mut r = Map::new();
+            r.insert("model".into(), resource.into());
+            r.insert("content".into(), json!({"parts": [{"text": text}]}));
+            if let Some(d) = &dimensions {
+                r.insert("outputDimensionality".into(), d.clone());
+            }
+            Value::Object(r)
+        })
+        .collect();
+    Ok(json!({ "requests": requests }))
+}
