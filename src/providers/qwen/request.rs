@@ -1,0 +1,366 @@
+//! OpenAI chat and embeddings requests → DashScope's `{"model", "input", "parameters"}` bodies.
+
+use super::{Settings, NAME};
+use crate::error::ProxyError;
+use crate::openai::request::{take, Param, ParamTable};
+use crate::providers::RequestInfo;
+use serde_json::{json, Map, Value};
+
+const TEXT_PATH: &str = "/api/v1/services/aigc/text-generation/generation";
+const MULTIMODAL_PATH: &str = "/api/v1/services/aigc/multimodal-generation/generation";
+const TOP_P_MIN: f64 = 0.000_001;
+const TOP_P_MAX: f64 = 0.999_999;
+
+/// What DashScope does with OpenAI's parameters: features it cannot express are a 400 naming
+/// them (neutral values pass); `Keep` ones go into `parameters` unchanged, since DashScope names
+/// and shapes them the same (`stop` included: DashScope also takes token-id lists, so it is not
+/// rewritten). `top_p` and the token limits are mapped in [`translate_chat`]; anything else is
+/// left out of the DashScope body.
+const PARAMS: ParamTable = ParamTable(&[
+    (
+        "frequency_penalty",
+        Param::RejectUnlessNeutral("frequency_penalty"),
+    ),
+    ("logit_bias", Param::RejectUnlessNeutral("logit_bias")),
+    ("logprobs", Param::RejectUnlessNeutral("logprobs")),
+    ("top_logprobs", Param::Reject("logprobs")),
+    (
+        "functions",
+        Param::Reject("the legacy 'functions' field (use 'tools')"),
+    ),
+    (
+        "function_call",
+        Param::Reject("the legacy 'function_call' field (use 'tool_choice')"),
+    ),
+    ("audio", Param::Reject("audio output")),
+    ("prediction", Param::Reject("predicted outputs")),
+    (
+        "web_search_options",
+        Param::Reject("web_search_options (configure qwenEnableSearch)"),
+    ),
+    (
+        "modalities",
+        Param::RejectUnlessNeutral("non-text output modalities"),
+    ),
+    ("temperature", Param::Keep),
+    ("top_k", Param::Keep),
+    ("seed", Param::Keep),
+    ("stop", Param::Keep),
+    ("presence_penalty", Param::Keep),
+    ("repetition_penalty", Param::Keep),
+    ("n", Param::Keep),
+    ("response_format", Param::Keep),
+    ("tools", Param::Keep),
+    ("tool_choice", Param::Keep),
+    ("parallel_tool_calls", Param::Keep),
+    ("enable_thinking", Param::Keep),
+    ("thinking_budget", Param::Keep),
+    ("enable_search", Param::Keep),
+    ("search_options", Param::Keep),
+    ("vl_high_resolution_images", Param::Keep),
+    ("translation_options", Param::Keep),
+]);
+
+/// Models served by the multimodal-generation API: the qwen-vl family (the seed's rule),
+/// plus the newer `qwen3-vl-*` / `qwen2.5-vl-*` names and QVQ.
+fn is_multimodal(model: &str) -> bool {
+    let m = model.to_ascii_lowercase();
+    m.starts_with("qwen-vl") || m.starts_with("qvq") || m.contains("-vl-") || m.ends_with("-vl")
+}
+
+fn is_set(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(_) => true,
+    }
+}
+
+/// Rewrites an OpenAI chat body into DashScope's; returns the path.
+pub(super) fn translate_chat(
+    req: &RequestInfo<'_>,
+    settings: &Settings,
+    body: &mut Value,
+) -> Result<&'static str, ProxyError> {
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+    PARAMS.apply(obj, NAME)?;
+    let multimodal = is_multimodal(req.model);
+    let messages = match obj.remove("messages") {
+        Some(Value::Array(m)) => m,
+        _ => {
+            return Err(
+                ProxyError::bad_request("'messages' must be an array").with_param("messages")
+            )
+        }
+    };
+    let mut out = Vec::with_capacity(messages.len() + 1);
+    for (i, m) in messages.into_iter().enumerate() {
+        out.push(convert_message(m, i, multimodal, req.model)?);
+    }
+    if !settings.file_ids.is_empty() {
+        let ids: Vec<String> = settings
+            .file_ids
+            .iter()
+            .map(|id| format!("fileid://{id}"))
+            .collect();
+        let text = ids.join(",");
+        let content = if multimodal {
+            json!([{ "text": text }])
+        } else {
+            Value::String(text)
+        };
+        // After the client's leading system messages (the documented order), else first.
+        let at = out
+            .iter()
+            .position(|m| m.get("role").and_then(Value::as_str) != Some("system"))
+            .unwrap_or(out.len());
+        out.insert(at, json!({"role": "system", "content": content}));
+    }
+
+    let mut params = Map::new();
+    params.insert("result_format".into(), "message".into());
+    if req.stream {
+        params.insert("incremental_output".into(), true.into());
+    }
+    if settings.enable_search {
+        params.insert("enable_search".into(), true.into());
+    }
+    for (key, rule) in PARAMS.0 {
+        if *rule == Param::Keep {
+            if let Some(v) = take(obj, key) {
+                params.insert((*key).to_string(), v);
+            }
+        }
+    }
+    if let Some(v) = take(obj, "top_p") {
+        let p = v.as_f64().ok_or_else(|| {
+            ProxyError::bad_request("'top_p' must be a number").with_param("top_p")
+        })?;
+        params.insert("top_p".into(), json!(p.clamp(TOP_P_MIN, TOP_P_MAX)));
+    }
+    let max_tokens = take(obj, "max_tokens").or_else(|| take(obj, "max_completion_tokens"));
+    if let Some(v) = max_tokens {
+        params.insert("max_tokens".into(), v);
+    }
+    *body = json!({
+        "model": req.model,
+        "input": {"messages": out},
+        "parameters": params,
+    });
+    Ok(if multimodal {
+        MULTIMODAL_PATH
+    } else {
+        TEXT_PATH
+    })
+}
+
+fn convert_message(m: Value, i: usize, multimodal: bool, model: &str) -> Result<Value, ProxyError> {
+    let param = || format!("messages[{i}]");
+    let Value::Object(mut m) = m else {
+        return Err(
+            ProxyError::bad_request(format!("{} must be an object", param())).with_param(param()),
+        );
+    };
+    let role: &'static str = match m.get("role").and_then(Value::as_str) {
+        // OpenAI's newer name for system instructions.
+        Some("developer") | Some("system") => "system",
+        Some("user") => "user",
+        Some("assistant") => "assistant",
+        Some("tool") => "tool",
+        Some("function") => {
+            return Err(
+                ProxyError::unsupported("the legacy 'function' role (use 'tool')", NAME)
+                    .with_param(format!("{}.role", param())),
+            )
+        }
+        Some(other) => {
+            return Err(
+                ProxyError::bad_request(format!("unknown role '{other}' in {}", param()))
+                    .with_param(format!("{}.role", param())),
+            )
+        }
+        None => {
+            return Err(
+                ProxyError::bad_request(format!("{}.role is required", param()))
+                    .with_param(format!("{}.role", param())),
+            )
+        }
+    };
+    let content = convert_content(m.remove("content"), multimodal, model, &param())?;
+    let mut out = Map::new();
+    out.insert("role".into(), role.into());
+    out.insert("content".into(), content);
+    match role {
+        "assistant" => {
+            if let Some(tc) = m.remove("tool_calls").filter(|v| is_set(Some(v))) {
+                out.insert("tool_calls".into(), tc);
+            }
+            if is_set(m.get("function_call")) {
+                return Err(ProxyError::unsupported(
+                    "the legacy 'function_call' message field (use 'tool_calls')",
+                    NAME,
+                )
+                .with_param(format!("{}.function_call", param())));
+            }
+        }
+        "tool" => {
+            for key in ["tool_call_id", "name"] {
+                if let Some(v) = m.remove(key).filter(|v| v.is_string()) {
+                    out.insert(key.into(), v);
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(Value::Object(out))
+}
+
+/// OpenAI content (string, null or parts) → a string for text models, a part list for
+/// multimodal ones. Images go as they are (a public URL or a base64 data URL, both of which
+/// DashScope takes).
+fn convert_content(
+    content: Option<Value>,
+    multimodal: bool,
+    model: &str,
+    param: &str,
+) -> Result<Value, ProxyError> {
+    let parts = match content {
+        None | Some(Value::Null) => {
+            return Ok(if multimodal {
+                json!([{ "text": "" }])
+            } else {
+                Value::String(String::new())
+            })
+        }
+        Some(Value::String(s)) => {
+            return Ok(if multimodal {
+                json!([{ "text": s }])
+            } else {
+                Value::String(s)
+            })
+        }
+        Some(Value::Array(parts)) => parts,
+        Some(_) => {
+            return Err(ProxyError::bad_request(format!(
+                "{param}.content must be a string or an array of parts"
+            ))
+            .with_param(format!("{param}.content")))
+        }
+    };
+    let mut text = String::new();
+    let mut list = Vec::with_capacity(parts.len());
+    for part in parts {
+        let kind = part.get("type").and_then(Value::as_str).unwrap_or("text");
+        match kind {
+            "text" | "refusal" => {
+                let t = part.get(kind).and_then(Value::as_str).ok_or_else(|| {
+                    ProxyError::bad_request(format!("{param}: a '{kind}' part needs '{kind}'"))
+                        .with_param(format!("{param}.content"))
+                })?;
+                if multimodal {
+                    list.push(json!({ "text": t }));
+                } else {
+                    text.push_str(t);
+                }
+            }
+            "image_url" => {
+                if !multimodal {
+                    return Err(ProxyError::unsupported(
+                        &format!(
+                            "image input for the text model '{model}' (map it to a qwen-vl model)"
+                        ),
+                        NAME,
+                    )
+                    .with_param(format!("{param}.content")));
+                }
+                let url = match part.get("image_url") {
+                    Some(Value::String(u)) => Some(u.as_str()),
+                    Some(o) => o.get("url").and_then(Value::as_str),
+                    None => None,
+                }
+                .ok_or_else(|| {
+                    ProxyError::bad_request(format!("{param}: an image_url part needs a url"))
+                        .with_param(format!("{param}.content"))
+                })?;
+                list.push(json!({ "image": url }));
+            }
+            "input_audio" => {
+                return Err(ProxyError::unsupported("audio input", NAME)
+                    .with_param(format!("{param}.content")))
+            }
+            "file" => {
+                return Err(ProxyError::unsupported(
+                    "file content parts (configure qwenFileIds)",
+                    NAME,
+                )
+                .with_param(format!("{param}.content")))
+            }
+            other => {
+                return Err(
+                    ProxyError::unsupported(&format!("content part type '{other}'"), NAME)
+                        .with_param(format!("{param}.content")),
+                )
+            }
+        }
+    }
+    Ok(if multimodal {
+        Value::Array(list)
+    } else {
+        Value::String(text)
+    })
+}
+
+pub(super) fn translate_embeddings(
+    req: &RequestInfo<'_>,
+    body: &mut Value,
+) -> Result<(), ProxyError> {
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+    let texts: Vec<Value> = match obj.remove("input") {
+        Some(Value::String(s)) => vec![Value::String(s)],
+        Some(Value::Array(items)) => {
+            if items.is_empty() {
+                return Err(
+                    ProxyError::bad_request("'input' must not be empty").with_param("input")
+                );
+            }
+            if !items.iter().all(Value::is_string) {
+                return Err(ProxyError::unsupported("token-array embedding input", NAME)
+                    .with_param("input"));
+            }
+            items
+        }
+        _ => {
+            return Err(
+                ProxyError::bad_request("'input' must be a string or an array").with_param("input"),
+            )
+        }
+    };
+    match obj.get("encoding_format").and_then(Value::as_str) {
+        // base64 is what the OpenAI SDKs ask for by default; they accept float lists too.
+        None | Some("float") | Some("base64") => {}
+        Some(other) => {
+            return Err(ProxyError::bad_request(format!(
+                "unknown encoding_format '{other}' (expected 'float' or 'base64')"
+            ))
+            .with_param("encoding_format"))
+        }
+    }
+    let mut params = Map::new();
+    if let Some(d) = take(obj, "dimensions") {
+        params.insert("dimension".into(), d);
+    }
+    let mut out = json!({
+        "model": req.model,
+        "input": {"texts": texts},
+    });
+    if !params.is_empty() {
+        out["parameters"] = Value::Object(params);
+    }
+    *body = out;
+    Ok(())
+}
