@@ -755,6 +755,35 @@ mod tests {
     }
 
     #[test]
+    fn tool_call_extra_content_and_embeddings_without_usage() {
+        let mut w = writer(false);
+        let extra = json!({"google": {"thought_signature": "c2ln"}});
+        w.tool_calls(
+            0,
+            &[ToolCallDelta::start(0, "call_1", "f", "{}").with_extra_content(Some(&extra))],
+        );
+        w.tool_calls(0, &[ToolCallDelta::args(0, "x")]);
+        let ev: Vec<Value> = events(w.output())
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        assert_eq!(
+            ev[0]["choices"][0]["delta"]["tool_calls"][0]["extra_content"],
+            extra
+        );
+        assert!(ev[1]["choices"][0]["delta"]["tool_calls"][0]
+            .get("extra_content")
+            .is_none());
+
+        let mut w = writer(false);
+        w.embeddings_without_usage(vec![json!([0.5])]);
+        let v: Value = serde_json::from_slice(w.output()).unwrap();
+        assert_eq!(v["usage"], json!({"prompt_tokens": 0, "total_tokens": 0}));
+        assert_eq!(v["data"][0]["embedding"], json!([0.5]));
+        assert_eq!(w.usage(), None);
+    }
+
+    #[test]
     fn finish_once_then_usage_then_done_and_end_is_idempotent() {
         let mut w = writer(true);
         w.text(0, "x");

@@ -795,3 +795,52 @@ fn custom_settings_land_under_generation_config() {
     );
     assert!(b.get("seed").is_none() && b["generation_config"].get("seed").is_none());
 }
+
+// Gemini's stream has no end marker, so a stream cut before any finishReason ends with the
+// writer's error event; parts a candidate sends after its finish are ignored.
+#[test]
+fn cut_stream_ends_with_an_error_and_nothing_follows_a_finish() {
+    let cut = STREAM.rfind("data:").unwrap();
+    let (mut ex, _, _) = chat(json!({"model": "m", "stream": true,
+        "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "Hi"}]}));
+    let (status, out, _) = respond(&mut ex, 200, "text/event-stream", &STREAM.as_bytes()[..cut]);
+    assert_eq!(status, 200);
+    let evs = validate_sse_stream(&out);
+    assert_eq!(stream_text(&evs), "Hello, wörld");
+    assert_eq!(evs.last().unwrap()["error"]["type"], "upstream_error");
+    assert!(evs.iter().all(|e| e.get("usage").is_none()));
+
+    let late = "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"late\"}],\"role\": \"model\"},\"index\": 0}]}\r\n\r\n";
+    let (mut ex, _, _) = chat(
+        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}),
+    );
+    let (_, out, _) = respond(
+        &mut ex,
+        200,
+        "text/event-stream",
+        format!("{STREAM}{late}").as_bytes(),
+    );
+    let evs = validate_sse_stream(&out);
+    assert_eq!(stream_text(&evs), "Hello, wörld!");
+    assert_eq!(evs.last().unwrap()["choices"][0]["finish_reason"], "stop");
+}
+
+// The streaming endpoint's array-wrapped error model, inside a 200 body or a stream event.
+#[test]
+fn array_wrapped_errors_after_a_200() {
+    let wrapped = r#"[{"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).", "status": "RESOURCE_EXHAUSTED"}}]"#;
+    let (mut ex, _, _) =
+        chat(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}));
+    let (status, out, _) = respond(&mut ex, 200, "application/json", wrapped.as_bytes());
+    assert_eq!(status, 429);
+    assert_eq!(parse(&out)["error"]["code"], "RESOURCE_EXHAUSTED");
+
+    let (mut ex, _, _) =
+        chat(json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}));
+    let sse = format!("data: {wrapped}\r\n\r\n");
+    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", sse.as_bytes());
+    let evs = validate_sse_stream(&out);
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0]["error"]["code"], "RESOURCE_EXHAUSTED");
+    assert_eq!(evs[0]["error"]["type"], "rate_limit_error");
+}

@@ -662,3 +662,65 @@ fn search_and_file_ids() {
         .get("enable_search")
         .is_none());
 }
+
+// The writer's rules for what DashScope leaves out: a stream cut before any finish_reason ends
+// with an error event (the client could not tell it from a whole reply), and a buffered reply
+// with no choices is a 502.
+#[test]
+fn cut_streams_and_empty_replies_are_errors() {
+    let cut = TEXT_STREAM.rfind("id:3").unwrap();
+    let mut ex = stream_exchange(true);
+    let (status, out, _) = respond(
+        &mut ex,
+        200,
+        "text/event-stream",
+        &TEXT_STREAM.as_bytes()[..cut],
+    );
+    assert_eq!(status, 200);
+    let events = testutil::validate_sse_stream(&out);
+    assert_eq!(testutil::stream_text(&events), "I am Qwen, ");
+    let last = events.last().unwrap();
+    assert_eq!(last["error"]["type"], "upstream_error");
+    assert!(events.iter().all(|e| e.get("usage").is_none()));
+
+    let (mut ex, _) = chat(
+        &cfg(""),
+        json!({"model": "gpt-3", "messages": [{"role": "user", "content": "x"}]}),
+    );
+    let (status, out, _) = respond(
+        &mut ex,
+        200,
+        "application/json",
+        br#"{"output": {"choices": []}, "request_id": "r"}"#,
+    );
+    assert_eq!(status, 502);
+    testutil::validate_error(&json_of(&out));
+}
+
+// A streamed call whose first piece has no id gets a fresh `call_` id, different per reply.
+#[test]
+fn stream_tool_call_without_an_id_gets_a_fresh_one() {
+    let body = "id:1\nevent:result\ndata:{\"output\":{\"choices\":[{\"message\":{\"content\":\"\",\"tool_calls\":[{\"index\":0,\"id\":\"\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}],\"role\":\"assistant\"},\"finish_reason\":\"tool_calls\"}]},\"request_id\":\"r\"}\n\n";
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            let mut ex = tool_stream_exchange();
+            let (_, out, _) = respond(&mut ex, 200, "text/event-stream", body.as_bytes());
+            let events = testutil::validate_sse_stream(&out);
+            let call = events
+                .iter()
+                .find_map(|e| e["choices"][0]["delta"]["tool_calls"].get(0))
+                .unwrap()
+                .clone();
+            assert_eq!(call["function"]["name"], "f");
+            assert_eq!(
+                events.last().unwrap()["choices"][0]["finish_reason"],
+                "tool_calls"
+            );
+            call["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(ids
+        .iter()
+        .all(|id| id.starts_with("call_") && id.len() > 20));
+    assert_ne!(ids[0], ids[1]);
+}
