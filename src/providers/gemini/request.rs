@@ -480,20 +480,11 @@ pub(super) fn translate_embeddings(resource: &str, body: &mut Value) -> Result<V
             continue;
         }
         match key.as_str() {
-            "model" | "user" => {}
+            // `encoding_format` is the core's: it checks it, and the writer encodes Gemini's floats
+            // as the client asked.
+            "model" | "user" | "encoding_format" => {}
             "input" => input = Some(value),
             "dimensions" => dimensions = Some(value),
-            // The core gives the translator no request fields, so base64 cannot be honoured;
-            // floats are returned, which the OpenAI SDKs (which ask for base64 by default) accept.
-            "encoding_format" => match value.as_str() {
-                Some("float" | "base64") => {}
-                _ => {
-                    return Err(ProxyError::bad_request(
-                        "'encoding_format' must be 'float' or 'base64'",
-                    )
-                    .with_param("encoding_format"))
-                }
-            },
             other => return Err(unsupported(&format!("the '{other}' embeddings parameter"))),
         }
     }

@@ -97,10 +97,15 @@ pub(super) fn finish_reason(gemini: &str, has_tool_calls: bool) -> &'static str 
 pub(super) fn usage_of(v: &Value) -> Option<Usage> {
     let um = v.get("usageMetadata")?.as_object()?;
     let get = |k: &str| um.get(k).and_then(Value::as_u64);
-    let prompt = get("promptTokenCount").unwrap_or(0);
-    let completion =
-        get("candidatesTokenCount").unwrap_or(0) + get("thoughtsTokenCount").unwrap_or(0);
-    Some(Usage::new(prompt, completion, get("totalTokenCount")))
+    let completion = [
+        get("candidatesTokenCount").unwrap_or(0),
+        get("thoughtsTokenCount").unwrap_or(0),
+    ];
+    Some(Usage::saturating(
+        &[get("promptTokenCount").unwrap_or(0)],
+        &completion,
+        get("totalTokenCount"),
+    ))
 }
 
 pub(super) fn candidates(v: &Value) -> &[Value] {

@@ -340,16 +340,8 @@ pub(super) fn translate_embeddings(
             )
         }
     };
-    match obj.get("encoding_format").and_then(Value::as_str) {
-        // base64 is what the OpenAI SDKs ask for by default; they accept float lists too.
-        None | Some("float") | Some("base64") => {}
-        Some(other) => {
-            return Err(ProxyError::bad_request(format!(
-                "unknown encoding_format '{other}' (expected 'float' or 'base64')"
-            ))
-            .with_param("encoding_format"))
-        }
-    }
+    // `encoding_format` is the core's: it checks it, and the writer encodes DashScope's floats as
+    // the client asked.
     let mut params = Map::new();
     if let Some(d) = take(obj, "dimensions") {
         params.insert("dimension".into(), d);
