@@ -42,6 +42,12 @@ pub fn new_completion_id() -> String {
     format!("chatcmpl-{:024x}", n & ((1u128 << 96) - 1))
 }
 
+/// `call_` plus 24 random hex digits, for providers that give tool calls no id: unique across
+/// replies, since agents key multi-turn state on them.
+pub fn new_tool_call_id() -> String {
+    format!("call_{}", &new_completion_id()["chatcmpl-".len()..])
+}
+
 /// An upstream body that must be a JSON object: one wording for every provider's 502.
 pub fn parse_body(body: &[u8]) -> Result<serde_json::Value, crate::error::ProxyError> {
     match serde_json::from_slice::<serde_json::Value>(body) {

@@ -144,11 +144,15 @@ pub(super) struct FunctionCall<'a> {
 }
 
 impl<'a> FunctionCall<'a> {
-    /// Gemini gives calls no id: they are numbered per reply, `call_1`, `call_2`, ... (stable
-    /// for a given upstream reply, which the stream tests rely on).
-    pub fn read(part: &'a Value, call: &'a Value, number: u32) -> Self {
+    /// Gemini gives calls no id (unless it sends one): each gets a fresh random one, so ids never
+    /// repeat across replies.
+    pub fn read(part: &'a Value, call: &'a Value, _number: u32) -> Self {
         Self {
-            id: format!("call_{number}"),
+            id: call
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map_or_else(crate::openai::new_tool_call_id, str::to_string),
             name: call.get("name").and_then(Value::as_str).unwrap_or_default(),
             arguments: call
                 .get("args")

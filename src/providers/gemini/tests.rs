@@ -439,22 +439,44 @@ fn buffered_text_response() {
     );
 }
 
+/// Replaces generated tool-call ids with `call_*` after checking their form; returns them.
+fn take_call_ids(calls: &mut Value) -> Vec<String> {
+    let mut ids = Vec::new();
+    for c in calls.as_array_mut().into_iter().flatten() {
+        let id = c["id"].as_str().unwrap().to_string();
+        assert!(id.starts_with("call_") && id.len() == 29, "{id}");
+        c["id"] = "call_*".into();
+        ids.push(id);
+    }
+    ids
+}
+
 #[test]
 fn buffered_tool_calls_multiple_candidates_and_finish_reasons() {
     let (mut ex, _, _) =
         chat(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}));
     let (_, out, _) = respond(&mut ex, 200, "application/json", CALL_RESPONSE.as_bytes());
-    let v = parse(&out);
+    let mut v = parse(&out);
     validate_chat_completion(&v);
+    let ids = take_call_ids(&mut v["choices"][0]["message"]["tool_calls"]);
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+    // A second reply to the same upstream answer gets other ids: agents key turns on them.
+    let (mut ex2, _, _) =
+        chat(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}));
+    let (_, out2, _) = respond(&mut ex2, 200, "application/json", CALL_RESPONSE.as_bytes());
+    let mut v2 = parse(&out2);
+    let ids2 = take_call_ids(&mut v2["choices"][0]["message"]["tool_calls"]);
+    assert!(ids.iter().all(|i| !ids2.contains(i)), "{ids:?} {ids2:?}");
     let msg = &v["choices"][0]["message"];
     assert_eq!(msg["content"], Value::Null);
     assert_eq!(
         msg["tool_calls"],
         json!([
-            {"id": "call_1", "type": "function",
+            {"id": "call_*", "type": "function",
              "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\",\"unit\":\"c\"}"},
              "extra_content": {"google": {"thought_signature": "c2lnLTE="}}},
-            {"id": "call_2", "type": "function", "function": {"name": "get_time", "arguments": "{\"tz\":\"CET\"}"}}
+            {"id": "call_*", "type": "function", "function": {"name": "get_time", "arguments": "{\"tz\":\"CET\"}"}}
         ])
     );
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
@@ -573,13 +595,17 @@ fn streamed_tool_call_is_one_complete_delta() {
     let (_, out, _) = respond(&mut ex, 200, "text/event-stream", STREAM_CALL.as_bytes());
     let evs = validate_sse_stream(&out);
     assert_eq!(stream_text(&evs), "Checking.");
-    let calls: Vec<&Value> = evs
+    let mut calls: Vec<Value> = evs
         .iter()
-        .filter_map(|e| e["choices"][0]["delta"].get("tool_calls"))
+        .filter_map(|e| e["choices"][0]["delta"].get("tool_calls").cloned())
         .collect();
+    for c in &mut calls {
+        take_call_ids(c);
+    }
+    let calls: Vec<&Value> = calls.iter().collect();
     assert_eq!(
         calls,
-        vec![&json!([{"index": 0, "id": "call_1", "type": "function",
+        vec![&json!([{"index": 0, "id": "call_*", "type": "function",
             "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"},
             "extra_content": {"google": {"thought_signature": "c2ln"}}}])]
     );

@@ -135,5 +135,5 @@ impl Provider for Qwen {
 
 /// A tool-call id for calls DashScope sent without one.
 fn new_call_id() -> String {
-    format!("call_{}", &crate::openai::new_completion_id()[9..])
+    crate::openai::new_tool_call_id()
 }
