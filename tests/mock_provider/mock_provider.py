@@ -869,7 +869,10 @@ def gemini_conversation(req: MockRequest) -> Conversation:
             continue
         decls = tool.get("functionDeclarations") or tool.get("function_declarations") or []
         if decls and isinstance(decls[0], dict) and isinstance(decls[0].get("name"), str):
-            tool_name, tool_schema = decls[0]["name"], decls[0].get("parameters")
+            # Gemini takes the OpenAPI-subset `parameters` or JSON Schema `parametersJsonSchema`.
+            decl = decls[0]
+            tool_name = decl["name"]
+            tool_schema = decl.get("parametersJsonSchema") or decl.get("parameters")
             break
     gen = sub(body, "generationConfig") or sub(body, "generation_config")
     limit = int_or_none(gen.get("maxOutputTokens"))

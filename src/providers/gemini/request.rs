@@ -436,13 +436,16 @@ fn function_declarations(tools: Option<&Value>) -> Result<Vec<Value>, ProxyError
             if let Some(d) = f.description {
                 decl.insert("description".into(), d.into());
             }
-            // A function without arguments: Gemini rejects an OBJECT schema with no properties.
+            // `parametersJsonSchema` takes JSON Schema as OpenAI tools write it (strict tools'
+            // `additionalProperties: false` included), where `parameters` takes only Google's
+            // OpenAPI subset and rejects it (ai.google.dev, "Function calling": FunctionDeclaration).
+            // A function without arguments leaves it unset.
             if let Some(params) = f.parameters.filter(|p| {
                 p.get("properties")
                     .and_then(Value::as_object)
                     .is_some_and(|props| !props.is_empty())
             }) {
-                decl.insert("parameters".into(), params.clone());
+                decl.insert("parametersJsonSchema".into(), params.clone());
             }
             Value::Object(decl)
         })

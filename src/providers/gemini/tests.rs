@@ -266,7 +266,7 @@ fn tools_tool_choice_calls_and_results() {
         b["tools"],
         json!([{"function_declarations": [
             {"name": "get_weather", "description": "Weather",
-             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
+             "parametersJsonSchema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
             {"name": "now"}
         ]}])
     );
@@ -869,4 +869,19 @@ fn array_wrapped_errors_after_a_200() {
     assert_eq!(evs.len(), 1);
     assert_eq!(evs[0]["error"]["code"], "RESOURCE_EXHAUSTED");
     assert_eq!(evs[0]["error"]["type"], "rate_limit_error");
+}
+
+/// A strict tool as the openai SDKs' `pydantic_function_tool` writes it: `strict: true` and
+/// `additionalProperties: false`. It goes to Gemini's JSON-Schema field unchanged.
+#[test]
+fn strict_tools_use_the_json_schema_field() {
+    let (_, _, up) = chat(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"type": "function", "function": {"name": "lookup", "strict": true, "parameters": {
+            "type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"],
+            "additionalProperties": false}}}]}),
+    );
+    let decl = &up["tools"][0]["function_declarations"][0];
+    assert_eq!(decl["parametersJsonSchema"]["additionalProperties"], false);
+    assert!(decl.get("parameters").is_none());
 }
