@@ -93,7 +93,8 @@ pub(super) fn finish_reason(gemini: &str, has_tool_calls: bool) -> &'static str 
     }
 }
 
-/// `usageMetadata` → usage; thinking tokens count as completion tokens, as in OpenAI's usage.
+/// `usageMetadata` → usage; thinking tokens count as completion tokens, as in OpenAI's usage,
+/// and are its `reasoning_tokens`; `cachedContentTokenCount` is its `cached_tokens`.
 pub(super) fn usage_of(v: &Value) -> Option<Usage> {
     let um = v.get("usageMetadata")?.as_object()?;
     let get = |k: &str| um.get(k).and_then(Value::as_u64);
@@ -101,11 +102,15 @@ pub(super) fn usage_of(v: &Value) -> Option<Usage> {
         get("candidatesTokenCount").unwrap_or(0),
         get("thoughtsTokenCount").unwrap_or(0),
     ];
-    Some(Usage::saturating(
-        &[get("promptTokenCount").unwrap_or(0)],
-        &completion,
-        get("totalTokenCount"),
-    ))
+    Some(
+        Usage::saturating(
+            &[get("promptTokenCount").unwrap_or(0)],
+            &completion,
+            get("totalTokenCount"),
+        )
+        .with_reasoning(get("thoughtsTokenCount"))
+        .with_cached(get("cachedContentTokenCount")),
+    )
 }
 
 pub(super) fn candidates(v: &Value) -> &[Value] {

@@ -481,10 +481,11 @@ fn buffered_tool_calls_multiple_candidates_and_finish_reasons() {
     );
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(v["model"], "gemini-2.0-flash");
-    // Thinking tokens are completion tokens; the total is Gemini's.
+    // Thinking tokens are completion tokens and OpenAI's reasoning_tokens; the total is Gemini's.
     assert_eq!(
         v["usage"],
-        json!({"prompt_tokens": 40, "completion_tokens": 20, "total_tokens": 60})
+        json!({"prompt_tokens": 40, "completion_tokens": 20, "total_tokens": 60,
+               "completion_tokens_details": {"reasoning_tokens": 8}})
     );
 
     // n=2: candidates by index (given out of order); a safety stop is content_filter.
