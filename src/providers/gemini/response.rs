@@ -128,7 +128,7 @@ pub(super) fn candidate_index(candidate: &Value, pos: usize) -> usize {
         .map_or(pos, |i| usize::try_from(i).unwrap_or(usize::MAX))
 }
 
-/// The visible parts of a candidate (thought summaries are not part of the answer).
+/// The parts of a candidate.
 pub(super) fn answer_parts(candidate: &Value) -> impl Iterator<Item = &Value> {
     candidate
         .pointer("/content/parts")
@@ -136,7 +136,11 @@ pub(super) fn answer_parts(candidate: &Value) -> impl Iterator<Item = &Value> {
         .map(|a| a.as_slice())
         .unwrap_or_default()
         .iter()
-        .filter(|p| p.get("thought").and_then(Value::as_bool) != Some(true))
+}
+
+/// A thought summary part (`thought: true`, with `includeThoughts`): reasoning, not answer.
+pub(super) fn is_thought(part: &Value) -> bool {
+    part.get("thought").and_then(Value::as_bool) == Some(true)
 }
 
 /// A `functionCall` part read for OpenAI.
@@ -201,7 +205,13 @@ fn chat_body(v: &Value, w: &mut OpenAiWriter) -> Result<(), ProxyError> {
             ..Choice::default()
         };
         for part in answer_parts(cand) {
-            if let Some(t) = part.get("text").and_then(Value::as_str) {
+            if let Some(t) = part
+                .get("text")
+                .and_then(Value::as_str)
+                .filter(|_| is_thought(part))
+            {
+                choice.reasoning.get_or_insert_with(String::new).push_str(t);
+            } else if let Some(t) = part.get("text").and_then(Value::as_str) {
                 choice.content.get_or_insert_with(String::new).push_str(t);
             } else if let Some(call) = part.get("functionCall") {
                 calls += 1;

@@ -3,8 +3,8 @@
 //! event. Function calls arrive whole, never split across events. There is no end marker.
 
 use super::response::{
-    answer_parts, candidate_index, candidates, finish_reason, parse_checked, prompt_blocked,
-    usage_of, FunctionCall,
+    answer_parts, candidate_index, candidates, finish_reason, is_thought, parse_checked,
+    prompt_blocked, usage_of, FunctionCall,
 };
 use crate::error::ProxyError;
 use crate::openai;
@@ -70,7 +70,13 @@ impl StreamState {
             let choice = index as u32;
             w.begin(choice);
             for part in answer_parts(cand) {
-                if let Some(t) = part.get("text").and_then(Value::as_str) {
+                if let Some(t) = part
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .filter(|_| is_thought(part))
+                {
+                    w.reasoning(choice, t);
+                } else if let Some(t) = part.get("text").and_then(Value::as_str) {
                     w.text(choice, t);
                 } else if let Some(call) = part.get("functionCall") {
                     self.calls += 1;
