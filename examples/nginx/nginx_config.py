@@ -118,7 +118,9 @@ def render(
         "ACCESS_LOG": access_log or str(workdir / "access.log"),
         "MAX_BODY": max_body,
         "LUA_DIR": str(LUA_DIR),
-        "CA_FILE": find_ca_file(),
+        "TLS": ""
+        if upstream
+        else f"    lua_ssl_trusted_certificate {find_ca_file()};\n    lua_ssl_verify_depth 5;\n",
         "RESOLVER": " ".join(system_resolvers()),
         "LUA_OPTIONS": "{" + ", ".join(options) + "}",
         "SERVERS": "\n".join(server_blocks),
