@@ -89,6 +89,7 @@ def render(
     lib: str | None = None,
     timeout_ms: int | None = None,
     max_body: str = "16m",
+    extra_http: str = "",
 ) -> Rendered:
     """The configuration text plus the JSON files it reads (write both into ``workdir``)."""
     files: dict[str, str] = {}
@@ -123,7 +124,7 @@ def render(
         else f"    lua_ssl_trusted_certificate {find_ca_file()};\n    lua_ssl_verify_depth 5;\n",
         "RESOLVER": " ".join(system_resolvers()),
         "LUA_OPTIONS": "{" + ", ".join(options) + "}",
-        "SERVERS": "\n".join(server_blocks),
+        "SERVERS": "\n".join(server_blocks) + extra_http,
     }
     text = TEMPLATE.read_text()
     for name, value in values.items():

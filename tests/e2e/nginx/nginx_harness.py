@@ -101,6 +101,7 @@ class NginxProcess:
     workers: int = 2
     lib: Path | None = None
     timeout_ms: int | None = None
+    extra_http: str = ""  # more configuration inside the http block (e.g. another server)
     proc: subprocess.Popen[bytes] | None = None
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -126,6 +127,7 @@ class NginxProcess:
             workers=self.workers,
             lib=str(self.lib) if self.lib else None,
             timeout_ms=self.timeout_ms,
+            extra_http=self.extra_http,
         )
         conf = nginx_config.write(rendered, self.workdir)
         stderr = open(self.workdir / "stderr.log", "wb")  # noqa: SIM115 - closed with the process
