@@ -66,6 +66,10 @@ typedef struct {
 const char *aiproxy_version(void);
 AiproxyConfig *aiproxy_config_new(const char *json, size_t len, AiproxyError **err);
 void aiproxy_config_free(AiproxyConfig *cfg);
+int32_t aiproxy_config_translates(const AiproxyConfig *cfg, const char *method, size_t method_len,
+    const char *path, size_t path_len, bool *out, AiproxyError **err);
+int32_t aiproxy_config_needs_request_body(const AiproxyConfig *cfg, const char *method,
+    size_t method_len, const char *path, size_t path_len, bool *out, AiproxyError **err);
 AiproxyExchange *aiproxy_exchange_new(const AiproxyConfig *cfg, AiproxyError **err);
 void aiproxy_exchange_free(AiproxyExchange *ex);
 int32_t aiproxy_exchange_on_request(AiproxyExchange *ex, const char *method, size_t method_len,
@@ -78,6 +82,8 @@ int32_t aiproxy_exchange_on_response_headers(AiproxyExchange *ex, uint16_t statu
     AiproxyError **err);
 int32_t aiproxy_exchange_on_response_body(AiproxyExchange *ex, const char *chunk, size_t chunk_len,
     bool end_of_stream, AiproxyBodyResult *out, AiproxyError **err);
+int32_t aiproxy_exchange_on_upstream_abort(AiproxyExchange *ex, AiproxyBodyResult *out,
+    AiproxyError **err);
 int32_t aiproxy_exchange_usage(const AiproxyExchange *ex, AiproxyUsage *out);
 int32_t aiproxy_error_code(const AiproxyError *err);
 const char *aiproxy_error_message(const AiproxyError *err);
@@ -287,6 +293,7 @@ local hdr_out = ffi.new("AiproxyResponseHeadersResult[1]")
 local body_out = ffi.new("AiproxyBodyResult[1]")
 local usage_out = ffi.new("AiproxyUsage[1]")
 local errp = ffi.new("AiproxyError*[1]")
+local bool_out = ffi.new("bool[1]")
 
 local Config = {}
 Config.__index = Config
@@ -311,6 +318,27 @@ function Config:free()
     ffi.gc(h, nil)
     C.aiproxy_config_free(h)
   end
+end
+
+local function config_question(self, fn, method, path)
+  if self.h == nil then
+    return nil, setmetatable({ code = M.ERR_NULL_POINTER, message = "config is freed", field = "" }, Error)
+  end
+  local rc = fn(self.h, method, #method, path, #path, bool_out, errp)
+  if rc ~= 0 then
+    return nil, take_error(C, rc, errp)
+  end
+  return bool_out[0]
+end
+
+--- Whether the core translates requests with this method and path (reads and rewrites the body).
+function Config:translates(method, path)
+  return config_question(self, C.aiproxy_config_translates, method, path)
+end
+
+--- Whether the core needs this request's body before it decides (false: on_request may get "").
+function Config:needs_request_body(method, path)
+  return config_question(self, C.aiproxy_config_needs_request_body, method, path)
 end
 
 --- A new exchange (one client request and its response).
@@ -389,6 +417,21 @@ function Exchange:on_response_body(chunk, end_of_stream)
   end
   chunk = chunk or ""
   local rc = C.aiproxy_exchange_on_response_body(self.h, chunk, #chunk, end_of_stream and true or false, body_out, errp)
+  if rc ~= 0 then
+    return nil, take_error(C, rc, errp)
+  end
+  local r = body_out[0]
+  local status = tonumber(r.status)
+  return { unchanged = r.unchanged, data = r.unchanged and "" or str(r.data), status = status ~= 0 and status or nil }
+end
+
+--- The upstream failed before its body ended: what to send to end the client's response
+--- ({unchanged, data, status} as for on_response_body; status 502 in BUFFER mode).
+function Exchange:on_upstream_abort()
+  if self.h == nil then
+    return closed()
+  end
+  local rc = C.aiproxy_exchange_on_upstream_abort(self.h, body_out, errp)
   if rc ~= 0 then
     return nil, take_error(C, rc, errp)
   end

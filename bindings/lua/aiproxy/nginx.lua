@@ -562,9 +562,19 @@ local function respond(ex, sock, method, status, list, map)
       local data, rerr = read()
       if not data then
         if rerr ~= "done" then
+          -- The core answers with its OpenAI-shaped 502.
           sock:close()
           ngx.log(ngx.WARN, "aiproxy: ", rerr)
-          return error_reply(502, "upstream_error", "upstream_reset", "the upstream connection failed mid-response")
+          local o = ex:on_upstream_abort()
+          if not o or o.unchanged then
+            return error_reply(502, "upstream_error", "upstream_reset", "the upstream connection failed mid-response")
+          end
+          ngx.status = o.status or 502
+          ngx.header["content-type"] = "application/json"
+          ngx.header["content-length"] = #o.data
+          free_exchange(ngx.ctx)
+          ngx.print(o.data)
+          return ngx.exit(ngx.status)
         end
         break
       end
@@ -605,11 +615,17 @@ local function respond(ex, sock, method, status, list, map)
     local data, rerr = read()
     if not data then
       if rerr ~= "done" then
-        -- The upstream went away mid-response: end the client's response abruptly too (no final
-        -- chunk), so the client sees a failed stream rather than a complete one.
         sock:close()
         ngx.log(ngx.WARN, "aiproxy: ", rerr)
+        -- STREAM: the core ends the stream with an OpenAI error event and `data: [DONE]`.
+        -- PASSTHROUGH: end the client's response abruptly too (no final chunk), so the client
+        -- sees a failed response rather than a complete one.
+        local o = translate and ex:on_upstream_abort()
         free_exchange(ngx.ctx)
+        if o and not o.unchanged then
+          send_chunk(o.data)
+          return ngx.exit(ngx.OK)
+        end
         return ngx.exit(ngx.ERROR)
       end
       break
@@ -662,10 +678,14 @@ function M.handle()
   end)
 
   local method = ngx.req.get_method()
+  local uri = ngx.var.request_uri
   local headers = client_headers()
   local body = client_body()
+  -- The core sees the body only when it needs it (it translates or signs it); otherwise the
+  -- client's body goes upstream untouched.
+  local needs_body = cfg:needs_request_body(method, uri)
   local r
-  r, err = ex:on_request(method, ngx.var.request_uri, headers, body)
+  r, err = ex:on_request(method, uri, headers, needs_body == false and "" or body)
   while r and r.action == "callout" do
     local status, cbody = callout(r)
     r, err = ex:on_callout_response(status, cbody)
