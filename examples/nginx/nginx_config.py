@@ -90,6 +90,8 @@ def render(
     timeout_ms: int | None = None,
     max_body: str = "16m",
     extra_http: str = "",
+    upstream_tls: bool = False,
+    ca_file: str | None = None,
 ) -> Rendered:
     """The configuration text plus the JSON files it reads (write both into ``workdir``)."""
     files: dict[str, str] = {}
@@ -106,6 +108,8 @@ def render(
     options = [f"configs = {{{', '.join(entries)}}}"]
     if upstream:
         options.append(f"upstream = {lua_string(upstream)}")
+    if upstream_tls:
+        options.append("upstream_tls = true")
     if services:
         pairs = ", ".join(f"[{lua_string(k)}] = {lua_string(v)}" for k, v in services.items())
         options.append(f"services = {{{pairs}}}")
@@ -120,8 +124,8 @@ def render(
         "MAX_BODY": max_body,
         "LUA_DIR": str(LUA_DIR),
         "TLS": ""
-        if upstream
-        else f"    lua_ssl_trusted_certificate {find_ca_file()};\n    lua_ssl_verify_depth 5;\n",
+        if upstream and not upstream_tls
+        else f"    lua_ssl_trusted_certificate {ca_file or find_ca_file()};\n    lua_ssl_verify_depth 5;\n",
         "RESOLVER": " ".join(system_resolvers()),
         "LUA_OPTIONS": "{" + ", ".join(options) + "}",
         "SERVERS": "\n".join(server_blocks) + extra_http,

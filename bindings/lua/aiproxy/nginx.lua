@@ -23,7 +23,7 @@
 -- so it stays in memory) and translated by the core; a callout (context file, Moonshot file) is a
 -- cosocket request to the service; the upstream request goes out over a pooled cosocket, with TLS
 -- (certificate verified, SNI = the provider host) unless `upstream` routes everything to a plain
--- HTTP test server.
+-- HTTP test server (`upstream_tls` keeps TLS for it).
 --
 -- Response: the upstream's status and headers go to the core, which picks the mode. STREAM: each
 -- upstream chunk is translated and flushed to the client as it arrives (nothing is held back).
@@ -79,7 +79,8 @@ end
 
 --- Master process (init_by_lua): loads the library, reads and validates every configuration.
 --- opts: configs = {name = {file = path} | {json = text}, ...}; lib (library path);
---- upstream ("host:port": every provider connection goes there over plain HTTP, e.g. a mock);
+--- upstream ("host:port": every provider connection goes there, over plain HTTP unless
+--- upstream_tls is true -- then TLS with SNI and verification as for the real hosts);
 --- services ({cluster = "host:port"}: where callouts to a context service go); timeout_ms
 --- (upstream read timeout, default 120000); connect_timeout_ms (10000); keepalive (pool size, 32).
 function M.init(o)
@@ -432,7 +433,7 @@ local function callout(r)
   elseif opts.upstream and r.cluster == authority_host then
     -- The provider's own API (Moonshot files): same route as the provider's traffic.
     host, port = hostport(opts.upstream)
-    tls = false
+    tls = opts.upstream_tls == true
   else
     host, port = r.cluster, r.port
     tls = port == 443
@@ -705,7 +706,7 @@ function M.handle()
   local host, port, tls
   if opts.upstream then
     host, port = hostport(opts.upstream)
-    tls = false
+    tls = opts.upstream_tls == true
   else
     host, port = split_authority(r.authority, 443)
     tls = port == 443

@@ -102,6 +102,8 @@ class NginxProcess:
     lib: Path | None = None
     timeout_ms: int | None = None
     extra_http: str = ""  # more configuration inside the http block (e.g. another server)
+    upstream_tls: bool = False  # TLS (SNI, verification) to `upstream` too
+    ca_file: str | None = None  # CA bundle that verifies upstream certificates
     proc: subprocess.Popen[bytes] | None = None
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -128,6 +130,8 @@ class NginxProcess:
             lib=str(self.lib) if self.lib else None,
             timeout_ms=self.timeout_ms,
             extra_http=self.extra_http,
+            upstream_tls=self.upstream_tls,
+            ca_file=self.ca_file,
         )
         conf = nginx_config.write(rendered, self.workdir)
         stderr = open(self.workdir / "stderr.log", "wb")  # noqa: SIM115 - closed with the process
