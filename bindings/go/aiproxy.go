@@ -22,14 +22,17 @@
 // matching ErrClosed. An Exchange serialises concurrent calls with a mutex (calling it from two
 // goroutines at once is still a logic error: the second call usually fails with ErrBadState).
 //
-// Linking: the package links target/release/libaiproxy.so of this repository (built by
-// `cargo build --release`) and records that directory as an rpath, so binaries and tests run
-// without LD_LIBRARY_PATH. Set CGO_LDFLAGS to link a library installed elsewhere.
+// Linking (see link_repo.go and link_system.go): by default the package links
+// target/release/libaiproxy.so of this repository (built by `cargo build --release`) with that
+// directory as an rpath, so binaries and tests run without LD_LIBRARY_PATH; a library installed
+// in the linker's default paths (/usr/local/lib) is found too. With the build tag aiproxy_system,
+// it links the installed library that pkg-config describes (scripts/install.sh installs
+// aiproxy.pc; set PKG_CONFIG_PATH for a non-standard PREFIX):
+//
+//	go build -tags aiproxy_system ./...
 package aiproxy
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -L${SRCDIR}/../../target/release -laiproxy -Wl,-rpath,${SRCDIR}/../../target/release
 #include <stdlib.h>
 #include "aiproxy.h"
 */

@@ -21,6 +21,7 @@ package (where an install copies it when it was built first). Typical use::
 
 from __future__ import annotations
 
+from . import _ffi
 from ._core import Config, Exchange, version
 from ._errors import (
     AiproxyError,
@@ -31,7 +32,7 @@ from ._errors import (
     InvalidArgumentError,
     StateError,
 )
-from ._ffi import LIB_ENV, LibraryNotFoundError, library_path
+from ._ffi import LIB_ENV, LibraryNotFoundError, LibraryVersionError, library_path
 from ._types import (
     BodyChunk,
     Callout,
@@ -46,7 +47,16 @@ from ._types import (
     edit_headers,
 )
 
-__version__ = "0.1.0"
+__version__ = _ffi.PACKAGE_VERSION
+
+# Check the library's version now, so a mismatched library fails the import rather than a later
+# call. A library that cannot be found yet is reported on first use (AIPROXY_LIB may be set later).
+try:
+    _ffi.library()
+except LibraryVersionError:
+    raise
+except LibraryNotFoundError:
+    pass
 
 __all__ = [
     "LIB_ENV",
@@ -64,6 +74,7 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "LibraryNotFoundError",
+    "LibraryVersionError",
     "LocalReply",
     "RequestAction",
     "ResponseMode",

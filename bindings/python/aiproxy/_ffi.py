@@ -16,7 +16,15 @@ import threading
 from pathlib import Path
 from typing import Any, Final, cast
 
-__all__ = ["LIB_ENV", "LibraryNotFoundError", "library", "library_path"]
+__all__ = [
+    "LIB_ENV",
+    "PACKAGE_VERSION",
+    "LibraryNotFoundError",
+    "LibraryVersionError",
+    "check_version",
+    "library",
+    "library_path",
+]
 
 LIB_ENV: Final = "AIPROXY_LIB"
 """Environment variable naming the shared library to load (takes precedence)."""
@@ -47,8 +55,30 @@ MODE_STREAM: Final = 1
 MODE_BUFFER: Final = 2
 
 
+PACKAGE_VERSION: Final = "0.1.0"
+"""This package's version; the library it loads must have the same major.minor."""
+
+
 class LibraryNotFoundError(OSError):
     """``libaiproxy`` could not be located or loaded."""
+
+
+class LibraryVersionError(LibraryNotFoundError):
+    """The ``libaiproxy`` found is not the version this package was written for."""
+
+
+def _major_minor(version: str) -> tuple[str, ...]:
+    return tuple(version.split(".")[:2])
+
+
+def check_version(found: str, path: object = "libaiproxy") -> None:
+    """Raises :class:`LibraryVersionError` unless ``found`` has this package's major.minor
+    (the C ABI may change between minor versions while the major is 0)."""
+    if _major_minor(found) != _major_minor(PACKAGE_VERSION):
+        raise LibraryVersionError(
+            f"{path} is libaiproxy {found or '(unknown)'}, but this aiproxy package is {PACKAGE_VERSION}: "
+            f"reinstall the package (it bundles a matching library) or point {LIB_ENV} at a matching build"
+        )
 
 
 # The C structures are declared flat: a nested ``AiproxyStr {ptr, len}`` becomes two fields
@@ -288,5 +318,7 @@ def library() -> ctypes.CDLL:
             except OSError as exc:
                 raise LibraryNotFoundError(f"cannot load {path}: {exc}") from exc
             _declare(loaded)
+            raw = loaded.aiproxy_version()
+            check_version(raw.decode("utf-8", "replace") if raw else "", path)
             _lib = loaded
         return _lib
