@@ -23,9 +23,9 @@ def stream_for(n: int) -> bytes:
             "object": "chat.completion.chunk",
             "created": 1,
             "model": "m",
-            "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}],
+            "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": "stop" if last else None}],
         }
-        for w in words
+        for w, last in zip(words, [False, False, False, True])
     ]
     events.append(
         {

@@ -98,7 +98,7 @@ def test_state_error_does_not_break_the_exchange(openai_config: aiproxy.Config) 
         with pytest.raises(StateError):
             ex.on_request("POST", CHAT, CLIENT_HEADERS, chat_body())
         ex.on_response_headers(200, {"content-type": "application/json"})
-        out = ex.on_response_body(b'{"choices":[]}', True)
+        out = ex.on_response_body(b'{"choices":[{"index":0,"message":{"content":"ok"},"finish_reason":"stop"}]}', True)
         assert out.status == 200
 
 
