@@ -598,4 +598,41 @@ mod tests {
         assert_eq!(b["formality"], "more");
         assert_eq!(b["target_lang"], "ZH");
     }
+
+    // The writer's rules: no translations is no answer (502 buffered, an error event streamed).
+    #[test]
+    fn no_translations_is_an_error() {
+        let c = cfg(TOKEN, "");
+        let empty = br#"{"translations": []}"#;
+        let (mut ex, _) = forward(&c, &seed_request("Free", false));
+        let (status, out, _) = respond(&mut ex, 200, "application/json", empty);
+        testutil::validate_error(&serde_json::from_slice(&out).unwrap());
+        assert_eq!(status, 502);
+        let (mut ex, _) = forward(&c, &seed_request("Free", true));
+        let (_, out, _) = respond(&mut ex, 200, "application/json", empty);
+        let events = testutil::validate_sse_stream(&out);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["error"]["type"], "upstream_error");
+    }
+
+    #[test]
+    fn untyped_parts_are_text_and_neutral_parameters_pass() {
+        let c = cfg(TOKEN, "");
+        let (_, up) = forward(
+            &c,
+            &json!({"model": "Free", "tools": [], "n": 1, "logprobs": false,
+                    "messages": [{"role": "user", "content": [{"text": "Hi"}]}]}),
+        );
+        assert_eq!(upstream_json(&up)["text"], json!(["Hi"]));
+        let (status, v) = local_error(
+            &c,
+            "/v1/chat/completions",
+            json!({"model": "Free", "response_format": {"type": "json_object"},
+                   "messages": [{"role": "user", "content": "x"}]}),
+        );
+        assert_eq!(
+            (status, v["error"]["param"].as_str()),
+            (400, Some("response_format"))
+        );
+    }
 }

@@ -719,3 +719,96 @@ fn missing_credentials_are_a_clear_error_without_secrets() {
     assert!(err.to_string().contains("hunyuanAuthKey"));
     assert!(!err.to_string().contains(SECRET_ID));
 }
+
+// The writer's rules, which the hand-written stream did not apply: a stream that breaks off
+// without a FinishReason ends with an error event, and a reply with no choices is a 502.
+#[test]
+fn a_stream_cut_before_its_finish_reason_ends_with_an_error() {
+    let cut: String = STREAM.split_inclusive("\n\n").take(2).collect();
+    let (mut ex, _) = stream_request(true);
+    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", cut.as_bytes());
+    let events = testutil::validate_sse_stream(&out);
+    assert_eq!(testutil::stream_text(&events), "你好，世界！");
+    let last = events.last().unwrap();
+    assert_eq!(last["error"]["type"], "upstream_error", "{last}");
+    assert!(events.iter().all(|e| e.get("usage").is_none()));
+}
+
+#[test]
+fn stream_identity_comes_from_the_first_event() {
+    let (mut ex, _) = stream_request(false);
+    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", STREAM.as_bytes());
+    let events = testutil::validate_sse_stream(&out);
+    assert!(events
+        .iter()
+        .all(|e| e["id"] == "086b6b19-8b2c-4def-a65c-db6a7bc86acd"
+            && e["created"] == 1716359713
+            && e["model"] == "hunyuan-lite"));
+}
+
+#[test]
+fn an_empty_reply_is_a_502() {
+    for body in [
+        r#"{"Response": {"Id": "e", "Choices": [], "RequestId": "r"}}"#,
+        r#"{"Response": {"Id": "e", "Choices": [{"Index": 0, "Message": {"Role": "assistant", "Content": ""}, "FinishReason": ""}]}}"#,
+    ] {
+        let (mut ex, _) = chat(r#"{"model": "m", "messages": [{"role": "user", "content": "x"}]}"#);
+        let (status, out, _) = respond(&mut ex, 200, "application/json", body.as_bytes());
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        testutil::validate_error(&v);
+        assert_eq!(status, 502, "{body}");
+    }
+}
+
+// Hunyuan-T1 buffered answer: Message.ReasoningContent (SDK Message model).
+#[test]
+fn buffered_reasoning_content() {
+    let body = r#"{"Response": {"Id": "t", "Created": 1, "Choices": [{"Index": 0,
+        "Message": {"Role": "assistant", "Content": "42", "ReasoningContent": "6 x 7"},
+        "FinishReason": "stop"}], "Usage": {"PromptTokens": 3, "CompletionTokens": 4, "TotalTokens": 7}}}"#;
+    let (mut ex, _) = chat(r#"{"model": "m", "messages": [{"role": "user", "content": "x"}]}"#);
+    let (_, out, _) = respond(&mut ex, 200, "application/json", body.as_bytes());
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    testutil::validate_chat_completion(&v);
+    assert_eq!(v["choices"][0]["message"]["content"], "42");
+    assert_eq!(v["choices"][0]["message"]["reasoning_content"], "6 x 7");
+}
+
+#[test]
+fn tool_choice_and_image_urls_use_the_toolkit_rules() {
+    for (needle, extra) in [
+        (
+            "allowed_tools",
+            r#""tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}}"#,
+        ),
+        ("sometimes", r#""tool_choice": "sometimes""#),
+        ("stop", r#""stop": [1]"#),
+    ] {
+        let (status, err) = testutil::local_reply(
+            &cfg(),
+            "/v1/chat/completions",
+            &format!(
+                r#"{{"model": "m", "messages": [{{"role": "user", "content": "x"}}], {extra}}}"#
+            ),
+        );
+        assert_eq!(status, 400, "{needle}");
+        let msg = err["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{msg}");
+    }
+    // A data URL that is not base64 cannot be an image.
+    let (status, err) = testutil::local_reply(
+        &cfg(),
+        "/v1/chat/completions",
+        r#"{"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png,rawbytes"}}]}]}"#,
+    );
+    assert_eq!(status, 400);
+    assert_eq!(err["error"]["param"], "messages[0].content");
+    // A refusal in an earlier assistant turn is that turn's text.
+    let (_, up) = chat(
+        r#"{"model": "m", "messages": [{"role": "user", "content": "x"},
+            {"role": "assistant", "content": [{"type": "refusal", "refusal": "No."}]},
+            {"role": "user", "content": "y"}]}"#,
+    );
+    assert_eq!(upstream_json(&up)["Messages"][1]["Content"], "No.");
+}

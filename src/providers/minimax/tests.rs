@@ -433,3 +433,40 @@ fn group_id_is_query_escaped() {
     assert_eq!(query_escape("12ab-_.~"), "12ab-_.~");
     assert_eq!(query_escape("a b&c"), "a%20b%26c");
 }
+
+// The writer's rules: a Pro stream that ends before its final event (the one with
+// finish_reason) ends with an error event; a reply without choices or reply text is a 502.
+#[test]
+fn pro_stream_cut_before_the_final_event_ends_with_an_error() {
+    let cut: String = STREAM.split_inclusive("\n\n").take(2).collect();
+    let mut ex = stream_request(true);
+    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", cut.as_bytes());
+    let events = testutil::validate_sse_stream(&out);
+    assert_eq!(testutil::stream_text(&events), "I am from 中国.");
+    assert_eq!(events.last().unwrap()["error"]["type"], "upstream_error");
+    assert!(events[..events.len() - 1]
+        .iter()
+        .all(|e| e["created"] == 1689747645 && e["model"] == "abab6.5s-chat"));
+}
+
+#[test]
+fn pro_empty_reply_is_a_502() {
+    let body = r#"{"created": 1, "model": "abab6.5-chat", "reply": "", "choices": [],
+        "base_resp": {"status_code": 0, "status_msg": ""}}"#;
+    let (mut ex, _) = pro(r#"{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}"#);
+    let (status, out, _) = respond(&mut ex, 200, "application/json", body.as_bytes());
+    testutil::validate_error(&serde_json::from_slice(&out).unwrap());
+    assert_eq!(status, 502);
+}
+
+#[test]
+fn pro_output_sensitive_is_content_filter() {
+    let body = BUFFERED.replace(
+        r#""output_sensitive": false"#,
+        r#""output_sensitive": true"#,
+    );
+    let (mut ex, _) = pro(r#"{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}"#);
+    let (_, out, _) = respond(&mut ex, 200, "application/json", body.as_bytes());
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "content_filter");
+}
