@@ -118,7 +118,7 @@ pub(super) fn error_in(resp: &Map<String, Value>) -> Option<ProxyError> {
     envelope_error(resp).or_else(|| error_msg(resp))
 }
 
-/// `Message` (or `Delta`) of a choice.
+/// A choice's `Message` or `Delta` (`first` tried first); empty when it has neither.
 pub(super) fn message_of<'a>(
     c: &'a Map<String, Value>,
     first: &str,
