@@ -45,7 +45,8 @@ const PARAMS: ParamTable = ParamTable(&[
     ("reasoning_effort", Param::Reject("'reasoning_effort'")),
 ]);
 
-/// GetEmbedding has one fixed model and dimension.
+/// GetEmbedding has one fixed model and dimension. (`encoding_format` never gets here: the core
+/// removes it and the writer encodes the floats as the client asked.)
 const EMBEDDING_PARAMS: ParamTable = ParamTable(&[("dimensions", Param::Reject("'dimensions'"))]);
 
 fn object(body: &mut Value) -> Result<&mut Map<String, Value>, ProxyError> {
@@ -338,16 +339,6 @@ fn messages(v: Option<&Value>) -> Result<Vec<Value>, ProxyError> {
 pub(super) fn embedding_body(body: &mut Value) -> Result<Value, ProxyError> {
     let obj = object(body)?;
     EMBEDDING_PARAMS.apply(obj, PROVIDER)?;
-    if obj
-        .get("encoding_format")
-        .and_then(Value::as_str)
-        .is_some_and(|f| f != "float")
-    {
-        return Err(ProxyError::unsupported(
-            "'encoding_format' other than 'float'",
-            PROVIDER,
-        ));
-    }
     match obj.get("input") {
         Some(Value::String(s)) => Ok(json!({"Input": s})),
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => {

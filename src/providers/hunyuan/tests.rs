@@ -812,3 +812,38 @@ fn tool_choice_and_image_urls_use_the_toolkit_rules() {
     );
     assert_eq!(upstream_json(&up)["Messages"][1]["Content"], "No.");
 }
+
+// `encoding_format: base64`: GetEmbedding answers floats; the client gets OpenAI's base64 form.
+#[test]
+fn embeddings_as_base64() {
+    let (mut ex, up) = forward(
+        &cfg(),
+        "/v1/embeddings",
+        r#"{"model": "m", "input": ["a", "b"], "encoding_format": "base64"}"#,
+    );
+    assert_eq!(upstream_json(&up), json!({"InputList": ["a", "b"]}));
+    let (status, out, _) = respond(&mut ex, 200, "application/json", EMBEDDINGS.as_bytes());
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        v["data"][0]["embedding"],
+        crate::openai::writer::embedding_base64(&json!([0.1, 0.2])).unwrap()
+    );
+}
+
+// Hunyuan-T1's reasoning goes through the writer, so reasoningContentMode applies to it.
+#[test]
+fn reasoning_content_mode_applies_to_streamed_reasoning() {
+    let cfg = cfg_with(r#", "reasoningContentMode": "concat""#);
+    let (mut ex, _) = forward(
+        &cfg,
+        "/v1/chat/completions",
+        r#"{"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}"#,
+    );
+    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", TOOL_STREAM.as_bytes());
+    let events = testutil::validate_sse_stream(&out);
+    assert_eq!(testutil::stream_text(&events), "需要查天气");
+    assert!(events
+        .iter()
+        .all(|e| e["choices"][0]["delta"].get("reasoning_content").is_none()));
+}
