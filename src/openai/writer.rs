@@ -269,6 +269,17 @@ impl OpenAiWriter {
         meta
     }
 
+    /// Takes the upstream's `created` (Unix seconds) for the stream identity, for providers that
+    /// send one; 0 is ignored.
+    pub fn set_created(&mut self, created: u64) {
+        if created > 0 {
+            let model = &self.model;
+            self.meta
+                .get_or_insert_with(|| StreamMeta::new(model))
+                .created = created;
+        }
+    }
+
     /// Opens choice `index` with OpenAI's role-first delta (`role: assistant`, empty content),
     /// unless it is open already. Content deltas open their choice themselves.
     pub fn begin(&mut self, index: u32) {
@@ -627,6 +638,8 @@ pub struct Choice {
     pub tool_calls: Vec<Value>,
     /// One of OpenAI's finish reasons.
     pub finish_reason: Option<&'static str>,
+    /// The message's `name` (DeepL: the detected source language).
+    pub name: Option<String>,
 }
 
 impl Choice {
@@ -652,6 +665,9 @@ impl Choice {
         msg.insert("refusal".into(), Value::Null);
         if let Some(r) = self.reasoning {
             msg.insert("reasoning_content".into(), r.into());
+        }
+        if let Some(n) = self.name {
+            msg.insert("name".into(), n.into());
         }
         if !self.tool_calls.is_empty() {
             msg.insert("tool_calls".into(), Value::Array(self.tool_calls));

@@ -24,8 +24,10 @@
 use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::error::{error_type_for_status, ConfigError, ProxyError};
-use crate::openai::{self, Delta, StreamMeta};
-use crate::sse::{self, SseEvent};
+use crate::openai;
+use crate::openai::request::{content_parts, Param, ParamTable, Part};
+use crate::openai::writer::{Choice, Completion, OpenAiWriter};
+use crate::sse::SseEvent;
 use crate::usage::Usage;
 use serde_json::{json, Map, Value};
 
@@ -119,83 +121,83 @@ impl Provider for Deepl {
     }
 
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
-        Box::new(DeeplTranslator {
-            model: req.model.to_string(),
-            stream: req.stream,
-            include_usage: req.include_usage,
-            usage: None,
-            done: false,
-        })
+        Box::new(DeeplTranslator { stream: req.stream })
     }
 }
 
-fn is_set(v: Option<&Value>) -> bool {
-    match v {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-        Some(Value::Array(a)) => !a.is_empty(),
-        Some(Value::Object(o)) => !o.is_empty(),
-        Some(_) => true,
-    }
-}
+/// Features a translation service cannot honour. Sampling parameters (temperature, top_p,
+/// max_tokens, ...) have no meaning for translation and are ignored.
+const PARAMS: ParamTable = ParamTable(&[
+    ("tools", Param::Reject("tool calls")),
+    ("functions", Param::Reject("function calls")),
+    (
+        "response_format",
+        Param::RejectUnlessNeutral("response_format"),
+    ),
+    ("logprobs", Param::RejectUnlessNeutral("logprobs")),
+    ("audio", Param::Reject("audio output")),
+    ("n", Param::RejectUnlessNeutral("n > 1")),
+]);
 
 /// A message's text: a string, or the concatenated text parts; other parts are unsupported.
 fn message_text(m: &Map<String, Value>, i: usize) -> Result<String, ProxyError> {
     let param = format!("messages[{i}].content");
-    match m.get("content") {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Array(parts)) => {
-            let mut text = String::new();
-            for p in parts {
-                match p.get("type").and_then(Value::as_str).unwrap_or("text") {
-                    "text" => {
-                        text.push_str(p.get("text").and_then(Value::as_str).ok_or_else(|| {
-                            ProxyError::bad_request(format!("{param}: a text part needs 'text'"))
-                                .with_param(param.clone())
-                        })?)
-                    }
-                    "image_url" => {
-                        return Err(ProxyError::unsupported("image input", NAME).with_param(param))
-                    }
-                    other => {
-                        return Err(ProxyError::unsupported(
-                            &format!("content part type '{other}'"),
-                            NAME,
-                        )
-                        .with_param(param))
-                    }
+    let content = m.get("content");
+    let raw = content.and_then(Value::as_array);
+    let mut text = String::new();
+    for (j, part) in content_parts(content, &param)?.into_iter().enumerate() {
+        match part {
+            Part::Text(t) => text.push_str(t),
+            // A part without a type is read as text, as it always was here.
+            Part::Other("") => match raw.and_then(|r| r[j].get("text")).and_then(Value::as_str) {
+                Some(t) => text.push_str(t),
+                None => {
+                    return Err(ProxyError::bad_request(format!(
+                        "{param}: a text part needs 'text'"
+                    ))
+                    .with_param(param))
                 }
+            },
+            Part::Image { .. } => {
+                return Err(ProxyError::unsupported("image input", NAME).with_param(param))
             }
-            Ok(text)
+            Part::File { .. } => {
+                return Err(
+                    ProxyError::unsupported("content part type 'file'", NAME).with_param(param)
+                )
+            }
+            Part::InputAudio { .. } => {
+                return Err(
+                    ProxyError::unsupported("content part type 'input_audio'", NAME)
+                        .with_param(param),
+                )
+            }
+            Part::Other(other) => {
+                return Err(
+                    ProxyError::unsupported(&format!("content part type '{other}'"), NAME)
+                        .with_param(param),
+                )
+            }
         }
-        Some(_) => Err(ProxyError::bad_request(format!(
-            "{param} must be a string or an array of parts"
-        ))
-        .with_param(param)),
     }
+    Ok(text)
 }
 
 fn translate_chat(settings: &Settings, body: &mut Value) -> Result<(), ProxyError> {
     let obj = body
         .as_object_mut()
         .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
-    // Features a translation service cannot honour. Sampling parameters (temperature, top_p,
-    // max_tokens, ...) have no meaning for translation and are ignored.
-    let checks: &[(&str, &str)] = &[
-        ("tools", "tool calls"),
-        ("functions", "function calls"),
-        ("response_format", "response_format"),
-        ("logprobs", "logprobs"),
-        ("audio", "audio output"),
-    ];
-    for (field, feature) in checks {
-        if is_set(obj.get(*field)) {
-            return Err(ProxyError::unsupported(feature, NAME).with_param(*field));
+    // Empty tool lists ask for nothing.
+    for key in ["tools", "functions"] {
+        if obj
+            .get(key)
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+        {
+            obj.remove(key);
         }
     }
-    if obj.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
-        return Err(ProxyError::unsupported("n > 1", NAME).with_param("n"));
-    }
+    PARAMS.apply(obj, NAME)?;
     let Some(Value::Array(messages)) = obj.get("messages") else {
         return Err(ProxyError::bad_request("'messages' must be an array").with_param("messages"));
     };
@@ -228,13 +230,13 @@ fn translate_chat(settings: &Settings, body: &mut Value) -> Result<(), ProxyErro
     Ok(())
 }
 
+fn text_of(t: &Value) -> &str {
+    t.get("text").and_then(Value::as_str).unwrap_or_default()
+}
+
 /// Replies to one DeepL request; nothing to keep between events (DeepL never streams).
 struct DeeplTranslator {
-    model: String,
     stream: bool,
-    include_usage: bool,
-    usage: Option<Usage>,
-    done: bool,
 }
 
 impl ResponseTranslator for DeeplTranslator {
@@ -242,82 +244,55 @@ impl ResponseTranslator for DeeplTranslator {
         self.stream
     }
 
-    fn legacy_on_event(
-        &mut self,
-        _event: SseEvent<'_>,
-        _out: &mut Vec<u8>,
-    ) -> Result<(), ProxyError> {
+    fn on_event(&mut self, _event: SseEvent<'_>, _w: &mut OpenAiWriter) -> Result<(), ProxyError> {
         Err(ProxyError::bad_upstream(
             "DeepL answered with an event stream, which its API does not define",
         ))
     }
 
-    fn legacy_on_stream_end(&mut self, out: &mut Vec<u8>) -> Result<(), ProxyError> {
-        if !self.done {
-            self.done = true;
-            sse::write_done(out);
-        }
+    fn on_stream_end(&mut self, _w: &mut OpenAiWriter) -> Result<(), ProxyError> {
         Ok(())
     }
 
-    /// A buffered DeepL answer. For `stream: true` requests the translations are replayed as an
-    /// OpenAI chunk stream (role + content, then finish, optional usage chunk, `[DONE]`).
-    fn legacy_on_body(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ProxyError> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ProxyError::bad_upstream(format!("upstream body is not JSON: {e}")))?;
+    /// A buffered DeepL answer: one choice per translation. For `stream: true` requests the
+    /// translations are written as an OpenAI chunk stream (content, finish, end).
+    fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        let v = openai::parse_body(body)?;
         let Some(items) = v.get("translations").and_then(Value::as_array) else {
             return Err(match v.get("message") {
                 Some(_) => openai::upstream_error(502, body),
                 None => ProxyError::bad_upstream("upstream body has no 'translations'"),
             });
         };
-        let usage = Usage::default();
-        self.usage = Some(usage);
-        let text_of = |t: &Value| {
-            t.get("text")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
+        // DeepL counts characters, not tokens.
+        w.set_usage(Usage::default());
         if self.stream {
-            let meta = StreamMeta::new(&self.model);
             for (i, t) in items.iter().enumerate() {
-                let text = text_of(t);
-                let delta = Delta {
-                    role: Some("assistant"),
-                    content: Some(&text),
-                    ..Default::default()
-                };
-                meta.write_chunk(out, i as u32, &delta, None);
-                meta.write_chunk(out, i as u32, &Delta::default(), Some("stop"));
+                w.text(i as u32, text_of(t));
+                w.finish(i as u32, "stop");
             }
-            if self.include_usage {
-                meta.write_usage_chunk(out, &usage);
-            }
-            self.done = true;
-            sse::write_done(out);
+            w.end();
             return Ok(());
         }
         let choices = items
             .iter()
             .enumerate()
-            .map(|(i, t)| {
-                let mut msg = openai::assistant_message(Some(text_of(t)), None);
-                if let Some(lang) = t.get("detected_source_language").and_then(Value::as_str) {
-                    msg["name"] = Value::String(lang.to_string());
-                }
-                openai::completion_choice(i, msg, "stop")
+            .map(|(i, t)| Choice {
+                index: i as u32,
+                content: Some(text_of(t).to_string()),
+                finish_reason: Some("stop"),
+                name: t
+                    .get("detected_source_language")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                ..Choice::default()
             })
             .collect();
-        let completion = openai::completion(
-            openai::new_completion_id(),
-            openai::now_secs(),
-            &self.model,
+        w.completion(Completion {
             choices,
-            Some(&usage),
-        );
-        serde_json::to_writer(&mut *out, &completion).expect("serialising to a Vec cannot fail");
-        Ok(())
+            usage: Some(Usage::default()),
+            ..Completion::default()
+        })
     }
 
     fn on_error(&mut self, status: u16, body: &[u8]) -> ProxyError {
@@ -342,10 +317,6 @@ impl ResponseTranslator for DeeplTranslator {
             _ => {}
         }
         e
-    }
-
-    fn legacy_usage(&self) -> Option<Usage> {
-        self.usage
     }
 }
 
@@ -626,5 +597,42 @@ mod tests {
         let b = upstream_json(&up);
         assert_eq!(b["formality"], "more");
         assert_eq!(b["target_lang"], "ZH");
+    }
+
+    // The writer's rules: no translations is no answer (502 buffered, an error event streamed).
+    #[test]
+    fn no_translations_is_an_error() {
+        let c = cfg(TOKEN, "");
+        let empty = br#"{"translations": []}"#;
+        let (mut ex, _) = forward(&c, &seed_request("Free", false));
+        let (status, out, _) = respond(&mut ex, 200, "application/json", empty);
+        testutil::validate_error(&serde_json::from_slice(&out).unwrap());
+        assert_eq!(status, 502);
+        let (mut ex, _) = forward(&c, &seed_request("Free", true));
+        let (_, out, _) = respond(&mut ex, 200, "application/json", empty);
+        let events = testutil::validate_sse_stream(&out);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["error"]["type"], "upstream_error");
+    }
+
+    #[test]
+    fn untyped_parts_are_text_and_neutral_parameters_pass() {
+        let c = cfg(TOKEN, "");
+        let (_, up) = forward(
+            &c,
+            &json!({"model": "Free", "tools": [], "n": 1, "logprobs": false,
+                    "messages": [{"role": "user", "content": [{"text": "Hi"}]}]}),
+        );
+        assert_eq!(upstream_json(&up)["text"], json!(["Hi"]));
+        let (status, v) = local_error(
+            &c,
+            "/v1/chat/completions",
+            json!({"model": "Free", "response_format": {"type": "json_object"},
+                   "messages": [{"role": "user", "content": "x"}]}),
+        );
+        assert_eq!(
+            (status, v["error"]["param"].as_str()),
+            (400, Some("response_format"))
+        );
     }
 }
