@@ -264,9 +264,7 @@ impl Exchange {
 
     /// Token usage; complete once the response has ended.
     pub fn usage(&self) -> Option<Usage> {
-        self.writer
-            .usage()
-            .or_else(|| self.translator.as_ref().and_then(|t| t.legacy_usage()))
+        self.writer.usage()
     }
 
     /// Step 1: the client's request, with its whole body.

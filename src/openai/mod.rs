@@ -4,7 +4,6 @@
 //! to read OpenAI requests.
 
 pub mod compat;
-mod legacy;
 pub mod request;
 pub mod upstream_error;
 pub mod writer;
@@ -13,7 +12,6 @@ pub use compat::{
     chunk_is_conformant, error_in_success_body, find_usage, normalize_chunk, normalize_completion,
     normalize_embeddings,
 };
-pub use legacy::*;
 pub use request::*;
 pub(crate) use upstream_error::truncate;
 pub use upstream_error::upstream_error;

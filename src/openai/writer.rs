@@ -473,20 +473,6 @@ impl OpenAiWriter {
         sse::write_data(&mut self.out, &chunk);
     }
 
-    /// Transitional: output of a translator not yet moved to the writer, which wrote its own
-    /// stream tail. Removed with the last of them.
-    #[doc(hidden)]
-    pub fn legacy_bytes(&mut self, bytes: &[u8]) {
-        if self.state != State::Open {
-            return;
-        }
-        self.out.extend_from_slice(bytes);
-        if bytes.windows(12).any(|w| w == b"data: [DONE]") {
-            self.any_finish = true;
-            self.state = State::Done;
-        }
-    }
-
     // ---- buffered replies ----------------------------------------------------------------
 
     /// A whole `chat.completion`. A reply is a success only when every choice has content, a

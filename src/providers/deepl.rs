@@ -250,10 +250,6 @@ impl ResponseTranslator for DeeplTranslator {
         ))
     }
 
-    fn on_stream_end(&mut self, _w: &mut OpenAiWriter) -> Result<(), ProxyError> {
-        Ok(())
-    }
-
     /// A buffered DeepL answer: one choice per translation. For `stream: true` requests the
     /// translations are written as an OpenAI chunk stream (content, finish, end).
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {

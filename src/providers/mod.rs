@@ -7,7 +7,6 @@ use crate::error::{ConfigError, ProxyError};
 use crate::openai::OpenAiWriter;
 pub use crate::provider_type::ProviderType;
 use crate::sse::SseEvent;
-use crate::usage::Usage;
 use serde_json::Value;
 
 pub mod claude;
@@ -158,36 +157,17 @@ pub trait Provider: Send + Sync {
 /// whole, once.
 pub trait ResponseTranslator: Send {
     /// One upstream SSE event. Not called once the writer is closed (error or end written).
-    fn on_event(&mut self, event: SseEvent<'_>, w: &mut OpenAiWriter) -> Result<(), ProxyError> {
-        let mut buf = Vec::new();
-        let r = self.legacy_on_event(event, &mut buf);
-        w.legacy_bytes(&buf);
-        r
-    }
+    fn on_event(&mut self, event: SseEvent<'_>, w: &mut OpenAiWriter) -> Result<(), ProxyError>;
 
     /// The upstream stream ended. Translators that need a provider-specific closing check (an end
     /// marker that never came) report it here; the core then calls [`OpenAiWriter::end`].
-    fn on_stream_end(&mut self, w: &mut OpenAiWriter) -> Result<(), ProxyError> {
-        let mut buf = Vec::new();
-        let r = self.legacy_on_stream_end(&mut buf);
-        w.legacy_bytes(&buf);
-        r
+    fn on_stream_end(&mut self, _w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        Ok(())
     }
 
     /// A whole 2xx body. An `Err` becomes the client's error reply (providers that report errors
     /// inside a 200 use this).
-    fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
-        let mut buf = Vec::new();
-        let r = self.legacy_on_body(body, &mut buf);
-        match serde_json::from_slice::<serde_json::Value>(&buf) {
-            Ok(v) if w.embeddings_base64() => w.json(&v),
-            _ => w.legacy_bytes(&buf),
-        }
-        if let Some(u) = self.legacy_usage() {
-            w.set_usage(u);
-        }
-        r
-    }
+    fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError>;
 
     /// An upstream error status with its body, as an OpenAI error keeping the upstream status.
     fn on_error(&mut self, status: u16, body: &[u8]) -> ProxyError {
@@ -199,24 +179,6 @@ pub trait ResponseTranslator: Send {
     /// `text/event-stream` and reports errors as an in-stream error event.
     fn buffered_as_stream(&self) -> bool {
         false
-    }
-
-    // Transitional: translators not yet moved to the writer. Removed with the last of them.
-    #[doc(hidden)]
-    fn legacy_on_event(&mut self, _e: SseEvent<'_>, _o: &mut Vec<u8>) -> Result<(), ProxyError> {
-        Ok(())
-    }
-    #[doc(hidden)]
-    fn legacy_on_stream_end(&mut self, _o: &mut Vec<u8>) -> Result<(), ProxyError> {
-        Ok(())
-    }
-    #[doc(hidden)]
-    fn legacy_on_body(&mut self, _b: &[u8], _o: &mut Vec<u8>) -> Result<(), ProxyError> {
-        Ok(())
-    }
-    #[doc(hidden)]
-    fn legacy_usage(&self) -> Option<Usage> {
-        None
     }
 }
 

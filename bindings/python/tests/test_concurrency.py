@@ -101,7 +101,8 @@ def test_exchanges_move_between_threads() -> None:
                 )
             )
         for ex in exchanges:
-            assert ex.on_response_body(b'{"choices":[]}', True).status == 200
+            reply = b'{"choices":[{"index":0,"message":{"content":"ok"},"finish_reason":"stop"}]}'
+            assert ex.on_response_body(reply, True).status == 200
             ex.close()
 
 

@@ -270,10 +270,6 @@ impl ResponseTranslator for GeminiTranslator {
     }
 
     /// Gemini's stream has no end marker: the writer's check for a finish reason is the check.
-    fn on_stream_end(&mut self, _w: &mut OpenAiWriter) -> Result<(), ProxyError> {
-        Ok(())
-    }
-
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
         let v = parse_checked(body, openai::parse_body)?;
         match self.api {

@@ -225,10 +225,6 @@ impl ResponseTranslator for Translator {
         Ok(())
     }
 
-    fn on_stream_end(&mut self, _w: &mut OpenAiWriter) -> Result<(), ProxyError> {
-        Ok(())
-    }
-
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
         let v = openai::parse_body(body)?;
         let resp = unwrap_response(&v).expect("parse_body returns objects");

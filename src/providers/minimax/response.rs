@@ -168,10 +168,6 @@ impl ResponseTranslator for ProTranslator {
         Ok(())
     }
 
-    fn on_stream_end(&mut self, _w: &mut OpenAiWriter) -> Result<(), ProxyError> {
-        Ok(())
-    }
-
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
         let v = openai::parse_body(body)?;
         let obj = v.as_object().expect("parse_body returns objects");

@@ -235,10 +235,6 @@ impl ResponseTranslator for QwenTranslator {
 
     /// DashScope's stream has no end marker beyond the last finish_reason, which the writer
     /// checks.
-    fn on_stream_end(&mut self, _w: &mut OpenAiWriter) -> Result<(), ProxyError> {
-        Ok(())
-    }
-
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
         let v = openai::parse_body(body)?;
         let Some(obj) = v.as_object() else {
