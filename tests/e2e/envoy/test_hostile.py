@@ -53,7 +53,7 @@ def openai_error(response: httpx.Response, status: int, kind: str, code: str | N
     """The response is ``status`` with an OpenAI error body of type ``kind`` (and ``code``)."""
     assert response.status_code == status, (response.status_code, response.text[:500])
     assert response.headers["content-type"].startswith("application/json"), response.headers
-    body = response.json()
+    body: dict[str, Any] = response.json()
     validate_error(body)
     assert body["error"]["type"] == kind, body
     if code is not None:
