@@ -371,10 +371,8 @@ pub unsafe extern "C" fn aiproxy_config_free(cfg: *mut AiproxyConfig) {
 #[allow(clippy::too_many_arguments)] // two (ptr, len) strings plus the C out-parameters
 unsafe fn config_question(
     cfg: *const AiproxyConfig,
-    method: *const u8,
-    method_len: usize,
-    path: *const u8,
-    path_len: usize,
+    (method, method_len): (*const u8, usize),
+    (path, path_len): (*const u8, usize),
     out: *mut bool,
     err: *mut *mut AiproxyError,
     ask: fn(&Config, &str, &str) -> bool,
@@ -413,10 +411,8 @@ pub unsafe extern "C" fn aiproxy_config_translates(
 ) -> i32 {
     config_question(
         cfg,
-        method,
-        method_len,
-        path,
-        path_len,
+        (method, method_len),
+        (path, path_len),
         out,
         err,
         Config::translates,
@@ -442,10 +438,8 @@ pub unsafe extern "C" fn aiproxy_config_needs_request_body(
 ) -> i32 {
     config_question(
         cfg,
-        method,
-        method_len,
-        path,
-        path_len,
+        (method, method_len),
+        (path, path_len),
         out,
         err,
         Config::needs_request_body,
