@@ -26,7 +26,7 @@
  *    AIPROXY_ERR_NULL_POINTER. So aiproxy_config_new(NULL, 0, &err) is an empty document:
  *    AIPROXY_ERR_CONFIG_JSON.
  *  - Strings (method, path, header names and values) must be UTF-8: AIPROXY_ERR_INVALID_UTF8.
- *    Method and path must not be empty: AIPROXY_ERR_INVALID_ARGUMENT.
+ *    An empty method or path is valid (such a request is never translated).
  *  - A call out of order is AIPROXY_ERR_BAD_STATE and leaves the exchange as it was; out
  *    structs are written only on success.
  *  - No panic crosses this boundary: a panic inside the library returns AIPROXY_ERR_INTERNAL and
@@ -131,7 +131,7 @@ enum AiproxyErr
    */
   AIPROXY_ERR_INTERNAL = 6,
   /**
-   * An argument is out of range (e.g. an empty method or path).
+   * An argument is out of range.
    */
   AIPROXY_ERR_INVALID_ARGUMENT = 7,
 };
@@ -299,8 +299,8 @@ void aiproxy_config_free(AiproxyConfig *cfg);
  * Sets `*out` to whether the core translates requests with this method and path (reads and
  * rewrites their OpenAI body). Hosts ask this instead of re-deriving the rule.
  * Returns `AIPROXY_OK`; `AIPROXY_ERR_NULL_POINTER` for a null `cfg` or `out` (or a null string
- * with a non-zero length); `AIPROXY_ERR_INVALID_ARGUMENT` for an empty method or path;
- * `AIPROXY_ERR_INVALID_UTF8`. `*out` is untouched on error.
+ * with a non-zero length); `AIPROXY_ERR_INVALID_UTF8`. An empty method or path is valid (and
+ * never translated). `*out` is untouched on error.
  *
  * # Safety
  * `cfg` must be null or a live handle; strings null or valid for their lengths; `out` null or
@@ -354,10 +354,10 @@ void aiproxy_exchange_free(AiproxyExchange *ex);
 /**
  * Feeds the client's request (method, path with query, headers, whole body) and fills `*out` with
  * what to do. Returns `AIPROXY_OK`, or: `AIPROXY_ERR_NULL_POINTER` (null `ex` or `out`, or a null
- * pointer with a non-zero length); `AIPROXY_ERR_INVALID_ARGUMENT` (empty method or path);
- * `AIPROXY_ERR_INVALID_UTF8` (method, path, a header name or value); `AIPROXY_ERR_BAD_STATE` (a
+ * pointer with a non-zero length); `AIPROXY_ERR_INVALID_UTF8` (method, path, a header name or value); `AIPROXY_ERR_BAD_STATE` (a
  * second request on the exchange). A request the client got wrong is not an API error: it is
- * `AIPROXY_ACTION_LOCAL_REPLY` with an OpenAI-shaped error body. On error `*out` is untouched and
+ * `AIPROXY_ACTION_LOCAL_REPLY` with an OpenAI-shaped error body; an empty method or path is not
+ * translated (forwarded as is). On error `*out` is untouched and
  * the exchange is unchanged (the call may be repeated with correct arguments).
  *
  * # Safety

@@ -27,7 +27,7 @@ pub enum ErrorCode {
     /// A panic was caught inside the library; the exchange is poisoned and every later call on it
     /// returns this code.
     Internal = 6,
-    /// An argument is out of range (e.g. an empty method or path).
+    /// An argument is out of range.
     InvalidArgument = 7,
 }
 

@@ -277,15 +277,6 @@ unsafe fn utf8<'a>(ptr: *const u8, len: usize, what: &str) -> FfiResult<&'a str>
         .map_err(|_| e(ErrorCode::InvalidUtf8, format!("{what} is not valid UTF-8")))
 }
 
-/// A required, non-empty UTF-8 string (method, path).
-unsafe fn required<'a>(ptr: *const u8, len: usize, what: &str) -> FfiResult<&'a str> {
-    let s = utf8(ptr, len, what)?;
-    if s.is_empty() {
-        return Err(e(ErrorCode::InvalidArgument, format!("{what} is empty")));
-    }
-    Ok(s)
-}
-
 unsafe fn out_ref<'a, T>(out: *mut T) -> FfiResult<&'a mut T> {
     out.as_mut()
         .ok_or_else(|| e(ErrorCode::NullPointer, "out is null"))
@@ -380,10 +371,8 @@ pub unsafe extern "C" fn aiproxy_config_free(cfg: *mut AiproxyConfig) {
 #[allow(clippy::too_many_arguments)] // two (ptr, len) strings plus the C out-parameters
 unsafe fn config_question(
     cfg: *const AiproxyConfig,
-    method: *const u8,
-    method_len: usize,
-    path: *const u8,
-    path_len: usize,
+    (method, method_len): (*const u8, usize),
+    (path, path_len): (*const u8, usize),
     out: *mut bool,
     err: *mut *mut AiproxyError,
     ask: fn(&Config, &str, &str) -> bool,
@@ -393,8 +382,8 @@ unsafe fn config_question(
             .as_ref()
             .ok_or_else(|| e(ErrorCode::NullPointer, "config is null"))?;
         let out = out_ref(out)?;
-        let method = required(method, method_len, "method")?;
-        let path = required(path, path_len, "path")?;
+        let method = utf8(method, method_len, "method")?;
+        let path = utf8(path, path_len, "path")?;
         *out = ask(&cfg.inner, method, path);
         Ok(())
     })
@@ -404,8 +393,8 @@ unsafe fn config_question(
 /// Sets `*out` to whether the core translates requests with this method and path (reads and
 /// rewrites their OpenAI body). Hosts ask this instead of re-deriving the rule.
 /// Returns `AIPROXY_OK`; `AIPROXY_ERR_NULL_POINTER` for a null `cfg` or `out` (or a null string
-/// with a non-zero length); `AIPROXY_ERR_INVALID_ARGUMENT` for an empty method or path;
-/// `AIPROXY_ERR_INVALID_UTF8`. `*out` is untouched on error.
+/// with a non-zero length); `AIPROXY_ERR_INVALID_UTF8`. An empty method or path is valid (and
+/// never translated). `*out` is untouched on error.
 ///
 /// # Safety
 /// `cfg` must be null or a live handle; strings null or valid for their lengths; `out` null or
@@ -422,10 +411,8 @@ pub unsafe extern "C" fn aiproxy_config_translates(
 ) -> i32 {
     config_question(
         cfg,
-        method,
-        method_len,
-        path,
-        path_len,
+        (method, method_len),
+        (path, path_len),
         out,
         err,
         Config::translates,
@@ -451,10 +438,8 @@ pub unsafe extern "C" fn aiproxy_config_needs_request_body(
 ) -> i32 {
     config_question(
         cfg,
-        method,
-        method_len,
-        path,
-        path_len,
+        (method, method_len),
+        (path, path_len),
         out,
         err,
         Config::needs_request_body,
@@ -582,10 +567,10 @@ fn body_result(r: BodyOutput<'_>) -> AiproxyBodyResult {
 
 /// Feeds the client's request (method, path with query, headers, whole body) and fills `*out` with
 /// what to do. Returns `AIPROXY_OK`, or: `AIPROXY_ERR_NULL_POINTER` (null `ex` or `out`, or a null
-/// pointer with a non-zero length); `AIPROXY_ERR_INVALID_ARGUMENT` (empty method or path);
-/// `AIPROXY_ERR_INVALID_UTF8` (method, path, a header name or value); `AIPROXY_ERR_BAD_STATE` (a
+/// pointer with a non-zero length); `AIPROXY_ERR_INVALID_UTF8` (method, path, a header name or value); `AIPROXY_ERR_BAD_STATE` (a
 /// second request on the exchange). A request the client got wrong is not an API error: it is
-/// `AIPROXY_ACTION_LOCAL_REPLY` with an OpenAI-shaped error body. On error `*out` is untouched and
+/// `AIPROXY_ACTION_LOCAL_REPLY` with an OpenAI-shaped error body; an empty method or path is not
+/// translated (forwarded as is). On error `*out` is untouched and
 /// the exchange is unchanged (the call may be repeated with correct arguments).
 ///
 /// # Safety
@@ -607,8 +592,8 @@ pub unsafe extern "C" fn aiproxy_exchange_on_request(
 ) -> i32 {
     exchange_call(ex, err, |x| {
         let out = out_ref(out)?;
-        let method = required(method, method_len, "method")?;
-        let path = required(path, path_len, "path")?;
+        let method = utf8(method, method_len, "method")?;
+        let path = utf8(path, path_len, "path")?;
         let headers = headers_in(headers, headers_len)?;
         let body = bytes(body, body_len, "body")?;
         let action =

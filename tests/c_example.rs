@@ -18,15 +18,14 @@ fn cdylib_dir() -> PathBuf {
 /// Builds `src` (relative to the crate root) against the header and the cdylib; returns the binary.
 fn build_c(src: &str, name: &str) -> PathBuf {
     let lib_dir = cdylib_dir();
-    if !lib_dir.join("libaiproxy.so").exists() {
-        // `cargo test` builds the rlib only; build the cdylib of the same (debug) profile.
-        let status = Command::new(env!("CARGO"))
-            .current_dir(root())
-            .args(["build", "--lib", "-p", "aiproxy"])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build --lib failed");
-    }
+    // `cargo test` builds the rlib only; build the cdylib of the same (debug) profile, every time,
+    // so the C programs never run against a stale library (a no-op when it is current).
+    let status = Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args(["build", "--lib", "-p", "aiproxy"])
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build --lib failed");
     assert!(
         lib_dir.join("libaiproxy.so").exists(),
         "cdylib missing in {}",

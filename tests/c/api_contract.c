@@ -143,13 +143,14 @@ static void test_config_questions(void) {
         expect_err(err, AIPROXY_ERR_NULL_POINTER);
         CHECK(fn(c, NULL, 4, S("/v1/chat/completions"), &out, &err) == AIPROXY_ERR_NULL_POINTER);
         expect_err(err, AIPROXY_ERR_NULL_POINTER);
-        CHECK(fn(c, NULL, 0, S("/v1/chat/completions"), &out, &err) == AIPROXY_ERR_INVALID_ARGUMENT);
-        expect_err(err, AIPROXY_ERR_INVALID_ARGUMENT);
-        CHECK(fn(c, S("POST"), NULL, 0, &out, &err) == AIPROXY_ERR_INVALID_ARGUMENT);
-        expect_err(err, AIPROXY_ERR_INVALID_ARGUMENT);
         CHECK(fn(c, S("POST"), S("/v1/\xff"), &out, &err) == AIPROXY_ERR_INVALID_UTF8);
         expect_err(err, AIPROXY_ERR_INVALID_UTF8);
         CHECK(out == true); /* untouched on error */
+        /* Empty method or path (NULL, 0): valid, never translated. */
+        CHECK(fn(c, NULL, 0, S("/v1/chat/completions"), &out, &err) == AIPROXY_OK && err == NULL);
+        CHECK(out == false);
+        out = true;
+        CHECK(fn(c, S("POST"), NULL, 0, &out, &err) == AIPROXY_OK && out == false);
     }
     aiproxy_config_free(c);
 }
@@ -183,10 +184,6 @@ static void test_request_errors(void) {
     expect_err(err, AIPROXY_ERR_NULL_POINTER);
     CHECK(aiproxy_exchange_on_request(ex, NULL, 4, S("/v1/chat/completions"), NULL, 0, S(CHAT), &r, &err) == AIPROXY_ERR_NULL_POINTER);
     expect_err(err, AIPROXY_ERR_NULL_POINTER);
-    CHECK(aiproxy_exchange_on_request(ex, NULL, 0, S("/v1/chat/completions"), NULL, 0, S(CHAT), &r, &err) == AIPROXY_ERR_INVALID_ARGUMENT);
-    expect_err(err, AIPROXY_ERR_INVALID_ARGUMENT);
-    CHECK(aiproxy_exchange_on_request(ex, S("POST"), NULL, 0, NULL, 0, S(CHAT), &r, &err) == AIPROXY_ERR_INVALID_ARGUMENT);
-    expect_err(err, AIPROXY_ERR_INVALID_ARGUMENT);
     CHECK(aiproxy_exchange_on_request(ex, S("POST"), NULL, 9, NULL, 0, S(CHAT), &r, &err) == AIPROXY_ERR_NULL_POINTER);
     expect_err(err, AIPROXY_ERR_NULL_POINTER);
     CHECK(aiproxy_exchange_on_request(ex, S("P\xffST"), S("/v1/chat/completions"), NULL, 0, S(CHAT), &r, &err) == AIPROXY_ERR_INVALID_UTF8);
@@ -217,6 +214,11 @@ static void test_request_errors(void) {
     CHECK(err == NULL && r.action == AIPROXY_ACTION_FORWARD);
     CHECK(request(ex, CHAT, &r, &err) == AIPROXY_ERR_BAD_STATE);
     expect_err(err, AIPROXY_ERR_BAD_STATE);
+    aiproxy_exchange_free(ex);
+    /* Empty method and path (NULL, 0) are valid: not translated, forwarded as is. */
+    ex = aiproxy_exchange_new(c, NULL);
+    CHECK(aiproxy_exchange_on_request(ex, NULL, 0, NULL, 0, NULL, 0, NULL, 0, &r, &err) == AIPROXY_OK);
+    CHECK(err == NULL && r.action == AIPROXY_ACTION_FORWARD && !r.body_replaced);
     aiproxy_exchange_free(ex);
     aiproxy_config_free(c);
 }

@@ -30,6 +30,11 @@ Request headers that steer a reply:
     connection; ``slow``: sleep ``--slow-ms`` (or ``x-mock-delay-ms``) before
     every stream event / before a buffered reply; ``malformed``: truncated JSON
     body, or a stream with a broken ``data:`` event and a non-SSE line.
+    Hostile upstreams (see :func:`hostile_reply`): ``html200`` (an HTML page with status
+    200), ``sse-nodata`` (an event stream without a single ``data:`` line), ``truncated`` (the
+    stream or body cut after its first part, then closed cleanly), ``empty-json`` (``{}`` with
+    status 200), ``text-error`` (503 with a plain-text body), ``html-error`` (502 with an HTML
+    page).
 ``x-mock-delay-ms``
     Per-request delay between stream events (overrides the defaults).
 
@@ -1459,6 +1464,26 @@ def resolve(req: MockRequest) -> Route:
     return Route("unknown", not_found, lambda r, s: not_found(r))
 
 
+def hostile_reply(scenario: str, reply: Reply) -> Reply | None:
+    """The reply of a hostile-upstream scenario (replacing the normal ``reply``), or None."""
+    if scenario == "html200":
+        return Reply(200, "text/html; charset=utf-8", b"<html><body><h1>Welcome to nginx!</h1></body></html>\n")
+    if scenario == "sse-nodata":
+        events = [b": keep-alive\n\n", b"event: ping\n\n", b"id: 7\nretry: 100\n\n"]
+        return Reply(200, SSE_TYPE, events=events, headers=[("cache-control", "no-cache")])
+    if scenario == "truncated":
+        if reply.events is not None:
+            return Reply(reply.status, reply.content_type, events=reply.events[:2], headers=reply.headers)
+        return Reply(reply.status, reply.content_type, reply.body[: max(1, len(reply.body) // 2)], None, reply.headers)
+    if scenario == "empty-json":
+        return json_reply({})
+    if scenario == "text-error":
+        return Reply(503, "text/plain; charset=utf-8", b"upstream overloaded, try again later\n")
+    if scenario == "html-error":
+        return Reply(502, "text/html", b"<html><head><title>502 Bad Gateway</title></head><body>bad gateway</body></html>")
+    return None
+
+
 SCENARIO_MARKER: Final = re.compile(r"\[mock:([A-Za-z0-9:_-]+)\]")
 
 
@@ -1681,6 +1706,7 @@ class MockHandler(BaseHTTPRequestHandler):
                 reply = target.error(req, self._error_status(req, scenario))
             else:
                 reply = target.handle(req)
+                reply = hostile_reply(scenario, reply) or reply
         except Exception as exc:  # a mock bug must not kill the connection silently
             reply = json_reply(
                 {

@@ -898,3 +898,24 @@ def test_stream_delay_flag_flushes_events_separately() -> None:
         assert len(resp.arrivals) >= 5
         span = resp.arrivals[-1][0] - resp.arrivals[0][0]
         assert span >= 0.04 * 4
+
+
+def test_hostile_scenarios(mock: MockHandle) -> None:
+    stream_body = {"messages": OPENAI_MESSAGES, "stream": True}
+    html = post(mock.port, "/v1/chat/completions", stream_body, {"x-mock-scenario": "html200"})
+    assert html.status == 200 and html.headers["content-type"].startswith("text/html") and b"<html>" in html.body
+    nodata = post(mock.port, "/v1/chat/completions", stream_body, {"x-mock-scenario": "sse-nodata"})
+    assert nodata.status == 200 and nodata.headers["content-type"].startswith("text/event-stream")
+    assert nodata.body and b"data:" not in nodata.body
+    whole = post(mock.port, "/v1/chat/completions", stream_body)
+    cut = post(mock.port, "/v1/chat/completions", stream_body, {"x-mock-scenario": "truncated"})
+    assert cut.status == 200 and 0 < len(cut.body) < len(whole.body) and b"[DONE]" not in cut.body
+    cut_json = post(mock.port, "/v1/chat/completions", {"messages": OPENAI_MESSAGES}, {"x-mock-scenario": "truncated"})
+    with pytest.raises(json.JSONDecodeError):
+        cut_json.json()
+    empty = post(mock.port, "/v1/chat/completions", {"messages": OPENAI_MESSAGES}, {"x-mock-scenario": "empty-json"})
+    assert empty.status == 200 and empty.json() == {}
+    text = post(mock.port, "/v1/chat/completions", {"messages": OPENAI_MESSAGES}, {"x-mock-scenario": "text-error"})
+    assert text.status == 503 and text.headers["content-type"].startswith("text/plain")
+    page = post(mock.port, "/v1/chat/completions", {"messages": OPENAI_MESSAGES}, {"x-mock-scenario": "html-error"})
+    assert page.status == 502 and b"Bad Gateway" in page.body

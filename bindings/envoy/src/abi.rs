@@ -224,6 +224,14 @@ extern "C" {
         details: ModuleBuffer,
     );
 
+    /// Sends response data downstream through the encoder chain (used to end a stream whose
+    /// upstream reset after the headers went out).
+    pub fn envoy_dynamic_module_callback_http_send_response_data(
+        filter_envoy_ptr: HttpFilterEnvoyPtr,
+        data: ModuleBuffer,
+        end_stream: bool,
+    );
+
     // ---- bodies (received = the chunk of the current body hook; buffered = what earlier
     // StopIterationAndBuffer returns accumulated)
     pub fn envoy_dynamic_module_callback_http_get_body_size(

@@ -639,6 +639,19 @@ impl EnvoyHttpFilter {
         self.replace_received_body(Direction::Response, data)
     }
 
+    /// Sends `data` downstream as response body outside a body hook (the response headers must
+    /// already be out), ending the stream when `end_stream`.
+    pub fn send_response_data(&mut self, data: &[u8], end_stream: bool) {
+        // SAFETY: live filter ptr; Envoy copies the buffer during the call.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_send_response_data(
+                self.ptr,
+                abi::ModuleBuffer::from_bytes(data),
+                end_stream,
+            )
+        }
+    }
+
     /// Current per-stream buffer limit (bytes; 0 = none).
     pub fn buffer_limit(&self) -> u64 {
         // SAFETY: live filter ptr.

@@ -626,11 +626,26 @@ impl HttpFilter for ProxyFilter {
 
     fn on_local_reply(
         &mut self,
-        _envoy: &mut EnvoyHttpFilter,
+        envoy: &mut EnvoyHttpFilter,
         status: u32,
         details: &str,
         _reset_imminent: bool,
     ) -> LocalReplyStatus {
+        if self.response == ResponsePhase::Stream {
+            // The upstream failed after the stream's headers went out and Envoy is about to reset
+            // the client's stream: write an OpenAI error event and `[DONE]` first, so a client
+            // reading events sees why. (Not ending the stream here: Envoy resets it right after
+            // this hook, and ending it first trips Envoy's filter-manager assertions.)
+            self.response = ResponsePhase::Done;
+            if let Ok(out) = self.exchange.on_upstream_abort() {
+                if !out.unchanged && !out.data.is_empty() {
+                    let data = out.data.to_vec();
+                    envoy.send_response_data(&data, false);
+                }
+            }
+            self.finish(envoy);
+            return LocalReplyStatus::Continue;
+        }
         if self.request != RequestPhase::Replied && self.request != RequestPhase::Forwarded {
             self.envoy_reply = Some((status, details.to_string()));
         }
