@@ -94,6 +94,18 @@
 #define AIPROXY_MODE_BUFFER 2
 
 /**
+ * Retry result: send this request upstream instead, fields as for `AIPROXY_ACTION_FORWARD`
+ * (applied to the request that went upstream), with `timeout_ms` the `retryTimeout`; then treat
+ * its answer as the first (`aiproxy_exchange_retry`, then `aiproxy_exchange_on_response_headers`).
+ */
+#define AIPROXY_ACTION_RETRY 3
+
+/**
+ * Retry result: no retry; go on with `aiproxy_exchange_on_response_headers`.
+ */
+#define AIPROXY_ACTION_NO_RETRY 4
+
+/**
  * Stable numeric codes shared by the Rust API, the C API and the bindings: the single source of
  * the header's `AIPROXY_ERR_*` constants (cbindgen exports this enum as `AiproxyErr`, each
  * variant as `AIPROXY_ERR_<NAME>`). Values never change and are never reused; new codes are
@@ -488,6 +500,38 @@ const char *aiproxy_error_field(const AiproxyError *err);
  * `err` must be null or an error returned through an `err` out-parameter, not yet freed.
  */
 void aiproxy_error_free(AiproxyError *err);
+
+/**
+ * Call with the upstream's status before `aiproxy_exchange_on_response_headers`, when the host can
+ * send the request again (nothing of the response reached the client yet). Fills `*out` with
+ * `AIPROXY_ACTION_RETRY` and a new request using another API token, or `AIPROXY_ACTION_NO_RETRY`.
+ * Pointers in `*out` are borrowed as for `aiproxy_exchange_on_request`.
+ *
+ * # Safety
+ * `ex` must be a live exchange; `out` writable; `err` null or writable.
+ */
+int32_t aiproxy_exchange_retry(AiproxyExchange *ex,
+                               uint16_t status,
+                               AiproxyRequestResult *out,
+                               AiproxyError **err);
+
+/**
+ * The host could not send the request `aiproxy_exchange_retry` returned and goes on with the
+ * answer it has.
+ *
+ * # Safety
+ * `ex` must be a live exchange; `err` null or writable.
+ */
+int32_t aiproxy_exchange_retry_not_sent(AiproxyExchange *ex,
+                                        AiproxyError **err);
+
+/**
+ * Number of API tokens currently out of the rotation (`failover`); 0 for a null config.
+ *
+ * # Safety
+ * `cfg` must be null or a live configuration.
+ */
+uint64_t aiproxy_config_tokens_out(const AiproxyConfig *cfg);
 
 #ifdef __cplusplus
 }  // extern "C"

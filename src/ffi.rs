@@ -938,3 +938,90 @@ mod tests {
         assert_eq!((v, rc), (7, AIPROXY_ERR_INTERNAL));
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Retries (`retryOnFailure`)
+// ------------------------------------------------------------------------------------------
+
+/// Retry result: send this request upstream instead, fields as for `AIPROXY_ACTION_FORWARD`
+/// (applied to the request that went upstream), with `timeout_ms` the `retryTimeout`; then treat
+/// its answer as the first (`aiproxy_exchange_retry`, then `aiproxy_exchange_on_response_headers`).
+pub const AIPROXY_ACTION_RETRY: i32 = 3;
+/// Retry result: no retry; go on with `aiproxy_exchange_on_response_headers`.
+pub const AIPROXY_ACTION_NO_RETRY: i32 = 4;
+
+/// Call with the upstream's status before `aiproxy_exchange_on_response_headers`, when the host can
+/// send the request again (nothing of the response reached the client yet). Fills `*out` with
+/// `AIPROXY_ACTION_RETRY` and a new request using another API token, or `AIPROXY_ACTION_NO_RETRY`.
+/// Pointers in `*out` are borrowed as for `aiproxy_exchange_on_request`.
+///
+/// # Safety
+/// `ex` must be a live exchange; `out` writable; `err` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_exchange_retry(
+    ex: *mut AiproxyExchange,
+    status: u16,
+    out: *mut AiproxyRequestResult,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    exchange_call(ex, err, |x| {
+        let out = out_ref(out)?;
+        match x.ex.retry_request(status) {
+            Some(up) => {
+                x.action = Some(RequestAction::Forward(up));
+                x.fill_request_result(out);
+                out.action = AIPROXY_ACTION_RETRY;
+                out.timeout_ms = x.ex.config().provider.retry_on_failure.retry_timeout_ms;
+            }
+            None => {
+                *out = AiproxyRequestResult {
+                    action: AIPROXY_ACTION_NO_RETRY,
+                    status: 0,
+                    authority: AiproxyStr::EMPTY,
+                    path: AiproxyStr::EMPTY,
+                    remove_headers: std::ptr::null(),
+                    remove_headers_len: 0,
+                    headers: std::ptr::null(),
+                    headers_len: 0,
+                    body_replaced: false,
+                    body: AiproxyStr::EMPTY,
+                    model: AiproxyStr::of(x.ex.model_sent().as_bytes()),
+                    callout_cluster: AiproxyStr::EMPTY,
+                    callout_port: 0,
+                    callout_method: AiproxyStr::EMPTY,
+                    timeout_ms: 0,
+                };
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The host could not send the request `aiproxy_exchange_retry` returned and goes on with the
+/// answer it has.
+///
+/// # Safety
+/// `ex` must be a live exchange; `err` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_exchange_retry_not_sent(
+    ex: *mut AiproxyExchange,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    exchange_call(ex, err, |x| {
+        x.ex.retry_not_sent();
+        Ok(())
+    })
+}
+
+/// Number of API tokens currently out of the rotation (`failover`); 0 for a null config.
+///
+/// # Safety
+/// `cfg` must be null or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_config_tokens_out(cfg: *const AiproxyConfig) -> u64 {
+    catch_unwind(AssertUnwindSafe(|| {
+        cfg.as_ref()
+            .map_or(0, |c| c.inner.token_pool().tokens_out() as u64)
+    }))
+    .unwrap_or(0)
+}
