@@ -167,6 +167,12 @@ typedef struct AiproxyError AiproxyError;
 typedef struct AiproxyExchange AiproxyExchange;
 
 /**
+ * A list of due health checks from `aiproxy_config_due_health_checks`. Owned by the caller;
+ * free with `aiproxy_health_checks_free`.
+ */
+typedef struct AiproxyHealthChecks AiproxyHealthChecks;
+
+/**
  * A byte string: `ptr` points at `len` bytes (not NUL-terminated); `ptr` may be null when `len`
  * is 0.
  */
@@ -273,6 +279,22 @@ typedef struct {
   uint64_t completion_tokens;
   uint64_t total_tokens;
 } AiproxyUsage;
+
+/**
+ * One health check to send: `POST` to `authority` + `path` (through the host's route to the
+ * provider) with `headers` and `body`, within `timeout_ms`; then report its status with
+ * `aiproxy_config_on_health_check_result(cfg, token_index, status)`. Pointers are borrowed from
+ * the list until `aiproxy_health_checks_free`.
+ */
+typedef struct {
+  size_t token_index;
+  AiproxyStr authority;
+  AiproxyStr path;
+  const AiproxyHeader *headers;
+  size_t headers_len;
+  AiproxyStr body;
+  uint64_t timeout_ms;
+} AiproxyHealthCheck;
 
 #ifdef __cplusplus
 extern "C" {
@@ -532,6 +554,57 @@ int32_t aiproxy_exchange_retry_not_sent(AiproxyExchange *ex,
  * `cfg` must be null or a live configuration.
  */
 uint64_t aiproxy_config_tokens_out(const AiproxyConfig *cfg);
+
+/**
+ * Claims the health checks due now (one per out token whose `healthCheckInterval` passed) into a
+ * new list in `*out` (possibly empty). Calling it tells the library that this host sends checks,
+ * which turns half-open trials on live traffic off.
+ *
+ * # Safety
+ * `cfg` must be a live configuration; `out` writable; `err` null or writable.
+ */
+int32_t aiproxy_config_due_health_checks(const AiproxyConfig *cfg,
+                                         AiproxyHealthChecks **out,
+                                         AiproxyError **err);
+
+/**
+ * Number of checks in `list` (0 for null).
+ *
+ * # Safety
+ * `list` must be null or a live list.
+ */
+size_t aiproxy_health_checks_len(const AiproxyHealthChecks *list);
+
+/**
+ * Fills `*out` with check `index` of `list`.
+ *
+ * # Safety
+ * `list` must be a live list; `out` writable; `err` null or writable.
+ */
+int32_t aiproxy_health_checks_get(const AiproxyHealthChecks *list,
+                                  size_t index,
+                                  AiproxyHealthCheck *out,
+                                  AiproxyError **err);
+
+/**
+ * Frees a list from `aiproxy_config_due_health_checks` (null is a no-op).
+ *
+ * # Safety
+ * `list` must be null or a live list, not used afterwards.
+ */
+void aiproxy_health_checks_free(AiproxyHealthChecks *list);
+
+/**
+ * Reports the HTTP status of a health check of token `token_index` (0: it failed without a
+ * status). Only 200 passes.
+ *
+ * # Safety
+ * `cfg` must be a live configuration; `err` null or writable.
+ */
+int32_t aiproxy_config_on_health_check_result(const AiproxyConfig *cfg,
+                                              size_t token_index,
+                                              uint16_t status,
+                                              AiproxyError **err);
 
 #ifdef __cplusplus
 }  // extern "C"
