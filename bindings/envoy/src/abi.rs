@@ -316,6 +316,20 @@ extern "C" {
     ) -> CalloutInitResult;
 
     // ---- failover and retries (declared for the ABI check; described at the end of the file)
+    pub fn envoy_dynamic_module_callback_http_filter_config_define_gauge(
+        filter_config_envoy_ptr: HttpFilterConfigEnvoyPtr,
+        name: ModuleBuffer,
+        label_names: *mut ModuleBuffer,
+        label_names_length: usize,
+        gauge_id_ptr: *mut usize,
+    ) -> MetricsResult;
+    pub fn envoy_dynamic_module_callback_http_filter_set_gauge(
+        filter_envoy_ptr: HttpFilterEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> MetricsResult;
     pub fn envoy_dynamic_module_callback_http_get_cluster_name(
         filter_envoy_ptr: HttpFilterEnvoyPtr,
         result: *mut EnvoyBuffer,

@@ -7,7 +7,7 @@
 //!   traffic: with no requests, no token needs to come back.
 //! * Counters (label `provider`): `aiproxy_retries_total` (retries sent),
 //!   `aiproxy_failovers_total` (tokens that left the rotation), `aiproxy_tokens_restored_total`
-//!   (tokens that came back); tokens out = failovers − restored.
+//!   (tokens that came back), and the gauge `aiproxy_tokens_out`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +17,7 @@ use aiproxy::Config;
 
 use crate::filter::{
     log, CalloutResponse, CalloutResult, ConfigScheduler, CounterVecId, EnvoyConfigHandle,
-    EnvoyFilterConfig, EnvoyHttpFilter, LogLevel,
+    EnvoyFilterConfig, EnvoyHttpFilter, GaugeVecId, LogLevel,
 };
 
 const LABELS: [&str; 1] = ["provider"];
@@ -34,6 +34,7 @@ pub struct Failover {
     retries: CounterVecId,
     failovers: CounterVecId,
     restores: CounterVecId,
+    tokens_out: GaugeVecId,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -50,6 +51,9 @@ impl Failover {
         let retries = define("aiproxy_retries_total")?;
         let failovers = define("aiproxy_failovers_total")?;
         let restores = define("aiproxy_tokens_restored_total")?;
+        let tokens_out = envoy
+            .define_gauge_vec("aiproxy_tokens_out", &LABELS)
+            .map_err(|e| format!("cannot define gauge aiproxy_tokens_out: {e:?}"))?;
         let scheduler = if core.token_pool().enabled() {
             envoy.new_scheduler()
         } else {
@@ -67,6 +71,7 @@ impl Failover {
             retries,
             failovers,
             restores,
+            tokens_out,
         })
     }
 
@@ -92,6 +97,9 @@ impl Failover {
         }
         if back > 0 {
             let _ = envoy.increment_counter_vec(self.restores, &labels, back);
+        }
+        if out > 0 || back > 0 {
+            let _ = envoy.set_gauge_vec(self.tokens_out, &labels, pool.tokens_out() as u64);
         }
         let Some(scheduler) = &self.scheduler else {
             return;

@@ -1438,3 +1438,77 @@ pub(crate) fn on_config_callout_done(
         },
     )
 }
+
+/// A labelled gauge family defined in [`EnvoyFilterConfig::define_gauge_vec`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GaugeVecId {
+    id: usize,
+    labels: usize,
+}
+
+impl EnvoyFilterConfig {
+    /// Defines a gauge with labels: `<namespace>.<name>`, one tag per label.
+    pub fn define_gauge_vec(
+        &mut self,
+        name: &str,
+        labels: &[&str],
+    ) -> Result<GaugeVecId, MetricsError> {
+        let mut names: Vec<abi::ModuleBuffer> = labels
+            .iter()
+            .map(|l| abi::ModuleBuffer::from_bytes(l.as_bytes()))
+            .collect();
+        let mut id: usize = 0;
+        // SAFETY: ptr is the live config pointer of the current config_new hook; name and label
+        // buffers outlive the call.
+        let r = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_define_gauge(
+                self.ptr,
+                abi::ModuleBuffer::from_bytes(name.as_bytes()),
+                if names.is_empty() {
+                    std::ptr::null_mut()
+                } else {
+                    names.as_mut_ptr()
+                },
+                names.len(),
+                &mut id,
+            )
+        };
+        metrics_result(r).map(|()| GaugeVecId {
+            id,
+            labels: labels.len(),
+        })
+    }
+}
+
+impl EnvoyHttpFilter {
+    /// Sets one gauge of a family (one value per label, in definition order).
+    pub fn set_gauge_vec(
+        &mut self,
+        id: GaugeVecId,
+        values: &[&str],
+        value: u64,
+    ) -> Result<(), MetricsError> {
+        if values.len() != id.labels {
+            return Err(MetricsError::InvalidLabels);
+        }
+        let mut vs: Vec<abi::ModuleBuffer> = values
+            .iter()
+            .map(|v| abi::ModuleBuffer::from_bytes(v.as_bytes()))
+            .collect();
+        // SAFETY: live filter ptr; label buffers valid for the call.
+        let r = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_set_gauge(
+                self.ptr,
+                id.id,
+                if vs.is_empty() {
+                    std::ptr::null_mut()
+                } else {
+                    vs.as_mut_ptr()
+                },
+                vs.len(),
+                value,
+            )
+        };
+        metrics_result(r)
+    }
+}

@@ -154,6 +154,7 @@ def test_bad_token_leaves_the_rotation_and_returns_after_health_checks(rig: Rig)
             if rig.counter("aiproxy_failovers_total") >= 1:
                 break
         assert rig.counter("aiproxy_failovers_total") == 1, "the bad token never left the rotation"
+        assert rig.counter("aiproxy_tokens_out") == 1
         live = [e for m in marks for e in rig.upstream(m)]
         bad_live = [e for e in live if token_of(e) == BAD]
         assert len(bad_live) == 2, "leaves after failureThreshold (2) 429s in a row"
@@ -194,6 +195,7 @@ def test_bad_token_leaves_the_rotation_and_returns_after_health_checks(rig: Rig)
     used = [token_of(e) for m in back for e in rig.upstream(m)]
     assert set(used) == {GOOD, BAD}, "both tokens serve traffic again"
     assert rig.counter("aiproxy_failovers_total") == 1
+    assert rig.counter("aiproxy_tokens_out") == 0
 
 
 def test_retryable_503_on_a_stream_is_retried_into_one_clean_stream(rig: Rig) -> None:
