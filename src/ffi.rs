@@ -1064,14 +1064,11 @@ pub unsafe extern "C" fn aiproxy_config_due_health_checks(
     out: *mut *mut AiproxyHealthChecks,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    clear_err(err);
-    let r = guard(|| {
+    boundary(err, (), || {
         let cfg = cfg
             .as_ref()
-            .ok_or_else(|| e(AIPROXY_ERR_NULL_POINTER, "config is null"))?;
-        let out = out
-            .as_mut()
-            .ok_or_else(|| e(AIPROXY_ERR_NULL_POINTER, "out is null"))?;
+            .ok_or_else(|| e(ErrorCode::NullPointer, "config is null"))?;
+        let out = out_ref(out)?;
         let checks = cfg.inner.due_health_checks();
         let views = checks
             .iter()
@@ -1087,8 +1084,8 @@ pub unsafe extern "C" fn aiproxy_config_due_health_checks(
             .collect();
         *out = Box::into_raw(Box::new(AiproxyHealthChecks { checks, views }));
         Ok(())
-    });
-    finish(err, r)
+    })
+    .1
 }
 
 /// Number of checks in `list` (0 for null).
@@ -1111,19 +1108,16 @@ pub unsafe extern "C" fn aiproxy_health_checks_get(
     out: *mut AiproxyHealthCheck,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    clear_err(err);
-    let r = guard(|| {
+    boundary(err, (), || {
         let list = list
             .as_ref()
-            .ok_or_else(|| e(AIPROXY_ERR_NULL_POINTER, "list is null"))?;
-        let out = out
-            .as_mut()
-            .ok_or_else(|| e(AIPROXY_ERR_NULL_POINTER, "out is null"))?;
+            .ok_or_else(|| e(ErrorCode::NullPointer, "list is null"))?;
+        let out = out_ref(out)?;
         let (c, h) = list
             .checks
             .get(index)
             .zip(list.views.get(index))
-            .ok_or_else(|| e(AIPROXY_ERR_INVALID_ARGUMENT, "index out of range"))?;
+            .ok_or_else(|| e(ErrorCode::InvalidArgument, "index out of range"))?;
         *out = AiproxyHealthCheck {
             token_index: c.token_index,
             authority: AiproxyStr::of(c.authority.as_bytes()),
@@ -1134,8 +1128,8 @@ pub unsafe extern "C" fn aiproxy_health_checks_get(
             timeout_ms: c.timeout_ms,
         };
         Ok(())
-    });
-    finish(err, r)
+    })
+    .1
 }
 
 /// Frees a list from `aiproxy_config_due_health_checks` (null is a no-op).
@@ -1161,18 +1155,17 @@ pub unsafe extern "C" fn aiproxy_config_on_health_check_result(
     status: u16,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    clear_err(err);
-    let r = guard(|| {
+    boundary(err, (), || {
         let cfg = cfg
             .as_ref()
-            .ok_or_else(|| e(AIPROXY_ERR_NULL_POINTER, "config is null"))?;
+            .ok_or_else(|| e(ErrorCode::NullPointer, "config is null"))?;
         if token_index >= cfg.inner.provider.api_tokens.len() {
-            return Err(e(AIPROXY_ERR_INVALID_ARGUMENT, "token_index out of range"));
+            return Err(e(ErrorCode::InvalidArgument, "token_index out of range"));
         }
         cfg.inner.on_health_check_result(token_index, status);
         Ok(())
-    });
-    finish(err, r)
+    })
+    .1
 }
 
 #[cfg(test)]
