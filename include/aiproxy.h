@@ -94,6 +94,18 @@
 #define AIPROXY_MODE_BUFFER 2
 
 /**
+ * Retry result: send this request upstream instead, fields as for `AIPROXY_ACTION_FORWARD`
+ * (applied to the request that went upstream), with `timeout_ms` the `retryTimeout`; then treat
+ * its answer as the first (`aiproxy_exchange_retry`, then `aiproxy_exchange_on_response_headers`).
+ */
+#define AIPROXY_ACTION_RETRY 3
+
+/**
+ * Retry result: no retry; go on with `aiproxy_exchange_on_response_headers`.
+ */
+#define AIPROXY_ACTION_NO_RETRY 4
+
+/**
  * Stable numeric codes shared by the Rust API, the C API and the bindings: the single source of
  * the header's `AIPROXY_ERR_*` constants (cbindgen exports this enum as `AiproxyErr`, each
  * variant as `AIPROXY_ERR_<NAME>`). Values never change and are never reused; new codes are
@@ -153,6 +165,12 @@ typedef struct AiproxyError AiproxyError;
  * One request/response exchange.
  */
 typedef struct AiproxyExchange AiproxyExchange;
+
+/**
+ * A list of due health checks from `aiproxy_config_due_health_checks`. Owned by the caller;
+ * free with `aiproxy_health_checks_free`.
+ */
+typedef struct AiproxyHealthChecks AiproxyHealthChecks;
 
 /**
  * A byte string: `ptr` points at `len` bytes (not NUL-terminated); `ptr` may be null when `len`
@@ -261,6 +279,22 @@ typedef struct {
   uint64_t completion_tokens;
   uint64_t total_tokens;
 } AiproxyUsage;
+
+/**
+ * One health check to send: `POST` to `authority` + `path` (through the host's route to the
+ * provider) with `headers` and `body`, within `timeout_ms`; then report its status with
+ * `aiproxy_config_on_health_check_result(cfg, token_index, status)`. Pointers are borrowed from
+ * the list until `aiproxy_health_checks_free`.
+ */
+typedef struct {
+  size_t token_index;
+  AiproxyStr authority;
+  AiproxyStr path;
+  const AiproxyHeader *headers;
+  size_t headers_len;
+  AiproxyStr body;
+  uint64_t timeout_ms;
+} AiproxyHealthCheck;
 
 #ifdef __cplusplus
 extern "C" {
@@ -488,6 +522,89 @@ const char *aiproxy_error_field(const AiproxyError *err);
  * `err` must be null or an error returned through an `err` out-parameter, not yet freed.
  */
 void aiproxy_error_free(AiproxyError *err);
+
+/**
+ * Call with the upstream's status before `aiproxy_exchange_on_response_headers`, when the host can
+ * send the request again (nothing of the response reached the client yet). Fills `*out` with
+ * `AIPROXY_ACTION_RETRY` and a new request using another API token, or `AIPROXY_ACTION_NO_RETRY`.
+ * Pointers in `*out` are borrowed as for `aiproxy_exchange_on_request`.
+ *
+ * # Safety
+ * `ex` must be a live exchange; `out` writable; `err` null or writable.
+ */
+int32_t aiproxy_exchange_retry(AiproxyExchange *ex,
+                               uint16_t status,
+                               AiproxyRequestResult *out,
+                               AiproxyError **err);
+
+/**
+ * The host could not send the request `aiproxy_exchange_retry` returned and goes on with the
+ * answer it has.
+ *
+ * # Safety
+ * `ex` must be a live exchange; `err` null or writable.
+ */
+int32_t aiproxy_exchange_retry_not_sent(AiproxyExchange *ex,
+                                        AiproxyError **err);
+
+/**
+ * Number of API tokens currently out of the rotation (`failover`); 0 for a null config.
+ *
+ * # Safety
+ * `cfg` must be null or a live configuration.
+ */
+uint64_t aiproxy_config_tokens_out(const AiproxyConfig *cfg);
+
+/**
+ * Claims the health checks due now (one per out token whose `healthCheckInterval` passed) into a
+ * new list in `*out` (possibly empty). Calling it tells the library that this host sends checks,
+ * which turns half-open trials on live traffic off.
+ *
+ * # Safety
+ * `cfg` must be a live configuration; `out` writable; `err` null or writable.
+ */
+int32_t aiproxy_config_due_health_checks(const AiproxyConfig *cfg,
+                                         AiproxyHealthChecks **out,
+                                         AiproxyError **err);
+
+/**
+ * Number of checks in `list` (0 for null).
+ *
+ * # Safety
+ * `list` must be null or a live list.
+ */
+size_t aiproxy_health_checks_len(const AiproxyHealthChecks *list);
+
+/**
+ * Fills `*out` with check `index` of `list`.
+ *
+ * # Safety
+ * `list` must be a live list; `out` writable; `err` null or writable.
+ */
+int32_t aiproxy_health_checks_get(const AiproxyHealthChecks *list,
+                                  size_t index,
+                                  AiproxyHealthCheck *out,
+                                  AiproxyError **err);
+
+/**
+ * Frees a list from `aiproxy_config_due_health_checks` (null is a no-op).
+ *
+ * # Safety
+ * `list` must be null or a live list, not used afterwards.
+ */
+void aiproxy_health_checks_free(AiproxyHealthChecks *list);
+
+/**
+ * Reports the HTTP status of a health check of token `token_index` (0: it failed without a
+ * status). Only 200 passes.
+ *
+ * # Safety
+ * `cfg` must be a live configuration; `err` null or writable.
+ */
+int32_t aiproxy_config_on_health_check_result(const AiproxyConfig *cfg,
+                                              size_t token_index,
+                                              uint16_t status,
+                                              AiproxyError **err);
 
 #ifdef __cplusplus
 }  // extern "C"

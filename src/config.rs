@@ -107,6 +107,9 @@ pub struct ProviderConfig {
     pub custom_settings: Vec<CustomSetting>,
     /// `reasoningContentMode`: passthrough (default), ignore or concat.
     pub reasoning_mode: ReasoningMode,
+    /// `failover` and `retryOnFailure` (parsed in [`crate::failover`]).
+    pub failover: crate::failover::FailoverConfig,
+    pub retry_on_failure: crate::failover::RetryConfig,
     /// The whole `provider` object, for the provider's own fields. Never printed: it may hold
     /// signing keys.
     raw: Map<String, Value>,
@@ -123,6 +126,8 @@ impl fmt::Debug for ProviderConfig {
             .field("context", &self.context)
             .field("custom_settings", &self.custom_settings)
             .field("reasoning_mode", &self.reasoning_mode)
+            .field("failover", &self.failover)
+            .field("retry_on_failure", &self.retry_on_failure)
             .finish_non_exhaustive()
     }
 }
@@ -316,6 +321,7 @@ impl ProviderConfig {
         };
         let context = parse_context(obj.get("context").filter(|v| !v.is_null()))?;
         let custom_settings = parse_custom_settings(obj.get("customSettings"))?;
+        let (failover, retry_on_failure) = crate::failover::parse(obj)?;
 
         let reasoning_mode = match f.str("reasoningContentMode")? {
             None | Some("passthrough") => ReasoningMode::Passthrough,
@@ -337,6 +343,8 @@ impl ProviderConfig {
             protocol,
             context,
             custom_settings,
+            failover,
+            retry_on_failure,
             raw: obj.clone(),
         })
     }

@@ -23,7 +23,9 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 << 20;
 /// `Send + Sync`; share one `Arc<Config>` across all worker threads.
 pub struct Config {
     pub provider: ProviderConfig,
-    imp: Box<dyn Provider>,
+    pub(crate) imp: Box<dyn Provider>,
+    /// Token health for `failover`, shared by every exchange of this configuration.
+    pub(crate) tokens: crate::failover::TokenPool,
     pub max_request_bytes: usize,
     pub max_response_bytes: usize,
 }
@@ -45,9 +47,11 @@ impl Config {
     /// validates its own fields here.
     pub fn new(provider: ProviderConfig) -> Result<Self, ConfigError> {
         let imp = providers::build(&provider)?;
+        let tokens = crate::failover::TokenPool::new(provider.api_tokens.len(), &provider.failover);
         Ok(Self {
             provider,
             imp,
+            tokens,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         })
@@ -196,6 +200,8 @@ pub struct Exchange {
     rejected: Option<ProxyError>,
     /// Buffer mode producing an SSE stream (see `ResponseTranslator::buffered_as_stream`).
     buffer_as_sse: bool,
+    /// Token choice, failover reports and retries.
+    attempt: crate::failover::Attempt,
 }
 
 impl fmt::Debug for Exchange {
@@ -237,6 +243,7 @@ impl Exchange {
             buffered: Vec::new(),
             rejected: None,
             buffer_as_sse: false,
+            attempt: Default::default(),
         }
     }
 
@@ -280,7 +287,7 @@ impl Exchange {
         }
         let cfg = Arc::clone(&self.config);
         let pc = &cfg.provider;
-        let token = pc.pick_token();
+        let token = self.attempt.first(&cfg);
         if !cfg.translates(method, path) {
             return Ok(self.passthrough(path, body, token));
         }
@@ -461,6 +468,7 @@ impl Exchange {
 
     fn build_upstream(&mut self, body: &mut Value) -> Result<UpstreamRequest, ProxyError> {
         let cfg = Arc::clone(&self.config);
+        self.attempt.keep_body(&cfg, body);
         let info = RequestInfo {
             config: &cfg.provider,
             api: self.req.api.expect("set by parse_request"),
@@ -508,6 +516,42 @@ impl Exchange {
         })
     }
 
+    /// Step 2a, for hosts that retry (`retryOnFailure`): call with the upstream's status before
+    /// [`Exchange::on_response_headers`]. `Some` is the request to send instead, with another
+    /// token: apply it to the request that went upstream (like `Forward`), send it, and treat its
+    /// answer as if it were the first (this method, then `on_response_headers`). `None`: go on
+    /// with this response. Only translated requests are retried, and only before any response
+    /// byte was handed to the core, so a stream is retried only before its first byte.
+    pub fn retry_request(&mut self, status: u16) -> Option<UpstreamRequest> {
+        if self.stage != Stage::Forwarded || !self.req.translated {
+            return None;
+        }
+        let cfg = Arc::clone(&self.config);
+        self.attempt.report(&cfg, status);
+        let token = self.attempt.next(&cfg, status)?;
+        self.req.token = token.to_string();
+        let mut body = self.attempt.body.clone()?;
+        match self.build_upstream(&mut body) {
+            Ok(up) => Some(up),
+            Err(_) => {
+                // Cannot happen for a request that was built once; keep the first answer.
+                self.attempt.retry_not_sent();
+                None
+            }
+        }
+    }
+
+    /// The host could not send the request [`Exchange::retry_request`] returned; it goes on
+    /// with the previous answer.
+    pub fn retry_not_sent(&mut self) {
+        self.attempt.retry_not_sent();
+    }
+
+    /// Retries handed out so far.
+    pub fn retries(&self) -> u32 {
+        self.attempt.retries
+    }
+
     /// Step 2: the upstream's status and headers.
     pub fn on_response_headers(
         &mut self,
@@ -531,6 +575,7 @@ impl Exchange {
                 ))
             }
         }
+        self.attempt.report(&self.config, status);
         self.stage = Stage::ResponseHeaders;
         self.upstream_status = status;
         if !self.req.translated || self.translator.is_none() {

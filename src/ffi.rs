@@ -923,3 +923,349 @@ mod tests {
         assert_eq!((v, rc), (7, AIPROXY_ERR_INTERNAL));
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Retries (`retryOnFailure`)
+// ------------------------------------------------------------------------------------------
+
+/// Retry result: send this request upstream instead, fields as for `AIPROXY_ACTION_FORWARD`
+/// (applied to the request that went upstream), with `timeout_ms` the `retryTimeout`; then treat
+/// its answer as the first (`aiproxy_exchange_retry`, then `aiproxy_exchange_on_response_headers`).
+pub const AIPROXY_ACTION_RETRY: i32 = 3;
+/// Retry result: no retry; go on with `aiproxy_exchange_on_response_headers`.
+pub const AIPROXY_ACTION_NO_RETRY: i32 = 4;
+
+/// Call with the upstream's status before `aiproxy_exchange_on_response_headers`, when the host can
+/// send the request again (nothing of the response reached the client yet). Fills `*out` with
+/// `AIPROXY_ACTION_RETRY` and a new request using another API token, or `AIPROXY_ACTION_NO_RETRY`.
+/// Pointers in `*out` are borrowed as for `aiproxy_exchange_on_request`.
+///
+/// # Safety
+/// `ex` must be a live exchange; `out` writable; `err` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_exchange_retry(
+    ex: *mut AiproxyExchange,
+    status: u16,
+    out: *mut AiproxyRequestResult,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    exchange_call(ex, err, |x| {
+        let out = out_ref(out)?;
+        match x.ex.retry_request(status) {
+            Some(up) => {
+                x.action = Some(RequestAction::Forward(up));
+                x.fill_request_result(out);
+                out.action = AIPROXY_ACTION_RETRY;
+                out.timeout_ms = x.ex.config().provider.retry_on_failure.retry_timeout_ms;
+            }
+            None => {
+                *out = AiproxyRequestResult {
+                    action: AIPROXY_ACTION_NO_RETRY,
+                    status: 0,
+                    authority: AiproxyStr::EMPTY,
+                    path: AiproxyStr::EMPTY,
+                    remove_headers: std::ptr::null(),
+                    remove_headers_len: 0,
+                    headers: std::ptr::null(),
+                    headers_len: 0,
+                    body_replaced: false,
+                    body: AiproxyStr::EMPTY,
+                    model: AiproxyStr::of(x.ex.model_sent().as_bytes()),
+                    callout_cluster: AiproxyStr::EMPTY,
+                    callout_port: 0,
+                    callout_method: AiproxyStr::EMPTY,
+                    timeout_ms: 0,
+                };
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The host could not send the request `aiproxy_exchange_retry` returned and goes on with the
+/// answer it has.
+///
+/// # Safety
+/// `ex` must be a live exchange; `err` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_exchange_retry_not_sent(
+    ex: *mut AiproxyExchange,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    exchange_call(ex, err, |x| {
+        x.ex.retry_not_sent();
+        Ok(())
+    })
+}
+
+/// Number of API tokens currently out of the rotation (`failover`); 0 for a null config.
+///
+/// # Safety
+/// `cfg` must be null or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_config_tokens_out(cfg: *const AiproxyConfig) -> u64 {
+    catch_unwind(AssertUnwindSafe(|| {
+        cfg.as_ref()
+            .map_or(0, |c| c.inner.token_pool().tokens_out() as u64)
+    }))
+    .unwrap_or(0)
+}
+
+// ------------------------------------------------------------------------------------------
+// Health checks (`failover`)
+// ------------------------------------------------------------------------------------------
+
+/// A list of due health checks from `aiproxy_config_due_health_checks`. Owned by the caller;
+/// free with `aiproxy_health_checks_free`.
+pub struct AiproxyHealthChecks {
+    checks: Vec<crate::failover::HealthCheck>,
+    views: Vec<Vec<AiproxyHeader>>,
+}
+
+/// One health check to send: `POST` to `authority` + `path` (through the host's route to the
+/// provider) with `headers` and `body`, within `timeout_ms`; then report its status with
+/// `aiproxy_config_on_health_check_result(cfg, token_index, status)`. Pointers are borrowed from
+/// the list until `aiproxy_health_checks_free`.
+#[repr(C)]
+pub struct AiproxyHealthCheck {
+    pub token_index: usize,
+    pub authority: AiproxyStr,
+    pub path: AiproxyStr,
+    pub headers: *const AiproxyHeader,
+    pub headers_len: usize,
+    pub body: AiproxyStr,
+    pub timeout_ms: u64,
+}
+
+/// Claims the health checks due now (one per out token whose `healthCheckInterval` passed) into a
+/// new list in `*out` (possibly empty). Calling it tells the library that this host sends checks,
+/// which turns half-open trials on live traffic off.
+///
+/// # Safety
+/// `cfg` must be a live configuration; `out` writable; `err` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_config_due_health_checks(
+    cfg: *const AiproxyConfig,
+    out: *mut *mut AiproxyHealthChecks,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    boundary(err, (), || {
+        let cfg = cfg
+            .as_ref()
+            .ok_or_else(|| e(ErrorCode::NullPointer, "config is null"))?;
+        let out = out_ref(out)?;
+        let checks = cfg.inner.due_health_checks();
+        let views = checks
+            .iter()
+            .map(|c| {
+                c.headers
+                    .iter()
+                    .map(|(k, v)| AiproxyHeader {
+                        name: AiproxyStr::of(k.as_bytes()),
+                        value: AiproxyStr::of(v.as_bytes()),
+                    })
+                    .collect()
+            })
+            .collect();
+        *out = Box::into_raw(Box::new(AiproxyHealthChecks { checks, views }));
+        Ok(())
+    })
+    .1
+}
+
+/// Number of checks in `list` (0 for null).
+///
+/// # Safety
+/// `list` must be null or a live list.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_health_checks_len(list: *const AiproxyHealthChecks) -> usize {
+    list.as_ref().map_or(0, |l| l.checks.len())
+}
+
+/// Fills `*out` with check `index` of `list`.
+///
+/// # Safety
+/// `list` must be a live list; `out` writable; `err` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_health_checks_get(
+    list: *const AiproxyHealthChecks,
+    index: usize,
+    out: *mut AiproxyHealthCheck,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    boundary(err, (), || {
+        let list = list
+            .as_ref()
+            .ok_or_else(|| e(ErrorCode::NullPointer, "list is null"))?;
+        let out = out_ref(out)?;
+        let (c, h) = list
+            .checks
+            .get(index)
+            .zip(list.views.get(index))
+            .ok_or_else(|| e(ErrorCode::InvalidArgument, "index out of range"))?;
+        *out = AiproxyHealthCheck {
+            token_index: c.token_index,
+            authority: AiproxyStr::of(c.authority.as_bytes()),
+            path: AiproxyStr::of(c.path.as_bytes()),
+            headers: h.as_ptr(),
+            headers_len: h.len(),
+            body: AiproxyStr::of(&c.body),
+            timeout_ms: c.timeout_ms,
+        };
+        Ok(())
+    })
+    .1
+}
+
+/// Frees a list from `aiproxy_config_due_health_checks` (null is a no-op).
+///
+/// # Safety
+/// `list` must be null or a live list, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_health_checks_free(list: *mut AiproxyHealthChecks) {
+    if !list.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(list))));
+    }
+}
+
+/// Reports the HTTP status of a health check of token `token_index` (0: it failed without a
+/// status). Only 200 passes.
+///
+/// # Safety
+/// `cfg` must be a live configuration; `err` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_config_on_health_check_result(
+    cfg: *const AiproxyConfig,
+    token_index: usize,
+    status: u16,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    boundary(err, (), || {
+        let cfg = cfg
+            .as_ref()
+            .ok_or_else(|| e(ErrorCode::NullPointer, "config is null"))?;
+        if token_index >= cfg.inner.provider.api_tokens.len() {
+            return Err(e(ErrorCode::InvalidArgument, "token_index out of range"));
+        }
+        cfg.inner.on_health_check_result(token_index, status);
+        Ok(())
+    })
+    .1
+}
+
+#[cfg(test)]
+mod failover_tests {
+    use super::*;
+
+    fn hv(name: &'static str, value: &'static str) -> AiproxyHeader {
+        AiproxyHeader {
+            name: AiproxyStr::of(name.as_bytes()),
+            value: AiproxyStr::of(value.as_bytes()),
+        }
+    }
+
+    unsafe fn text<'a>(s: AiproxyStr) -> &'a str {
+        std::str::from_utf8(std::slice::from_raw_parts(s.ptr, s.len)).unwrap()
+    }
+
+    unsafe fn auth(r: &AiproxyRequestResult) -> String {
+        std::slice::from_raw_parts(r.headers, r.headers_len)
+            .iter()
+            .find(|h| text(h.name).eq_ignore_ascii_case("authorization"))
+            .map(|h| text(h.value).to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn c_api_retry_and_health_checks() {
+        let json = br#"{"provider": {"type": "openai", "apiTokens": ["t1", "t2"],
+            "failover": {"enabled": true, "healthCheckModel": "m", "failureThreshold": 1,
+                         "healthCheckInterval": 1},
+            "retryOnFailure": {"enabled": true, "retryTimeout": 1234, "retryOnStatus": ["429"]}}}"#;
+        unsafe {
+            let mut err = std::ptr::null_mut();
+            let cfg = aiproxy_config_new(json.as_ptr(), json.len(), &mut err);
+            assert!(!cfg.is_null());
+            let ex = aiproxy_exchange_new(cfg, &mut err);
+            let body = br#"{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}"#;
+            let headers = [hv("content-type", "application/json")];
+            let mut out: AiproxyRequestResult = std::mem::zeroed();
+            let path = "/v1/chat/completions";
+            assert_eq!(
+                aiproxy_exchange_on_request(
+                    ex,
+                    "POST".as_ptr(),
+                    4,
+                    path.as_ptr(),
+                    path.len(),
+                    headers.as_ptr(),
+                    1,
+                    body.as_ptr(),
+                    body.len(),
+                    &mut out,
+                    &mut err,
+                ),
+                AIPROXY_OK
+            );
+            let first = auth(&out);
+            assert_eq!(
+                aiproxy_exchange_retry(ex, 400, &mut out, &mut err),
+                AIPROXY_OK
+            );
+            assert_eq!(out.action, AIPROXY_ACTION_NO_RETRY);
+            assert_eq!(
+                aiproxy_exchange_retry(ex, 429, &mut out, &mut err),
+                AIPROXY_OK
+            );
+            assert_eq!(out.action, AIPROXY_ACTION_RETRY);
+            assert_eq!(out.timeout_ms, 1234);
+            assert!(out.body_replaced);
+            assert_ne!(auth(&out), first);
+            assert_eq!(text(out.authority), "api.openai.com");
+            assert_eq!(aiproxy_exchange_retry_not_sent(ex, &mut err), AIPROXY_OK);
+            // The 429 took the first token out (failureThreshold 1).
+            assert_eq!(aiproxy_config_tokens_out(cfg), 1);
+            aiproxy_exchange_free(ex);
+
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let mut list = std::ptr::null_mut();
+            assert_eq!(
+                aiproxy_config_due_health_checks(cfg, &mut list, &mut err),
+                AIPROXY_OK
+            );
+            assert_eq!(aiproxy_health_checks_len(list), 1);
+            let mut check: AiproxyHealthCheck = std::mem::zeroed();
+            assert_eq!(
+                aiproxy_health_checks_get(list, 0, &mut check, &mut err),
+                AIPROXY_OK
+            );
+            assert_eq!(text(check.path), "/v1/chat/completions");
+            assert!(text(check.body).contains("who are you?"));
+            assert_eq!(
+                aiproxy_health_checks_get(list, 1, &mut check, &mut err),
+                AIPROXY_ERR_INVALID_ARGUMENT
+            );
+            aiproxy_error_free(err);
+            err = std::ptr::null_mut();
+            let index = {
+                let mut c: AiproxyHealthCheck = std::mem::zeroed();
+                aiproxy_health_checks_get(list, 0, &mut c, &mut err);
+                c.token_index
+            };
+            aiproxy_health_checks_free(list);
+            assert_eq!(
+                aiproxy_config_on_health_check_result(cfg, 9, 200, &mut err),
+                AIPROXY_ERR_INVALID_ARGUMENT
+            );
+            aiproxy_error_free(err);
+            err = std::ptr::null_mut();
+            assert_eq!(
+                aiproxy_config_on_health_check_result(cfg, index, 200, &mut err),
+                AIPROXY_OK
+            );
+            assert_eq!(aiproxy_config_tokens_out(cfg), 0);
+            assert_eq!(aiproxy_config_tokens_out(std::ptr::null()), 0);
+            aiproxy_config_free(cfg);
+        }
+    }
+}

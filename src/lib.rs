@@ -6,6 +6,7 @@ pub mod context;
 pub mod custom_settings;
 pub mod error;
 pub mod exchange;
+pub mod failover;
 pub mod ffi;
 pub mod model_mapping;
 pub mod openai;

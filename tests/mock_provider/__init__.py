@@ -65,6 +65,26 @@ class MockHandle:
         """Forget the recorded requests."""
         self._call("DELETE", "/__mock/requests")
 
+    def add_fault(self, token: str, status: int, count: int | None = None) -> dict[str, Any]:
+        """Make requests with API key ``token`` (``"*"``: any) answer ``status`` (``count`` times)."""
+        data = json.dumps({"token": token, "status": status, "count": count}).encode()
+        request = urllib.request.Request(
+            self.base_url + "/__mock/faults", data=data, method="POST", headers={"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10.0) as response:  # noqa: S310 - loopback only
+            result = json.loads(response.read())
+        assert isinstance(result, dict)
+        return result
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The injected faults with their hit counts."""
+        result = self._call("GET", "/__mock/faults")
+        assert isinstance(result, list)
+        return result
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/__mock/faults")
+
     def healthy(self) -> bool:
         try:
             result = self._call("GET", "/__mock/health", timeout=2.0)

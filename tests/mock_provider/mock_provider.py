@@ -44,7 +44,12 @@ in it (e.g. in the user message, ``"[mock:error-429] hi"``) is honoured when no
 ``x-mock-scenario`` header is present.
 
 Control endpoints (not recorded): ``GET /__mock/health``, ``GET /__mock/requests``
-(the request log, JSON), ``DELETE /__mock/requests`` (clear it).  Each log entry
+(the request log, JSON), ``DELETE /__mock/requests`` (clear it), and token faults for failover
+tests: ``POST /__mock/faults`` with ``{"token": "<api key>" | "*", "status": 429, "count": N}``
+makes requests carrying that API key (bearer, ``x-api-key``, ``api-key``, ``x-goog-api-key`` or
+``?key=``; ``*``: any request) answer the provider's error with that status, the next ``N`` times
+(``count`` absent or null: until cleared); ``GET /__mock/faults`` lists them with their hits,
+``DELETE /__mock/faults`` clears them.  Each log entry
 has method, host, path (with query), lower-cased headers, raw body text, parsed
 JSON (or null), the provider label and scenario, and a ``response`` record
 (status, streamed, events_sent, completed, client_disconnected) updated while the
@@ -1529,6 +1534,68 @@ class RequestLog:
 
 
 # --------------------------------------------------------------------------
+# Token faults
+# --------------------------------------------------------------------------
+
+
+def credential(req: MockRequest) -> str:
+    """The API key a request carries, in whichever header or parameter its provider uses."""
+    auth = req.header("authorization")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    for name in ("x-api-key", "api-key", "x-goog-api-key"):
+        value = req.header(name)
+        if value:
+            return value.strip()
+    return req.qparam("key")
+
+
+class FaultTable:
+    """Thread-safe list of injected faults: ``{"token", "status", "count", "hits"}``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[dict[str, Any]] = []
+
+    def add(self, spec: Any) -> dict[str, Any]:
+        if not isinstance(spec, dict):
+            raise ValueError("fault must be a JSON object")
+        token, status, count = spec.get("token"), spec.get("status"), spec.get("count")
+        if not isinstance(token, str) or not token:
+            raise ValueError("'token' must be a non-empty string")
+        if not isinstance(status, int) or not 100 <= status <= 599:
+            raise ValueError("'status' must be an HTTP status")
+        if count is not None and (not isinstance(count, int) or count < 1):
+            raise ValueError("'count' must be a positive integer or null")
+        fault = {"token": token, "status": status, "count": count, "hits": 0}
+        with self._lock:
+            self._faults.append(fault)
+        return dict(fault)
+
+    def take(self, token: str) -> int | None:
+        """The status of the first fault matching ``token``, consuming one of its uses."""
+        with self._lock:
+            for fault in self._faults:
+                if fault["token"] not in ("*", token):
+                    continue
+                if fault["count"] is not None and fault["hits"] >= fault["count"]:
+                    continue
+                fault["hits"] += 1
+                return int(fault["status"])
+        return None
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(f) for f in self._faults]
+
+    def clear(self) -> int:
+        with self._lock:
+            count = len(self._faults)
+            self._faults.clear()
+            return count
+
+
+# --------------------------------------------------------------------------
 # HTTP server
 # --------------------------------------------------------------------------
 
@@ -1558,6 +1625,7 @@ class MockServer(ThreadingHTTPServer):
         super().__init__(address, MockHandler)
         self.config = config
         self.log = RequestLog()
+        self.faults = FaultTable()
 
 
 class MockHandler(BaseHTTPRequestHandler):
@@ -1657,7 +1725,7 @@ class MockHandler(BaseHTTPRequestHandler):
         route = split.path or "/"
 
         if route.startswith("/__mock/"):
-            self._control(route)
+            self._control(route, body)
             return
 
         headers: dict[str, str] = {}
@@ -1681,6 +1749,9 @@ class MockHandler(BaseHTTPRequestHandler):
         )
         target = resolve(req)
         scenario = req.header("x-mock-scenario").strip().lower() or body_scenario(text)
+        fault = self.server.faults.take(credential(req))
+        if fault is not None:
+            scenario = f"error-{fault}"
         entry = self.server.log.add(
             {
                 "time": time.time(),
@@ -1782,9 +1853,21 @@ class MockHandler(BaseHTTPRequestHandler):
         self._write(b"0\r\n\r\n")
         log.update(entry, completed=True)
 
-    def _control(self, route: str) -> None:
+    def _control(self, route: str, body: bytes = b"") -> None:
         log = self.server.log
-        if route == "/__mock/health" and self.command == "GET":
+        faults = self.server.faults
+        if route == "/__mock/faults" and self.command == "POST":
+            try:
+                added = faults.add(json.loads(body or b"null"))
+            except ValueError as exc:
+                self._simple(400, {"error": {"message": str(exc), "type": "mock_error", "param": None, "code": None}})
+                return
+            self._simple(200, added)
+        elif route == "/__mock/faults" and self.command == "GET":
+            self._simple(200, faults.snapshot())
+        elif route == "/__mock/faults" and self.command == "DELETE":
+            self._simple(200, {"cleared": faults.clear()})
+        elif route == "/__mock/health" and self.command == "GET":
             self._simple(200, {"status": "ok"})
         elif route == "/__mock/requests" and self.command == "GET":
             data = log.snapshot().encode("utf-8")

@@ -919,3 +919,40 @@ def test_hostile_scenarios(mock: MockHandle) -> None:
     assert text.status == 503 and text.headers["content-type"].startswith("text/plain")
     page = post(mock.port, "/v1/chat/completions", {"messages": OPENAI_MESSAGES}, {"x-mock-scenario": "html-error"})
     assert page.status == 502 and b"Bad Gateway" in page.body
+
+
+# --------------------------------------------------------------------------
+# token faults (failover tests)
+# --------------------------------------------------------------------------
+
+
+def test_token_faults_answer_the_provider_error_for_that_key_only(mock: MockHandle) -> None:
+    mock.clear_faults()
+    try:
+        mock.add_fault("sk-bad", 429)
+        mock.add_fault("*", 503, count=1)
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+        # The wildcard fault is listed second: the key-specific one wins for sk-bad...
+        bad = post(mock.port, "/v1/chat/completions", body, {"Authorization": "Bearer sk-bad"})
+        assert bad.status == 429 and "error" in bad.json()
+        # ...and the next other request takes the one-shot wildcard, then the key is healthy.
+        first = post(mock.port, "/v1/chat/completions", body, {"Authorization": "Bearer sk-good"})
+        assert first.status == 503
+        good = post(mock.port, "/v1/chat/completions", body, {"Authorization": "Bearer sk-good"})
+        assert good.status == 200
+        # Claude's x-api-key carries the key too.
+        claude = post(
+            mock.port,
+            "/v1/messages",
+            {"model": "claude-3", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+            {"x-api-key": "sk-bad"},
+        )
+        assert claude.status == 429 and claude.json()["type"] == "error"
+        hits = {(f["token"], f["status"]): f["hits"] for f in mock.faults()}
+        assert hits == {("sk-bad", 429): 2, ("*", 503): 1}
+        assert request(mock.port, "POST", "/__mock/faults", {"token": "", "status": 429}).status == 400
+    finally:
+        mock.clear_faults()
+    assert mock.faults() == []
+    ok = post(mock.port, "/v1/chat/completions", {"model": "m", "messages": []}, {"Authorization": "Bearer sk-bad"})
+    assert ok.status == 200

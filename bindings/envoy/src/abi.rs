@@ -322,6 +322,45 @@ extern "C" {
         body: ModuleBuffer,
         timeout_milliseconds: u64,
     ) -> CalloutInitResult;
+
+    // ---- failover and retries (declared for the ABI check; described at the end of the file)
+    pub fn envoy_dynamic_module_callback_http_filter_config_define_gauge(
+        filter_config_envoy_ptr: HttpFilterConfigEnvoyPtr,
+        name: ModuleBuffer,
+        label_names: *mut ModuleBuffer,
+        label_names_length: usize,
+        gauge_id_ptr: *mut usize,
+    ) -> MetricsResult;
+    pub fn envoy_dynamic_module_callback_http_filter_set_gauge(
+        filter_envoy_ptr: HttpFilterEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> MetricsResult;
+    pub fn envoy_dynamic_module_callback_http_get_cluster_name(
+        filter_envoy_ptr: HttpFilterEnvoyPtr,
+        result: *mut EnvoyBuffer,
+    ) -> bool;
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(
+        filter_config_envoy_ptr: HttpFilterConfigEnvoyPtr,
+    ) -> HttpFilterConfigSchedulerPtr;
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+        scheduler: HttpFilterConfigSchedulerPtr,
+    );
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+        scheduler: HttpFilterConfigSchedulerPtr,
+        event_id: u64,
+    );
+    pub fn envoy_dynamic_module_callback_http_filter_config_http_callout(
+        filter_config_envoy_ptr: HttpFilterConfigEnvoyPtr,
+        callout_id_out: *mut u64,
+        cluster_name: ModuleBuffer,
+        headers: *mut ModuleHttpHeader,
+        headers_size: usize,
+        body: ModuleBuffer,
+        timeout_milliseconds: u64,
+    ) -> CalloutInitResult;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -538,4 +577,44 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buf
     _filter_envoy_ptr: HttpFilterEnvoyPtr,
     _filter_module_ptr: HttpFilterModulePtr,
 ) {
+}
+
+// ------------------------------------------------------------------------------------------
+// Failover and retries: the route's cluster (retry callouts) and configuration-level callouts
+// driven by the configuration scheduler (health checks, on the main thread).
+// ------------------------------------------------------------------------------------------
+
+/// `envoy_dynamic_module_type_http_filter_config_scheduler_module_ptr`.
+pub type HttpFilterConfigSchedulerPtr = *mut c_void;
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
+    filter_config_envoy_ptr: HttpFilterConfigEnvoyPtr,
+    filter_config_ptr: HttpFilterConfigModulePtr,
+    event_id: u64,
+) {
+    rt::on_config_scheduled(filter_config_envoy_ptr, filter_config_ptr, event_id)
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
+    filter_config_envoy_ptr: HttpFilterConfigEnvoyPtr,
+    filter_config_ptr: HttpFilterConfigModulePtr,
+    callout_id: u64,
+    result: CalloutResultRaw,
+    headers: *mut EnvoyHttpHeader,
+    headers_size: usize,
+    body_chunks: *mut EnvoyBuffer,
+    body_chunks_size: usize,
+) {
+    rt::on_config_callout_done(
+        filter_config_envoy_ptr,
+        filter_config_ptr,
+        callout_id,
+        result,
+        headers,
+        headers_size,
+        body_chunks,
+        body_chunks_size,
+    )
 }

@@ -164,6 +164,16 @@ impl CalloutResponse {
 pub trait HttpFilterConfig: Send + Sync + 'static {
     /// Called for each HTTP stream, on the worker thread that serves it.
     fn new_filter(&self) -> Box<dyn HttpFilter>;
+    /// An event committed with [`ConfigScheduler::commit`], on the main thread.
+    fn on_scheduled(&self, _envoy: &mut EnvoyConfigHandle, _event_id: u64) {}
+    /// The answer to [`EnvoyConfigHandle::callout`], on the main thread.
+    fn on_callout_done(
+        &self,
+        _envoy: &mut EnvoyConfigHandle,
+        _callout_id: u64,
+        _response: CalloutResponse,
+    ) {
+    }
 }
 
 /// One per HTTP stream. Every method has a pass-through default.
@@ -1229,4 +1239,289 @@ pub(crate) fn on_local_reply(
 /// Keeps `CStr` in the public surface for callers that need the compiled-in ABI version.
 pub fn abi_version() -> &'static CStr {
     abi::ABI_VERSION
+}
+
+// ------------------------------------------------------------------------------------------
+// Configuration-level scheduler and callouts (failover health checks), and the route's cluster
+// ------------------------------------------------------------------------------------------
+
+/// Posts events to [`HttpFilterConfig::on_scheduled`] on Envoy's main thread. Any thread may
+/// commit; Envoy drops events for a configuration that is gone.
+pub struct ConfigScheduler {
+    ptr: abi::HttpFilterConfigSchedulerPtr,
+}
+
+// SAFETY: Envoy's configuration scheduler only posts to the main dispatcher, which is
+// thread-safe, and holds a weak reference to the configuration.
+unsafe impl Send for ConfigScheduler {}
+// SAFETY: as above; `commit` takes `&self` and Envoy's commit is thread-safe.
+unsafe impl Sync for ConfigScheduler {}
+
+impl ConfigScheduler {
+    pub fn commit(&self, event_id: u64) {
+        // SAFETY: ptr came from scheduler_new and is deleted only in Drop.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+                self.ptr, event_id,
+            )
+        }
+    }
+}
+
+impl Drop for ConfigScheduler {
+    fn drop(&mut self) {
+        // SAFETY: ptr came from scheduler_new; deleted once.
+        unsafe { abi::envoy_dynamic_module_callback_http_filter_config_scheduler_delete(self.ptr) }
+    }
+}
+
+impl EnvoyFilterConfig {
+    /// A scheduler for this configuration (`None` if Envoy returned none).
+    pub fn new_scheduler(&mut self) -> Option<ConfigScheduler> {
+        // SAFETY: ptr is the live config pointer of the current config_new hook.
+        let ptr = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_scheduler_new(self.ptr)
+        };
+        (!ptr.is_null()).then_some(ConfigScheduler { ptr })
+    }
+}
+
+/// Envoy's side of a filter configuration inside a main-thread configuration hook.
+pub struct EnvoyConfigHandle {
+    ptr: abi::HttpFilterConfigEnvoyPtr,
+    _not_send: PhantomData<*mut ()>,
+}
+
+fn callout_result(r: abi::CalloutInitResult) -> Result<(), CalloutError> {
+    match r {
+        abi::CALLOUT_INIT_SUCCESS => Ok(()),
+        abi::CALLOUT_INIT_MISSING_REQUIRED_HEADERS => Err(CalloutError::MissingRequiredHeaders),
+        abi::CALLOUT_INIT_CLUSTER_NOT_FOUND => Err(CalloutError::ClusterNotFound),
+        abi::CALLOUT_INIT_DUPLICATE_CALLOUT_ID => Err(CalloutError::DuplicateCalloutId),
+        abi::CALLOUT_INIT_CANNOT_CREATE_REQUEST => Err(CalloutError::CannotCreateRequest),
+        other => Err(CalloutError::Other(other)),
+    }
+}
+
+impl EnvoyConfigHandle {
+    /// A one-shot HTTP request to `cluster` owned by the configuration (headers must include
+    /// `:method`, `:path`, `host`); the answer arrives in [`HttpFilterConfig::on_callout_done`].
+    pub fn callout(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Result<u64, CalloutError> {
+        let mut hs = module_headers(headers);
+        let mut id: u64 = 0;
+        // SAFETY: live config pointer of the current main-thread hook; buffers valid for the
+        // call (Envoy copies them).
+        let r = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_http_callout(
+                self.ptr,
+                &mut id,
+                abi::ModuleBuffer::from_bytes(cluster.as_bytes()),
+                if hs.is_empty() {
+                    std::ptr::null_mut()
+                } else {
+                    hs.as_mut_ptr()
+                },
+                hs.len(),
+                abi::ModuleBuffer::from_bytes(body),
+                timeout_ms,
+            )
+        };
+        callout_result(r).map(|()| id)
+    }
+}
+
+impl EnvoyHttpFilter {
+    /// The name of the cluster the stream's route points at.
+    pub fn cluster_name(&self) -> Option<String> {
+        let mut buf = abi::EnvoyBuffer::null();
+        // SAFETY: live filter ptr; buf is written by Envoy and valid during this hook.
+        let ok =
+            unsafe { abi::envoy_dynamic_module_callback_http_get_cluster_name(self.ptr, &mut buf) };
+        if !ok || buf.ptr.is_null() {
+            return None;
+        }
+        // SAFETY: as above.
+        String::from_utf8(unsafe { copy_envoy_buffer(&buf) }).ok()
+    }
+}
+
+/// Copies a callout answer out of Envoy's buffers.
+///
+/// SAFETY: the pointers come from Envoy during the current hook, with the given sizes.
+unsafe fn copy_callout_response(
+    result: abi::CalloutResultRaw,
+    headers: *mut abi::EnvoyHttpHeader,
+    headers_size: usize,
+    body_chunks: *mut abi::EnvoyBuffer,
+    body_chunks_size: usize,
+) -> CalloutResponse {
+    let mut response = CalloutResponse {
+        result: match result {
+            abi::CALLOUT_SUCCESS => CalloutResult::Success,
+            abi::CALLOUT_RESET => CalloutResult::Reset,
+            abi::CALLOUT_EXCEED_RESPONSE_BUFFER_LIMIT => CalloutResult::ExceedResponseBufferLimit,
+            other => CalloutResult::Other(other),
+        },
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
+    if !headers.is_null() {
+        for h in std::slice::from_raw_parts(headers, headers_size) {
+            response.headers.push((
+                copy_envoy_buffer(&abi::EnvoyBuffer {
+                    ptr: h.key_ptr,
+                    length: h.key_length,
+                }),
+                copy_envoy_buffer(&abi::EnvoyBuffer {
+                    ptr: h.value_ptr,
+                    length: h.value_length,
+                }),
+            ));
+        }
+    }
+    if !body_chunks.is_null() {
+        for c in std::slice::from_raw_parts(body_chunks, body_chunks_size) {
+            response.body.extend_from_slice(&copy_envoy_buffer(c));
+        }
+    }
+    response
+}
+
+fn with_config(
+    hook: &str,
+    envoy_ptr: abi::HttpFilterConfigEnvoyPtr,
+    module_ptr: abi::HttpFilterConfigModulePtr,
+    f: impl FnOnce(&dyn HttpFilterConfig, &mut EnvoyConfigHandle),
+) {
+    guard(hook, (), || {
+        if module_ptr.is_null() || envoy_ptr.is_null() {
+            return;
+        }
+        // SAFETY: module_ptr is a live ConfigState (from on_config_new; Envoy runs config hooks
+        // only while the configuration exists); shared access, as for worker threads.
+        let state = unsafe { &*(module_ptr as *const ConfigState) };
+        let mut handle = EnvoyConfigHandle {
+            ptr: envoy_ptr,
+            _not_send: PhantomData,
+        };
+        f(state.config.as_ref(), &mut handle)
+    })
+}
+
+pub(crate) fn on_config_scheduled(
+    envoy_ptr: abi::HttpFilterConfigEnvoyPtr,
+    module_ptr: abi::HttpFilterConfigModulePtr,
+    event_id: u64,
+) {
+    with_config(
+        "on_http_filter_config_scheduled",
+        envoy_ptr,
+        module_ptr,
+        |c, h| c.on_scheduled(h, event_id),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn on_config_callout_done(
+    envoy_ptr: abi::HttpFilterConfigEnvoyPtr,
+    module_ptr: abi::HttpFilterConfigModulePtr,
+    callout_id: u64,
+    result: abi::CalloutResultRaw,
+    headers: *mut abi::EnvoyHttpHeader,
+    headers_size: usize,
+    body_chunks: *mut abi::EnvoyBuffer,
+    body_chunks_size: usize,
+) {
+    with_config(
+        "on_http_filter_config_http_callout_done",
+        envoy_ptr,
+        module_ptr,
+        |c, h| {
+            // SAFETY: Envoy passes valid arrays of the given sizes for this hook.
+            let response = unsafe {
+                copy_callout_response(result, headers, headers_size, body_chunks, body_chunks_size)
+            };
+            c.on_callout_done(h, callout_id, response)
+        },
+    )
+}
+
+/// A labelled gauge family defined in [`EnvoyFilterConfig::define_gauge_vec`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GaugeVecId {
+    id: usize,
+    labels: usize,
+}
+
+impl EnvoyFilterConfig {
+    /// Defines a gauge with labels: `<namespace>.<name>`, one tag per label.
+    pub fn define_gauge_vec(
+        &mut self,
+        name: &str,
+        labels: &[&str],
+    ) -> Result<GaugeVecId, MetricsError> {
+        let mut names: Vec<abi::ModuleBuffer> = labels
+            .iter()
+            .map(|l| abi::ModuleBuffer::from_bytes(l.as_bytes()))
+            .collect();
+        let mut id: usize = 0;
+        // SAFETY: ptr is the live config pointer of the current config_new hook; name and label
+        // buffers outlive the call.
+        let r = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_define_gauge(
+                self.ptr,
+                abi::ModuleBuffer::from_bytes(name.as_bytes()),
+                if names.is_empty() {
+                    std::ptr::null_mut()
+                } else {
+                    names.as_mut_ptr()
+                },
+                names.len(),
+                &mut id,
+            )
+        };
+        metrics_result(r).map(|()| GaugeVecId {
+            id,
+            labels: labels.len(),
+        })
+    }
+}
+
+impl EnvoyHttpFilter {
+    /// Sets one gauge of a family (one value per label, in definition order).
+    pub fn set_gauge_vec(
+        &mut self,
+        id: GaugeVecId,
+        values: &[&str],
+        value: u64,
+    ) -> Result<(), MetricsError> {
+        if values.len() != id.labels {
+            return Err(MetricsError::InvalidLabels);
+        }
+        let mut vs: Vec<abi::ModuleBuffer> = values
+            .iter()
+            .map(|v| abi::ModuleBuffer::from_bytes(v.as_bytes()))
+            .collect();
+        // SAFETY: live filter ptr; label buffers valid for the call.
+        let r = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_set_gauge(
+                self.ptr,
+                id.id,
+                if vs.is_empty() {
+                    std::ptr::null_mut()
+                } else {
+                    vs.as_mut_ptr()
+                },
+                vs.len(),
+                value,
+            )
+        };
+        metrics_result(r)
+    }
 }

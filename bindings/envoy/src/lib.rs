@@ -9,6 +9,7 @@
 //! Per stream the filter drives one [`aiproxy::Exchange`] (see [`proxy`]).
 
 mod abi;
+mod failover;
 pub mod filter;
 mod proxy;
 
@@ -32,6 +33,7 @@ pub(crate) fn new_filter_config(
     let core = aiproxy::Config::from_json(config)
         .map_err(|e| format!("invalid aiproxy configuration: {e}"))?;
     let metrics = proxy::Metrics::define(envoy)?;
+    let failover = failover::Failover::define(envoy, &core)?;
     log(
         LogLevel::Info,
         &format!(
@@ -40,5 +42,5 @@ pub(crate) fn new_filter_config(
             aiproxy::VERSION
         ),
     );
-    Ok(Box::new(proxy::ProxyConfig::new(core, metrics)))
+    Ok(Box::new(proxy::ProxyConfig::new(core, metrics, failover)))
 }

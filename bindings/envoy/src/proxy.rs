@@ -31,10 +31,11 @@ use std::sync::{Arc, Mutex};
 use aiproxy::context::Callout;
 use aiproxy::{Config, Exchange, LocalReply, RequestAction, ResponseMode, UpstreamRequest};
 
+use crate::failover::Failover;
 use crate::filter::{
-    log, BodyStatus, CalloutResponse, CalloutResult, CounterVecId, Direction, EnvoyFilterConfig,
-    EnvoyHttpFilter, Headers, HeadersStatus, HttpFilter, HttpFilterConfig, LocalReplyStatus,
-    LogLevel, TrailersStatus,
+    log, BodyStatus, CalloutResponse, CalloutResult, CounterVecId, Direction, EnvoyConfigHandle,
+    EnvoyFilterConfig, EnvoyHttpFilter, Headers, HeadersStatus, HttpFilter, HttpFilterConfig,
+    LocalReplyStatus, LogLevel, TrailersStatus,
 };
 
 /// Dynamic metadata namespace (`%DYNAMIC_METADATA(aiproxy:prompt_tokens)%` in access logs).
@@ -96,13 +97,15 @@ impl Metrics {
 pub struct ProxyConfig {
     core: Arc<Config>,
     metrics: Arc<Metrics>,
+    failover: Arc<Failover>,
 }
 
 impl ProxyConfig {
-    pub fn new(core: Arc<Config>, metrics: Metrics) -> Self {
+    pub fn new(core: Arc<Config>, metrics: Metrics, failover: Failover) -> Self {
         Self {
             core,
             metrics: Arc::new(metrics),
+            failover: Arc::new(failover),
         }
     }
 }
@@ -112,12 +115,28 @@ impl HttpFilterConfig for ProxyConfig {
         Box::new(ProxyFilter {
             exchange: Exchange::new(Arc::clone(&self.core)),
             metrics: Arc::clone(&self.metrics),
+            failover: Arc::clone(&self.failover),
+            retry: None,
             request: RequestPhase::Headers,
             response: ResponsePhase::Idle,
             envoy_reply: None,
             envoy_reply_body: Vec::new(),
             finished: false,
         })
+    }
+
+    fn on_scheduled(&self, envoy: &mut EnvoyConfigHandle, _event_id: u64) {
+        self.failover.on_scheduled(envoy, &self.core);
+    }
+
+    fn on_callout_done(
+        &self,
+        _envoy: &mut EnvoyConfigHandle,
+        callout_id: u64,
+        response: CalloutResponse,
+    ) {
+        self.failover
+            .on_callout_done(callout_id, &response, &self.core);
     }
 }
 
@@ -144,6 +163,9 @@ enum ResponsePhase {
     /// An Envoy-generated error reply seen before the request was forwarded: rewritten into
     /// OpenAI's error shape.
     EnvoyError,
+    /// The upstream answered a retryable status: its headers are held, its body dropped, and
+    /// a retry callout is outstanding.
+    Retrying,
     Done,
 }
 
@@ -177,6 +199,9 @@ struct ProxyFilter {
     envoy_reply_body: Vec<u8>,
     /// Counters and final metadata were recorded.
     finished: bool,
+    failover: Arc<Failover>,
+    /// An outstanding retry (`retryOnFailure`).
+    retry: Option<Retry>,
 }
 
 fn lossy(v: &[u8]) -> String {
@@ -369,6 +394,9 @@ impl ProxyFilter {
         let metrics = Arc::clone(&self.metrics);
         let labels = [provider, metrics.model_label(&model)];
         let _ = envoy.increment_counter_vec(self.metrics.requests, &labels, 1);
+        let core = Arc::clone(self.exchange.config());
+        let failover = Arc::clone(&self.failover);
+        failover.on_stream_end(envoy, &core, provider, self.exchange.retries());
         if let Some(u) = self.exchange.usage() {
             let _ =
                 envoy.increment_counter_vec(self.metrics.input_tokens, &labels, u.prompt_tokens);
@@ -402,6 +430,9 @@ impl ProxyFilter {
         let status = header_value(&headers, ":status")
             .parse::<u16>()
             .unwrap_or(0);
+        if self.try_retry(envoy, status, end_of_stream) {
+            return HeadersStatus::StopIteration;
+        }
         let rh = match self.exchange.on_response_headers(status, &headers) {
             Ok(rh) => rh,
             Err(e) => {
@@ -609,6 +640,10 @@ impl HttpFilter for ProxyFilter {
         _callout_id: u64,
         response: CalloutResponse,
     ) {
+        if self.response == ResponsePhase::Retrying {
+            self.on_retry_answer(envoy, _callout_id, response);
+            return;
+        }
         if self.request != RequestPhase::AwaitingCallout {
             return;
         }
@@ -723,6 +758,7 @@ impl HttpFilter for ProxyFilter {
                 self.end_response(envoy, &chunk, BodyPlace::Chunk);
                 BodyStatus::Continue
             }
+            ResponsePhase::Retrying => self.retrying_body(envoy, end_of_stream),
             ResponsePhase::EnvoyError => {
                 let chunk = envoy.response_chunk();
                 self.envoy_reply_body.extend_from_slice(&chunk);
@@ -748,6 +784,9 @@ impl HttpFilter for ProxyFilter {
     }
 
     fn on_response_trailers(&mut self, envoy: &mut EnvoyHttpFilter) -> TrailersStatus {
+        if self.response == ResponsePhase::Retrying {
+            return self.retrying_trailers(envoy);
+        }
         if matches!(self.response, ResponsePhase::Stream | ResponsePhase::Buffer) {
             self.end_response(envoy, &[], BodyPlace::Added);
         }
@@ -757,5 +796,216 @@ impl HttpFilter for ProxyFilter {
     fn on_stream_complete(&mut self, envoy: &mut EnvoyHttpFilter) {
         // Also reached when the client or the upstream went away mid-response.
         self.finish(envoy);
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Retries (`retryOnFailure`)
+// ------------------------------------------------------------------------------------------
+
+/// An outstanding retry: the failed answer's headers are held until the retry's answer is in
+/// and the failed body has ended.
+struct Retry {
+    callout: u64,
+    upstream_ended: bool,
+    answer: Option<CalloutResponse>,
+}
+
+/// Headers Envoy sets itself on a callout, or that describe the old body.
+const RETRY_DROP_HEADERS: &[&str] = &["content-length", "transfer-encoding", ":authority", ":path"];
+
+impl ProxyFilter {
+    /// Asks the core for a retry of a `status` answer; starts it as a callout to the route's
+    /// cluster. True when a retry is under way.
+    fn try_retry(&mut self, envoy: &mut EnvoyHttpFilter, status: u16, end_of_stream: bool) -> bool {
+        if !self.exchange.config().provider.retry_on_failure.enabled {
+            return false;
+        }
+        let Some(up) = self.exchange.retry_request(status) else {
+            return false;
+        };
+        match self.start_retry(envoy, &up) {
+            Some(id) => {
+                self.retry = Some(Retry {
+                    callout: id,
+                    upstream_ended: end_of_stream,
+                    answer: None,
+                });
+                self.response = ResponsePhase::Retrying;
+                true
+            }
+            None => {
+                self.exchange.retry_not_sent();
+                false
+            }
+        }
+    }
+
+    /// The request that went upstream, with the retry's changes, as a callout.
+    fn start_retry(&mut self, envoy: &mut EnvoyHttpFilter, up: &UpstreamRequest) -> Option<u64> {
+        let cluster = envoy.cluster_name()?;
+        let sent = envoy.request_headers();
+        let body = up.body.as_deref().unwrap_or_default();
+        let len = body.len().to_string();
+        let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(sent.len() + 4);
+        for (k, v) in &sent {
+            let Ok(name) = std::str::from_utf8(k) else {
+                continue;
+            };
+            let dropped = RETRY_DROP_HEADERS.contains(&name)
+                || up
+                    .remove_headers
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(name))
+                || up
+                    .set_headers
+                    .iter()
+                    .any(|(s, _)| s.eq_ignore_ascii_case(name));
+            if !dropped {
+                headers.push((name, v));
+            }
+        }
+        headers.extend(
+            up.set_headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_bytes())),
+        );
+        headers.push((":authority", up.authority.as_bytes()));
+        headers.push((":path", up.path.as_bytes()));
+        headers.push(("content-length", len.as_bytes()));
+        let timeout = self
+            .exchange
+            .config()
+            .provider
+            .retry_on_failure
+            .retry_timeout_ms;
+        match envoy.callout(&cluster, &headers, body, timeout) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                log(
+                    LogLevel::Warn,
+                    &format!("aiproxy: cannot start a retry to cluster '{cluster}': {e:?}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A body chunk of the failed answer: dropped. At its end, the retry's answer goes out if in.
+    fn retrying_body(&mut self, envoy: &mut EnvoyHttpFilter, end_of_stream: bool) -> BodyStatus {
+        envoy.replace_response_chunk(&[]);
+        if !end_of_stream {
+            return BodyStatus::StopIterationNoBuffer;
+        }
+        let Some(retry) = self.retry.as_mut() else {
+            return BodyStatus::Continue;
+        };
+        retry.upstream_ended = true;
+        match retry.answer.take() {
+            Some(answer) => {
+                self.deliver_retry(envoy, answer, BodyPlace::Chunk);
+                BodyStatus::Continue
+            }
+            None => BodyStatus::StopIterationNoBuffer,
+        }
+    }
+
+    fn retrying_trailers(&mut self, envoy: &mut EnvoyHttpFilter) -> TrailersStatus {
+        let Some(retry) = self.retry.as_mut() else {
+            return TrailersStatus::Continue;
+        };
+        retry.upstream_ended = true;
+        match retry.answer.take() {
+            Some(answer) => {
+                self.deliver_retry(envoy, answer, BodyPlace::Added);
+                TrailersStatus::Continue
+            }
+            None => TrailersStatus::StopIteration,
+        }
+    }
+
+    fn on_retry_answer(&mut self, envoy: &mut EnvoyHttpFilter, id: u64, answer: CalloutResponse) {
+        let Some(retry) = self.retry.as_ref() else {
+            return;
+        };
+        if retry.callout != id {
+            return;
+        }
+        let status = retry_status(&answer);
+        // The retry may itself be retried (maxRetries > 1 and tokens left).
+        if let Some(up) = self.exchange.retry_request(status) {
+            if let Some(id) = self.start_retry(envoy, &up) {
+                if let Some(r) = self.retry.as_mut() {
+                    r.callout = id;
+                }
+                return;
+            }
+            self.exchange.retry_not_sent();
+        }
+        let ended = self.retry.as_ref().is_some_and(|r| r.upstream_ended);
+        if ended {
+            self.deliver_retry(envoy, answer, BodyPlace::Added);
+            envoy.continue_encoding();
+        } else if let Some(r) = self.retry.as_mut() {
+            r.answer = Some(answer);
+        }
+    }
+
+    /// Puts the retry's translated answer in place of the failed one.
+    fn deliver_retry(
+        &mut self,
+        envoy: &mut EnvoyHttpFilter,
+        answer: CalloutResponse,
+        place: BodyPlace,
+    ) {
+        self.retry = None;
+        let status = retry_status(&answer);
+        let text = text_headers(&answer.headers);
+        let headers: Vec<(&str, &str)> = text
+            .iter()
+            .filter(|(k, _)| !k.starts_with(':'))
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect();
+        let (status, data) = match self.exchange.on_response_headers(status, &headers) {
+            Ok(rh) => {
+                envoy.remove_response_header("retry-after");
+                for name in &rh.remove_headers {
+                    envoy.remove_response_header(name);
+                }
+                for (name, value) in &rh.set_headers {
+                    envoy.set_response_header(name, value);
+                }
+                match self.exchange.on_response_body(&answer.body, true) {
+                    Ok(out) if out.unchanged => (status, answer.body.clone()),
+                    Ok(out) => (out.status.unwrap_or(status), out.data.to_vec()),
+                    Err(e) => {
+                        let r = error_reply(500, "server_error", "internal_error", e.to_string());
+                        (r.status, r.body)
+                    }
+                }
+            }
+            Err(e) => {
+                let r = error_reply(500, "server_error", "internal_error", e.to_string());
+                envoy.set_response_header("content-type", "application/json");
+                (r.status, r.body)
+            }
+        };
+        envoy.set_response_header(":status", status.to_string());
+        envoy.set_response_header("content-length", data.len().to_string());
+        self.response = ResponsePhase::Done;
+        place.put(envoy, &data);
+        self.finish(envoy);
+    }
+}
+
+/// The status of a callout answer; a failed callout counts as 503 (reset) or 502.
+fn retry_status(answer: &CalloutResponse) -> u16 {
+    match answer.result {
+        CalloutResult::Success => answer
+            .header(":status")
+            .and_then(|s| std::str::from_utf8(s).ok()?.parse::<u16>().ok())
+            .unwrap_or(502),
+        CalloutResult::ExceedResponseBufferLimit => 502,
+        CalloutResult::Reset | CalloutResult::Other(_) => 503,
     }
 }
