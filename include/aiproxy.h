@@ -94,6 +94,16 @@
 #define AIPROXY_MODE_BUFFER 2
 
 /**
+ * `aiproxy_exchange_client_protocol`: the client spoke OpenAI's API.
+ */
+#define AIPROXY_CLIENT_PROTOCOL_OPENAI 0
+
+/**
+ * `aiproxy_exchange_client_protocol`: the client spoke Anthropic's Messages API.
+ */
+#define AIPROXY_CLIENT_PROTOCOL_ANTHROPIC 1
+
+/**
  * Stable numeric codes shared by the Rust API, the C API and the bindings: the single source of
  * the header's `AIPROXY_ERR_*` constants (cbindgen exports this enum as `AiproxyErr`, each
  * variant as `AIPROXY_ERR_<NAME>`). Values never change and are never reused; new codes are
@@ -488,6 +498,17 @@ const char *aiproxy_error_field(const AiproxyError *err);
  * `err` must be null or an error returned through an `err` out-parameter, not yet freed.
  */
 void aiproxy_error_free(AiproxyError *err);
+
+/**
+ * Writes the API dialect the exchange's client spoke to `*out` (`AIPROXY_CLIENT_PROTOCOL_*`,
+ * decided by the request path in `aiproxy_exchange_on_request`; OpenAI before). Returns
+ * `AIPROXY_OK` or `AIPROXY_ERR_NULL_POINTER` (null `ex` or `out`).
+ *
+ * # Safety
+ * `ex` must be null or a live handle and `out` null or writable.
+ */
+int32_t aiproxy_exchange_client_protocol(const AiproxyExchange *ex,
+                                         int32_t *out);
 
 #ifdef __cplusplus
 }  // extern "C"
