@@ -94,6 +94,16 @@
 #define AIPROXY_MODE_BUFFER 2
 
 /**
+ * `aiproxy_exchange_client_protocol`: the client spoke OpenAI's API.
+ */
+#define AIPROXY_CLIENT_PROTOCOL_OPENAI 0
+
+/**
+ * `aiproxy_exchange_client_protocol`: the client spoke Anthropic's Messages API.
+ */
+#define AIPROXY_CLIENT_PROTOCOL_ANTHROPIC 1
+
+/**
  * Retry result: send this request upstream instead, fields as for `AIPROXY_ACTION_FORWARD`
  * (applied to the request that went upstream), with `timeout_ms` the `retryTimeout`; then treat
  * its answer as the first (`aiproxy_exchange_retry`, then `aiproxy_exchange_on_response_headers`).
@@ -522,6 +532,17 @@ const char *aiproxy_error_field(const AiproxyError *err);
  * `err` must be null or an error returned through an `err` out-parameter, not yet freed.
  */
 void aiproxy_error_free(AiproxyError *err);
+
+/**
+ * Writes the API dialect the exchange's client spoke to `*out` (`AIPROXY_CLIENT_PROTOCOL_*`,
+ * decided by the request path in `aiproxy_exchange_on_request`; OpenAI before). Returns
+ * `AIPROXY_OK` or `AIPROXY_ERR_NULL_POINTER` (null `ex` or `out`).
+ *
+ * # Safety
+ * `ex` must be null or a live handle and `out` null or writable.
+ */
+int32_t aiproxy_exchange_client_protocol(const AiproxyExchange *ex,
+                                         int32_t *out);
 
 /**
  * Call with the upstream's status before `aiproxy_exchange_on_response_headers`, when the host can

@@ -6,8 +6,9 @@ use crate::config::{Protocol, ProviderConfig};
 use crate::context::{self, Callout};
 use crate::custom_settings;
 use crate::error::{ConfigError, ProxyError};
+use crate::front::{anthropic, ClientProtocol};
 use crate::openai::OpenAiWriter;
-use crate::providers::{self, Api, Provider, RequestInfo, ResponseTranslator};
+use crate::providers::{self, Api, Provider, ProviderType, RequestInfo, ResponseTranslator};
 use crate::sse::{SseError, SseParser};
 use crate::usage::Usage;
 use serde_json::Value;
@@ -62,7 +63,7 @@ impl Config {
     pub fn translates(&self, method: &str, path: &str) -> bool {
         self.provider.protocol == Protocol::OpenAi
             && method.eq_ignore_ascii_case("POST")
-            && Api::from_path(path).is_some()
+            && (Api::from_path(path).is_some() || anthropic::Endpoint::from_path(path).is_some())
     }
 
     /// Whether the core needs this request's body before it can decide: it translates the body,
@@ -202,6 +203,10 @@ pub struct Exchange {
     buffer_as_sse: bool,
     /// Token choice, failover reports and retries.
     attempt: crate::failover::Attempt,
+    /// The API dialect the client spoke.
+    protocol: ClientProtocol,
+    /// Anthropic front state (`/v1/messages`), see [`crate::front`].
+    front: Option<Box<anthropic::Front>>,
 }
 
 impl fmt::Debug for Exchange {
@@ -244,7 +249,22 @@ impl Exchange {
             rejected: None,
             buffer_as_sse: false,
             attempt: Default::default(),
+            protocol: ClientProtocol::OpenAi,
+            front: None,
         }
+    }
+
+    /// The API dialect the client spoke (decided by the request path).
+    pub fn client_protocol(&self) -> ClientProtocol {
+        self.protocol
+    }
+
+    /// Anthropic front: the request fields dropped because the provider's OpenAI-side API cannot
+    /// carry them (names of the first few, and how many in all).
+    pub fn dropped_fields(&self) -> (&[String], usize) {
+        self.front
+            .as_ref()
+            .map_or((&[], 0), |f| (f.dropped.as_slice(), f.dropped_count))
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -271,6 +291,9 @@ impl Exchange {
 
     /// Token usage; complete once the response has ended.
     pub fn usage(&self) -> Option<Usage> {
+        if let Some(f) = self.front.as_ref().filter(|f| f.is_native()) {
+            return f.native_usage();
+        }
         self.writer.usage()
     }
 
@@ -288,8 +311,12 @@ impl Exchange {
         let cfg = Arc::clone(&self.config);
         let pc = &cfg.provider;
         let token = self.attempt.first(&cfg);
+        self.protocol = ClientProtocol::from_path(path);
         if !cfg.translates(method, path) {
             return Ok(self.passthrough(path, body, token));
+        }
+        if let Some(endpoint) = anthropic::Endpoint::from_path(path) {
+            return Ok(self.on_anthropic_request(endpoint, path, headers, body, token));
         }
         let api = Api::from_path(path).expect("translates() checked the path");
         let action = match self.parse_request(api, headers, body, token) {
@@ -335,7 +362,11 @@ impl Exchange {
 
     fn finish_request(&mut self, action: Result<UpstreamRequest, ProxyError>) -> RequestAction {
         match action {
-            Ok(up) => {
+            Ok(mut up) => {
+                if self.front.as_ref().is_some_and(|f| !f.is_native()) {
+                    // The Anthropic client's key and protocol headers stop here.
+                    up.remove_headers.extend(anthropic::CLIENT_HEADERS);
+                }
                 self.stage = Stage::Forwarded;
                 RequestAction::Forward(up)
             }
@@ -345,7 +376,147 @@ impl Exchange {
 
     fn local_reply(&mut self, err: &ProxyError) -> RequestAction {
         self.stage = Stage::LocalReplied;
+        if self.protocol == ClientProtocol::Anthropic {
+            return RequestAction::LocalReply(LocalReply {
+                status: err.status,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: anthropic::proxy_error_body(err),
+            });
+        }
         RequestAction::LocalReply(LocalReply::from_error(err))
+    }
+
+    // ---- Anthropic Messages front (src/front/anthropic) --------------------------------------
+    // A client-protocol layer: provider `claude` gets the request natively; every other provider
+    // gets it converted to an OpenAI chat request, which then takes the ordinary path below, and
+    // the response side converts the pipeline's OpenAI output back (see `on_response_body`).
+
+    fn on_anthropic_request(
+        &mut self,
+        endpoint: anthropic::Endpoint,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        token: &str,
+    ) -> RequestAction {
+        let cfg = Arc::clone(&self.config);
+        let parsed = self.check_body(headers, body).and_then(|()| {
+            serde_json::from_slice::<Value>(body).map_err(|e| {
+                ProxyError::bad_request(format!("request body is not valid JSON: {e}"))
+            })
+        });
+        let value = match parsed {
+            Ok(v) => v,
+            Err(e) => return self.local_reply(&e),
+        };
+        let kind = cfg.provider.kind;
+        if kind == ProviderType::Claude {
+            let up = self.anthropic_native(endpoint, path, value, token);
+            return self.finish_request(up);
+        }
+        if endpoint == anthropic::Endpoint::CountTokens {
+            return self.local_reply(&ProxyError::new(
+                404,
+                "not_found_error",
+                format!(
+                    "/v1/messages/count_tokens is served for provider 'claude' only; provider '{}' has no token counting API",
+                    kind.name()
+                ),
+            ));
+        }
+        let mut conv = match anthropic::request::to_openai(value, kind) {
+            Ok(c) => c,
+            Err(e) => return self.local_reply(&e),
+        };
+        let value = std::mem::take(&mut conv.body);
+        let mut value = match self.accept_request(Api::ChatCompletions, value, token) {
+            Ok(v) => v,
+            Err(e) => return self.local_reply(&e),
+        };
+        self.front = Some(Box::new(anthropic::Front::converted(
+            &conv,
+            &self.req.model_sent,
+        )));
+        if let Some(c) = context::callout_for(&cfg.provider, cfg.imp.as_ref(), token) {
+            self.pending_body = Some(value);
+            self.stage = Stage::AwaitingCallout;
+            return RequestAction::Callout(c);
+        }
+        let up = self.build_upstream(&mut value);
+        self.finish_request(up)
+    }
+
+    /// Provider `claude`: the client's Messages request goes to Anthropic as it is, with the
+    /// configured key and version and the model mapped; the reply passes through untouched.
+    fn anthropic_native(
+        &mut self,
+        endpoint: anthropic::Endpoint,
+        path: &str,
+        mut value: Value,
+        token: &str,
+    ) -> Result<UpstreamRequest, ProxyError> {
+        let cfg = Arc::clone(&self.config);
+        let obj = value
+            .as_object_mut()
+            .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+        let requested = match obj.get("model") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => {
+                return Err(ProxyError::bad_request("'model' must be a string").with_param("model"))
+            }
+        };
+        let sent = cfg.provider.model_mapping.map(&requested).to_string();
+        if sent.is_empty() {
+            return Err(ProxyError::bad_request("'model' is required").with_param("model"));
+        }
+        let stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        // Only a mapped model needs a new body; otherwise the client's bytes go as they are.
+        let body = if sent != requested {
+            obj.insert("model".into(), sent.clone().into());
+            Some(serde_json::to_vec(&value).expect("serialising a JSON value cannot fail"))
+        } else {
+            None
+        };
+        // Anthropic's own path, whatever prefix the gateway route had; the query is kept.
+        let query = path.split_once('?').map(|(_, q)| q);
+        let native_path = match (endpoint, query) {
+            (anthropic::Endpoint::Messages, None) => "/v1/messages".to_string(),
+            (anthropic::Endpoint::CountTokens, None) => "/v1/messages/count_tokens".to_string(),
+            (anthropic::Endpoint::Messages, Some(q)) => format!("/v1/messages?{q}"),
+            (anthropic::Endpoint::CountTokens, Some(q)) => {
+                format!("/v1/messages/count_tokens?{q}")
+            }
+        };
+        let mut up = cfg
+            .imp
+            .passthrough_target(&cfg.provider, token, &native_path)?;
+        cfg.imp
+            .finalize(&cfg.provider, &mut up, body.as_deref().unwrap_or_default())?;
+        self.req = RequestState {
+            api: None,
+            translated: false,
+            stream,
+            include_usage: false,
+            embeddings_base64: false,
+            model_requested: requested,
+            model_sent: sent,
+            token: token.to_string(),
+        };
+        self.front = Some(Box::new(anthropic::Front::native(cfg.max_response_bytes)));
+        let mut remove_headers = vec!["authorization", "x-api-key", "anthropic-version"];
+        // We read usage from the reply, so it must come uncompressed.
+        remove_headers.push("accept-encoding");
+        if body.is_some() {
+            remove_headers.push("content-length");
+        }
+        Ok(UpstreamRequest {
+            authority: up.authority,
+            path: up.path,
+            remove_headers,
+            set_headers: up.headers,
+            body,
+        })
     }
 
     fn passthrough(&mut self, path: &str, body: &[u8], token: &str) -> RequestAction {
@@ -379,6 +550,14 @@ impl Exchange {
         body: &[u8],
         token: &str,
     ) -> Result<Value, ProxyError> {
+        self.check_body(headers, body)?;
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| ProxyError::bad_request(format!("request body is not valid JSON: {e}")))?;
+        self.accept_request(api, value, token)
+    }
+
+    /// Size and encoding limits of a client body we are to read.
+    fn check_body(&self, headers: &[(&str, &str)], body: &[u8]) -> Result<(), ProxyError> {
         if body.len() > self.config.max_request_bytes {
             return Err(ProxyError::new(
                 413,
@@ -399,8 +578,11 @@ impl Exchange {
                 format!("request content-encoding '{enc}' is not supported"),
             ));
         }
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| ProxyError::bad_request(format!("request body is not valid JSON: {e}")))?;
+        Ok(())
+    }
+
+    /// Checks a parsed OpenAI request and records what the response side needs.
+    fn accept_request(&mut self, api: Api, value: Value, token: &str) -> Result<Value, ProxyError> {
         let obj = value
             .as_object()
             .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
@@ -578,6 +760,25 @@ impl Exchange {
         self.attempt.report(&self.config, status);
         self.stage = Stage::ResponseHeaders;
         self.upstream_status = status;
+        if let Some(front) = self.front.as_mut().filter(|f| f.is_native()) {
+            let ctype = header(headers, "content-type").unwrap_or("");
+            front.on_response_headers(
+                status,
+                ctype.to_ascii_lowercase().contains("text/event-stream"),
+            );
+            // Stream mode makes hosts hand every chunk to the core, which reads the usage and
+            // returns each chunk unchanged.
+            self.mode = if (200..300).contains(&status) {
+                ResponseMode::Stream
+            } else {
+                ResponseMode::Passthrough
+            };
+            return Ok(ResponseHeaders {
+                mode: self.mode,
+                remove_headers: vec![],
+                set_headers: vec![],
+            });
+        }
         if !self.req.translated || self.translator.is_none() {
             self.mode = ResponseMode::Passthrough;
             return Ok(ResponseHeaders {
@@ -627,6 +828,9 @@ impl Exchange {
             _ if self.buffer_as_sse => "text/event-stream",
             _ => "application/json",
         };
+        if let Some(front) = self.front.as_mut() {
+            front.on_response_headers(status, ctype_out == "text/event-stream");
+        }
         let mut set_headers = vec![("content-type".to_string(), ctype_out.to_string())];
         if self.mode == ResponseMode::Stream {
             set_headers.push(("cache-control".into(), "no-cache".into()));
@@ -657,19 +861,13 @@ impl Exchange {
             self.stage = Stage::Done;
         }
         self.writer.clear();
-        match self.mode {
-            ResponseMode::Passthrough => Ok(BodyOutput {
-                unchanged: true,
-                data: &[],
-                status: None,
-            }),
+        let (unchanged, status) = match self.mode {
+            ResponseMode::Passthrough => (true, None),
+            // A native Anthropic reply: observed by the front below, never rewritten.
+            ResponseMode::Stream if self.translator.is_none() => (true, None),
             ResponseMode::Stream => {
                 self.stream_chunk(chunk, end_of_stream);
-                Ok(BodyOutput {
-                    unchanged: false,
-                    data: self.writer.output(),
-                    status: None,
-                })
+                (false, None)
             }
             ResponseMode::Buffer => {
                 if self.rejected.is_some() {
@@ -679,20 +877,50 @@ impl Exchange {
                 } else {
                     self.buffered.extend_from_slice(chunk);
                 }
-                if !end_of_stream {
-                    return Ok(BodyOutput {
-                        unchanged: false,
-                        data: &[],
-                        status: None,
-                    });
+                if end_of_stream {
+                    (false, Some(self.finish_buffered()))
+                } else {
+                    (false, None)
                 }
-                let status = self.finish_buffered();
-                Ok(BodyOutput {
-                    unchanged: false,
-                    data: self.writer.output(),
-                    status: Some(status),
-                })
             }
+        };
+        Ok(self.front_output(chunk, end_of_stream, unchanged, status))
+    }
+
+    /// What the host sends: the writer's OpenAI output, or for the Anthropic front what it made
+    /// of it (converted, or observed and left unchanged for claude).
+    fn front_output(
+        &mut self,
+        chunk: &[u8],
+        end_of_stream: bool,
+        unchanged: bool,
+        status: Option<u16>,
+    ) -> BodyOutput<'_> {
+        if let Some(front) = self.front.as_mut() {
+            let (converted, status) = front.on_output(
+                chunk,
+                end_of_stream,
+                unchanged,
+                self.writer.output(),
+                status,
+            );
+            if converted {
+                return BodyOutput {
+                    unchanged: false,
+                    data: front.output(),
+                    status,
+                };
+            }
+            return BodyOutput {
+                unchanged,
+                data: if unchanged { &[] } else { self.writer.output() },
+                status,
+            };
+        }
+        BodyOutput {
+            unchanged,
+            data: if unchanged { &[] } else { self.writer.output() },
+            status,
         }
     }
 
@@ -731,6 +959,18 @@ impl Exchange {
     /// client expects SSE from a buffered upstream); otherwise nothing (`unchanged`). Safe to call
     /// twice.
     pub fn on_upstream_abort(&mut self) -> Result<BodyOutput<'_>, StateError> {
+        if self.front.is_none() {
+            return self.upstream_abort_openai();
+        }
+        let (unchanged, status) = {
+            let out = self.upstream_abort_openai()?;
+            (out.unchanged, out.status)
+        };
+        // Anthropic front: the end of the reply, converted like any other.
+        Ok(self.front_output(&[], true, unchanged, status))
+    }
+
+    fn upstream_abort_openai(&mut self) -> Result<BodyOutput<'_>, StateError> {
         self.writer.clear();
         let unchanged = BodyOutput {
             unchanged: true,

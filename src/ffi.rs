@@ -811,6 +811,35 @@ pub unsafe extern "C" fn aiproxy_error_free(err: *mut AiproxyError) {
     });
 }
 
+/// `aiproxy_exchange_client_protocol`: the client spoke OpenAI's API.
+pub const AIPROXY_CLIENT_PROTOCOL_OPENAI: i32 = 0;
+/// `aiproxy_exchange_client_protocol`: the client spoke Anthropic's Messages API.
+pub const AIPROXY_CLIENT_PROTOCOL_ANTHROPIC: i32 = 1;
+
+/// Writes the API dialect the exchange's client spoke to `*out` (`AIPROXY_CLIENT_PROTOCOL_*`,
+/// decided by the request path in `aiproxy_exchange_on_request`; OpenAI before). Returns
+/// `AIPROXY_OK` or `AIPROXY_ERR_NULL_POINTER` (null `ex` or `out`).
+///
+/// # Safety
+/// `ex` must be null or a live handle and `out` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_exchange_client_protocol(
+    ex: *const AiproxyExchange,
+    out: *mut i32,
+) -> i32 {
+    boundary(std::ptr::null_mut(), (), || {
+        let x = ex
+            .as_ref()
+            .ok_or_else(|| e(ErrorCode::NullPointer, "exchange is null"))?;
+        *out_ref(out)? = match x.ex.client_protocol() {
+            crate::front::ClientProtocol::OpenAi => AIPROXY_CLIENT_PROTOCOL_OPENAI,
+            crate::front::ClientProtocol::Anthropic => AIPROXY_CLIENT_PROTOCOL_ANTHROPIC,
+        };
+        Ok(())
+    })
+    .1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

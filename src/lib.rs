@@ -8,6 +8,7 @@ pub mod error;
 pub mod exchange;
 pub mod failover;
 pub mod ffi;
+pub mod front;
 pub mod model_mapping;
 pub mod openai;
 pub mod provider_type;
@@ -24,6 +25,7 @@ pub use exchange::{
     BodyOutput, Config, Exchange, LocalReply, RequestAction, ResponseHeaders, ResponseMode,
     StateError, UpstreamRequest,
 };
+pub use front::ClientProtocol;
 pub use providers::{Api, ProviderType};
 pub use usage::Usage;
 

@@ -65,7 +65,10 @@ Endpoints (shapes cited next to each builder below):
   ``/openai/deployments/{dep}/...?api-version=`` azure) plus
   ``/v1/text/chatcompletion_v2`` (minimax v2);
 * ``GET /v1/files/{id}/content`` moonshot file extraction;
-* ``POST /v1/messages`` claude;
+* ``POST /v1/messages`` claude (a ``thinking`` block first when the request enables
+  ``thinking``), ``POST /v1/messages/count_tokens`` claude token counting;
+* DeepSeek ``deepseek-reasoner`` (host ``deepseek``, model containing ``reasoner``) answers with
+  ``reasoning_content`` before ``content`` (DeepSeek API docs, "Reasoning Model");
 * ``POST /v1beta/models/{model}:generateContent | :streamGenerateContent |
   :embedContent | :batchEmbedContents`` gemini (``/v1/models/...`` too);
 * ``POST /api/v1/services/aigc/text-generation/generation``,
@@ -345,6 +348,11 @@ class Answer:
         return split_pieces(self.text)
 
 
+def mock_reasoning(answer: Answer) -> str:
+    """The reasoning text of reasoning models (DeepSeek ``reasoning_content``, Claude thinking)."""
+    return f"mock reasoning about {answer.prompt_tokens} prompt words"
+
+
 def last_with_role(messages: list[tuple[str, str]], *roles: str) -> str:
     for role, text in reversed(messages):
         if role in roles:
@@ -475,8 +483,11 @@ def openai_chat(req: MockRequest) -> Reply:
         # example response with base_resp at https://platform.minimax.io/docs/api-reference/text-chat).
         extra = {"input_sensitive": False, "output_sensitive": False, "base_resp": {"status_code": 0, "status_msg": ""}}
 
+    reasoning = mock_reasoning(answer) if flavor == "deepseek" and "reasoner" in model else None
     if not req.obj.get("stream"):
         message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
+        if reasoning:
+            message["reasoning_content"] = reasoning
         if answer.tool_call:
             message["tool_calls"] = [
                 {
@@ -514,6 +525,8 @@ def openai_chat(req: MockRequest) -> Reply:
         return sse_data(obj)
 
     events = [chunk({"role": "assistant", "content": "", "refusal": None}, None)]
+    if reasoning:
+        events += [chunk({"reasoning_content": piece}, None) for piece in split_pieces(reasoning)]
     events += [chunk({"content": piece}, None) for piece in answer.pieces]
     if answer.tool_call:
         events.append(
@@ -737,9 +750,16 @@ def claude_messages(req: MockRequest) -> Reply:
     tool_id = f"toolu_mock{req.digest[20:40]}"
     stop_reason = "max_tokens" if answer.truncated else ("tool_use" if answer.tool_call else "end_turn")
     headers = [("request-id", f"req_mock{req.digest[:16]}")]
+    thinking_cfg = body.get("thinking")
+    thinking = mock_reasoning(answer) if isinstance(thinking_cfg, dict) and thinking_cfg.get("type") == "enabled" else None
+    signature = f"mocksig{req.digest[:16]}"
+    first = 1 if thinking else 0  # index of the text block
 
     if not body.get("stream"):
-        content: list[dict[str, Any]] = [{"type": "text", "text": answer.text}]
+        content: list[dict[str, Any]] = []
+        if thinking:
+            content.append({"type": "thinking", "thinking": thinking, "signature": signature})
+        content.append({"type": "text", "text": answer.text})
         if answer.tool_call:
             content.append(
                 {"type": "tool_use", "id": tool_id, "name": answer.tool_call.name, "input": answer.tool_call.args}
@@ -775,27 +795,51 @@ def claude_messages(req: MockRequest) -> Reply:
                 },
             },
         ),
+    ]
+    if thinking:
+        # Streaming Messages reference: thinking_delta events, then one signature_delta.
+        events.append(
+            sse_named(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
+            )
+        )
+        events += [
+            sse_named(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": piece}},
+            )
+            for piece in split_pieces(thinking)
+        ]
+        events.append(
+            sse_named(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": signature}},
+            )
+        )
+        events.append(sse_named("content_block_stop", {"type": "content_block_stop", "index": 0}))
+    events.append(
         sse_named(
             "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        ),
-        sse_named("ping", {"type": "ping"}),
-    ]
+            {"type": "content_block_start", "index": first, "content_block": {"type": "text", "text": ""}},
+        )
+    )
     events += [
         sse_named(
             "content_block_delta",
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+            {"type": "content_block_delta", "index": first, "delta": {"type": "text_delta", "text": piece}},
         )
         for piece in answer.pieces
     ]
-    events.append(sse_named("content_block_stop", {"type": "content_block_stop", "index": 0}))
+    events.insert(2, sse_named("ping", {"type": "ping"}))  # after the first content_block_start
+    events.append(sse_named("content_block_stop", {"type": "content_block_stop", "index": first}))
     if answer.tool_call:
         events.append(
             sse_named(
                 "content_block_start",
                 {
                     "type": "content_block_start",
-                    "index": 1,
+                    "index": first + 1,
                     "content_block": {"type": "tool_use", "id": tool_id, "name": answer.tool_call.name, "input": {}},
                 },
             )
@@ -805,13 +849,13 @@ def claude_messages(req: MockRequest) -> Reply:
                 "content_block_delta",
                 {
                     "type": "content_block_delta",
-                    "index": 1,
+                    "index": first + 1,
                     "delta": {"type": "input_json_delta", "partial_json": part},
                 },
             )
             for part in answer.tool_call.argument_pieces()
         ]
-        events.append(sse_named("content_block_stop", {"type": "content_block_stop", "index": 1}))
+        events.append(sse_named("content_block_stop", {"type": "content_block_stop", "index": first + 1}))
     events.append(
         sse_named(
             "message_delta",
@@ -824,6 +868,11 @@ def claude_messages(req: MockRequest) -> Reply:
     )
     events.append(sse_named("message_stop", {"type": "message_stop"}))
     return Reply(200, SSE_TYPE, events=events, headers=[*headers, ("cache-control", "no-cache")])
+
+
+def claude_count_tokens(req: MockRequest) -> Reply:
+    """Token counting (Anthropic "Count Message tokens": ``{"input_tokens": N}``)."""
+    return json_reply({"input_tokens": claude_conversation(req).prompt_tokens})
 
 
 def claude_error(req: MockRequest, status: int) -> Reply:
@@ -1450,6 +1499,8 @@ def resolve(req: MockRequest) -> Route:
         return Route("unknown", not_found, lambda r, s: not_found(r))
     if route == "/v1/messages":
         return Route("claude", claude_messages, claude_error)
+    if route == "/v1/messages/count_tokens":
+        return Route("claude", claude_count_tokens, claude_error)
     if GEMINI_ROUTE.match(route):
         return Route("gemini", gemini_dispatch, gemini_error)
     if route in (QWEN_TEXT_GEN, QWEN_MULTIMODAL):

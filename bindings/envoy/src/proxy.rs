@@ -21,7 +21,9 @@
 //! Observability: counters `aiproxy_requests_total`, `aiproxy_input_tokens_total` and
 //! `aiproxy_output_tokens_total` labelled by `provider` and `model`, and dynamic metadata in the
 //! `aiproxy` namespace (`provider`, `model`, `prompt_tokens`, `completion_tokens`,
-//! `total_tokens`) for access logs. Nothing here logs headers or bodies, so no secret reaches a
+//! `total_tokens`) for access logs. The client's API dialect (`openai` or `anthropic`, see
+//! `aiproxy::front`) is the metadata key `client_protocol` and the label `protocol` of
+//! `aiproxy_client_requests_total` (also labelled by `provider`). Nothing here logs headers or bodies, so no secret reaches a
 //! log line.
 
 use std::borrow::Cow;
@@ -57,21 +59,24 @@ pub struct Metrics {
     requests: CounterVecId,
     input_tokens: CounterVecId,
     output_tokens: CounterVecId,
+    /// Requests by provider and client protocol.
+    client_requests: CounterVecId,
     /// Model label values handed out so far (bounded).
     models: Mutex<HashSet<String>>,
 }
 
 impl Metrics {
     pub fn define(envoy: &mut EnvoyFilterConfig) -> Result<Self, String> {
-        let mut define = |name: &str| {
+        let mut define = |name: &str, labels: &[&str]| {
             envoy
-                .define_counter_vec(name, &LABELS)
+                .define_counter_vec(name, labels)
                 .map_err(|e| format!("cannot define counter {name}: {e:?}"))
         };
         Ok(Self {
-            requests: define("aiproxy_requests_total")?,
-            input_tokens: define("aiproxy_input_tokens_total")?,
-            output_tokens: define("aiproxy_output_tokens_total")?,
+            requests: define("aiproxy_requests_total", &LABELS)?,
+            input_tokens: define("aiproxy_input_tokens_total", &LABELS)?,
+            output_tokens: define("aiproxy_output_tokens_total", &LABELS)?,
+            client_requests: define("aiproxy_client_requests_total", &["provider", "protocol"])?,
             models: Mutex::new(HashSet::new()),
         })
     }
@@ -415,6 +420,9 @@ impl ProxyFilter {
         }
         envoy.set_metadata_string(METADATA_NAMESPACE, "provider", provider);
         envoy.set_metadata_string(METADATA_NAMESPACE, "model", &model);
+        let protocol = self.exchange.client_protocol().name();
+        let _ = envoy.increment_counter_vec(self.metrics.client_requests, &[provider, protocol], 1);
+        envoy.set_metadata_string(METADATA_NAMESPACE, "client_protocol", protocol);
     }
 
     /// The response headers of a forwarded request.

@@ -99,6 +99,24 @@ FEATURE_CONFIGS: Final[dict[str, dict[str, Any]]] = {
     },
     "claude_original": {"provider": {"type": "claude", "apiTokens": ["sk-secret-claude-original"], "protocol": "original"}},
     "small_buffer": {"provider": {"type": "openai", "apiTokens": ["sk-secret-small"]}},
+    # Anthropic Messages front (test_envoy_messages.py): the claude-* names Claude Code sends, mapped.
+    "messages_openai": {
+        "provider": {"type": "openai", "apiTokens": ["sk-secret-messages-openai"], "modelMapping": {"claude-*": "gpt-4o"}}
+    },
+    "messages_gemini": {
+        "provider": {
+            "type": "gemini",
+            "apiTokens": ["sk-secret-messages-gemini"],
+            "modelMapping": {"claude-*": "gemini-2.0-flash"},
+        }
+    },
+    "messages_claude": {
+        "provider": {
+            "type": "claude",
+            "apiTokens": ["sk-secret-messages-claude"],
+            "modelMapping": {"claude-sonnet-5-5": "claude-opus-5-5"},
+        }
+    },
 }
 
 
