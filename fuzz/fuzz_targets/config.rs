@@ -42,10 +42,18 @@ const KEYS: &[&str] = &[
 ];
 
 fn exercise(cfg: &Arc<Config>) {
-    let chat = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"temperature":0.5}"#;
+    let chat =
+        br#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"temperature":0.5}"#;
     let emb = br#"{"model":"text-embedding-3-small","input":["Hello"]}"#;
     let h: &[(&str, &str)] = &[("content-type", "application/json")];
-    common::run_request(cfg, "POST", "/v1/chat/completions", h, chat, (200, b"context"));
+    common::run_request(
+        cfg,
+        "POST",
+        "/v1/chat/completions",
+        h,
+        chat,
+        (200, b"context"),
+    );
     common::run_request(cfg, "POST", "/v1/embeddings", h, emb, (200, b"context"));
     common::run_request(cfg, "GET", "/v1/models?x=1", h, b"", (200, b""));
     let _ = cfg.needs_request_body("POST", "/v1/chat/completions");

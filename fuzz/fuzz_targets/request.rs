@@ -31,8 +31,8 @@ fuzz_target!(|data: &[u8]| {
     let owned_path;
     let path = match ((flags >> 2) & 7) as usize {
         7 => {
-            owned_path = String::from_utf8_lossy(sections.get(1).copied().unwrap_or(b"/"))
-                .into_owned();
+            owned_path =
+                String::from_utf8_lossy(sections.get(1).copied().unwrap_or(b"/")).into_owned();
             owned_path.as_str()
         }
         i => PATHS[i],

@@ -74,7 +74,10 @@ fn respond(
         out.extend_from_slice(r.data);
         final_status = r.status.or(final_status);
     }
-    assert!(ex.on_response_body(b"", true).is_err(), "body accepted after the end");
+    assert!(
+        ex.on_response_body(b"", true).is_err(),
+        "body accepted after the end"
+    );
     if rh.mode == ResponseMode::Buffer {
         assert!(final_status.is_some(), "buffer mode ended without a status");
     }

@@ -99,7 +99,8 @@ pub fn split_lengths(len: usize, explicit: Option<&[u8]>, seed: u8) -> Vec<usize
         }
         _ => {
             let max = [1usize, 2, 3, 5, 8, 16, 64, 300][seed as usize % 8];
-            let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed).wrapping_mul(0xA24B_AED4_963E_E407);
+            let mut x =
+                0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed).wrapping_mul(0xA24B_AED4_963E_E407);
             while left > 0 && out.len() < 1 << 16 {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -183,8 +184,12 @@ pub fn check_local_reply(status: u16, headers: &[(String, String)], body: &[u8])
             .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.contains("json")),
         "local reply without a JSON content type: {headers:?}"
     );
-    let v: Value = serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("local reply is not JSON ({e}): {:?}", String::from_utf8_lossy(body)));
+    let v: Value = serde_json::from_slice(body).unwrap_or_else(|e| {
+        panic!(
+            "local reply is not JSON ({e}): {:?}",
+            String::from_utf8_lossy(body)
+        )
+    });
     check_error_json(&v);
     no_secret(body, "local reply");
 }
@@ -192,8 +197,12 @@ pub fn check_local_reply(status: u16, headers: &[(String, String)], body: &[u8])
 /// An OpenAI event stream as we emit it: `data: <JSON>\n\n` events, each a chunk or an error,
 /// and exactly one `data: [DONE]\n\n`, last.
 pub fn check_sse_output(bytes: &[u8]) {
-    let text = std::str::from_utf8(bytes)
-        .unwrap_or_else(|e| panic!("stream output is not UTF-8 ({e}): {:?}", String::from_utf8_lossy(bytes)));
+    let text = std::str::from_utf8(bytes).unwrap_or_else(|e| {
+        panic!(
+            "stream output is not UTF-8 ({e}): {:?}",
+            String::from_utf8_lossy(bytes)
+        )
+    });
     assert!(
         text.ends_with("data: [DONE]\n\n"),
         "stream does not end with [DONE]: {text:?}"
@@ -242,7 +251,10 @@ pub fn run_request(
     let mut action = ex
         .on_request(method, path, headers, body)
         .expect("a new exchange accepts a request");
-    assert!(ex.on_request(method, path, headers, body).is_err(), "second request accepted");
+    assert!(
+        ex.on_request(method, path, headers, body).is_err(),
+        "second request accepted"
+    );
     if let RequestAction::Callout(c) = &action {
         assert!(c.timeout_ms > 0 && c.port > 0);
         for (_, v) in &c.headers {
@@ -251,14 +263,19 @@ pub fn run_request(
         action = ex
             .on_callout_response(callout.0, callout.1)
             .expect("the callout is outstanding");
-        assert!(ex.on_callout_response(200, b"").is_err(), "second callout answer accepted");
+        assert!(
+            ex.on_callout_response(200, b"").is_err(),
+            "second callout answer accepted"
+        );
     }
     match action {
         RequestAction::Callout(c) => panic!("a second callout: {c:?}"),
         RequestAction::LocalReply(r) => {
             check_local_reply(r.status, &r.headers, &r.body);
             // The host forwards nothing; the response side must then pass the reply through.
-            let rh = ex.on_response_headers(r.status, &[]).expect("headers after a local reply");
+            let rh = ex
+                .on_response_headers(r.status, &[])
+                .expect("headers after a local reply");
             assert_eq!(rh.mode, aiproxy::ResponseMode::Passthrough);
             None
         }
@@ -274,7 +291,10 @@ pub fn run_request(
                 assert!(up.path.starts_with('/'), "translated path {:?}", up.path);
                 // The core serialises every translated body from a JSON value.
                 let _: Value = serde_json::from_slice(b).unwrap_or_else(|e| {
-                    panic!("translated body is not JSON ({e}): {:?}", String::from_utf8_lossy(b))
+                    panic!(
+                        "translated body is not JSON ({e}): {:?}",
+                        String::from_utf8_lossy(b)
+                    )
                 });
             }
             Some((ex, translated))
