@@ -67,3 +67,57 @@ fn sse_limit_does_not_depend_on_the_split() {
         assert_eq!(sse_parse(limit, input, &bytewise), whole, "byte by byte");
     }
 }
+
+/// Target `sse`: an `event:` value was stored lossily decoded (each invalid byte becomes three)
+/// without being counted, so the parser held more than its limit.
+#[test]
+fn sse_event_field_is_counted_as_stored() {
+    let limit = 20;
+    let mut input = b"event: ".to_vec();
+    input.extend_from_slice(&[0xff; 8]);
+    input.extend_from_slice(b"\ndata: x\n\n");
+    for i in 0..=input.len() {
+        let mut p = SseParser::new(limit);
+        for chunk in [&input[..i], &input[i..]] {
+            let r = p.feed(chunk, |_| Ok::<(), E>(()));
+            assert!(
+                p.buffered_len() <= limit,
+                "split at {i}: holds {} bytes, limit {limit}",
+                p.buffered_len()
+            );
+            if r.is_err() {
+                break;
+            }
+        }
+    }
+    assert_eq!(sse_parse(limit, &input, &[]), vec![Sse::Error]);
+}
+
+/// Target `response`: an upstream 3xx (the host follows no redirect) or an out-of-range status
+/// reached the client with that status and an error body; it is a 502 now.
+#[test]
+fn upstream_status_outside_4xx_5xx_is_a_bad_gateway() {
+    use aiproxy::{Config, Exchange, RequestAction, ResponseMode};
+    let cfg = Config::from_json(br#"{"provider":{"type":"baidu","apiTokens":["sk-1"]}}"#).unwrap();
+    for (status, body) in [
+        (302u16, &b"{}"[..]),
+        (301, b"<html>moved</html>"),
+        (101, b""),
+        (600, br#"{"error":{"message":"odd"}}"#),
+    ] {
+        let mut ex = Exchange::new(std::sync::Arc::clone(&cfg));
+        let body_in = br#"{"model":"m","messages":[{"role":"user","content":"Hi"}]}"#;
+        let action = ex
+            .on_request("POST", "/v1/chat/completions", &[], body_in)
+            .unwrap();
+        assert!(matches!(action, RequestAction::Forward(_)), "{action:?}");
+        let rh = ex
+            .on_response_headers(status, &[("content-type", "application/json")])
+            .unwrap();
+        assert_eq!(rh.mode, ResponseMode::Buffer);
+        let out = ex.on_response_body(body, true).unwrap();
+        assert_eq!(out.status, Some(502), "upstream {status}");
+        let v: serde_json::Value = serde_json::from_slice(out.data).unwrap();
+        assert!(v["error"]["message"].is_string(), "upstream {status}: {v}");
+    }
+}
