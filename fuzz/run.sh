@@ -44,7 +44,7 @@ for t in "${targets[@]}"; do
     log="fuzz/work/$t.log"
     echo "== fuzz $t: ${secs}s"
     cargo +nightly fuzz run "$t" "fuzz/work/$t" "fuzz/corpus/$t" -- \
-        -max_total_time="$secs" -dict="$dict" -max_len=16384 -timeout=10 \
+        -max_total_time="$secs" -dict="$dict" -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1
     rc=$?
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
