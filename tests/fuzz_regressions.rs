@@ -121,3 +121,57 @@ fn upstream_status_outside_4xx_5xx_is_a_bad_gateway() {
         assert!(v["error"]["message"].is_string(), "upstream {status}: {v}");
     }
 }
+
+/// Target `config`: a control character (here NUL, CR, LF) in a value that becomes an upstream
+/// header, authority or path (claude's `version`, tokens, URLs, ids) was accepted; such a
+/// configuration is now rejected at load time, naming the field and not echoing the value.
+#[test]
+fn config_values_bound_for_headers_reject_control_characters() {
+    use aiproxy::Config;
+    let cases = [
+        (
+            r#""type":"claude","apiTokens":["k"],"version":"2023\u0000-06-01""#,
+            "provider.version",
+        ),
+        (
+            r#""type":"claude","apiTokens":["k"],"claudeVersion":"a\r\nx-evil: 1""#,
+            "provider.claudeVersion",
+        ),
+        (
+            r#""type":"openai","apiTokens":["ok","sk-\nsecret"]"#,
+            "provider.apiTokens[1]",
+        ),
+        (
+            r#""type":"cloudflare","apiTokens":["k"],"cloudflareAccountId":"a\nb""#,
+            "provider.cloudflareAccountId",
+        ),
+        (
+            r#""type":"hunyuan","hunyuanAuthId":"id","hunyuanAuthKey":"sec\u0000ret""#,
+            "provider.hunyuanAuthKey",
+        ),
+        (
+            r#""type":"openai","openaiCustomUrl":"http://h/v1/chat/completions\r\nx: 1""#,
+            "provider.openaiCustomUrl",
+        ),
+        (
+            r#""type":"openai","openaiCustomUrl":"http://h/v1 /chat/completions""#,
+            "provider.openaiCustomUrl",
+        ),
+        (
+            r#""type":"ollama","ollamaServerHost":"h\u0000""#,
+            "provider.ollamaServerHost",
+        ),
+    ];
+    for (fields, path) in cases {
+        let json = format!(r#"{{"provider":{{{fields}}}}}"#);
+        let err = Config::from_json(json.as_bytes()).expect_err(&json);
+        assert_eq!(err.path, path, "{json}");
+        let shown = err.to_string();
+        assert!(!shown.contains("secret"), "the value is echoed: {shown}");
+    }
+    // Printable values are still fine.
+    Config::from_json(
+        br#"{"provider":{"type":"claude","apiTokens":["k"],"version":"2023-06-01"}}"#,
+    )
+    .unwrap();
+}
