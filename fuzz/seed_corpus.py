@@ -2,7 +2,7 @@
 """Writes the seed corpora (fuzz/corpus/<target>/seed-*) from the fixtures the tests use.
 
 Sources: the string constants, byte strings and `json!(...)` literals in the test sections of
-src/providers/*.rs (and openai_compat_tests.rs, sse.rs, config_tests.rs), and
+src/providers/ (files and folders), src/sse.rs, src/config_tests.rs and src/exchange_tests.rs, and
 tests/fixtures/seed_configs/*.json. Each fixture gets the control bytes its target expects in
 front (see fuzz/fuzz_targets/common/mod.rs for the framing). Re-run after fixtures change:
 
@@ -30,18 +30,18 @@ CFG = {
     "minimax_pro": 24, "openai_custom": 25, "claude_settings": 26, "gemini_original": 27,
     "openai_mapping": 28,
 }
-# Which configurations a file's fixtures are fed to.
+# Which configurations a source's fixtures are fed to (by provider file or folder name).
 FILE_CONFIGS = {
-    "claude.rs": ["claude", "claude_settings"],
-    "gemini.rs": ["gemini"],
-    "hunyuan.rs": ["hunyuan"],
-    "minimax.rs": ["minimax_pro", "minimax"],
-    "qwen.rs": ["qwen", "qwen_context", "qwen_files"],
-    "deepl.rs": ["deepl"],
-    "openai_compat_tests.rs": ["openai", "azure", "moonshot", "spark", "cloudflare", "baidu",
-                               "groq", "ai360", "minimax"],
-    "openai_compat.rs": ["openai"],
-    "sse.rs": ["claude", "openai"],
+    "claude": ["claude", "claude_settings"],
+    "gemini": ["gemini"],
+    "hunyuan": ["hunyuan"],
+    "minimax": ["minimax_pro", "minimax"],
+    "qwen": ["qwen", "qwen_context", "qwen_files"],
+    "deepl": ["deepl"],
+    "moonshot": ["moonshot", "moonshot_file"],
+    "openai_compat_tests": ["openai", "azure", "moonshot", "spark", "cloudflare", "baidu",
+                            "groq", "ai360", "minimax"],
+    "sse": ["claude", "openai"],
 }
 # response target: status indexes (common STATUS table) and content-type indexes.
 STATUS_200, STATUS_400, STATUS_429, STATUS_500 = 0, 6, 10, 11
@@ -142,7 +142,7 @@ def literals(src: str) -> list[str]:
 
 def test_section(path: Path) -> str:
     text = path.read_text()
-    if path.name.endswith("_tests.rs"):
+    if path.name == "tests.rs" or path.name.endswith("_tests.rs"):
         return text
     m = re.search(r"^\s*mod tests \{", text, re.M)
     return text[m.start():] if m else ""
@@ -172,10 +172,13 @@ def main() -> None:
     for t in ("config", "request", "response", "sse"):
         shutil.rmtree(OUT / t, ignore_errors=True)
     w = Writer()
-    sources = sorted((ROOT / "src" / "providers").glob("*.rs")) + [
-        ROOT / "src" / "sse.rs", ROOT / "src" / "config_tests.rs"]
+    providers = ROOT / "src" / "providers"
+    sources = sorted(providers.rglob("*.rs")) + [
+        ROOT / "src" / n for n in ("sse.rs", "config_tests.rs", "exchange_tests.rs")]
     for path in sources:
-        cfgs = [CFG[c] for c in FILE_CONFIGS.get(path.name, ["openai"])]
+        name = path.parent.name if path.parent != providers and path.parent.parent == providers \
+            else path.stem
+        cfgs = [CFG[c] for c in FILE_CONFIGS.get(name, ["openai"])]
         for n, lit in enumerate(literals(test_section(path))):
             raw = lit.encode()
             if is_stream(lit):
