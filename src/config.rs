@@ -75,7 +75,8 @@ impl SplitUrl {
             Some(i) => (&hostpath[..i], &hostpath[i..]),
             None => (hostpath, "/"),
         };
-        if authority.is_empty() || authority.contains(char::is_whitespace) {
+        // No whitespace or control characters anywhere: the path goes upstream as it is.
+        if authority.is_empty() || url.contains(|c: char| c.is_whitespace() || c.is_control()) {
             return None;
         }
         Some(Self {
@@ -174,9 +175,16 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Non-empty, and without control characters: these values (hosts, URLs, ids, versions,
+    /// keys) end up in upstream headers and paths, where a CR/LF/NUL would break or inject
+    /// (fuzz finding). The value itself is not echoed: some are secrets.
     pub fn nonempty_str(&self, key: &str) -> Result<Option<&'a str>, ConfigError> {
         match self.str(key)? {
             Some("") => Err(ConfigError::invalid(self.at(key), "must not be empty")),
+            Some(s) if s.contains(char::is_control) => Err(ConfigError::invalid(
+                self.at(key),
+                "must not contain control characters",
+            )),
             other => Ok(other),
         }
     }
@@ -301,6 +309,16 @@ impl ProviderConfig {
         })?;
 
         let api_tokens: Vec<Secret> = f.str_array("apiTokens")?.into_iter().map(Secret).collect();
+        // Tokens go into auth headers (see nonempty_str).
+        if let Some(i) = api_tokens
+            .iter()
+            .position(|t| t.expose().contains(char::is_control))
+        {
+            return Err(ConfigError::invalid(
+                format!("provider.apiTokens[{i}]"),
+                "must not contain control characters",
+            ));
+        }
         let timeout_ms = f.u64("timeout")?.unwrap_or(DEFAULT_TIMEOUT_MS);
         if timeout_ms == 0 {
             return Err(ConfigError::invalid(

@@ -1070,7 +1070,13 @@ impl Exchange {
             Err(e) => {
                 self.writer.clear();
                 self.writer.json(&e.to_json());
-                e.status
+                // Only a 4xx/5xx reads as a failure to clients: an upstream 1xx/3xx (the host
+                // follows no redirect) or out-of-range status is a bad gateway (fuzz finding).
+                if (400..=599).contains(&e.status) {
+                    e.status
+                } else {
+                    502
+                }
             }
         }
     }
