@@ -36,11 +36,11 @@ cargo test --workspace
 step "C: example and API contract program under valgrind (zero errors, zero leaks)"
 tests/c/run_valgrind.sh
 
-step "Rust: fuzz targets, short pass (fuzz/run.sh, 20 s each; long runs: fuzz/README.md)"
+step "Rust: fuzz targets, short pass (fuzz/run.sh, 10 s each; long runs: fuzz/README.md)"
 if ! rustup toolchain list | grep -q '^nightly'; then
   rustup toolchain install nightly --profile minimal
 fi
-FUZZ_SANITIZER=none fuzz/run.sh 20
+FUZZ_SANITIZER=none fuzz/run.sh 10
 
 if [ -f bindings/python/pyproject.toml ]; then
   step "Python binding: install"
