@@ -350,7 +350,9 @@ def provider_hosts() -> set[str]:
     for path in sorted((REPO / "src" / "providers").rglob("*.rs")):
         if path.stem.endswith("tests"):
             continue
-        code = path.read_text().split("#[cfg(test)]")[0]
+        # An inline test module ends the production code; `#[cfg(test)] mod tests;` (a folder's
+        # test file declaration) does not.
+        code = path.read_text().split("#[cfg(test)]\nmod tests {")[0]
         code = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith("//"))
         hosts.update(re.findall(r'"((?:[a-z0-9-]+\.)+(?:com|cn|ai|chat|io|net))"', code))
     return hosts
