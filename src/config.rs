@@ -59,8 +59,8 @@ pub enum BasePathHandling {
     Prepend,
 }
 
-/// The Higress API names `capabilities` may map (the two aiproxy translates); Higress's other
-/// API names are accepted and warned about (see [`HIGRESS_CAPABILITIES`]).
+/// The Higress API names of `capabilities` aiproxy acts on (the two it translates); other names
+/// are accepted and warned about, as Higress itself drops names it does not know.
 pub const CAPABILITY_CHAT: &str = "openai/v1/chatcompletions";
 pub const CAPABILITY_EMBEDDINGS: &str = "openai/v1/embeddings";
 
@@ -141,26 +141,6 @@ const HIGRESS_ONLY_FIELDS: &[&str] = &[
     "outputVariable",
     "tritonModelVersion",
     "tritonDomain",
-];
-
-/// Higress's API names for `capabilities`; those other than chat and embeddings are APIs aiproxy
-/// forwards untranslated, so their mapping is ignored with a warning.
-const HIGRESS_CAPABILITIES: &[&str] = &[
-    CAPABILITY_CHAT,
-    CAPABILITY_EMBEDDINGS,
-    "openai/v1/imagesgeneration",
-    "openai/v1/imagesvariation",
-    "openai/v1/imagesedit",
-    "openai/v1/audiospeech",
-    "openai/v1/audiotranscription",
-    "openai/v1/audiotranslation",
-    "openai/v1/realtime",
-    "openai/v1/responses",
-    "cohere/v1/rerank",
-    "openai/v1/videos",
-    "openai/v1/retrievevideo",
-    "openai/v1/retrievevideocontent",
-    "openai/v1/videoremix",
 ];
 
 /// A URL split the way the request side needs it.
@@ -505,19 +485,10 @@ impl ProviderConfig {
                     "must be a path starting with '/'",
                 ));
             }
-            if !HIGRESS_CAPABILITIES.contains(&name.as_str()) {
-                return Err(ConfigError::invalid(
-                    format!("provider.capabilities.{name}"),
-                    format!(
-                        "unknown API name (expected one of: {})",
-                        HIGRESS_CAPABILITIES.join(", ")
-                    ),
-                ));
-            }
             if name != CAPABILITY_CHAT && name != CAPABILITY_EMBEDDINGS {
                 warnings.push(format!(
-                    "provider.capabilities.{name}: aiproxy forwards this API untranslated to the \
-                     client's path; mapping ignored"
+                    "provider.capabilities.{name}: aiproxy translates only {CAPABILITY_CHAT} and \
+                     {CAPABILITY_EMBEDDINGS}; other APIs keep the client's path, mapping ignored"
                 ));
             }
         }
