@@ -254,7 +254,7 @@ fn header<'a>(headers: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
 fn strip_base_path<'p>(pc: &ProviderConfig, path: &'p str) -> &'p str {
     match &pc.base_path {
         Some((base, BasePathHandling::RemovePrefix)) => match path.strip_prefix(base.as_str()) {
-            Some(rest) if rest.is_empty() => "/",
+            Some("") => "/",
             Some(rest) if rest.starts_with('/') || rest.starts_with('?') => rest,
             _ => path,
         },
