@@ -1223,14 +1223,14 @@ fn auth_header_key_forwards_the_clients_key_for_openai() {
 fn first_byte_timeout_and_warnings() {
     let c = load(&cfg(
         "grok",
-        json!({"firstByteTimeout": 30000, "failover": {"enabled": false}, "grokTypo": 1}),
+        json!({"firstByteTimeout": 30000, "contextCleanupCommands": ["/clear"], "grokTypo": 1}),
     ));
     assert_eq!(c.first_byte_timeout_ms(), 30000);
     let w = c.warnings();
     assert_eq!(w.len(), 2, "{w:?}");
     assert!(w
         .iter()
-        .any(|m| m.contains("provider.failover") && m.contains("not implement")));
+        .any(|m| m.contains("provider.contextCleanupCommands") && m.contains("not implement")));
     assert!(w
         .iter()
         .any(|m| m.contains("provider.grokTypo") && m.contains("unknown")));
