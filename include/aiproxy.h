@@ -545,6 +545,47 @@ int32_t aiproxy_exchange_client_protocol(const AiproxyExchange *ex,
                                          int32_t *out);
 
 /**
+ * Sets `*out` to the configuration's `firstByteTimeout` in milliseconds, 0 when unset: how long
+ * the host should wait for the first byte of a streamed upstream response (Higress applies it to
+ * requests with `stream: true`). The library applies no timers; hosts that can set a per-request
+ * first-byte timeout use it, others ignore it.
+ * Returns `AIPROXY_OK`; `AIPROXY_ERR_NULL_POINTER` for a null `cfg` or `out`.
+ *
+ * # Safety
+ * `cfg` must be null or a live handle; `out` null or writable; `err` null or writable.
+ */
+int32_t aiproxy_config_first_byte_timeout_ms(const AiproxyConfig *cfg,
+                                             uint64_t *out,
+                                             AiproxyError **err);
+
+/**
+ * Sets `*out` to the number of configuration warnings: fields that were accepted but have no
+ * effect (unknown names, Higress fields aiproxy does not implement). Hosts log them at load.
+ * Returns `AIPROXY_OK`; `AIPROXY_ERR_NULL_POINTER` for a null `cfg` or `out`.
+ *
+ * # Safety
+ * As for `aiproxy_config_first_byte_timeout_ms`.
+ */
+int32_t aiproxy_config_warning_count(const AiproxyConfig *cfg,
+                                     size_t *out,
+                                     AiproxyError **err);
+
+/**
+ * Sets `*out` to warning `index` (0-based, below `aiproxy_config_warning_count`) as UTF-8 bytes,
+ * not NUL-terminated. The bytes are owned by the config and valid until
+ * `aiproxy_config_free`; they name a field, never its value.
+ * Returns `AIPROXY_OK`; `AIPROXY_ERR_NULL_POINTER` for a null `cfg` or `out`;
+ * `AIPROXY_ERR_INVALID_ARGUMENT` for an index out of range (`*out` untouched).
+ *
+ * # Safety
+ * `cfg` must be null or a live handle; `out` null or writable; `err` null or writable.
+ */
+int32_t aiproxy_config_warning(const AiproxyConfig *cfg,
+                               size_t index,
+                               AiproxyStr *out,
+                               AiproxyError **err);
+
+/**
  * Call with the upstream's status before `aiproxy_exchange_on_response_headers`, when the host can
  * send the request again (nothing of the response reached the client yet). Fills `*out` with
  * `AIPROXY_ACTION_RETRY` and a new request using another API token, or `AIPROXY_ACTION_NO_RETRY`.

@@ -50,6 +50,99 @@ pub struct ContextConfig {
     pub service_port: u16,
 }
 
+/// What `basePath` does to the client's path (Higress's `basePathHandling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BasePathHandling {
+    /// The prefix is removed from the client's path before anything else (the default).
+    RemovePrefix,
+    /// The prefix is put before the upstream path unless it already starts with it.
+    Prepend,
+}
+
+/// The Higress API names of `capabilities` aiproxy acts on (the two it translates); other names
+/// are accepted and warned about, as Higress itself drops names it does not know.
+pub const CAPABILITY_CHAT: &str = "openai/v1/chatcompletions";
+pub const CAPABILITY_EMBEDDINGS: &str = "openai/v1/embeddings";
+
+/// `provider` fields aiproxy reads, shared or provider-specific (the Bedrock and Vertex ones
+/// included). Anything else is reported by [`ProviderConfig::warnings`].
+const KNOWN_FIELDS: &[&str] = &[
+    "id",
+    "type",
+    "apiTokens",
+    "timeout",
+    "modelMapping",
+    "protocol",
+    "context",
+    "customSettings",
+    "reasoningContentMode",
+    "capabilities",
+    "basePath",
+    "basePathHandling",
+    "providerDomain",
+    "providerBasePath",
+    "authHeaderKey",
+    "firstByteTimeout",
+    "openaiCustomUrl",
+    "responseJsonSchema",
+    "azureServiceUrl",
+    "ollamaServerHost",
+    "ollamaServerPort",
+    "cloudflareAccountId",
+    "moonshotFileId",
+    "doubaoDomain",
+    "vllmCustomUrl",
+    "vllmServerHost",
+    "genericHost",
+    "claudeVersion",
+    "version",
+    "hunyuanAuthId",
+    "hunyuanAuthKey",
+    "minimaxGroupId",
+    "qwenFileIds",
+    "qwenEnableSearch",
+    "geminiSafetySetting",
+    "targetLang",
+    "awsAccessKey",
+    "awsSecretKey",
+    "awsRegion",
+    "bedrockAdditionalFields",
+    "vertexRegion",
+    "vertexProjectId",
+    "vertexAuthKey",
+    "vertexAuthServiceName",
+    "vertexTokenRefreshAhead",
+    "vertexOpenAICompatible",
+    "geminiThinkingBudget",
+    "apiVersion",
+    "failover",
+    "retryOnFailure",
+];
+
+/// Fields today's Higress documents that aiproxy does not implement: accepted (so a Higress
+/// configuration loads) and reported by [`ProviderConfig::warnings`] as ignored.
+const HIGRESS_ONLY_FIELDS: &[&str] = &[
+    "subPath",
+    "contextCleanupCommands",
+    "claudeCodeMode",
+    "zhipuDomain",
+    "zhipuCodePlanMode",
+    "mergeConsecutiveMessages",
+    "promoteThinkingOnEmpty",
+    "hiclawMode",
+    "promptCacheRetention",
+    "bedrockPromptCachePointPositions",
+    "qwenDomain",
+    "qwenEnableCompatible",
+    "minimaxApiType",
+    "difyApiUrl",
+    "botType",
+    "inputVariable",
+    "outputVariable",
+    "tritonModelVersion",
+    "tritonDomain",
+];
+
 /// A URL split the way the request side needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitUrl {
@@ -111,6 +204,22 @@ pub struct ProviderConfig {
     /// `failover` and `retryOnFailure` (parsed in [`crate::failover`]).
     pub failover: crate::failover::FailoverConfig,
     pub retry_on_failure: crate::failover::RetryConfig,
+    /// `capabilities`: Higress API name → upstream path, replacing the provider's path for that
+    /// API (and enabling it where the provider has none by default).
+    pub capabilities: Vec<(String, String)>,
+    /// `basePath` with `basePathHandling` (default removePrefix when `basePath` is set).
+    pub base_path: Option<(String, BasePathHandling)>,
+    /// `providerDomain`: replaces the upstream host the provider chose.
+    pub provider_domain: Option<String>,
+    /// `providerBasePath`: prefixed to the upstream path unless it already starts with it.
+    pub provider_base_path: Option<String>,
+    /// `authHeaderKey` (openai without `apiTokens`): the client header carrying the key to forward.
+    pub auth_header_key: Option<String>,
+    /// `firstByteTimeout` in ms (0: unset). A value for the host to apply to streamed requests
+    /// (Higress sets Envoy's first-byte timeout); the core does not time anything.
+    pub first_byte_timeout_ms: u64,
+    /// Fields that were ignored, one sentence each (see [`ProviderConfig::warnings`]).
+    warnings: Vec<String>,
     /// The whole `provider` object, for the provider's own fields. Never printed: it may hold
     /// signing keys.
     raw: Map<String, Value>,
@@ -129,6 +238,12 @@ impl fmt::Debug for ProviderConfig {
             .field("reasoning_mode", &self.reasoning_mode)
             .field("failover", &self.failover)
             .field("retry_on_failure", &self.retry_on_failure)
+            .field("capabilities", &self.capabilities)
+            .field("base_path", &self.base_path)
+            .field("provider_domain", &self.provider_domain)
+            .field("provider_base_path", &self.provider_base_path)
+            .field("auth_header_key", &self.auth_header_key)
+            .field("first_byte_timeout_ms", &self.first_byte_timeout_ms)
             .finish_non_exhaustive()
     }
 }
@@ -352,7 +467,77 @@ impl ProviderConfig {
                 ))
             }
         };
+        let mut warnings = Vec::new();
+        for key in obj.keys() {
+            if HIGRESS_ONLY_FIELDS.contains(&key.as_str()) {
+                warnings.push(format!(
+                    "provider.{key}: a Higress field aiproxy does not implement; ignored"
+                ));
+            } else if !KNOWN_FIELDS.contains(&key.as_str()) {
+                warnings.push(format!("provider.{key}: unknown field; ignored"));
+            }
+        }
+        let capabilities = f.str_map("capabilities")?;
+        for (name, path) in &capabilities {
+            if !path.starts_with('/') {
+                return Err(ConfigError::invalid(
+                    format!("provider.capabilities.{name}"),
+                    "must be a path starting with '/'",
+                ));
+            }
+            if name != CAPABILITY_CHAT && name != CAPABILITY_EMBEDDINGS {
+                warnings.push(format!(
+                    "provider.capabilities.{name}: aiproxy translates only {CAPABILITY_CHAT} and \
+                     {CAPABILITY_EMBEDDINGS}; other APIs keep the client's path, mapping ignored"
+                ));
+            }
+        }
+        let base_path = match f.nonempty_str("basePath")? {
+            None => None,
+            Some(p) if !p.starts_with('/') => {
+                return Err(ConfigError::invalid(
+                    "provider.basePath",
+                    "must start with '/'",
+                ))
+            }
+            Some(p) => {
+                let handling = match f.str("basePathHandling")? {
+                    None | Some("" | "removePrefix") => BasePathHandling::RemovePrefix,
+                    Some("prepend") => BasePathHandling::Prepend,
+                    Some(other) => {
+                        return Err(ConfigError::invalid(
+                            "provider.basePathHandling",
+                            format!(
+                                "unknown handling '{other}' (expected removePrefix or prepend)"
+                            ),
+                        ))
+                    }
+                };
+                Some((p.trim_end_matches('/').to_string(), handling))
+            }
+        };
+        let provider_base_path = match f.nonempty_str("providerBasePath")? {
+            Some(p) if !p.starts_with('/') => {
+                return Err(ConfigError::invalid(
+                    "provider.providerBasePath",
+                    "must start with '/'",
+                ))
+            }
+            p => p.map(|p| p.trim_end_matches('/').to_string()),
+        };
+        let provider_domain = f.nonempty_str("providerDomain")?.map(str::to_string);
+        let auth_header_key = f
+            .nonempty_str("authHeaderKey")?
+            .map(str::to_ascii_lowercase);
+        let first_byte_timeout_ms = f.u64("firstByteTimeout")?.unwrap_or(0);
         Ok(Self {
+            capabilities,
+            base_path,
+            provider_domain,
+            provider_base_path,
+            auth_header_key,
+            first_byte_timeout_ms,
+            warnings,
             reasoning_mode,
             kind,
             api_tokens,
@@ -376,8 +561,27 @@ impl ProviderConfig {
         }
     }
 
+    /// Fields of the configuration that were accepted but have no effect (unknown names, Higress
+    /// fields aiproxy does not implement), one sentence each naming the field. Hosts log them
+    /// at configuration load; they never make a configuration fail.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The `capabilities` path configured for a Higress API name.
+    pub fn capability(&self, api_name: &str) -> Option<&str> {
+        self.capabilities
+            .iter()
+            .find(|(k, _)| k == api_name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The `apiTokens` rule, for providers that authenticate with them.
     pub fn require_token(&self) -> Result<(), ConfigError> {
+        if self.kind == ProviderType::OpenAi && self.auth_header_key.is_some() {
+            // The client's own key (from `authHeaderKey`) is forwarded when no token is set.
+            return Ok(());
+        }
         if self.api_tokens.iter().all(|t| t.expose().is_empty()) {
             return Err(ConfigError::invalid(
                 "provider.apiTokens",

@@ -2,7 +2,9 @@
 //! and body chunks, and applies what it returns. Host-independent; the C API and the Envoy module
 //! are thin layers over it.
 
-use crate::config::{Protocol, ProviderConfig};
+use crate::config::{
+    BasePathHandling, Protocol, ProviderConfig, CAPABILITY_CHAT, CAPABILITY_EMBEDDINGS,
+};
 use crate::context::{self, Callout};
 use crate::custom_settings;
 use crate::error::{ConfigError, ProxyError};
@@ -56,6 +58,18 @@ impl Config {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         })
+    }
+
+    /// `firstByteTimeout` in milliseconds (0: unset): how long the host should wait for the
+    /// first byte of a streamed upstream response. The core applies no timers; hosts do.
+    pub fn first_byte_timeout_ms(&self) -> u64 {
+        self.provider.first_byte_timeout_ms
+    }
+
+    /// Configuration fields that were ignored (unknown or not implemented), one sentence each;
+    /// hosts log them at load.
+    pub fn warnings(&self) -> &[String] {
+        self.provider.warnings()
     }
 
     /// Whether requests with this method and path are translated (OpenAI body read and rewritten).
@@ -203,6 +217,10 @@ pub struct Exchange {
     buffer_as_sse: bool,
     /// Token choice, failover reports and retries.
     attempt: crate::failover::Attempt,
+    /// The client's path after `basePath` removal, and its host (a provider without a host of
+    /// its own, `generic`, keeps it).
+    client_path: String,
+    client_authority: String,
     /// The API dialect the client spoke.
     protocol: ClientProtocol,
     /// Anthropic front state (`/v1/messages`), see [`crate::front`].
@@ -232,6 +250,75 @@ fn header<'a>(headers: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| *v)
 }
 
+/// `basePath` with removePrefix (Higress): the prefix is taken off the client's path first.
+fn strip_base_path<'p>(pc: &ProviderConfig, path: &'p str) -> &'p str {
+    match &pc.base_path {
+        Some((base, BasePathHandling::RemovePrefix)) => match path.strip_prefix(base.as_str()) {
+            Some("") => "/",
+            Some(rest) if rest.starts_with('/') || rest.starts_with('?') => rest,
+            _ => path,
+        },
+        _ => path,
+    }
+}
+
+/// The key to forward for `openai` without `apiTokens` (Higress's order): the `authHeaderKey`
+/// header, then `x-api-key`, `x-authorization`, then `Authorization` without its `Bearer `.
+fn client_key(pc: &ProviderConfig, headers: &[(&str, &str)]) -> String {
+    let named = pc
+        .auth_header_key
+        .as_deref()
+        .and_then(|k| header(headers, k))
+        .filter(|v| !v.is_empty());
+    named
+        .or_else(|| header(headers, "x-api-key").filter(|v| !v.is_empty()))
+        .or_else(|| header(headers, "x-authorization").filter(|v| !v.is_empty()))
+        .or_else(|| {
+            header(headers, "authorization").map(|a| a.strip_prefix("Bearer ").unwrap_or(a))
+        })
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The shared routing fields, applied to where the provider sends a request (before signing):
+/// `capabilities` (translated APIs), `basePath` prepend, `providerBasePath`, `providerDomain`;
+/// a provider without a host of its own (generic) keeps the client's.
+pub(crate) fn route(
+    pc: &ProviderConfig,
+    api: Option<Api>,
+    up: &mut providers::Upstream,
+    client_authority: &str,
+) {
+    let capability = api.and_then(|a| {
+        pc.capability(match a {
+            Api::ChatCompletions => CAPABILITY_CHAT,
+            Api::Embeddings => CAPABILITY_EMBEDDINGS,
+        })
+    });
+    if let Some(p) = capability {
+        up.path = match up.path.split_once('?') {
+            Some((_, q)) if !p.contains('?') => format!("{p}?{q}"),
+            _ => p.to_string(),
+        };
+    }
+    if let Some((base, BasePathHandling::Prepend)) = &pc.base_path {
+        if !up.path.starts_with(base.as_str()) {
+            up.path = format!("{base}{}", up.path);
+        }
+    }
+    if let Some(base) = &pc.provider_base_path {
+        if !up.path.starts_with(base.as_str()) {
+            up.path = format!("{base}{}", up.path);
+        }
+    }
+    if let Some(domain) = &pc.provider_domain {
+        up.authority = domain.clone();
+    }
+    if up.authority.is_empty() {
+        up.authority = client_authority.to_string();
+    }
+}
+
 impl Exchange {
     pub fn new(config: Arc<Config>) -> Self {
         Self {
@@ -249,6 +336,8 @@ impl Exchange {
             rejected: None,
             buffer_as_sse: false,
             attempt: Default::default(),
+            client_path: String::new(),
+            client_authority: String::new(),
             protocol: ClientProtocol::OpenAi,
             front: None,
         }
@@ -310,8 +399,21 @@ impl Exchange {
         }
         let cfg = Arc::clone(&self.config);
         let pc = &cfg.provider;
-        let token = self.attempt.first(&cfg);
+        let path = strip_base_path(pc, path);
+        let client_token;
+        let token = if pc.kind == ProviderType::OpenAi && pc.api_tokens.is_empty() {
+            // Higress: openai without apiTokens forwards the client's own key.
+            client_token = client_key(pc, headers);
+            client_token.as_str()
+        } else {
+            self.attempt.first(&cfg)
+        };
         self.protocol = ClientProtocol::from_path(path);
+        self.client_path = path.to_string();
+        self.client_authority = header(headers, ":authority")
+            .or_else(|| header(headers, "host"))
+            .unwrap_or("")
+            .to_string();
         if !cfg.translates(method, path) {
             return Ok(self.passthrough(path, body, token));
         }
@@ -424,6 +526,11 @@ impl Exchange {
                 ),
             ));
         }
+        // The converted request is an OpenAI chat request: a provider that keeps the client's
+        // path (generic) gets the chat path under the same prefix.
+        if let Some(i) = self.client_path.find("/v1/messages") {
+            self.client_path = format!("{}/v1/chat/completions", &self.client_path[..i]);
+        }
         let mut conv = match anthropic::request::to_openai(value, kind) {
             Ok(c) => c,
             Err(e) => return self.local_reply(&e),
@@ -525,6 +632,7 @@ impl Exchange {
             .imp
             .passthrough_target(&cfg.provider, token, path)
             .and_then(|mut up| {
+                route(&cfg.provider, None, &mut up, &self.client_authority);
                 cfg.imp.finalize(&cfg.provider, &mut up, body)?;
                 Ok(up)
             });
@@ -658,6 +766,7 @@ impl Exchange {
             stream: self.req.stream,
             include_usage: self.req.include_usage,
             token: &self.req.token,
+            path: &self.client_path,
         };
         if info.api == Api::Embeddings && !cfg.imp.native_embedding_encoding() {
             // The provider answers with floats; the writer encodes them as the client asked.
@@ -666,6 +775,12 @@ impl Exchange {
             }
         }
         let mut up = cfg.imp.translate_request(&info, body)?;
+        route(
+            &cfg.provider,
+            Some(info.api),
+            &mut up,
+            &self.client_authority,
+        );
         // The settings table holds sampling parameters: they mean nothing to embeddings.
         if info.api == Api::ChatCompletions {
             custom_settings::apply(

@@ -902,8 +902,10 @@ impl Config {
             stream: false,
             include_usage: false,
             token: token.expose(),
+            path: "/v1/chat/completions",
         };
         let mut up = self.imp.translate_request(&info, &mut body)?;
+        crate::exchange::route(pc, Some(Api::ChatCompletions), &mut up, "");
         let bytes = serde_json::to_vec(&body).expect("serialising a JSON value cannot fail");
         self.imp.finalize(pc, &mut up, &bytes)?;
         let mut headers = up.headers;

@@ -840,6 +840,88 @@ pub unsafe extern "C" fn aiproxy_exchange_client_protocol(
     .1
 }
 
+/// The config handle's `Config`, or a null-pointer error.
+unsafe fn config_arg<'a>(cfg: *const AiproxyConfig) -> FfiResult<&'a Config> {
+    cfg.as_ref()
+        .map(|c| &*c.inner)
+        .ok_or_else(|| e(ErrorCode::NullPointer, "config is null"))
+}
+
+/// Sets `*out` to the configuration's `firstByteTimeout` in milliseconds, 0 when unset: how long
+/// the host should wait for the first byte of a streamed upstream response (Higress applies it to
+/// requests with `stream: true`). The library applies no timers; hosts that can set a per-request
+/// first-byte timeout use it, others ignore it.
+/// Returns `AIPROXY_OK`; `AIPROXY_ERR_NULL_POINTER` for a null `cfg` or `out`.
+///
+/// # Safety
+/// `cfg` must be null or a live handle; `out` null or writable; `err` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_config_first_byte_timeout_ms(
+    cfg: *const AiproxyConfig,
+    out: *mut u64,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    boundary(err, (), || {
+        let cfg = config_arg(cfg)?;
+        *out_ref(out)? = cfg.first_byte_timeout_ms();
+        Ok(())
+    })
+    .1
+}
+
+/// Sets `*out` to the number of configuration warnings: fields that were accepted but have no
+/// effect (unknown names, Higress fields aiproxy does not implement). Hosts log them at load.
+/// Returns `AIPROXY_OK`; `AIPROXY_ERR_NULL_POINTER` for a null `cfg` or `out`.
+///
+/// # Safety
+/// As for `aiproxy_config_first_byte_timeout_ms`.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_config_warning_count(
+    cfg: *const AiproxyConfig,
+    out: *mut usize,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    boundary(err, (), || {
+        let cfg = config_arg(cfg)?;
+        *out_ref(out)? = cfg.warnings().len();
+        Ok(())
+    })
+    .1
+}
+
+/// Sets `*out` to warning `index` (0-based, below `aiproxy_config_warning_count`) as UTF-8 bytes,
+/// not NUL-terminated. The bytes are owned by the config and valid until
+/// `aiproxy_config_free`; they name a field, never its value.
+/// Returns `AIPROXY_OK`; `AIPROXY_ERR_NULL_POINTER` for a null `cfg` or `out`;
+/// `AIPROXY_ERR_INVALID_ARGUMENT` for an index out of range (`*out` untouched).
+///
+/// # Safety
+/// `cfg` must be null or a live handle; `out` null or writable; `err` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_config_warning(
+    cfg: *const AiproxyConfig,
+    index: usize,
+    out: *mut AiproxyStr,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    boundary(err, (), || {
+        let cfg = config_arg(cfg)?;
+        let out = out_ref(out)?;
+        let w = cfg.warnings().get(index).ok_or_else(|| {
+            e(
+                ErrorCode::InvalidArgument,
+                format!("warning index {index} is out of range"),
+            )
+        })?;
+        *out = AiproxyStr {
+            ptr: w.as_ptr(),
+            len: w.len(),
+        };
+        Ok(())
+    })
+    .1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -950,6 +1032,41 @@ mod tests {
         };
         std::panic::set_hook(prev);
         assert_eq!((v, rc), (7, AIPROXY_ERR_INTERNAL));
+    }
+
+    #[test]
+    fn first_byte_timeout_and_warnings_through_the_c_api() {
+        unsafe {
+            let json = br#"{"provider":{"type":"grok","apiTokens":["k"],"firstByteTimeout":1500,"typoField":1}}"#;
+            let c = aiproxy_config_new(json.as_ptr(), json.len(), std::ptr::null_mut());
+            assert!(!c.is_null());
+            let mut ms = 0u64;
+            let rc = aiproxy_config_first_byte_timeout_ms(c, &mut ms, std::ptr::null_mut());
+            assert_eq!((rc, ms), (AIPROXY_OK, 1500));
+            let mut n = 0usize;
+            assert_eq!(
+                aiproxy_config_warning_count(c, &mut n, std::ptr::null_mut()),
+                AIPROXY_OK
+            );
+            assert_eq!(n, 1);
+            let mut w = AiproxyStr::EMPTY;
+            assert_eq!(
+                aiproxy_config_warning(c, 0, &mut w, std::ptr::null_mut()),
+                AIPROXY_OK
+            );
+            let text = std::str::from_utf8(std::slice::from_raw_parts(w.ptr, w.len)).unwrap();
+            assert!(text.contains("provider.typoField"), "{text}");
+            let mut err = std::ptr::null_mut();
+            let rc = aiproxy_config_warning(c, 1, &mut w, &mut err);
+            assert_eq!(rc, AIPROXY_ERR_INVALID_ARGUMENT);
+            aiproxy_error_free(err);
+            let rc = aiproxy_config_warning_count(std::ptr::null(), &mut n, std::ptr::null_mut());
+            assert_eq!(rc, AIPROXY_ERR_NULL_POINTER);
+            let rc =
+                aiproxy_config_first_byte_timeout_ms(c, std::ptr::null_mut(), std::ptr::null_mut());
+            assert_eq!(rc, AIPROXY_ERR_NULL_POINTER);
+            aiproxy_config_free(c);
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The provider types a configuration can name. A leaf: it depends on nothing, so the
 //! configuration and the providers can both use it.
 
-/// The 21 provider types of the seed.
+/// The 21 provider types of the seed, then those today's Higress adds (issue 14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProviderType {
     OpenAi,
@@ -25,10 +25,23 @@ pub enum ProviderType {
     Spark,
     Gemini,
     Deepl,
+    Github,
+    Grok,
+    TogetherAi,
+    Openrouter,
+    Fireworks,
+    Longcat,
+    Doubao,
+    Vllm,
+    Generic,
+    Cohere,
+    Coze,
+    Dify,
+    Triton,
 }
 
 impl ProviderType {
-    pub const ALL: [ProviderType; 21] = [
+    pub const ALL: [ProviderType; 34] = [
         Self::OpenAi,
         Self::Azure,
         Self::Moonshot,
@@ -50,6 +63,19 @@ impl ProviderType {
         Self::Spark,
         Self::Gemini,
         Self::Deepl,
+        Self::Github,
+        Self::Grok,
+        Self::TogetherAi,
+        Self::Openrouter,
+        Self::Fireworks,
+        Self::Longcat,
+        Self::Doubao,
+        Self::Vllm,
+        Self::Generic,
+        Self::Cohere,
+        Self::Coze,
+        Self::Dify,
+        Self::Triton,
     ];
 
     /// The `type` string of the configuration.
@@ -76,6 +102,19 @@ impl ProviderType {
             Self::Spark => "spark",
             Self::Gemini => "gemini",
             Self::Deepl => "deepl",
+            Self::Github => "github",
+            Self::Grok => "grok",
+            Self::TogetherAi => "together-ai",
+            Self::Openrouter => "openrouter",
+            Self::Fireworks => "fireworks",
+            Self::Longcat => "longcat",
+            Self::Doubao => "doubao",
+            Self::Vllm => "vllm",
+            Self::Generic => "generic",
+            Self::Cohere => "cohere",
+            Self::Coze => "coze",
+            Self::Dify => "dify",
+            Self::Triton => "triton",
         }
     }
 

@@ -10,6 +10,7 @@ use crate::sse::SseEvent;
 use serde_json::Value;
 
 pub mod claude;
+pub mod cohere;
 pub mod deepl;
 pub mod gemini;
 pub mod hunyuan;
@@ -17,6 +18,7 @@ pub mod minimax;
 pub mod moonshot;
 pub mod openai_compat;
 pub mod qwen;
+pub mod unsupported;
 
 /// The OpenAI APIs we translate, chosen by path suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,8 @@ pub struct RequestInfo<'a> {
     pub include_usage: bool,
     /// The API token chosen for this request ("" when the provider has none).
     pub token: &'a str,
+    /// The client's request path with its query (after `basePath` removal).
+    pub path: &'a str,
 }
 
 /// Where the request goes and which headers to set; the core adds the body.
@@ -192,6 +196,8 @@ pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> 
         ProviderType::Hunyuan => hunyuan::build(config),
         ProviderType::Minimax => minimax::build(config),
         ProviderType::Deepl => deepl::build(config),
+        ProviderType::Cohere => cohere::build(config),
+        ProviderType::Dify | ProviderType::Triton => unsupported::refuse(config),
         kind => openai_compat::build(kind, config),
     }
 }

@@ -26,6 +26,27 @@
 //! - baidu: Qianfan v2 `qianfan.baidubce.com/v2/chat/completions` and `/v2/embeddings`, Bearer.
 //! - minimax: `api.minimax.chat/v1/text/chatcompletion_v2`, Bearer; errors may come as HTTP 200
 //!   with `base_resp.status_code != 0`. (ChatCompletion Pro models are handled in `minimax.rs`.)
+//!
+//! Rows added for today's Higress types (issue 14; docs first, Higress's plugin for field names):
+//! - github (GitHub Models docs): `models.github.ai/inference/chat/completions` and
+//!   `/inference/embeddings`, Bearer with a GitHub token. (Higress still targets the retired
+//!   `models.inference.ai.azure.com`; `providerDomain`/`capabilities` reach it if needed.)
+//! - grok (xAI docs): `api.x.ai/v1/chat/completions`, Bearer; no embeddings.
+//! - together-ai (Together docs): `api.together.xyz/v1/chat/completions` and `/v1/embeddings`, Bearer.
+//! - openrouter (OpenRouter docs): `openrouter.ai/api/v1/chat/completions`, Bearer. Higress maps a
+//!   client's `reasoning_max_tokens` to OpenRouter's `reasoning.max_tokens` (done here too).
+//! - fireworks (Fireworks docs, base URL `https://api.fireworks.ai/inference/v1`):
+//!   `/inference/v1/chat/completions` and `/inference/v1/embeddings`, Bearer.
+//! - longcat (LongCat API docs): `api.longcat.chat/openai/v1/chat/completions`, Bearer; no
+//!   embeddings documented.
+//! - doubao (Volcengine Ark docs): `ark.cn-beijing.volces.com/api/v3/chat/completions` and
+//!   `/api/v3/embeddings`, Bearer; `doubaoDomain` replaces the host.
+//! - vllm (vLLM OpenAI-compatible server): `vllmCustomUrl` (host and base path; a path ending in
+//!   `/completions` is used as is for every request), else `vllmServerHost` (default
+//!   `vllm-service.cluster.local`) with `/v1/chat/completions`, `/v1/embeddings`; Bearer only when
+//!   `apiTokens` are set.
+//! - generic (Higress's vendor-agnostic type): the client's path is kept, the host is
+//!   `genericHost` (else the client's), Bearer only when `apiTokens` are set.
 
 use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
 use crate::config::{Fields, ProviderConfig, SplitUrl};
@@ -49,6 +70,12 @@ pub enum Host {
     Azure,
     /// `ollamaServerHost:ollamaServerPort`.
     Ollama,
+    /// `doubaoDomain` when set, else the fixed host.
+    Doubao(&'static str),
+    /// `vllmCustomUrl`'s host, else `vllmServerHost`, else the fixed default.
+    Vllm(&'static str),
+    /// `genericHost`, else the client's own host (empty authority: the core keeps the client's).
+    Generic,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +84,8 @@ pub enum Auth {
     /// The token in a header of this name, e.g. Azure's `api-key`.
     Header(&'static str),
     None,
+    /// Bearer when `apiTokens` are configured, nothing otherwise (self-hosted servers).
+    BearerIfToken,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +99,8 @@ pub struct CompatRow {
     pub settings: SettingsProtocol,
     /// The provider rejects `stream_options` (Mistral answers 422).
     pub strip_stream_options: bool,
+    /// The client's path is forwarded unchanged (generic).
+    pub keep_client_path: bool,
 }
 
 const fn entry(
@@ -87,6 +118,7 @@ const fn entry(
         auth,
         settings: SettingsProtocol::OpenAi,
         strip_stream_options: false,
+        keep_client_path: false,
     }
 }
 
@@ -209,6 +241,68 @@ pub const TABLE: &[CompatRow] = &[
         None,
         Auth::Bearer,
     ),
+    entry(
+        T::Github,
+        Host::Fixed("models.github.ai"),
+        "/inference/chat/completions",
+        Some("/inference/embeddings"),
+        Auth::Bearer,
+    ),
+    entry(
+        T::Grok,
+        Host::Fixed("api.x.ai"),
+        "/v1/chat/completions",
+        None,
+        Auth::Bearer,
+    ),
+    entry(
+        T::TogetherAi,
+        Host::Fixed("api.together.xyz"),
+        "/v1/chat/completions",
+        Some("/v1/embeddings"),
+        Auth::Bearer,
+    ),
+    entry(
+        T::Openrouter,
+        Host::Fixed("openrouter.ai"),
+        "/api/v1/chat/completions",
+        None,
+        Auth::Bearer,
+    ),
+    entry(
+        T::Fireworks,
+        Host::Fixed("api.fireworks.ai"),
+        "/inference/v1/chat/completions",
+        Some("/inference/v1/embeddings"),
+        Auth::Bearer,
+    ),
+    entry(
+        T::Longcat,
+        Host::Fixed("api.longcat.chat"),
+        "/openai/v1/chat/completions",
+        None,
+        Auth::Bearer,
+    ),
+    entry(
+        T::Doubao,
+        Host::Doubao("ark.cn-beijing.volces.com"),
+        "/api/v3/chat/completions",
+        Some("/api/v3/embeddings"),
+        Auth::Bearer,
+    ),
+    entry(
+        T::Vllm,
+        Host::Vllm("vllm-service.cluster.local"),
+        "/v1/chat/completions",
+        Some("/v1/embeddings"),
+        Auth::BearerIfToken,
+    ),
+    // Coze's bot API is not OpenAI's: only `protocol: original` (host and auth) is offered.
+    entry(T::Coze, Host::Fixed("api.coze.cn"), "", None, Auth::Bearer),
+    CompatRow {
+        keep_client_path: true,
+        ..entry(T::Generic, Host::Generic, "", Some(""), Auth::BearerIfToken)
+    },
 ];
 
 pub fn row(kind: ProviderType) -> Option<&'static CompatRow> {
@@ -236,6 +330,44 @@ fn with_query(path: String, query: &str) -> String {
     }
 }
 
+/// vLLM's `vllmCustomUrl` path (Higress's rule): a path ending in `/completions` or `/rerank` is
+/// the endpoint itself; any other path is a base for the API's path without its `/v1`.
+fn vllm_custom_path(url: &SplitUrl, api: Api) -> String {
+    let direct = url.path.ends_with("/completions") || url.path.ends_with("/rerank");
+    let path = if direct {
+        url.path.clone()
+    } else {
+        let suffix = match api {
+            Api::ChatCompletions => "/chat/completions",
+            Api::Embeddings => "/embeddings",
+        };
+        format!("{}{suffix}", url.path.trim_end_matches('/'))
+    };
+    with_query(path, &url.query)
+}
+
+/// OpenRouter takes a reasoning budget as `reasoning.max_tokens`; Higress maps a client's
+/// `reasoning_max_tokens` there (dropping `reasoning_effort`, which OpenRouter would read too).
+fn openrouter_reasoning_budget(obj: &mut Map<String, Value>) {
+    let Some(n) = obj
+        .get("reasoning_max_tokens")
+        .and_then(Value::as_u64)
+        .filter(|n| *n > 0)
+    else {
+        return;
+    };
+    obj.remove("reasoning_max_tokens");
+    obj.remove("reasoning_effort");
+    match obj.get_mut("reasoning").and_then(Value::as_object_mut) {
+        Some(r) => {
+            r.insert("max_tokens".into(), n.into());
+        }
+        None => {
+            obj.insert("reasoning".into(), serde_json::json!({ "max_tokens": n }));
+        }
+    }
+}
+
 /// The configuration fields the family's rows read (each only where its row needs it).
 #[derive(Debug, Clone, Default)]
 pub struct CompatSettings {
@@ -246,6 +378,10 @@ pub struct CompatSettings {
     pub ollama_server_port: u16,
     pub cloudflare_account_id: Option<String>,
     pub moonshot_file_id: Option<String>,
+    pub doubao_domain: Option<String>,
+    pub vllm_custom_url: Option<SplitUrl>,
+    pub vllm_server_host: Option<String>,
+    pub generic_host: Option<String>,
 }
 
 /// Ollama's documented default port.
@@ -301,8 +437,12 @@ impl CompatSettings {
         s.cloudflare_account_id = f.nonempty_str("cloudflareAccountId")?.map(str::to_string);
         s.moonshot_file_id = f.nonempty_str("moonshotFileId")?.map(str::to_string);
         config.forbid_context_with("moonshotFileId", s.moonshot_file_id.is_some())?;
+        s.doubao_domain = f.nonempty_str("doubaoDomain")?.map(str::to_string);
+        s.vllm_custom_url = url_field(&f, "vllmCustomUrl")?;
+        s.vllm_server_host = f.nonempty_str("vllmServerHost")?.map(str::to_string);
+        s.generic_host = f.nonempty_str("genericHost")?.map(str::to_string);
         let needs_token = match kind {
-            ProviderType::Ollama => false,
+            ProviderType::Ollama | ProviderType::Vllm | ProviderType::Generic => false,
             ProviderType::OpenAi => s.openai_custom_url.is_none(),
             _ => true,
         };
@@ -320,6 +460,14 @@ impl CompatSettings {
                 }
             }
             ProviderType::Ollama => need("ollamaServerHost", s.ollama_server_host.is_some())?,
+            ProviderType::Coze if config.protocol != crate::config::Protocol::Original => {
+                return Err(ConfigError::invalid(
+                    "provider.protocol",
+                    "coze needs protocol 'original': Coze's bot chat API (/v3/chat, bot_id, \
+                     additional_messages, its own event stream) is not OpenAI's and aiproxy does \
+                     not translate it; with 'original' requests keep Coze's API and get host and auth",
+                ))
+            }
             ProviderType::Cloudflare => {
                 need("cloudflareAccountId", s.cloudflare_account_id.is_some())?
             }
@@ -373,11 +521,24 @@ impl CompatProvider {
                 config.ollama_server_host.as_deref().unwrap_or("localhost"),
                 config.ollama_server_port
             ),
+            Host::Doubao(h) => config.doubao_domain.as_deref().unwrap_or(h).to_string(),
+            Host::Vllm(h) => match (&config.vllm_custom_url, &config.vllm_server_host) {
+                (Some(u), _) => u.authority.clone(),
+                (None, Some(host)) => host.clone(),
+                (None, None) => h.to_string(),
+            },
+            Host::Generic => config.generic_host.clone().unwrap_or_default(),
         }
     }
 
-    fn path(&self, api: Api) -> Result<String, ProxyError> {
+    fn path(&self, api: Api, client_path: &str) -> Result<String, ProxyError> {
         let config = &self.settings;
+        if self.row.keep_client_path {
+            return Ok(client_path.to_string());
+        }
+        if let (Host::Vllm(_), Some(url)) = (self.row.host, &config.vllm_custom_url) {
+            return Ok(vllm_custom_path(url, api));
+        }
         let configured = match self.row.host {
             Host::Azure => config.azure_service_url.as_ref(),
             Host::OpenAiOrCustom(_) => config.openai_custom_url.as_ref(),
@@ -409,6 +570,8 @@ impl CompatProvider {
             Auth::Bearer => up.bearer(token),
             Auth::Header(name) => up.header(name, token),
             Auth::None => up,
+            Auth::BearerIfToken if token.is_empty() => up,
+            Auth::BearerIfToken => up.bearer(token),
         }
     }
 }
@@ -434,6 +597,9 @@ impl Provider for CompatProvider {
         if self.row.strip_stream_options {
             obj.remove("stream_options");
         }
+        if self.row.kind == ProviderType::Openrouter && req.api == Api::ChatCompletions {
+            openrouter_reasoning_budget(obj);
+        }
         if req.api == Api::ChatCompletions {
             if let Some(schema) = &self.settings.response_json_schema {
                 obj.insert(
@@ -442,7 +608,16 @@ impl Provider for CompatProvider {
                 );
             }
         }
-        let up = Upstream::new(self.authority(), self.path(req.api)?);
+        // A `capabilities` path also enables an API the row has no default path for.
+        let capability = req.config.capability(match req.api {
+            Api::ChatCompletions => crate::config::CAPABILITY_CHAT,
+            Api::Embeddings => crate::config::CAPABILITY_EMBEDDINGS,
+        });
+        let path = match capability {
+            Some(p) => p.to_string(),
+            None => self.path(req.api, req.path)?,
+        };
+        let up = Upstream::new(self.authority(), path);
         Ok(self.with_auth(up, req.token))
     }
 

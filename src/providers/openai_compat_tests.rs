@@ -149,6 +149,87 @@ fn cases() -> Vec<Case> {
             embeddings_path: None,
             auth: bearer,
         },
+        // Issue 14 rows (hosts and paths from each provider's docs; see the table's docs).
+        Case {
+            config: cfg("github", json!({})),
+            authority: "models.github.ai",
+            chat_path: "/inference/chat/completions",
+            embeddings_path: Some("/inference/embeddings"),
+            auth: bearer,
+        },
+        Case {
+            config: cfg("grok", json!({})),
+            authority: "api.x.ai",
+            chat_path: "/v1/chat/completions",
+            embeddings_path: None,
+            auth: bearer,
+        },
+        Case {
+            config: cfg("together-ai", json!({})),
+            authority: "api.together.xyz",
+            chat_path: "/v1/chat/completions",
+            embeddings_path: Some("/v1/embeddings"),
+            auth: bearer,
+        },
+        Case {
+            config: cfg("openrouter", json!({})),
+            authority: "openrouter.ai",
+            chat_path: "/api/v1/chat/completions",
+            embeddings_path: None,
+            auth: bearer,
+        },
+        Case {
+            config: cfg("fireworks", json!({})),
+            authority: "api.fireworks.ai",
+            chat_path: "/inference/v1/chat/completions",
+            embeddings_path: Some("/inference/v1/embeddings"),
+            auth: bearer,
+        },
+        Case {
+            config: cfg("longcat", json!({})),
+            authority: "api.longcat.chat",
+            chat_path: "/openai/v1/chat/completions",
+            embeddings_path: None,
+            auth: bearer,
+        },
+        Case {
+            config: cfg("doubao", json!({})),
+            authority: "ark.cn-beijing.volces.com",
+            chat_path: "/api/v3/chat/completions",
+            embeddings_path: Some("/api/v3/embeddings"),
+            auth: bearer,
+        },
+        Case {
+            config: cfg(
+                "doubao",
+                json!({"doubaoDomain": "ark.ap-southeast.bytepluses.com"}),
+            ),
+            authority: "ark.ap-southeast.bytepluses.com",
+            chat_path: "/api/v3/chat/completions",
+            embeddings_path: Some("/api/v3/embeddings"),
+            auth: bearer,
+        },
+        Case {
+            config: cfg("vllm", json!({"vllmServerHost": "10.0.0.5:8000"})),
+            authority: "10.0.0.5:8000",
+            chat_path: "/v1/chat/completions",
+            embeddings_path: Some("/v1/embeddings"),
+            auth: bearer,
+        },
+        Case {
+            config: json!({"provider": {"type": "vllm", "vllmCustomUrl": "http://vllm.internal:8000/v1"}}),
+            authority: "vllm.internal:8000",
+            chat_path: "/v1/chat/completions",
+            embeddings_path: Some("/v1/embeddings"),
+            auth: None,
+        },
+        Case {
+            config: cfg("generic", json!({"genericHost": "llm.example.com"})),
+            authority: "llm.example.com",
+            chat_path: "/v1/chat/completions",
+            embeddings_path: Some("/v1/embeddings"),
+            auth: bearer,
+        },
     ]
 }
 
@@ -936,4 +1017,260 @@ fn a_stream_without_a_finish_reason_ends_with_an_error_event() {
     let (status, out, _) = respond(&mut ex, 200, "application/json", b"{}");
     assert_eq!(status, 502);
     assert!(String::from_utf8(out).unwrap().contains("no choices"));
+}
+
+// -- Issue 14: Higress's newer types and shared fields -----------------------------------
+
+fn forward_with(
+    c: &Arc<crate::exchange::Config>,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> crate::exchange::UpstreamRequest {
+    let mut ex = Exchange::new(Arc::clone(c));
+    match ex
+        .on_request("POST", path, headers, body.as_bytes())
+        .unwrap()
+    {
+        RequestAction::Forward(up) => up,
+        other => panic!("expected a forward, got {other:?}"),
+    }
+}
+
+#[test]
+fn vllm_default_host_and_direct_custom_path() {
+    let c = load(&json!({"provider": {"type": "vllm"}}));
+    let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
+    assert_eq!(up.authority, "vllm-service.cluster.local");
+    assert!(header(&up, "authorization").is_none());
+    // Higress: a custom URL path ending in /completions is the endpoint itself.
+    let c = load(&json!({"provider": {"type": "vllm",
+        "vllmCustomUrl": "https://gw.example.com/models/qwen/v1/chat/completions?tenant=a"}}));
+    let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
+    assert_eq!(up.authority, "gw.example.com");
+    assert_eq!(up.path, "/models/qwen/v1/chat/completions?tenant=a");
+    // A base path without /v1 gets the API path without its /v1.
+    let c = load(&json!({"provider": {"type": "vllm", "vllmCustomUrl": "http://h:8000/serve"}}));
+    let (_, up) = forward(&c, "/v1/embeddings", EMB);
+    assert_eq!(up.path, "/serve/embeddings");
+}
+
+#[test]
+fn generic_keeps_the_client_path_and_host() {
+    let c = load(&json!({"provider": {"type": "generic"}}));
+    let up = forward_with(
+        &c,
+        "/custom/v1/chat/completions?x=1",
+        &[(":authority", "client.example.com")],
+        CHAT,
+    );
+    assert_eq!(up.authority, "client.example.com");
+    assert_eq!(up.path, "/custom/v1/chat/completions?x=1");
+    assert!(header(&up, "authorization").is_none());
+    assert_eq!(upstream_json(&up)["model"], "gpt-4o");
+}
+
+#[test]
+fn openrouter_maps_reasoning_max_tokens() {
+    let c = load(&cfg("openrouter", json!({})));
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"x"}],"reasoning_max_tokens":2048,"reasoning_effort":"high"}"#;
+    let (_, up) = forward(&c, "/v1/chat/completions", body);
+    let b = upstream_json(&up);
+    assert_eq!(b["reasoning"], json!({"max_tokens": 2048}));
+    assert!(b.get("reasoning_effort").is_none() && b.get("reasoning_max_tokens").is_none());
+}
+
+#[test]
+fn coze_is_original_only_and_dify_triton_are_refused_with_the_reason() {
+    let c = load(
+        &json!({"provider": {"type": "coze", "apiTokens": ["pat_x"], "protocol": "original"}}),
+    );
+    let mut ex = Exchange::new(Arc::clone(&c));
+    match ex.on_request("POST", "/v3/chat", &[], b"{}").unwrap() {
+        RequestAction::Forward(up) => {
+            assert_eq!(up.authority, "api.coze.cn");
+            assert_eq!(up.path, "/v3/chat");
+            assert_eq!(header(&up, "authorization"), Some("Bearer pat_x"));
+            assert!(up.body.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = crate::exchange::Config::from_json(
+        br#"{"provider":{"type":"coze","apiTokens":["pat_x"]}}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "provider.protocol");
+    assert!(e.reason.contains("original"), "{e}");
+    for (kind, why) in [("dify", "Dify"), ("triton", "Triton")] {
+        let e = crate::exchange::Config::from_json(
+            json!({"provider": {"type": kind, "apiTokens": ["k"]}})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "provider.type");
+        assert!(
+            e.reason.contains(why) && e.reason.contains("not supported"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn capabilities_replace_and_enable_api_paths() {
+    let c = load(&cfg(
+        "grok",
+        json!({"capabilities": {"openai/v1/chatcompletions": "/v2/chat", "openai/v1/embeddings": "/v2/embed"}}),
+    ));
+    let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
+    assert_eq!(up.path, "/v2/chat");
+    // grok has no embeddings path by default; the capability enables one.
+    let (_, up) = forward(&c, "/v1/embeddings", EMB);
+    assert_eq!(
+        (up.authority.as_str(), up.path.as_str()),
+        ("api.x.ai", "/v2/embed")
+    );
+    // Translating providers take the override too.
+    let c = load(&json!({"provider": {"type": "claude", "apiTokens": ["k"],
+        "capabilities": {"openai/v1/chatcompletions": "/anthropic/v1/messages"}}}));
+    let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
+    assert_eq!(up.path, "/anthropic/v1/messages");
+}
+
+#[test]
+fn base_path_remove_prefix_and_prepend() {
+    // removePrefix (the default): the prefix goes before the request is routed.
+    let c = load(&cfg(
+        "openai",
+        json!({"basePath": "/ai", "protocol": "original"}),
+    ));
+    let mut ex = Exchange::new(Arc::clone(&c));
+    match ex
+        .on_request("POST", "/ai/v1/files?purpose=x", &[], b"{}")
+        .unwrap()
+    {
+        RequestAction::Forward(up) => assert_eq!(up.path, "/v1/files?purpose=x"),
+        other => panic!("{other:?}"),
+    }
+    let c = load(&cfg(
+        "generic",
+        json!({"basePath": "/ai", "genericHost": "h"}),
+    ));
+    let up = forward_with(&c, "/ai/v1/chat/completions", &[], CHAT);
+    assert_eq!(up.path, "/v1/chat/completions");
+    // prepend: the prefix is put before the upstream path.
+    let c = load(&cfg(
+        "grok",
+        json!({"basePath": "/proxy", "basePathHandling": "prepend"}),
+    ));
+    let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
+    assert_eq!(up.path, "/proxy/v1/chat/completions");
+}
+
+#[test]
+fn provider_domain_and_provider_base_path() {
+    let c = load(&cfg(
+        "fireworks",
+        json!({"providerDomain": "fw.gateway.internal", "providerBasePath": "/fw"}),
+    ));
+    let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
+    assert_eq!(up.authority, "fw.gateway.internal");
+    assert_eq!(up.path, "/fw/inference/v1/chat/completions");
+    // Applied to untranslated paths as well.
+    let mut ex = Exchange::new(Arc::clone(&c));
+    match ex
+        .on_request("GET", "/inference/v1/models", &[], b"")
+        .unwrap()
+    {
+        RequestAction::Forward(up) => {
+            assert_eq!(up.authority, "fw.gateway.internal");
+            assert_eq!(up.path, "/fw/inference/v1/models");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn auth_header_key_forwards_the_clients_key_for_openai() {
+    let c = load(&json!({"provider": {"type": "openai", "authHeaderKey": "X-My-Key"}}));
+    let up = forward_with(
+        &c,
+        "/v1/chat/completions",
+        &[("x-my-key", "sk-client"), ("authorization", "Bearer other")],
+        CHAT,
+    );
+    assert_eq!(header(&up, "authorization"), Some("Bearer sk-client"));
+    // Without the named header: x-api-key, then Authorization (Higress's order).
+    let up = forward_with(
+        &c,
+        "/v1/chat/completions",
+        &[("authorization", "Bearer sk-b")],
+        CHAT,
+    );
+    assert_eq!(header(&up, "authorization"), Some("Bearer sk-b"));
+    // Configured tokens win.
+    let c = load(&cfg("openai", json!({"authHeaderKey": "x-my-key"})));
+    let up = forward_with(
+        &c,
+        "/v1/chat/completions",
+        &[("x-my-key", "sk-client")],
+        CHAT,
+    );
+    assert_eq!(header(&up, "authorization"), Some("Bearer sk-test"));
+}
+
+#[test]
+fn first_byte_timeout_and_warnings() {
+    let c = load(&cfg(
+        "grok",
+        json!({"firstByteTimeout": 30000, "contextCleanupCommands": ["/clear"], "grokTypo": 1}),
+    ));
+    assert_eq!(c.first_byte_timeout_ms(), 30000);
+    let w = c.warnings();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w
+        .iter()
+        .any(|m| m.contains("provider.contextCleanupCommands") && m.contains("not implement")));
+    assert!(w
+        .iter()
+        .any(|m| m.contains("provider.grokTypo") && m.contains("unknown")));
+    assert!(load(&cfg("grok", json!({}))).warnings().is_empty());
+    assert_eq!(load(&cfg("grok", json!({}))).first_byte_timeout_ms(), 0);
+    let c = load(&cfg(
+        "grok",
+        json!({"capabilities": {"openai/v1/models": "/v1/models"}}),
+    ));
+    assert!(
+        c.warnings()[0].contains("capabilities.openai/v1/models"),
+        "{:?}",
+        c.warnings()
+    );
+}
+
+#[test]
+fn shared_field_errors_name_the_field() {
+    for (extra, path) in [
+        (json!({"basePath": "ai"}), "provider.basePath"),
+        (
+            json!({"basePath": "/ai", "basePathHandling": "strip"}),
+            "provider.basePathHandling",
+        ),
+        (
+            json!({"providerBasePath": "x"}),
+            "provider.providerBasePath",
+        ),
+        (
+            json!({"capabilities": {"openai/v1/chatcompletions": "v1"}}),
+            "provider.capabilities.openai/v1/chatcompletions",
+        ),
+        (
+            json!({"firstByteTimeout": "10"}),
+            "provider.firstByteTimeout",
+        ),
+    ] {
+        let e =
+            crate::exchange::Config::from_json(cfg("grok", extra.clone()).to_string().as_bytes())
+                .unwrap_err();
+        assert_eq!(e.path, path, "{extra}");
+    }
 }

@@ -77,6 +77,7 @@ Endpoints (shapes cited next to each builder below):
 * ``POST /`` with ``X-TC-Action`` (or a tencentcloudapi.com host) hunyuan;
 * ``POST /v1/text/chatcompletion_pro?GroupId=`` minimax pro;
 * ``POST /v2/translate`` deepl (free and pro hosts alike);
+* ``POST /v2/chat`` and ``POST /v2/embed`` cohere (v2);
 * ``GET /ai/context.txt`` and ``GET /files/...``: :data:`CONTEXT_TEXT`.
 """
 
@@ -1457,6 +1458,136 @@ def context_error(req: MockRequest, status: int) -> Reply:
     return Reply(status, "text/plain; charset=utf-8", f"mock error {status}\n".encode())
 
 
+# --------------------------------------------------------------------------
+# Cohere v2: POST /v2/chat (buffered or stream) and POST /v2/embed
+# Shapes: Chat API reference {id, finish_reason COMPLETE|MAX_TOKENS|TOOL_CALL, message:{role,
+# content:[{type:text,text}], tool_plan, tool_calls:[{id,type:function,function:{name,arguments}}]},
+# usage:{billed_units:{input_tokens,output_tokens}, tokens:{input_tokens,output_tokens}}}
+# (https://docs.cohere.com/v2/reference/chat); stream events message-start, content-start,
+# content-delta, content-end, tool-plan-delta, tool-call-start/-delta/-end, message-end with
+# delta.finish_reason and delta.usage ("Streaming" https://docs.cohere.com/v2/docs/streaming and
+# "Streaming for tool use" https://docs.cohere.com/v2/docs/tool-use-streaming); Embed API v2
+# {id, embeddings:{float:[[...]]}, texts, meta:{billed_units:{input_tokens}},
+# response_type:"embeddings_by_type"} (https://docs.cohere.com/v2/reference/embed); errors
+# {"id", "message"} with the HTTP status (https://docs.cohere.com/reference/errors).
+# --------------------------------------------------------------------------
+
+
+def cohere_conversation(req: MockRequest) -> Conversation:
+    body = req.obj
+    messages: list[tuple[str, str]] = []
+    for message in body.get("messages") or []:
+        if isinstance(message, dict):
+            messages.append((str(message.get("role", "")), text_of(message.get("content"))))
+    tool_name, tool_schema = None, None
+    tools = body.get("tools")
+    if isinstance(tools, list) and tools and body.get("tool_choice") != "NONE":
+        first = sub(tools[0] if isinstance(tools[0], dict) else {}, "function")
+        if isinstance(first.get("name"), str):
+            tool_name, tool_schema = first["name"], first.get("parameters")
+    return Conversation(
+        [t for _, t in messages],
+        last_with_role(messages, "user"),
+        tool_name,
+        tool_schema,
+        int_or_none(body.get("max_tokens")),
+    )
+
+
+def cohere_chat(req: MockRequest) -> Reply:
+    body = req.obj
+    answer = cohere_conversation(req).answer()
+    msg_id = f"cohere-mock-{req.digest[:24]}"
+    tool_id = f"{answer.tool_call.name}_mock{req.digest[24:36]}" if answer.tool_call else ""
+    finish = "MAX_TOKENS" if answer.truncated else ("TOOL_CALL" if answer.tool_call else "COMPLETE")
+    usage = {
+        "billed_units": {"input_tokens": answer.prompt_tokens, "output_tokens": answer.completion_tokens},
+        "tokens": {"input_tokens": answer.prompt_tokens, "output_tokens": answer.completion_tokens},
+    }
+    plan = "I will call the tool." if answer.tool_call else ""
+    if not body.get("stream"):
+        message: dict[str, Any] = {"role": "assistant", "content": [{"type": "text", "text": answer.text}]}
+        if answer.tool_call:
+            message["tool_plan"] = plan
+            message["tool_calls"] = [
+                {
+                    "id": tool_id,
+                    "type": "function",
+                    "function": {"name": answer.tool_call.name, "arguments": answer.tool_call.arguments},
+                }
+            ]
+        return json_reply({"id": msg_id, "finish_reason": finish, "message": message, "usage": usage})
+
+    start = {"role": "assistant", "content": [], "tool_plan": "", "tool_calls": [], "citations": []}
+    events = [sse_named("message-start", {"id": msg_id, "type": "message-start", "delta": {"message": start}})]
+    if answer.tool_call:
+        events.append(
+            sse_named("tool-plan-delta", {"type": "tool-plan-delta", "delta": {"message": {"tool_plan": plan}}})
+        )
+    events.append(
+        sse_named(
+            "content-start",
+            {"type": "content-start", "index": 0, "delta": {"message": {"content": {"type": "text", "text": ""}}}},
+        )
+    )
+    events += [
+        sse_named(
+            "content-delta",
+            {"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": piece}}}},
+        )
+        for piece in answer.pieces
+    ]
+    events.append(sse_named("content-end", {"type": "content-end", "index": 0}))
+    if answer.tool_call:
+        call = {"id": tool_id, "type": "function", "function": {"name": answer.tool_call.name, "arguments": ""}}
+        events.append(
+            sse_named("tool-call-start", {"type": "tool-call-start", "index": 0, "delta": {"message": {"tool_calls": call}}})
+        )
+        events += [
+            sse_named(
+                "tool-call-delta",
+                {
+                    "type": "tool-call-delta",
+                    "index": 0,
+                    "delta": {"message": {"tool_calls": {"function": {"arguments": part}}}},
+                },
+            )
+            for part in answer.tool_call.argument_pieces()
+        ]
+        events.append(sse_named("tool-call-end", {"type": "tool-call-end", "index": 0}))
+    events.append(
+        sse_named("message-end", {"type": "message-end", "delta": {"finish_reason": finish, "usage": usage}})
+    )
+    return Reply(200, SSE_TYPE, events=events, headers=[("cache-control", "no-cache")])
+
+
+def cohere_embed(req: MockRequest) -> Reply:
+    body = req.obj
+    texts = [str(t) for t in body.get("texts") or []]
+    dims = int_or_none(body.get("output_dimension")) or DEFAULT_EMBEDDING_DIMS
+    return json_reply(
+        {
+            "id": f"cohere-mock-{req.digest[:24]}",
+            "embeddings": {"float": [embedding_vector(t, dims) for t in texts]},
+            "texts": texts,
+            "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": word_count(*texts)}},
+            "response_type": "embeddings_by_type",
+        }
+    )
+
+
+def cohere_error(req: MockRequest, status: int) -> Reply:
+    messages = {
+        400: "invalid request: message must be at least 1 token long.",
+        401: "invalid api token",
+        404: "model 'x' not found, make sure the correct model ID was used and that you have access to the model.",
+        429: "You are using a Trial key, which is limited to 10 API calls / minute.",
+        500: "internal server error, this has been reported to our developers.",
+    }
+    message = messages.get(status, f"Mock error with status {status}")
+    return json_reply({"id": f"cohere-mock-{req.digest[:24]}", "message": message}, status)
+
+
 def not_found(req: MockRequest) -> Reply:
     return json_reply(
         {
@@ -1511,6 +1642,10 @@ def resolve(req: MockRequest) -> Route:
         return Route("minimax", minimax_pro, minimax_error)
     if route == "/v2/translate":
         return Route("deepl", deepl_translate, deepl_error)
+    if route == "/v2/chat":
+        return Route("cohere", cohere_chat, cohere_error)
+    if route == "/v2/embed":
+        return Route("cohere", cohere_embed, cohere_error)
     if route == "/" and (req.header("x-tc-action") or "tencentcloudapi" in req.host.lower()):
         return Route("hunyuan", hunyuan_chat, hunyuan_error)
     if route.endswith("/chat/completions") or route == "/v1/text/chatcompletion_v2":

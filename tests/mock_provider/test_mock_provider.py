@@ -744,6 +744,7 @@ ERROR_CASES: list[tuple[str, str, Any, dict[str, str], int, Any]] = [
     ("qwen", QWEN_GEN, QWEN_BODY, {}, 401, lambda o: o["code"] == "InvalidApiKey" and o["request_id"]),
     ("hunyuan", "/", HUNYUAN_BODY, HUNYUAN_HEADERS, 200, lambda o: "Error" in o["Response"]),
     ("deepl", "/v2/translate", {"text": ["x"], "target_lang": "DE"}, {}, 403, lambda o: "message" in o),
+    ("cohere", "/v2/chat", {"model": "c", "messages": []}, {}, 401, lambda o: o["message"] and o["id"]),
     (
         "moonshot-files",
         "/v1/files/f/content",
@@ -956,3 +957,47 @@ def test_token_faults_answer_the_provider_error_for_that_key_only(mock: MockHand
     assert mock.faults() == []
     ok = post(mock.port, "/v1/chat/completions", {"model": "m", "messages": []}, {"Authorization": "Bearer sk-bad"})
     assert ok.status == 200
+
+
+# --------------------------------------------------------------------------
+# Cohere v2
+# --------------------------------------------------------------------------
+
+COHERE_BODY: dict[str, Any] = {
+    "model": "command-a-03-2025",
+    "messages": [{"role": "system", "content": "you are terse"}, {"role": "user", "content": USER}],
+}
+
+
+def test_cohere_chat_buffered_and_tool_call(mock: MockHandle) -> None:
+    obj = post(mock.port, "/v2/chat", COHERE_BODY).json()
+    assert obj["finish_reason"] == "COMPLETE"
+    assert obj["message"]["content"] == [{"type": "text", "text": REPLY}]
+    assert obj["usage"]["tokens"] == {"input_tokens": PROMPT_WORDS, "output_tokens": words(REPLY)}
+    obj = post(mock.port, "/v2/chat", {**COHERE_BODY, "tools": [WEATHER_TOOL]}).json()
+    assert obj["finish_reason"] == "TOOL_CALL"
+    call = obj["message"]["tool_calls"][0]
+    assert call["function"]["name"] == "get_weather" and json.loads(call["function"]["arguments"])
+
+
+def test_cohere_chat_stream_events(mock: MockHandle) -> None:
+    resp = post(mock.port, "/v2/chat", {**COHERE_BODY, "stream": True, "tools": [WEATHER_TOOL]})
+    assert resp.status == 200 and resp.headers["content-type"].startswith("text/event-stream")
+    events = [(name, json.loads(data)) for name, data in sse_events(resp.body)]
+    assert all(d["type"] == n for n, d in events)
+    names = [n for n, _ in events]
+    assert names[0] == "message-start" and names[-1] == "message-end"
+    assert {"content-delta", "tool-plan-delta", "tool-call-start", "tool-call-delta", "tool-call-end"} <= set(names)
+    text = "".join(d["delta"]["message"]["content"]["text"] for n, d in events if n == "content-delta")
+    assert text == REPLY
+    assert events[-1][1]["delta"]["finish_reason"] == "TOOL_CALL"
+
+
+def test_cohere_embed(mock: MockHandle) -> None:
+    obj = post(
+        mock.port,
+        "/v2/embed",
+        {"model": "embed-v4.0", "texts": ["a b", "c"], "input_type": "search_document", "embedding_types": ["float"]},
+    ).json()
+    assert obj["response_type"] == "embeddings_by_type"
+    assert len(obj["embeddings"]["float"]) == 2 and obj["meta"]["billed_units"]["input_tokens"] == 3

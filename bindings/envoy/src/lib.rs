@@ -42,5 +42,11 @@ pub(crate) fn new_filter_config(
             aiproxy::VERSION
         ),
     );
+    // Fields that load but do nothing are named (never their values) rather than ignored
+    // silently. `firstByteTimeout` (core.first_byte_timeout_ms()) is not applied here: a dynamic
+    // module filter has no per-request first-byte timeout to set; route/cluster timeouts do that.
+    for w in core.warnings() {
+        log(LogLevel::Warn, &format!("aiproxy: configuration: {w}"));
+    }
     Ok(Box::new(proxy::ProxyConfig::new(core, metrics, failover)))
 }

@@ -1,4 +1,4 @@
-"""One end-to-end case per seed provider type: its configuration, what the mock upstream must
+"""One end-to-end case per seed provider type (and the issue-14 subset at the end): its configuration, what the mock upstream must
 receive (host, path, auth, body), and a broken variant of the configuration.
 
 The hosts and paths are the providers' documented ones (see src/providers/*.rs); every case runs
@@ -76,6 +76,16 @@ def minimax_pro_body(body: JSON, prompt: str, model: str) -> None:
 def deepl_body(body: JSON, prompt: str, model: str) -> None:
     assert body["target_lang"] == "ZH", body
     assert prompt in body["text"], body
+
+
+def cohere_body(body: JSON, prompt: str, model: str) -> None:
+    assert body["model"] == model, body
+    assert body["messages"][-1] == {"role": "user", "content": prompt}, body
+
+
+def cohere_embed_body(body: JSON, text: str, model: str) -> None:
+    assert body["model"] == model, body
+    assert body["texts"] == [text] and body["input_type"] and body["embedding_types"] == ["float"], body
 
 
 @dataclass(frozen=True)
@@ -397,7 +407,55 @@ CASES: Final[list[ProviderCase]] = [
         broken_path="provider.targetLang",
         reply_contains="mock translation (ZH):",
     ),
+    # Issue 14: a representative subset of the types today's Higress adds (OpenAI-compatible rows
+    # and Cohere v2, translated). Hosts and paths from each provider's docs (src/providers/).
+    _compat("grok", "api.x.ai", "/v1/chat/completions", model="grok-3-mini"),
+    ProviderCase(
+        name="openrouter",
+        # Higress's README example configuration, unchanged.
+        config={
+            "provider": {
+                "type": "openrouter",
+                "apiTokens": ["sk-secret-openrouter"],
+                "modelMapping": {
+                    "gpt-4": "openai/gpt-4-turbo-preview",
+                    "gpt-3.5-turbo": "openai/gpt-3.5-turbo",
+                    "claude-3": "anthropic/claude-3-opus",
+                    "*": "openai/gpt-3.5-turbo",
+                },
+            }
+        },
+        model="claude-3",
+        model_sent="anthropic/claude-3-opus",
+        chat=Upstream("openrouter.ai", "/api/v1/chat/completions", openai_chat_body),
+        auth_header="authorization",
+        auth_value="Bearer sk-secret-openrouter",
+        broken={"provider": {"type": "openrouter", "apiTokens": ["sk-secret-openrouter"], "basePath": "api"}},
+        broken_path="provider.basePath",
+    ),
+    _compat(
+        "together-ai",
+        "api.together.xyz",
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "BAAI/bge-base-en-v1.5",
+        model="meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo",
+    ),
+    ProviderCase(
+        name="cohere",
+        config={"provider": {"type": "cohere", "apiTokens": ["sk-secret-cohere"]}},
+        model="command-a-03-2025",
+        model_sent="command-a-03-2025",
+        chat=Upstream("api.cohere.com", "/v2/chat", cohere_body),
+        auth_header="authorization",
+        auth_value="Bearer sk-secret-cohere",
+        broken={"provider": {"type": "cohere", "apiTokens": ["sk-secret-cohere"], "responseJsonSchema": "x"}},
+        broken_path="provider.responseJsonSchema",
+        embeddings=Upstream("api.cohere.com", "/v2/embed", cohere_embed_body),
+        embedding_model="embed-v4.0",
+        embedding_model_sent="embed-v4.0",
+    ),
 ]
 
 CASE_NAMES: Final = [c.name for c in CASES]
-assert len(set(CASE_NAMES)) == len(CASE_NAMES) == 21, CASE_NAMES
+assert len(set(CASE_NAMES)) == len(CASE_NAMES) == 25, CASE_NAMES
