@@ -797,7 +797,10 @@ impl Exchange {
         // (an HTML error page with status 200, a missing type) cannot be a stream.
         let ctype = header(headers, "content-type").unwrap_or("");
         let lower = ctype.to_ascii_lowercase();
-        let is_sse = lower.contains("text/event-stream");
+        // A translator with a binary framing of its own (AWS event-stream) streams too.
+        let is_sse = lower.contains("text/event-stream")
+            || (lower.contains("application/vnd.amazon.eventstream")
+                && self.translator.as_ref().is_some_and(|t| t.raw_stream()));
         let is_json = lower.contains("json");
         let ok = (200..300).contains(&status) && self.undecodable.is_none();
         self.mode = if ok && is_sse {
@@ -929,6 +932,21 @@ impl Exchange {
             .translator
             .as_mut()
             .expect("stream mode has a translator");
+        if translator.raw_stream() {
+            let mut result = Ok(());
+            if !self.writer.is_closed() {
+                result = translator.on_raw_chunk(chunk, &mut self.writer);
+            }
+            if result.is_ok() && end_of_stream && !self.writer.is_closed() {
+                result = translator.on_stream_end(&mut self.writer);
+            }
+            match result {
+                Err(e) => self.writer.error(&e),
+                Ok(()) if end_of_stream => self.writer.end(),
+                Ok(()) => {}
+            }
+            return;
+        }
         let w = &mut self.writer;
         let mut on_event = |ev: crate::sse::SseEvent<'_>| {
             if w.is_closed() {

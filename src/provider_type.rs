@@ -25,10 +25,11 @@ pub enum ProviderType {
     Spark,
     Gemini,
     Deepl,
+    Bedrock,
 }
 
 impl ProviderType {
-    pub const ALL: [ProviderType; 21] = [
+    pub const ALL: [ProviderType; 22] = [
         Self::OpenAi,
         Self::Azure,
         Self::Moonshot,
@@ -50,6 +51,7 @@ impl ProviderType {
         Self::Spark,
         Self::Gemini,
         Self::Deepl,
+        Self::Bedrock,
     ];
 
     /// The `type` string of the configuration.
@@ -76,6 +78,7 @@ impl ProviderType {
             Self::Spark => "spark",
             Self::Gemini => "gemini",
             Self::Deepl => "deepl",
+            Self::Bedrock => "bedrock",
         }
     }
 

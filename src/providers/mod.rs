@@ -9,6 +9,7 @@ pub use crate::provider_type::ProviderType;
 use crate::sse::SseEvent;
 use serde_json::Value;
 
+pub mod bedrock;
 pub mod claude;
 pub mod deepl;
 pub mod gemini;
@@ -180,6 +181,19 @@ pub trait ResponseTranslator: Send {
     fn buffered_as_stream(&self) -> bool {
         false
     }
+
+    /// The provider streams a binary framing of its own (AWS event-stream), not SSE: the core
+    /// then hands raw body chunks to [`ResponseTranslator::on_raw_chunk`] instead of SSE events.
+    fn raw_stream(&self) -> bool {
+        false
+    }
+
+    /// One raw upstream body chunk of a [`ResponseTranslator::raw_stream`] translator, split
+    /// anywhere; the translator does its own (bounded) framing. Not called once the writer is
+    /// closed.
+    fn on_raw_chunk(&mut self, _chunk: &[u8], _w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        Ok(())
+    }
 }
 
 /// The provider implementation for a configuration: each provider reads and validates its own
@@ -192,6 +206,7 @@ pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> 
         ProviderType::Hunyuan => hunyuan::build(config),
         ProviderType::Minimax => minimax::build(config),
         ProviderType::Deepl => deepl::build(config),
+        ProviderType::Bedrock => bedrock::build(config),
         kind => openai_compat::build(kind, config),
     }
 }
