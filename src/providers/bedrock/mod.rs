@@ -61,7 +61,9 @@ impl Settings {
     pub fn parse(config: &ProviderConfig) -> Result<Self, ConfigError> {
         let f = config.fields();
         let why = "for provider type 'bedrock'";
-        let region = f.require("awsRegion", f.nonempty_str("awsRegion")?, why)?.trim();
+        let region = f
+            .require("awsRegion", f.nonempty_str("awsRegion")?, why)?
+            .trim();
         // The region becomes part of the host name.
         if !region
             .bytes()
@@ -123,7 +125,11 @@ struct Bedrock {
 fn converse_path(model: &str, stream: bool) -> String {
     let mut p = String::from("/model/");
     sigv4::uri_encode(model, &mut p);
-    p.push_str(if stream { "/converse-stream" } else { "/converse" });
+    p.push_str(if stream {
+        "/converse-stream"
+    } else {
+        "/converse"
+    });
     p
 }
 
@@ -182,7 +188,11 @@ impl Provider for Bedrock {
         upstream: &mut Upstream,
         body: &[u8],
     ) -> Result<(), ProxyError> {
-        let Some((access, secret)) = self.settings.keys.as_ref().filter(|_| !self.settings.bearer)
+        let Some((access, secret)) = self
+            .settings
+            .keys
+            .as_ref()
+            .filter(|_| !self.settings.bearer)
         else {
             return Ok(());
         };

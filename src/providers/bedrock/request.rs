@@ -53,7 +53,9 @@ const PARAMS: ParamTable = ParamTable(&[
     ),
     (
         "reasoning_effort",
-        Param::Reject("reasoning_effort (set the model's reasoning fields in bedrockAdditionalFields)"),
+        Param::Reject(
+            "reasoning_effort (set the model's reasoning fields in bedrockAdditionalFields)",
+        ),
     ),
     ("verbosity", Param::Reject("verbosity")),
     ("prediction", Param::Reject("prediction")),
@@ -73,7 +75,10 @@ const PARAMS: ParamTable = ParamTable(&[
 
 /// Rewrites the OpenAI body into a Converse body (the model goes in the path). `additional` is
 /// `bedrockAdditionalFields`, sent as `additionalModelRequestFields`.
-pub(super) fn converse_body(body: &mut Value, additional: &Map<String, Value>) -> Result<(), ProxyError> {
+pub(super) fn converse_body(
+    body: &mut Value,
+    additional: &Map<String, Value>,
+) -> Result<(), ProxyError> {
     let obj = body
         .as_object_mut()
         .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
@@ -295,7 +300,10 @@ fn content_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, Pr
                 ..
             } => {
                 let d = parse_data_url(data).ok_or_else(|| {
-                    bad(&p, "file_data must look like data:<media type>;base64,<data>")
+                    bad(
+                        &p,
+                        "file_data must look like data:<media type>;base64,<data>",
+                    )
                 })?;
                 if let Some(format) = image_format(d.media_type) {
                     out.push(json!({"image": {"format": format, "source": {"bytes": d.data}}}));
@@ -356,7 +364,10 @@ fn convert_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>, bool)
     let mut uses_tools = false;
     for (i, m) in messages.iter().enumerate() {
         let Some(m) = m.as_object() else {
-            return Err(bad(&format!("messages[{i}]"), "each message must be an object"));
+            return Err(bad(
+                &format!("messages[{i}]"),
+                "each message must be an object",
+            ));
         };
         let role = m.get("role").and_then(Value::as_str).unwrap_or("");
         let param = format!("messages[{i}].content");
@@ -367,7 +378,9 @@ fn convert_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>, bool)
                     match part {
                         Part::Text(t) if !t.is_empty() => system.push(json!({ "text": t })),
                         Part::Text(_) => {}
-                        _ => return Err(bad(&param, "system messages may only contain text parts")),
+                        _ => {
+                            return Err(bad(&param, "system messages may only contain text parts"))
+                        }
                     }
                 }
             }
@@ -380,7 +393,10 @@ fn convert_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>, bool)
                 blocks.extend(refusal_text(content));
                 if let Some(calls) = m.get("tool_calls").filter(|c| !c.is_null()) {
                     let calls = calls.as_array().ok_or_else(|| {
-                        bad(&format!("messages[{i}].tool_calls"), "'tool_calls' must be an array")
+                        bad(
+                            &format!("messages[{i}].tool_calls"),
+                            "'tool_calls' must be an array",
+                        )
                     })?;
                     for (j, call) in calls.iter().enumerate() {
                         blocks.push(tool_use(call, &format!("messages[{i}].tool_calls[{j}]"))?);
@@ -390,12 +406,15 @@ fn convert_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>, bool)
                 push_turn(&mut turns, "assistant", blocks);
             }
             "tool" => {
-                let id = m.get("tool_call_id").and_then(Value::as_str).ok_or_else(|| {
-                    bad(
-                        &format!("messages[{i}].tool_call_id"),
-                        "tool messages need a string 'tool_call_id'",
-                    )
-                })?;
+                let id = m
+                    .get("tool_call_id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        bad(
+                            &format!("messages[{i}].tool_call_id"),
+                            "tool messages need a string 'tool_call_id'",
+                        )
+                    })?;
                 let mut result = content_blocks(content, &param)?;
                 if result.is_empty() {
                     result.push(json!({"text": ""}));

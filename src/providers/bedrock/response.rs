@@ -1,8 +1,8 @@
 //! Converse replies → OpenAI: buffered responses, usage, stop reasons and errors. The
 //! ConverseStream events are read in `stream.rs`.
 
-use super::eventstream::Decoder;
 use super::super::ResponseTranslator;
+use super::eventstream::Decoder;
 use crate::error::{error_type_for_status, ProxyError};
 use crate::openai;
 use crate::openai::writer::{tool_call, Choice, Completion, OpenAiWriter};
@@ -69,7 +69,12 @@ pub(super) fn aws_error(status: Option<u16>, exception: &str, payload: &[u8]) ->
                 .and_then(Value::as_str)
                 .map(str::to_string)
         })
-        .unwrap_or_else(|| format!("upstream reported {}", if name.is_empty() { "an error" } else { name }));
+        .unwrap_or_else(|| {
+            format!(
+                "upstream reported {}",
+                if name.is_empty() { "an error" } else { name }
+            )
+        });
     let mut err = ProxyError::new(status, error_type_for_status(status), message);
     if !name.is_empty() {
         err = err.with_code(name);

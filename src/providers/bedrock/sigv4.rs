@@ -165,7 +165,10 @@ pub fn sign(creds: &Credentials<'_>, req: &SignRequest<'_>) -> Signed {
         req.amz_date,
         hex(&Sha256::digest(canonical_request.as_bytes()))
     );
-    let k_date = hmac(format!("AWS4{}", creds.secret_key).as_bytes(), date.as_bytes());
+    let k_date = hmac(
+        format!("AWS4{}", creds.secret_key).as_bytes(),
+        date.as_bytes(),
+    );
     let k_region = hmac(&k_date, req.region.as_bytes());
     let k_service = hmac(&k_region, req.service.as_bytes());
     let k_signing = hmac(&k_service, b"aws4_request");
