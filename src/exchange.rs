@@ -186,6 +186,10 @@ pub struct Exchange {
     req: RequestState,
     /// The parsed body while a callout is outstanding.
     pending_body: Option<Value>,
+    /// The outstanding callout is the provider's credential fetch (`Provider::auth_callout`).
+    awaiting_auth: bool,
+    /// An untranslated request held for that fetch: (path, body, token).
+    pending_passthrough: Option<(String, Vec<u8>, String)>,
     translator: Option<Box<dyn ResponseTranslator>>,
     /// Every OpenAI byte we emit for a translated response goes through it.
     writer: OpenAiWriter,
@@ -239,6 +243,8 @@ impl Exchange {
             stage: Stage::New,
             req: RequestState::default(),
             pending_body: None,
+            awaiting_auth: false,
+            pending_passthrough: None,
             translator: None,
             writer: OpenAiWriter::new("", false),
             mode: ResponseMode::Passthrough,
@@ -313,28 +319,54 @@ impl Exchange {
         let token = self.attempt.first(&cfg);
         self.protocol = ClientProtocol::from_path(path);
         if !cfg.translates(method, path) {
-            return Ok(self.passthrough(path, body, token));
+            return Ok(match cfg.imp.auth_callout(pc) {
+                Ok(None) => self.passthrough(path, body, token),
+                Ok(Some(c)) => {
+                    self.pending_passthrough =
+                        Some((path.to_string(), body.to_vec(), token.to_string()));
+                    self.awaiting_auth = true;
+                    self.stage = Stage::AwaitingCallout;
+                    RequestAction::Callout(c)
+                }
+                Err(e) => self.local_reply(&e),
+            });
         }
         if let Some(endpoint) = anthropic::Endpoint::from_path(path) {
             return Ok(self.on_anthropic_request(endpoint, path, headers, body, token));
         }
         let api = Api::from_path(path).expect("translates() checked the path");
         let action = match self.parse_request(api, headers, body, token) {
-            Ok(mut value) => {
-                match context::callout_for(pc, cfg.imp.as_ref(), token)
-                    .filter(|_| api == Api::ChatCompletions)
-                {
-                    Some(c) => {
-                        self.pending_body = Some(value);
-                        self.stage = Stage::AwaitingCallout;
-                        return Ok(RequestAction::Callout(c));
-                    }
-                    None => self.build_upstream(&mut value),
+            Ok(value) => match cfg.imp.auth_callout(pc) {
+                Ok(Some(c)) => {
+                    self.pending_body = Some(value);
+                    self.awaiting_auth = true;
+                    self.stage = Stage::AwaitingCallout;
+                    return Ok(RequestAction::Callout(c));
                 }
-            }
+                Ok(None) => return Ok(self.after_auth(value)),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         Ok(self.finish_request(action))
+    }
+
+    /// A parsed request once any credential is in hand: the context callout, or the upstream.
+    fn after_auth(&mut self, mut value: Value) -> RequestAction {
+        let cfg = Arc::clone(&self.config);
+        let pc = &cfg.provider;
+        let api = self.req.api.expect("set by parse_request");
+        let action = match context::callout_for(pc, cfg.imp.as_ref(), &self.req.token)
+            .filter(|_| api == Api::ChatCompletions)
+        {
+            Some(c) => {
+                self.pending_body = Some(value);
+                self.stage = Stage::AwaitingCallout;
+                return RequestAction::Callout(c);
+            }
+            None => self.build_upstream(&mut value),
+        };
+        self.finish_request(action)
     }
 
     /// Step 1b: the result of the callout requested by `on_request`.
@@ -345,6 +377,19 @@ impl Exchange {
     ) -> Result<RequestAction, StateError> {
         if self.stage != Stage::AwaitingCallout {
             return Err(StateError("no callout is outstanding"));
+        }
+        if std::mem::take(&mut self.awaiting_auth) {
+            let cfg = Arc::clone(&self.config);
+            if let Err(e) = cfg.imp.on_auth_response(status, body) {
+                self.pending_body = None;
+                self.pending_passthrough = None;
+                return Ok(self.local_reply(&e));
+            }
+            if let Some((path, body, token)) = self.pending_passthrough.take() {
+                return Ok(self.passthrough(&path, &body, &token));
+            }
+            let value = self.pending_body.take().expect("set with the stage");
+            return Ok(self.after_auth(value));
         }
         let mut value = self.pending_body.take().expect("set with the stage");
         let action = context::context_text(

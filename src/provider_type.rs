@@ -26,10 +26,11 @@ pub enum ProviderType {
     Gemini,
     Deepl,
     Bedrock,
+    Vertex,
 }
 
 impl ProviderType {
-    pub const ALL: [ProviderType; 22] = [
+    pub const ALL: [ProviderType; 23] = [
         Self::OpenAi,
         Self::Azure,
         Self::Moonshot,
@@ -52,6 +53,7 @@ impl ProviderType {
         Self::Gemini,
         Self::Deepl,
         Self::Bedrock,
+        Self::Vertex,
     ];
 
     /// The `type` string of the configuration.
@@ -79,6 +81,7 @@ impl ProviderType {
             Self::Gemini => "gemini",
             Self::Deepl => "deepl",
             Self::Bedrock => "bedrock",
+            Self::Vertex => "vertex",
         }
     }
 

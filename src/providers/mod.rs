@@ -18,6 +18,7 @@ pub mod minimax;
 pub mod moonshot;
 pub mod openai_compat;
 pub mod qwen;
+pub mod vertex;
 
 /// The OpenAI APIs we translate, chosen by path suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +132,20 @@ pub trait Provider: Send + Sync {
         None
     }
 
+    /// A credential to fetch before any request (Vertex's OAuth access token, from a signed JWT),
+    /// made by the host like the `context` callout; `None` when a cached one is still good.
+    fn auth_callout(
+        &self,
+        _config: &ProviderConfig,
+    ) -> Result<Option<crate::context::Callout>, ProxyError> {
+        Ok(None)
+    }
+
+    /// The answer to [`Provider::auth_callout`] (the provider caches what it needs).
+    fn on_auth_response(&self, _status: u16, _body: &[u8]) -> Result<(), ProxyError> {
+        Ok(())
+    }
+
     /// The context text of a successful [`Provider::callout`] answer. Default: the body as is.
     fn callout_text(&self, text: &str) -> String {
         text.to_string()
@@ -207,6 +222,7 @@ pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> 
         ProviderType::Minimax => minimax::build(config),
         ProviderType::Deepl => deepl::build(config),
         ProviderType::Bedrock => bedrock::build(config),
+        ProviderType::Vertex => vertex::build(config),
         kind => openai_compat::build(kind, config),
     }
 }
