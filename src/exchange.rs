@@ -474,7 +474,7 @@ impl Exchange {
             Err(e) => return self.local_reply(&e),
         };
         let value = std::mem::take(&mut conv.body);
-        let mut value = match self.accept_request(Api::ChatCompletions, value, token) {
+        let value = match self.accept_request(Api::ChatCompletions, value, token) {
             Ok(v) => v,
             Err(e) => return self.local_reply(&e),
         };
@@ -482,13 +482,16 @@ impl Exchange {
             &conv,
             &self.req.model_sent,
         )));
-        if let Some(c) = context::callout_for(&cfg.provider, cfg.imp.as_ref(), token) {
-            self.pending_body = Some(value);
-            self.stage = Stage::AwaitingCallout;
-            return RequestAction::Callout(c);
+        match cfg.imp.auth_callout(&cfg.provider) {
+            Ok(Some(c)) => {
+                self.pending_body = Some(value);
+                self.awaiting_auth = true;
+                self.stage = Stage::AwaitingCallout;
+                RequestAction::Callout(c)
+            }
+            Ok(None) => self.after_auth(value),
+            Err(e) => self.local_reply(&e),
         }
-        let up = self.build_upstream(&mut value);
-        self.finish_request(up)
     }
 
     /// Provider `claude`: the client's Messages request goes to Anthropic as it is, with the

@@ -136,9 +136,8 @@ pub fn token_callout(sa: &ServiceAccount, cluster: &str, now: u64, timeout_ms: u
 
 /// Reads the token endpoint's answer: (access token, lifetime in seconds).
 pub fn read_token_reply(status: u16, body: &[u8]) -> Result<(String, u64), ProxyError> {
-    let fail = |why: String| {
-        ProxyError::new(502, "upstream_error", why).with_code("vertex_token_failed")
-    };
+    let fail =
+        |why: String| ProxyError::new(502, "upstream_error", why).with_code("vertex_token_failed");
     if body.len() > MAX_TOKEN_REPLY {
         return Err(fail("the Vertex access token answer is too large".into()));
     }

@@ -90,7 +90,9 @@ pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> 
                 region: plain("vertexRegion", region)?,
                 project: plain("vertexProjectId", project)?,
                 auth_service: service.to_string(),
-                refresh_ahead: f.u64("vertexTokenRefreshAhead")?.unwrap_or(DEFAULT_REFRESH_AHEAD),
+                refresh_ahead: f
+                    .u64("vertexTokenRefreshAhead")?
+                    .unwrap_or(DEFAULT_REFRESH_AHEAD),
                 tokens: TokenCache::default(),
             }))
         }
@@ -189,14 +191,24 @@ impl Provider for Vertex {
                     .with_param("model"));
                 }
                 gemini::vertex_chat_body(model, body, &self.safety)?;
-                let path = format!("/v1/publishers/google/models/{model}:{}", gemini_method(req));
+                let path = format!(
+                    "/v1/publishers/google/models/{model}:{}",
+                    gemini_method(req)
+                );
                 Ok(Upstream::new(EXPRESS_HOST, path).header("x-goog-api-key", req.token))
             }
             Mode::Service(s) => {
-                let base = format!("/v1/projects/{}/locations/{}/publishers", s.project, s.region);
+                let base = format!(
+                    "/v1/projects/{}/locations/{}/publishers",
+                    s.project, s.region
+                );
                 let path = if is_claude(model) {
                     claude::vertex_chat_body(req, body, CLAUDE_VERSION)?;
-                    let method = if req.stream { "streamRawPredict" } else { "rawPredict" };
+                    let method = if req.stream {
+                        "streamRawPredict"
+                    } else {
+                        "rawPredict"
+                    };
                     format!("{base}/anthropic/models/{model}:{method}")
                 } else {
                     gemini::vertex_chat_body(model, body, &self.safety)?;
