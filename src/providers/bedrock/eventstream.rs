@@ -113,7 +113,7 @@ fn check_prelude(b: &[u8]) -> Result<(), ProxyError> {
     if crc32(&b[..8]) != be32(&b[8..]) {
         return Err(bad("prelude CRC mismatch"));
     }
-    if total < OVERHEAD || total > MAX_MESSAGE || headers > total - OVERHEAD {
+    if !(OVERHEAD..=MAX_MESSAGE).contains(&total) || headers > total - OVERHEAD {
         return Err(bad("impossible message length"));
     }
     Ok(())
