@@ -232,7 +232,8 @@ typedef struct {
    */
   bool body_replaced;
   /**
-   * FORWARD (when replaced): the new body; LOCAL_REPLY: the reply body.
+   * FORWARD (when replaced): the new body; LOCAL_REPLY: the reply body; CALLOUT: the body to
+   * send (empty for GET).
    */
   AiproxyStr body;
   /**

@@ -20,6 +20,8 @@ pub struct Callout {
     pub path: String,
     pub method: &'static str,
     pub headers: Vec<(String, String)>,
+    /// The request body (empty for GET; a form for Vertex's OAuth token exchange).
+    pub body: Vec<u8>,
     pub timeout_ms: u64,
 }
 
@@ -34,6 +36,7 @@ pub fn callout_for(config: &ProviderConfig, imp: &dyn Provider, token: &str) -> 
             path: ctx.path.clone(),
             method: "GET",
             headers: Vec::new(),
+            body: Vec::new(),
             timeout_ms: config.timeout_ms,
         });
     }

@@ -200,6 +200,10 @@ pub struct Exchange {
     req: RequestState,
     /// The parsed body while a callout is outstanding.
     pending_body: Option<Value>,
+    /// The outstanding callout is the provider's credential fetch (`Provider::auth_callout`).
+    awaiting_auth: bool,
+    /// An untranslated request held for that fetch: (path, body, token).
+    pending_passthrough: Option<(String, Vec<u8>, String)>,
     translator: Option<Box<dyn ResponseTranslator>>,
     /// Every OpenAI byte we emit for a translated response goes through it.
     writer: OpenAiWriter,
@@ -326,6 +330,8 @@ impl Exchange {
             stage: Stage::New,
             req: RequestState::default(),
             pending_body: None,
+            awaiting_auth: false,
+            pending_passthrough: None,
             translator: None,
             writer: OpenAiWriter::new("", false),
             mode: ResponseMode::Passthrough,
@@ -415,28 +421,54 @@ impl Exchange {
             .unwrap_or("")
             .to_string();
         if !cfg.translates(method, path) {
-            return Ok(self.passthrough(path, body, token));
+            return Ok(match cfg.imp.auth_callout(pc) {
+                Ok(None) => self.passthrough(path, body, token),
+                Ok(Some(c)) => {
+                    self.pending_passthrough =
+                        Some((path.to_string(), body.to_vec(), token.to_string()));
+                    self.awaiting_auth = true;
+                    self.stage = Stage::AwaitingCallout;
+                    RequestAction::Callout(c)
+                }
+                Err(e) => self.local_reply(&e),
+            });
         }
         if let Some(endpoint) = anthropic::Endpoint::from_path(path) {
             return Ok(self.on_anthropic_request(endpoint, path, headers, body, token));
         }
         let api = Api::from_path(path).expect("translates() checked the path");
         let action = match self.parse_request(api, headers, body, token) {
-            Ok(mut value) => {
-                match context::callout_for(pc, cfg.imp.as_ref(), token)
-                    .filter(|_| api == Api::ChatCompletions)
-                {
-                    Some(c) => {
-                        self.pending_body = Some(value);
-                        self.stage = Stage::AwaitingCallout;
-                        return Ok(RequestAction::Callout(c));
-                    }
-                    None => self.build_upstream(&mut value),
+            Ok(value) => match cfg.imp.auth_callout(pc) {
+                Ok(Some(c)) => {
+                    self.pending_body = Some(value);
+                    self.awaiting_auth = true;
+                    self.stage = Stage::AwaitingCallout;
+                    return Ok(RequestAction::Callout(c));
                 }
-            }
+                Ok(None) => return Ok(self.after_auth(value)),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         Ok(self.finish_request(action))
+    }
+
+    /// A parsed request once any credential is in hand: the context callout, or the upstream.
+    fn after_auth(&mut self, mut value: Value) -> RequestAction {
+        let cfg = Arc::clone(&self.config);
+        let pc = &cfg.provider;
+        let api = self.req.api.expect("set by parse_request");
+        let action = match context::callout_for(pc, cfg.imp.as_ref(), &self.req.token)
+            .filter(|_| api == Api::ChatCompletions)
+        {
+            Some(c) => {
+                self.pending_body = Some(value);
+                self.stage = Stage::AwaitingCallout;
+                return RequestAction::Callout(c);
+            }
+            None => self.build_upstream(&mut value),
+        };
+        self.finish_request(action)
     }
 
     /// Step 1b: the result of the callout requested by `on_request`.
@@ -447,6 +479,19 @@ impl Exchange {
     ) -> Result<RequestAction, StateError> {
         if self.stage != Stage::AwaitingCallout {
             return Err(StateError("no callout is outstanding"));
+        }
+        if std::mem::take(&mut self.awaiting_auth) {
+            let cfg = Arc::clone(&self.config);
+            if let Err(e) = cfg.imp.on_auth_response(status, body) {
+                self.pending_body = None;
+                self.pending_passthrough = None;
+                return Ok(self.local_reply(&e));
+            }
+            if let Some((path, body, token)) = self.pending_passthrough.take() {
+                return Ok(self.passthrough(&path, &body, &token));
+            }
+            let value = self.pending_body.take().expect("set with the stage");
+            return Ok(self.after_auth(value));
         }
         let mut value = self.pending_body.take().expect("set with the stage");
         let action = context::context_text(
@@ -536,7 +581,7 @@ impl Exchange {
             Err(e) => return self.local_reply(&e),
         };
         let value = std::mem::take(&mut conv.body);
-        let mut value = match self.accept_request(Api::ChatCompletions, value, token) {
+        let value = match self.accept_request(Api::ChatCompletions, value, token) {
             Ok(v) => v,
             Err(e) => return self.local_reply(&e),
         };
@@ -544,13 +589,16 @@ impl Exchange {
             &conv,
             &self.req.model_sent,
         )));
-        if let Some(c) = context::callout_for(&cfg.provider, cfg.imp.as_ref(), token) {
-            self.pending_body = Some(value);
-            self.stage = Stage::AwaitingCallout;
-            return RequestAction::Callout(c);
+        match cfg.imp.auth_callout(&cfg.provider) {
+            Ok(Some(c)) => {
+                self.pending_body = Some(value);
+                self.awaiting_auth = true;
+                self.stage = Stage::AwaitingCallout;
+                RequestAction::Callout(c)
+            }
+            Ok(None) => self.after_auth(value),
+            Err(e) => self.local_reply(&e),
         }
-        let up = self.build_upstream(&mut value);
-        self.finish_request(up)
     }
 
     /// Provider `claude`: the client's Messages request goes to Anthropic as it is, with the
@@ -912,7 +960,10 @@ impl Exchange {
         // (an HTML error page with status 200, a missing type) cannot be a stream.
         let ctype = header(headers, "content-type").unwrap_or("");
         let lower = ctype.to_ascii_lowercase();
-        let is_sse = lower.contains("text/event-stream");
+        // A translator with a binary framing of its own (AWS event-stream) streams too.
+        let is_sse = lower.contains("text/event-stream")
+            || (lower.contains("application/vnd.amazon.eventstream")
+                && self.translator.as_ref().is_some_and(|t| t.raw_stream()));
         let is_json = lower.contains("json");
         let ok = (200..300).contains(&status) && self.undecodable.is_none();
         self.mode = if ok && is_sse {
@@ -1044,6 +1095,21 @@ impl Exchange {
             .translator
             .as_mut()
             .expect("stream mode has a translator");
+        if translator.raw_stream() {
+            let mut result = Ok(());
+            if !self.writer.is_closed() {
+                result = translator.on_raw_chunk(chunk, &mut self.writer);
+            }
+            if result.is_ok() && end_of_stream && !self.writer.is_closed() {
+                result = translator.on_stream_end(&mut self.writer);
+            }
+            match result {
+                Err(e) => self.writer.error(&e),
+                Ok(()) if end_of_stream => self.writer.end(),
+                Ok(()) => {}
+            }
+            return;
+        }
         let w = &mut self.writer;
         let mut on_event = |ev: crate::sse::SseEvent<'_>| {
             if w.is_closed() {

@@ -117,7 +117,8 @@ pub struct AiproxyRequestResult {
     pub headers_len: usize,
     /// FORWARD: whether `body` replaces the client's body (false: leave it unchanged).
     pub body_replaced: bool,
-    /// FORWARD (when replaced): the new body; LOCAL_REPLY: the reply body.
+    /// FORWARD (when replaced): the new body; LOCAL_REPLY: the reply body; CALLOUT: the body to
+    /// send (empty for GET).
     pub body: AiproxyStr,
     /// The model sent upstream after `modelMapping` (empty when not translated).
     pub model: AiproxyStr,
@@ -540,6 +541,7 @@ impl AiproxyExchange {
                 r.callout_cluster = AiproxyStr::of(c.cluster.as_bytes());
                 r.callout_port = c.port;
                 r.callout_method = AiproxyStr::of(c.method.as_bytes());
+                r.body = AiproxyStr::of(&c.body);
                 r.timeout_ms = c.timeout_ms;
                 &c.headers
             }

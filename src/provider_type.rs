@@ -38,10 +38,12 @@ pub enum ProviderType {
     Coze,
     Dify,
     Triton,
+    Bedrock,
+    Vertex,
 }
 
 impl ProviderType {
-    pub const ALL: [ProviderType; 34] = [
+    pub const ALL: [ProviderType; 36] = [
         Self::OpenAi,
         Self::Azure,
         Self::Moonshot,
@@ -76,6 +78,8 @@ impl ProviderType {
         Self::Coze,
         Self::Dify,
         Self::Triton,
+        Self::Bedrock,
+        Self::Vertex,
     ];
 
     /// The `type` string of the configuration.
@@ -115,6 +119,8 @@ impl ProviderType {
             Self::Coze => "coze",
             Self::Dify => "dify",
             Self::Triton => "triton",
+            Self::Bedrock => "bedrock",
+            Self::Vertex => "vertex",
         }
     }
 

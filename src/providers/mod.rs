@@ -9,6 +9,7 @@ pub use crate::provider_type::ProviderType;
 use crate::sse::SseEvent;
 use serde_json::Value;
 
+pub mod bedrock;
 pub mod claude;
 pub mod cohere;
 pub mod deepl;
@@ -19,6 +20,7 @@ pub mod moonshot;
 pub mod openai_compat;
 pub mod qwen;
 pub mod unsupported;
+pub mod vertex;
 
 /// The OpenAI APIs we translate, chosen by path suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +136,20 @@ pub trait Provider: Send + Sync {
         None
     }
 
+    /// A credential to fetch before any request (Vertex's OAuth access token, from a signed JWT),
+    /// made by the host like the `context` callout; `None` when a cached one is still good.
+    fn auth_callout(
+        &self,
+        _config: &ProviderConfig,
+    ) -> Result<Option<crate::context::Callout>, ProxyError> {
+        Ok(None)
+    }
+
+    /// The answer to [`Provider::auth_callout`] (the provider caches what it needs).
+    fn on_auth_response(&self, _status: u16, _body: &[u8]) -> Result<(), ProxyError> {
+        Ok(())
+    }
+
     /// The context text of a successful [`Provider::callout`] answer. Default: the body as is.
     fn callout_text(&self, text: &str) -> String {
         text.to_string()
@@ -184,6 +200,19 @@ pub trait ResponseTranslator: Send {
     fn buffered_as_stream(&self) -> bool {
         false
     }
+
+    /// The provider streams a binary framing of its own (AWS event-stream), not SSE: the core
+    /// then hands raw body chunks to [`ResponseTranslator::on_raw_chunk`] instead of SSE events.
+    fn raw_stream(&self) -> bool {
+        false
+    }
+
+    /// One raw upstream body chunk of a [`ResponseTranslator::raw_stream`] translator, split
+    /// anywhere; the translator does its own (bounded) framing. Not called once the writer is
+    /// closed.
+    fn on_raw_chunk(&mut self, _chunk: &[u8], _w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        Ok(())
+    }
 }
 
 /// The provider implementation for a configuration: each provider reads and validates its own
@@ -198,6 +227,8 @@ pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> 
         ProviderType::Deepl => deepl::build(config),
         ProviderType::Cohere => cohere::build(config),
         ProviderType::Dify | ProviderType::Triton => unsupported::refuse(config),
+        ProviderType::Bedrock => bedrock::build(config),
+        ProviderType::Vertex => vertex::build(config),
         kind => openai_compat::build(kind, config),
     }
 }

@@ -20,6 +20,7 @@ pub fn file_callout(file_id: &str, token: &str, timeout_ms: u64) -> Callout {
         path: format!("/v1/files/{file_id}/content"),
         method: "GET",
         headers: vec![("authorization".into(), format!("Bearer {token}"))],
+        body: Vec::new(),
         timeout_ms,
     }
 }

@@ -95,6 +95,7 @@ import struct
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Final
@@ -1610,6 +1611,87 @@ Handler = Callable[[MockRequest], Reply]
 ErrorHandler = Callable[[MockRequest, int], Reply]
 
 
+# --------------------------------------------------------------------------
+# Bedrock (Converse / ConverseStream)
+# Shapes: AWS Bedrock API reference "Converse" and "ConverseStream" (output.message.content,
+# stopReason, usage{inputTokens, outputTokens, totalTokens}, metrics{latencyMs}; stream events
+# messageStart, contentBlockDelta{delta{text}}, contentBlockStop, messageStop{stopReason},
+# metadata{usage, metrics}) in the AWS event-stream binary framing ("Event stream encoding":
+# prelude total/headers length + CRC32, string headers, payload, message CRC32). Errors:
+# {"message"} with the x-amzn-ErrorType header.
+# --------------------------------------------------------------------------
+
+BEDROCK_ROUTE: Final = re.compile(r"^/model/([^/]+)/(converse|converse-stream)$")
+EVENTSTREAM_TYPE: Final = "application/vnd.amazon.eventstream"
+
+
+def eventstream_message(headers: list[tuple[str, str]], payload: bytes) -> bytes:
+    """One AWS event-stream message with string headers (CRC32 from zlib)."""
+    hb = b""
+    for name, value in headers:
+        n, v = name.encode(), value.encode()
+        hb += bytes([len(n)]) + n + b"\x07" + struct.pack(">H", len(v)) + v
+    total = 16 + len(hb) + len(payload)
+    prelude = struct.pack(">II", total, len(hb))
+    prelude += struct.pack(">I", zlib.crc32(prelude))
+    message = prelude + hb + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def bedrock_event(event_type: str, obj: JSON) -> bytes:
+    headers = [(":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")]
+    return eventstream_message(headers, dumps(obj).encode("utf-8"))
+
+
+def bedrock_converse(req: MockRequest) -> Reply:
+    match = BEDROCK_ROUTE.match(req.route)
+    assert match is not None
+    body = req.obj
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    if not req.header("authorization"):
+        return bedrock_error(req, 403)
+    if not messages:
+        return bedrock_error(req, 400)
+    last_user = ""
+    for m in messages:
+        if isinstance(m, dict) and m.get("role") == "user":
+            last_user = " ".join(
+                b["text"] for b in m.get("content", []) if isinstance(b, dict) and isinstance(b.get("text"), str)
+            )
+    prompt_words = word_count(last_user, *(s.get("text", "") for s in body.get("system", []) if isinstance(s, dict)))
+    text = reply_text(last_user)
+    usage = {"inputTokens": prompt_words, "outputTokens": word_count(text), "totalTokens": prompt_words + word_count(text)}
+    if match.group(2) == "converse":
+        return json_reply(
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+                "stopReason": "end_turn",
+                "usage": usage,
+                "metrics": {"latencyMs": 12},
+            }
+        )
+    events = [bedrock_event("messageStart", {"role": "assistant"})]
+    for piece in split_pieces(text):
+        events.append(bedrock_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}}))
+    events.append(bedrock_event("contentBlockStop", {"contentBlockIndex": 0}))
+    events.append(bedrock_event("messageStop", {"stopReason": "end_turn"}))
+    events.append(bedrock_event("metadata", {"usage": usage, "metrics": {"latencyMs": 12}}))
+    return Reply(200, EVENTSTREAM_TYPE, events=events)
+
+
+def bedrock_error(req: MockRequest, status: int) -> Reply:
+    kinds = {
+        400: ("ValidationException", "The provided model identifier is invalid."),
+        403: ("AccessDeniedException", "You don't have access to the model with the specified model ID."),
+        404: ("ResourceNotFoundException", "Could not resolve the foundation model from the provided model identifier."),
+        429: ("ThrottlingException", "Too many requests, please wait before trying again."),
+        500: ("InternalServerException", "The server encountered an internal error."),
+        503: ("ServiceUnavailableException", "The service is temporarily unavailable."),
+    }
+    kind, message = kinds.get(status, ("InternalServerException", f"Mock error with status {status}"))
+    return json_reply({"message": message}, status, [("x-amzn-errortype", f"{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/")])
+
+
 @dataclass(frozen=True)
 class Route:
     provider: str
@@ -1632,6 +1714,8 @@ def resolve(req: MockRequest) -> Route:
         return Route("claude", claude_messages, claude_error)
     if route == "/v1/messages/count_tokens":
         return Route("claude", claude_count_tokens, claude_error)
+    if BEDROCK_ROUTE.match(route):
+        return Route("bedrock", bedrock_converse, bedrock_error)
     if GEMINI_ROUTE.match(route):
         return Route("gemini", gemini_dispatch, gemini_error)
     if route in (QWEN_TEXT_GEN, QWEN_MULTIMODAL):

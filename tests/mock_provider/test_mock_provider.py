@@ -1001,3 +1001,70 @@ def test_cohere_embed(mock: MockHandle) -> None:
     ).json()
     assert obj["response_type"] == "embeddings_by_type"
     assert len(obj["embeddings"]["float"]) == 2 and obj["meta"]["billed_units"]["input_tokens"] == 3
+
+
+# --------------------------------------------------------------------------
+# Bedrock (Converse / ConverseStream; shapes from the AWS Bedrock API reference)
+# --------------------------------------------------------------------------
+
+BEDROCK_BODY = {
+    "system": [{"text": "you are terse"}],
+    "messages": [{"role": "user", "content": [{"text": USER}]}],
+}
+BEDROCK_AUTH = {"authorization": "Bearer bedrock-key"}
+
+
+def eventstream_messages(body: bytes) -> list[tuple[dict[str, str], bytes]]:
+    """Decodes AWS event-stream messages, checking both CRCs (independent of the mock's encoder)."""
+    import struct
+    import zlib
+
+    out: list[tuple[dict[str, str], bytes]] = []
+    at = 0
+    while at < len(body):
+        total, hlen, pcrc = struct.unpack(">III", body[at : at + 12])
+        assert zlib.crc32(body[at : at + 8]) == pcrc
+        msg = body[at : at + total]
+        assert zlib.crc32(msg[:-4]) == struct.unpack(">I", msg[-4:])[0]
+        headers: dict[str, str] = {}
+        h = msg[12 : 12 + hlen]
+        while h:
+            n = h[0]
+            name = h[1 : 1 + n].decode()
+            assert h[1 + n] == 7
+            vlen = struct.unpack(">H", h[2 + n : 4 + n])[0]
+            headers[name] = h[4 + n : 4 + n + vlen].decode()
+            h = h[4 + n + vlen :]
+        out.append((headers, msg[12 + hlen : -4]))
+        at += total
+    return out
+
+
+def test_bedrock_converse(mock: MockHandle) -> None:
+    obj = post(mock.port, "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse", BEDROCK_BODY, BEDROCK_AUTH).json()
+    assert obj["output"]["message"] == {"role": "assistant", "content": [{"text": REPLY}]}
+    assert obj["stopReason"] == "end_turn"
+    assert obj["usage"] == {
+        "inputTokens": PROMPT_WORDS,
+        "outputTokens": words(REPLY),
+        "totalTokens": PROMPT_WORDS + words(REPLY),
+    }
+
+
+def test_bedrock_converse_stream(mock: MockHandle) -> None:
+    resp = post(mock.port, "/model/m/converse-stream", BEDROCK_BODY, BEDROCK_AUTH)
+    assert resp.headers["content-type"] == "application/vnd.amazon.eventstream"
+    msgs = eventstream_messages(resp.body)
+    kinds = [h[":event-type"] for h, _ in msgs]
+    assert kinds[0] == "messageStart" and kinds[-2:] == ["messageStop", "metadata"]
+    text = "".join(json.loads(p)["delta"]["text"] for h, p in msgs if h[":event-type"] == "contentBlockDelta")
+    assert text == REPLY
+    assert json.loads(msgs[-1][1])["usage"]["outputTokens"] == words(REPLY)
+
+
+def test_bedrock_errors(mock: MockHandle) -> None:
+    resp = post(mock.port, "/model/m/converse", BEDROCK_BODY)
+    assert resp.status == 403 and "message" in resp.json()
+    resp = post(mock.port, "/model/m/converse", {"messages": []}, BEDROCK_AUTH)
+    assert resp.status == 400
+    assert resp.headers["x-amzn-errortype"].startswith("ValidationException")

@@ -349,7 +349,7 @@ impl ProxyFilter {
             (":authority", c.authority.as_bytes()),
         ];
         headers.extend(c.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())));
-        match envoy.callout(&c.cluster, &headers, b"", c.timeout_ms) {
+        match envoy.callout(&c.cluster, &headers, &c.body, c.timeout_ms) {
             Ok(_) => self.request = RequestPhase::AwaitingCallout,
             Err(e) => {
                 log(

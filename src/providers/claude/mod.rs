@@ -131,3 +131,23 @@ impl Provider for Claude {
         Box::new(ClaudeTranslator::new())
     }
 }
+
+/// For Claude on Vertex AI (`rawPredict` / `streamRawPredict`): the Messages body without
+/// `model` (it is in the path) and with Vertex's `anthropic_version`.
+pub(crate) fn vertex_chat_body(
+    req: &RequestInfo<'_>,
+    body: &mut Value,
+    anthropic_version: &str,
+) -> Result<(), ProxyError> {
+    translate_chat(req, body)?;
+    if let Some(obj) = body.as_object_mut() {
+        obj.remove("model");
+        obj.insert("anthropic_version".into(), anthropic_version.into());
+    }
+    Ok(())
+}
+
+/// For Claude on Vertex AI: the same response translator (Vertex answers in Claude's shape).
+pub(crate) fn translator() -> Box<dyn ResponseTranslator> {
+    Box::new(ClaudeTranslator::new())
+}

@@ -157,3 +157,28 @@ fn model_resource(model: &str) -> Result<String, ProxyError> {
 fn unsupported(feature: &str) -> ProxyError {
     ProxyError::unsupported(feature, NAME)
 }
+
+/// For Gemini on Vertex AI (same `GenerateContentRequest` body): the chat body for `model`, with
+/// `safety` (`vertexGeminiSafetySetting`) as `safetySettings`.
+pub(crate) fn vertex_chat_body(
+    model: &str,
+    body: &mut Value,
+    safety: &[(String, String)],
+) -> Result<(), ProxyError> {
+    *body = request::translate_chat(model, body)?;
+    if !safety.is_empty() {
+        let settings: Vec<Value> = safety
+            .iter()
+            .map(|(category, threshold)| json!({"category": category, "threshold": threshold}))
+            .collect();
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("safetySettings".into(), Value::Array(settings));
+        }
+    }
+    Ok(())
+}
+
+/// For Gemini on Vertex AI: the same response translator (Vertex answers in Gemini's shape).
+pub(crate) fn translator(api: Api) -> Box<dyn ResponseTranslator> {
+    Box::new(response::GeminiTranslator::new(api))
+}
