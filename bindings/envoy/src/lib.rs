@@ -10,6 +10,7 @@
 
 mod abi;
 pub mod filter;
+mod hooks;
 mod proxy;
 
 use filter::{log, EnvoyFilterConfig, HttpFilterConfig, LogLevel};

@@ -29,12 +29,14 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use aiproxy::context::Callout;
-use aiproxy::{Config, Exchange, LocalReply, RequestAction, ResponseMode, UpstreamRequest};
+use aiproxy::{
+    Config, Exchange, LocalReply, RequestAction, ResponseMode, StateError, UpstreamRequest,
+};
 
 use crate::filter::{
-    log, BodyStatus, CalloutResponse, CalloutResult, CounterVecId, Direction, EnvoyFilterConfig,
-    EnvoyHttpFilter, Headers, HeadersStatus, HttpFilter, HttpFilterConfig, LocalReplyStatus,
-    LogLevel, TrailersStatus,
+    log, Body, BodyStatus, CalloutResponse, CalloutResult, CounterVecId, Direction,
+    EnvoyFilterConfig, EnvoyHttpFilter, Headers, HeadersStatus, HttpFilter, HttpFilterConfig,
+    LocalReplyStatus, LogLevel, TrailersStatus,
 };
 
 /// Dynamic metadata namespace (`%DYNAMIC_METADATA(aiproxy:prompt_tokens)%` in access logs).
@@ -116,6 +118,7 @@ impl HttpFilterConfig for ProxyConfig {
             response: ResponsePhase::Idle,
             envoy_reply: None,
             envoy_reply_body: Vec::new(),
+            scratch: Vec::new(),
             finished: false,
         })
     }
@@ -175,6 +178,8 @@ struct ProxyFilter {
     /// Status and details of a local reply Envoy (not this filter) sent before forwarding.
     envoy_reply: Option<(u32, String)>,
     envoy_reply_body: Vec<u8>,
+    /// Reused output buffer for a response chunk that arrives in several of Envoy's slices.
+    scratch: Vec<u8>,
     /// Counters and final metadata were recorded.
     finished: bool,
 }
@@ -183,12 +188,74 @@ fn lossy(v: &[u8]) -> String {
     String::from_utf8_lossy(v).into_owned()
 }
 
-/// Header names and values as text, borrowed unless they are not UTF-8.
-fn text_headers(headers: &Headers) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
-    headers
-        .iter()
-        .map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v)))
-        .collect()
+/// Runs `f` on the headers as text: borrowed as they are when all are UTF-8 (the usual case, one
+/// allocation for the list), else through a lossy copy.
+fn with_text_headers<R>(headers: &Headers<'_>, f: impl FnOnce(&[(&str, &str)]) -> R) -> R {
+    let mut text: Vec<(&str, &str)> = Vec::with_capacity(headers.len());
+    for (k, v) in headers {
+        match (std::str::from_utf8(k), std::str::from_utf8(v)) {
+            (Ok(k), Ok(v)) => text.push((k, v)),
+            _ => {
+                let lossy: Vec<(Cow<'_, str>, Cow<'_, str>)> = headers
+                    .iter()
+                    .map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v)))
+                    .collect();
+                let text: Vec<(&str, &str)> = lossy
+                    .iter()
+                    .map(|(k, v)| (k.as_ref(), v.as_ref()))
+                    .collect();
+                return f(&text);
+            }
+        }
+    }
+    f(&text)
+}
+
+/// One response chunk through the core, whichever way Envoy sliced it.
+struct Translated<'a> {
+    /// The chunk can stay as it is: passthrough, or the output is byte for byte the input
+    /// (already-conformant OpenAI events), which spares draining and refilling Envoy's buffer.
+    keep: bool,
+    data: &'a [u8],
+    status: Option<u16>,
+}
+
+/// Feeds the current chunk (`body`) to `exchange`: a single slice (the usual case) is handed over
+/// borrowed and its output borrowed back; several slices are fed in turn, their outputs collected
+/// in `scratch` (reused across chunks).
+fn translate_chunk<'a>(
+    exchange: &'a mut Exchange,
+    scratch: &'a mut Vec<u8>,
+    body: &Body<'_>,
+    end_of_stream: bool,
+) -> Result<Translated<'a>, StateError> {
+    if let Some(chunk) = body.single() {
+        let out = exchange.on_response_body(chunk, end_of_stream)?;
+        return Ok(Translated {
+            keep: out.unchanged || out.data == chunk,
+            data: out.data,
+            status: out.status,
+        });
+    }
+    scratch.clear();
+    let mut status = None;
+    let mut unchanged = false;
+    for slice in body.slices() {
+        let out = exchange.on_response_body(slice, false)?;
+        unchanged = out.unchanged;
+        scratch.extend_from_slice(out.data);
+    }
+    if end_of_stream {
+        let out = exchange.on_response_body(&[], true)?;
+        unchanged = out.unchanged;
+        status = out.status;
+        scratch.extend_from_slice(out.data);
+    }
+    Ok(Translated {
+        keep: unchanged || body.equals(scratch),
+        data: scratch,
+        status,
+    })
 }
 
 fn header_value<'a>(headers: &[(&str, &'a str)], name: &str) -> &'a str {
@@ -227,20 +294,29 @@ impl ProxyFilter {
         );
     }
 
-    /// Runs the core on the whole request (`headers` as read from Envoy) and applies its decision.
-    fn run_request(
-        &mut self,
-        envoy: &mut EnvoyHttpFilter,
-        headers: &Headers,
-        body: &[u8],
-        hook: Hook,
-    ) -> Flow {
-        let text = text_headers(headers);
-        let headers: Vec<(&str, &str)> =
-            text.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
-        let method = header_value(&headers, ":method");
-        let path = header_value(&headers, ":path");
-        let action = self.exchange.on_request(method, path, &headers, body);
+    /// Runs the core on the whole request (headers and body as Envoy holds them, borrowed) and
+    /// applies its decision.
+    fn run_request(&mut self, envoy: &mut EnvoyHttpFilter, with_body: bool, hook: Hook) -> Flow {
+        let headers = envoy.request_headers();
+        let exchange = &mut self.exchange;
+        let action = with_text_headers(&headers, |headers| {
+            let method = header_value(headers, ":method");
+            let path = header_value(headers, ":path");
+            if !with_body {
+                return exchange.on_request(method, path, headers, &[]);
+            }
+            let (buffered, received) = envoy.request_body_parts();
+            match (buffered.single(), received.single()) {
+                (Some(b), Some([])) => exchange.on_request(method, path, headers, b),
+                (Some([]), Some(r)) => exchange.on_request(method, path, headers, r),
+                _ => {
+                    let mut body = Vec::with_capacity(buffered.len() + received.len());
+                    buffered.copy_into(&mut body);
+                    received.copy_into(&mut body);
+                    exchange.on_request(method, path, headers, &body)
+                }
+            }
+        });
         self.apply(envoy, action, hook)
     }
 
@@ -365,9 +441,8 @@ impl ProxyFilter {
         }
         self.finished = true;
         let provider = self.provider();
-        let model = self.model_name().to_string();
-        let metrics = Arc::clone(&self.metrics);
-        let labels = [provider, metrics.model_label(&model)];
+        let model = self.model_name();
+        let labels = [provider, self.metrics.model_label(model)];
         let _ = envoy.increment_counter_vec(self.metrics.requests, &labels, 1);
         if let Some(u) = self.exchange.usage() {
             let _ =
@@ -386,7 +461,7 @@ impl ProxyFilter {
             }
         }
         envoy.set_metadata_string(METADATA_NAMESPACE, "provider", provider);
-        envoy.set_metadata_string(METADATA_NAMESPACE, "model", &model);
+        envoy.set_metadata_string(METADATA_NAMESPACE, "model", model);
     }
 
     /// The response headers of a forwarded request.
@@ -396,13 +471,12 @@ impl ProxyFilter {
         end_of_stream: bool,
     ) -> HeadersStatus {
         let raw = envoy.response_headers();
-        let text = text_headers(&raw);
-        let headers: Vec<(&str, &str)> =
-            text.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
-        let status = header_value(&headers, ":status")
-            .parse::<u16>()
-            .unwrap_or(0);
-        let rh = match self.exchange.on_response_headers(status, &headers) {
+        let exchange = &mut self.exchange;
+        let rh = with_text_headers(&raw, |headers| {
+            let status = header_value(headers, ":status").parse::<u16>().unwrap_or(0);
+            exchange.on_response_headers(status, headers)
+        });
+        let rh = match rh {
             Ok(rh) => rh,
             Err(e) => {
                 log(
@@ -426,7 +500,7 @@ impl ProxyFilter {
         };
         if end_of_stream {
             // No body will follow: close the translation now and add its output as the body.
-            self.end_response(envoy, &[], BodyPlace::Added);
+            self.end_response(envoy, BodyPlace::Added);
             return HeadersStatus::Continue;
         }
         match self.response {
@@ -435,8 +509,9 @@ impl ProxyFilter {
         }
     }
 
-    /// Feeds the last piece of the response body to the core and puts the output in place.
-    fn end_response(&mut self, envoy: &mut EnvoyHttpFilter, chunk: &[u8], place: BodyPlace) {
+    /// Feeds the last piece of the response body (the current chunk when `place` is
+    /// [`BodyPlace::Chunk`], else nothing) to the core and puts the output in place.
+    fn end_response(&mut self, envoy: &mut EnvoyHttpFilter, place: BodyPlace) {
         let phase = self.response;
         if !matches!(phase, ResponsePhase::Stream | ResponsePhase::Buffer) {
             self.response = ResponsePhase::Done;
@@ -444,32 +519,40 @@ impl ProxyFilter {
             return;
         }
         self.response = ResponsePhase::Done;
-        let (data, status) = match self.exchange.on_response_body(chunk, true) {
-            Ok(out) if out.unchanged => (None, out.status),
-            Ok(out) => (Some(out.data.to_vec()), out.status),
-            Err(e) => {
-                log(
-                    LogLevel::Warn,
-                    &format!("aiproxy: response out of order: {e}"),
-                );
-                if phase == ResponsePhase::Buffer {
-                    // The earlier chunks were handed to the core: answer with an error instead.
-                    let reply = error_reply(500, "server_error", "internal_error", e.to_string());
-                    (Some(reply.body), Some(reply.status))
-                } else {
-                    (None, None)
-                }
-            }
+        let body = match place {
+            BodyPlace::Chunk => envoy.response_chunk(),
+            BodyPlace::Added => Body::default(),
         };
+        let len = body.len();
+        let reply;
+        let (data, status) =
+            match translate_chunk(&mut self.exchange, &mut self.scratch, &body, true) {
+                // Stream mode: the chunk already holds the output.
+                Ok(t) if t.keep && phase == ResponsePhase::Stream => (None, t.status),
+                Ok(t) => (Some(t.data), t.status),
+                Err(e) => {
+                    log(
+                        LogLevel::Warn,
+                        &format!("aiproxy: response out of order: {e}"),
+                    );
+                    if phase == ResponsePhase::Buffer {
+                        // The earlier chunks were handed to the core: answer with an error instead.
+                        reply = error_reply(500, "server_error", "internal_error", e.to_string());
+                        (Some(reply.body.as_slice()), Some(reply.status))
+                    } else {
+                        (None, None)
+                    }
+                }
+            };
         if phase == ResponsePhase::Buffer {
             if let Some(status) = status {
                 envoy.set_response_header(":status", status.to_string());
             }
-            let len = data.as_ref().map_or(0, Vec::len);
-            envoy.set_response_header("content-length", len.to_string());
+            let n = data.map_or(0, <[u8]>::len);
+            envoy.set_response_header("content-length", n.to_string());
         }
         if let Some(data) = data {
-            place.put(envoy, &data);
+            place.put(envoy, len, data);
         }
         self.finish(envoy);
     }
@@ -485,10 +568,11 @@ enum BodyPlace {
 }
 
 impl BodyPlace {
-    fn put(self, envoy: &mut EnvoyHttpFilter, data: &[u8]) {
+    /// `current_len`: the length of the current chunk ([`BodyPlace::Chunk`]).
+    fn put(self, envoy: &mut EnvoyHttpFilter, current_len: usize, data: &[u8]) {
         match self {
             BodyPlace::Chunk => {
-                envoy.replace_response_chunk(data);
+                envoy.replace_response_chunk(current_len, data);
             }
             BodyPlace::Added => {
                 if !data.is_empty() {
@@ -536,23 +620,24 @@ impl HttpFilter for ProxyFilter {
         let find = |name: &str| {
             headers
                 .iter()
-                .find(|(k, _)| k.as_slice() == name.as_bytes())
+                .find(|(k, _)| *k == name.as_bytes())
                 .map(|(_, v)| String::from_utf8_lossy(v))
         };
         let (method, path) = (
             find(":method").unwrap_or_default(),
             find(":path").unwrap_or_default(),
         );
-        if end_of_stream || !self.needs_body(&method, &path) {
+        let needs_body = self.needs_body(&method, &path);
+        let declared = find("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        if end_of_stream || !needs_body {
             let hook = Hook::Headers { end_of_stream };
-            return match self.run_request(envoy, &headers, &[], hook) {
+            return match self.run_request(envoy, false, hook) {
                 Flow::Continue => HeadersStatus::Continue,
                 Flow::Stop => HeadersStatus::StopIteration,
             };
         }
         // Refuse early what Envoy could not buffer anyway.
         let limit = envoy.buffer_limit();
-        let declared = find("content-length").and_then(|v| v.trim().parse::<u64>().ok());
         if let Some(len) = declared.filter(|len| limit > 0 && *len > limit) {
             let reply = error_reply(
                 413,
@@ -573,8 +658,7 @@ impl HttpFilter for ProxyFilter {
         match self.request {
             RequestPhase::Buffering if !end_of_stream => BodyStatus::StopIterationAndBuffer,
             RequestPhase::Buffering => {
-                let (headers, body) = (envoy.request_headers(), envoy.request_body());
-                match self.run_request(envoy, &headers, &body, Hook::Body) {
+                match self.run_request(envoy, true, Hook::Body) {
                     Flow::Continue => BodyStatus::Continue,
                     // Keep the body buffered while a callout is outstanding.
                     Flow::Stop if self.request == RequestPhase::AwaitingCallout => {
@@ -591,13 +675,10 @@ impl HttpFilter for ProxyFilter {
 
     fn on_request_trailers(&mut self, envoy: &mut EnvoyHttpFilter) -> TrailersStatus {
         match self.request {
-            RequestPhase::Buffering => {
-                let (headers, body) = (envoy.request_headers(), envoy.request_body());
-                match self.run_request(envoy, &headers, &body, Hook::Trailers) {
-                    Flow::Continue => TrailersStatus::Continue,
-                    Flow::Stop => TrailersStatus::StopIteration,
-                }
-            }
+            RequestPhase::Buffering => match self.run_request(envoy, true, Hook::Trailers) {
+                Flow::Continue => TrailersStatus::Continue,
+                Flow::Stop => TrailersStatus::StopIteration,
+            },
             RequestPhase::AwaitingCallout | RequestPhase::Replied => TrailersStatus::StopIteration,
             RequestPhase::Headers | RequestPhase::Forwarded => TrailersStatus::Continue,
         }
@@ -678,12 +759,13 @@ impl HttpFilter for ProxyFilter {
         match self.response {
             ResponsePhase::Stream if !end_of_stream => {
                 let chunk = envoy.response_chunk();
-                match self.exchange.on_response_body(&chunk, false) {
-                    Ok(out) if !out.unchanged => {
-                        let data = out.data.to_vec();
-                        envoy.replace_response_chunk(&data);
+                let len = chunk.len();
+                match translate_chunk(&mut self.exchange, &mut self.scratch, &chunk, false) {
+                    // Unchanged (e.g. conformant OpenAI events, one per write): no buffer edit.
+                    Ok(t) if t.keep => {}
+                    Ok(t) => {
+                        envoy.replace_response_chunk(len, t.data);
                     }
-                    Ok(_) => {}
                     Err(e) => log(
                         LogLevel::Warn,
                         &format!("aiproxy: response out of order: {e}"),
@@ -693,32 +775,37 @@ impl HttpFilter for ProxyFilter {
             }
             ResponsePhase::Buffer if !end_of_stream => {
                 let chunk = envoy.response_chunk();
-                if let Err(e) = self.exchange.on_response_body(&chunk, false) {
-                    log(
-                        LogLevel::Warn,
-                        &format!("aiproxy: response out of order: {e}"),
-                    );
+                let len = chunk.len();
+                // The core keeps the body (one copy, straight from Envoy's slices)...
+                for slice in chunk.slices() {
+                    if let Err(e) = self.exchange.on_response_body(slice, false) {
+                        log(
+                            LogLevel::Warn,
+                            &format!("aiproxy: response out of order: {e}"),
+                        );
+                        break;
+                    }
                 }
-                // The core keeps the body; Envoy holds nothing.
-                envoy.replace_response_chunk(&[]);
+                // ...and Envoy holds nothing.
+                envoy.replace_response_chunk(len, &[]);
                 BodyStatus::StopIterationNoBuffer
             }
             ResponsePhase::Stream | ResponsePhase::Buffer => {
-                let chunk = envoy.response_chunk();
-                self.end_response(envoy, &chunk, BodyPlace::Chunk);
+                self.end_response(envoy, BodyPlace::Chunk);
                 BodyStatus::Continue
             }
             ResponsePhase::EnvoyError => {
                 let chunk = envoy.response_chunk();
-                self.envoy_reply_body.extend_from_slice(&chunk);
+                let len = chunk.len();
+                chunk.copy_into(&mut self.envoy_reply_body);
                 if !end_of_stream {
-                    envoy.replace_response_chunk(&[]);
+                    envoy.replace_response_chunk(len, &[]);
                     return BodyStatus::StopIterationNoBuffer;
                 }
                 let (status, details) = self.envoy_reply.clone().unwrap_or((500, String::new()));
                 let body = envoy_error_body(status, &details, &self.envoy_reply_body);
                 envoy.set_response_header("content-length", body.len().to_string());
-                envoy.replace_response_chunk(&body);
+                envoy.replace_response_chunk(len, &body);
                 self.response = ResponsePhase::Done;
                 self.finish(envoy);
                 BodyStatus::Continue
@@ -734,7 +821,7 @@ impl HttpFilter for ProxyFilter {
 
     fn on_response_trailers(&mut self, envoy: &mut EnvoyHttpFilter) -> TrailersStatus {
         if matches!(self.response, ResponsePhase::Stream | ResponsePhase::Buffer) {
-            self.end_response(envoy, &[], BodyPlace::Added);
+            self.end_response(envoy, BodyPlace::Added);
         }
         TrailersStatus::Continue
     }
