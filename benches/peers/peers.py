@@ -169,7 +169,7 @@ def main() -> int:
                                  stdout=subprocess.DEVNULL, stderr=open(workdir / "litellm.log", "w"), text=True,
                                  env=env)
             procs.append(p)
-            wait_http(f"http://127.0.0.1:{port}/health/liveliness", time.time() + 180, p, "LiteLLM proxy")
+            wait_http(f"http://127.0.0.1:{port}/health/liveliness", time.time() + 600, p, "LiteLLM proxy")
             ports["litellm proxy"] = port
 
         for name, port in ports.items():
