@@ -935,6 +935,7 @@ mod response_side_tests {
         x.on_request("GET", "/v1/models", &[], b"").unwrap();
         assert!(x.on_upstream_abort().unwrap().unchanged);
     }
+}
 
 #[cfg(test)]
 mod held_tests {
