@@ -162,7 +162,7 @@ def main() -> int:
                 "litellm_settings": {"telemetry": False, "drop_params": True, "set_verbose": False},
                 # no master key: LiteLLM does no client auth, like the aiproxy examples
                 "general_settings": {"dangerously_permit_weak_or_unset_master_key": True}}))
-            env = dict(os.environ, LITELLM_TELEMETRY="False", LITELLM_LOG="ERROR", NO_DOCS="True",
+            env = dict(os.environ, LITELLM_TELEMETRY="False", LITELLM_LOG="ERROR", NO_DOCS="True", LITELLM_LOCAL_MODEL_COST_MAP="True",
                        DISABLE_ADMIN_UI="True")
             p = subprocess.Popen([str(args.litellm_venv / "bin" / "litellm"), "--config", str(workdir / "litellm.yaml"),
                                   "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
