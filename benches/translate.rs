@@ -158,10 +158,10 @@ fn run_stream(mut ex: Exchange, stream: &[u8], slice: usize) -> usize {
     n
 }
 
-fn quick(
-    c: &mut Criterion,
+fn quick<'c>(
+    c: &'c mut Criterion,
     name: &str,
-) -> criterion::BenchmarkGroup<'_, criterion::measurement::WallTime> {
+) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
     let mut g = c.benchmark_group(name);
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(2));
