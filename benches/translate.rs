@@ -1,30 +1,49 @@
-//! Criterion suite: request translation of a ~1 KB chat request, buffered response translation,
-//! and stream translation of a 1,000-event stream fed whole and in small slices, with throughput
-//! in bytes/s. Uses only the public API (what hosts call).
+//! Criterion suite for issue 13's targets, through the public API only (what hosts call):
+//! - a ~1 KB chat request for the OpenAI family (openai) and for translating providers (claude,
+//!   gemini, qwen): client request to upstream request;
+//! - a buffered chat completion response (openai, claude);
+//! - 1,000-event streams: the OpenAI family with usage extraction (`include_usage`, final usage
+//!   chunk), and Claude, Gemini and Qwen in their native formats, each fed whole, in 4 KB and
+//!   64-byte slices and one byte at a time; throughput in bytes/s of upstream stream.
+//!
+//! `cargo bench --bench translate`; `-- --quick` style filters work as usual (`-- stream/claude`).
+//! The bound on a live stream's memory is a unit test (`exchange::held_tests`), not a bench.
 
 use aiproxy::{Config, Exchange, RequestAction};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::sync::Arc;
+use std::time::Duration;
 
-const CONFIG: &str = r#"{"provider": {"type": "openai", "apiTokens": ["sk-bench"], "modelMapping": {"gpt-4*": "gpt-4o-mini"},
-  "customSettings": [{"name": "max_tokens", "value": 256, "overwrite": false}]}}"#;
+fn config(kind: &str) -> Arc<Config> {
+    Config::from_json(
+        format!(
+            r#"{{"provider": {{"type": "{kind}", "apiTokens": ["sk-bench"], "modelMapping": {{"gpt-4*": "bench-model"}},
+              "customSettings": [{{"name": "max_tokens", "value": 256, "overwrite": false}}]}}}}"#
+        )
+        .as_bytes(),
+    )
+    .unwrap()
+}
 
-fn chat_request() -> String {
+fn chat_request(stream: bool) -> String {
     // ~1 KB: a system prompt, a short history and sampling options.
     let filler = "The quick brown fox jumps over the lazy dog. ".repeat(5);
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "model": "gpt-4o",
         "temperature": 0.7,
         "top_p": 0.9,
-        "stream": false,
+        "stream": stream,
         "messages": [
             {"role": "system", "content": format!("You are a helpful assistant. {filler}")},
             {"role": "user", "content": format!("First question: {filler}")},
             {"role": "assistant", "content": "A first answer."},
             {"role": "user", "content": format!("Follow-up: {filler}")}
         ]
-    })
-    .to_string();
+    });
+    if stream {
+        body["stream_options"] = serde_json::json!({"include_usage": true});
+    }
+    let body = body.to_string();
     assert!(
         (900..1400).contains(&body.len()),
         "request is {} bytes",
@@ -33,23 +52,85 @@ fn chat_request() -> String {
     body
 }
 
-fn buffered_response() -> String {
+fn openai_completion() -> String {
     serde_json::json!({
-        "id": "chatcmpl-abc", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-mini",
+        "id": "chatcmpl-abc", "object": "chat.completion", "created": 1700000000, "model": "bench-model",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "word ".repeat(200)}, "logprobs": null, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 250, "completion_tokens": 200, "total_tokens": 450}
     })
     .to_string()
 }
 
-fn stream_1000_events() -> Vec<u8> {
+fn claude_message() -> String {
+    serde_json::json!({
+        "id": "msg_abc", "type": "message", "role": "assistant", "model": "bench-model",
+        "content": [{"type": "text", "text": "word ".repeat(200)}], "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 250, "output_tokens": 200}
+    })
+    .to_string()
+}
+
+const EVENTS: usize = 1000;
+
+/// OpenAI chunks as api.openai.com sends them, with the final usage chunk of `include_usage`.
+fn openai_stream() -> Vec<u8> {
     let mut s = String::new();
-    for i in 0..1000 {
+    for i in 0..EVENTS {
         s.push_str(&format!(
-            "data: {{\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"logprobs\":null,\"finish_reason\":null}}]}}\n\n"
+            "data: {{\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench-model\",\"system_fingerprint\":\"fp_b\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"logprobs\":null,\"finish_reason\":null}}],\"usage\":null}}\n\n"
         ));
     }
+    s.push_str("data: {\"id\":\"chatcmpl-abc\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench-model\",\"system_fingerprint\":\"fp_b\",\"choices\":[],\"usage\":{\"prompt_tokens\":250,\"completion_tokens\":1000,\"total_tokens\":1250}}\n\n");
     s.push_str("data: [DONE]\n\n");
+    s.into_bytes()
+}
+
+/// Anthropic Messages streaming events (docs.anthropic.com, "Streaming Messages").
+fn claude_stream() -> Vec<u8> {
+    let mut s = String::from(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_abc\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"bench-model\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":250,\"output_tokens\":1}}}\n\n\
+         event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+    );
+    for i in 0..EVENTS {
+        s.push_str(&format!(
+            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"tok{i} \"}}}}\n\n"
+        ));
+    }
+    s.push_str(
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+         event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":1000}}\n\n\
+         event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+    s.into_bytes()
+}
+
+/// Gemini `streamGenerateContent?alt=sse`: every event a whole GenerateContentResponse.
+fn gemini_stream() -> Vec<u8> {
+    let mut s = String::new();
+    for i in 0..EVENTS {
+        let last = i + 1 == EVENTS;
+        s.push_str(&format!(
+            "data: {{\"candidates\": [{{\"content\": {{\"parts\": [{{\"text\": \"tok{i} \"}}],\"role\": \"model\"}}{}, \"index\": 0}}],\"usageMetadata\": {{\"promptTokenCount\": 250,\"candidatesTokenCount\": {},\"totalTokenCount\": {}}},\"modelVersion\": \"bench-model\"}}\r\n\r\n",
+            if last { ",\"finishReason\": \"STOP\"" } else { "" },
+            i + 1,
+            251 + i
+        ));
+    }
+    s.into_bytes()
+}
+
+/// DashScope text generation with `incremental_output` (id / event / :HTTP_STATUS / data).
+fn qwen_stream() -> Vec<u8> {
+    let mut s = String::new();
+    for i in 0..EVENTS {
+        let finish = if i + 1 == EVENTS { "stop" } else { "null" };
+        s.push_str(&format!(
+            "id:{}\nevent:result\n:HTTP_STATUS/200\ndata:{{\"output\":{{\"choices\":[{{\"message\":{{\"content\":\"tok{i} \",\"role\":\"assistant\"}},\"finish_reason\":\"{finish}\"}}]}},\"usage\":{{\"total_tokens\":{},\"input_tokens\":250,\"output_tokens\":{}}},\"request_id\":\"5bef2386-ce2c-9a1f-8b56-a1e7a7bc3b74\"}}\n\n",
+            i + 1,
+            251 + i,
+            i + 1
+        ));
+    }
     s.into_bytes()
 }
 
@@ -64,81 +145,106 @@ fn forwarded(cfg: &Arc<Config>, body: &str) -> Exchange {
     }
 }
 
+/// Runs a whole stream through a fresh exchange in `slice`-byte pieces; returns output bytes.
+fn run_stream(mut ex: Exchange, stream: &[u8], slice: usize) -> usize {
+    ex.on_response_headers(200, &[("content-type", "text/event-stream")])
+        .unwrap();
+    let mut n = 0;
+    for chunk in stream.chunks(slice.min(stream.len())) {
+        n += ex.on_response_body(chunk, false).unwrap().data.len();
+    }
+    n += ex.on_response_body(&[], true).unwrap().data.len();
+    assert!(ex.usage().is_some(), "usage not extracted");
+    n
+}
+
+fn quick<'c>(
+    c: &'c mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2));
+    g.sample_size(30);
+    g
+}
+
 fn benches(c: &mut Criterion) {
-    let cfg = Config::from_json(CONFIG.as_bytes()).unwrap();
-    let req = chat_request();
+    let req = chat_request(false);
+    let stream_req = chat_request(true);
 
-    let mut g = c.benchmark_group("request");
+    let mut g = quick(c, "request_1kb");
     g.throughput(Throughput::Bytes(req.len() as u64));
-    g.bench_function("chat_1kb", |b| {
-        b.iter(|| {
-            let mut ex = Exchange::new(Arc::clone(&cfg));
-            black_box(
-                ex.on_request(
-                    "POST",
-                    "/v1/chat/completions",
-                    &[],
-                    black_box(req.as_bytes()),
-                )
-                .unwrap(),
-            );
-        })
-    });
-    g.finish();
-
-    let resp = buffered_response();
-    let mut g = c.benchmark_group("response_buffered");
-    g.throughput(Throughput::Bytes(resp.len() as u64));
-    g.bench_function("chat_completion", |b| {
-        b.iter_batched(
-            || forwarded(&cfg, &req),
-            |mut ex| {
-                ex.on_response_headers(200, &[("content-type", "application/json")])
-                    .unwrap();
+    for kind in ["openai", "claude", "gemini", "qwen"] {
+        let cfg = config(kind);
+        g.bench_function(kind, |b| {
+            b.iter(|| {
+                let mut ex = Exchange::new(Arc::clone(&cfg));
                 black_box(
-                    ex.on_response_body(resp.as_bytes(), true)
-                        .unwrap()
-                        .data
-                        .len(),
+                    ex.on_request(
+                        "POST",
+                        "/v1/chat/completions",
+                        &[],
+                        black_box(req.as_bytes()),
+                    )
+                    .unwrap(),
                 );
-            },
-            BatchSize::SmallInput,
-        )
-    });
+            })
+        });
+    }
     g.finish();
 
-    let stream = stream_1000_events();
-    let stream_req = req.replace("\"stream\":false", "\"stream\":true");
-    let mut g = c.benchmark_group("response_stream_1000_events");
-    g.throughput(Throughput::Bytes(stream.len() as u64));
-    for slice in [usize::MAX, 4096, 64] {
-        let name = if slice == usize::MAX {
-            "whole".to_string()
-        } else {
-            format!("slices_{slice}b")
-        };
-        g.bench_function(name, |b| {
+    let mut g = quick(c, "response_buffered");
+    for (kind, body) in [
+        ("openai", openai_completion()),
+        ("claude", claude_message()),
+    ] {
+        let cfg = config(kind);
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_function(kind, |b| {
             b.iter_batched(
-                || forwarded(&cfg, &stream_req),
+                || forwarded(&cfg, &req),
                 |mut ex| {
-                    ex.on_response_headers(200, &[("content-type", "text/event-stream")])
+                    ex.on_response_headers(200, &[("content-type", "application/json")])
                         .unwrap();
-                    let mut n = 0;
-                    let mut chunks = stream.chunks(slice.min(stream.len())).peekable();
-                    while let Some(chunk) = chunks.next() {
-                        n += ex
-                            .on_response_body(chunk, chunks.peek().is_none())
+                    black_box(
+                        ex.on_response_body(body.as_bytes(), true)
                             .unwrap()
                             .data
-                            .len();
-                    }
-                    black_box(n);
+                            .len(),
+                    );
                 },
                 BatchSize::SmallInput,
             )
         });
     }
     g.finish();
+
+    for (kind, stream) in [
+        ("openai_usage", openai_stream()),
+        ("claude", claude_stream()),
+        ("gemini", gemini_stream()),
+        ("qwen", qwen_stream()),
+    ] {
+        let cfg = config(kind.trim_end_matches("_usage"));
+        let mut g = quick(c, &format!("stream_1000_events/{kind}"));
+        g.throughput(Throughput::Bytes(stream.len() as u64));
+        for (name, slice) in [
+            ("whole", usize::MAX),
+            ("slices_4kb", 4096),
+            ("slices_64b", 64),
+            ("bytes_1", 1),
+        ] {
+            g.bench_function(name, |b| {
+                b.iter_batched(
+                    || forwarded(&cfg, &stream_req),
+                    |ex| black_box(run_stream(ex, &stream, slice)),
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+        g.finish();
+    }
 }
 
 criterion_group!(translate, benches);

@@ -384,6 +384,16 @@ impl Exchange {
         &self.req.model_sent
     }
 
+    /// Memory a live response holds between body calls: `(pending, beyond)`, where `pending` is
+    /// the partial upstream event not yet complete and `beyond` is every other byte of buffer
+    /// capacity kept (SSE parser buffers, buffered body). The output of the last call (valid
+    /// until the next) is not counted: the host owns what it does with it.
+    pub fn held_bytes(&self) -> (usize, usize) {
+        let pending = self.sse.buffered_len();
+        let beyond = self.sse.held_capacity() - pending + self.buffered.capacity();
+        (pending, beyond)
+    }
+
     /// Token usage; complete once the response has ended.
     pub fn usage(&self) -> Option<Usage> {
         if let Some(f) = self.front.as_ref().filter(|f| f.is_native()) {
@@ -1394,5 +1404,57 @@ mod response_side_tests {
         let mut x = Exchange::new(cfg);
         x.on_request("GET", "/v1/models", &[], b"").unwrap();
         assert!(x.on_upstream_abort().unwrap().unchanged);
+    }
+}
+
+#[cfg(test)]
+mod held_tests {
+    use super::*;
+
+    /// Issue 13: a live stream holds at most 4 KB beyond its pending partial event, whatever the
+    /// slicing, for a stream with one event larger than that.
+    #[test]
+    fn live_stream_holds_at_most_4kb_beyond_its_pending_event() {
+        let cfg = Config::from_json(br#"{"provider": {"type": "openai", "apiTokens": ["sk-t"]}}"#)
+            .unwrap();
+        let body = br#"{"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]}"#;
+        let mut stream = String::new();
+        for i in 0..300 {
+            let text = if i == 150 {
+                "y".repeat(20_000)
+            } else {
+                format!("tok{i} ")
+            };
+            stream.push_str(&format!(
+                "data: {{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}},\"finish_reason\":null}}]}}\n\n"
+            ));
+        }
+        stream.push_str("data: [DONE]\n\n");
+        for slice in [1, 7, 64, 4096, stream.len()] {
+            let mut ex = Exchange::new(Arc::clone(&cfg));
+            assert!(matches!(
+                ex.on_request("POST", "/v1/chat/completions", &[], body)
+                    .unwrap(),
+                RequestAction::Forward(_)
+            ));
+            ex.on_response_headers(200, &[("content-type", "text/event-stream")])
+                .unwrap();
+            let mut worst = 0;
+            let mut out_len = 0;
+            for chunk in stream.as_bytes().chunks(slice) {
+                out_len += ex.on_response_body(chunk, false).unwrap().data.len();
+                worst = worst.max(ex.held_bytes().1);
+            }
+            out_len += ex.on_response_body(&[], true).unwrap().data.len();
+            assert!(
+                out_len > stream.len() / 2,
+                "slice {slice}: output {out_len}"
+            );
+            assert!(
+                worst <= 4096,
+                "slice {slice}: held {worst} bytes beyond the pending event"
+            );
+            assert_eq!(ex.held_bytes().0, 0);
+        }
     }
 }

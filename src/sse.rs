@@ -13,6 +13,22 @@ use serde::Serialize;
 /// the limit, however the input was split.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 << 20;
 
+/// Buffer capacity the parser keeps between events; a larger event's buffers are released once it
+/// is dispatched, and buffers grow in steps of this size rather than doubling, so a live stream
+/// holds at most about three times this beyond its pending partial event.
+pub const RETAINED_CAPACITY: usize = 1024;
+
+/// Makes room for `extra` more bytes, rounding the capacity up to a multiple of
+/// [`RETAINED_CAPACITY`] instead of doubling it (large buffers are grown by `realloc`, which
+/// remaps pages instead of copying them).
+fn grow(buf: &mut Vec<u8>, extra: usize) {
+    let need = buf.len() + extra;
+    if need > buf.capacity() {
+        let want = need.div_ceil(RETAINED_CAPACITY) * RETAINED_CAPACITY;
+        buf.reserve_exact(want - buf.len());
+    }
+}
+
 /// One dispatched event. `event` is empty when the upstream sent no `event:` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SseEvent<'a> {
@@ -65,6 +81,11 @@ impl SseParser {
         self.line.len() + self.data.len() + self.event.len()
     }
 
+    /// Memory the parser holds (its buffers' capacity), pending bytes included.
+    pub fn held_capacity(&self) -> usize {
+        self.line.capacity() + self.data.capacity() + self.event.capacity()
+    }
+
     /// Feeds one chunk; `on_event` runs for every event completed by it, in order.
     pub fn feed<E>(
         &mut self,
@@ -96,11 +117,15 @@ impl SseParser {
                 self.process_line(&input[..pos])?
             } else {
                 self.check_partial(pos)?;
+                grow(&mut self.line, pos);
                 self.line.extend_from_slice(&input[..pos]);
                 let line = std::mem::take(&mut self.line);
                 let r = self.process_line(&line);
                 self.line = line;
                 self.line.clear();
+                if self.line.capacity() > RETAINED_CAPACITY {
+                    self.line = Vec::new();
+                }
                 r?
             };
             if dispatch {
@@ -110,6 +135,7 @@ impl SseParser {
         }
         if !input.is_empty() {
             self.check_partial(input.len())?;
+            grow(&mut self.line, input.len());
             self.line.extend_from_slice(input);
         }
         Ok(())
@@ -191,6 +217,7 @@ impl SseParser {
         };
         match field {
             b"data" => {
+                grow(&mut self.data, value.len() + 1);
                 if self.has_data {
                     self.data.push(b'\n');
                 }
@@ -222,6 +249,13 @@ impl SseParser {
         });
         self.data.clear();
         self.event.clear();
+        // Keep small buffers for the next event; give back what an unusually large one grew.
+        if self.data.capacity() > RETAINED_CAPACITY {
+            self.data = Vec::new();
+        }
+        if self.event.capacity() > RETAINED_CAPACITY {
+            self.event = String::new();
+        }
         self.has_fields = false;
         self.has_data = false;
         self.event_bytes = 0;
@@ -411,6 +445,21 @@ mod tests {
         // Keep-alive comments between events do not add up across events.
         let many = b": k\n\n".repeat(100);
         assert!(!outcome(&many, &[], 8).1);
+    }
+
+    #[test]
+    fn large_event_buffers_are_released_after_dispatch() {
+        let mut p = SseParser::default();
+        let big = format!("data: {}\n\n", "x".repeat(100_000));
+        for piece in big.as_bytes().chunks(7) {
+            p.feed::<E>(piece, |_| Ok(())).unwrap();
+        }
+        assert_eq!(p.buffered_len(), 0);
+        assert!(
+            p.held_capacity() <= 2 * RETAINED_CAPACITY,
+            "{}",
+            p.held_capacity()
+        );
     }
 
     #[test]

@@ -66,4 +66,18 @@ if [ -f bindings/go/go.mod ]; then
   fi
 fi
 
+step "Benchmarks: build and a seconds-long smoke of each bench script"
+# criterion suite compiles and each benchmark runs once (no measurement)
+cargo bench --bench translate -- --test
+export PATH=$PATH:/usr/local/go/bin
+if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; } || true
+fi
+if command -v go >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1; then
+  ENVOY_VENV=$ROOT/.venv "$PY" benches/envoy/perf_compare.py --module-dir "$ROOT/target/release" --smoke
+  benches/peers.sh --duration 1 --rounds 1 --connections 2 --only aiohttp,go
+else
+  echo "skipping the Envoy and peers smoke: needs go and wrk (apt-get install -y wrk)"
+fi
+
 step "All tests passed"

@@ -3,17 +3,15 @@
 //! Only the part of Envoy's dynamic-module ABI (`source/extensions/dynamic_modules/abi/abi.h`)
 //! that an HTTP filter needs is declared here, by hand, from the documented signatures:
 //!
-//! * **hooks** (`envoy_dynamic_module_on_*`): exported by this module, called by Envoy;
+//! * **hooks** (`envoy_dynamic_module_on_*`): exported by this module (see [`crate::hooks`]);
 //! * **callbacks** (`envoy_dynamic_module_callback_*`): exported by the envoy binary, resolved
 //!   by the dynamic loader when Envoy `dlopen`s `libaiproxy_envoy.so`.
 //!
 //! Every callback declared in the `extern "C"` block below must exist in `nm -D` of the Envoy
 //! 1.40.0 binary; `tests/e2e/envoy_abi/test_envoy_abi.py` checks that list against the binary.
 //!
-//! Hooks do nothing but forward to [`crate::filter`], which owns the safe wrapper, the
-//! `catch_unwind` barrier and the module-side objects. The 20 hooks Envoy 1.40 requires for an
-//! HTTP filter are all exported, even those the filter does not use (callout streams, scheduler,
-//! watermarks); a missing one makes Envoy reject the filter config.
+//! This file holds declarations only (types, constants, the callbacks' `extern "C"` block); the
+//! hooks this module exports, and the runtime behind them, are in [`crate::hooks`].
 #![allow(non_camel_case_types, dead_code)]
 
 use std::ffi::{c_char, c_void, CStr};
@@ -92,6 +90,8 @@ pub type HttpFilterConfigModulePtr = *const c_void;
 pub type HttpFilterEnvoyPtr = *mut c_void;
 pub type HttpFilterModulePtr = *const c_void;
 pub type AbiVersionModulePtr = *const c_char;
+/// `envoy_dynamic_module_type_http_filter_config_scheduler_module_ptr`.
+pub type HttpFilterConfigSchedulerPtr = *mut c_void;
 
 // C enums are `int`-sized; they cross the boundary as u32 so that an enumerator this module does
 // not know (appended by a later Envoy) is never undefined behaviour on the Rust side.
@@ -323,7 +323,8 @@ extern "C" {
         timeout_milliseconds: u64,
     ) -> CalloutInitResult;
 
-    // ---- failover and retries (declared for the ABI check; described at the end of the file)
+    // ---- failover and retries: gauges, the route's cluster (retry callouts), and the
+    // configuration scheduler + configuration-level callouts (health checks, on the main thread)
     pub fn envoy_dynamic_module_callback_http_filter_config_define_gauge(
         filter_config_envoy_ptr: HttpFilterConfigEnvoyPtr,
         name: ModuleBuffer,
@@ -361,260 +362,4 @@ extern "C" {
         body: ModuleBuffer,
         timeout_milliseconds: u64,
     ) -> CalloutInitResult;
-}
-
-// ------------------------------------------------------------------------------------------
-// Hooks: exported by this module. Each forwards to crate::filter, which catches panics.
-// ------------------------------------------------------------------------------------------
-
-use crate::filter as rt;
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_program_init() -> AbiVersionModulePtr {
-    rt::on_program_init()
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
-    filter_config_envoy_ptr: HttpFilterConfigEnvoyPtr,
-    name: EnvoyBuffer,
-    config: EnvoyBuffer,
-) -> HttpFilterConfigModulePtr {
-    rt::on_config_new(filter_config_envoy_ptr, name, config)
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(
-    filter_config_ptr: HttpFilterConfigModulePtr,
-) {
-    rt::on_config_destroy(filter_config_ptr)
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
-    filter_config_ptr: HttpFilterConfigModulePtr,
-    filter_envoy_ptr: HttpFilterEnvoyPtr,
-) -> HttpFilterModulePtr {
-    rt::on_filter_new(filter_config_ptr, filter_envoy_ptr)
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
-    filter_envoy_ptr: HttpFilterEnvoyPtr,
-    filter_module_ptr: HttpFilterModulePtr,
-    end_of_stream: bool,
-) -> HeadersStatusRaw {
-    rt::on_request_headers(filter_envoy_ptr, filter_module_ptr, end_of_stream)
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
-    filter_envoy_ptr: HttpFilterEnvoyPtr,
-    filter_module_ptr: HttpFilterModulePtr,
-    end_of_stream: bool,
-) -> BodyStatusRaw {
-    rt::on_request_body(filter_envoy_ptr, filter_module_ptr, end_of_stream)
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
-    filter_envoy_ptr: HttpFilterEnvoyPtr,
-    filter_module_ptr: HttpFilterModulePtr,
-) -> TrailersStatusRaw {
-    rt::on_request_trailers(filter_envoy_ptr, filter_module_ptr)
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
-    filter_envoy_ptr: HttpFilterEnvoyPtr,
-    filter_module_ptr: HttpFilterModulePtr,
-    end_of_stream: bool,
-) -> HeadersStatusRaw {
-    rt::on_response_headers(filter_envoy_ptr, filter_module_ptr, end_of_stream)
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
-    filter_envoy_ptr: HttpFilterEnvoyPtr,
-    filter_module_ptr: HttpFilterModulePtr,
-    end_of_stream: bool,
-) -> BodyStatusRaw {
-    rt::on_response_body(filter_envoy_ptr, filter_module_ptr, end_of_stream)
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
-    filter_envoy_ptr: HttpFilterEnvoyPtr,
-    filter_module_ptr: HttpFilterModulePtr,
-) -> TrailersStatusRaw {
-    rt::on_response_trailers(filter_envoy_ptr, filter_module_ptr)
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
-    filter_envoy_ptr: HttpFilterEnvoyPtr,
-    filter_module_ptr: HttpFilterModulePtr,
-) {
-    rt::on_stream_complete(filter_envoy_ptr, filter_module_ptr)
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(
-    filter_module_ptr: HttpFilterModulePtr,
-) {
-    rt::on_filter_destroy(filter_module_ptr)
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
-    filter_envoy_ptr: HttpFilterEnvoyPtr,
-    filter_module_ptr: HttpFilterModulePtr,
-    callout_id: u64,
-    result: CalloutResultRaw,
-    headers: *mut EnvoyHttpHeader,
-    headers_size: usize,
-    body_chunks: *mut EnvoyBuffer,
-    body_chunks_size: usize,
-) {
-    rt::on_callout_done(
-        filter_envoy_ptr,
-        filter_module_ptr,
-        callout_id,
-        result,
-        headers,
-        headers_size,
-        body_chunks,
-        body_chunks_size,
-    )
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_local_reply(
-    filter_envoy_ptr: HttpFilterEnvoyPtr,
-    filter_module_ptr: HttpFilterModulePtr,
-    response_code: u32,
-    details: EnvoyBuffer,
-    reset_imminent: bool,
-) -> LocalReplyStatusRaw {
-    rt::on_local_reply(
-        filter_envoy_ptr,
-        filter_module_ptr,
-        response_code,
-        details,
-        reset_imminent,
-    )
-}
-
-// Required by Envoy 1.40 but unused by aiproxy: streamed callouts, the per-filter scheduler and
-// downstream watermarks. They do nothing (no Rust code runs, so nothing can panic).
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
-    _filter_envoy_ptr: HttpFilterEnvoyPtr,
-    _filter_module_ptr: HttpFilterModulePtr,
-    _stream_id: u64,
-    _headers: *mut EnvoyHttpHeader,
-    _headers_size: usize,
-    _end_stream: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
-    _filter_envoy_ptr: HttpFilterEnvoyPtr,
-    _filter_module_ptr: HttpFilterModulePtr,
-    _stream_id: u64,
-    _data: *const EnvoyBuffer,
-    _data_count: usize,
-    _end_stream: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
-    _filter_envoy_ptr: HttpFilterEnvoyPtr,
-    _filter_module_ptr: HttpFilterModulePtr,
-    _stream_id: u64,
-    _trailers: *mut EnvoyHttpHeader,
-    _trailers_size: usize,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
-    _filter_envoy_ptr: HttpFilterEnvoyPtr,
-    _filter_module_ptr: HttpFilterModulePtr,
-    _stream_id: u64,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
-    _filter_envoy_ptr: HttpFilterEnvoyPtr,
-    _filter_module_ptr: HttpFilterModulePtr,
-    _stream_id: u64,
-    _reason: HttpStreamResetReason,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
-    _filter_envoy_ptr: HttpFilterEnvoyPtr,
-    _filter_module_ptr: HttpFilterModulePtr,
-    _event_id: u64,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
-    _filter_envoy_ptr: HttpFilterEnvoyPtr,
-    _filter_module_ptr: HttpFilterModulePtr,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
-    _filter_envoy_ptr: HttpFilterEnvoyPtr,
-    _filter_module_ptr: HttpFilterModulePtr,
-) {
-}
-
-// ------------------------------------------------------------------------------------------
-// Failover and retries: the route's cluster (retry callouts) and configuration-level callouts
-// driven by the configuration scheduler (health checks, on the main thread).
-// ------------------------------------------------------------------------------------------
-
-/// `envoy_dynamic_module_type_http_filter_config_scheduler_module_ptr`.
-pub type HttpFilterConfigSchedulerPtr = *mut c_void;
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
-    filter_config_envoy_ptr: HttpFilterConfigEnvoyPtr,
-    filter_config_ptr: HttpFilterConfigModulePtr,
-    event_id: u64,
-) {
-    rt::on_config_scheduled(filter_config_envoy_ptr, filter_config_ptr, event_id)
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
-    filter_config_envoy_ptr: HttpFilterConfigEnvoyPtr,
-    filter_config_ptr: HttpFilterConfigModulePtr,
-    callout_id: u64,
-    result: CalloutResultRaw,
-    headers: *mut EnvoyHttpHeader,
-    headers_size: usize,
-    body_chunks: *mut EnvoyBuffer,
-    body_chunks_size: usize,
-) {
-    rt::on_config_callout_done(
-        filter_config_envoy_ptr,
-        filter_config_ptr,
-        callout_id,
-        result,
-        headers,
-        headers_size,
-        body_chunks,
-        body_chunks_size,
-    )
 }

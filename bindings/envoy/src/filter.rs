@@ -1,11 +1,13 @@
 //! Safe wrapper over [`crate::abi`]: the [`HttpFilterConfig`] / [`HttpFilter`] traits a filter
-//! implements, the [`EnvoyHttpFilter`] handle it talks to Envoy through, and the hook runtime
-//! that owns module-side objects and stops every panic at the FFI boundary.
+//! implements and the [`EnvoyHttpFilter`] handle it talks to Envoy through. The hooks and the
+//! runtime that calls these traits are in [`crate::hooks`].
 //!
 //! Lifetimes: an [`EnvoyHttpFilter`] only exists for the duration of one hook call (it is handed
 //! out as `&mut` and is neither `Clone` nor `Send`), which is exactly how long Envoy guarantees
-//! the `filter_envoy_ptr` and every Envoy-owned buffer it returns. Everything read from Envoy is
-//! copied into owned `Vec`s before the hook returns.
+//! the `filter_envoy_ptr` and every Envoy-owned buffer it returns. Headers and bodies are read
+//! without copying: [`Headers`] and [`Body`] borrow Envoy's memory through `&self`, so the borrow
+//! checker ends them before any call that could change that memory (every such call takes
+//! `&mut self`), and none outlives the hook.
 //!
 //! Body model of Envoy 1.40 (per direction):
 //! * the **received** body is the data frame of the current `on_*_body` hook; it can be read,
@@ -15,10 +17,7 @@
 //!   `end_of_stream`, the whole body is buffered + received (unless Envoy re-delivers the buffer
 //!   itself as the received data, which `received_buffered_*_body` reports).
 
-use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::OnceLock;
 
 use crate::abi;
 
@@ -88,8 +87,117 @@ pub enum Direction {
     Response,
 }
 
-/// An owned header list.
-pub type Headers = Vec<(Vec<u8>, Vec<u8>)>;
+/// A header list borrowed from Envoy (valid while the `&EnvoyHttpFilter` it came from is).
+pub type Headers<'a> = Vec<(&'a [u8], &'a [u8])>;
+
+/// An owned header list (callout answers, which are copied out of their hook).
+pub type OwnedHeaders = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A body (or the current chunk of one) as Envoy holds it: a few slices of its buffer, borrowed
+/// without copying. Most chunks are one slice; up to [`Body::INLINE`] are kept without allocating.
+pub struct Body<'a> {
+    inline: [abi::EnvoyBuffer; Body::INLINE],
+    heap: Vec<abi::EnvoyBuffer>,
+    count: usize,
+    len: usize,
+    _envoy: PhantomData<&'a EnvoyHttpFilter>,
+}
+
+impl Default for Body<'_> {
+    fn default() -> Self {
+        Body::empty()
+    }
+}
+
+impl<'a> Body<'a> {
+    pub const INLINE: usize = 4;
+
+    fn empty() -> Self {
+        Body {
+            inline: [abi::EnvoyBuffer::null(); Body::INLINE],
+            heap: Vec::new(),
+            count: 0,
+            len: 0,
+            _envoy: PhantomData,
+        }
+    }
+
+    fn raw(&self) -> &[abi::EnvoyBuffer] {
+        if self.heap.is_empty() {
+            &self.inline[..self.count]
+        } else {
+            &self.heap
+        }
+    }
+
+    /// Total bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The non-empty slices, in order.
+    pub fn slices(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.raw().iter().filter_map(|b| {
+            // SAFETY: slices Envoy returned for this hook; `'a` ties them to the filter handle
+            // borrowed for reading, so no mutation of the body can happen while they live.
+            unsafe { envoy_slice(b) }
+        })
+    }
+
+    /// The body as one slice when it is one (or none): the common case, no copy.
+    pub fn single(&self) -> Option<&'a [u8]> {
+        let mut it = self.slices();
+        match (it.next(), it.next()) {
+            (None, _) => Some(&[]),
+            (Some(s), None) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Appends every byte to `out`.
+    pub fn copy_into(&self, out: &mut Vec<u8>) {
+        out.reserve(self.len);
+        for s in self.slices() {
+            out.extend_from_slice(s);
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.copy_into(&mut v);
+        v
+    }
+
+    /// Whether the body holds exactly `data`.
+    pub fn equals(&self, data: &[u8]) -> bool {
+        if data.len() != self.len {
+            return false;
+        }
+        let mut rest = data;
+        for s in self.slices() {
+            let (head, tail) = rest.split_at(s.len());
+            if head != s {
+                return false;
+            }
+            rest = tail;
+        }
+        true
+    }
+}
+
+/// SAFETY: `b` must come from Envoy during the current hook (valid ptr/length, or null), and the
+/// slice must not be used after that memory can change.
+unsafe fn envoy_slice<'a>(b: &abi::EnvoyBuffer) -> Option<&'a [u8]> {
+    if b.ptr.is_null() || b.length == 0 {
+        None
+    } else {
+        Some(std::slice::from_raw_parts(b.ptr.cast::<u8>(), b.length))
+    }
+}
 
 /// A counter defined in [`EnvoyFilterConfig::define_counter`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,7 +251,7 @@ pub enum CalloutResult {
 #[derive(Clone, Debug)]
 pub struct CalloutResponse {
     pub result: CalloutResult,
-    pub headers: Headers,
+    pub headers: OwnedHeaders,
     pub body: Vec<u8>,
 }
 
@@ -235,6 +343,13 @@ pub struct EnvoyFilterConfig {
 }
 
 impl EnvoyFilterConfig {
+    pub(crate) fn from_raw(ptr: abi::HttpFilterConfigEnvoyPtr) -> Self {
+        Self {
+            ptr,
+            _not_send: PhantomData,
+        }
+    }
+
     /// Defines a label-less counter. Envoy exposes it as `<metrics_namespace>.<name>`
     /// (namespace default: `dynamicmodulescustom`).
     pub fn define_counter(&mut self, name: &str) -> Result<CounterId, MetricsError> {
@@ -317,7 +432,7 @@ fn buffered(d: Direction) -> abi::HttpBodyType {
 /// Copies an Envoy-owned buffer.
 ///
 /// SAFETY: `b` must come from Envoy during the current hook (valid ptr/length, or null).
-unsafe fn copy_envoy_buffer(b: &abi::EnvoyBuffer) -> Vec<u8> {
+pub(crate) unsafe fn copy_envoy_buffer(b: &abi::EnvoyBuffer) -> Vec<u8> {
     if b.ptr.is_null() || b.length == 0 {
         Vec::new()
     } else {
@@ -338,6 +453,13 @@ fn module_headers(headers: &[(&str, &[u8])]) -> Vec<abi::ModuleHttpHeader> {
 }
 
 impl EnvoyHttpFilter {
+    pub(crate) fn from_raw(ptr: abi::HttpFilterEnvoyPtr) -> Self {
+        Self {
+            ptr,
+            _not_send: PhantomData,
+        }
+    }
+
     // ---------------------------------------------------------------- headers (generic)
 
     /// All values of header `name` (lower-case names; pseudo-headers such as `:path` included).
@@ -388,8 +510,9 @@ impl EnvoyHttpFilter {
         self.header_values(dir, name).into_iter().next()
     }
 
-    /// The whole header map, in order.
-    pub fn headers(&self, dir: Direction) -> Headers {
+    /// The whole header map, in order, borrowed from Envoy (one ABI call for the list; names and
+    /// values are not copied).
+    pub fn headers(&self, dir: Direction) -> Headers<'_> {
         // SAFETY: live filter ptr.
         let n = unsafe {
             abi::envoy_dynamic_module_callback_http_get_headers_size(self.ptr, header_type(dir))
@@ -419,17 +542,20 @@ impl EnvoyHttpFilter {
         }
         raw.iter()
             .map(|h| {
-                // SAFETY: Envoy-owned buffers valid during this hook.
+                // SAFETY: Envoy-owned buffers valid during this hook; the result borrows `self`,
+                // and every call that changes headers takes `&mut self`.
                 unsafe {
                     (
-                        copy_envoy_buffer(&abi::EnvoyBuffer {
+                        envoy_slice(&abi::EnvoyBuffer {
                             ptr: h.key_ptr,
                             length: h.key_length,
-                        }),
-                        copy_envoy_buffer(&abi::EnvoyBuffer {
+                        })
+                        .unwrap_or_default(),
+                        envoy_slice(&abi::EnvoyBuffer {
                             ptr: h.value_ptr,
                             length: h.value_length,
-                        }),
+                        })
+                        .unwrap_or_default(),
                     )
                 }
             })
@@ -487,7 +613,7 @@ impl EnvoyHttpFilter {
         self.request_header(name)
             .and_then(|v| String::from_utf8(v).ok())
     }
-    pub fn request_headers(&self) -> Headers {
+    pub fn request_headers(&self) -> Headers<'_> {
         self.headers(Direction::Request)
     }
     pub fn set_request_header(&mut self, name: &str, value: impl AsRef<[u8]>) -> bool {
@@ -499,7 +625,7 @@ impl EnvoyHttpFilter {
     pub fn response_header(&self, name: &str) -> Option<Vec<u8>> {
         self.header(Direction::Response, name)
     }
-    pub fn response_headers(&self) -> Headers {
+    pub fn response_headers(&self) -> Headers<'_> {
         self.headers(Direction::Response)
     }
     pub fn set_response_header(&mut self, name: &str, value: impl AsRef<[u8]>) -> bool {
@@ -511,39 +637,36 @@ impl EnvoyHttpFilter {
 
     // ---------------------------------------------------------------- bodies
 
-    fn read_body(&self, body_type: abi::HttpBodyType) -> Vec<u8> {
+    /// The slices of one of Envoy's bodies: two ABI calls, no copy.
+    fn read_body(&self, body_type: abi::HttpBodyType) -> Body<'_> {
+        let mut body = Body::empty();
         // SAFETY: live filter ptr.
         let n = unsafe {
             abi::envoy_dynamic_module_callback_http_get_body_chunks_size(self.ptr, body_type)
         };
         if n == 0 {
-            return Vec::new();
+            return body;
         }
-        // SAFETY: live filter ptr.
-        let total =
-            unsafe { abi::envoy_dynamic_module_callback_http_get_body_size(self.ptr, body_type) };
-        let mut chunks = vec![abi::EnvoyBuffer::null(); n];
-        // SAFETY: `chunks` has room for the `n` slices Envoy just reported.
+        let dest = if n <= Body::INLINE {
+            &mut body.inline[..n]
+        } else {
+            body.heap = vec![abi::EnvoyBuffer::null(); n];
+            &mut body.heap[..]
+        };
+        // SAFETY: `dest` has room for the `n` slices Envoy just reported.
         let ok = unsafe {
             abi::envoy_dynamic_module_callback_http_get_body_chunks(
                 self.ptr,
                 body_type,
-                chunks.as_mut_ptr(),
+                dest.as_mut_ptr(),
             )
         };
         if !ok {
-            return Vec::new();
+            return Body::empty();
         }
-        let mut out = Vec::with_capacity(total);
-        for c in &chunks {
-            if !c.ptr.is_null() && c.length > 0 {
-                // SAFETY: Envoy-owned slices valid during this hook.
-                out.extend_from_slice(unsafe {
-                    std::slice::from_raw_parts(c.ptr.cast::<u8>(), c.length)
-                });
-            }
-        }
-        out
+        body.count = n;
+        body.len = body.raw().iter().map(|b| b.length).sum();
+        body
     }
 
     fn body_size(&self, body_type: abi::HttpBodyType) -> usize {
@@ -551,10 +674,14 @@ impl EnvoyHttpFilter {
         unsafe { abi::envoy_dynamic_module_callback_http_get_body_size(self.ptr, body_type) }
     }
 
-    fn drain_all(&mut self, body_type: abi::HttpBodyType) -> bool {
-        let n = self.body_size(body_type);
+    fn drain(&mut self, body_type: abi::HttpBodyType, n: usize) -> bool {
         // SAFETY: live filter ptr. Returns false if that body does not exist (yet).
         unsafe { abi::envoy_dynamic_module_callback_http_drain_body(self.ptr, body_type, n) }
+    }
+
+    fn drain_all(&mut self, body_type: abi::HttpBodyType) -> bool {
+        let n = self.body_size(body_type);
+        self.drain(body_type, n)
     }
 
     fn append(&mut self, body_type: abi::HttpBodyType, data: &[u8]) -> bool {
@@ -584,26 +711,32 @@ impl EnvoyHttpFilter {
         }
     }
 
-    /// The data frame of the current body hook (empty outside body hooks).
-    pub fn received_body(&self, dir: Direction) -> Vec<u8> {
+    /// The data frame of the current body hook (empty outside body hooks), borrowed.
+    pub fn received_body(&self, dir: Direction) -> Body<'_> {
         self.read_body(received(dir))
     }
 
     /// Replaces the data frame of the current body hook in place: what it holds when the hook
-    /// returns `Continue` is what flows on. Returns false outside a body hook.
-    pub fn replace_received_body(&mut self, dir: Direction, data: &[u8]) -> bool {
-        if !self.drain_all(received(dir)) {
+    /// returns `Continue` is what flows on. `current_len` is its length as last read (saves
+    /// asking Envoy again). Returns false outside a body hook.
+    pub fn replace_received_body(
+        &mut self,
+        dir: Direction,
+        current_len: usize,
+        data: &[u8],
+    ) -> bool {
+        if !self.drain(received(dir), current_len) {
             return false;
         }
         data.is_empty() || self.append(received(dir), data)
     }
 
-    /// Everything of this direction's body seen so far: buffered (earlier chunks held with
-    /// `StopIterationAndBuffer`) followed by the current chunk.
+    /// Everything of this direction's body seen so far, copied: buffered (earlier chunks held
+    /// with `StopIterationAndBuffer`) followed by the current chunk.
     pub fn body(&self, dir: Direction) -> Vec<u8> {
-        let mut out = self.read_body(buffered(dir));
+        let mut out = self.read_body(buffered(dir)).to_vec();
         if !self.received_is_buffered(dir) {
-            out.extend_from_slice(&self.read_body(received(dir)));
+            self.read_body(received(dir)).copy_into(&mut out);
         }
         out
     }
@@ -625,9 +758,22 @@ impl EnvoyHttpFilter {
     }
 
     /// The request body accumulated so far (whole body at `end_of_stream` when earlier chunks
-    /// returned `StopIterationAndBuffer`).
+    /// returned `StopIterationAndBuffer`), copied. Single-slice bodies can be borrowed instead
+    /// with [`Self::request_body_parts`].
     pub fn request_body(&self) -> Vec<u8> {
         self.body(Direction::Request)
+    }
+
+    /// The request body as Envoy holds it: the buffered part and, unless Envoy re-delivers its
+    /// buffer as the current chunk, the current chunk; both borrowed.
+    pub fn request_body_parts(&self) -> (Body<'_>, Body<'_>) {
+        let buffered = self.read_body(buffered(Direction::Request));
+        let received = if self.received_is_buffered(Direction::Request) {
+            Body::empty()
+        } else {
+            self.read_body(received(Direction::Request))
+        };
+        (buffered, received)
     }
 
     /// Replaces the whole request body and sets `content-length` to match. Call it from
@@ -639,14 +785,15 @@ impl EnvoyHttpFilter {
         ok
     }
 
-    /// The response chunk passing through the current `on_response_body` call.
-    pub fn response_chunk(&self) -> Vec<u8> {
+    /// The response chunk passing through the current `on_response_body` call, borrowed.
+    pub fn response_chunk(&self) -> Body<'_> {
         self.received_body(Direction::Response)
     }
 
-    /// Replaces the response chunk passing through the current `on_response_body` call.
-    pub fn replace_response_chunk(&mut self, data: &[u8]) -> bool {
-        self.replace_received_body(Direction::Response, data)
+    /// Replaces the response chunk passing through the current `on_response_body` call
+    /// (`current_len`: its length as read with [`Self::response_chunk`]).
+    pub fn replace_response_chunk(&mut self, current_len: usize, data: &[u8]) -> bool {
+        self.replace_received_body(Direction::Response, current_len, data)
     }
 
     /// Sends `data` downstream as response body outside a body hook (the response headers must
@@ -822,14 +969,7 @@ impl EnvoyHttpFilter {
                 timeout_ms,
             )
         };
-        match r {
-            abi::CALLOUT_INIT_SUCCESS => Ok(id),
-            abi::CALLOUT_INIT_MISSING_REQUIRED_HEADERS => Err(CalloutError::MissingRequiredHeaders),
-            abi::CALLOUT_INIT_CLUSTER_NOT_FOUND => Err(CalloutError::ClusterNotFound),
-            abi::CALLOUT_INIT_DUPLICATE_CALLOUT_ID => Err(CalloutError::DuplicateCalloutId),
-            abi::CALLOUT_INIT_CANNOT_CREATE_REQUEST => Err(CalloutError::CannotCreateRequest),
-            other => Err(CalloutError::Other(other)),
-        }
+        callout_result(r).map(|()| id)
     }
 }
 
@@ -853,392 +993,6 @@ pub fn log(level: LogLevel, message: &str) {
             loc.line(),
         );
     }
-}
-
-// ------------------------------------------------------------------------------------------
-// Hook runtime (called from abi.rs). Every entry point catches panics.
-// ------------------------------------------------------------------------------------------
-
-struct ConfigState {
-    config: Box<dyn HttpFilterConfig>,
-}
-
-struct FilterState {
-    filter: Box<dyn HttpFilter>,
-    /// Set after a panic: the stream got a 500 (if still possible) and the filter is bypassed.
-    failed: bool,
-}
-
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
-    }
-}
-
-/// Runs `f`; on panic logs and returns `fallback`. Never unwinds.
-fn guard<R>(hook: &str, fallback: R, f: impl FnOnce() -> R) -> R {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(p) => {
-            let msg = panic_message(p.as_ref());
-            let _ =
-                catch_unwind(|| log(LogLevel::Error, &format!("aiproxy: panic in {hook}: {msg}")));
-            fallback
-        }
-    }
-}
-
-static ABI_VERSION_OVERRIDE: OnceLock<Option<CString>> = OnceLock::new();
-
-/// Name of a diagnostic environment variable: when set, `on_program_init` reports its value as
-/// the ABI version instead of [`abi::ABI_VERSION`] (used by the e2e test to probe which string
-/// Envoy accepts without a warning).
-pub const ABI_VERSION_OVERRIDE_ENV: &str = "AIPROXY_ENVOY_ABI_VERSION_OVERRIDE";
-
-pub(crate) fn on_program_init() -> abi::AbiVersionModulePtr {
-    guard("on_program_init", std::ptr::null(), || {
-        let over = ABI_VERSION_OVERRIDE.get_or_init(|| {
-            std::env::var(ABI_VERSION_OVERRIDE_ENV)
-                .ok()
-                .and_then(|v| CString::new(v).ok())
-        });
-        match over {
-            Some(v) => v.as_ptr(),
-            None => abi::ABI_VERSION.as_ptr(),
-        }
-    })
-}
-
-pub(crate) fn on_config_new(
-    envoy_ptr: abi::HttpFilterConfigEnvoyPtr,
-    name: abi::EnvoyBuffer,
-    config: abi::EnvoyBuffer,
-) -> abi::HttpFilterConfigModulePtr {
-    guard("on_http_filter_config_new", std::ptr::null(), || {
-        // SAFETY: both buffers are Envoy-owned and valid during this hook.
-        let (name, config) = unsafe { (copy_envoy_buffer(&name), copy_envoy_buffer(&config)) };
-        let name = String::from_utf8_lossy(&name);
-        let mut handle = EnvoyFilterConfig {
-            ptr: envoy_ptr,
-            _not_send: PhantomData,
-        };
-        match crate::new_filter_config(&mut handle, &name, &config) {
-            Ok(config) => {
-                Box::into_raw(Box::new(ConfigState { config })) as abi::HttpFilterConfigModulePtr
-            }
-            Err(e) => {
-                log(
-                    LogLevel::Error,
-                    &format!("aiproxy: rejecting filter config {name:?}: {e}"),
-                );
-                std::ptr::null()
-            }
-        }
-    })
-}
-
-pub(crate) fn on_config_destroy(ptr: abi::HttpFilterConfigModulePtr) {
-    guard("on_http_filter_config_destroy", (), || {
-        if !ptr.is_null() {
-            // SAFETY: ptr came from Box::into_raw in on_config_new; Envoy destroys it once.
-            drop(unsafe { Box::from_raw(ptr as *mut ConfigState) });
-        }
-    })
-}
-
-pub(crate) fn on_filter_new(
-    config_ptr: abi::HttpFilterConfigModulePtr,
-    _envoy_ptr: abi::HttpFilterEnvoyPtr,
-) -> abi::HttpFilterModulePtr {
-    guard("on_http_filter_new", std::ptr::null(), || {
-        if config_ptr.is_null() {
-            return std::ptr::null();
-        }
-        // SAFETY: config_ptr is a live ConfigState (Envoy keeps the config alive while streams
-        // use it); HttpFilterConfig is Sync, so a shared reference across workers is fine.
-        let state = unsafe { &*(config_ptr as *const ConfigState) };
-        let filter = state.config.new_filter();
-        Box::into_raw(Box::new(FilterState {
-            filter,
-            failed: false,
-        })) as abi::HttpFilterModulePtr
-    })
-}
-
-pub(crate) fn on_filter_destroy(ptr: abi::HttpFilterModulePtr) {
-    guard("on_http_filter_destroy", (), || {
-        if !ptr.is_null() {
-            // SAFETY: ptr came from Box::into_raw in on_filter_new; Envoy destroys it once.
-            drop(unsafe { Box::from_raw(ptr as *mut FilterState) });
-        }
-    })
-}
-
-/// Runs a per-stream hook: `pass` is returned for a missing/failed filter, `stop` after a panic
-/// (which also sends a 500 local reply when `reply_on_panic`).
-fn with_filter<R: Copy>(
-    hook: &str,
-    envoy_ptr: abi::HttpFilterEnvoyPtr,
-    module_ptr: abi::HttpFilterModulePtr,
-    pass: R,
-    stop: R,
-    reply_on_panic: bool,
-    f: impl FnOnce(&mut dyn HttpFilter, &mut EnvoyHttpFilter) -> R,
-) -> R {
-    if module_ptr.is_null() || envoy_ptr.is_null() {
-        return pass;
-    }
-    // SAFETY: module_ptr is a live FilterState; hooks of one stream run on one thread, one at a
-    // time, so this is the only reference.
-    let state = unsafe { &mut *(module_ptr as *mut FilterState) };
-    if state.failed {
-        return pass;
-    }
-    let mut envoy = EnvoyHttpFilter {
-        ptr: envoy_ptr,
-        _not_send: PhantomData,
-    };
-    match catch_unwind(AssertUnwindSafe(|| f(state.filter.as_mut(), &mut envoy))) {
-        Ok(r) => r,
-        Err(p) => {
-            state.failed = true;
-            let msg = panic_message(p.as_ref());
-            let _ = catch_unwind(AssertUnwindSafe(|| {
-                log(LogLevel::Error, &format!("aiproxy: panic in {hook}: {msg}"));
-                if reply_on_panic {
-                    envoy.send_local_reply(
-                        500,
-                        &[("content-type", b"application/json")],
-                        PANIC_REPLY_BODY,
-                        Some("aiproxy_panic"),
-                    );
-                }
-            }));
-            if reply_on_panic {
-                stop
-            } else {
-                pass
-            }
-        }
-    }
-}
-
-/// Body of the 500 sent when a hook panics (OpenAI's error shape).
-const PANIC_REPLY_BODY: &[u8] =
-    br#"{"error":{"message":"aiproxy filter error","type":"server_error","param":null,"code":"internal_error"}}"#;
-
-fn headers_raw(s: HeadersStatus) -> abi::HeadersStatusRaw {
-    match s {
-        HeadersStatus::Continue => abi::HEADERS_CONTINUE,
-        HeadersStatus::StopIteration => abi::HEADERS_STOP_ITERATION,
-        HeadersStatus::StopAllIterationAndBuffer => abi::HEADERS_STOP_ALL_ITERATION_AND_BUFFER,
-    }
-}
-
-fn body_raw(s: BodyStatus) -> abi::BodyStatusRaw {
-    match s {
-        BodyStatus::Continue => abi::BODY_CONTINUE,
-        BodyStatus::StopIterationAndBuffer => abi::BODY_STOP_ITERATION_AND_BUFFER,
-        BodyStatus::StopIterationNoBuffer => abi::BODY_STOP_ITERATION_NO_BUFFER,
-    }
-}
-
-fn trailers_raw(s: TrailersStatus) -> abi::TrailersStatusRaw {
-    match s {
-        TrailersStatus::Continue => abi::TRAILERS_CONTINUE,
-        TrailersStatus::StopIteration => abi::TRAILERS_STOP_ITERATION,
-    }
-}
-
-pub(crate) fn on_request_headers(
-    e: abi::HttpFilterEnvoyPtr,
-    m: abi::HttpFilterModulePtr,
-    eos: bool,
-) -> u32 {
-    with_filter(
-        "on_request_headers",
-        e,
-        m,
-        abi::HEADERS_CONTINUE,
-        abi::HEADERS_STOP_ITERATION,
-        true,
-        |f, env| headers_raw(f.on_request_headers(env, eos)),
-    )
-}
-
-pub(crate) fn on_request_body(
-    e: abi::HttpFilterEnvoyPtr,
-    m: abi::HttpFilterModulePtr,
-    eos: bool,
-) -> u32 {
-    with_filter(
-        "on_request_body",
-        e,
-        m,
-        abi::BODY_CONTINUE,
-        abi::BODY_STOP_ITERATION_NO_BUFFER,
-        true,
-        |f, env| body_raw(f.on_request_body(env, eos)),
-    )
-}
-
-pub(crate) fn on_request_trailers(e: abi::HttpFilterEnvoyPtr, m: abi::HttpFilterModulePtr) -> u32 {
-    with_filter(
-        "on_request_trailers",
-        e,
-        m,
-        abi::TRAILERS_CONTINUE,
-        abi::TRAILERS_STOP_ITERATION,
-        true,
-        |f, env| trailers_raw(f.on_request_trailers(env)),
-    )
-}
-
-pub(crate) fn on_response_headers(
-    e: abi::HttpFilterEnvoyPtr,
-    m: abi::HttpFilterModulePtr,
-    eos: bool,
-) -> u32 {
-    with_filter(
-        "on_response_headers",
-        e,
-        m,
-        abi::HEADERS_CONTINUE,
-        abi::HEADERS_STOP_ITERATION,
-        true,
-        |f, env| headers_raw(f.on_response_headers(env, eos)),
-    )
-}
-
-pub(crate) fn on_response_body(
-    e: abi::HttpFilterEnvoyPtr,
-    m: abi::HttpFilterModulePtr,
-    eos: bool,
-) -> u32 {
-    with_filter(
-        "on_response_body",
-        e,
-        m,
-        abi::BODY_CONTINUE,
-        abi::BODY_STOP_ITERATION_NO_BUFFER,
-        true,
-        |f, env| body_raw(f.on_response_body(env, eos)),
-    )
-}
-
-pub(crate) fn on_response_trailers(e: abi::HttpFilterEnvoyPtr, m: abi::HttpFilterModulePtr) -> u32 {
-    with_filter(
-        "on_response_trailers",
-        e,
-        m,
-        abi::TRAILERS_CONTINUE,
-        abi::TRAILERS_STOP_ITERATION,
-        true,
-        |f, env| trailers_raw(f.on_response_trailers(env)),
-    )
-}
-
-pub(crate) fn on_stream_complete(e: abi::HttpFilterEnvoyPtr, m: abi::HttpFilterModulePtr) {
-    with_filter("on_stream_complete", e, m, (), (), false, |f, env| {
-        f.on_stream_complete(env)
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn on_callout_done(
-    e: abi::HttpFilterEnvoyPtr,
-    m: abi::HttpFilterModulePtr,
-    callout_id: u64,
-    result: abi::CalloutResultRaw,
-    headers: *mut abi::EnvoyHttpHeader,
-    headers_size: usize,
-    body_chunks: *mut abi::EnvoyBuffer,
-    body_chunks_size: usize,
-) {
-    with_filter("on_http_callout_done", e, m, (), (), true, |f, env| {
-        let mut response = CalloutResponse {
-            result: match result {
-                abi::CALLOUT_SUCCESS => CalloutResult::Success,
-                abi::CALLOUT_RESET => CalloutResult::Reset,
-                abi::CALLOUT_EXCEED_RESPONSE_BUFFER_LIMIT => {
-                    CalloutResult::ExceedResponseBufferLimit
-                }
-                other => CalloutResult::Other(other),
-            },
-            headers: Vec::new(),
-            body: Vec::new(),
-        };
-        if !headers.is_null() {
-            // SAFETY: Envoy passes `headers_size` valid entries, alive during this hook.
-            for h in unsafe { std::slice::from_raw_parts(headers, headers_size) } {
-                // SAFETY: as above.
-                response.headers.push(unsafe {
-                    (
-                        copy_envoy_buffer(&abi::EnvoyBuffer {
-                            ptr: h.key_ptr,
-                            length: h.key_length,
-                        }),
-                        copy_envoy_buffer(&abi::EnvoyBuffer {
-                            ptr: h.value_ptr,
-                            length: h.value_length,
-                        }),
-                    )
-                });
-            }
-        }
-        if !body_chunks.is_null() {
-            // SAFETY: Envoy passes `body_chunks_size` valid slices, alive during this hook.
-            for c in unsafe { std::slice::from_raw_parts(body_chunks, body_chunks_size) } {
-                // SAFETY: as above.
-                response
-                    .body
-                    .extend_from_slice(&unsafe { copy_envoy_buffer(c) });
-            }
-        }
-        f.on_callout_done(env, callout_id, response)
-    })
-}
-
-pub(crate) fn on_local_reply(
-    e: abi::HttpFilterEnvoyPtr,
-    m: abi::HttpFilterModulePtr,
-    status: u32,
-    details: abi::EnvoyBuffer,
-    reset_imminent: bool,
-) -> u32 {
-    // No local reply from inside the local-reply hook: a panic just lets the reply go on.
-    with_filter(
-        "on_local_reply",
-        e,
-        m,
-        abi::LOCAL_REPLY_CONTINUE,
-        abi::LOCAL_REPLY_CONTINUE,
-        false,
-        |f, env| {
-            // SAFETY: Envoy-owned buffer valid during this hook.
-            let details = unsafe { copy_envoy_buffer(&details) };
-            match f.on_local_reply(
-                env,
-                status,
-                &String::from_utf8_lossy(&details),
-                reset_imminent,
-            ) {
-                LocalReplyStatus::Continue => abi::LOCAL_REPLY_CONTINUE,
-                LocalReplyStatus::ContinueAndResetStream => {
-                    abi::LOCAL_REPLY_CONTINUE_AND_RESET_STREAM
-                }
-            }
-        },
-    )
-}
-
-/// Keeps `CStr` in the public surface for callers that need the compiled-in ABI version.
-pub fn abi_version() -> &'static CStr {
-    abi::ABI_VERSION
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1304,6 +1058,13 @@ fn callout_result(r: abi::CalloutInitResult) -> Result<(), CalloutError> {
 }
 
 impl EnvoyConfigHandle {
+    pub(crate) fn from_raw(ptr: abi::HttpFilterConfigEnvoyPtr) -> Self {
+        Self {
+            ptr,
+            _not_send: PhantomData,
+        }
+    }
+
     /// A one-shot HTTP request to `cluster` owned by the configuration (headers must include
     /// `:method`, `:path`, `host`); the answer arrives in [`HttpFilterConfig::on_callout_done`].
     pub fn callout(
@@ -1349,107 +1110,6 @@ impl EnvoyHttpFilter {
         // SAFETY: as above.
         String::from_utf8(unsafe { copy_envoy_buffer(&buf) }).ok()
     }
-}
-
-/// Copies a callout answer out of Envoy's buffers.
-///
-/// SAFETY: the pointers come from Envoy during the current hook, with the given sizes.
-unsafe fn copy_callout_response(
-    result: abi::CalloutResultRaw,
-    headers: *mut abi::EnvoyHttpHeader,
-    headers_size: usize,
-    body_chunks: *mut abi::EnvoyBuffer,
-    body_chunks_size: usize,
-) -> CalloutResponse {
-    let mut response = CalloutResponse {
-        result: match result {
-            abi::CALLOUT_SUCCESS => CalloutResult::Success,
-            abi::CALLOUT_RESET => CalloutResult::Reset,
-            abi::CALLOUT_EXCEED_RESPONSE_BUFFER_LIMIT => CalloutResult::ExceedResponseBufferLimit,
-            other => CalloutResult::Other(other),
-        },
-        headers: Vec::new(),
-        body: Vec::new(),
-    };
-    if !headers.is_null() {
-        for h in std::slice::from_raw_parts(headers, headers_size) {
-            response.headers.push((
-                copy_envoy_buffer(&abi::EnvoyBuffer {
-                    ptr: h.key_ptr,
-                    length: h.key_length,
-                }),
-                copy_envoy_buffer(&abi::EnvoyBuffer {
-                    ptr: h.value_ptr,
-                    length: h.value_length,
-                }),
-            ));
-        }
-    }
-    if !body_chunks.is_null() {
-        for c in std::slice::from_raw_parts(body_chunks, body_chunks_size) {
-            response.body.extend_from_slice(&copy_envoy_buffer(c));
-        }
-    }
-    response
-}
-
-fn with_config(
-    hook: &str,
-    envoy_ptr: abi::HttpFilterConfigEnvoyPtr,
-    module_ptr: abi::HttpFilterConfigModulePtr,
-    f: impl FnOnce(&dyn HttpFilterConfig, &mut EnvoyConfigHandle),
-) {
-    guard(hook, (), || {
-        if module_ptr.is_null() || envoy_ptr.is_null() {
-            return;
-        }
-        // SAFETY: module_ptr is a live ConfigState (from on_config_new; Envoy runs config hooks
-        // only while the configuration exists); shared access, as for worker threads.
-        let state = unsafe { &*(module_ptr as *const ConfigState) };
-        let mut handle = EnvoyConfigHandle {
-            ptr: envoy_ptr,
-            _not_send: PhantomData,
-        };
-        f(state.config.as_ref(), &mut handle)
-    })
-}
-
-pub(crate) fn on_config_scheduled(
-    envoy_ptr: abi::HttpFilterConfigEnvoyPtr,
-    module_ptr: abi::HttpFilterConfigModulePtr,
-    event_id: u64,
-) {
-    with_config(
-        "on_http_filter_config_scheduled",
-        envoy_ptr,
-        module_ptr,
-        |c, h| c.on_scheduled(h, event_id),
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn on_config_callout_done(
-    envoy_ptr: abi::HttpFilterConfigEnvoyPtr,
-    module_ptr: abi::HttpFilterConfigModulePtr,
-    callout_id: u64,
-    result: abi::CalloutResultRaw,
-    headers: *mut abi::EnvoyHttpHeader,
-    headers_size: usize,
-    body_chunks: *mut abi::EnvoyBuffer,
-    body_chunks_size: usize,
-) {
-    with_config(
-        "on_http_filter_config_http_callout_done",
-        envoy_ptr,
-        module_ptr,
-        |c, h| {
-            // SAFETY: Envoy passes valid arrays of the given sizes for this hook.
-            let response = unsafe {
-                copy_callout_response(result, headers, headers_size, body_chunks, body_chunks_size)
-            };
-            c.on_callout_done(h, callout_id, response)
-        },
-    )
 }
 
 /// A labelled gauge family defined in [`EnvoyFilterConfig::define_gauge_vec`].

@@ -11,6 +11,7 @@
 mod abi;
 mod failover;
 pub mod filter;
+mod hooks;
 mod proxy;
 
 use filter::{log, EnvoyFilterConfig, HttpFilterConfig, LogLevel};

@@ -31,13 +31,15 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use aiproxy::context::Callout;
-use aiproxy::{Config, Exchange, LocalReply, RequestAction, ResponseMode, UpstreamRequest};
+use aiproxy::{
+    Config, Exchange, LocalReply, RequestAction, ResponseMode, StateError, UpstreamRequest,
+};
 
 use crate::failover::Failover;
 use crate::filter::{
-    log, BodyStatus, CalloutResponse, CalloutResult, CounterVecId, Direction, EnvoyConfigHandle,
-    EnvoyFilterConfig, EnvoyHttpFilter, Headers, HeadersStatus, HttpFilter, HttpFilterConfig,
-    LocalReplyStatus, LogLevel, TrailersStatus,
+    log, Body, BodyStatus, CalloutResponse, CalloutResult, CounterVecId, Direction,
+    EnvoyConfigHandle, EnvoyFilterConfig, EnvoyHttpFilter, HeadersStatus, HttpFilter,
+    HttpFilterConfig, LocalReplyStatus, LogLevel, TrailersStatus,
 };
 
 /// Dynamic metadata namespace (`%DYNAMIC_METADATA(aiproxy:prompt_tokens)%` in access logs).
@@ -126,6 +128,7 @@ impl HttpFilterConfig for ProxyConfig {
             response: ResponsePhase::Idle,
             envoy_reply: None,
             envoy_reply_body: Vec::new(),
+            scratch: Vec::new(),
             finished: false,
         })
     }
@@ -202,6 +205,8 @@ struct ProxyFilter {
     /// Status and details of a local reply Envoy (not this filter) sent before forwarding.
     envoy_reply: Option<(u32, String)>,
     envoy_reply_body: Vec<u8>,
+    /// Reused output buffer for a response chunk that arrives in several of Envoy's slices.
+    scratch: Vec<u8>,
     /// Counters and final metadata were recorded.
     finished: bool,
     failover: Arc<Failover>,
@@ -213,12 +218,86 @@ fn lossy(v: &[u8]) -> String {
     String::from_utf8_lossy(v).into_owned()
 }
 
-/// Header names and values as text, borrowed unless they are not UTF-8.
-fn text_headers(headers: &Headers) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
-    headers
-        .iter()
-        .map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v)))
-        .collect()
+/// Runs `f` on the headers (borrowed from Envoy, or a callout answer's) as text: borrowed as they
+/// are when all are UTF-8 (the usual case, one allocation for the list), else through a lossy
+/// copy.
+fn with_text_headers<K: AsRef<[u8]>, V: AsRef<[u8]>, R>(
+    headers: &[(K, V)],
+    f: impl FnOnce(&[(&str, &str)]) -> R,
+) -> R {
+    let mut text: Vec<(&str, &str)> = Vec::with_capacity(headers.len());
+    for (k, v) in headers {
+        match (
+            std::str::from_utf8(k.as_ref()),
+            std::str::from_utf8(v.as_ref()),
+        ) {
+            (Ok(k), Ok(v)) => text.push((k, v)),
+            _ => {
+                let lossy: Vec<(Cow<'_, str>, Cow<'_, str>)> = headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            String::from_utf8_lossy(k.as_ref()),
+                            String::from_utf8_lossy(v.as_ref()),
+                        )
+                    })
+                    .collect();
+                let text: Vec<(&str, &str)> = lossy
+                    .iter()
+                    .map(|(k, v)| (k.as_ref(), v.as_ref()))
+                    .collect();
+                return f(&text);
+            }
+        }
+    }
+    f(&text)
+}
+
+/// One response chunk through the core, whichever way Envoy sliced it.
+struct Translated<'a> {
+    /// The chunk can stay as it is: passthrough, or the output is byte for byte the input
+    /// (already-conformant OpenAI events), which spares draining and refilling Envoy's buffer.
+    keep: bool,
+    data: &'a [u8],
+    status: Option<u16>,
+}
+
+/// Feeds the current chunk (`body`) to `exchange`: a single slice (the usual case) is handed over
+/// borrowed and its output borrowed back; several slices are fed in turn, their outputs collected
+/// in `scratch` (reused across chunks).
+fn translate_chunk<'a>(
+    exchange: &'a mut Exchange,
+    scratch: &'a mut Vec<u8>,
+    body: &Body<'_>,
+    end_of_stream: bool,
+) -> Result<Translated<'a>, StateError> {
+    if let Some(chunk) = body.single() {
+        let out = exchange.on_response_body(chunk, end_of_stream)?;
+        return Ok(Translated {
+            keep: out.unchanged || out.data == chunk,
+            data: out.data,
+            status: out.status,
+        });
+    }
+    scratch.clear();
+    let mut status = None;
+    let mut unchanged = false;
+    for slice in body.slices() {
+        let out = exchange.on_response_body(slice, false)?;
+        unchanged = out.unchanged;
+        scratch.extend_from_slice(out.data);
+    }
+    if end_of_stream {
+        let out = exchange.on_response_body(&[], true)?;
+        unchanged = out.unchanged;
+        status = out.status;
+        scratch.extend_from_slice(out.data);
+    }
+    Ok(Translated {
+        keep: unchanged || body.equals(scratch),
+        data: scratch,
+        status,
+    })
 }
 
 fn header_value<'a>(headers: &[(&str, &'a str)], name: &str) -> &'a str {
@@ -257,20 +336,29 @@ impl ProxyFilter {
         );
     }
 
-    /// Runs the core on the whole request (`headers` as read from Envoy) and applies its decision.
-    fn run_request(
-        &mut self,
-        envoy: &mut EnvoyHttpFilter,
-        headers: &Headers,
-        body: &[u8],
-        hook: Hook,
-    ) -> Flow {
-        let text = text_headers(headers);
-        let headers: Vec<(&str, &str)> =
-            text.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
-        let method = header_value(&headers, ":method");
-        let path = header_value(&headers, ":path");
-        let action = self.exchange.on_request(method, path, &headers, body);
+    /// Runs the core on the whole request (headers and body as Envoy holds them, borrowed) and
+    /// applies its decision.
+    fn run_request(&mut self, envoy: &mut EnvoyHttpFilter, with_body: bool, hook: Hook) -> Flow {
+        let headers = envoy.request_headers();
+        let exchange = &mut self.exchange;
+        let action = with_text_headers(&headers, |headers| {
+            let method = header_value(headers, ":method");
+            let path = header_value(headers, ":path");
+            if !with_body {
+                return exchange.on_request(method, path, headers, &[]);
+            }
+            let (buffered, received) = envoy.request_body_parts();
+            match (buffered.single(), received.single()) {
+                (Some(b), Some([])) => exchange.on_request(method, path, headers, b),
+                (Some([]), Some(r)) => exchange.on_request(method, path, headers, r),
+                _ => {
+                    let mut body = Vec::with_capacity(buffered.len() + received.len());
+                    buffered.copy_into(&mut body);
+                    received.copy_into(&mut body);
+                    exchange.on_request(method, path, headers, &body)
+                }
+            }
+        });
         self.apply(envoy, action, hook)
     }
 
@@ -395,9 +483,8 @@ impl ProxyFilter {
         }
         self.finished = true;
         let provider = self.provider();
-        let model = self.model_name().to_string();
-        let metrics = Arc::clone(&self.metrics);
-        let labels = [provider, metrics.model_label(&model)];
+        let model = self.model_name();
+        let labels = [provider, self.metrics.model_label(model)];
         let _ = envoy.increment_counter_vec(self.metrics.requests, &labels, 1);
         let core = Arc::clone(self.exchange.config());
         let failover = Arc::clone(&self.failover);
@@ -419,7 +506,7 @@ impl ProxyFilter {
             }
         }
         envoy.set_metadata_string(METADATA_NAMESPACE, "provider", provider);
-        envoy.set_metadata_string(METADATA_NAMESPACE, "model", &model);
+        envoy.set_metadata_string(METADATA_NAMESPACE, "model", model);
         let protocol = self.exchange.client_protocol().name();
         let _ = envoy.increment_counter_vec(self.metrics.client_requests, &[provider, protocol], 1);
         envoy.set_metadata_string(METADATA_NAMESPACE, "client_protocol", protocol);
@@ -431,17 +518,24 @@ impl ProxyFilter {
         envoy: &mut EnvoyHttpFilter,
         end_of_stream: bool,
     ) -> HeadersStatus {
-        let raw = envoy.response_headers();
-        let text = text_headers(&raw);
-        let headers: Vec<(&str, &str)> =
-            text.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
-        let status = header_value(&headers, ":status")
-            .parse::<u16>()
-            .unwrap_or(0);
-        if self.try_retry(envoy, status, end_of_stream) {
-            return HeadersStatus::StopIteration;
+        // Retries first: the status alone decides, read with one call (and only when retries
+        // are on), so the borrowed header list below is not held across the retry callout.
+        if self.exchange.config().provider.retry_on_failure.enabled {
+            let status = envoy
+                .response_header(":status")
+                .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok())
+                .unwrap_or(0);
+            if self.try_retry(envoy, status, end_of_stream) {
+                return HeadersStatus::StopIteration;
+            }
         }
-        let rh = match self.exchange.on_response_headers(status, &headers) {
+        let raw = envoy.response_headers();
+        let exchange = &mut self.exchange;
+        let rh = with_text_headers(&raw, |headers| {
+            let status = header_value(headers, ":status").parse::<u16>().unwrap_or(0);
+            exchange.on_response_headers(status, headers)
+        });
+        let rh = match rh {
             Ok(rh) => rh,
             Err(e) => {
                 log(
@@ -465,7 +559,7 @@ impl ProxyFilter {
         };
         if end_of_stream {
             // No body will follow: close the translation now and add its output as the body.
-            self.end_response(envoy, &[], BodyPlace::Added);
+            self.end_response(envoy, BodyPlace::Added);
             return HeadersStatus::Continue;
         }
         match self.response {
@@ -474,8 +568,9 @@ impl ProxyFilter {
         }
     }
 
-    /// Feeds the last piece of the response body to the core and puts the output in place.
-    fn end_response(&mut self, envoy: &mut EnvoyHttpFilter, chunk: &[u8], place: BodyPlace) {
+    /// Feeds the last piece of the response body (the current chunk when `place` is
+    /// [`BodyPlace::Chunk`], else nothing) to the core and puts the output in place.
+    fn end_response(&mut self, envoy: &mut EnvoyHttpFilter, place: BodyPlace) {
         let phase = self.response;
         if !matches!(phase, ResponsePhase::Stream | ResponsePhase::Buffer) {
             self.response = ResponsePhase::Done;
@@ -483,32 +578,40 @@ impl ProxyFilter {
             return;
         }
         self.response = ResponsePhase::Done;
-        let (data, status) = match self.exchange.on_response_body(chunk, true) {
-            Ok(out) if out.unchanged => (None, out.status),
-            Ok(out) => (Some(out.data.to_vec()), out.status),
-            Err(e) => {
-                log(
-                    LogLevel::Warn,
-                    &format!("aiproxy: response out of order: {e}"),
-                );
-                if phase == ResponsePhase::Buffer {
-                    // The earlier chunks were handed to the core: answer with an error instead.
-                    let reply = error_reply(500, "server_error", "internal_error", e.to_string());
-                    (Some(reply.body), Some(reply.status))
-                } else {
-                    (None, None)
-                }
-            }
+        let body = match place {
+            BodyPlace::Chunk => envoy.response_chunk(),
+            BodyPlace::Added => Body::default(),
         };
+        let len = body.len();
+        let reply;
+        let (data, status) =
+            match translate_chunk(&mut self.exchange, &mut self.scratch, &body, true) {
+                // Stream mode: the chunk already holds the output.
+                Ok(t) if t.keep && phase == ResponsePhase::Stream => (None, t.status),
+                Ok(t) => (Some(t.data), t.status),
+                Err(e) => {
+                    log(
+                        LogLevel::Warn,
+                        &format!("aiproxy: response out of order: {e}"),
+                    );
+                    if phase == ResponsePhase::Buffer {
+                        // The earlier chunks were handed to the core: answer with an error instead.
+                        reply = error_reply(500, "server_error", "internal_error", e.to_string());
+                        (Some(reply.body.as_slice()), Some(reply.status))
+                    } else {
+                        (None, None)
+                    }
+                }
+            };
         if phase == ResponsePhase::Buffer {
             if let Some(status) = status {
                 envoy.set_response_header(":status", status.to_string());
             }
-            let len = data.as_ref().map_or(0, Vec::len);
-            envoy.set_response_header("content-length", len.to_string());
+            let n = data.map_or(0, <[u8]>::len);
+            envoy.set_response_header("content-length", n.to_string());
         }
         if let Some(data) = data {
-            place.put(envoy, &data);
+            place.put(envoy, len, data);
         }
         self.finish(envoy);
     }
@@ -524,10 +627,11 @@ enum BodyPlace {
 }
 
 impl BodyPlace {
-    fn put(self, envoy: &mut EnvoyHttpFilter, data: &[u8]) {
+    /// `current_len`: the length of the current chunk ([`BodyPlace::Chunk`]).
+    fn put(self, envoy: &mut EnvoyHttpFilter, current_len: usize, data: &[u8]) {
         match self {
             BodyPlace::Chunk => {
-                envoy.replace_response_chunk(data);
+                envoy.replace_response_chunk(current_len, data);
             }
             BodyPlace::Added => {
                 if !data.is_empty() {
@@ -575,23 +679,24 @@ impl HttpFilter for ProxyFilter {
         let find = |name: &str| {
             headers
                 .iter()
-                .find(|(k, _)| k.as_slice() == name.as_bytes())
+                .find(|(k, _)| *k == name.as_bytes())
                 .map(|(_, v)| String::from_utf8_lossy(v))
         };
         let (method, path) = (
             find(":method").unwrap_or_default(),
             find(":path").unwrap_or_default(),
         );
-        if end_of_stream || !self.needs_body(&method, &path) {
+        let needs_body = self.needs_body(&method, &path);
+        let declared = find("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        if end_of_stream || !needs_body {
             let hook = Hook::Headers { end_of_stream };
-            return match self.run_request(envoy, &headers, &[], hook) {
+            return match self.run_request(envoy, false, hook) {
                 Flow::Continue => HeadersStatus::Continue,
                 Flow::Stop => HeadersStatus::StopIteration,
             };
         }
         // Refuse early what Envoy could not buffer anyway.
         let limit = envoy.buffer_limit();
-        let declared = find("content-length").and_then(|v| v.trim().parse::<u64>().ok());
         if let Some(len) = declared.filter(|len| limit > 0 && *len > limit) {
             let reply = error_reply(
                 413,
@@ -612,8 +717,7 @@ impl HttpFilter for ProxyFilter {
         match self.request {
             RequestPhase::Buffering if !end_of_stream => BodyStatus::StopIterationAndBuffer,
             RequestPhase::Buffering => {
-                let (headers, body) = (envoy.request_headers(), envoy.request_body());
-                match self.run_request(envoy, &headers, &body, Hook::Body) {
+                match self.run_request(envoy, true, Hook::Body) {
                     Flow::Continue => BodyStatus::Continue,
                     // Keep the body buffered while a callout is outstanding.
                     Flow::Stop if self.request == RequestPhase::AwaitingCallout => {
@@ -630,13 +734,10 @@ impl HttpFilter for ProxyFilter {
 
     fn on_request_trailers(&mut self, envoy: &mut EnvoyHttpFilter) -> TrailersStatus {
         match self.request {
-            RequestPhase::Buffering => {
-                let (headers, body) = (envoy.request_headers(), envoy.request_body());
-                match self.run_request(envoy, &headers, &body, Hook::Trailers) {
-                    Flow::Continue => TrailersStatus::Continue,
-                    Flow::Stop => TrailersStatus::StopIteration,
-                }
-            }
+            RequestPhase::Buffering => match self.run_request(envoy, true, Hook::Trailers) {
+                Flow::Continue => TrailersStatus::Continue,
+                Flow::Stop => TrailersStatus::StopIteration,
+            },
             RequestPhase::AwaitingCallout | RequestPhase::Replied => TrailersStatus::StopIteration,
             RequestPhase::Headers | RequestPhase::Forwarded => TrailersStatus::Continue,
         }
@@ -682,8 +783,7 @@ impl HttpFilter for ProxyFilter {
             self.response = ResponsePhase::Done;
             if let Ok(out) = self.exchange.on_upstream_abort() {
                 if !out.unchanged && !out.data.is_empty() {
-                    let data = out.data.to_vec();
-                    envoy.send_response_data(&data, false);
+                    envoy.send_response_data(out.data, false);
                 }
             }
             self.finish(envoy);
@@ -736,12 +836,13 @@ impl HttpFilter for ProxyFilter {
         match self.response {
             ResponsePhase::Stream if !end_of_stream => {
                 let chunk = envoy.response_chunk();
-                match self.exchange.on_response_body(&chunk, false) {
-                    Ok(out) if !out.unchanged => {
-                        let data = out.data.to_vec();
-                        envoy.replace_response_chunk(&data);
+                let len = chunk.len();
+                match translate_chunk(&mut self.exchange, &mut self.scratch, &chunk, false) {
+                    // Unchanged (e.g. conformant OpenAI events, one per write): no buffer edit.
+                    Ok(t) if t.keep => {}
+                    Ok(t) => {
+                        envoy.replace_response_chunk(len, t.data);
                     }
-                    Ok(_) => {}
                     Err(e) => log(
                         LogLevel::Warn,
                         &format!("aiproxy: response out of order: {e}"),
@@ -751,33 +852,38 @@ impl HttpFilter for ProxyFilter {
             }
             ResponsePhase::Buffer if !end_of_stream => {
                 let chunk = envoy.response_chunk();
-                if let Err(e) = self.exchange.on_response_body(&chunk, false) {
-                    log(
-                        LogLevel::Warn,
-                        &format!("aiproxy: response out of order: {e}"),
-                    );
+                let len = chunk.len();
+                // The core keeps the body (one copy, straight from Envoy's slices)...
+                for slice in chunk.slices() {
+                    if let Err(e) = self.exchange.on_response_body(slice, false) {
+                        log(
+                            LogLevel::Warn,
+                            &format!("aiproxy: response out of order: {e}"),
+                        );
+                        break;
+                    }
                 }
-                // The core keeps the body; Envoy holds nothing.
-                envoy.replace_response_chunk(&[]);
+                // ...and Envoy holds nothing.
+                envoy.replace_response_chunk(len, &[]);
                 BodyStatus::StopIterationNoBuffer
             }
             ResponsePhase::Stream | ResponsePhase::Buffer => {
-                let chunk = envoy.response_chunk();
-                self.end_response(envoy, &chunk, BodyPlace::Chunk);
+                self.end_response(envoy, BodyPlace::Chunk);
                 BodyStatus::Continue
             }
             ResponsePhase::Retrying => self.retrying_body(envoy, end_of_stream),
             ResponsePhase::EnvoyError => {
                 let chunk = envoy.response_chunk();
-                self.envoy_reply_body.extend_from_slice(&chunk);
+                let len = chunk.len();
+                chunk.copy_into(&mut self.envoy_reply_body);
                 if !end_of_stream {
-                    envoy.replace_response_chunk(&[]);
+                    envoy.replace_response_chunk(len, &[]);
                     return BodyStatus::StopIterationNoBuffer;
                 }
                 let (status, details) = self.envoy_reply.clone().unwrap_or((500, String::new()));
                 let body = envoy_error_body(status, &details, &self.envoy_reply_body);
                 envoy.set_response_header("content-length", body.len().to_string());
-                envoy.replace_response_chunk(&body);
+                envoy.replace_response_chunk(len, &body);
                 self.response = ResponsePhase::Done;
                 self.finish(envoy);
                 BodyStatus::Continue
@@ -796,7 +902,7 @@ impl HttpFilter for ProxyFilter {
             return self.retrying_trailers(envoy);
         }
         if matches!(self.response, ResponsePhase::Stream | ResponsePhase::Buffer) {
-            self.end_response(envoy, &[], BodyPlace::Added);
+            self.end_response(envoy, BodyPlace::Added);
         }
         TrailersStatus::Continue
     }
@@ -852,7 +958,13 @@ impl ProxyFilter {
     /// The request that went upstream, with the retry's changes, as a callout.
     fn start_retry(&mut self, envoy: &mut EnvoyHttpFilter, up: &UpstreamRequest) -> Option<u64> {
         let cluster = envoy.cluster_name()?;
-        let sent = envoy.request_headers();
+        // Copied (rare path): the callout below needs the filter handle mutably, which Envoy's
+        // borrowed header list would otherwise still hold.
+        let sent: Vec<(Vec<u8>, Vec<u8>)> = envoy
+            .request_headers()
+            .into_iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
         let body = up.body.as_deref().unwrap_or_default();
         let len = body.len().to_string();
         let mut headers: Vec<(&str, &[u8])> = Vec::with_capacity(sent.len() + 4);
@@ -901,7 +1013,8 @@ impl ProxyFilter {
 
     /// A body chunk of the failed answer: dropped. At its end, the retry's answer goes out if in.
     fn retrying_body(&mut self, envoy: &mut EnvoyHttpFilter, end_of_stream: bool) -> BodyStatus {
-        envoy.replace_response_chunk(&[]);
+        let len = envoy.response_chunk().len();
+        envoy.replace_response_chunk(len, &[]);
         if !end_of_stream {
             return BodyStatus::StopIterationNoBuffer;
         }
@@ -968,13 +1081,16 @@ impl ProxyFilter {
     ) {
         self.retry = None;
         let status = retry_status(&answer);
-        let text = text_headers(&answer.headers);
-        let headers: Vec<(&str, &str)> = text
-            .iter()
-            .filter(|(k, _)| !k.starts_with(':'))
-            .map(|(k, v)| (k.as_ref(), v.as_ref()))
-            .collect();
-        let (status, data) = match self.exchange.on_response_headers(status, &headers) {
+        let exchange = &mut self.exchange;
+        let rh = with_text_headers(&answer.headers, |headers| {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .filter(|(k, _)| !k.starts_with(':'))
+                .copied()
+                .collect();
+            exchange.on_response_headers(status, &headers)
+        });
+        let (status, data) = match rh {
             Ok(rh) => {
                 envoy.remove_response_header("retry-after");
                 for name in &rh.remove_headers {
@@ -1001,7 +1117,8 @@ impl ProxyFilter {
         envoy.set_response_header(":status", status.to_string());
         envoy.set_response_header("content-length", data.len().to_string());
         self.response = ResponsePhase::Done;
-        place.put(envoy, &data);
+        // The current chunk (BodyPlace::Chunk) was emptied by `retrying_body`.
+        place.put(envoy, 0, &data);
         self.finish(envoy);
     }
 }

@@ -33,6 +33,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 ABI_RS = REPO / "bindings" / "envoy" / "src" / "abi.rs"
+HOOKS_RS = REPO / "bindings" / "envoy" / "src" / "hooks.rs"
 MODULE_NAME = "aiproxy_envoy"
 EXPECTED_ENVOY_VERSION = "1.40.0"
 ABI_OVERRIDE_ENV = "AIPROXY_ENVOY_ABI_VERSION_OVERRIDE"
@@ -107,7 +108,7 @@ def declared_callbacks() -> list[str]:
 
 
 def declared_hooks() -> list[str]:
-    text = ABI_RS.read_text()
+    text = HOOKS_RS.read_text()
     return re.findall(r'pub extern "C" fn (envoy_dynamic_module_on_\w+)\(', text)
 
 

@@ -1,0 +1,3 @@
+module aiproxy/benches/upstream
+
+go 1.22
