@@ -66,7 +66,13 @@ fn minimal(kind: ProviderType) -> Value {
 fn all_21_provider_types_load_with_defaults() {
     // The seed's 21, plus the types added since (issue 14).
     assert!(ProviderType::ALL.len() >= 21);
-    for kind in ProviderType::ALL {
+    // Types refused at load with the reason (coze without `protocol: original`, dify, triton)
+    // have tests of their own.
+    let refused = [ProviderType::Coze, ProviderType::Dify, ProviderType::Triton];
+    for kind in ProviderType::ALL
+        .into_iter()
+        .filter(|k| !refused.contains(k))
+    {
         let c = parse(minimal(kind)).unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
         assert_eq!(c.kind, kind);
         assert_eq!(c.timeout_ms, 120_000);
