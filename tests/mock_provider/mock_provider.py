@@ -555,8 +555,11 @@ def openai_chat(req: MockRequest) -> Reply:
         extra = {"input_sensitive": False, "output_sensitive": False, "base_resp": {"status_code": 0, "status_msg": ""}}
 
     reasoning = mock_reasoning(answer) if flavor == "deepseek" and "reasoner" in model else None
+    # Mistral's usage has no token details (https://docs.mistral.ai/api/, UsageInfo).
     usage_obj: dict[str, Any] = (
-        _openai_usage_details(flavor, answer, reasoning_tokens) if agent else _openai_usage(answer)
+        _openai_usage_details(flavor, answer, reasoning_tokens)
+        if agent and flavor != "mistral"
+        else _openai_usage(answer)
     )
 
     if not req.obj.get("stream"):
@@ -633,7 +636,15 @@ def openai_chat(req: MockRequest) -> Reply:
             chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}, None)
             for part in answer.tool_call.argument_pieces()
         ]
-    events.append(chunk({}, _openai_finish(answer)))
+    finish_chunk = chunk({}, _openai_finish(answer))
+    if flavor == "mistral" and not include_usage:
+        # Mistral takes no stream_options and puts usage on its finishing chunk
+        # (https://docs.mistral.ai/api/#tag/chat/operation/chat_completion_v1_chat_completions_post,
+        # CompletionChunk.usage).
+        finish_obj = json.loads(finish_chunk[len(b"data: ") :])
+        finish_obj["usage"] = usage_obj
+        finish_chunk = sse_data(finish_obj)
+    events.append(finish_chunk)
     if include_usage:
         events.append(
             sse_data(

@@ -27,8 +27,9 @@ REASONING_PROVIDERS: Final = ["claude", "gemini", "qwen", "hunyuan", "deepseek",
 STRUCTURED: Final = ["openai", "claude", "gemini", "qwen", "mistral"]
 NO_STRUCTURED: Final = ["hunyuan", "deepseek"]
 EMBEDDINGS: Final = ["openai", "gemini", "qwen", "hunyuan", "mistral"]
-# Providers whose upstream reports cached and reasoning tokens (hunyuan's usage has neither).
-USAGE_DETAILS: Final = ["openai", "claude", "gemini", "qwen", "deepseek", "mistral"]
+# Providers whose upstream reports cached and reasoning tokens (Hunyuan's and Mistral's usage
+# have neither).
+USAGE_DETAILS: Final = ["openai", "claude", "gemini", "qwen", "deepseek"]
 MODELS: Final = {c.name: c.model for c in CASES}
 EMBEDDING_MODELS: Final = {c.name: c.embedding_model for c in CASES}
 
@@ -70,7 +71,7 @@ def strict_schema_upstream(provider: str, body: dict[str, Any]) -> dict[str, Any
     if provider == "claude":
         return body["tools"][0]["input_schema"]
     if provider == "gemini":
-        return body["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"]
+        return body["tools"][0]["function_declarations"][0]["parametersJsonSchema"]
     if provider == "qwen":
         return body["parameters"]["tools"][0]["function"]["parameters"]
     if provider == "hunyuan":
@@ -213,8 +214,8 @@ def test_parse_with_a_pydantic_model(proxy: Proxy, provider: str) -> None:
     if provider == "claude":
         schema = body["output_config"]["format"]["schema"]
     elif provider == "gemini":
-        schema = body["generationConfig"]["responseJsonSchema"]
-        assert body["generationConfig"]["responseMimeType"] == "application/json"
+        schema = body["generation_config"]["responseJsonSchema"]
+        assert body["generation_config"]["responseMimeType"] == "application/json"
     elif provider == "qwen":
         schema = body["parameters"]["response_format"]["json_schema"]["schema"]
     else:
