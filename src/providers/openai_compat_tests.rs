@@ -937,3 +937,55 @@ fn a_stream_without_a_finish_reason_ends_with_an_error_event() {
     assert_eq!(status, 502);
     assert!(String::from_utf8(out).unwrap().contains("no choices"));
 }
+
+// Mistral takes no `stream_options` and reports usage on its finishing chunk
+// (docs.mistral.ai/api, CompletionChunk.usage); OpenAI clients expect it in a last chunk with no
+// choices, and only when they asked for it.
+#[test]
+fn usage_on_a_finishing_chunk_becomes_the_final_usage_chunk() {
+    let stream = concat!(
+        r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"mistral-small-latest","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}"#,
+        "\n\n",
+        r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"mistral-small-latest","choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#,
+        "\n\ndata: [DONE]\n\n"
+    );
+    let config = load(&cfg("mistral", json!({})));
+    for include_usage in [true, false] {
+        let body = CHAT_STREAM.replace(
+            r#""include_usage":true"#,
+            &format!(r#""include_usage":{include_usage}"#),
+        );
+        let (mut ex, _) = forward(&config, "/v1/chat/completions", &body);
+        let (_, out, _) = respond(&mut ex, 200, "text/event-stream", stream.as_bytes());
+        let events = validate_sse_stream(&out);
+        let with_usage: Vec<&Value> = events
+            .iter()
+            .filter(|e| e.get("usage").is_some_and(|u| !u.is_null()))
+            .collect();
+        if include_usage {
+            assert_eq!(with_usage.len(), 1, "{events:?}");
+            assert_eq!(with_usage[0]["choices"], json!([]));
+            assert_eq!(events.last().unwrap()["usage"]["total_tokens"], 4);
+        } else {
+            assert!(with_usage.is_empty(), "{events:?}");
+        }
+        assert_eq!(ex.usage().unwrap().total_tokens, 4);
+    }
+}
+
+// DeepSeek's "JSON Output" takes `json_object` only (api-docs.deepseek.com/guides/json_mode).
+#[test]
+fn deepseek_json_schema_is_a_400_json_object_passes() {
+    let config = load(&cfg("deepseek", json!({})));
+    let schema = r#"{"model":"deepseek-chat","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"type":"object"}}}}"#;
+    let (status, v) = local_reply(&config, "/v1/chat/completions", schema);
+    assert_eq!(status, 400);
+    assert_eq!(v["error"]["param"], "response_format");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("json_schema"));
+    let object = r#"{"model":"deepseek-chat","messages":[{"role":"user","content":"json"}],"response_format":{"type":"json_object"}}"#;
+    let (_, up) = forward(&config, "/v1/chat/completions", object);
+    assert_eq!(upstream_json(&up)["response_format"]["type"], "json_object");
+}

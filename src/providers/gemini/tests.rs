@@ -886,3 +886,38 @@ fn strict_tools_use_the_json_schema_field() {
     assert_eq!(decl["parametersJsonSchema"]["additionalProperties"], false);
     assert!(decl.get("parameters").is_none());
 }
+
+// reasoning_effort → thinkingConfig (budgets as in ai.google.dev/gemini-api/docs/openai, with
+// thought summaries included); "none" turns thinking off.
+#[test]
+fn reasoning_effort_maps_to_thinking_config() {
+    for (effort, expected) in [
+        (
+            "low",
+            json!({"thinkingBudget": 1024, "includeThoughts": true}),
+        ),
+        (
+            "high",
+            json!({"thinkingBudget": 24576, "includeThoughts": true}),
+        ),
+        ("none", json!({"thinkingBudget": 0})),
+    ] {
+        let (_, _, b) = chat(
+            json!({"model": "gemini-2.5-flash", "reasoning_effort": effort,
+            "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(
+            b["generation_config"]["thinkingConfig"], expected,
+            "{effort}"
+        );
+    }
+    let (status, v) = rejected(
+        &cfg(json!({})),
+        "/v1/chat/completions",
+        json!({"model": "m", "reasoning_effort": "extreme", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(
+        (status, &v["error"]["param"]),
+        (400, &json!("reasoning_effort"))
+    );
+}
