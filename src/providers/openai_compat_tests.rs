@@ -901,7 +901,25 @@ fn custom_settings_apply_to_chat_not_embeddings() {
 #[test]
 fn conformant_openai_events_pass_through_unchanged() {
     let c = load(&cfg("openai", json!({})));
-    let body = stream_fixture("openai");
+    // OpenAI's own shape: the usage in a last chunk of its own, with no choices (the fixture puts
+    // it on the finishing chunk, which the writer moves there).
+    let mut body = String::new();
+    for data in stream_fixture("openai")
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+    {
+        let Ok(mut v) = serde_json::from_str::<Value>(data) else {
+            body += &format!("data: {data}\n\n");
+            continue;
+        };
+        let usage = v.as_object_mut().unwrap().remove("usage");
+        body += &format!("data: {v}\n\n");
+        if let Some(u) = usage {
+            v["choices"] = json!([]);
+            v["usage"] = u;
+            body += &format!("data: {v}\n\n");
+        }
+    }
     let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT_STREAM);
     let (_, out, _) = respond(&mut ex, 200, "text/event-stream", body.as_bytes());
     assert_eq!(String::from_utf8(out).unwrap(), body);

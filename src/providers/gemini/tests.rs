@@ -385,7 +385,6 @@ fn unsupported_parameters_are_400s_naming_the_feature() {
         (json!({"parallel_tool_calls": false}), "parallel_tool_calls"),
         (json!({"functions": [{"name": "f"}]}), "functions"),
         (json!({"modalities": ["text", "audio"]}), "modalities"),
-        (json!({"reasoning_effort": "low"}), "reasoning_effort"),
         (
             json!({"tools": [{"type": "custom", "custom": {"name": "c"}}]}),
             "tools of type 'custom'",
