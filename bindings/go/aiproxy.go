@@ -429,7 +429,13 @@ func marshalHeaders(hs []Header) (arr *C.AiproxyHeader, n C.size_t, mem unsafe.P
 		total += len(h.Name) + len(h.Value)
 	}
 	hsize := len(hs) * int(unsafe.Sizeof(C.AiproxyHeader{}))
-	mem = C.malloc(C.size_t(hsize + total))
+	// calloc, not malloc: the stores below write pointer-typed fields (AiproxyStr.ptr), and
+	// while the GC is marking, Go's write barrier reads and shades the *old* value of each slot.
+	// Uninitialised malloc memory can still hold stale Go heap addresses (the library's freed
+	// allocations held views of Go strings and bodies passed to it), and shading those makes
+	// the GC mark freed or unallocated objects: "found pointer to free object" / "found bad
+	// pointer in Go heap". Zeroed slots give the barrier nothing to shade.
+	mem = C.calloc(1, C.size_t(hsize+total))
 	views := unsafe.Slice((*C.AiproxyHeader)(mem), len(hs))
 	buf := unsafe.Slice((*byte)(unsafe.Add(mem, hsize)), total)
 	off := 0
