@@ -292,6 +292,27 @@ typedef struct {
 } AiproxyUsage;
 
 /**
+ * Token-usage details (`aiproxy_exchange_usage_details`). The caller sets `struct_size` to
+ * `sizeof(AiproxyUsageDetails)`; the library writes only the fields that fit in it, so fields
+ * appended later do not break old callers.
+ */
+typedef struct {
+  size_t struct_size;
+  /**
+   * Whether the upstream reported cached prompt tokens (OpenAI's
+   * `prompt_tokens_details.cached_tokens`, Claude's cache reads, Gemini's cached content).
+   */
+  bool cached_tokens_present;
+  uint64_t cached_tokens;
+  /**
+   * Whether the upstream reported reasoning tokens (OpenAI's
+   * `completion_tokens_details.reasoning_tokens`, Gemini's thoughts, DashScope's).
+   */
+  bool reasoning_tokens_present;
+  uint64_t reasoning_tokens;
+} AiproxyUsageDetails;
+
+/**
  * One health check to send: `POST` to `authority` + `path` (through the host's route to the
  * provider) with `headers` and `body`, within `timeout_ms`; then report its status with
  * `aiproxy_config_on_health_check_result(cfg, token_index, status)`. Pointers are borrowed from
@@ -585,6 +606,20 @@ int32_t aiproxy_config_warning(const AiproxyConfig *cfg,
                                size_t index,
                                AiproxyStr *out,
                                AiproxyError **err);
+
+/**
+ * Reads the usage details seen so far (complete after the last body chunk): cached prompt
+ * tokens and reasoning tokens, each with a `_present` flag. `out->struct_size` must be set by
+ * the caller (at least `sizeof(size_t)`); only the fields within it are written, all of them
+ * zeroed first. Returns `AIPROXY_OK`, `AIPROXY_ERR_NULL_POINTER` (null `ex` or `out`),
+ * `AIPROXY_ERR_INVALID_ARGUMENT` (`struct_size` too small) or `AIPROXY_ERR_INTERNAL` (poisoned
+ * exchange; the fields are then zeroed).
+ *
+ * # Safety
+ * `ex` must be null or a live handle; `out` null or writable for `out->struct_size` bytes.
+ */
+int32_t aiproxy_exchange_usage_details(const AiproxyExchange *ex,
+                                       AiproxyUsageDetails *out);
 
 /**
  * Call with the upstream's status before `aiproxy_exchange_on_response_headers`, when the host can

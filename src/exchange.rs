@@ -849,7 +849,7 @@ impl Exchange {
         }
         let bytes = serde_json::to_vec(body).expect("serialising a JSON value cannot fail");
         cfg.imp.finalize(&cfg.provider, &mut up, &bytes)?;
-        self.translator = Some(cfg.imp.response_translator(&info));
+        self.translator = Some(cfg.imp.response_translator_for(&info, body));
         self.writer = OpenAiWriter::new(info.model, info.include_usage);
         self.writer
             .set_embeddings_base64(self.req.embeddings_base64);

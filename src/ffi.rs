@@ -160,6 +160,22 @@ pub struct AiproxyUsage {
     pub total_tokens: u64,
 }
 
+/// Token-usage details (`aiproxy_exchange_usage_details`). The caller sets `struct_size` to
+/// `sizeof(AiproxyUsageDetails)`; the library writes only the fields that fit in it, so fields
+/// appended later do not break old callers.
+#[repr(C)]
+pub struct AiproxyUsageDetails {
+    pub struct_size: usize,
+    /// Whether the upstream reported cached prompt tokens (OpenAI's
+    /// `prompt_tokens_details.cached_tokens`, Claude's cache reads, Gemini's cached content).
+    pub cached_tokens_present: bool,
+    pub cached_tokens: u64,
+    /// Whether the upstream reported reasoning tokens (OpenAI's
+    /// `completion_tokens_details.reasoning_tokens`, Gemini's thoughts, DashScope's).
+    pub reasoning_tokens_present: bool,
+    pub reasoning_tokens: u64,
+}
+
 /// An error: code, message and field path. Owned by the caller; free with `aiproxy_error_free`.
 pub struct AiproxyError {
     code: i32,
@@ -924,6 +940,67 @@ pub unsafe extern "C" fn aiproxy_config_warning(
     .1
 }
 
+/// Reads the usage details seen so far (complete after the last body chunk): cached prompt
+/// tokens and reasoning tokens, each with a `_present` flag. `out->struct_size` must be set by
+/// the caller (at least `sizeof(size_t)`); only the fields within it are written, all of them
+/// zeroed first. Returns `AIPROXY_OK`, `AIPROXY_ERR_NULL_POINTER` (null `ex` or `out`),
+/// `AIPROXY_ERR_INVALID_ARGUMENT` (`struct_size` too small) or `AIPROXY_ERR_INTERNAL` (poisoned
+/// exchange; the fields are then zeroed).
+///
+/// # Safety
+/// `ex` must be null or a live handle; `out` null or writable for `out->struct_size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_exchange_usage_details(
+    ex: *const AiproxyExchange,
+    out: *mut AiproxyUsageDetails,
+) -> i32 {
+    boundary(std::ptr::null_mut(), (), || {
+        let x = ex
+            .as_ref()
+            .ok_or_else(|| e(ErrorCode::NullPointer, "exchange is null"))?;
+        if out.is_null() {
+            return Err(e(ErrorCode::NullPointer, "out is null"));
+        }
+        // Read the caller's size without assuming the whole struct is there.
+        let size = std::ptr::read_unaligned(out.cast::<usize>());
+        let head = std::mem::size_of::<usize>();
+        if size < head {
+            return Err(e(
+                ErrorCode::InvalidArgument,
+                "struct_size is smaller than sizeof(size_t)",
+            ));
+        }
+        let mut full = AiproxyUsageDetails {
+            struct_size: size,
+            cached_tokens_present: false,
+            cached_tokens: 0,
+            reasoning_tokens_present: false,
+            reasoning_tokens: 0,
+        };
+        let poisoned = x.poisoned;
+        if !poisoned {
+            if let Some(u) = x.ex.usage() {
+                full.cached_tokens_present = u.cached_tokens.is_some();
+                full.cached_tokens = u.cached_tokens.unwrap_or(0);
+                full.reasoning_tokens_present = u.reasoning_tokens.is_some();
+                full.reasoning_tokens = u.reasoning_tokens.unwrap_or(0);
+            }
+        }
+        // Copy the fields after `struct_size` that fit in the caller's struct.
+        let len = size.min(std::mem::size_of::<AiproxyUsageDetails>()) - head;
+        std::ptr::copy_nonoverlapping(
+            (&full as *const AiproxyUsageDetails).cast::<u8>().add(head),
+            out.cast::<u8>().add(head),
+            len,
+        );
+        if poisoned {
+            return Err(e(ErrorCode::Internal, "exchange is poisoned"));
+        }
+        Ok(())
+    })
+    .1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1019,6 +1096,14 @@ mod tests {
             let mut u: AiproxyUsage = std::mem::zeroed();
             assert_eq!(aiproxy_exchange_usage(x, &mut u), AIPROXY_ERR_INTERNAL);
             assert!(!u.present);
+            let mut d: AiproxyUsageDetails = std::mem::zeroed();
+            d.struct_size = std::mem::size_of::<AiproxyUsageDetails>();
+            d.cached_tokens = 9;
+            assert_eq!(
+                aiproxy_exchange_usage_details(x, &mut d),
+                AIPROXY_ERR_INTERNAL
+            );
+            assert!(!d.cached_tokens_present && d.cached_tokens == 0);
             aiproxy_exchange_free(x);
         }
     }

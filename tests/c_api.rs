@@ -153,7 +153,7 @@ fn full_buffered_flow_and_usage() {
             AIPROXY_OK
         );
         assert_eq!(rh.mode, AIPROXY_MODE_BUFFER);
-        let upstream = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}}"#;
+        let upstream = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3,"prompt_tokens_details":{"cached_tokens":1}}}"#;
         let (a, b) = upstream.split_at(40);
         let mut out: AiproxyBodyResult = std::mem::zeroed();
         assert_eq!(
@@ -174,6 +174,46 @@ fn full_buffered_flow_and_usage() {
         assert_eq!(
             (u.prompt_tokens, u.completion_tokens, u.total_tokens),
             (2, 1, 3)
+        );
+        // Usage details: cached tokens reported, reasoning tokens not.
+        let mut d: AiproxyUsageDetails = std::mem::zeroed();
+        d.struct_size = std::mem::size_of::<AiproxyUsageDetails>();
+        d.reasoning_tokens = 77;
+        assert_eq!(aiproxy_exchange_usage_details(ex, &mut d), AIPROXY_OK);
+        assert!(d.cached_tokens_present && !d.reasoning_tokens_present);
+        assert_eq!((d.cached_tokens, d.reasoning_tokens), (1, 0));
+        // An older caller's smaller struct: only the fields that fit are written.
+        #[repr(C)]
+        struct Older {
+            struct_size: usize,
+            cached_tokens_present: bool,
+            cached_tokens: u64,
+            sentinel: u64,
+        }
+        let mut old = Older {
+            struct_size: std::mem::offset_of!(Older, sentinel),
+            cached_tokens_present: false,
+            cached_tokens: 0,
+            sentinel: u64::MAX,
+        };
+        assert_eq!(
+            aiproxy_exchange_usage_details(ex, (&mut old as *mut Older).cast()),
+            AIPROXY_OK
+        );
+        assert!(old.cached_tokens_present && old.cached_tokens == 1);
+        assert_eq!(old.sentinel, u64::MAX);
+        let mut tiny: usize = 0;
+        assert_eq!(
+            aiproxy_exchange_usage_details(ex, (&mut tiny as *mut usize).cast()),
+            AIPROXY_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            aiproxy_exchange_usage_details(ex, null_mut()),
+            AIPROXY_ERR_NULL_POINTER
+        );
+        assert_eq!(
+            aiproxy_exchange_usage_details(null(), &mut d),
+            AIPROXY_ERR_NULL_POINTER
         );
         aiproxy_exchange_free(ex);
     }

@@ -18,6 +18,17 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 PY=$ROOT/.venv/bin/python
 
+step "Node: the official openai Node SDK for the end-to-end tests (npm ci, tests/e2e/node)"
+# Node 20 and npm from the machine (apt's nodejs when missing); without them the Node SDK tests skip.
+if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  apt-get install -y -q nodejs npm >/dev/null || true
+fi
+if command -v npm >/dev/null 2>&1; then
+  (cd tests/e2e/node && npm ci --no-audit --no-fund --loglevel=error)
+else
+  echo "warning: npm not found: the Node SDK end-to-end tests will be skipped" >&2
+fi
+
 step "NGINX with lua-nginx-module, pkg-config (apt, when missing)"
 # Debian's nginx + libnginx-mod-http-lua for tests/e2e/nginx; pkg-config for tests/packaging.
 # Without root/apt the NGINX tests skip (the script says what to install).

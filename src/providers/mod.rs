@@ -169,6 +169,17 @@ pub trait Provider: Send + Sync {
 
     /// A fresh translator for this exchange's response.
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator>;
+
+    /// Like [`Provider::response_translator`], given the translated request body too, for
+    /// translators that need a request field to read the reply (Hunyuan trims the stop sequence
+    /// it keeps in the text).
+    fn response_translator_for(
+        &self,
+        req: &RequestInfo<'_>,
+        _body: &Value,
+    ) -> Box<dyn ResponseTranslator> {
+        self.response_translator(req)
+    }
 }
 
 /// Turns one upstream response into OpenAI's shape by calling the exchange's [`OpenAiWriter`]:

@@ -101,6 +101,9 @@ pub struct CompatRow {
     pub strip_stream_options: bool,
     /// The client's path is forwarded unchanged (generic).
     pub keep_client_path: bool,
+    /// The provider has JSON mode but no JSON-schema structured output (DeepSeek's "JSON
+    /// Output" takes only `json_object`): `json_schema` is a 400 here, not an upstream error.
+    pub json_object_only: bool,
 }
 
 const fn entry(
@@ -119,6 +122,7 @@ const fn entry(
         settings: SettingsProtocol::OpenAi,
         strip_stream_options: false,
         keep_client_path: false,
+        json_object_only: false,
     }
 }
 
@@ -162,13 +166,16 @@ pub const TABLE: &[CompatRow] = &[
         Some("/api/paas/v4/embeddings"),
         Auth::Bearer,
     ),
-    entry(
-        T::Deepseek,
-        Host::Fixed("api.deepseek.com"),
-        "/chat/completions",
-        None,
-        Auth::Bearer,
-    ),
+    CompatRow {
+        json_object_only: true,
+        ..entry(
+            T::Deepseek,
+            Host::Fixed("api.deepseek.com"),
+            "/chat/completions",
+            None,
+            Auth::Bearer,
+        )
+    },
     entry(
         T::Groq,
         Host::Fixed("api.groq.com"),
@@ -600,6 +607,19 @@ impl Provider for CompatProvider {
         if self.row.kind == ProviderType::Openrouter && req.api == Api::ChatCompletions {
             openrouter_reasoning_budget(obj);
         }
+        if self.row.json_object_only
+            && obj
+                .get("response_format")
+                .and_then(|f| f.get("type"))
+                .and_then(Value::as_str)
+                == Some("json_schema")
+        {
+            return Err(ProxyError::unsupported(
+                "response_format 'json_schema' (use json_object)",
+                self.row.kind.name(),
+            )
+            .with_param("response_format"));
+        }
         if req.api == Api::ChatCompletions {
             if let Some(schema) = &self.settings.response_json_schema {
                 obj.insert(
@@ -700,7 +720,27 @@ impl ResponseTranslator for CompatTranslator {
                 }
             }
         }
-        if !rewrite_reasoning && !data.contains(&b'\n') && openai::chunk_is_conformant(obj) {
+        let usage_beside_choices = obj.get("usage").is_some_and(Value::is_object)
+            && obj
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(|c| !c.is_empty());
+        if usage_beside_choices {
+            // Mistral reports usage on its finishing chunk (it has no `stream_options`); OpenAI
+            // sends it alone in a last chunk with no choices, only when asked: the writer's
+            // `end` writes that chunk from the usage kept here.
+            if let Some(u) = obj.remove("usage").as_ref().and_then(Usage::from_openai) {
+                w.set_usage(u);
+            }
+            if w.include_usage() {
+                obj.insert("usage".into(), Value::Null);
+            }
+        }
+        if !usage_beside_choices
+            && !rewrite_reasoning
+            && !data.contains(&b'\n')
+            && openai::chunk_is_conformant(obj)
+        {
             // Already OpenAI's shape: forward the upstream bytes, skip re-serialising.
             w.identify(obj.get("id").and_then(Value::as_str), None);
             let usage = obj.get("usage").and_then(Usage::from_openai);

@@ -982,7 +982,25 @@ fn custom_settings_apply_to_chat_not_embeddings() {
 #[test]
 fn conformant_openai_events_pass_through_unchanged() {
     let c = load(&cfg("openai", json!({})));
-    let body = stream_fixture("openai");
+    // OpenAI's own shape: the usage in a last chunk of its own, with no choices (the fixture puts
+    // it on the finishing chunk, which the writer moves there).
+    let mut body = String::new();
+    for data in stream_fixture("openai")
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+    {
+        let Ok(mut v) = serde_json::from_str::<Value>(data) else {
+            body += &format!("data: {data}\n\n");
+            continue;
+        };
+        let usage = v.as_object_mut().unwrap().remove("usage");
+        body += &format!("data: {v}\n\n");
+        if let Some(u) = usage {
+            v["choices"] = json!([]);
+            v["usage"] = u;
+            body += &format!("data: {v}\n\n");
+        }
+    }
     let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT_STREAM);
     let (_, out, _) = respond(&mut ex, 200, "text/event-stream", body.as_bytes());
     assert_eq!(String::from_utf8(out).unwrap(), body);
@@ -1273,4 +1291,56 @@ fn shared_field_errors_name_the_field() {
                 .unwrap_err();
         assert_eq!(e.path, path, "{extra}");
     }
+}
+
+// Mistral takes no `stream_options` and reports usage on its finishing chunk
+// (docs.mistral.ai/api, CompletionChunk.usage); OpenAI clients expect it in a last chunk with no
+// choices, and only when they asked for it.
+#[test]
+fn usage_on_a_finishing_chunk_becomes_the_final_usage_chunk() {
+    let stream = concat!(
+        r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"mistral-small-latest","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}"#,
+        "\n\n",
+        r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"mistral-small-latest","choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#,
+        "\n\ndata: [DONE]\n\n"
+    );
+    let config = load(&cfg("mistral", json!({})));
+    for include_usage in [true, false] {
+        let body = CHAT_STREAM.replace(
+            r#""include_usage":true"#,
+            &format!(r#""include_usage":{include_usage}"#),
+        );
+        let (mut ex, _) = forward(&config, "/v1/chat/completions", &body);
+        let (_, out, _) = respond(&mut ex, 200, "text/event-stream", stream.as_bytes());
+        let events = validate_sse_stream(&out);
+        let with_usage: Vec<&Value> = events
+            .iter()
+            .filter(|e| e.get("usage").is_some_and(|u| !u.is_null()))
+            .collect();
+        if include_usage {
+            assert_eq!(with_usage.len(), 1, "{events:?}");
+            assert_eq!(with_usage[0]["choices"], json!([]));
+            assert_eq!(events.last().unwrap()["usage"]["total_tokens"], 4);
+        } else {
+            assert!(with_usage.is_empty(), "{events:?}");
+        }
+        assert_eq!(ex.usage().unwrap().total_tokens, 4);
+    }
+}
+
+// DeepSeek's "JSON Output" takes `json_object` only (api-docs.deepseek.com/guides/json_mode).
+#[test]
+fn deepseek_json_schema_is_a_400_json_object_passes() {
+    let config = load(&cfg("deepseek", json!({})));
+    let schema = r#"{"model":"deepseek-chat","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"type":"object"}}}}"#;
+    let (status, v) = local_reply(&config, "/v1/chat/completions", schema);
+    assert_eq!(status, 400);
+    assert_eq!(v["error"]["param"], "response_format");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("json_schema"));
+    let object = r#"{"model":"deepseek-chat","messages":[{"role":"user","content":"json"}],"response_format":{"type":"json_object"}}"#;
+    let (_, up) = forward(&config, "/v1/chat/completions", object);
+    assert_eq!(upstream_json(&up)["response_format"]["type"], "json_object");
 }

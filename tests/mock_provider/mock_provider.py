@@ -303,12 +303,25 @@ class Conversation:
     tool_name: str | None = None
     tool_schema: Any = None
     max_tokens: int | None = None
+    # Additive (agent traffic): a structured-output schema makes the reply the JSON document
+    # ``mock_args(schema)``; a conversation that ends with a tool result is answered in text
+    # (``mock reply to tool result: <result>``) without calling a tool again.
+    output_schema: Any = None
+    tool_result: str | None = None
 
     @property
     def prompt_tokens(self) -> int:
         return word_count(*self.prompt_texts)
 
     def answer(self) -> Answer:
+        if self.tool_result is not None:
+            return Answer(
+                f"mock reply to tool result: {self.tool_result}", False, None, self.prompt_tokens,
+                word_count(self.tool_result) + 5,
+            )
+        if isinstance(self.output_schema, dict):
+            text = dumps(mock_args(self.output_schema))
+            return Answer(text, False, None, self.prompt_tokens, word_count(text))
         full = reply_text(self.last_user)
         text, truncated = truncate_words(full, self.max_tokens)
         call: ToolCall | None = None
@@ -353,6 +366,34 @@ class Answer:
 def mock_reasoning(answer: Answer) -> str:
     """The reasoning text of reasoning models (DeepSeek ``reasoning_content``, Claude thinking)."""
     return f"mock reasoning about {answer.prompt_tokens} prompt words"
+
+
+AGENT_MARKER: Final = "[mock:agent]"
+"""A request containing this marker gets reasoning and usage details in its provider's documented
+shape (reasoning text, cached prompt tokens, reasoning tokens); without it replies are unchanged."""
+
+CACHED_TOKENS: Final = 3
+"""Cached prompt tokens reported in agent mode (any provider)."""
+
+
+def agent_mode(req: MockRequest) -> bool:
+    return AGENT_MARKER.encode() in req.body
+
+
+def reasoning_text(last_user: str) -> str:
+    return f"thinking about: {last_user.strip() or '(empty)'}"
+
+
+def stop_cut(text: str, stops: Any) -> str:
+    """Hunyuan keeps the stop sequence it stopped at: the text up to and including the first
+    stop sequence found in it (unchanged when none occurs)."""
+    if isinstance(stops, str):
+        stops = [stops]
+    hits = [(text.find(s), s) for s in stops or [] if isinstance(s, str) and s and s in text]
+    if not hits:
+        return text
+    at, stop = min(hits)
+    return text[: at + len(stop)]
 
 
 def last_with_role(messages: list[tuple[str, str]], *roles: str) -> str:
@@ -448,12 +489,15 @@ def openai_conversation(req: MockRequest) -> Conversation:
         if isinstance(function.get("name"), str):
             tool_name, tool_schema = function["name"], function.get("parameters")
     limit = int_or_none(body.get("max_completion_tokens")) or int_or_none(body.get("max_tokens"))
+    fmt = sub(body, "response_format")
     return Conversation(
         prompt_texts=[t for _, t in messages],
         last_user=last_with_role(messages, "user"),
         tool_name=tool_name,
         tool_schema=tool_schema,
         max_tokens=limit,
+        output_schema=sub(fmt, "json_schema").get("schema") if fmt.get("type") == "json_schema" else None,
+        tool_result=messages[-1][1] if messages and messages[-1][0] == "tool" else None,
     )
 
 
@@ -471,10 +515,37 @@ def _openai_usage(answer: Answer) -> dict[str, int]:
     }
 
 
+def _openai_usage_details(flavor: str, answer: Answer, reasoning: int) -> dict[str, Any]:
+    """Agent-mode usage: OpenAI's ``prompt_tokens_details.cached_tokens`` and
+    ``completion_tokens_details.reasoning_tokens`` (API reference, "The chat completion object",
+    usage); DeepSeek adds ``prompt_cache_hit_tokens`` / ``prompt_cache_miss_tokens``
+    (https://api-docs.deepseek.com/api/create-chat-completion, usage)."""
+    usage: dict[str, Any] = {
+        "prompt_tokens": answer.prompt_tokens,
+        "completion_tokens": answer.completion_tokens + reasoning,
+        "total_tokens": answer.total_tokens + reasoning,
+        "prompt_tokens_details": {"cached_tokens": CACHED_TOKENS},
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+    }
+    if flavor == "deepseek":
+        usage["prompt_cache_hit_tokens"] = CACHED_TOKENS
+        usage["prompt_cache_miss_tokens"] = max(0, answer.prompt_tokens - CACHED_TOKENS)
+    return usage
+
+
 def openai_chat(req: MockRequest) -> Reply:
     flavor = openai_flavor(req)
     model = openai_model(req)
-    answer = openai_conversation(req).answer()
+    conversation = openai_conversation(req)
+    answer = conversation.answer()
+    agent = agent_mode(req)
+    # Agent mode, reasoning in each flavour's documented place: DeepSeek's (and DashScope
+    # compatible-mode's) ``reasoning_content`` beside ``content``
+    # (https://api-docs.deepseek.com/guides/reasoning_model); Mistral's content as blocks
+    # ``[{"type": "thinking", "thinking": [{"type": "text", ...}]}, {"type": "text", ...}]``
+    # (https://docs.mistral.ai/capabilities/reasoning/); OpenAI reports only reasoning tokens.
+    thought = reasoning_text(conversation.last_user) if agent and flavor != "openai" else ""
+    reasoning_tokens = word_count(reasoning_text(conversation.last_user)) if agent else 0
     cid = f"chatcmpl-{req.digest[:24]}"
     call_id = f"call_{req.digest[24:48]}"
     headers = [("x-request-id", f"req_{req.digest[:16]}")]
@@ -486,10 +557,22 @@ def openai_chat(req: MockRequest) -> Reply:
         extra = {"input_sensitive": False, "output_sensitive": False, "base_resp": {"status_code": 0, "status_msg": ""}}
 
     reasoning = mock_reasoning(answer) if flavor == "deepseek" and "reasoner" in model else None
+    # Mistral's usage has no token details (https://docs.mistral.ai/api/, UsageInfo).
+    usage_obj: dict[str, Any] = (
+        _openai_usage_details(flavor, answer, reasoning_tokens)
+        if agent and flavor != "mistral"
+        else _openai_usage(answer)
+    )
+
     if not req.obj.get("stream"):
         message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
-        if reasoning:
-            message["reasoning_content"] = reasoning
+        if thought and flavor == "mistral":
+            message["content"] = [
+                {"type": "thinking", "thinking": [{"type": "text", "text": thought}]},
+                {"type": "text", "text": answer.text},
+            ]
+        elif thought or reasoning:
+            message["reasoning_content"] = thought or reasoning
         if answer.tool_call:
             message["tool_calls"] = [
                 {
@@ -504,7 +587,7 @@ def openai_chat(req: MockRequest) -> Reply:
             "created": CREATED,
             "model": model,
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": _openai_finish(answer)}],
-            "usage": _openai_usage(answer),
+            "usage": usage_obj,
             "system_fingerprint": "fp_mock",
             **extra,
         }
@@ -527,8 +610,13 @@ def openai_chat(req: MockRequest) -> Reply:
         return sse_data(obj)
 
     events = [chunk({"role": "assistant", "content": "", "refusal": None}, None)]
-    if reasoning:
+    if reasoning and not thought:
         events += [chunk({"reasoning_content": piece}, None) for piece in split_pieces(reasoning)]
+    for piece in split_pieces(thought) if thought else []:
+        if flavor == "mistral":
+            events.append(chunk({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": piece}]}]}, None))
+        else:
+            events.append(chunk({"content": None, "reasoning_content": piece}, None))
     events += [chunk({"content": piece}, None) for piece in answer.pieces]
     if answer.tool_call:
         events.append(
@@ -550,7 +638,15 @@ def openai_chat(req: MockRequest) -> Reply:
             chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}, None)
             for part in answer.tool_call.argument_pieces()
         ]
-    events.append(chunk({}, _openai_finish(answer)))
+    finish_chunk = chunk({}, _openai_finish(answer))
+    if flavor == "mistral" and not include_usage:
+        # Mistral takes no stream_options and puts usage on its finishing chunk
+        # (https://docs.mistral.ai/api/#tag/chat/operation/chat_completion_v1_chat_completions_post,
+        # CompletionChunk.usage).
+        finish_obj = json.loads(finish_chunk[len(b"data: ") :])
+        finish_obj["usage"] = usage_obj
+        finish_chunk = sse_data(finish_obj)
+    events.append(finish_chunk)
     if include_usage:
         events.append(
             sse_data(
@@ -561,7 +657,7 @@ def openai_chat(req: MockRequest) -> Reply:
                     "model": model,
                     "system_fingerprint": "fp_mock",
                     "choices": [],
-                    "usage": _openai_usage(answer),
+                    "usage": usage_obj,
                 }
             )
         )
@@ -739,15 +835,43 @@ def claude_conversation(req: MockRequest) -> Conversation:
         first = tools[0] if isinstance(tools[0], dict) else {}
         if isinstance(first.get("name"), str):
             tool_name, tool_schema = first["name"], first.get("input_schema")
+    # Structured outputs: ``output_config.format`` {"type": "json_schema", "schema"}
+    # (https://docs.claude.com/en/docs/build-with-claude/structured-outputs); a tool result is a
+    # user turn whose content holds ``{"type": "tool_result", "tool_use_id", "content"}``
+    # (https://docs.claude.com/en/docs/agents-and-tools/tool-use/implement-tool-use).
+    fmt = sub(sub(body, "output_config"), "format")
+    result: str | None = None
+    raw = body.get("messages") or []
+    last = raw[-1] if raw and isinstance(raw[-1], dict) else {}
+    if last.get("role") == "user" and isinstance(last.get("content"), list):
+        results = [b for b in last["content"] if isinstance(b, dict) and b.get("type") == "tool_result"]
+        if results:
+            result = text_of(results[-1].get("content"))
     return Conversation(
-        texts, last_with_role(messages, "user"), tool_name, tool_schema, int_or_none(body.get("max_tokens"))
+        texts,
+        last_with_role(messages, "user"),
+        tool_name,
+        tool_schema,
+        int_or_none(body.get("max_tokens")),
+        output_schema=fmt.get("schema") if fmt.get("type") == "json_schema" else None,
+        tool_result=result,
     )
 
 
 def claude_messages(req: MockRequest) -> Reply:
     body = req.obj
     model = body.get("model") if isinstance(body.get("model"), str) else "claude-mock"
-    answer = claude_conversation(req).answer()
+    conversation = claude_conversation(req)
+    answer = conversation.answer()
+    # Agent mode: a thinking block first ({"type": "thinking", "thinking", "signature"}; streamed
+    # as thinking_delta then signature_delta, https://docs.claude.com/en/docs/build-with-claude/extended-thinking)
+    # and usage with cache_read_input_tokens / cache_creation_input_tokens
+    # (https://docs.claude.com/en/docs/build-with-claude/prompt-caching).
+    agent = agent_mode(req)
+    thought = reasoning_text(conversation.last_user) if agent else ""
+    signature = f"sig_mock{req.digest[:16]}"
+    cache = {"cache_read_input_tokens": CACHED_TOKENS, "cache_creation_input_tokens": 2} if agent else {}
+    thought_tokens = word_count(thought)
     msg_id = f"msg_mock{req.digest[:20]}"
     tool_id = f"toolu_mock{req.digest[20:40]}"
     stop_reason = "max_tokens" if answer.truncated else ("tool_use" if answer.tool_call else "end_turn")
@@ -755,6 +879,7 @@ def claude_messages(req: MockRequest) -> Reply:
     thinking_cfg = body.get("thinking")
     thinking = mock_reasoning(answer) if isinstance(thinking_cfg, dict) and thinking_cfg.get("type") == "enabled" else None
     signature = f"mocksig{req.digest[:16]}"
+    thinking = thought or thinking
     first = 1 if thinking else 0  # index of the text block
 
     if not body.get("stream"):
@@ -775,7 +900,11 @@ def claude_messages(req: MockRequest) -> Reply:
                 "content": content,
                 "stop_reason": stop_reason,
                 "stop_sequence": None,
-                "usage": {"input_tokens": answer.prompt_tokens, "output_tokens": answer.completion_tokens},
+                "usage": {
+                    "input_tokens": answer.prompt_tokens,
+                    "output_tokens": answer.completion_tokens + thought_tokens,
+                    **cache,
+                },
             },
             headers=headers,
         )
@@ -793,7 +922,7 @@ def claude_messages(req: MockRequest) -> Reply:
                     "content": [],
                     "stop_reason": None,
                     "stop_sequence": None,
-                    "usage": {"input_tokens": answer.prompt_tokens, "output_tokens": 1},
+                    "usage": {"input_tokens": answer.prompt_tokens, "output_tokens": 1, **cache},
                 },
             },
         ),
@@ -864,7 +993,7 @@ def claude_messages(req: MockRequest) -> Reply:
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                "usage": {"output_tokens": answer.completion_tokens},
+                "usage": {"output_tokens": answer.completion_tokens + thought_tokens},
             },
         )
     )
@@ -937,11 +1066,32 @@ def gemini_conversation(req: MockRequest) -> Conversation:
             break
     gen = sub(body, "generationConfig") or sub(body, "generation_config")
     limit = int_or_none(gen.get("maxOutputTokens"))
-    return Conversation(texts, last_with_role(messages, "user"), tool_name, tool_schema, limit)
+    # Structured output: generationConfig.responseJsonSchema (or the OpenAPI-subset
+    # responseSchema) with responseMimeType application/json
+    # (https://ai.google.dev/gemini-api/docs/structured-output); a tool result is a user turn
+    # with a ``functionResponse`` {"name", "response"} part
+    # (https://ai.google.dev/gemini-api/docs/function-calling).
+    schema = gen.get("responseJsonSchema") or gen.get("responseSchema")
+    result: str | None = None
+    contents = body.get("contents") or []
+    last = contents[-1] if contents and isinstance(contents[-1], dict) else {}
+    for part in last.get("parts") or []:
+        if isinstance(part, dict) and isinstance(part.get("functionResponse"), dict):
+            result = dumps(part["functionResponse"].get("response"))
+    return Conversation(
+        texts, last_with_role(messages, "user"), tool_name, tool_schema, limit, output_schema=schema, tool_result=result
+    )
 
 
 def gemini_generate(req: MockRequest, model: str, stream: bool) -> Reply:
-    answer = gemini_conversation(req).answer()
+    conversation = gemini_conversation(req)
+    answer = conversation.answer()
+    # Agent mode: a thought summary part {"text", "thought": true} first and usageMetadata
+    # thoughtsTokenCount / cachedContentTokenCount (https://ai.google.dev/gemini-api/docs/thinking,
+    # https://ai.google.dev/api/generate-content#UsageMetadata).
+    thought = reasoning_text(conversation.last_user) if agent_mode(req) else ""
+    thought_part = [{"text": thought, "thought": True}] if thought else []
+    details = {"thoughtsTokenCount": word_count(thought), "cachedContentTokenCount": CACHED_TOKENS} if thought else {}
     finish = "MAX_TOKENS" if answer.truncated else "STOP"
     response_id = f"mock{req.digest[:20]}"
     call_part = (
@@ -957,20 +1107,22 @@ def gemini_generate(req: MockRequest, model: str, stream: bool) -> Reply:
             "usageMetadata": {
                 "promptTokenCount": answer.prompt_tokens,
                 "candidatesTokenCount": completion,
-                "totalTokenCount": answer.prompt_tokens + completion,
+                "totalTokenCount": answer.prompt_tokens + completion + details.get("thoughtsTokenCount", 0),
+                **details,
             },
             "modelVersion": model,
             "responseId": response_id,
         }
 
     if not stream:
-        parts: list[dict[str, Any]] = [{"text": answer.text}]
+        parts: list[dict[str, Any]] = [*thought_part, {"text": answer.text}]
         if call_part:
             parts.append(call_part)
         return json_reply(response(parts, True, answer.completion_tokens))
 
     pieces = answer.pieces
-    objects = [response([{"text": p}], False, i + 1) for i, p in enumerate(pieces[:-1])]
+    objects = [response(thought_part, False, 0)] if thought_part else []
+    objects += [response([{"text": p}], False, i + 1) for i, p in enumerate(pieces[:-1])]
     last_parts: list[dict[str, Any]] = [{"text": pieces[-1]}]
     if call_part:
         last_parts.append(call_part)
@@ -1070,12 +1222,18 @@ def qwen_conversation(req: MockRequest) -> Conversation:
         function = tools[0].get("function") if isinstance(tools[0], dict) else None
         if isinstance(function, dict) and isinstance(function.get("name"), str):
             tool_name, tool_schema = function["name"], function.get("parameters")
+    # Structured output: parameters.response_format {"type": "json_schema", "json_schema": {"schema"}}
+    # (Model Studio "Structured output", https://help.aliyun.com/zh/model-studio/json-mode);
+    # a tool result is a {"role": "tool", "content"} message (Model Studio "Function calling").
+    fmt = sub(params, "response_format")
     return Conversation(
         [t for _, t in messages],
         last_with_role(messages, "user"),
         tool_name,
         tool_schema,
         int_or_none(params.get("max_tokens")),
+        output_schema=sub(fmt, "json_schema").get("schema") if fmt.get("type") == "json_schema" else None,
+        tool_result=messages[-1][1] if messages and messages[-1][0] == "tool" else None,
     )
 
 
@@ -1085,7 +1243,12 @@ def qwen_generation(req: MockRequest) -> Reply:
     multimodal = req.route == QWEN_MULTIMODAL
     result_format = "message" if multimodal else str(params.get("result_format") or "text")
     incremental = params.get("incremental_output") is True
-    answer = qwen_conversation(req).answer()
+    conversation = qwen_conversation(req)
+    answer = conversation.answer()
+    # Agent mode: message.reasoning_content (thinking models, streamed before the answer), usage
+    # output_tokens_details.reasoning_tokens and prompt_tokens_details.cached_tokens
+    # (https://help.aliyun.com/zh/model-studio/deep-thinking, .../context-cache).
+    thought = reasoning_text(conversation.last_user) if agent_mode(req) and result_format == "message" else ""
     if result_format != "message":
         answer.tool_call = None  # tool calls exist only in the message format
     request_id = qwen_request_id(req)
@@ -1103,26 +1266,34 @@ def qwen_generation(req: MockRequest) -> Reply:
         else None
     )
 
-    def output(text: str, finish_reason: str, with_tools: bool) -> dict[str, Any]:
+    def output(text: str, finish_reason: str, with_tools: bool, reasoning: str = "") -> dict[str, Any]:
         if result_format != "message":
             return {"text": text, "finish_reason": finish_reason}
         content: Any = [{"text": text}] if multimodal else text
         message: dict[str, Any] = {"role": "assistant", "content": content}
+        if reasoning:
+            message["reasoning_content"] = reasoning
         if with_tools and tool_calls:
             message["tool_calls"] = tool_calls
         return {"choices": [{"finish_reason": finish_reason, "message": message}]}
 
-    def usage(completion: int) -> dict[str, int]:
-        return {
+    def usage(completion: int) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "input_tokens": answer.prompt_tokens,
             "output_tokens": completion,
             "total_tokens": answer.prompt_tokens + completion,
         }
+        if thought:
+            out["output_tokens"] += word_count(thought)
+            out["total_tokens"] += word_count(thought)
+            out["output_tokens_details"] = {"reasoning_tokens": word_count(thought)}
+            out["prompt_tokens_details"] = {"cached_tokens": CACHED_TOKENS}
+        return out
 
     if req.header("x-dashscope-sse").lower() != "enable":
         return json_reply(
             {
-                "output": output(answer.text, finish, True),
+                "output": output(answer.text, finish, True, thought),
                 "usage": usage(answer.completion_tokens),
                 "request_id": request_id,
             }
@@ -1131,6 +1302,9 @@ def qwen_generation(req: MockRequest) -> Reply:
     events: list[bytes] = []
     pieces = answer.pieces
     so_far = ""
+    for index, piece in enumerate(split_pieces(thought) if thought else []):
+        data = {"output": output("", "null", False, piece), "usage": usage(0), "request_id": request_id}
+        events.append(f"id:r{index + 1}\nevent:result\n:HTTP_STATUS/200\ndata:{dumps(data)}\n\n".encode("utf-8"))
     for index, piece in enumerate(pieces):
         so_far += piece
         last = index == len(pieces) - 1
@@ -1222,7 +1396,45 @@ def hunyuan_chat(req: MockRequest) -> Reply:
             if content is None and "Contents" in message:
                 content = message.get("Contents")
             messages.append((str(message.get("Role", "")), text_of(content)))
-    answer = Conversation([t for _, t in messages], last_with_role(messages, "user")).answer()
+    # Tools (ChatCompletions request Tools[{Type, Function{Name, Parameters (a JSON string)}}],
+    # ToolChoice; reply Message.ToolCalls[{Id, Type, Function{Name, Arguments}}], streamed as
+    # Delta.ToolCalls with Index; tool results are {"Role": "tool", "ToolCallId", "Content"}),
+    # Stop (the reply keeps the stop sequence it ended at) and Hunyuan-T1's ReasoningContent
+    # (https://cloud.tencent.com/document/api/1729/105701, data structures Tool, ToolCall, Message, Delta).
+    tool_name, tool_schema = None, None
+    tools = body.get("Tools")
+    if isinstance(tools, list) and tools and body.get("ToolChoice") != "none":
+        function = sub(tools[0], "Function")
+        if isinstance(function.get("Name"), str):
+            tool_name = function["Name"]
+            try:
+                tool_schema = json.loads(function.get("Parameters") or "{}")
+            except ValueError:
+                tool_schema = {}
+    conversation = Conversation(
+        [t for _, t in messages],
+        last_with_role(messages, "user"),
+        tool_name,
+        tool_schema,
+        tool_result=messages[-1][1] if messages and messages[-1][0] == "tool" else None,
+    )
+    answer = conversation.answer()
+    if body.get("Stop"):
+        answer.text = stop_cut(answer.text, body.get("Stop"))
+    thought = reasoning_text(conversation.last_user) if agent_mode(req) else ""
+    call_id = f"call_{req.digest[:20]}"
+    calls = (
+        [
+            {
+                "Id": call_id,
+                "Type": "function",
+                "Function": {"Name": answer.tool_call.name, "Arguments": answer.tool_call.arguments},
+            }
+        ]
+        if answer.tool_call
+        else None
+    )
+    finish = "tool_calls" if calls else "stop"
     request_id = hunyuan_request_id(req)
     usage = {
         "PromptTokens": answer.prompt_tokens,
@@ -1237,7 +1449,16 @@ def hunyuan_chat(req: MockRequest) -> Reply:
                     "RequestId": request_id,
                     "Note": HUNYUAN_NOTE,
                     "Choices": [
-                        {"Index": 0, "Message": {"Role": "assistant", "Content": answer.text}, "FinishReason": "stop"}
+                        {
+                            "Index": 0,
+                            "Message": {
+                                "Role": "assistant",
+                                "Content": answer.text,
+                                **({"ReasoningContent": thought} if thought else {}),
+                                **({"ToolCalls": calls} if calls else {}),
+                            },
+                            "FinishReason": finish,
+                        }
                     ],
                     "Created": CREATED,
                     "Id": chat_id,
@@ -1247,6 +1468,20 @@ def hunyuan_chat(req: MockRequest) -> Reply:
             headers=[("x-tc-requestid", request_id)],
         )
     events: list[bytes] = []
+    for piece in split_pieces(thought) if thought else []:
+        events.append(
+            sse_data(
+                {
+                    "Note": HUNYUAN_NOTE,
+                    "Choices": [
+                        {"Index": 0, "Delta": {"Role": "assistant", "Content": "", "ReasoningContent": piece}, "FinishReason": ""}
+                    ],
+                    "Created": CREATED,
+                    "Id": chat_id,
+                    "Usage": {"PromptTokens": answer.prompt_tokens, "CompletionTokens": 0, "TotalTokens": answer.prompt_tokens},
+                }
+            )
+        )
     so_far = ""
     for piece in answer.pieces:
         so_far += piece
@@ -1270,7 +1505,17 @@ def hunyuan_chat(req: MockRequest) -> Reply:
         sse_data(
             {
                 "Note": HUNYUAN_NOTE,
-                "Choices": [{"Index": 0, "Delta": {"Role": "assistant", "Content": ""}, "FinishReason": "stop"}],
+                "Choices": [
+                    {
+                        "Index": 0,
+                        "Delta": {
+                            "Role": "assistant",
+                            "Content": "",
+                            **({"ToolCalls": [{"Index": 0, **calls[0]}]} if calls else {}),
+                        },
+                        "FinishReason": finish,
+                    }
+                ],
                 "Created": CREATED,
                 "Id": chat_id,
                 "Usage": usage,

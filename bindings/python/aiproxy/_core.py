@@ -346,13 +346,22 @@ class Exchange:
         response carried none (or the request was not translated)."""
         lib = self._lib
         out = _ffi.UsageResult()
+        details = _ffi.UsageDetailsResult(struct_size=ctypes.sizeof(_ffi.UsageDetailsResult))
         with self._lock:
             rc = lib.aiproxy_exchange_usage(self._live(), ctypes.byref(out))
+            if not rc:
+                rc = lib.aiproxy_exchange_usage_details(self._live(), ctypes.byref(details))
         if rc:
             raise error_for(rc, f"reading usage failed with code {rc}")
         if not out.present:
             return None
-        return Usage(out.prompt_tokens, out.completion_tokens, out.total_tokens)
+        return Usage(
+            out.prompt_tokens,
+            out.completion_tokens,
+            out.total_tokens,
+            details.cached_tokens if details.cached_tokens_present else None,
+            details.reasoning_tokens if details.reasoning_tokens_present else None,
+        )
 
     def _live(self) -> int:
         ptr = self._ptr

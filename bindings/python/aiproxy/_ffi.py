@@ -169,6 +169,18 @@ class UsageResult(ctypes.Structure):
     ]
 
 
+class UsageDetailsResult(ctypes.Structure):
+    """``AiproxyUsageDetails`` (starts with ``struct_size``, set by the caller)."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("cached_tokens_present", ctypes.c_bool),
+        ("cached_tokens", ctypes.c_uint64),
+        ("reasoning_tokens_present", ctypes.c_bool),
+        ("reasoning_tokens", ctypes.c_uint64),
+    ]
+
+
 def read_bytes(ptr: ctypes._Pointer[ctypes.c_char], n: int) -> bytes:
     """Copies ``n`` borrowed bytes into Python ``bytes``."""
     if not n or not ptr:  # the C API promises a pointer with a non-zero length; never read null
@@ -286,6 +298,7 @@ def _declare(lib: ctypes.CDLL) -> None:
             [c.c_void_p, c.c_char_p, c.c_size_t, c.c_bool, c.POINTER(BodyResult), err_out],
         ),
         "aiproxy_exchange_usage": (c.c_int32, [c.c_void_p, c.POINTER(UsageResult)]),
+        "aiproxy_exchange_usage_details": (c.c_int32, [c.c_void_p, c.POINTER(UsageDetailsResult)]),
         "aiproxy_error_code": (c.c_int32, [c.c_void_p]),
         "aiproxy_error_message": (c.c_char_p, [c.c_void_p]),
         "aiproxy_error_field": (c.c_char_p, [c.c_void_p]),

@@ -140,3 +140,7 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cached_tokens: int | None = None
+    """Prompt tokens served from the provider's cache, when it reported them."""
+    reasoning_tokens: int | None = None
+    """Completion tokens spent on reasoning, when the provider reported them."""

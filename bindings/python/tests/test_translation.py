@@ -333,3 +333,20 @@ def test_edit_headers_helper() -> None:
         set_=[("authorization", "new")],
     )
     assert edited == [("X-A", "1"), ("x-a", "2"), ("authorization", "new")]
+
+
+def test_usage_details_are_reported(openai_config: aiproxy.Config) -> None:
+    reply = completion("hi there", usage=(11, 4))
+    reply["usage"]["prompt_tokens_details"] = {"cached_tokens": 6}
+    reply["usage"]["completion_tokens_details"] = {"reasoning_tokens": 3}
+    upstream = json.dumps(reply).encode()
+    with start_exchange(openai_config, chat_body()) as ex:
+        ex.on_response_headers(200, {"content-type": "application/json"})
+        assert ex.on_response_body(upstream, True).status == 200
+        assert ex.usage == aiproxy.Usage(11, 4, 15, cached_tokens=6, reasoning_tokens=3)
+    # Without details, both stay None.
+    with start_exchange(openai_config, chat_body()) as ex:
+        ex.on_response_headers(200, {"content-type": "application/json"})
+        ex.on_response_body(json.dumps(completion("hi", usage=(1, 1))).encode(), True)
+        usage = ex.usage
+        assert usage is not None and usage.cached_tokens is None and usage.reasoning_tokens is None

@@ -404,7 +404,16 @@ fn user_blocks(content: Option<Value>, param: &str) -> Result<Vec<Value>, ProxyE
         Some(Value::Array(parts)) => parts
             .into_iter()
             .enumerate()
-            .map(|(j, p)| user_part(p, &format!("{param}[{j}]")))
+            .map(|(j, p)| {
+                // Prompt caching: a part's `cache_control` marks Claude's block the same way
+                // (docs.claude.com, "Prompt caching").
+                let cache = p.get("cache_control").filter(|c| c.is_object()).cloned();
+                let mut block = user_part(p, &format!("{param}[{j}]"))?;
+                if let (Some(cache), Some(b)) = (cache, block.as_object_mut()) {
+                    b.insert("cache_control".into(), cache);
+                }
+                Ok(block)
+            })
             .collect(),
         Some(_) => Err(bad(param, "content must be a string or an array of parts")),
     }

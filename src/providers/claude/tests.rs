@@ -958,3 +958,20 @@ fn thinking_becomes_reasoning_content() {
     assert_eq!(v["choices"][0]["message"]["reasoning_content"], "2+2");
     assert_eq!(v["choices"][0]["message"]["content"], "4");
 }
+
+// Prompt caching from an OpenAI-format request: a content part's `cache_control` marks the
+// Claude block (docs.claude.com/en/docs/build-with-claude/prompt-caching).
+#[test]
+fn cache_control_on_content_parts_reaches_claude() {
+    let b = translate(
+        &cfg(),
+        json!({"model": "claude-3-5-sonnet-20241022", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "long context", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+            {"type": "text", "text": "question"}]}]}),
+    );
+    assert_eq!(
+        b["messages"][0]["content"],
+        json!([{"type": "text", "text": "long context", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+               {"type": "text", "text": "question"}])
+    );
+}

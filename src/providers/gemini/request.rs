@@ -69,6 +69,25 @@ fn push_turn(contents: &mut Vec<Turn>, role: &'static str, parts: Vec<Value>) {
     }
 }
 
+/// `reasoning_effort` → `generationConfig.thinkingConfig`: the budgets Gemini's own OpenAI
+/// compatibility layer uses (ai.google.dev/gemini-api/docs/openai, "Thinking"), with thought
+/// summaries on so they come back as `reasoning_content`; `none` turns thinking off.
+fn thinking_config(effort: &Value) -> Result<Value, ProxyError> {
+    let budget = match effort.as_str().unwrap_or("") {
+        "none" => return Ok(json!({"thinkingBudget": 0})),
+        "minimal" | "low" => 1024,
+        "medium" => 8192,
+        "high" => 24576,
+        other => {
+            return Err(ProxyError::bad_request(format!(
+                "unknown reasoning_effort '{other}' (none, minimal, low, medium or high)"
+            ))
+            .with_param("reasoning_effort"))
+        }
+    };
+    Ok(json!({"thinkingBudget": budget, "includeThoughts": true}))
+}
+
 pub(super) fn translate_chat(model: &str, body: &mut Value) -> Result<Value, ProxyError> {
     let mut obj = take_object(body)?;
     PARAMS.apply(&mut obj, NAME)?;
@@ -97,6 +116,10 @@ pub(super) fn translate_chat(model: &str, body: &mut Value) -> Result<Value, Pro
             "frequency_penalty" => "frequencyPenalty",
             "response_format" => {
                 response_format(value, &mut gen)?;
+                continue;
+            }
+            "reasoning_effort" => {
+                gen.insert("thinkingConfig".into(), thinking_config(&value)?);
                 continue;
             }
             other => return Err(unsupported(&format!("the '{other}' parameter"))),

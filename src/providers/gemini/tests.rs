@@ -385,7 +385,6 @@ fn unsupported_parameters_are_400s_naming_the_feature() {
         (json!({"parallel_tool_calls": false}), "parallel_tool_calls"),
         (json!({"functions": [{"name": "f"}]}), "functions"),
         (json!({"modalities": ["text", "audio"]}), "modalities"),
-        (json!({"reasoning_effort": "low"}), "reasoning_effort"),
         (
             json!({"tools": [{"type": "custom", "custom": {"name": "c"}}]}),
             "tools of type 'custom'",
@@ -885,4 +884,39 @@ fn strict_tools_use_the_json_schema_field() {
     let decl = &up["tools"][0]["function_declarations"][0];
     assert_eq!(decl["parametersJsonSchema"]["additionalProperties"], false);
     assert!(decl.get("parameters").is_none());
+}
+
+// reasoning_effort → thinkingConfig (budgets as in ai.google.dev/gemini-api/docs/openai, with
+// thought summaries included); "none" turns thinking off.
+#[test]
+fn reasoning_effort_maps_to_thinking_config() {
+    for (effort, expected) in [
+        (
+            "low",
+            json!({"thinkingBudget": 1024, "includeThoughts": true}),
+        ),
+        (
+            "high",
+            json!({"thinkingBudget": 24576, "includeThoughts": true}),
+        ),
+        ("none", json!({"thinkingBudget": 0})),
+    ] {
+        let (_, _, b) = chat(
+            json!({"model": "gemini-2.5-flash", "reasoning_effort": effort,
+            "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(
+            b["generation_config"]["thinkingConfig"], expected,
+            "{effort}"
+        );
+    }
+    let (status, v) = rejected(
+        &cfg(json!({})),
+        "/v1/chat/completions",
+        json!({"model": "m", "reasoning_effort": "extreme", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(
+        (status, &v["error"]["param"]),
+        (400, &json!("reasoning_effort"))
+    );
 }

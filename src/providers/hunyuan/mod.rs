@@ -154,6 +154,30 @@ impl Provider for Hunyuan {
         Box::new(response::Translator {
             api: req.api,
             stream: stream::StreamState::default(),
+            stops: Vec::new(),
+        })
+    }
+
+    /// Hunyuan keeps the stop sequence it stopped at in the text; OpenAI does not. The
+    /// translator trims the request's `Stop` sequences from the end of the reply.
+    fn response_translator_for(
+        &self,
+        req: &RequestInfo<'_>,
+        body: &Value,
+    ) -> Box<dyn ResponseTranslator> {
+        let stops: Vec<String> = body
+            .get("Stop")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        Box::new(response::Translator {
+            api: req.api,
+            stream: stream::StreamState::with_stops(stops.clone()),
+            stops,
         })
     }
 }

@@ -211,6 +211,16 @@ fn embeddings(resp: &Map<String, Value>, w: &mut OpenAiWriter) {
 pub(super) struct Translator {
     pub(super) api: Api,
     pub(super) stream: StreamState,
+    /// The request's `Stop` sequences, trimmed from the end of a stopped reply.
+    pub(super) stops: Vec<String>,
+}
+
+/// `text` without the stop sequence it ends with (Hunyuan keeps it, OpenAI does not).
+pub(super) fn trim_stop<'a>(text: &'a str, stops: &[String]) -> &'a str {
+    stops
+        .iter()
+        .find_map(|s| text.strip_suffix(s.as_str()))
+        .unwrap_or(text)
 }
 
 impl ResponseTranslator for Translator {
@@ -232,7 +242,18 @@ impl ResponseTranslator for Translator {
             return Err(err);
         }
         match self.api {
-            Api::ChatCompletions => w.completion(completion(resp)),
+            Api::ChatCompletions => {
+                let mut reply = completion(resp);
+                for c in &mut reply.choices {
+                    if c.finish_reason == Some("stop") {
+                        if let Some(text) = &mut c.content {
+                            let keep = trim_stop(text, &self.stops).len();
+                            text.truncate(keep);
+                        }
+                    }
+                }
+                w.completion(reply)
+            }
             Api::Embeddings => {
                 embeddings(resp, w);
                 Ok(())

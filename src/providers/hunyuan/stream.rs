@@ -13,6 +13,25 @@ use serde_json::{Map, Value};
 pub(super) struct StreamState {
     identified: bool,
     tool_keys: Vec<String>,
+    /// The request's `Stop` sequences, and per choice the tail of the text that may be (the
+    /// start of) one: held back until the next piece or the finish, since Hunyuan keeps the
+    /// stop sequence in the text and OpenAI does not. Bounded by the longest stop sequence.
+    stops: Vec<String>,
+    held: Vec<(u32, String)>,
+}
+
+/// Length of the longest suffix of `text` that is a stop sequence or the start of one.
+fn stop_tail(text: &str, stops: &[String]) -> usize {
+    let mut best = 0;
+    for stop in stops {
+        for (at, _) in text.char_indices().rev().take(stop.chars().count()) {
+            let tail = &text[at..];
+            if stop.starts_with(tail) && tail.len() > best {
+                best = tail.len();
+            }
+        }
+    }
+    best
 }
 
 /// One call of an event's `ToolCalls`, resolved to its OpenAI index; `id` is set on a call's
@@ -25,6 +44,40 @@ struct CallPart<'a> {
 }
 
 impl StreamState {
+    pub(super) fn with_stops(stops: Vec<String>) -> Self {
+        Self {
+            stops,
+            ..Self::default()
+        }
+    }
+
+    /// The text of this piece to send now: held text first; the stop sequence dropped when the
+    /// choice stops here; a possible stop-sequence start held back otherwise.
+    fn visible(&mut self, index: u32, content: &str, finish: Option<&str>) -> String {
+        if self.stops.is_empty() {
+            return content.to_string();
+        }
+        let pos = self.held.iter().position(|(i, _)| *i == index);
+        let mut text = pos.map(|p| self.held.swap_remove(p).1).unwrap_or_default();
+        text.push_str(content);
+        match finish {
+            Some("stop") => {
+                let keep = super::response::trim_stop(&text, &self.stops).len();
+                text.truncate(keep);
+            }
+            Some(_) => {}
+            None => {
+                let tail = stop_tail(&text, &self.stops);
+                if tail > 0 {
+                    let at = text.len() - tail;
+                    self.held.push((index, text[at..].to_string()));
+                    text.truncate(at);
+                }
+            }
+        }
+        text
+    }
+
     pub(super) fn event(&mut self, obj: &Map<String, Value>, w: &mut OpenAiWriter) {
         if let Some(err) = error_in(obj) {
             w.error(&err);
@@ -63,7 +116,10 @@ impl StreamState {
                     None => ToolCallDelta::args(p.index, p.args),
                 })
                 .collect();
-            let content = delta.get("Content").and_then(Value::as_str).unwrap_or("");
+            let raw = delta.get("Content").and_then(Value::as_str).unwrap_or("");
+            let finish = nonempty_str(c, "FinishReason");
+            let content = self.visible(index, raw, finish);
+            let content = content.as_str();
             if content.is_empty() && calls.is_empty() {
                 w.begin(index);
             } else {

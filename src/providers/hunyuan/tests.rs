@@ -847,3 +847,57 @@ fn reasoning_content_mode_applies_to_streamed_reasoning() {
         .iter()
         .all(|e| e["choices"][0]["delta"].get("reasoning_content").is_none()));
 }
+
+// Hunyuan keeps the stop sequence it stopped at in the text (ChatCompletions `Stop`,
+// cloud.tencent.com/document/api/1729/105701); OpenAI's `stop` never shows it.
+#[test]
+fn the_stop_sequence_is_trimmed_buffered_and_streamed() {
+    let body =
+        r#"{"model": "m", "stop": ["END"], "messages": [{"role": "user", "content": "hi"}]}"#;
+    let (mut ex, up) = chat(body);
+    assert_eq!(upstream_json(&up)["Stop"], json!(["END"]));
+    let reply = r#"{"Response": {"Id": "a", "Created": 1, "Choices": [{"Index": 0, "Message":
+        {"Role": "assistant", "Content": "one two END"}, "FinishReason": "stop"}], "RequestId": "r"}}"#;
+    let (_, out, _) = respond(&mut ex, 200, "application/json", reply.as_bytes());
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "one two ");
+
+    // Cut at the length limit: nothing is trimmed ("END" here is text, not the stop).
+    let (mut ex, _) = chat(body);
+    let cut = reply.replace(r#""FinishReason": "stop""#, r#""FinishReason": "length""#);
+    let (_, out, _) = respond(&mut ex, 200, "application/json", cut.as_bytes());
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "one two END");
+
+    // Streamed, the stop sequence split over events; an "E" that turns out not to start it is
+    // sent once the next piece shows it.
+    let event = |content: &str, finish: &str| {
+        format!(
+            "data: {}\n\n",
+            json!({"Choices": [{"Index": 0, "Delta": {"Role": "assistant", "Content": content},
+                "FinishReason": finish}], "Created": 1, "Id": "s"})
+        )
+    };
+    let stream = [
+        event("one E", ""),
+        event("xtra EN", ""),
+        event("D", ""),
+        event("", "stop"),
+    ]
+    .concat();
+    let streamed = |stream: &str| {
+        let (mut ex, _) =
+            chat(&body.replace(r#""model": "m","#, r#""model": "m", "stream": true,"#));
+        let (_, out, _) = respond(&mut ex, 200, "text/event-stream", stream.as_bytes());
+        testutil::stream_text(&testutil::validate_sse_stream(&out))
+    };
+    assert_eq!(streamed(&stream), "one Extra ");
+    testutil::assert_chunking_invariant(
+        || chat(&body.replace(r#""model": "m","#, r#""model": "m", "stream": true,"#)).0,
+        "text/event-stream",
+        stream.as_bytes(),
+    );
+    // A held-back prefix is sent when the reply ends for another reason.
+    let other = [event("one EN", ""), event("", "length")].concat();
+    assert_eq!(streamed(&other), "one EN");
+}

@@ -61,7 +61,24 @@ pub(super) fn usage_of(v: Option<&Value>) -> Option<Usage> {
     if i.is_none() && o.is_none() && t.is_none() {
         return None;
     }
-    Some(Usage::new(i.unwrap_or(0), o.unwrap_or(0), t))
+    // Context cache hits and thinking tokens (Model Studio "Context cache", "Deep thinking").
+    let detail = |outer: &str, inner: &str| {
+        u.get(outer)
+            .and_then(|d| d.get(inner))
+            .and_then(Value::as_u64)
+    };
+    Some(
+        Usage::new(i.unwrap_or(0), o.unwrap_or(0), t)
+            .with_cached(detail("prompt_tokens_details", "cached_tokens"))
+            .with_reasoning(detail("output_tokens_details", "reasoning_tokens")),
+    )
+}
+
+/// A thinking model's `reasoning_content` (Model Studio "Deep thinking"), when not empty.
+pub(super) fn reasoning_of(msg: Option<&Value>) -> Option<&str> {
+    msg?.get("reasoning_content")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// Message content as text: a string, or the concatenated `text` of a part list (multimodal).
@@ -137,6 +154,7 @@ fn choice_of(index: u32, msg: Option<&Value>, raw_finish: Option<&Value>) -> Cho
     Choice {
         index,
         content,
+        reasoning: reasoning_of(msg).map(str::to_string),
         tool_calls,
         finish_reason: Some(finish_reason(raw_finish, has_tools).unwrap_or(fallback)),
         ..Choice::default()

@@ -6,7 +6,8 @@
 
 use super::new_call_id;
 use super::response::{
-    arguments_of, content_text, dashscope_error, error_in_body, finish_reason, usage_of,
+    arguments_of, content_text, dashscope_error, error_in_body, finish_reason, reasoning_of,
+    usage_of,
 };
 use crate::error::ProxyError;
 use crate::openai;
@@ -84,6 +85,9 @@ impl StreamState {
         msg: Option<&Value>,
         raw_finish: Option<&Value>,
     ) {
+        if let Some(r) = reasoning_of(msg) {
+            w.reasoning(index, r);
+        }
         let text = content_text(msg.and_then(|m| m.get("content"))).unwrap_or_default();
         let pieces = self.tool_pieces(index, msg.and_then(|m| m.get("tool_calls")));
         let calls: Vec<ToolCallDelta<'_>> = pieces

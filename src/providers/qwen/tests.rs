@@ -724,3 +724,69 @@ fn stream_tool_call_without_an_id_gets_a_fresh_one() {
         .all(|id| id.starts_with("call_") && id.len() > 20));
     assert_ne!(ids[0], ids[1]);
 }
+
+// Thinking models (Model Studio "Deep thinking"): `reasoning_content` beside `content` in
+// buffered messages and incremental stream events; usage `output_tokens_details.reasoning_tokens`
+// and `prompt_tokens_details.cached_tokens` (Model Studio "Context cache").
+#[test]
+fn reasoning_content_and_usage_details() {
+    let (mut ex, _) = chat(
+        &cfg(""),
+        json!({"model": "gpt-3", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    let reply = json!({"output": {"choices": [{"finish_reason": "stop", "message": {"role": "assistant",
+        "content": "hello", "reasoning_content": "the user greets"}}]},
+        "usage": {"input_tokens": 10, "output_tokens": 7, "total_tokens": 17,
+                  "output_tokens_details": {"reasoning_tokens": 3},
+                  "prompt_tokens_details": {"cached_tokens": 4}},
+        "request_id": "r1"});
+    let (_, out, _) = respond(
+        &mut ex,
+        200,
+        "application/json",
+        reply.to_string().as_bytes(),
+    );
+    let v = json_of(&out);
+    testutil::validate_chat_completion(&v);
+    assert_eq!(
+        v["choices"][0]["message"]["reasoning_content"],
+        "the user greets"
+    );
+    assert_eq!(
+        v["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        3
+    );
+    assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 4);
+    let u = ex.usage().unwrap();
+    assert_eq!((u.cached_tokens, u.reasoning_tokens), (Some(4), Some(3)));
+
+    let mut ex = stream_exchange(true);
+    let event = |reasoning: &str, content: &str, finish: &str| {
+        let data = json!({"output": {"choices": [{"finish_reason": finish, "message": {"role": "assistant",
+            "content": content, "reasoning_content": reasoning}}]},
+            "usage": {"input_tokens": 10, "output_tokens": 7, "total_tokens": 17,
+                      "output_tokens_details": {"reasoning_tokens": 3}}, "request_id": "r2"});
+        format!("id:1\nevent:result\n:HTTP_STATUS/200\ndata:{data}\n\n")
+    };
+    let stream = [
+        event("the user", "", "null"),
+        event(" greets", "", "null"),
+        event("", "hello", "stop"),
+    ]
+    .concat();
+    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", stream.as_bytes());
+    let events = testutil::validate_sse_stream(&out);
+    let reasoning: String = events
+        .iter()
+        .filter_map(|e| e["choices"].get(0))
+        .filter_map(|c| c["delta"]["reasoning_content"].as_str())
+        .collect();
+    assert_eq!(reasoning, "the user greets");
+    assert_eq!(testutil::stream_text(&events), "hello");
+    let last = events.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(
+        last["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        3
+    );
+}

@@ -1,0 +1,99 @@
+"""The official ``openai`` Node SDK (tests/e2e/node, ``npm ci``) through Envoy: embeddings by
+default (the Node SDK always asks for base64 and decodes it) and float, and a streamed strict tool
+call with the SDK's stream helper, for several providers. Skipped when node or the installed SDK
+is missing (tests/run_all.sh runs ``npm ci`` first)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+from mock_provider import mock_provider as mock_impl
+from provider_cases import CASES
+
+import importlib.util
+import sys
+from pathlib import Path as _Path
+
+
+def _envoy_conftest():  # type: ignore[no-untyped-def]
+    """This folder's conftest, whatever other conftest pytest registered as `conftest` first."""
+    name = "aiproxy_envoy_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, _Path(__file__).with_name("conftest.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+CLIENT_KEY = _envoy_conftest().CLIENT_KEY
+Proxy = _envoy_conftest().Proxy
+marker = _envoy_conftest().marker
+
+
+NODE_DIR: Final = Path(__file__).resolve().parents[1] / "node"
+MODELS: Final = {c.name: c.model for c in CASES}
+EMBEDDING_MODELS: Final = {c.name: c.embedding_model for c in CASES}
+
+
+def run_node(job: dict[str, Any]) -> Any:
+    node = shutil.which("node")
+    if node is None or not (NODE_DIR / "node_modules" / "openai").is_dir():
+        pytest.skip("node or tests/e2e/node/node_modules missing (cd tests/e2e/node && npm ci)")
+    done = subprocess.run(
+        [node, str(NODE_DIR / "agents.mjs"), json.dumps(job)], capture_output=True, text=True, timeout=60, cwd=NODE_DIR
+    )
+    out = json.loads(done.stdout or "{}")
+    assert out.get("ok"), (out, done.stderr[-2000:])
+    return out["result"]
+
+
+def float32(values: list[float]) -> list[float]:
+    return list(struct.unpack(f"<{len(values)}f", struct.pack(f"<{len(values)}f", *values)))
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini", "qwen", "hunyuan"])
+def test_node_sdk_embeddings_default_and_float(proxy: Proxy, provider: str) -> None:
+    texts = [f"node one {marker()}", f"node two {marker()}"]
+    result = run_node(
+        {
+            "baseURL": f"{proxy.base_url(provider)}/v1",
+            "apiKey": CLIENT_KEY,
+            "task": "embeddings",
+            "model": EMBEDDING_MODELS[provider],
+            "input": texts,
+        }
+    )
+    expected = [mock_impl.embedding_vector(t, mock_impl.DEFAULT_EMBEDDING_DIMS) for t in texts]
+    assert result["vectors"] == [float32(v) for v in expected]
+    assert result["floatVectors"] == expected
+
+
+@pytest.mark.parametrize("provider", ["openai", "claude", "gemini"])
+def test_node_sdk_streamed_strict_tool_call(proxy: Proxy, provider: str) -> None:
+    word = marker()
+    result = run_node(
+        {
+            "baseURL": f"{proxy.base_url(provider)}/v1",
+            "apiKey": CLIENT_KEY,
+            "task": "stream_tool",
+            "model": MODELS[provider],
+            "prompt": f"weather in Kyoto {word}",
+        }
+    )
+    assert result["finishReason"] == "tool_calls"
+    assert result["call"]["name"] == "get_weather" and result["call"]["id"]
+    assert result["call"]["arguments"] == {"city": "mock", "unit": "celsius"}
+    first, rest = result["pieces"][0], result["pieces"][1:]
+    assert first["id"] == result["call"]["id"] and first["type"] == "function"
+    assert first["function"]["name"] == "get_weather"
+    assert all("id" not in p and "name" not in p.get("function", {}) for p in rest), rest
+    assert result["lastChunk"]["choices"] == [] and result["lastChunk"]["usage"]["total_tokens"] > 0
+    assert proxy.one_upstream(word)
