@@ -142,6 +142,27 @@ impl ParamTable {
     }
 }
 
+/// OpenAI's sampling extras that providers without them (Hunyuan, MiniMax Pro) refuse unless
+/// neutral: one list, applied before each provider's own table.
+pub const NO_SAMPLING_EXTRAS: ParamTable = ParamTable(&[
+    ("n", Param::RejectUnlessNeutral("'n'")),
+    ("logprobs", Param::RejectUnlessNeutral("'logprobs'")),
+    ("top_logprobs", Param::Reject("'top_logprobs'")),
+    ("logit_bias", Param::RejectUnlessNeutral("'logit_bias'")),
+    (
+        "presence_penalty",
+        Param::RejectUnlessNeutral("'presence_penalty'"),
+    ),
+    (
+        "frequency_penalty",
+        Param::RejectUnlessNeutral("'frequency_penalty'"),
+    ),
+    (
+        "response_format",
+        Param::RejectUnlessNeutral("'response_format'"),
+    ),
+]);
+
 /// `stop`: a string or an array of strings, as a list (empty when absent or `[]`).
 pub fn stop_sequences(v: Option<Value>) -> Result<Vec<String>, ProxyError> {
     let bad = || {

@@ -4,7 +4,7 @@ use super::PROVIDER;
 use crate::error::ProxyError;
 use crate::openai::request::{
     bad_image_url, content_parts, function_tools, parse_data_url, stop_sequences, take, Param,
-    ParamTable, Part, ToolChoice,
+    ParamTable, Part, ToolChoice, NO_SAMPLING_EXTRAS,
 };
 use crate::providers::RequestInfo;
 use serde_json::{json, Map, Value};
@@ -12,22 +12,6 @@ use serde_json::{json, Map, Value};
 /// OpenAI parameters Hunyuan cannot express: a 400 naming them unless they hold their default.
 /// Everything else the body is built from explicitly, so unknown fields never reach Hunyuan.
 const PARAMS: ParamTable = ParamTable(&[
-    ("n", Param::RejectUnlessNeutral("'n'")),
-    ("logprobs", Param::RejectUnlessNeutral("'logprobs'")),
-    ("top_logprobs", Param::Reject("'top_logprobs'")),
-    ("logit_bias", Param::RejectUnlessNeutral("'logit_bias'")),
-    (
-        "presence_penalty",
-        Param::RejectUnlessNeutral("'presence_penalty'"),
-    ),
-    (
-        "frequency_penalty",
-        Param::RejectUnlessNeutral("'frequency_penalty'"),
-    ),
-    (
-        "response_format",
-        Param::RejectUnlessNeutral("'response_format'"),
-    ),
     ("max_tokens", Param::Reject("'max_tokens'")),
     (
         "max_completion_tokens",
@@ -56,6 +40,7 @@ fn object(body: &mut Value) -> Result<&mut Map<String, Value>, ProxyError> {
 
 pub(super) fn chat_body(req: &RequestInfo<'_>, body: &mut Value) -> Result<Value, ProxyError> {
     let obj = object(body)?;
+    NO_SAMPLING_EXTRAS.apply(obj, PROVIDER)?;
     PARAMS.apply(obj, PROVIDER)?;
     let mut out = Map::new();
     out.insert("Model".into(), req.model.into());

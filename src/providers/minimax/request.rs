@@ -2,29 +2,15 @@
 
 use super::{DEFAULT_BOT_CONTENT, DEFAULT_BOT_NAME, DEFAULT_USER_NAME, PROVIDER};
 use crate::error::ProxyError;
-use crate::openai::request::{content_parts, function_tools, Param, ParamTable, Part, ToolChoice};
+use crate::openai::request::{
+    content_parts, function_tools, Param, ParamTable, Part, ToolChoice, NO_SAMPLING_EXTRAS,
+};
 use crate::providers::RequestInfo;
 use serde_json::{json, Map, Value};
 
 /// OpenAI parameters ChatCompletion Pro cannot express: a 400 naming them unless they hold their
 /// default value. The Pro body is built field by field, so nothing else reaches MiniMax.
 const PARAMS: ParamTable = ParamTable(&[
-    ("n", Param::RejectUnlessNeutral("'n'")),
-    ("logprobs", Param::RejectUnlessNeutral("'logprobs'")),
-    ("top_logprobs", Param::Reject("'top_logprobs'")),
-    ("logit_bias", Param::RejectUnlessNeutral("'logit_bias'")),
-    (
-        "presence_penalty",
-        Param::RejectUnlessNeutral("'presence_penalty'"),
-    ),
-    (
-        "frequency_penalty",
-        Param::RejectUnlessNeutral("'frequency_penalty'"),
-    ),
-    (
-        "response_format",
-        Param::RejectUnlessNeutral("'response_format'"),
-    ),
     ("stop", Param::Reject("'stop'")),
     ("seed", Param::Reject("'seed'")),
     ("audio", Param::Reject("'audio'")),
@@ -88,6 +74,7 @@ pub(super) fn pro_body(req: &RequestInfo<'_>, body: &mut Value) -> Result<Value,
     let obj = body
         .as_object_mut()
         .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+    NO_SAMPLING_EXTRAS.apply(obj, PROVIDER)?;
     PARAMS.apply(obj, PROVIDER)?;
     let items = obj
         .get("messages")
