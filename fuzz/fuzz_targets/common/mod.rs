@@ -6,7 +6,7 @@
 //! bytes in front is a valid seed as it is.
 #![allow(dead_code)]
 
-use aiproxy::{Config, Exchange, RequestAction};
+use aiproxy::{ClientProtocol, Config, Exchange, RequestAction};
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
 
@@ -175,8 +175,26 @@ pub fn check_error_json(v: &Value) {
     }
 }
 
-/// A local reply: 4xx/5xx, JSON content type, an OpenAI error body, no secret.
-pub fn check_local_reply(status: u16, headers: &[(String, String)], body: &[u8]) {
+/// Anthropic's error envelope, what the Messages front answers with:
+/// `{"type": "error", "error": {"type": str, "message": str}}`.
+pub fn check_anthropic_error_json(v: &Value) {
+    assert_eq!(v.get("type").and_then(Value::as_str), Some("error"), "{v}");
+    let e = v
+        .get("error")
+        .and_then(Value::as_object)
+        .unwrap_or_else(|| panic!("not an error object: {v}"));
+    assert!(e.get("message").is_some_and(Value::is_string), "{v}");
+    assert!(e.get("type").is_some_and(Value::is_string), "{v}");
+}
+
+/// A local reply: 4xx/5xx, JSON content type, an error body in the client's protocol (OpenAI's,
+/// or Anthropic's for the Messages front), no secret.
+pub fn check_local_reply(
+    protocol: ClientProtocol,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) {
     assert!((400..=599).contains(&status), "local reply status {status}");
     assert!(
         headers
@@ -190,7 +208,10 @@ pub fn check_local_reply(status: u16, headers: &[(String, String)], body: &[u8])
             String::from_utf8_lossy(body)
         )
     });
-    check_error_json(&v);
+    match protocol {
+        ClientProtocol::Anthropic => check_anthropic_error_json(&v),
+        _ => check_error_json(&v),
+    }
     no_secret(body, "local reply");
 }
 
@@ -271,7 +292,7 @@ pub fn run_request(
     match action {
         RequestAction::Callout(c) => panic!("a second callout: {c:?}"),
         RequestAction::LocalReply(r) => {
-            check_local_reply(r.status, &r.headers, &r.body);
+            check_local_reply(ex.client_protocol(), r.status, &r.headers, &r.body);
             // The host forwards nothing; the response side must then pass the reply through.
             let rh = ex
                 .on_response_headers(r.status, &[])
