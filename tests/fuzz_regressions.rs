@@ -175,3 +175,34 @@ fn config_values_bound_for_headers_reject_control_characters() {
     )
     .unwrap();
 }
+
+/// Target `request`: both findings were in the harness, not the library; these pin the behaviour
+/// the harness now expects. A Messages-front local reply is Anthropic's error object (no OpenAI
+/// `param`), and a Messages request to provider claude keeps the client's bytes when the model
+/// is not mapped, although the path is a translating one.
+#[test]
+fn messages_front_local_reply_and_native_body() {
+    use aiproxy::{Config, Exchange, RequestAction};
+    let cfg = Config::from_json(br#"{"provider":{"type":"claude","apiTokens":["sk-1"]}}"#).unwrap();
+    let body = br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"n":1}"#;
+
+    let mut ex = Exchange::new(std::sync::Arc::clone(&cfg));
+    let gz = [("content-encoding", "gzip")];
+    match ex.on_request("POST", "/v1/messages", &gz, body).unwrap() {
+        RequestAction::LocalReply(r) => {
+            assert_eq!(r.status, 415);
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(v["type"], "error", "{v}");
+            assert!(v["error"]["type"].is_string() && v["error"]["message"].is_string());
+            assert!(v["error"].get("param").is_none(), "{v}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    assert!(cfg.translates("POST", "/v1/messages"));
+    let mut ex = Exchange::new(std::sync::Arc::clone(&cfg));
+    match ex.on_request("POST", "/v1/messages", &[], body).unwrap() {
+        RequestAction::Forward(up) => assert_eq!(up.body, None, "unmapped model: bytes kept"),
+        other => panic!("{other:?}"),
+    }
+}
