@@ -375,6 +375,17 @@ fn openrouter_reasoning_budget(obj: &mut Map<String, Value>) {
     }
 }
 
+/// DeepSeek reads `reasoning_effort` itself (api-docs.deepseek.com "Thinking Mode": low, high,
+/// max, with minimal and medium folded in) but turns thinking off only through
+/// `thinking: {type: disabled}`; OpenAI's `none` becomes that (a client's own `thinking` wins).
+fn deepseek_thinking_off(obj: &mut Map<String, Value>) {
+    if obj.get("reasoning_effort").and_then(Value::as_str) == Some("none") {
+        obj.remove("reasoning_effort");
+        obj.entry("thinking")
+            .or_insert_with(|| serde_json::json!({"type": "disabled"}));
+    }
+}
+
 /// The configuration fields the family's rows read (each only where its row needs it).
 #[derive(Debug, Clone, Default)]
 pub struct CompatSettings {
@@ -606,6 +617,9 @@ impl Provider for CompatProvider {
         }
         if self.row.kind == ProviderType::Openrouter && req.api == Api::ChatCompletions {
             openrouter_reasoning_budget(obj);
+        }
+        if self.row.kind == ProviderType::Deepseek {
+            deepseek_thinking_off(obj);
         }
         if self.row.json_object_only
             && obj

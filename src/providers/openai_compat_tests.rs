@@ -1098,6 +1098,26 @@ fn openrouter_maps_reasoning_max_tokens() {
     assert!(b.get("reasoning_effort").is_none() && b.get("reasoning_max_tokens").is_none());
 }
 
+/// DeepSeek "Thinking Mode" (api-docs.deepseek.com/guides/thinking_mode): `reasoning_effort` is
+/// DeepSeek's own effort control and passes through; `none` becomes `thinking: {type: disabled}`.
+#[test]
+fn deepseek_reasoning_effort_passes_and_none_turns_thinking_off() {
+    let c = load(&cfg("deepseek", json!({})));
+    let send = |extra: &str| {
+        let body =
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}]{extra}}}"#);
+        upstream_json(&forward(&c, "/v1/chat/completions", &body).1)
+    };
+    let b = send(r#","reasoning_effort":"high""#);
+    assert_eq!(b["reasoning_effort"], "high");
+    assert!(b.get("thinking").is_none());
+    let b = send(r#","reasoning_effort":"none""#);
+    assert_eq!(b["thinking"], json!({"type": "disabled"}));
+    assert!(b.get("reasoning_effort").is_none());
+    let b = send(r#","reasoning_effort":"none","thinking":{"type":"enabled"}"#);
+    assert_eq!(b["thinking"], json!({"type": "enabled"}));
+}
+
 #[test]
 fn coze_is_original_only_and_dify_triton_are_refused_with_the_reason() {
     let c = load(

@@ -43,7 +43,6 @@ const PARAMS: ParamTable = ParamTable(&[
         "function_call",
         Param::Reject("legacy 'function_call' (use 'tool_choice')"),
     ),
-    ("reasoning_effort", Param::Reject("reasoning_effort")),
     ("verbosity", Param::Reject("verbosity")),
     ("prediction", Param::Reject("prediction")),
     ("web_search_options", Param::Reject("web_search_options")),
@@ -176,13 +175,44 @@ pub(super) fn translate_chat(
     if req.stream {
         out.insert("stream".into(), true.into());
     }
+    let effort = take(&mut src, "reasoning_effort");
     for (k, v) in src {
         if !v.is_null() && COHERE_NATIVE.contains(&k.as_str()) && !out.contains_key(&k) {
             out.insert(k, v);
         }
     }
+    // A client's own `thinking` object wins over the mapping.
+    if let Some(effort) = effort.filter(|_| !out.contains_key("thinking")) {
+        out.insert("thinking".into(), thinking(&effort)?);
+    }
     *obj = out;
     Ok(())
+}
+
+/// `reasoning_effort` → Cohere's `thinking` (docs.cohere.com/docs/reasoning; the v2 chat
+/// request's `thinking: {type: enabled | disabled, token_budget}`); `none` turns reasoning off.
+/// The budgets are the ones Google's OpenAI compatibility layer uses for Gemini (OpenAI publishes
+/// no token figures).
+fn thinking(effort: &Value) -> Result<Value, ProxyError> {
+    let budget = match effort.as_str() {
+        Some("none") => return Ok(json!({"type": "disabled"})),
+        Some("minimal" | "low") => 1024,
+        Some("medium") => 8192,
+        Some("high") => 24576,
+        Some(other) => {
+            return Err(bad(
+                "reasoning_effort",
+                format!("unknown reasoning_effort '{other}' (none, minimal, low, medium or high)"),
+            ))
+        }
+        None => {
+            return Err(bad(
+                "reasoning_effort",
+                "'reasoning_effort' must be a string",
+            ))
+        }
+    };
+    Ok(json!({"type": "enabled", "token_budget": budget}))
 }
 
 /// `response_format` (or the configured `responseJsonSchema`) → Cohere's JSON mode.

@@ -344,3 +344,39 @@ fn config_requires_a_token() {
     let e = Config::from_json(br#"{"provider":{"type":"cohere"}}"#).unwrap_err();
     assert_eq!(e.path, "provider.apiTokens");
 }
+
+/// `reasoning_effort` → the v2 chat request's `thinking` object (docs.cohere.com/docs/reasoning;
+/// Cohere's API definition: `type` "enabled" | "disabled", `token_budget` a positive integer).
+#[test]
+fn reasoning_effort_maps_to_thinking() {
+    let base = || json!({"model": "command-a-reasoning-08-2025", "messages": [{"role": "user", "content": "x"}]});
+    for (effort, budget) in [
+        ("minimal", 1024),
+        ("low", 1024),
+        ("medium", 8192),
+        ("high", 24576),
+    ] {
+        let mut body = base();
+        body["reasoning_effort"] = effort.into();
+        let b = translate(body);
+        assert_eq!(
+            b["thinking"],
+            json!({"type": "enabled", "token_budget": budget})
+        );
+        assert!(b.get("reasoning_effort").is_none());
+    }
+    let mut body = base();
+    body["reasoning_effort"] = "none".into();
+    assert_eq!(translate(body)["thinking"], json!({"type": "disabled"}));
+    // A client's own Cohere `thinking` wins.
+    let mut body = base();
+    body["reasoning_effort"] = "high".into();
+    body["thinking"] = json!({"type": "enabled", "token_budget": 300});
+    assert_eq!(translate(body)["thinking"]["token_budget"], 300);
+    assert!(translate(base()).get("thinking").is_none());
+
+    let mut body = base();
+    body["reasoning_effort"] = "max".into();
+    let v = rejected(body);
+    assert_eq!(v["error"]["param"], "reasoning_effort");
+}

@@ -287,6 +287,11 @@ fn unsupported_parameters_are_400_naming_them() {
             r#""response_format": {"type": "json_object"}"#,
         ),
         ("presence_penalty", r#""presence_penalty": 0.5"#),
+        // ChatCompletions' request parameters (Tencent Cloud API 2023-09-01, as in
+        // tencentcloud-sdk-go hunyuan/v20230901 ChatCompletionsRequest) have no thinking
+        // switch or budget, so any effort is refused rather than silently ignored.
+        ("reasoning_effort", r#""reasoning_effort": "low""#),
+        ("reasoning_effort", r#""reasoning_effort": "none""#),
         (
             "tool_choice 'required'",
             r#""tool_choice": "required", "tools": []"#,

@@ -135,6 +135,9 @@ pub(super) fn translate_chat(
             }
         }
     }
+    if let Some(effort) = take(obj, "reasoning_effort") {
+        apply_reasoning_effort(&effort, &mut params)?;
+    }
     if let Some(v) = take(obj, "top_p") {
         let p = v.as_f64().ok_or_else(|| {
             ProxyError::bad_request("'top_p' must be a number").with_param("top_p")
@@ -155,6 +158,42 @@ pub(super) fn translate_chat(
     } else {
         TEXT_PATH
     })
+}
+
+/// Thinking budgets for OpenAI's `reasoning_effort`: the ones Google's OpenAI compatibility layer
+/// uses for Gemini (OpenAI publishes no token figures), within every Qwen3 model's budget range.
+fn thinking_budget(effort: &str) -> Option<u64> {
+    match effort {
+        "minimal" | "low" => Some(1024),
+        "medium" => Some(8192),
+        "high" => Some(24576),
+        _ => None,
+    }
+}
+
+/// `reasoning_effort` → DashScope's hybrid-thinking switch (Model Studio "Deep thinking":
+/// `enable_thinking`, `thinking_budget` in `parameters`); `none` turns thinking off. The
+/// client's own `enable_thinking` / `thinking_budget` (sent as extra fields) win over it.
+fn apply_reasoning_effort(
+    effort: &Value,
+    params: &mut Map<String, Value>,
+) -> Result<(), ProxyError> {
+    let bad = |msg: String| ProxyError::bad_request(msg).with_param("reasoning_effort");
+    let effort = effort
+        .as_str()
+        .ok_or_else(|| bad("'reasoning_effort' must be a string".into()))?;
+    if effort == "none" {
+        params.entry("enable_thinking").or_insert(false.into());
+        return Ok(());
+    }
+    let budget = thinking_budget(effort).ok_or_else(|| {
+        bad(format!(
+            "unknown reasoning_effort '{effort}' (none, minimal, low, medium or high)"
+        ))
+    })?;
+    params.entry("enable_thinking").or_insert(true.into());
+    params.entry("thinking_budget").or_insert(budget.into());
+    Ok(())
 }
 
 fn convert_message(m: Value, i: usize, multimodal: bool, model: &str) -> Result<Value, ProxyError> {

@@ -790,3 +790,57 @@ fn reasoning_content_and_usage_details() {
         3
     );
 }
+
+// `reasoning_effort` → DashScope's hybrid-thinking parameters (Model Studio "Deep thinking",
+// help.aliyun.com/en/model-studio/deep-thinking: `enable_thinking` switches thinking on or off,
+// `thinking_budget` caps its tokens; both sit in `parameters` in the DashScope API).
+#[test]
+fn reasoning_effort_maps_to_enable_thinking_and_budget() {
+    let c = cfg("");
+    let params = |extra: Value| {
+        let mut body = json!({"model": "gpt-3", "messages": [{"role": "user", "content": "hi"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (_, up) = chat(&c, body);
+        upstream_json(&up)["parameters"].clone()
+    };
+    for (effort, budget) in [
+        ("minimal", 1024),
+        ("low", 1024),
+        ("medium", 8192),
+        ("high", 24576),
+    ] {
+        let p = params(json!({"reasoning_effort": effort}));
+        assert_eq!(p["enable_thinking"], true, "{effort}");
+        assert_eq!(p["thinking_budget"], budget, "{effort}");
+        assert!(p.get("reasoning_effort").is_none());
+    }
+    let p = params(json!({"reasoning_effort": "none"}));
+    assert_eq!(p["enable_thinking"], false);
+    assert!(p.get("thinking_budget").is_none());
+    // The client's own DashScope fields win over the mapping.
+    let p = params(json!({"reasoning_effort": "high", "thinking_budget": 500}));
+    assert_eq!(
+        (p["enable_thinking"].clone(), p["thinking_budget"].clone()),
+        (json!(true), json!(500))
+    );
+    let p = params(json!({"reasoning_effort": "low", "enable_thinking": false}));
+    assert_eq!(p["enable_thinking"], false);
+    // Without reasoning_effort nothing is added (the model's default applies).
+    let p = params(json!({}));
+    assert!(p.get("enable_thinking").is_none() && p.get("thinking_budget").is_none());
+
+    let (status, err) = local_error(
+        &c,
+        "/v1/chat/completions",
+        json!({"model": "gpt-3", "reasoning_effort": "extreme",
+               "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(err["error"]["param"], "reasoning_effort");
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("extreme"));
+}
