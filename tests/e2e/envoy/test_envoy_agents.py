@@ -261,8 +261,66 @@ def test_parse_where_there_is_no_structured_output_is_a_clear_400(proxy: Proxy, 
 
 
 def reasoning_kwargs(provider: str) -> dict[str, Any]:
-    # reasoning_effort maps to Claude's thinking budget and Gemini's thinkingConfig.
-    return {"reasoning_effort": "low", "max_tokens": 4096} if provider in ("claude", "gemini") else {}
+    # reasoning_effort maps to Claude's thinking budget, Gemini's thinkingConfig and DashScope's
+    # enable_thinking / thinking_budget (test_reasoning_effort_reaches_the_thinking_control).
+    if provider in ("claude", "gemini"):
+        return {"reasoning_effort": "low", "max_tokens": 4096}
+    return {"reasoning_effort": "low"} if provider == "qwen" else {}
+
+
+def thinking_control(provider: str, body: dict[str, Any]) -> Any:
+    """The provider's own thinking control in the body aiproxy sent (None when absent)."""
+    if provider == "claude":
+        return body.get("thinking")
+    if provider == "gemini":
+        return body.get("generation_config", {}).get("thinkingConfig")
+    if provider == "qwen":
+        params = body["parameters"]
+        return {k: params[k] for k in ("enable_thinking", "thinking_budget") if k in params}
+    if provider == "deepseek":
+        return {k: body[k] for k in ("reasoning_effort", "thinking") if k in body}
+    if provider == "cohere":
+        return body.get("thinking")
+    raise AssertionError(provider)
+
+
+@pytest.mark.parametrize(
+    ("provider", "effort", "expected"),
+    [
+        ("claude", "low", {"type": "enabled", "budget_tokens": 1024}),
+        ("claude", "none", {"type": "disabled"}),
+        ("gemini", "medium", {"thinkingBudget": 8192, "includeThoughts": True}),
+        ("gemini", "none", {"thinkingBudget": 0}),
+        ("qwen", "high", {"enable_thinking": True, "thinking_budget": 24576}),
+        ("qwen", "none", {"enable_thinking": False}),
+        ("cohere", "low", {"type": "enabled", "token_budget": 1024}),
+        ("cohere", "none", {"type": "disabled"}),
+        # DeepSeek reads reasoning_effort itself; `none` is its thinking switch turned off.
+        ("deepseek", "high", {"reasoning_effort": "high"}),
+        ("deepseek", "none", {"thinking": {"type": "disabled"}}),
+    ],
+)
+def test_reasoning_effort_reaches_the_thinking_control(
+    proxy: Proxy, provider: str, effort: str, expected: Any
+) -> None:
+    word = marker()
+    completion = proxy.client(provider).chat.completions.create(
+        model=MODELS[provider], messages=user(f"think {word}"), reasoning_effort=effort  # type: ignore[arg-type]
+    )
+    assert completion.choices[0].message.content
+    assert thinking_control(provider, upstream_json(proxy, word)) == expected
+
+
+def test_reasoning_effort_where_there_is_no_thinking_control_is_a_clear_400(proxy: Proxy) -> None:
+    # Hunyuan's ChatCompletions has no thinking switch or budget (README "Agent features").
+    word = marker()
+    with pytest.raises(openai.BadRequestError) as caught:
+        proxy.client("hunyuan").chat.completions.create(
+            model=MODELS["hunyuan"], messages=user(f"think {word}"), reasoning_effort="low"
+        )
+    error = caught.value.response.json()["error"]
+    assert error.get("param") == "reasoning_effort" and "hunyuan" in error["message"], error
+    assert not proxy.upstream(word)
 
 
 @pytest.mark.parametrize("provider", REASONING_PROVIDERS)
