@@ -159,7 +159,7 @@ impl Provider for Bedrock {
                 NAME,
             ));
         }
-        request::converse_body(body, &self.settings.additional_fields)?;
+        request::converse_body(body, req.model, &self.settings.additional_fields)?;
         let up = Upstream::new(self.host.as_str(), converse_path(req.model, req.stream));
         let up = if req.stream {
             up.header("accept", "application/vnd.amazon.eventstream")

@@ -51,12 +51,6 @@ const PARAMS: ParamTable = ParamTable(&[
         "function_call",
         Param::Reject("legacy 'function_call' (use 'tool_choice')"),
     ),
-    (
-        "reasoning_effort",
-        Param::Reject(
-            "reasoning_effort (set the model's reasoning fields in bedrockAdditionalFields)",
-        ),
-    ),
     ("verbosity", Param::Reject("verbosity")),
     ("prediction", Param::Reject("prediction")),
     ("web_search_options", Param::Reject("web_search_options")),
@@ -77,6 +71,7 @@ const PARAMS: ParamTable = ParamTable(&[
 /// `bedrockAdditionalFields`, sent as `additionalModelRequestFields`.
 pub(super) fn converse_body(
     body: &mut Value,
+    model: &str,
     additional: &Map<String, Value>,
 ) -> Result<(), ProxyError> {
     let obj = body
@@ -118,6 +113,12 @@ pub(super) fn converse_body(
     if !stop.is_empty() {
         inference.insert("stopSequences".into(), stop.into());
     }
+    let thinking = match take(&mut src, "reasoning_effort") {
+        Some(effort) if !additional.contains_key("thinking") => {
+            Some(claude_thinking(model, &effort, &mut inference)?)
+        }
+        _ => None,
+    };
     if !inference.is_empty() {
         out.insert("inferenceConfig".into(), Value::Object(inference));
     }
@@ -132,6 +133,9 @@ pub(super) fn converse_body(
     let mut extra = additional.clone();
     if let Some(k) = take(&mut src, "top_k") {
         extra.insert("top_k".into(), k);
+    }
+    if let Some(t) = thinking {
+        extra.insert("thinking".into(), t);
     }
     if !extra.is_empty() {
         out.insert("additionalModelRequestFields".into(), Value::Object(extra));
@@ -151,6 +155,54 @@ pub(super) fn converse_body(
     }
     *obj = out;
     Ok(())
+}
+
+/// `reasoning_effort` → Claude's extended thinking in `additionalModelRequestFields` (Bedrock
+/// user guide, "Extended thinking": `thinking: {type: enabled, budget_tokens}`, the budget below
+/// `maxTokens`), with the claude provider's budgets; `none` turns it off. Other Bedrock models
+/// have no common thinking field: there it is a 400 pointing at `bedrockAdditionalFields`.
+fn claude_thinking(
+    model: &str,
+    effort: &Value,
+    inference: &mut Map<String, Value>,
+) -> Result<Value, ProxyError> {
+    // Model ids, cross-region inference profiles (`us.anthropic.claude-…`) and their ARNs.
+    if !model.contains("anthropic.claude") {
+        return Err(ProxyError::unsupported(
+            "reasoning_effort for this model (set its reasoning fields in bedrockAdditionalFields)",
+            NAME,
+        )
+        .with_param("reasoning_effort"));
+    }
+    let budget: u64 = match effort.as_str() {
+        Some("none") => return Ok(json!({"type": "disabled"})),
+        Some("minimal" | "low") => 1024,
+        Some("medium") => 4096,
+        Some("high") => 16384,
+        Some(other) => {
+            return Err(bad(
+                "reasoning_effort",
+                format!("unknown reasoning_effort '{other}' (none, minimal, low, medium or high)"),
+            ))
+        }
+        None => {
+            return Err(bad(
+                "reasoning_effort",
+                "'reasoning_effort' must be a string",
+            ))
+        }
+    };
+    let max = inference
+        .get("maxTokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if max <= budget {
+        inference.insert(
+            "maxTokens".into(),
+            (budget + crate::providers::claude::DEFAULT_MAX_TOKENS).into(),
+        );
+    }
+    Ok(json!({"type": "enabled", "budget_tokens": budget}))
 }
 
 fn tool_config(

@@ -319,6 +319,73 @@ fn request_fixture_converse_shape() {
     );
 }
 
+/// Claude's extended thinking through Converse (Bedrock user guide "Extended thinking":
+/// `additionalModelRequestFields.thinking = {type: enabled, budget_tokens}`, the budget below
+/// `maxTokens`); other models have no common field, so `reasoning_effort` is a 400 there.
+#[test]
+fn reasoning_effort_is_claude_thinking_in_additional_fields() {
+    let send = |c: &Arc<Config>, extra: &str| {
+        let body =
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}]{extra}}}"#);
+        upstream_json(&forward(c, "/v1/chat/completions", &body).1)
+    };
+    let b = send(&cfg(), r#","reasoning_effort":"low","max_tokens":8000"#);
+    assert_eq!(
+        b["additionalModelRequestFields"]["thinking"],
+        json!({"type": "enabled", "budget_tokens": 1024})
+    );
+    assert_eq!(b["inferenceConfig"]["maxTokens"], 8000);
+    assert!(b.get("reasoning_effort").is_none());
+    // maxTokens grows past the budget (Bedrock requires budget_tokens < maxTokens).
+    let b = send(&cfg(), r#","reasoning_effort":"high","max_tokens":100"#);
+    assert_eq!(
+        b["additionalModelRequestFields"]["thinking"]["budget_tokens"],
+        16384
+    );
+    assert_eq!(b["inferenceConfig"]["maxTokens"], 16384 + 4096);
+    let b = send(&cfg(), r#","reasoning_effort":"none""#);
+    assert_eq!(
+        b["additionalModelRequestFields"]["thinking"],
+        json!({"type": "disabled"})
+    );
+    assert!(b.get("inferenceConfig").is_none());
+    // bedrockAdditionalFields' own thinking wins.
+    let c = cfg_with(
+        r#", "bedrockAdditionalFields": {"thinking": {"type": "enabled", "budget_tokens": 2000}}"#,
+    );
+    let b = send(&c, r#","reasoning_effort":"high""#);
+    assert_eq!(
+        b["additionalModelRequestFields"]["thinking"]["budget_tokens"],
+        2000
+    );
+
+    let (status, v) = local_reply(
+        &cfg(),
+        "/v1/chat/completions",
+        r#"{"model":"m","reasoning_effort":"extreme","messages":[{"role":"user","content":"x"}]}"#,
+    );
+    assert_eq!(
+        (status, v["error"]["param"].as_str()),
+        (400, Some("reasoning_effort"))
+    );
+    let nova = testutil::config(&format!(
+        r#"{{"provider": {{"type": "bedrock", {KEYS}, "modelMapping": {{"*": "amazon.nova-pro-v1:0"}}}}}}"#
+    ));
+    let (status, v) = local_reply(
+        &nova,
+        "/v1/chat/completions",
+        r#"{"model":"m","reasoning_effort":"low","messages":[{"role":"user","content":"x"}]}"#,
+    );
+    assert_eq!(
+        (status, v["error"]["param"].as_str()),
+        (400, Some("reasoning_effort"))
+    );
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("bedrockAdditionalFields"));
+}
+
 #[test]
 fn unsupported_requests_are_400s() {
     let c = cfg();
