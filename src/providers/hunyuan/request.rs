@@ -26,8 +26,8 @@ const PARAMS: ParamTable = ParamTable(&[
         "parallel_tool_calls",
         Param::RejectUnlessNeutral("'parallel_tool_calls'"),
     ),
-    // ChatCompletions (API 2023-09-01) has no thinking switch or budget: Hunyuan-T1 always
-    // thinks and the other models never do, so an effort the client asks for cannot be honoured.
+    // ChatCompletions (API 2023-09-01) has no thinking switch or budget: whether a reply
+    // carries reasoning is fixed by the model chosen, so an effort asked for cannot be honoured.
     ("reasoning_effort", Param::Reject("'reasoning_effort'")),
 ]);
 
