@@ -6,6 +6,7 @@ use crate::openai::request::{
     content_parts, function_tools, parse_data_url, stop_sequences, take, Param, ParamTable, Part,
     ToolChoice,
 };
+use crate::providers::claude::thinking::{self, Thinking};
 use serde_json::{json, Map, Value};
 
 fn bad(param: &str, msg: impl Into<String>) -> ProxyError {
@@ -113,12 +114,13 @@ pub(super) fn converse_body(
     if !stop.is_empty() {
         inference.insert("stopSequences".into(), stop.into());
     }
-    let thinking = match take(&mut src, "reasoning_effort") {
-        Some(effort) if !additional.contains_key("thinking") => {
-            Some(claude_thinking(model, &effort, &mut inference)?)
+    // Claude's thinking fields for `reasoning_effort`, unless bedrockAdditionalFields set them.
+    let mut thinking_fields = Map::new();
+    if let Some(effort) = take(&mut src, "reasoning_effort") {
+        if !additional.contains_key("thinking") {
+            claude_thinking(model, &effort, &mut inference, &mut thinking_fields)?;
         }
-        _ => None,
-    };
+    }
     if !inference.is_empty() {
         out.insert("inferenceConfig".into(), Value::Object(inference));
     }
@@ -134,8 +136,8 @@ pub(super) fn converse_body(
     if let Some(k) = take(&mut src, "top_k") {
         extra.insert("top_k".into(), k);
     }
-    if let Some(t) = thinking {
-        extra.insert("thinking".into(), t);
+    for (k, v) in thinking_fields {
+        extra.entry(k).or_insert(v);
     }
     if !extra.is_empty() {
         out.insert("additionalModelRequestFields".into(), Value::Object(extra));
@@ -157,15 +159,17 @@ pub(super) fn converse_body(
     Ok(())
 }
 
-/// `reasoning_effort` → Claude's extended thinking in `additionalModelRequestFields` (Bedrock
-/// user guide, "Extended thinking": `thinking: {type: enabled, budget_tokens}`, the budget below
-/// `maxTokens`), with the claude provider's budgets; `none` turns it off. Other Bedrock models
-/// have no common thinking field: there it is a 400 pointing at `bedrockAdditionalFields`.
+/// `reasoning_effort` → Claude's thinking in `additionalModelRequestFields`, the same control
+/// as the claude provider's (`claude/thinking.rs`; Bedrock user guide, "Extended thinking" and
+/// "Adaptive thinking": `thinking` and `output_config.effort` go there as in Anthropic's API).
+/// A fixed budget stays below `maxTokens`. Other Bedrock models have no common thinking field:
+/// there it is a 400 pointing at `bedrockAdditionalFields`.
 fn claude_thinking(
     model: &str,
     effort: &Value,
     inference: &mut Map<String, Value>,
-) -> Result<Value, ProxyError> {
+    extra: &mut Map<String, Value>,
+) -> Result<(), ProxyError> {
     // Model ids, cross-region inference profiles (`us.anthropic.claude-…`) and their ARNs.
     if !model.contains("anthropic.claude") {
         return Err(ProxyError::unsupported(
@@ -174,35 +178,29 @@ fn claude_thinking(
         )
         .with_param("reasoning_effort"));
     }
-    let budget: u64 = match effort.as_str() {
-        Some("none") => return Ok(json!({"type": "disabled"})),
-        Some("minimal" | "low") => 1024,
-        Some("medium") => 4096,
-        Some("high") => 16384,
-        Some(other) => {
-            return Err(bad(
-                "reasoning_effort",
-                format!("unknown reasoning_effort '{other}' (none, minimal, low, medium or high)"),
-            ))
-        }
-        None => {
-            return Err(bad(
-                "reasoning_effort",
-                "'reasoning_effort' must be a string",
-            ))
-        }
-    };
-    let max = inference
-        .get("maxTokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    if max <= budget {
-        inference.insert(
-            "maxTokens".into(),
-            (budget + crate::providers::claude::DEFAULT_MAX_TOKENS).into(),
-        );
+    let thinking = thinking::for_effort(model, effort)?;
+    if let Some(field) = thinking.field() {
+        extra.insert("thinking".into(), field);
     }
-    Ok(json!({"type": "enabled", "budget_tokens": budget}))
+    match thinking {
+        Thinking::Budget(budget) => {
+            let max = inference
+                .get("maxTokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            if max <= budget {
+                inference.insert(
+                    "maxTokens".into(),
+                    (budget + crate::providers::claude::DEFAULT_MAX_TOKENS).into(),
+                );
+            }
+        }
+        Thinking::Adaptive(level) => {
+            extra.insert("output_config".into(), json!({ "effort": level }));
+        }
+        Thinking::Omit | Thinking::Disabled => {}
+    }
+    Ok(())
 }
 
 fn tool_config(

@@ -359,6 +359,20 @@ fn reasoning_effort_is_claude_thinking_in_additional_fields() {
         2000
     );
 
+    // Opus 4.7 takes adaptive thinking only (Bedrock user guide, "Adaptive thinking"): the
+    // depth goes to output_config.effort, maxTokens is left alone, and `none` sends no thinking
+    // field at all (`disabled` is a 400 on that model).
+    let opus = testutil::config(&format!(
+        r#"{{"provider": {{"type": "bedrock", {KEYS}, "modelMapping": {{"*": "us.anthropic.claude-opus-4-7"}}}}}}"#
+    ));
+    let b = send(&opus, r#","reasoning_effort":"medium","max_tokens":100"#);
+    assert_eq!(
+        b["additionalModelRequestFields"],
+        json!({"thinking": {"type": "adaptive", "display": "summarized"}, "output_config": {"effort": "medium"}})
+    );
+    assert_eq!(b["inferenceConfig"]["maxTokens"], 100);
+    let b = send(&opus, r#","reasoning_effort":"none""#);
+    assert!(b.get("additionalModelRequestFields").is_none(), "{b}");
     let (status, v) = local_reply(
         &cfg(),
         "/v1/chat/completions",

@@ -30,6 +30,7 @@ mod response;
 mod stream;
 #[cfg(test)]
 mod tests;
+pub mod thinking;
 
 use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;

@@ -1,6 +1,7 @@
 //! OpenAI chat request → Claude Messages request.
 
 use super::super::RequestInfo;
+use super::thinking::Thinking;
 use super::NAME;
 use crate::config::ProviderConfig;
 use crate::custom_settings::{self, SettingsProtocol};
@@ -87,7 +88,7 @@ pub(super) fn translate_chat(req: &RequestInfo<'_>, body: &mut Value) -> Result<
         out.insert("output_config".into(), json!({ "format": format }));
     }
     if let Some(effort) = effort {
-        apply_reasoning_effort(&effort, &mut out)?;
+        apply_reasoning_effort(req.model, &effort, &mut out)?;
     }
 
     let tools = match take(&mut src, "tools") {
@@ -173,39 +174,34 @@ fn structured_output(src: &mut Map<String, Value>) -> Result<Option<Value>, Prox
     }
 }
 
-/// Thinking budgets for OpenAI's `reasoning_effort` (Claude's minimum budget is 1024 tokens).
-fn thinking_budget(effort: &str) -> Option<u64> {
-    match effort {
-        "minimal" | "low" => Some(1024),
-        "medium" => Some(4096),
-        "high" => Some(16384),
-        _ => None,
+/// `reasoning_effort` → the model's thinking control (see `thinking.rs`). A fixed budget must
+/// stay below `max_tokens`, so `max_tokens` grows to leave room for the answer; adaptive thinking
+/// takes its depth from `output_config.effort`.
+fn apply_reasoning_effort(
+    model: &str,
+    effort: &Value,
+    out: &mut Map<String, Value>,
+) -> Result<(), ProxyError> {
+    let thinking = super::thinking::for_effort(model, effort)?;
+    if let Some(field) = thinking.field() {
+        out.insert("thinking".into(), field);
     }
-}
-
-/// `reasoning_effort` → extended thinking with a budget; `none` turns thinking off. The budget
-/// must stay below `max_tokens`, so `max_tokens` grows to leave room for the answer.
-fn apply_reasoning_effort(effort: &Value, out: &mut Map<String, Value>) -> Result<(), ProxyError> {
-    let effort = effort
-        .as_str()
-        .ok_or_else(|| bad("reasoning_effort", "'reasoning_effort' must be a string"))?;
-    if effort == "none" {
-        out.insert("thinking".into(), json!({"type": "disabled"}));
-        return Ok(());
-    }
-    let budget = thinking_budget(effort).ok_or_else(|| {
-        bad(
-            "reasoning_effort",
-            format!("unknown reasoning_effort '{effort}'"),
-        )
-    })?;
-    out.insert(
-        "thinking".into(),
-        json!({"type": "enabled", "budget_tokens": budget}),
-    );
-    let max = out.get("max_tokens").and_then(Value::as_u64).unwrap_or(0);
-    if max <= budget {
-        out.insert("max_tokens".into(), (budget + DEFAULT_MAX_TOKENS).into());
+    match thinking {
+        Thinking::Budget(budget) => {
+            let max = out.get("max_tokens").and_then(Value::as_u64).unwrap_or(0);
+            if max <= budget {
+                out.insert("max_tokens".into(), (budget + DEFAULT_MAX_TOKENS).into());
+            }
+        }
+        Thinking::Adaptive(level) => {
+            let config = out
+                .entry("output_config")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Some(c) = config.as_object_mut() {
+                c.insert("effort".into(), level.into());
+            }
+        }
+        Thinking::Omit | Thinking::Disabled => {}
     }
     Ok(())
 }

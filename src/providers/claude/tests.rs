@@ -913,6 +913,26 @@ fn structured_output_reasoning_effort_and_the_field_policy() {
         json!({"type": "enabled", "budget_tokens": 4096})
     );
     assert!(sent["max_tokens"].as_u64().unwrap() > 4096);
+    // Claude 4.6 and later: adaptive thinking with output_config.effort, beside a structured
+    // output format ("Adaptive thinking" guide; the SDK's OutputConfigParam holds both).
+    let mut body = base.clone();
+    body["model"] = json!("claude-opus-4-7");
+    body["reasoning_effort"] = json!("low");
+    body["response_format"] =
+        json!({"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object"}}});
+    let sent = translate(&cfg(), body);
+    assert_eq!(
+        sent["thinking"],
+        json!({"type": "adaptive", "display": "summarized"})
+    );
+    assert_eq!(sent["output_config"]["effort"], "low", "{sent}");
+    assert_eq!(sent["output_config"]["format"]["type"], "json_schema");
+    assert_eq!(sent["max_tokens"], 4096);
+    let mut body = base.clone();
+    body["model"] = json!("claude-opus-4-7");
+    body["reasoning_effort"] = json!("none");
+    let sent = translate(&cfg(), body);
+    assert!(sent.get("thinking").is_none() && sent.get("output_config").is_none());
     // New OpenAI fields never reach Anthropic; safety_identifier is the user id.
     let mut body = base;
     body["safety_identifier"] = json!("user-7");
