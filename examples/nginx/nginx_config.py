@@ -65,7 +65,7 @@ def lua_string(value: str) -> str:
 
 @dataclass
 class Server:
-    """One listener: a name (Lua identifier-like), its port, and its configuration JSON text."""
+    """One listener: a name (letters, digits, '-', '_'), its port, and its configuration JSON text."""
 
     name: str
     port: int
@@ -99,8 +99,9 @@ def render(
     server_blocks = []
     template = SERVER_TEMPLATE.read_text()
     for s in servers:
-        if not s.name.replace("_", "").isalnum():
-            raise ValueError(f"server name {s.name!r} must be letters, digits and underscores")
+        # The name is an NGINX `set` value and a file name: keep it to characters safe in both.
+        if not s.name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"server name {s.name!r} must be letters, digits, '-' and '_'")
         file_name = f"aiproxy-{s.name}.json"
         files[file_name] = s.config_json
         entries.append(f"[{lua_string(s.name)}] = {{file = {lua_string(str(workdir / file_name))}}}")

@@ -148,8 +148,14 @@ local function connect(host, port, tls, sni, timeouts)
     return nil, "connect to " .. host .. ":" .. port .. " failed: " .. tostring(err)
   end
   if tls and sock:getreusedtimes() == 0 then
-    local session
-    session, err = sock:sslhandshake(nil, sni, true)
+    -- pcall: Debian's lua-resty-core 0.1.25 asserts (a Lua error, not a return value) when a
+    -- handshake whose certificate fails verification completes without yielding; either way it
+    -- is a failed handshake, and the request must get our 502 rather than NGINX's 500 page.
+    local called, session
+    called, session, err = pcall(sock.sslhandshake, sock, nil, sni, true)
+    if not called then
+      err, session = session, nil
+    end
     if not session then
       sock:close()
       return nil, "TLS handshake with " .. sni .. " failed: " .. tostring(err)
