@@ -426,6 +426,10 @@ _OPENAI_HOST_LABELS: Final = (
     ("stepfun", "stepfun"),
     ("360.cn", "ai360"),
     ("inference.ai.azure.com", "github"),
+    ("models.github.ai", "github"),
+    ("fireworks.ai", "fireworks"),
+    ("x.ai", "grok"),
+    ("openrouter.ai", "openrouter"),
     ("together", "together-ai"),
     ("volces.com", "doubao"),
     ("xf-yun", "spark"),
@@ -447,7 +451,7 @@ def openai_flavor(req: MockRequest) -> str:
     if route.startswith("/openai/deployments/"):
         return "azure"
     if route.startswith("/openai/v1/"):
-        return "groq"
+        return "longcat" if "longcat" in req.host.lower() else "groq"
     if route.startswith("/api/paas/v4/"):
         return "zhipuai"
     if route.startswith("/v2/chat/") or route.startswith("/v2/embeddings"):

@@ -455,7 +455,63 @@ CASES: Final[list[ProviderCase]] = [
         embedding_model="embed-v4.0",
         embedding_model_sent="embed-v4.0",
     ),
+    # The other OpenAI-compatible rows of issue 14 (src/providers/openai_compat.rs names each one's
+    # docs): fixed hosts, then vllm and generic, whose host comes from the configuration (routed by
+    # the example's catch-all virtual host) and which send a bearer token only when apiTokens are set.
+    _compat(
+        "github",
+        "models.github.ai",
+        "/inference/chat/completions",
+        "/inference/embeddings",
+        "openai/text-embedding-3-small",
+        model="openai/gpt-4.1-mini",
+    ),
+    _compat(
+        "doubao",
+        "ark.cn-beijing.volces.com",
+        "/api/v3/chat/completions",
+        "/api/v3/embeddings",
+        "doubao-embedding-text-240715",
+        model="doubao-seed-1-6-250615",
+    ),
+    _compat(
+        "fireworks",
+        "api.fireworks.ai",
+        "/inference/v1/chat/completions",
+        "/inference/v1/embeddings",
+        "nomic-ai/nomic-embed-text-v1.5",
+        model="accounts/fireworks/models/llama-v3p1-8b-instruct",
+    ),
+    _compat("longcat", "api.longcat.chat", "/openai/v1/chat/completions", model="LongCat-Flash-Chat"),
+    ProviderCase(
+        name="vllm",
+        config={"provider": {"type": "vllm", "vllmServerHost": "vllm.internal:8000"}},
+        model="Qwen/Qwen2.5-7B-Instruct",
+        model_sent="Qwen/Qwen2.5-7B-Instruct",
+        chat=Upstream("vllm.internal:8000", "/v1/chat/completions", openai_chat_body),
+        auth_header=None,
+        auth_value="",
+        broken={"provider": {"type": "vllm", "vllmServerHost": 8000}},
+        broken_path="provider.vllmServerHost",
+        embeddings=Upstream("vllm.internal:8000", "/v1/embeddings", openai_embeddings_body),
+        embedding_model="BAAI/bge-m3",
+        embedding_model_sent="BAAI/bge-m3",
+    ),
+    ProviderCase(
+        name="generic",
+        config={"provider": {"type": "generic", "apiTokens": ["sk-secret-generic"], "genericHost": "llm.internal"}},
+        model="any-model",
+        model_sent="any-model",
+        chat=Upstream("llm.internal", "/v1/chat/completions", openai_chat_body),
+        auth_header="authorization",
+        auth_value="Bearer sk-secret-generic",
+        broken={"provider": {"type": "generic", "apiTokens": ["sk-secret-generic"], "genericHost": 42}},
+        broken_path="provider.genericHost",
+        embeddings=Upstream("llm.internal", "/v1/embeddings", openai_embeddings_body),
+        embedding_model="any-embedding-model",
+        embedding_model_sent="any-embedding-model",
+    ),
 ]
 
 CASE_NAMES: Final = [c.name for c in CASES]
-assert len(set(CASE_NAMES)) == len(CASE_NAMES) == 25, CASE_NAMES
+assert len(set(CASE_NAMES)) == len(CASE_NAMES) == 31, CASE_NAMES
