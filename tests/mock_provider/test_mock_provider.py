@@ -1068,3 +1068,24 @@ def test_bedrock_errors(mock: MockHandle) -> None:
     resp = post(mock.port, "/model/m/converse", {"messages": []}, BEDROCK_AUTH)
     assert resp.status == 400
     assert resp.headers["x-amzn-errortype"].startswith("ValidationException")
+
+
+def test_bedrock_checks_the_sigv4_header_form(mock: MockHandle) -> None:
+    host = "bedrock-runtime.us-east-1.amazonaws.com"
+    good = (
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261130/us-east-1/bedrock/aws4_request, "
+        "SignedHeaders=host;x-amz-date, Signature=" + "ab" * 32
+    )
+    headers = {"Host": host, "x-amz-date": "20261130T101010Z", "authorization": good}
+    assert post(mock.port, "/model/m/converse", BEDROCK_BODY, headers).status == 200
+    broken = [
+        {**headers, "authorization": good.replace("Signature=" + "ab" * 32, "Signature=xyz")},
+        {**headers, "authorization": good.replace("host;x-amz-date", "x-amz-date")},
+        {**headers, "x-amz-date": "20261201T101010Z"},
+        {**headers, "Host": "bedrock-runtime.eu-west-1.amazonaws.com"},
+        {**headers, "authorization": "Bearer "},
+    ]
+    for bad in broken:
+        resp = post(mock.port, "/model/m/converse", BEDROCK_BODY, bad)
+        assert resp.status == 403, bad
+        assert resp.headers["x-amzn-errortype"].startswith("IncompleteSignatureException"), resp.headers
