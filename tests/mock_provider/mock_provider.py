@@ -1201,8 +1201,8 @@ def gemini_error(req: MockRequest, status: int) -> Reply:
 # POST application/x-www-form-urlencoded grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer
 # &assertion=<RS256 JWT {iss, scope, aud, iat, exp}> -> {"access_token", "expires_in",
 # "token_type": "Bearer"}; errors {"error": "invalid_grant", "error_description"} with 400.
-# The mock checks the JWT's form and claims; the signature is checked by the tests (they hold the
-# public key). Service-account requests must carry a token this mock issued.
+# The mock checks the JWT's form and claims (an ``iss`` starting with ``revoked`` is refused as a
+# disabled key); the signature is checked by the tests (they hold the public key). Service-account requests must carry a token this mock issued.
 # --------------------------------------------------------------------------
 
 VERTEX_GEMINI_ROUTE: Final = re.compile(
@@ -1245,6 +1245,9 @@ def oauth_token(req: MockRequest) -> Reply:
     bad = [p for p in problems if p]
     if bad:
         return oauth_error(req, 400, "invalid_grant", f"Invalid JWT claims: {', '.join(bad)}")
+    if str(claims["iss"]).startswith("revoked"):
+        # Google's answer for a deleted or disabled key.
+        return oauth_error(req, 400, "invalid_grant", "Invalid JWT Signature.")
     return json_reply(
         {"access_token": f"{VERTEX_TOKEN_PREFIX}{req.digest[:24]}", "expires_in": 3599, "token_type": "Bearer"}
     )
