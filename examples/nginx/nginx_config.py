@@ -99,8 +99,10 @@ def render(
     server_blocks = []
     template = SERVER_TEMPLATE.read_text()
     for s in servers:
-        if not s.name.replace("_", "").isalnum():
-            raise ValueError(f"server name {s.name!r} must be letters, digits and underscores")
+        # Provider type names such as together-ai are server names in the tests: '-' is fine in
+        # an unquoted nginx value and in a file name.
+        if not s.name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"server name {s.name!r} must be letters, digits, '-' and '_'")
         file_name = f"aiproxy-{s.name}.json"
         files[file_name] = s.config_json
         entries.append(f"[{lua_string(s.name)}] = {{file = {lua_string(str(workdir / file_name))}}}")
