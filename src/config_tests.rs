@@ -457,7 +457,11 @@ fn every_higress_example_config_is_accepted() {
     for (example, why, field) in [
         (triton, "Triton", "provider.type"),
         (dify, "Dify", "provider.type"),
-        (vertex_compat, "OpenAI-compatible", "provider.vertexOpenAICompatible"),
+        (
+            vertex_compat,
+            "OpenAI-compatible",
+            "provider.vertexOpenAICompatible",
+        ),
     ] {
         let e = crate::exchange::Config::from_json(example.to_string().as_bytes()).unwrap_err();
         assert!(e.reason.contains(why), "{e}");
