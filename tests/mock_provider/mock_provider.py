@@ -2067,6 +2067,17 @@ def bedrock_converse(req: MockRequest) -> Reply:
             }
         )
     events = [bedrock_event("messageStart", {"role": "assistant"})]
+    if req.header("x-mock-scenario").lower() == "exception" or body_scenario(req.body.decode("utf-8", "replace")) == "exception":
+        # A modeled error after the 200 ("ConverseStream" Errors): an exception message, then
+        # the stream ends.
+        events.append(bedrock_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "partial"}}))
+        headers = [
+            (":exception-type", "throttlingException"),
+            (":content-type", "application/json"),
+            (":message-type", "exception"),
+        ]
+        events.append(eventstream_message(headers, dumps({"message": "Too many tokens, please wait."}).encode()))
+        return Reply(200, EVENTSTREAM_TYPE, events=events)
     for piece in split_pieces(text):
         events.append(bedrock_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}}))
     events.append(bedrock_event("contentBlockStop", {"contentBlockIndex": 0}))

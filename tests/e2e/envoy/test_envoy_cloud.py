@@ -33,7 +33,7 @@ from conftest import CLIENT_KEY, marker
 from envoy_harness import EnvoyProcess, envoy_config
 from mock_provider import MockHandle, start_mock
 from provider_cases import BEDROCK_SECRET_KEY, CASES
-from pyutil.openai_schema import validate_chat_chunk, validate_chat_completion, validate_error
+from pyutil.openai_schema import parse_sse_events, validate_chat_chunk, validate_chat_completion, validate_error
 
 TOKEN_HOST: Final = "oauth2.googleapis.com"
 TOKEN_URI: Final = f"https://{TOKEN_HOST}/token"
@@ -249,6 +249,26 @@ def test_bedrock_sigv4_signature_verifies(rig: Rig) -> None:
         # The check can fail: another secret, or a changed body, gives another signature.
         assert form.group("sig") != sigv4_expected(entry, BEDROCK_SECRET_KEY + "x")
         assert form.group("sig") != sigv4_expected({**entry, "body": entry["body"] + " "}, BEDROCK_SECRET_KEY)
+
+
+def test_bedrock_stream_exception_is_an_error_event(rig: Rig) -> None:
+    """A ConverseStream exception message after the 200 (throttlingException) becomes an OpenAI
+    error event, then ``[DONE]``; the text before it is kept."""
+    client = rig.client("bedrock", default_headers={"x-mock-scenario": "exception"})
+    with client.chat.completions.with_streaming_response.create(
+        model="anthropic.claude-3-haiku-20240307-v1:0", messages=[{"role": "user", "content": f"x {marker()}"}], stream=True
+    ) as response:
+        assert response.status_code == 200
+        raw = b"".join(response.iter_bytes()).decode("utf-8")
+    assert raw.endswith("data: [DONE]\n\n") and raw.count("data: [DONE]") == 1, raw[-400:]
+    events = [json.loads(e.data) for e in parse_sse_events(raw) if e.data.strip() != "[DONE]"]
+    assert "error" in events[-1], events
+    validate_error(events[-1])
+    assert "Too many tokens" in events[-1]["error"]["message"], events[-1]
+    for event in events[:-1]:
+        assert "error" not in event, events
+        validate_chat_chunk(event)
+    assert "partial" in "".join(c["delta"].get("content") or "" for e in events[:-1] for c in e["choices"])
 
 
 def test_bedrock_api_key_mode_sends_no_signature(rig: Rig) -> None:
