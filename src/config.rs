@@ -113,6 +113,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "vertexAuthServiceName",
     "vertexTokenRefreshAhead",
     "vertexOpenAICompatible",
+    "vertexGeminiSafetySetting",
     "geminiThinkingBudget",
     "apiVersion",
     "failover",

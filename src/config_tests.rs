@@ -442,12 +442,31 @@ fn every_higress_example_config_is_accepted() {
         );
         n += 1;
     }
-    assert!(n >= 7, "expected Higress's examples, found {n}");
-    // Higress's Triton example is refused with the reason (see providers::unsupported).
+    assert!(n >= 11, "expected Higress's examples, found {n}");
+    // Higress's Triton, Dify and Vertex OpenAI-compatible examples are refused with the reason
+    // (see providers::unsupported and providers::vertex).
     let triton = json!({"provider": {"type": "triton", "tritonDomain": "<LOCAL_TRITON_DOMAIN>",
         "tritonModelVersion": "<MODEL_VERSION>", "apiTokens": ["****"], "modelMapping": {"*": "gpt2"}}});
-    let e = crate::exchange::Config::from_json(triton.to_string().as_bytes()).unwrap_err();
-    assert!(e.reason.contains("Triton"), "{e}");
+    let dify = json!({"provider": {"type": "dify", "apiTokens": ["YOUR_DIFY_API_TOKEN"],
+        "modelMapping": {"*": "dify"}}});
+    let vertex_compat = json!({"provider": {"type": "vertex", "vertexOpenAICompatible": true,
+        "vertexAuthKey": "{\n  \"type\": \"service_account\",\n  \"project_id\": \"your-project-id\",\n  \"private_key_id\": \"your-private-key-id\",\n  \"private_key\": \"-----BEGIN PRIVATE KEY-----\\n...\\n-----END PRIVATE KEY-----\\n\",\n  \"client_email\": \"your-service-account@your-project.iam.gserviceaccount.com\",\n  \"token_uri\": \"https://oauth2.googleapis.com/token\"\n}\n",
+        "vertexRegion": "us-central1", "vertexProjectId": "your-project-id",
+        "vertexAuthServiceName": "your-auth-service-name",
+        "modelMapping": {"gpt-4": "gemini-2.0-flash", "*": "gemini-1.5-flash"}}});
+    for (example, why, field) in [
+        (triton, "Triton", "provider.type"),
+        (dify, "Dify", "provider.type"),
+        (
+            vertex_compat,
+            "OpenAI-compatible",
+            "provider.vertexOpenAICompatible",
+        ),
+    ] {
+        let e = crate::exchange::Config::from_json(example.to_string().as_bytes()).unwrap_err();
+        assert!(e.reason.contains(why), "{e}");
+        assert!(e.to_string().contains(field), "{e}");
+    }
 }
 
 #[test]

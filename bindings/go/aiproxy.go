@@ -126,7 +126,9 @@ type RequestResult struct {
 	// BodyReplaced reports whether Body replaces the client's body (Forward); when false the
 	// client's body goes upstream unchanged.
 	BodyReplaced bool
-	// Body is the new request body (Forward, when BodyReplaced) or the reply body (LocalReply).
+	// Body is the new request body (Forward, when BodyReplaced), the reply body (LocalReply) or
+	// the body to send with the callout (Callout: empty for a GET; a Vertex service account's
+	// token exchange is a form-encoded POST).
 	Body []byte
 	// Model is the model sent upstream after modelMapping; empty when the request is not
 	// translated.
@@ -505,7 +507,7 @@ func requestResult(out *C.AiproxyRequestResult) RequestResult {
 		Method:        goString(out.callout_method),
 		Timeout:       time.Duration(out.timeout_ms) * time.Millisecond,
 	}
-	if r.Action == LocalReply || r.BodyReplaced {
+	if r.Action == LocalReply || r.Action == Callout || r.BodyReplaced {
 		r.Body = goBytes(out.body)
 	}
 	return r

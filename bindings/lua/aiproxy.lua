@@ -281,6 +281,8 @@ local function request_result(r)
     out.cluster = str(r.callout_cluster)
     out.port = tonumber(r.callout_port)
     out.method = str(r.callout_method)
+    -- Empty for a GET; a Vertex service account's token exchange is a form-encoded POST.
+    out.body = str(r.body)
     out.timeout_ms = tonumber(r.timeout_ms)
   end
   return out

@@ -246,7 +246,11 @@ func (p *Proxy) callout(ctx context.Context, res *aiproxy.RequestResult, log *sl
 	if method == "" {
 		method = http.MethodGet
 	}
-	req, err := http.NewRequestWithContext(ctx, method, prefix+res.Path, nil)
+	var payload io.Reader
+	if len(res.Body) > 0 {
+		payload = bytes.NewReader(res.Body) // e.g. a Vertex service account's token exchange
+	}
+	req, err := http.NewRequestWithContext(ctx, method, prefix+res.Path, payload)
 	if err != nil {
 		log.Warn("callout", "err", err)
 		return 0, nil

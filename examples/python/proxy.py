@@ -121,7 +121,12 @@ async def perform_callout(
     timeout = aiohttp.ClientTimeout(total=callout.timeout_ms / 1000)
     try:
         async with session.request(
-            callout.method, base + callout.path, headers=headers, timeout=timeout, allow_redirects=False
+            callout.method,
+            base + callout.path,
+            headers=headers,
+            data=callout.body or None,
+            timeout=timeout,
+            allow_redirects=False,
         ) as response:
             return response.status, await response.read()
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

@@ -78,6 +78,10 @@ Endpoints (shapes cited next to each builder below):
 * ``POST /v1/text/chatcompletion_pro?GroupId=`` minimax pro;
 * ``POST /v2/translate`` deepl (free and pro hosts alike);
 * ``POST /v2/chat`` and ``POST /v2/embed`` cohere (v2);
+* ``POST /model/{id}/converse | /converse-stream`` bedrock (event-stream frames);
+* ``POST /v1/[projects/{p}/locations/{r}/]publishers/google/models/{m}:generateContent |
+  :streamGenerateContent`` and ``.../publishers/anthropic/models/{m}:rawPredict |
+  :streamRawPredict`` vertex; ``POST /token`` Google's OAuth token exchange (JWT bearer grant);
 * ``GET /ai/context.txt`` and ``GET /files/...``: :data:`CONTEXT_TEXT`.
 """
 
@@ -85,6 +89,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -426,6 +431,10 @@ _OPENAI_HOST_LABELS: Final = (
     ("stepfun", "stepfun"),
     ("360.cn", "ai360"),
     ("inference.ai.azure.com", "github"),
+    ("models.github.ai", "github"),
+    ("fireworks.ai", "fireworks"),
+    ("x.ai", "grok"),
+    ("openrouter.ai", "openrouter"),
     ("together", "together-ai"),
     ("volces.com", "doubao"),
     ("xf-yun", "spark"),
@@ -447,7 +456,7 @@ def openai_flavor(req: MockRequest) -> str:
     if route.startswith("/openai/deployments/"):
         return "azure"
     if route.startswith("/openai/v1/"):
-        return "groq"
+        return "longcat" if "longcat" in req.host.lower() else "groq"
     if route.startswith("/api/paas/v4/"):
         return "zhipuai"
     if route.startswith("/v2/chat/") or route.startswith("/v2/embeddings"):
@@ -1178,6 +1187,108 @@ def gemini_error(req: MockRequest, status: int) -> Reply:
 
 
 # --------------------------------------------------------------------------
+# Vertex AI: Gemini and Claude, and the OAuth token exchange of a service account
+# Paths: Vertex AI REST reference "projects.locations.publishers.models.generateContent" /
+# "streamGenerateContent" (https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rest/v1/projects.locations.publishers.models/generateContent),
+# express mode "publishers.models.generateContent" with an API key
+# (https://cloud.google.com/vertex-ai/generative-ai/docs/start/express-mode/vertex-ai-express-mode-api-reference),
+# Claude on Vertex ".../publishers/anthropic/models/{model}:rawPredict | :streamRawPredict" with
+# Anthropic's Messages body, no "model", "anthropic_version": "vertex-2023-10-16" and Anthropic's
+# answers (https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude).
+# Bodies and errors are Gemini's (above) resp. Claude's. The token endpoint follows Google Identity
+# "Using OAuth 2.0 for Server to Server Applications"
+# (https://developers.google.com/identity/protocols/oauth2/service-account#authorizingrequests):
+# POST application/x-www-form-urlencoded grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer
+# &assertion=<RS256 JWT {iss, scope, aud, iat, exp}> -> {"access_token", "expires_in",
+# "token_type": "Bearer"}; errors {"error": "invalid_grant", "error_description"} with 400.
+# The mock checks the JWT's form and claims (an ``iss`` starting with ``revoked`` is refused as a
+# disabled key); the signature is checked by the tests (they hold the public key). Service-account requests must carry a token this mock issued.
+# --------------------------------------------------------------------------
+
+VERTEX_GEMINI_ROUTE: Final = re.compile(
+    r"^/v1/(?:projects/([a-z0-9-]+)/locations/([a-z0-9-]+)/)?publishers/google/models/([^/:]+):([A-Za-z]+)$"
+)
+VERTEX_CLAUDE_ROUTE: Final = re.compile(
+    r"^/v1/projects/[a-z0-9-]+/locations/([a-z0-9-]+)/publishers/anthropic/models/([^/:]+):(rawPredict|streamRawPredict)$"
+)
+OAUTH_TOKEN_PATH: Final = "/token"
+JWT_BEARER_GRANT: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+VERTEX_TOKEN_PREFIX: Final = "ya29.mock-"
+CLOUD_PLATFORM_SCOPE: Final = "https://www.googleapis.com/auth/cloud-platform"
+
+
+def b64url_json(part: str) -> JSON:
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def oauth_token(req: MockRequest) -> Reply:
+    form = parse_qs(req.body.decode("utf-8", "replace"))
+    if req.header("content-type").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        return oauth_error(req, 400, "invalid_request", "content-type must be application/x-www-form-urlencoded")
+    if form.get("grant_type") != [JWT_BEARER_GRANT]:
+        return oauth_error(req, 400, "unsupported_grant_type", "Invalid grant_type")
+    parts = form.get("assertion", [""])[0].split(".")
+    try:
+        header, claims = b64url_json(parts[0]), b64url_json(parts[1])
+        base64.urlsafe_b64decode(parts[2] + "=" * (-len(parts[2]) % 4))
+    except (IndexError, ValueError):
+        return oauth_error(req, 400, "invalid_grant", "Invalid JWT: malformed")
+    now = time.time()
+    problems = [
+        header.get("alg") != "RS256" and "alg",
+        not isinstance(claims.get("iss"), str) and "iss",
+        claims.get("scope") != CLOUD_PLATFORM_SCOPE and "scope",
+        claims.get("aud") != f"https://{req.host}{req.route}" and "aud",
+        not (isinstance(claims.get("iat"), int) and abs(claims["iat"] - now) < 300) and "iat",
+        not (isinstance(claims.get("exp"), int) and 0 < claims["exp"] - claims.get("iat", 0) <= 3600) and "exp",
+    ]
+    bad = [p for p in problems if p]
+    if bad:
+        return oauth_error(req, 400, "invalid_grant", f"Invalid JWT claims: {', '.join(bad)}")
+    if str(claims["iss"]).startswith("revoked"):
+        # Google's answer for a deleted or disabled key.
+        return oauth_error(req, 400, "invalid_grant", "Invalid JWT Signature.")
+    return json_reply(
+        {"access_token": f"{VERTEX_TOKEN_PREFIX}{req.digest[:24]}", "expires_in": 3599, "token_type": "Bearer"}
+    )
+
+
+def oauth_error(req: MockRequest, status: int, code: str = "invalid_grant", why: str = "Invalid JWT Signature.") -> Reply:
+    return json_reply({"error": code, "error_description": why}, status)
+
+
+def vertex_auth_problem(req: MockRequest, express: bool) -> bool:
+    if express:
+        return not req.header("x-goog-api-key")
+    return not req.header("authorization").startswith(f"Bearer {VERTEX_TOKEN_PREFIX}")
+
+
+def vertex_gemini(req: MockRequest) -> Reply:
+    match = VERTEX_GEMINI_ROUTE.match(req.route)
+    assert match is not None
+    if vertex_auth_problem(req, express=match.group(1) is None):
+        return gemini_error(req, 401)
+    model, method = match.group(3), match.group(4)
+    if method == "generateContent":
+        return gemini_generate(req, model, stream=False)
+    if method == "streamGenerateContent":
+        return gemini_generate(req, model, stream=True)
+    return gemini_error(req, 404)
+
+
+def vertex_claude(req: MockRequest) -> Reply:
+    match = VERTEX_CLAUDE_ROUTE.match(req.route)
+    assert match is not None
+    if vertex_auth_problem(req, express=False):
+        return claude_error(req, 401)
+    body = req.obj
+    streamed = match.group(3) == "streamRawPredict"
+    if "model" in body or body.get("anthropic_version") != "vertex-2023-10-16" or bool(body.get("stream")) != streamed:
+        return claude_error(req, 400)
+    return claude_messages(dataclasses.replace(req, json={**body, "model": match.group(2)}))
+
+
+# --------------------------------------------------------------------------
 # Qwen (DashScope native)
 # Shapes: Alibaba Cloud Model Studio "Qwen API reference" (DashScope HTTP):
 # POST /api/v1/services/aigc/text-generation/generation, result_format "message" ->
@@ -1858,12 +1969,21 @@ ErrorHandler = Callable[[MockRequest, int], Reply]
 
 # --------------------------------------------------------------------------
 # Bedrock (Converse / ConverseStream)
-# Shapes: AWS Bedrock API reference "Converse" and "ConverseStream" (output.message.content,
-# stopReason, usage{inputTokens, outputTokens, totalTokens}, metrics{latencyMs}; stream events
-# messageStart, contentBlockDelta{delta{text}}, contentBlockStop, messageStop{stopReason},
-# metadata{usage, metrics}) in the AWS event-stream binary framing ("Event stream encoding":
-# prelude total/headers length + CRC32, string headers, payload, message CRC32). Errors:
-# {"message"} with the x-amzn-ErrorType header.
+# Shapes: AWS Bedrock API reference "Converse" and "ConverseStream"
+# (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html and
+# API_runtime_ConverseStream.html: output.message.content, stopReason,
+# usage{inputTokens, outputTokens, totalTokens}, metrics{latencyMs}; stream events messageStart,
+# contentBlockDelta{delta{text}}, contentBlockStop, messageStop{stopReason}, metadata{usage,
+# metrics}) in the AWS event-stream binary framing ("Event stream encoding",
+# https://docs.aws.amazon.com/transcribe/latest/dg/event-stream.html: prelude total/headers length
+# + CRC32, string headers (type 7), payload, message CRC32). Errors: {"message"} with the
+# x-amzn-ErrorType header ("Common Errors" of the Bedrock API reference).
+# Auth: SigV4 ("Create a signed AWS API request",
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html) or a
+# Bedrock API key as a bearer token ("Use an Amazon Bedrock API key",
+# https://docs.aws.amazon.com/bedrock/latest/userguide/api-keys-use.html). The mock checks the
+# Authorization header's form (scope, signed headers, x-amz-date); the signature itself is checked
+# by the tests, which know the secret.
 # --------------------------------------------------------------------------
 
 BEDROCK_ROUTE: Final = re.compile(r"^/model/([^/]+)/(converse|converse-stream)$")
@@ -1888,13 +2008,44 @@ def bedrock_event(event_type: str, obj: JSON) -> bytes:
     return eventstream_message(headers, dumps(obj).encode("utf-8"))
 
 
+SIGV4_AUTH: Final = re.compile(
+    r"^AWS4-HMAC-SHA256 Credential=(?P<akid>[A-Za-z0-9]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)/bedrock/aws4_request, "
+    r"SignedHeaders=(?P<signed>[a-z0-9-]+(?:;[a-z0-9-]+)*), Signature=(?P<sig>[0-9a-f]{64})$"
+)
+AMZ_DATE: Final = re.compile(r"^\d{8}T\d{6}Z$")
+
+
+def bedrock_auth_problem(req: MockRequest) -> str:
+    """Why the request's credentials are malformed ('' when they are well formed)."""
+    auth = req.header("authorization")
+    if not auth:
+        return "Missing Authentication Token"
+    if auth.startswith("Bearer "):
+        return "" if auth[7:].strip() else "Empty API key"
+    match = SIGV4_AUTH.match(auth)
+    if match is None:
+        return "Authorization header is not a well-formed AWS4-HMAC-SHA256 signature"
+    signed = match.group("signed").split(";")
+    if signed != sorted(signed) or not {"host", "x-amz-date"} <= set(signed):
+        return "SignedHeaders must be sorted and include host and x-amz-date"
+    if any(name not in req.headers for name in signed):
+        return "a signed header is missing from the request"
+    amz_date = req.header("x-amz-date")
+    if not AMZ_DATE.match(amz_date) or amz_date[:8] != match.group("date"):
+        return "x-amz-date is missing or disagrees with the credential scope"
+    if f"bedrock-runtime.{match.group('region')}.amazonaws.com" != req.host.lower():
+        return "the credential scope's region is not the host's"
+    return ""
+
+
 def bedrock_converse(req: MockRequest) -> Reply:
     match = BEDROCK_ROUTE.match(req.route)
     assert match is not None
     body = req.obj
     messages = body.get("messages") if isinstance(body.get("messages"), list) else []
-    if not req.header("authorization"):
-        return bedrock_error(req, 403)
+    problem = bedrock_auth_problem(req)
+    if problem:
+        return bedrock_error(req, 403, problem)
     if not messages:
         return bedrock_error(req, 400)
     last_user = ""
@@ -1916,6 +2067,17 @@ def bedrock_converse(req: MockRequest) -> Reply:
             }
         )
     events = [bedrock_event("messageStart", {"role": "assistant"})]
+    if req.header("x-mock-scenario").lower() == "exception" or body_scenario(req.body.decode("utf-8", "replace")) == "exception":
+        # A modeled error after the 200 ("ConverseStream" Errors): an exception message, then
+        # the stream ends.
+        events.append(bedrock_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "partial"}}))
+        headers = [
+            (":exception-type", "throttlingException"),
+            (":content-type", "application/json"),
+            (":message-type", "exception"),
+        ]
+        events.append(eventstream_message(headers, dumps({"message": "Too many tokens, please wait."}).encode()))
+        return Reply(200, EVENTSTREAM_TYPE, events=events)
     for piece in split_pieces(text):
         events.append(bedrock_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}}))
     events.append(bedrock_event("contentBlockStop", {"contentBlockIndex": 0}))
@@ -1924,9 +2086,10 @@ def bedrock_converse(req: MockRequest) -> Reply:
     return Reply(200, EVENTSTREAM_TYPE, events=events)
 
 
-def bedrock_error(req: MockRequest, status: int) -> Reply:
+def bedrock_error(req: MockRequest, status: int, detail: str = "") -> Reply:
     kinds = {
         400: ("ValidationException", "The provided model identifier is invalid."),
+        401: ("UnrecognizedClientException", "The security token included in the request is invalid."),
         403: ("AccessDeniedException", "You don't have access to the model with the specified model ID."),
         404: ("ResourceNotFoundException", "Could not resolve the foundation model from the provided model identifier."),
         429: ("ThrottlingException", "Too many requests, please wait before trying again."),
@@ -1934,6 +2097,8 @@ def bedrock_error(req: MockRequest, status: int) -> Reply:
         503: ("ServiceUnavailableException", "The service is temporarily unavailable."),
     }
     kind, message = kinds.get(status, ("InternalServerException", f"Mock error with status {status}"))
+    if detail:
+        kind, message = "IncompleteSignatureException", detail
     return json_reply({"message": message}, status, [("x-amzn-errortype", f"{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/")])
 
 
@@ -1961,6 +2126,12 @@ def resolve(req: MockRequest) -> Route:
         return Route("claude", claude_count_tokens, claude_error)
     if BEDROCK_ROUTE.match(route):
         return Route("bedrock", bedrock_converse, bedrock_error)
+    if VERTEX_GEMINI_ROUTE.match(route):
+        return Route("vertex", vertex_gemini, gemini_error)
+    if VERTEX_CLAUDE_ROUTE.match(route):
+        return Route("vertex", vertex_claude, claude_error)
+    if route == OAUTH_TOKEN_PATH:
+        return Route("google-oauth", oauth_token, oauth_error)
     if GEMINI_ROUTE.match(route):
         return Route("gemini", gemini_dispatch, gemini_error)
     if route in (QWEN_TEXT_GEN, QWEN_MULTIMODAL):

@@ -1068,3 +1068,77 @@ def test_bedrock_errors(mock: MockHandle) -> None:
     resp = post(mock.port, "/model/m/converse", {"messages": []}, BEDROCK_AUTH)
     assert resp.status == 400
     assert resp.headers["x-amzn-errortype"].startswith("ValidationException")
+
+
+def test_bedrock_checks_the_sigv4_header_form(mock: MockHandle) -> None:
+    host = "bedrock-runtime.us-east-1.amazonaws.com"
+    good = (
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261130/us-east-1/bedrock/aws4_request, "
+        "SignedHeaders=host;x-amz-date, Signature=" + "ab" * 32
+    )
+    headers = {"Host": host, "x-amz-date": "20261130T101010Z", "authorization": good}
+    assert post(mock.port, "/model/m/converse", BEDROCK_BODY, headers).status == 200
+    broken = [
+        {**headers, "authorization": good.replace("Signature=" + "ab" * 32, "Signature=xyz")},
+        {**headers, "authorization": good.replace("host;x-amz-date", "x-amz-date")},
+        {**headers, "x-amz-date": "20261201T101010Z"},
+        {**headers, "Host": "bedrock-runtime.eu-west-1.amazonaws.com"},
+        {**headers, "authorization": "Bearer "},
+    ]
+    for bad in broken:
+        resp = post(mock.port, "/model/m/converse", BEDROCK_BODY, bad)
+        assert resp.status == 403, bad
+        assert resp.headers["x-amzn-errortype"].startswith("IncompleteSignatureException"), resp.headers
+
+
+# --------------------------------------------------------------------------
+# Vertex AI and Google's OAuth token endpoint
+# --------------------------------------------------------------------------
+
+
+def _jwt(claims: dict[str, Any]) -> str:
+    import base64
+
+    def part(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2ln"
+
+
+def _token_request(mock: MockHandle, claims: dict[str, Any], grant: str = "urn:ietf:params:oauth:grant-type:jwt-bearer") -> Response:
+    import urllib.parse
+
+    form = urllib.parse.urlencode({"grant_type": grant, "assertion": _jwt(claims)}).encode()
+    headers = {"Host": "oauth2.googleapis.com", "Content-Type": "application/x-www-form-urlencoded"}
+    return request(mock.port, "POST", "/token", headers=headers, raw=form)
+
+
+def test_oauth_token_exchange(mock: MockHandle) -> None:
+    now = int(time.time())
+    claims = {"iss": "svc@p.iam.gserviceaccount.com", "scope": "https://www.googleapis.com/auth/cloud-platform",
+              "aud": "https://oauth2.googleapis.com/token", "iat": now, "exp": now + 3600}
+    obj = _token_request(mock, claims).json()
+    assert obj["access_token"].startswith("ya29.mock-") and obj["token_type"] == "Bearer" and obj["expires_in"] > 0
+    for bad in ({**claims, "aud": "https://example.com/token"}, {**claims, "exp": now + 7200}, {**claims, "iss": "revoked@p"}):
+        resp = _token_request(mock, bad)
+        assert resp.status == 400 and resp.json()["error"] == "invalid_grant", bad
+    assert _token_request(mock, claims, grant="password").json()["error"] == "unsupported_grant_type"
+
+
+def test_vertex_routes_check_auth_and_body(mock: MockHandle) -> None:
+    body = {"contents": [{"role": "user", "parts": [{"text": USER}]}]}
+    sa = "/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent"
+    assert post(mock.port, sa, body, {"authorization": "Bearer not-issued-here"}).status == 401
+    resp = post(mock.port, sa, body, {"authorization": "Bearer ya29.mock-abc"})
+    assert resp.status == 200 and REPLY in json.dumps(resp.json())
+    express = "/v1/publishers/google/models/gemini-2.0-flash:generateContent"
+    assert post(mock.port, express, body).status == 401
+    assert post(mock.port, express, body, {"x-goog-api-key": "k"}).status == 200
+    claude = "/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-sonnet-4@20250514:rawPredict"
+    msg = {"anthropic_version": "vertex-2023-10-16", "max_tokens": 64, "messages": [{"role": "user", "content": USER}]}
+    auth = {"authorization": "Bearer ya29.mock-abc"}
+    resp = post(mock.port, claude, msg, auth)
+    assert resp.status == 200 and resp.json()["content"][0]["text"] == REPLY
+    assert resp.json()["model"] == "claude-sonnet-4@20250514"
+    assert post(mock.port, claude, {**msg, "model": "claude"}, auth).status == 400
+    assert post(mock.port, claude, {**msg, "stream": True}, auth).status == 400  # rawPredict is not the stream

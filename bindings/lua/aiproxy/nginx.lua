@@ -451,7 +451,7 @@ local function callout(r)
     sni = authority_host,
     timeouts = timeouts(r.timeout_ms > 0 and r.timeout_ms or 10000),
   }
-  local sock, status, _, map = send_request(target, r.method, r.path, r.authority, r.headers, "")
+  local sock, status, _, map = send_request(target, r.method, r.path, r.authority, r.headers, r.body or "")
   if not sock then
     ngx.log(ngx.WARN, "aiproxy: callout to service '", r.cluster, "' failed: ", status)
     return 0, ""

@@ -140,6 +140,7 @@ def _request_action(r: _ffi.RequestResult) -> RequestAction:
             method=_read_str(r.callout_method_ptr, r.callout_method_len),
             headers=_ffi.read_headers(r.headers, r.headers_len),
             timeout_ms=r.timeout_ms,
+            body=_read_bytes(r.body_ptr, r.body_len),
         )
     raise InternalError(ErrorCode.INTERNAL, f"the library returned an unknown request action {action}")
 

@@ -79,7 +79,8 @@ class Callout:
     """Perform this HTTP request first, then pass its result to
     :meth:`Exchange.on_callout_response`. ``cluster`` and ``port`` name the host-side service
     (an Envoy cluster, or simply the host to connect to); ``authority`` and ``path`` are the
-    request's ``Host`` and path."""
+    request's ``Host`` and path; send ``method``, ``headers`` and ``body`` (empty for a GET; a
+    Vertex service account's token exchange is a form-encoded POST)."""
 
     cluster: str
     port: int
@@ -88,6 +89,7 @@ class Callout:
     method: str
     headers: HeaderPairs
     timeout_ms: int
+    body: bytes = b""
 
 
 RequestAction = Union[Forward, LocalReply, Callout]

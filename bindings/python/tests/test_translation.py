@@ -3,7 +3,11 @@ streamed responses, usage, local replies, callouts and passthrough."""
 
 from __future__ import annotations
 
+import base64
 import json
+import subprocess
+import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -350,3 +354,67 @@ def test_usage_details_are_reported(openai_config: aiproxy.Config) -> None:
         ex.on_response_body(json.dumps(completion("hi", usage=(1, 1))).encode(), True)
         usage = ex.usage
         assert usage is not None and usage.cached_tokens is None and usage.reasoning_tokens is None
+
+
+def test_vertex_token_callout_carries_its_body(tmp_path: Path) -> None:
+    """A Vertex service account's token exchange is a POST with a form body: the binding exposes
+    the body (with method and headers) and passes the endpoint's answer back to the core."""
+    key = tmp_path / "sa.pem"
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    account = {
+        "type": "service_account",
+        "private_key_id": "k1",
+        "private_key": key.read_text(),
+        "client_email": "svc@p.iam.gserviceaccount.com",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    config = {
+        "provider": {
+            "type": "vertex",
+            "vertexAuthKey": json.dumps(account),
+            "vertexRegion": "us-central1",
+            "vertexProjectId": "p",
+            "vertexAuthServiceName": "google-oauth",
+        }
+    }
+    body = chat_body(model="gemini-2.0-flash")
+    with aiproxy.Config.from_dict(config) as cfg:
+        with cfg.exchange() as ex:
+            callout = ex.on_request("POST", "/v1/chat/completions", CLIENT_HEADERS, body)
+            assert isinstance(callout, aiproxy.Callout), callout
+            assert (callout.cluster, callout.authority, callout.path, callout.method) == (
+                "google-oauth",
+                "oauth2.googleapis.com",
+                "/token",
+                "POST",
+            )
+            assert ("content-type", "application/x-www-form-urlencoded") in callout.headers
+            form = urllib.parse.parse_qs(callout.body.decode())
+            assert form["grant_type"] == ["urn:ietf:params:oauth:grant-type:jwt-bearer"], form
+            head, claims, sig = form["assertion"][0].split(".")
+            assert json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["iss"] == account["client_email"]
+            # The JWT verifies with openssl against the key's public half.
+            pub = tmp_path / "sa.pub.pem"
+            subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)], check=True, timeout=60)
+            (tmp_path / "in").write_bytes(f"{head}.{claims}".encode())
+            (tmp_path / "sig").write_bytes(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)))
+            check = subprocess.run(
+                ["openssl", "dgst", "-sha256", "-verify", str(pub), "-signature", str(tmp_path / "sig"), str(tmp_path / "in")],
+                capture_output=True,
+                timeout=60,
+            )
+            assert check.returncode == 0, check.stdout
+            answer = b'{"access_token": "ya29.from-the-callout", "expires_in": 3600, "token_type": "Bearer"}'
+            fwd = ex.on_callout_response(200, answer)
+            assert isinstance(fwd, Forward), fwd
+            assert fwd.authority == "us-central1-aiplatform.googleapis.com"
+            assert ("authorization", "Bearer ya29.from-the-callout") in fwd.set_headers
+        # The token is cached: the next request goes straight out with it.
+        with cfg.exchange() as ex:
+            again = ex.on_request("POST", "/v1/chat/completions", CLIENT_HEADERS, body)
+            assert isinstance(again, Forward) and ("authorization", "Bearer ya29.from-the-callout") in again.set_headers

@@ -14,7 +14,8 @@
 //!   `"anthropic_version": "vertex-2023-10-16"`; answers are Anthropic's.
 //! - Express mode (`apiTokens`: an API key): `https://aiplatform.googleapis.com/v1/publishers/
 //!   google/models/{model}:generateContent`, key in `x-goog-api-key`; Gemini models only.
-//! - `vertexGeminiSafetySetting` (category → threshold) → `safetySettings`;
+//! - `geminiSafetySetting` (the field Higress's vertex reads; `vertexGeminiSafetySetting`, the
+//!   name in Higress's English README, is taken too) (category → threshold) → `safetySettings`;
 //!   `vertexTokenRefreshAhead`: seconds before expiry at which a new token is fetched.
 
 mod auth;
@@ -54,7 +55,21 @@ enum Mode {
 
 pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
     let f = config.fields();
-    let safety = f.str_map("vertexGeminiSafetySetting")?;
+    // Higress's vertex provider reads `geminiSafetySetting` (its code and Chinese README); its
+    // English README calls the field `vertexGeminiSafetySetting`. Either is taken; not both.
+    let safety = match (
+        f.str_map("geminiSafetySetting")?,
+        f.str_map("vertexGeminiSafetySetting")?,
+    ) {
+        (a, b) if !a.is_empty() && !b.is_empty() => {
+            return Err(ConfigError::invalid(
+                f.at("vertexGeminiSafetySetting"),
+                "set geminiSafetySetting or vertexGeminiSafetySetting, not both",
+            ))
+        }
+        (a, b) if a.is_empty() => b,
+        (a, _) => a,
+    };
     if f.bool("vertexOpenAICompatible")? == Some(true) {
         return Err(ConfigError::invalid(
             f.at("vertexOpenAICompatible"),

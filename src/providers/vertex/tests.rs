@@ -287,6 +287,39 @@ fn express_mode_uses_the_api_key() {
     assert!(v["error"]["message"].as_str().unwrap().contains("express"));
 }
 
+/// Higress's "Vertex image generation" example, unchanged: its `geminiSafetySetting` (the field
+/// Higress's vertex provider reads) reaches Vertex; with the other spelling too it is refused.
+#[test]
+fn higress_gemini_safety_setting_example_applies() {
+    let example = r#"{"provider": {"type": "vertex", "apiTokens": ["YOUR_API_KEY"],
+        "modelMapping": {"dall-e-3": "gemini-2.0-flash-exp"},
+        "geminiSafetySetting": {"HARM_CATEGORY_HARASSMENT": "OFF", "HARM_CATEGORY_HATE_SPEECH": "OFF",
+            "HARM_CATEGORY_SEXUALLY_EXPLICIT": "OFF", "HARM_CATEGORY_DANGEROUS_CONTENT": "OFF"}}}"#;
+    let cfg = testutil::config(example);
+    assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
+    let chat = r#"{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"Hello"}]}"#;
+    let (_, action) = request(&cfg, chat);
+    let RequestAction::Forward(up) = action else {
+        panic!("express mode needs no callout: {action:?}");
+    };
+    let settings = upstream_json(&up)["safetySettings"].clone();
+    assert_eq!(settings.as_array().map(Vec::len), Some(4), "{settings}");
+    assert!(settings
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["threshold"] == "OFF"));
+    assert_eq!(
+        settings[0],
+        json!({"category": "HARM_CATEGORY_HARASSMENT", "threshold": "OFF"})
+    );
+    let both = r#"{"provider": {"type": "vertex", "apiTokens": ["k"],
+        "geminiSafetySetting": {"HARM_CATEGORY_HARASSMENT": "OFF"},
+        "vertexGeminiSafetySetting": {"HARM_CATEGORY_HARASSMENT": "OFF"}}}"#;
+    let e = Config::from_json(both.as_bytes()).unwrap_err().to_string();
+    assert!(e.contains("provider.vertexGeminiSafetySetting"), "{e}");
+}
+
 #[test]
 fn configs() {
     // Higress's README examples ("Google Vertex AI": standard mode, with a real key in place of

@@ -88,6 +88,17 @@ def cohere_embed_body(body: JSON, text: str, model: str) -> None:
     assert body["texts"] == [text] and body["input_type"] and body["embedding_types"] == ["float"], body
 
 
+def bedrock_body(body: JSON, prompt: str, model: str) -> None:
+    # Converse: the model is in the path, not the body.
+    assert "model" not in body, body
+    assert body["messages"][-1] == {"role": "user", "content": [{"text": prompt}]}, body
+
+
+def vertex_gemini_body(body: JSON, prompt: str, model: str) -> None:
+    assert "model" not in body, body
+    assert body["contents"][-1] == {"role": "user", "parts": [{"text": prompt}]}, body
+
+
 @dataclass(frozen=True)
 class Upstream:
     """What the mock must see for one API call."""
@@ -123,8 +134,9 @@ class ProviderCase:
     @property
     def secrets(self) -> list[str]:
         """Credential values that must never appear in a log line."""
-        values: list[str] = [t for t in self.config.get("apiTokens", []) if t]
-        values += [self.config[k] for k in ("hunyuanAuthKey",) if k in self.config]
+        values: list[str] = [t for t in self.config["provider"].get("apiTokens", []) if t]
+        provider = self.config["provider"]
+        values += [provider[k] for k in ("hunyuanAuthKey", "awsSecretKey") if k in provider]
         return values
 
 
@@ -158,6 +170,12 @@ def _compat(
 AZURE_URL: Final = (
     "https://aiproxy-test.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-02-15-preview"
 )
+
+BEDROCK_ACCESS_KEY: Final = "AKIDMOCKBEDROCK"
+BEDROCK_SECRET_KEY: Final = "secret-bedrock-signing-key"
+BEDROCK_HOST: Final = "bedrock-runtime.us-east-1.amazonaws.com"
+BEDROCK_MODEL: Final = "anthropic.claude-3-haiku-20240307-v1:0"
+BEDROCK_MODEL_PATH: Final = "anthropic.claude-3-haiku-20240307-v1%3A0"  # URI-encoded in the path
 
 CASES: Final[list[ProviderCase]] = [
     # openai, with modelMapping: the client's model is replaced before it goes upstream.
@@ -455,7 +473,123 @@ CASES: Final[list[ProviderCase]] = [
         embedding_model="embed-v4.0",
         embedding_model_sent="embed-v4.0",
     ),
+    # The other OpenAI-compatible rows of issue 14 (src/providers/openai_compat.rs names each one's
+    # docs): fixed hosts, then vllm and generic, whose host comes from the configuration (routed by
+    # the example's catch-all virtual host) and which send a bearer token only when apiTokens are set.
+    _compat(
+        "github",
+        "models.github.ai",
+        "/inference/chat/completions",
+        "/inference/embeddings",
+        "openai/text-embedding-3-small",
+        model="openai/gpt-4.1-mini",
+    ),
+    _compat(
+        "doubao",
+        "ark.cn-beijing.volces.com",
+        "/api/v3/chat/completions",
+        "/api/v3/embeddings",
+        "doubao-embedding-text-240715",
+        model="doubao-seed-1-6-250615",
+    ),
+    _compat(
+        "fireworks",
+        "api.fireworks.ai",
+        "/inference/v1/chat/completions",
+        "/inference/v1/embeddings",
+        "nomic-ai/nomic-embed-text-v1.5",
+        model="accounts/fireworks/models/llama-v3p1-8b-instruct",
+    ),
+    _compat("longcat", "api.longcat.chat", "/openai/v1/chat/completions", model="LongCat-Flash-Chat"),
+    ProviderCase(
+        name="vllm",
+        config={"provider": {"type": "vllm", "vllmServerHost": "vllm.internal:8000"}},
+        model="Qwen/Qwen2.5-7B-Instruct",
+        model_sent="Qwen/Qwen2.5-7B-Instruct",
+        chat=Upstream("vllm.internal:8000", "/v1/chat/completions", openai_chat_body),
+        auth_header=None,
+        auth_value="",
+        broken={"provider": {"type": "vllm", "vllmServerHost": 8000}},
+        broken_path="provider.vllmServerHost",
+        embeddings=Upstream("vllm.internal:8000", "/v1/embeddings", openai_embeddings_body),
+        embedding_model="BAAI/bge-m3",
+        embedding_model_sent="BAAI/bge-m3",
+    ),
+    ProviderCase(
+        name="generic",
+        config={"provider": {"type": "generic", "apiTokens": ["sk-secret-generic"], "genericHost": "llm.internal"}},
+        model="any-model",
+        model_sent="any-model",
+        chat=Upstream("llm.internal", "/v1/chat/completions", openai_chat_body),
+        auth_header="authorization",
+        auth_value="Bearer sk-secret-generic",
+        broken={"provider": {"type": "generic", "apiTokens": ["sk-secret-generic"], "genericHost": 42}},
+        broken_path="provider.genericHost",
+        embeddings=Upstream("llm.internal", "/v1/embeddings", openai_embeddings_body),
+        embedding_model="any-embedding-model",
+        embedding_model_sent="any-embedding-model",
+    ),
+    # bedrock: Converse / ConverseStream signed with SigV4 (the signature is verified in
+    # test_envoy_cloud.py), and the bearer-token mode (a Bedrock API key in apiTokens).
+    ProviderCase(
+        name="bedrock",
+        config={
+            "provider": {
+                "type": "bedrock",
+                "awsAccessKey": BEDROCK_ACCESS_KEY,
+                "awsSecretKey": BEDROCK_SECRET_KEY,
+                "awsRegion": "us-east-1",
+            }
+        },
+        model=BEDROCK_MODEL,
+        model_sent=BEDROCK_MODEL,
+        chat=Upstream(
+            BEDROCK_HOST,
+            f"/model/{BEDROCK_MODEL_PATH}/converse",
+            bedrock_body,
+            stream_path=f"/model/{BEDROCK_MODEL_PATH}/converse-stream",
+        ),
+        auth_header="authorization",
+        auth_value=f"AWS4-HMAC-SHA256 Credential={BEDROCK_ACCESS_KEY}/",
+        auth_prefix=True,
+        broken={"provider": {"type": "bedrock", "awsAccessKey": BEDROCK_ACCESS_KEY, "awsRegion": "us-east-1"}},
+        broken_path="provider.awsAccessKey",
+    ),
+    ProviderCase(
+        name="bedrock_apikey",
+        config={"provider": {"type": "bedrock", "apiTokens": ["sk-secret-bedrock-apikey"], "awsRegion": "eu-west-3"}},
+        model=BEDROCK_MODEL,
+        model_sent=BEDROCK_MODEL,
+        chat=Upstream(
+            "bedrock-runtime.eu-west-3.amazonaws.com",
+            f"/model/{BEDROCK_MODEL_PATH}/converse",
+            bedrock_body,
+            stream_path=f"/model/{BEDROCK_MODEL_PATH}/converse-stream",
+        ),
+        auth_header="authorization",
+        auth_value="Bearer sk-secret-bedrock-apikey",
+        broken={"provider": {"type": "bedrock", "apiTokens": ["sk-secret-bedrock-apikey"], "awsRegion": "EU West"}},
+        broken_path="provider.awsRegion",
+    ),
+    # vertex in express mode (an API key in apiTokens, Gemini models); the service-account mode
+    # (token callout) and Claude on Vertex run in test_envoy_cloud.py.
+    ProviderCase(
+        name="vertex",
+        config={"provider": {"type": "vertex", "apiTokens": ["sk-secret-vertex-express"]}},
+        model="gemini-2.0-flash",
+        model_sent="gemini-2.0-flash",
+        chat=Upstream(
+            "aiplatform.googleapis.com",
+            "/v1/publishers/google/models/gemini-2.0-flash:generateContent",
+            vertex_gemini_body,
+            stream_path="/v1/publishers/google/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+        ),
+        auth_header="x-goog-api-key",
+        auth_value="sk-secret-vertex-express",
+        broken={"provider": {"type": "vertex", "vertexOpenAICompatible": True, "apiTokens": ["sk-secret-vertex-express"]}},
+        broken_path="provider.vertexOpenAICompatible",
+    ),
 ]
 
 CASE_NAMES: Final = [c.name for c in CASES]
-assert len(set(CASE_NAMES)) == len(CASE_NAMES) == 25, CASE_NAMES
+assert len(set(CASE_NAMES)) == len(CASE_NAMES) == 34, CASE_NAMES
