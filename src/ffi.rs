@@ -299,6 +299,46 @@ unsafe fn out_ref<'a, T>(out: *mut T) -> FfiResult<&'a mut T> {
         .ok_or_else(|| e(ErrorCode::NullPointer, "out is null"))
 }
 
+/// The config handle's `Config`, or a null-pointer error.
+unsafe fn config_arg<'a>(cfg: *const AiproxyConfig) -> FfiResult<&'a Config> {
+    cfg.as_ref()
+        .map(|c| &*c.inner)
+        .ok_or_else(|| e(ErrorCode::NullPointer, "config is null"))
+}
+
+/// [`boundary`] for functions on a config that return only a status: the null check first.
+unsafe fn config_call(
+    cfg: *const AiproxyConfig,
+    err: *mut *mut AiproxyError,
+    f: impl FnOnce(&Config) -> FfiResult<()>,
+) -> i32 {
+    boundary(err, (), || f(config_arg(cfg)?)).1
+}
+
+/// The exchange handle for read-only accessors, or a null-pointer error.
+unsafe fn exchange_arg<'a>(ex: *const AiproxyExchange) -> FfiResult<&'a AiproxyExchange> {
+    ex.as_ref()
+        .ok_or_else(|| e(ErrorCode::NullPointer, "exchange is null"))
+}
+
+/// Frees a handle made with `Box::into_raw` (null is ignored), panics contained.
+unsafe fn free_handle<T>(p: *mut T) {
+    boundary(std::ptr::null_mut(), (), || {
+        if !p.is_null() {
+            drop(Box::from_raw(p));
+        }
+        Ok(())
+    });
+}
+
+/// A borrowed C view of one owned header.
+fn header_view((name, value): &(String, String)) -> AiproxyHeader {
+    AiproxyHeader {
+        name: AiproxyStr::of(name.as_bytes()),
+        value: AiproxyStr::of(value.as_bytes()),
+    }
+}
+
 unsafe fn headers_in<'a>(
     ptr: *const AiproxyHeader,
     len: usize,
@@ -376,12 +416,7 @@ pub unsafe extern "C" fn aiproxy_config_new(
 /// `cfg` must be null or a handle from `aiproxy_config_new` not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn aiproxy_config_free(cfg: *mut AiproxyConfig) {
-    boundary(std::ptr::null_mut(), (), || {
-        if !cfg.is_null() {
-            drop(Box::from_raw(cfg));
-        }
-        Ok(())
-    });
+    free_handle(cfg);
 }
 
 /// Shared body of the two config questions below.
@@ -394,17 +429,13 @@ unsafe fn config_question(
     err: *mut *mut AiproxyError,
     ask: fn(&Config, &str, &str) -> bool,
 ) -> i32 {
-    boundary(err, (), || {
-        let cfg = cfg
-            .as_ref()
-            .ok_or_else(|| e(ErrorCode::NullPointer, "config is null"))?;
+    config_call(cfg, err, |cfg| {
         let out = out_ref(out)?;
         let method = utf8(method, method_len, "method")?;
         let path = utf8(path, path_len, "path")?;
-        *out = ask(&cfg.inner, method, path);
+        *out = ask(cfg, method, path);
         Ok(())
     })
-    .1
 }
 
 /// Sets `*out` to whether the core translates requests with this method and path (reads and
@@ -498,22 +529,14 @@ pub unsafe extern "C" fn aiproxy_exchange_new(
 /// `ex` must be null or a handle from `aiproxy_exchange_new` not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn aiproxy_exchange_free(ex: *mut AiproxyExchange) {
-    boundary(std::ptr::null_mut(), (), || {
-        if !ex.is_null() {
-            drop(Box::from_raw(ex));
-        }
-        Ok(())
-    });
+    free_handle(ex);
 }
 
 impl AiproxyExchange {
-    fn fill_request_result(&mut self, out: &mut AiproxyRequestResult) {
-        self.header_views.clear();
-        self.remove_views.clear();
-        let action = self.action.as_ref().expect("set before filling");
-        let model = AiproxyStr::of(self.ex.model_sent().as_bytes());
-        let mut r = AiproxyRequestResult {
-            action: AIPROXY_ACTION_FORWARD,
+    /// A result with `action`, the model sent and nothing else set.
+    fn empty_request_result(&self, action: i32) -> AiproxyRequestResult {
+        AiproxyRequestResult {
+            action,
             status: 0,
             authority: AiproxyStr::EMPTY,
             path: AiproxyStr::EMPTY,
@@ -523,12 +546,20 @@ impl AiproxyExchange {
             headers_len: 0,
             body_replaced: false,
             body: AiproxyStr::EMPTY,
-            model,
+            model: AiproxyStr::of(self.ex.model_sent().as_bytes()),
             callout_cluster: AiproxyStr::EMPTY,
             callout_port: 0,
             callout_method: AiproxyStr::EMPTY,
-            timeout_ms: self.ex.config().provider.timeout_ms,
-        };
+            timeout_ms: 0,
+        }
+    }
+
+    fn fill_request_result(&mut self, out: &mut AiproxyRequestResult) {
+        self.header_views.clear();
+        self.remove_views.clear();
+        let action = self.action.as_ref().expect("set before filling");
+        let mut r = self.empty_request_result(AIPROXY_ACTION_FORWARD);
+        r.timeout_ms = self.ex.config().provider.timeout_ms;
         let headers: &[(String, String)] = match action {
             RequestAction::Forward(up) => {
                 r.authority = AiproxyStr::of(up.authority.as_bytes());
@@ -562,11 +593,7 @@ impl AiproxyExchange {
                 &c.headers
             }
         };
-        self.header_views
-            .extend(headers.iter().map(|(k, v)| AiproxyHeader {
-                name: AiproxyStr::of(k.as_bytes()),
-                value: AiproxyStr::of(v.as_bytes()),
-            }));
+        self.header_views.extend(headers.iter().map(header_view));
         r.headers = self.header_views.as_ptr();
         r.headers_len = self.header_views.len();
         r.remove_headers = self.remove_views.as_ptr();
@@ -676,11 +703,7 @@ pub unsafe extern "C" fn aiproxy_exchange_on_response_headers(
         x.resp_remove = rh.remove_headers;
         x.header_views.clear();
         x.remove_views.clear();
-        x.header_views
-            .extend(x.resp_set.iter().map(|(k, v)| AiproxyHeader {
-                name: AiproxyStr::of(k.as_bytes()),
-                value: AiproxyStr::of(v.as_bytes()),
-            }));
+        x.header_views.extend(x.resp_set.iter().map(header_view));
         x.remove_views
             .extend(x.resp_remove.iter().map(|h| AiproxyStr::of(h.as_bytes())));
         *out = AiproxyResponseHeadersResult {
@@ -760,9 +783,7 @@ pub unsafe extern "C" fn aiproxy_exchange_usage(
     out: *mut AiproxyUsage,
 ) -> i32 {
     boundary(std::ptr::null_mut(), (), || {
-        let x = ex
-            .as_ref()
-            .ok_or_else(|| e(ErrorCode::NullPointer, "exchange is null"))?;
+        let x = exchange_arg(ex)?;
         let out = out_ref(out)?;
         *out = AiproxyUsage {
             present: false,
@@ -821,12 +842,7 @@ pub unsafe extern "C" fn aiproxy_error_field(err: *const AiproxyError) -> *const
 /// `err` must be null or an error returned through an `err` out-parameter, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn aiproxy_error_free(err: *mut AiproxyError) {
-    boundary(std::ptr::null_mut(), (), || {
-        if !err.is_null() {
-            drop(Box::from_raw(err));
-        }
-        Ok(())
-    });
+    free_handle(err);
 }
 
 /// `aiproxy_exchange_client_protocol`: the client spoke OpenAI's API.
@@ -846,9 +862,7 @@ pub unsafe extern "C" fn aiproxy_exchange_client_protocol(
     out: *mut i32,
 ) -> i32 {
     boundary(std::ptr::null_mut(), (), || {
-        let x = ex
-            .as_ref()
-            .ok_or_else(|| e(ErrorCode::NullPointer, "exchange is null"))?;
+        let x = exchange_arg(ex)?;
         *out_ref(out)? = match x.ex.client_protocol() {
             crate::front::ClientProtocol::OpenAi => AIPROXY_CLIENT_PROTOCOL_OPENAI,
             crate::front::ClientProtocol::Anthropic => AIPROXY_CLIENT_PROTOCOL_ANTHROPIC,
@@ -856,13 +870,6 @@ pub unsafe extern "C" fn aiproxy_exchange_client_protocol(
         Ok(())
     })
     .1
-}
-
-/// The config handle's `Config`, or a null-pointer error.
-unsafe fn config_arg<'a>(cfg: *const AiproxyConfig) -> FfiResult<&'a Config> {
-    cfg.as_ref()
-        .map(|c| &*c.inner)
-        .ok_or_else(|| e(ErrorCode::NullPointer, "config is null"))
 }
 
 /// Sets `*out` to the configuration's `firstByteTimeout` in milliseconds, 0 when unset: how long
@@ -879,12 +886,10 @@ pub unsafe extern "C" fn aiproxy_config_first_byte_timeout_ms(
     out: *mut u64,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    boundary(err, (), || {
-        let cfg = config_arg(cfg)?;
+    config_call(cfg, err, |cfg| {
         *out_ref(out)? = cfg.first_byte_timeout_ms();
         Ok(())
     })
-    .1
 }
 
 /// Sets `*out` to the number of configuration warnings: fields that were accepted but have no
@@ -899,12 +904,10 @@ pub unsafe extern "C" fn aiproxy_config_warning_count(
     out: *mut usize,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    boundary(err, (), || {
-        let cfg = config_arg(cfg)?;
+    config_call(cfg, err, |cfg| {
         *out_ref(out)? = cfg.warnings().len();
         Ok(())
     })
-    .1
 }
 
 /// Sets `*out` to warning `index` (0-based, below `aiproxy_config_warning_count`) as UTF-8 bytes,
@@ -922,8 +925,7 @@ pub unsafe extern "C" fn aiproxy_config_warning(
     out: *mut AiproxyStr,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    boundary(err, (), || {
-        let cfg = config_arg(cfg)?;
+    config_call(cfg, err, |cfg| {
         let out = out_ref(out)?;
         let w = cfg.warnings().get(index).ok_or_else(|| {
             e(
@@ -937,7 +939,6 @@ pub unsafe extern "C" fn aiproxy_config_warning(
         };
         Ok(())
     })
-    .1
 }
 
 /// Reads the usage details seen so far (complete after the last body chunk): cached prompt
@@ -955,9 +956,7 @@ pub unsafe extern "C" fn aiproxy_exchange_usage_details(
     out: *mut AiproxyUsageDetails,
 ) -> i32 {
     boundary(std::ptr::null_mut(), (), || {
-        let x = ex
-            .as_ref()
-            .ok_or_else(|| e(ErrorCode::NullPointer, "exchange is null"))?;
+        let x = exchange_arg(ex)?;
         if out.is_null() {
             return Err(e(ErrorCode::NullPointer, "out is null"));
         }
@@ -1191,25 +1190,7 @@ pub unsafe extern "C" fn aiproxy_exchange_retry(
                 out.action = AIPROXY_ACTION_RETRY;
                 out.timeout_ms = x.ex.config().provider.retry_on_failure.retry_timeout_ms;
             }
-            None => {
-                *out = AiproxyRequestResult {
-                    action: AIPROXY_ACTION_NO_RETRY,
-                    status: 0,
-                    authority: AiproxyStr::EMPTY,
-                    path: AiproxyStr::EMPTY,
-                    remove_headers: std::ptr::null(),
-                    remove_headers_len: 0,
-                    headers: std::ptr::null(),
-                    headers_len: 0,
-                    body_replaced: false,
-                    body: AiproxyStr::EMPTY,
-                    model: AiproxyStr::of(x.ex.model_sent().as_bytes()),
-                    callout_cluster: AiproxyStr::EMPTY,
-                    callout_port: 0,
-                    callout_method: AiproxyStr::EMPTY,
-                    timeout_ms: 0,
-                };
-            }
+            None => *out = x.empty_request_result(AIPROXY_ACTION_NO_RETRY),
         }
         Ok(())
     })
@@ -1282,28 +1263,16 @@ pub unsafe extern "C" fn aiproxy_config_due_health_checks(
     out: *mut *mut AiproxyHealthChecks,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    boundary(err, (), || {
-        let cfg = cfg
-            .as_ref()
-            .ok_or_else(|| e(ErrorCode::NullPointer, "config is null"))?;
+    config_call(cfg, err, |cfg| {
         let out = out_ref(out)?;
-        let checks = cfg.inner.due_health_checks();
+        let checks = cfg.due_health_checks();
         let views = checks
             .iter()
-            .map(|c| {
-                c.headers
-                    .iter()
-                    .map(|(k, v)| AiproxyHeader {
-                        name: AiproxyStr::of(k.as_bytes()),
-                        value: AiproxyStr::of(v.as_bytes()),
-                    })
-                    .collect()
-            })
+            .map(|c| c.headers.iter().map(header_view).collect())
             .collect();
         *out = Box::into_raw(Box::new(AiproxyHealthChecks { checks, views }));
         Ok(())
     })
-    .1
 }
 
 /// Number of checks in `list` (0 for null).
@@ -1373,17 +1342,13 @@ pub unsafe extern "C" fn aiproxy_config_on_health_check_result(
     status: u16,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    boundary(err, (), || {
-        let cfg = cfg
-            .as_ref()
-            .ok_or_else(|| e(ErrorCode::NullPointer, "config is null"))?;
-        if token_index >= cfg.inner.provider.api_tokens.len() {
+    config_call(cfg, err, |cfg| {
+        if token_index >= cfg.provider.api_tokens.len() {
             return Err(e(ErrorCode::InvalidArgument, "token_index out of range"));
         }
-        cfg.inner.on_health_check_result(token_index, status);
+        cfg.on_health_check_result(token_index, status);
         Ok(())
     })
-    .1
 }
 
 #[cfg(test)]
