@@ -267,6 +267,11 @@ pub fn type_name(v: &Value) -> &'static str {
 }
 
 impl<'a> Fields<'a> {
+    /// A reader over `obj`, whose errors name fields as `{path}.{key}`.
+    pub fn new(obj: &'a Map<String, Value>, path: &'a str) -> Self {
+        Self { obj, path }
+    }
+
     pub fn at(&self, key: &str) -> String {
         format!("{}.{}", self.path, key)
     }
@@ -314,6 +319,22 @@ impl<'a> Fields<'a> {
     }
 
     pub fn u64(&self, key: &str) -> Result<Option<u64>, ConfigError> {
+        self.whole_number(key, u64::MAX, || "expected a non-negative integer".into())
+    }
+
+    /// A whole number from 0 to `max` (`2.0` counts as 2).
+    pub fn u64_at_most(&self, key: &str, max: u64) -> Result<Option<u64>, ConfigError> {
+        self.whole_number(key, max, || {
+            format!("expected an integer between 0 and {max}")
+        })
+    }
+
+    fn whole_number(
+        &self,
+        key: &str,
+        max: u64,
+        expected: impl FnOnce() -> String,
+    ) -> Result<Option<u64>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Number(n)) => n
@@ -323,10 +344,9 @@ impl<'a> Fields<'a> {
                         .filter(|f| f.fract() == 0.0 && *f >= 0.0)
                         .map(|f| f as u64)
                 })
+                .filter(|v| *v <= max)
                 .map(Some)
-                .ok_or_else(|| {
-                    ConfigError::invalid(self.at(key), "expected a non-negative integer")
-                }),
+                .ok_or_else(|| ConfigError::invalid(self.at(key), expected())),
             Some(v) => Err(self.wrong(key, "a number", v)),
         }
     }

@@ -17,7 +17,7 @@
 //! the quantifiers `* + ?`, and top-level `|`. Higress matches them unanchored; anchoring keeps
 //! `"4.*"` from also matching `504`.
 
-use crate::config::ProviderConfig;
+use crate::config::{type_name, Fields, ProviderConfig};
 use crate::error::{ConfigError, ProxyError};
 use crate::exchange::Config;
 use crate::providers::{Api, RequestInfo};
@@ -97,10 +97,7 @@ fn default_patterns() -> Vec<StatusPattern> {
 pub fn parse(provider: &Map<String, Value>) -> Result<(FailoverConfig, RetryConfig), ConfigError> {
     let mut failover = FailoverConfig::default();
     if let Some(obj) = object(provider, "failover")? {
-        let f = Obj {
-            obj,
-            path: "provider.failover",
-        };
+        let f = Fields::new(obj, "provider.failover");
         failover.enabled = f.bool("enabled")?.unwrap_or(false);
         // Like Higress, 0 (or absent) means the default.
         failover.failure_threshold = f.count("failureThreshold", DEFAULT_FAILURE_THRESHOLD)?;
@@ -109,7 +106,7 @@ pub fn parse(provider: &Map<String, Value>) -> Result<(FailoverConfig, RetryConf
             f.millis("healthCheckInterval", DEFAULT_HEALTH_CHECK_INTERVAL_MS)?;
         failover.health_check_timeout_ms =
             f.millis("healthCheckTimeout", DEFAULT_HEALTH_CHECK_TIMEOUT_MS)?;
-        failover.health_check_model = f.string("healthCheckModel")?.unwrap_or_default();
+        failover.health_check_model = f.str("healthCheckModel")?.unwrap_or_default().to_string();
         if let Some(p) = f.patterns("failoverOnStatus")? {
             failover.failover_on_status = p;
         }
@@ -122,10 +119,7 @@ pub fn parse(provider: &Map<String, Value>) -> Result<(FailoverConfig, RetryConf
     }
     let mut retry = RetryConfig::default();
     if let Some(obj) = object(provider, "retryOnFailure")? {
-        let f = Obj {
-            obj,
-            path: "provider.retryOnFailure",
-        };
+        let f = Fields::new(obj, "provider.retryOnFailure");
         retry.enabled = f.bool("enabled")?.unwrap_or(false);
         retry.max_retries = f.count("maxRetries", DEFAULT_MAX_RETRIES)?;
         retry.retry_timeout_ms = f.millis("retryTimeout", DEFAULT_RETRY_TIMEOUT_MS)?;
@@ -136,17 +130,6 @@ pub fn parse(provider: &Map<String, Value>) -> Result<(FailoverConfig, RetryConf
     Ok((failover, retry))
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 fn object<'a>(
     provider: &'a Map<String, Value>,
     key: &str,
@@ -154,76 +137,20 @@ fn object<'a>(
     match provider.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(o)) => Ok(Some(o)),
-        Some(v) => Err(ConfigError::invalid(
-            format!("provider.{key}"),
-            format!("expected an object, found {}", kind(v)),
-        )),
+        Some(v) => Err(Fields::new(provider, "provider").wrong(key, "an object", v)),
     }
 }
 
-struct Obj<'a> {
-    obj: &'a Map<String, Value>,
-    path: &'a str,
+/// The readers `failover` and `retryOnFailure` add to the shared [`Fields`].
+trait FailoverFields {
+    fn count(&self, key: &str, default: u32) -> Result<u32, ConfigError>;
+    fn millis(&self, key: &str, default: u64) -> Result<u64, ConfigError>;
+    fn patterns(&self, key: &str) -> Result<Option<Vec<StatusPattern>>, ConfigError>;
 }
 
-impl Obj<'_> {
-    fn at(&self, key: &str) -> String {
-        format!("{}.{key}", self.path)
-    }
-
-    fn get(&self, key: &str) -> Option<&Value> {
-        self.obj.get(key).filter(|v| !v.is_null())
-    }
-
-    fn bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(v) => Err(ConfigError::invalid(
-                self.at(key),
-                format!("expected a boolean, found {}", kind(v)),
-            )),
-        }
-    }
-
-    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(v) => Err(ConfigError::invalid(
-                self.at(key),
-                format!("expected a string, found {}", kind(v)),
-            )),
-        }
-    }
-
-    fn uint(&self, key: &str, max: u64) -> Result<Option<u64>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .or_else(|| {
-                    n.as_f64()
-                        .filter(|f| f.fract() == 0.0 && *f >= 0.0)
-                        .map(|f| f as u64)
-                })
-                .filter(|v| *v <= max)
-                .map(Some)
-                .ok_or_else(|| {
-                    ConfigError::invalid(
-                        self.at(key),
-                        format!("expected an integer between 0 and {max}"),
-                    )
-                }),
-            Some(v) => Err(ConfigError::invalid(
-                self.at(key),
-                format!("expected a number, found {}", kind(v)),
-            )),
-        }
-    }
-
+impl FailoverFields for Fields<'_> {
     fn count(&self, key: &str, default: u32) -> Result<u32, ConfigError> {
-        Ok(match self.uint(key, 1_000_000)? {
+        Ok(match self.u64_at_most(key, 1_000_000)? {
             None | Some(0) => default,
             Some(n) => n as u32,
         })
@@ -231,7 +158,7 @@ impl Obj<'_> {
 
     /// Milliseconds, at most a day.
     fn millis(&self, key: &str, default: u64) -> Result<u64, ConfigError> {
-        Ok(match self.uint(key, 86_400_000)? {
+        Ok(match self.u64_at_most(key, 86_400_000)? {
             None | Some(0) => default,
             Some(n) => n,
         })
@@ -242,12 +169,7 @@ impl Obj<'_> {
         let items = match self.get(key) {
             None => return Ok(None),
             Some(Value::Array(items)) => items,
-            Some(v) => {
-                return Err(ConfigError::invalid(
-                    self.at(key),
-                    format!("expected an array of strings, found {}", kind(v)),
-                ))
-            }
+            Some(v) => return Err(self.wrong(key, "an array of strings", v)),
         };
         if items.is_empty() {
             return Ok(None);
@@ -262,7 +184,7 @@ impl Obj<'_> {
                         .map_err(|why| ConfigError::invalid(path, format!("'{s}': {why}"))),
                     other => Err(ConfigError::invalid(
                         path,
-                        format!("expected a string, found {}", kind(other)),
+                        format!("expected a string, found {}", type_name(other)),
                     )),
                 }
             })
