@@ -305,6 +305,24 @@ pub enum Part<'a> {
     Other(&'a str),
 }
 
+impl<'a> Part<'a> {
+    /// The part's OpenAI `type` (`text`, `image_url`, `file`, `input_audio`, or the other's).
+    pub fn type_name(&self) -> &'a str {
+        match self {
+            Part::Text(_) => "text",
+            Part::Image { .. } => "image_url",
+            Part::File { .. } => "file",
+            Part::InputAudio { .. } => "input_audio",
+            Part::Other(kind) => kind,
+        }
+    }
+}
+
+/// The 400 for a content part a provider cannot take, in one wording (`'file' content parts`).
+pub fn unsupported_part(part: &Part<'_>, provider: &str) -> ProxyError {
+    ProxyError::unsupported(&format!("'{}' content parts", part.type_name()), provider)
+}
+
 /// A message's content as parts: a string is one text part, `null` none; an array is read part
 /// by part. `param` names the message in errors (`messages[2].content`).
 pub fn content_parts<'a>(

@@ -161,22 +161,12 @@ fn message_text(m: &Map<String, Value>, i: usize) -> Result<String, ProxyError> 
             Part::Image { .. } => {
                 return Err(ProxyError::unsupported("image input", NAME).with_param(param))
             }
-            Part::File { .. } => {
+            Part::File { .. } | Part::InputAudio { .. } | Part::Other(_) => {
+                let kind = part.type_name();
                 return Err(
-                    ProxyError::unsupported("content part type 'file'", NAME).with_param(param)
-                )
-            }
-            Part::InputAudio { .. } => {
-                return Err(
-                    ProxyError::unsupported("content part type 'input_audio'", NAME)
+                    ProxyError::unsupported(&format!("content part type '{kind}'"), NAME)
                         .with_param(param),
-                )
-            }
-            Part::Other(other) => {
-                return Err(
-                    ProxyError::unsupported(&format!("content part type '{other}'"), NAME)
-                        .with_param(param),
-                )
+                );
             }
         }
     }

@@ -3,8 +3,8 @@
 use super::PROVIDER;
 use crate::error::ProxyError;
 use crate::openai::request::{
-    bad_image_url, content_parts, function_tools, parse_data_url, stop_sequences, take, Param,
-    ParamTable, Part, ToolChoice, NO_SAMPLING_EXTRAS,
+    bad_image_url, content_parts, function_tools, parse_data_url, stop_sequences, take,
+    unsupported_part, Param, ParamTable, Part, ToolChoice, NO_SAMPLING_EXTRAS,
 };
 use crate::providers::RequestInfo;
 use serde_json::{json, Map, Value};
@@ -174,20 +174,8 @@ fn content(v: Option<&Value>, i: usize, role: &str, images: bool) -> Result<Cont
                     PROVIDER,
                 ))
             }
-            Part::File { .. } => {
-                return Err(ProxyError::unsupported("'file' content parts", PROVIDER))
-            }
-            Part::InputAudio { .. } => {
-                return Err(ProxyError::unsupported(
-                    "'input_audio' content parts",
-                    PROVIDER,
-                ))
-            }
-            Part::Other(other) => {
-                return Err(ProxyError::unsupported(
-                    &format!("'{other}' content parts"),
-                    PROVIDER,
-                ))
+            Part::File { .. } | Part::InputAudio { .. } | Part::Other(_) => {
+                return Err(unsupported_part(part, PROVIDER))
             }
         }
     }

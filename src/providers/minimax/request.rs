@@ -3,7 +3,8 @@
 use super::{DEFAULT_BOT_CONTENT, DEFAULT_BOT_NAME, DEFAULT_USER_NAME, PROVIDER};
 use crate::error::ProxyError;
 use crate::openai::request::{
-    content_parts, function_tools, Param, ParamTable, Part, ToolChoice, NO_SAMPLING_EXTRAS,
+    content_parts, function_tools, unsupported_part, Param, ParamTable, Part, ToolChoice,
+    NO_SAMPLING_EXTRAS,
 };
 use crate::providers::RequestInfo;
 use serde_json::{json, Map, Value};
@@ -44,20 +45,8 @@ fn text(v: Option<&Value>, i: usize) -> Result<String, ProxyError> {
                     PROVIDER,
                 ))
             }
-            Part::File { .. } => {
-                return Err(ProxyError::unsupported("'file' content parts", PROVIDER))
-            }
-            Part::InputAudio { .. } => {
-                return Err(ProxyError::unsupported(
-                    "'input_audio' content parts",
-                    PROVIDER,
-                ))
-            }
-            Part::Other(other) => {
-                return Err(ProxyError::unsupported(
-                    &format!("'{other}' content parts"),
-                    PROVIDER,
-                ))
+            Part::File { .. } | Part::InputAudio { .. } | Part::Other(_) => {
+                return Err(unsupported_part(&part, PROVIDER))
             }
         }
     }
