@@ -163,6 +163,39 @@ pub const NO_SAMPLING_EXTRAS: ParamTable = ParamTable(&[
     ),
 ]);
 
+/// OpenAI features and bookkeeping that Messages-style APIs (Claude, Bedrock Converse, Cohere v2)
+/// have no field for, in one wording: applied before each of those providers' own table.
+pub const OPENAI_ONLY: ParamTable = ParamTable(&[
+    (
+        "n",
+        Param::RejectUnlessNeutral("n other than 1 (multiple choices)"),
+    ),
+    ("logprobs", Param::RejectUnlessNeutral("logprobs")),
+    ("top_logprobs", Param::Reject("top_logprobs")),
+    ("logit_bias", Param::RejectUnlessNeutral("logit_bias")),
+    (
+        "modalities",
+        Param::RejectUnlessNeutral("modalities other than text"),
+    ),
+    ("audio", Param::Reject("audio output")),
+    (
+        "functions",
+        Param::Reject("legacy 'functions' (use 'tools')"),
+    ),
+    (
+        "function_call",
+        Param::Reject("legacy 'function_call' (use 'tool_choice')"),
+    ),
+    ("verbosity", Param::Reject("verbosity")),
+    ("prediction", Param::Reject("prediction")),
+    ("web_search_options", Param::Reject("web_search_options")),
+    ("store", Param::Drop),
+    ("metadata", Param::Drop),
+    ("service_tier", Param::Drop),
+    ("prompt_cache_key", Param::Drop),
+    ("prompt_cache_retention", Param::Drop),
+]);
+
 /// `stop`: a string or an array of strings, as a list (empty when absent or `[]`).
 pub fn stop_sequences(v: Option<Value>) -> Result<Vec<String>, ProxyError> {
     let bad = || {

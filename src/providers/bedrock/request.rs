@@ -4,7 +4,7 @@ use super::NAME;
 use crate::error::ProxyError;
 use crate::openai::request::{
     content_parts, function_tools, parse_data_url, stop_sequences, take, Param, ParamTable, Part,
-    ToolChoice,
+    ToolChoice, OPENAI_ONLY,
 };
 use crate::providers::claude::thinking::{self, Thinking};
 use serde_json::{json, Map, Value};
@@ -17,15 +17,9 @@ fn unsupported(feature: &str, param: &str) -> ProxyError {
     ProxyError::unsupported(feature, NAME).with_param(param)
 }
 
-/// OpenAI parameters Converse cannot express are refused; OpenAI-side bookkeeping is dropped.
+/// OpenAI parameters Converse cannot express beyond [`OPENAI_ONLY`] are refused; OpenAI-side
+/// bookkeeping is dropped.
 const PARAMS: ParamTable = ParamTable(&[
-    (
-        "n",
-        Param::RejectUnlessNeutral("n other than 1 (multiple choices)"),
-    ),
-    ("logprobs", Param::RejectUnlessNeutral("logprobs")),
-    ("top_logprobs", Param::Reject("top_logprobs")),
-    ("logit_bias", Param::RejectUnlessNeutral("logit_bias")),
     (
         "frequency_penalty",
         Param::RejectUnlessNeutral("frequency_penalty"),
@@ -35,33 +29,12 @@ const PARAMS: ParamTable = ParamTable(&[
         Param::RejectUnlessNeutral("presence_penalty"),
     ),
     (
-        "modalities",
-        Param::RejectUnlessNeutral("modalities other than text"),
-    ),
-    (
         "response_format",
         Param::RejectUnlessNeutral("response_format other than text"),
     ),
     ("seed", Param::Reject("seed")),
-    ("audio", Param::Reject("audio output")),
-    (
-        "functions",
-        Param::Reject("legacy 'functions' (use 'tools')"),
-    ),
-    (
-        "function_call",
-        Param::Reject("legacy 'function_call' (use 'tool_choice')"),
-    ),
-    ("verbosity", Param::Reject("verbosity")),
-    ("prediction", Param::Reject("prediction")),
-    ("web_search_options", Param::Reject("web_search_options")),
-    ("store", Param::Drop),
-    ("metadata", Param::Drop),
-    ("service_tier", Param::Drop),
     ("user", Param::Drop),
     ("safety_identifier", Param::Drop),
-    ("prompt_cache_key", Param::Drop),
-    ("prompt_cache_retention", Param::Drop),
     ("parallel_tool_calls", Param::Drop),
     ("stream", Param::Drop),
     ("stream_options", Param::Drop),
@@ -79,6 +52,7 @@ pub(super) fn converse_body(
         .as_object_mut()
         .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
     let mut src = std::mem::take(obj);
+    OPENAI_ONLY.apply(&mut src, NAME)?;
     PARAMS.apply(&mut src, NAME)?;
     let mut out = Map::new();
 

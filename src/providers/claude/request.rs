@@ -6,7 +6,9 @@ use super::NAME;
 use crate::config::ProviderConfig;
 use crate::custom_settings::{self, SettingsProtocol};
 use crate::error::ProxyError;
-use crate::openai::request::{parse_data_url, stop_sequences, take, DataUrl, Param, ParamTable};
+use crate::openai::request::{
+    parse_data_url, stop_sequences, take, DataUrl, Param, ParamTable, OPENAI_ONLY,
+};
 use serde_json::{json, Map, Value};
 
 /// `max_tokens` is required by Claude; used when neither the client nor customSettings set it.
@@ -215,17 +217,9 @@ fn customsettings_set_max_tokens(config: &ProviderConfig) -> bool {
         .any(|s| custom_settings::resolve_name(s, SettingsProtocol::Claude) == Some("max_tokens"))
 }
 
-/// OpenAI request fields Claude cannot honour: a 400 naming them when they ask for something;
-/// fields that only carry OpenAI-side bookkeeping (`store`, `metadata`, `service_tier`) and
-/// neutral values (`n: 1`, `logprobs: false`, zero penalties, text format) are removed.
+/// OpenAI request fields Claude cannot honour beyond [`OPENAI_ONLY`]: a 400 naming them when they
+/// ask for something; neutral values (zero penalties) are removed.
 const PARAMS: ParamTable = ParamTable(&[
-    (
-        "n",
-        Param::RejectUnlessNeutral("n other than 1 (multiple choices)"),
-    ),
-    ("logprobs", Param::RejectUnlessNeutral("logprobs")),
-    ("top_logprobs", Param::Reject("top_logprobs")),
-    ("logit_bias", Param::RejectUnlessNeutral("logit_bias")),
     (
         "frequency_penalty",
         Param::RejectUnlessNeutral("frequency_penalty"),
@@ -234,31 +228,11 @@ const PARAMS: ParamTable = ParamTable(&[
         "presence_penalty",
         Param::RejectUnlessNeutral("presence_penalty"),
     ),
-    (
-        "modalities",
-        Param::RejectUnlessNeutral("modalities other than text"),
-    ),
     ("seed", Param::Reject("seed")),
-    ("audio", Param::Reject("audio output")),
-    (
-        "functions",
-        Param::Reject("legacy 'functions' (use 'tools')"),
-    ),
-    (
-        "function_call",
-        Param::Reject("legacy 'function_call' (use 'tool_choice')"),
-    ),
-    ("verbosity", Param::Reject("verbosity")),
-    ("prediction", Param::Reject("prediction")),
-    ("web_search_options", Param::Reject("web_search_options")),
-    ("store", Param::Drop),
-    ("prompt_cache_key", Param::Drop),
-    ("prompt_cache_retention", Param::Drop),
-    ("metadata", Param::Drop),
-    ("service_tier", Param::Drop),
 ]);
 
 fn reject_unsupported(src: &mut Map<String, Value>) -> Result<(), ProxyError> {
+    OPENAI_ONLY.apply(src, NAME)?;
     PARAMS.apply(src, NAME)
 }
 

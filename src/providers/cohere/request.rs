@@ -5,6 +5,7 @@ use super::NAME;
 use crate::error::ProxyError;
 use crate::openai::request::{
     content_parts, function_tools, stop_sequences, take, Param, ParamTable, Part, ToolChoice,
+    OPENAI_ONLY,
 };
 use serde_json::{json, Map, Value};
 
@@ -16,43 +17,15 @@ fn unsupported(feature: &str, param: &str) -> ProxyError {
     ProxyError::unsupported(feature, NAME).with_param(param)
 }
 
-/// OpenAI chat parameters Cohere's v2 chat cannot express, and OpenAI-side bookkeeping it has no
-/// field for.
+/// OpenAI chat parameters Cohere's v2 chat cannot express beyond [`OPENAI_ONLY`], and
+/// OpenAI-side bookkeeping it has no field for.
 const PARAMS: ParamTable = ParamTable(&[
-    (
-        "n",
-        Param::RejectUnlessNeutral("n other than 1 (multiple choices)"),
-    ),
-    ("logprobs", Param::RejectUnlessNeutral("logprobs")),
-    ("top_logprobs", Param::Reject("top_logprobs")),
-    ("logit_bias", Param::RejectUnlessNeutral("logit_bias")),
     (
         "parallel_tool_calls",
         Param::RejectUnlessNeutral("parallel_tool_calls: false"),
     ),
-    (
-        "modalities",
-        Param::RejectUnlessNeutral("modalities other than text"),
-    ),
-    ("audio", Param::Reject("audio output")),
-    (
-        "functions",
-        Param::Reject("legacy 'functions' (use 'tools')"),
-    ),
-    (
-        "function_call",
-        Param::Reject("legacy 'function_call' (use 'tool_choice')"),
-    ),
-    ("verbosity", Param::Reject("verbosity")),
-    ("prediction", Param::Reject("prediction")),
-    ("web_search_options", Param::Reject("web_search_options")),
-    ("store", Param::Drop),
-    ("metadata", Param::Drop),
-    ("service_tier", Param::Drop),
     ("user", Param::Drop),
     ("safety_identifier", Param::Drop),
-    ("prompt_cache_key", Param::Drop),
-    ("prompt_cache_retention", Param::Drop),
     ("stream_options", Param::Drop),
 ]);
 
@@ -88,6 +61,7 @@ pub(super) fn translate_chat(
     let mut src = std::mem::take(obj);
     src.remove("model");
     src.remove("stream");
+    OPENAI_ONLY.apply(&mut src, NAME)?;
     PARAMS.apply(&mut src, NAME)?;
 
     let mut out = Map::new();
