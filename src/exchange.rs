@@ -621,9 +621,7 @@ impl Exchange {
         token: &str,
     ) -> Result<UpstreamRequest, ProxyError> {
         let cfg = Arc::clone(&self.config);
-        let obj = value
-            .as_object_mut()
-            .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+        let obj = crate::openai::request::body_object(&mut value)?;
         let requested = match obj.get("model") {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => s.clone(),
@@ -751,7 +749,7 @@ impl Exchange {
     fn accept_request(&mut self, api: Api, value: Value, token: &str) -> Result<Value, ProxyError> {
         let obj = value
             .as_object()
-            .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+            .ok_or_else(crate::openai::request::not_an_object)?;
         let requested = match obj.get("model") {
             None | Some(Value::Null) => "",
             Some(Value::String(s)) => s.as_str(),

@@ -4,6 +4,45 @@
 use crate::error::ProxyError;
 use serde_json::{Map, Value};
 
+/// A 400 about one request parameter.
+pub fn bad_param(param: &str, msg: impl Into<String>) -> ProxyError {
+    ProxyError::bad_request(msg).with_param(param)
+}
+
+/// The 400 for a request body that is JSON but not an object, in one wording.
+pub fn not_an_object() -> ProxyError {
+    ProxyError::bad_request("request body must be a JSON object")
+}
+
+/// The request body as the object every translator starts from.
+pub fn body_object(body: &mut Value) -> Result<&mut Map<String, Value>, ProxyError> {
+    body.as_object_mut().ok_or_else(not_an_object)
+}
+
+/// The 400 for message `i`'s role when a translator has no mapping for it: the legacy `function`
+/// role is named as unsupported, anything else as unknown.
+pub fn role_error(role: &str, i: usize, provider: &str) -> ProxyError {
+    let param = format!("messages[{i}].role");
+    match role {
+        "function" => ProxyError::unsupported("the legacy 'function' role (use 'tool')", provider)
+            .with_param(param),
+        other => bad_param(&param, format!("unknown message role '{other}'")),
+    }
+}
+
+/// The schema of a `{"type": "json_schema"}` `response_format` (`json_schema.schema`, an object).
+pub fn json_schema(rf: &Value) -> Result<&Value, ProxyError> {
+    rf.get("json_schema")
+        .and_then(|j| j.get("schema"))
+        .filter(|s| s.is_object())
+        .ok_or_else(|| {
+            bad_param(
+                "response_format",
+                "response_format json_schema needs 'json_schema.schema'",
+            )
+        })
+}
+
 /// Whether an OpenAI request parameter asks for something, i.e. is set to other than its neutral
 /// value (`n: 1`, `logprobs: false`, an empty `logit_bias`, zero penalties, a text
 /// `response_format`, text-only `modalities`, `parallel_tool_calls: true`). Null never does.

@@ -25,7 +25,7 @@ use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstre
 use crate::config::ProviderConfig;
 use crate::error::{error_type_for_status, ConfigError, ProxyError};
 use crate::openai;
-use crate::openai::request::{content_parts, Param, ParamTable, Part};
+use crate::openai::request::{body_object, content_parts, Param, ParamTable, Part};
 use crate::openai::writer::{Choice, Completion, OpenAiWriter};
 use crate::sse::SseEvent;
 use crate::usage::Usage;
@@ -174,9 +174,7 @@ fn message_text(m: &Map<String, Value>, i: usize) -> Result<String, ProxyError> 
 }
 
 fn translate_chat(settings: &Settings, body: &mut Value) -> Result<(), ProxyError> {
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+    let obj = body_object(body)?;
     // Empty tool lists ask for nothing.
     for key in ["tools", "functions"] {
         if obj

@@ -7,6 +7,7 @@
 //! cannot be kept (server tools, URL documents, malformed blocks) is a 400.
 
 use crate::error::ProxyError;
+use crate::openai::request::{bad_param as bad, not_an_object};
 use crate::providers::ProviderType;
 use serde_json::{json, Map, Value};
 
@@ -34,10 +35,6 @@ impl Converted {
     }
 }
 
-fn bad(param: &str, msg: impl Into<String>) -> ProxyError {
-    ProxyError::bad_request(msg).with_param(param)
-}
-
 /// Providers whose OpenAI-side translation takes `top_k` (Gemini `topK`, DashScope `top_k`).
 fn takes_top_k(kind: ProviderType) -> bool {
     matches!(kind, ProviderType::Gemini | ProviderType::Qwen)
@@ -46,9 +43,7 @@ fn takes_top_k(kind: ProviderType) -> bool {
 /// Converts a parsed Messages request. `kind` only decides which optional knobs the target takes.
 pub fn to_openai(body: Value, kind: ProviderType) -> Result<Converted, ProxyError> {
     let Value::Object(src) = body else {
-        return Err(ProxyError::bad_request(
-            "request body must be a JSON object",
-        ));
+        return Err(not_an_object());
     };
     let mut conv = Converted::default();
     let mut out = Map::new();

@@ -3,15 +3,11 @@
 use super::NAME;
 use crate::error::ProxyError;
 use crate::openai::request::{
-    content_parts, function_tools, parse_data_url, stop_sequences, take, Param, ParamTable, Part,
-    ToolChoice, OPENAI_ONLY,
+    bad_param as bad, body_object, content_parts, function_tools, parse_data_url, role_error,
+    stop_sequences, take, Param, ParamTable, Part, ToolChoice, OPENAI_ONLY,
 };
 use crate::providers::claude::thinking::{self, Thinking};
 use serde_json::{json, Map, Value};
-
-fn bad(param: &str, msg: impl Into<String>) -> ProxyError {
-    ProxyError::bad_request(msg).with_param(param)
-}
 
 fn unsupported(feature: &str, param: &str) -> ProxyError {
     ProxyError::unsupported(feature, NAME).with_param(param)
@@ -48,9 +44,7 @@ pub(super) fn converse_body(
     model: &str,
     additional: &Map<String, Value>,
 ) -> Result<(), ProxyError> {
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+    let obj = body_object(body)?;
     let mut src = std::mem::take(obj);
     OPENAI_ONLY.apply(&mut src, NAME)?;
     PARAMS.apply(&mut src, NAME)?;
@@ -450,18 +444,7 @@ fn convert_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>, bool)
                     vec![json!({"toolResult": {"toolUseId": id, "content": result}})],
                 );
             }
-            "function" => {
-                return Err(unsupported(
-                    "the legacy 'function' role (use 'tool')",
-                    &format!("messages[{i}].role"),
-                ))
-            }
-            other => {
-                return Err(bad(
-                    &format!("messages[{i}].role"),
-                    format!("unknown message role '{other}'"),
-                ))
-            }
+            other => return Err(role_error(other, i, NAME)),
         }
     }
     Ok((system, turns, uses_tools))

@@ -7,25 +7,20 @@ use crate::config::ProviderConfig;
 use crate::custom_settings::{self, SettingsProtocol};
 use crate::error::ProxyError;
 use crate::openai::request::{
-    parse_data_url, stop_sequences, take, DataUrl, Param, ParamTable, OPENAI_ONLY,
+    bad_param as bad, body_object, json_schema, parse_data_url, role_error, stop_sequences, take,
+    DataUrl, Param, ParamTable, OPENAI_ONLY,
 };
 use serde_json::{json, Map, Value};
 
 /// `max_tokens` is required by Claude; used when neither the client nor customSettings set it.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
-fn bad(param: &str, msg: impl Into<String>) -> ProxyError {
-    ProxyError::bad_request(msg).with_param(param)
-}
-
 fn unsupported(feature: &str, param: &str) -> ProxyError {
     ProxyError::unsupported(feature, NAME).with_param(param)
 }
 
 pub(super) fn translate_chat(req: &RequestInfo<'_>, body: &mut Value) -> Result<(), ProxyError> {
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+    let obj = body_object(body)?;
     let mut src = std::mem::take(obj);
     src.remove("model");
     let output_format = structured_output(&mut src)?;
@@ -157,16 +152,7 @@ fn structured_output(src: &mut Map<String, Value>) -> Result<Option<Value>, Prox
     match rf.get("type").and_then(Value::as_str).unwrap_or("") {
         "text" => Ok(None),
         "json_schema" => {
-            let schema = rf
-                .get("json_schema")
-                .and_then(|j| j.get("schema"))
-                .filter(|s| s.is_object())
-                .ok_or_else(|| {
-                    bad(
-                        "response_format",
-                        "response_format json_schema needs 'json_schema.schema'",
-                    )
-                })?;
+            let schema = json_schema(&rf)?;
             Ok(Some(json!({"type": "json_schema", "schema": schema})))
         }
         kind => Err(unsupported(
@@ -308,18 +294,7 @@ fn convert_messages(messages: Vec<Value>) -> Result<(Option<Value>, Vec<Value>),
                     vec![json!({"type": "tool_result", "tool_use_id": id, "content": content})],
                 );
             }
-            "function" => {
-                return Err(unsupported(
-                    "the legacy 'function' role (use 'tool')",
-                    &format!("messages[{i}].role"),
-                ))
-            }
-            other => {
-                return Err(bad(
-                    &format!("messages[{i}].role"),
-                    format!("unknown message role '{other}'"),
-                ))
-            }
+            other => return Err(role_error(other, i, NAME)),
         }
     }
     let system = match system.len() {

@@ -4,14 +4,10 @@ use super::super::RequestInfo;
 use super::NAME;
 use crate::error::ProxyError;
 use crate::openai::request::{
-    content_parts, function_tools, stop_sequences, take, Param, ParamTable, Part, ToolChoice,
-    OPENAI_ONLY,
+    bad_param as bad, body_object, content_parts, function_tools, json_schema, role_error,
+    stop_sequences, take, Param, ParamTable, Part, ToolChoice, OPENAI_ONLY,
 };
 use serde_json::{json, Map, Value};
-
-fn bad(param: &str, msg: impl Into<String>) -> ProxyError {
-    ProxyError::bad_request(msg).with_param(param)
-}
 
 fn unsupported(feature: &str, param: &str) -> ProxyError {
     ProxyError::unsupported(feature, NAME).with_param(param)
@@ -55,9 +51,7 @@ pub(super) fn translate_chat(
     json_schema: Option<&Value>,
     body: &mut Value,
 ) -> Result<(), ProxyError> {
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+    let obj = body_object(body)?;
     let mut src = std::mem::take(obj);
     src.remove("model");
     src.remove("stream");
@@ -205,16 +199,7 @@ fn response_format(
         "text" => Ok(None),
         "json_object" => Ok(Some(json!({"type": "json_object"}))),
         "json_schema" => {
-            let schema = rf
-                .get("json_schema")
-                .and_then(|j| j.get("schema"))
-                .filter(|s| s.is_object())
-                .ok_or_else(|| {
-                    bad(
-                        "response_format",
-                        "response_format json_schema needs 'json_schema.schema'",
-                    )
-                })?;
+            let schema = json_schema(&rf)?;
             Ok(Some(json!({"type": "json_object", "json_schema": schema})))
         }
         kind => Err(unsupported(
@@ -265,14 +250,7 @@ fn convert_messages(messages: &[Value]) -> Result<Vec<Value>, ProxyError> {
                         "content": text_of(&parts, &param, "tool")?,
                     }))
                 }
-                "function" => Err(unsupported(
-                    "the legacy 'function' role (use 'tool')",
-                    &format!("messages[{i}].role"),
-                )),
-                other => Err(bad(
-                    &format!("messages[{i}].role"),
-                    format!("unknown message role '{other}'"),
-                )),
+                other => Err(role_error(other, i, NAME)),
             }
         })
         .collect()
@@ -367,9 +345,7 @@ pub(super) fn translate_embeddings(
     req: &RequestInfo<'_>,
     body: &mut Value,
 ) -> Result<(), ProxyError> {
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+    let obj = body_object(body)?;
     let texts: Vec<Value> = match obj.get("input") {
         Some(Value::String(s)) => vec![Value::String(s.clone())],
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => items.clone(),

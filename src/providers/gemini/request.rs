@@ -3,8 +3,8 @@
 use super::{unsupported, NAME};
 use crate::error::ProxyError;
 use crate::openai::request::{
-    content_parts, function_tools, parse_data_url, stop_sequences, take, DataUrl, Param,
-    ParamTable, Part, ToolChoice,
+    body_object, content_parts, function_tools, parse_data_url, stop_sequences, take, DataUrl,
+    Param, ParamTable, Part, ToolChoice,
 };
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -45,12 +45,7 @@ const PARAMS: ParamTable = ParamTable(&[
 
 /// Takes the request object out of `body` (the caller replaces `body` wholesale).
 fn take_object(body: &mut Value) -> Result<Map<String, Value>, ProxyError> {
-    match std::mem::take(body) {
-        Value::Object(m) => Ok(m),
-        _ => Err(ProxyError::bad_request(
-            "request body must be a JSON object",
-        )),
-    }
+    body_object(body).map(std::mem::take)
 }
 
 /// One `contents[]` entry being built; consecutive messages of the same role are merged.

@@ -3,8 +3,8 @@
 use super::PROVIDER;
 use crate::error::ProxyError;
 use crate::openai::request::{
-    bad_image_url, content_parts, function_tools, parse_data_url, stop_sequences, take,
-    unsupported_part, Param, ParamTable, Part, ToolChoice, NO_SAMPLING_EXTRAS,
+    bad_image_url, body_object, content_parts, function_tools, parse_data_url, stop_sequences,
+    take, unsupported_part, Param, ParamTable, Part, ToolChoice, NO_SAMPLING_EXTRAS,
 };
 use crate::providers::RequestInfo;
 use serde_json::{json, Map, Value};
@@ -35,13 +35,8 @@ const PARAMS: ParamTable = ParamTable(&[
 /// removes it and the writer encodes the floats as the client asked.)
 const EMBEDDING_PARAMS: ParamTable = ParamTable(&[("dimensions", Param::Reject("'dimensions'"))]);
 
-fn object(body: &mut Value) -> Result<&mut Map<String, Value>, ProxyError> {
-    body.as_object_mut()
-        .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))
-}
-
 pub(super) fn chat_body(req: &RequestInfo<'_>, body: &mut Value) -> Result<Value, ProxyError> {
-    let obj = object(body)?;
+    let obj = body_object(body)?;
     NO_SAMPLING_EXTRAS.apply(obj, PROVIDER)?;
     PARAMS.apply(obj, PROVIDER)?;
     let mut out = Map::new();
@@ -312,7 +307,7 @@ fn messages(v: Option<&Value>) -> Result<Vec<Value>, ProxyError> {
 }
 
 pub(super) fn embedding_body(body: &mut Value) -> Result<Value, ProxyError> {
-    let obj = object(body)?;
+    let obj = body_object(body)?;
     EMBEDDING_PARAMS.apply(obj, PROVIDER)?;
     match obj.get("input") {
         Some(Value::String(s)) => Ok(json!({"Input": s})),

@@ -3,8 +3,8 @@
 use super::{DEFAULT_BOT_CONTENT, DEFAULT_BOT_NAME, DEFAULT_USER_NAME, PROVIDER};
 use crate::error::ProxyError;
 use crate::openai::request::{
-    content_parts, function_tools, unsupported_part, Param, ParamTable, Part, ToolChoice,
-    NO_SAMPLING_EXTRAS,
+    body_object, content_parts, function_tools, unsupported_part, Param, ParamTable, Part,
+    ToolChoice, NO_SAMPLING_EXTRAS,
 };
 use crate::providers::RequestInfo;
 use serde_json::{json, Map, Value};
@@ -60,9 +60,7 @@ fn name_of(m: &Map<String, Value>) -> Option<&str> {
 }
 
 pub(super) fn pro_body(req: &RequestInfo<'_>, body: &mut Value) -> Result<Value, ProxyError> {
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+    let obj = body_object(body)?;
     NO_SAMPLING_EXTRAS.apply(obj, PROVIDER)?;
     PARAMS.apply(obj, PROVIDER)?;
     let items = obj
