@@ -48,26 +48,45 @@ pub fn new_tool_call_id() -> String {
 
 /// An upstream body that must be a JSON object: one wording for every provider's 502.
 pub fn parse_body(body: &[u8]) -> Result<serde_json::Value, crate::error::ProxyError> {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
-        Ok(_) => Err(crate::error::ProxyError::bad_upstream(
-            "upstream body is not a JSON object",
-        )),
-        Err(e) => Err(crate::error::ProxyError::bad_upstream(format!(
-            "upstream body is not JSON: {e}"
-        ))),
-    }
+    parse_object(body, "upstream body")
 }
 
 /// The data of one upstream stream event, which must be a JSON object.
 pub fn parse_event(data: &[u8]) -> Result<serde_json::Value, crate::error::ProxyError> {
-    match serde_json::from_slice::<serde_json::Value>(data) {
+    parse_object(data, "upstream stream event")
+}
+
+fn parse_object(bytes: &[u8], what: &str) -> Result<serde_json::Value, crate::error::ProxyError> {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(v @ serde_json::Value::Object(_)) => Ok(v),
-        Ok(_) => Err(crate::error::ProxyError::bad_upstream(
-            "upstream stream event is not a JSON object",
-        )),
+        Ok(_) => Err(crate::error::ProxyError::bad_upstream(format!(
+            "{what} is not a JSON object"
+        ))),
         Err(e) => Err(crate::error::ProxyError::bad_upstream(format!(
-            "upstream stream event is not JSON: {e}"
+            "{what} is not JSON: {e}"
         ))),
     }
+}
+
+/// An event's data, trimmed; `None` when it has none (keep-alives, bare `event:` lines).
+pub fn event_data<'a>(event: &crate::sse::SseEvent<'a>) -> Option<&'a [u8]> {
+    Some(event.data.trim_ascii()).filter(|d| !d.is_empty())
+}
+
+/// A typed event's type (Claude, Cohere): its `type` field, else the SSE event name.
+pub fn event_type<'a>(v: &'a serde_json::Value, event_name: &'a str) -> &'a str {
+    v.get("type")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or(event_name)
+}
+
+/// The end check of a stream that closes with a marker event (Claude's `message_stop`, ...): a
+/// 502 when the upstream stream ended without it.
+pub fn require_end(seen: bool, marker: &str) -> Result<(), crate::error::ProxyError> {
+    if seen {
+        return Ok(());
+    }
+    Err(crate::error::ProxyError::bad_upstream(format!(
+        "upstream stream ended before {marker}"
+    )))
 }

@@ -125,12 +125,7 @@ impl ResponseTranslator for BedrockTranslator {
                 "upstream stream ended inside an event-stream message",
             ));
         }
-        if self.stopped {
-            return Ok(());
-        }
-        Err(ProxyError::bad_upstream(
-            "upstream stream ended before messageStop",
-        ))
+        openai::require_end(self.stopped, "messageStop")
     }
 
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {

@@ -128,12 +128,7 @@ impl ResponseTranslator for ClaudeTranslator {
     }
 
     fn on_stream_end(&mut self, _w: &mut OpenAiWriter) -> Result<(), ProxyError> {
-        if self.stopped {
-            return Ok(());
-        }
-        Err(ProxyError::bad_upstream(
-            "upstream stream ended before message_stop",
-        ))
+        openai::require_end(self.stopped, "message_stop")
     }
 
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {

@@ -14,12 +14,11 @@ impl ClaudeTranslator {
         event: SseEvent<'_>,
         w: &mut OpenAiWriter,
     ) -> Result<(), ProxyError> {
-        let data = event.data.trim_ascii();
-        if self.stopped || data.is_empty() {
+        let Some(data) = openai::event_data(&event).filter(|_| !self.stopped) else {
             return Ok(());
-        }
+        };
         let v = openai::parse_event(data)?;
-        let kind = v.get("type").and_then(Value::as_str).unwrap_or(event.event);
+        let kind = openai::event_type(&v, event.event);
         match kind {
             "message_start" => {
                 let m = &v["message"];

@@ -142,12 +142,7 @@ impl ResponseTranslator for CohereTranslator {
     }
 
     fn on_stream_end(&mut self, _w: &mut OpenAiWriter) -> Result<(), ProxyError> {
-        if self.ended {
-            return Ok(());
-        }
-        Err(ProxyError::bad_upstream(
-            "upstream stream ended before message-end",
-        ))
+        openai::require_end(self.ended, "message-end")
     }
 
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {

@@ -6,7 +6,6 @@ use crate::error::ProxyError;
 use crate::openai;
 use crate::openai::writer::{OpenAiWriter, ToolCallDelta};
 use crate::sse::SseEvent;
-use serde_json::Value;
 
 impl CohereTranslator {
     pub(super) fn stream_event(
@@ -14,12 +13,11 @@ impl CohereTranslator {
         event: SseEvent<'_>,
         w: &mut OpenAiWriter,
     ) -> Result<(), ProxyError> {
-        let data = event.data.trim_ascii();
-        if self.ended || data.is_empty() {
+        let Some(data) = openai::event_data(&event).filter(|_| !self.ended) else {
             return Ok(());
-        }
+        };
         let v = openai::parse_event(data)?;
-        let kind = v.get("type").and_then(Value::as_str).unwrap_or(event.event);
+        let kind = openai::event_type(&v, event.event);
         let msg = &v["delta"]["message"];
         match kind {
             "message-start" => {

@@ -36,10 +36,9 @@ impl StreamState {
         event: SseEvent<'_>,
         w: &mut OpenAiWriter,
     ) -> Result<(), ProxyError> {
-        let data = event.data.trim_ascii();
-        if data.is_empty() || data == b"[DONE]" {
+        let Some(data) = openai::event_data(&event).filter(|d| *d != b"[DONE]") else {
             return Ok(());
-        }
+        };
         let v = parse_checked(data, openai::parse_event)?;
         if let Some(u) = usage_of(&v) {
             w.set_usage(u);
