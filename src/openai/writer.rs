@@ -440,21 +440,22 @@ impl OpenAiWriter {
     }
 
     fn usage_chunk(&mut self, usage: &Usage) {
-        self.identify(None, None);
-        let meta = self.meta.as_ref().expect("identified above");
-        let chunk = Chunk {
-            id: &meta.id,
-            object: "chat.completion.chunk",
-            created: meta.created,
-            model: &meta.model,
-            choices: [(); 0],
-            usage: Some(usage.to_json()),
-        };
-        sse::write_data(&mut self.out, &chunk);
+        self.write_chunk([(); 0], Some(usage.to_json()));
         self.usage_sent = true;
     }
 
     fn chunk(&mut self, index: u32, delta: &Delta<'_>, finish_reason: Option<&str>) {
+        let choice = ChunkChoice {
+            index,
+            delta,
+            logprobs: None,
+            finish_reason,
+        };
+        self.write_chunk([choice], None);
+    }
+
+    /// One `chat.completion.chunk` event under the stream's identity.
+    fn write_chunk<C: Serialize>(&mut self, choices: C, usage: Option<Value>) {
         self.identify(None, None);
         let meta = self.meta.as_ref().expect("identified above");
         let chunk = Chunk {
@@ -462,13 +463,8 @@ impl OpenAiWriter {
             object: "chat.completion.chunk",
             created: meta.created,
             model: &meta.model,
-            choices: [ChunkChoice {
-                index,
-                delta,
-                logprobs: None,
-                finish_reason,
-            }],
-            usage: None,
+            choices,
+            usage,
         };
         sse::write_data(&mut self.out, &chunk);
     }
