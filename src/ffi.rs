@@ -315,6 +315,19 @@ unsafe fn config_call(
     boundary(err, (), || f(config_arg(cfg)?)).1
 }
 
+/// [`config_call`] for a plain value of the config written to `*out`.
+unsafe fn config_out<T>(
+    cfg: *const AiproxyConfig,
+    out: *mut T,
+    err: *mut *mut AiproxyError,
+    value: impl FnOnce(&Config) -> T,
+) -> i32 {
+    config_call(cfg, err, |cfg| {
+        *out_ref(out)? = value(cfg);
+        Ok(())
+    })
+}
+
 /// The exchange handle for read-only accessors, or a null-pointer error.
 unsafe fn exchange_arg<'a>(ex: *const AiproxyExchange) -> FfiResult<&'a AiproxyExchange> {
     ex.as_ref()
@@ -886,10 +899,7 @@ pub unsafe extern "C" fn aiproxy_config_first_byte_timeout_ms(
     out: *mut u64,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    config_call(cfg, err, |cfg| {
-        *out_ref(out)? = cfg.first_byte_timeout_ms();
-        Ok(())
-    })
+    config_out(cfg, out, err, Config::first_byte_timeout_ms)
 }
 
 /// Sets `*out` to the number of configuration warnings: fields that were accepted but have no
@@ -904,10 +914,7 @@ pub unsafe extern "C" fn aiproxy_config_warning_count(
     out: *mut usize,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    config_call(cfg, err, |cfg| {
-        *out_ref(out)? = cfg.warnings().len();
-        Ok(())
-    })
+    config_out(cfg, out, err, |cfg| cfg.warnings().len())
 }
 
 /// Sets `*out` to warning `index` (0-based, below `aiproxy_config_warning_count`) as UTF-8 bytes,
