@@ -147,8 +147,51 @@ pub enum Param {
 pub struct ParamTable(pub &'static [(&'static str, Param)]);
 
 impl ParamTable {
-    /// Applies the table to a request object, in table order.
+    /// Applies the table to a request object, in table order: the parameter refused is the first
+    /// offending row, and keys are removed in row order (as one removal after another would).
     pub fn apply(&self, src: &mut Map<String, Value>, provider: &str) -> Result<(), ProxyError> {
+        let rows = self.0;
+        if rows.len() > 64 {
+            return self.apply_by_rows(src, provider);
+        }
+        // Walk the request's few keys against the table instead of looking every row up in the
+        // map: rows the request does not set cost no hashing and no removal.
+        let mut present = 0u64;
+        let mut refused: Option<(usize, &str)> = None;
+        for (key, v) in src.iter() {
+            let Some(i) = rows.iter().position(|(k, _)| k == key) else {
+                continue;
+            };
+            let refusal = match rows[i].1 {
+                Param::Keep => continue,
+                Param::Drop => None,
+                Param::RejectUnlessNeutral(feature) => requests_feature(key, v).then_some(feature),
+                Param::Reject(feature) => (!v.is_null()).then_some(feature),
+            };
+            present |= 1 << i;
+            if let Some(feature) = refusal {
+                if refused.is_none_or(|(r, _)| i < r) {
+                    refused = Some((i, feature));
+                }
+            }
+        }
+        if let Some((i, feature)) = refused {
+            return Err(ProxyError::unsupported(feature, provider).with_param(rows[i].0));
+        }
+        while present != 0 {
+            let i = present.trailing_zeros() as usize;
+            present &= present - 1;
+            src.remove(rows[i].0);
+        }
+        Ok(())
+    }
+
+    /// [`ParamTable::apply`] row by row, for tables longer than its bit set.
+    fn apply_by_rows(
+        &self,
+        src: &mut Map<String, Value>,
+        provider: &str,
+    ) -> Result<(), ProxyError> {
         for (key, rule) in self.0 {
             match rule {
                 Param::Keep => {}
@@ -476,6 +519,47 @@ mod tests {
         let e = T.apply(&mut o, "p").unwrap_err();
         assert!(e.message.contains("audio output"), "{}", e.message);
         assert_eq!(T.rule("temperature"), Param::Keep);
+    }
+
+    #[test]
+    fn param_table_by_keys_matches_row_by_row() {
+        const T: ParamTable = ParamTable(&[
+            ("store", Param::Drop),
+            ("n", Param::RejectUnlessNeutral("n other than 1")),
+            ("temperature", Param::Keep),
+            ("audio", Param::Reject("audio output")),
+            ("user", Param::Drop),
+            ("logprobs", Param::RejectUnlessNeutral("logprobs")),
+        ]);
+        for body in [
+            json!({"user": "u", "a": 1, "store": true, "n": 1, "b": 2, "logprobs": false, "c": 3}),
+            json!({"temperature": 1, "audio": null, "z": 0, "user": "u"}),
+            json!({"logprobs": true, "audio": {}, "n": 2}),
+            json!({"logprobs": true, "store": true}),
+            json!({}),
+        ] {
+            let mut fast = body.as_object().unwrap().clone();
+            let mut slow = fast.clone();
+            let a = T.apply(&mut fast, "p").map_err(|e| (e.message, e.param));
+            let b = T
+                .apply_by_rows(&mut slow, "p")
+                .map_err(|e| (e.message, e.param));
+            assert_eq!(a, b, "{body}");
+            if a.is_ok() {
+                // The same keys left, in the same order.
+                let keys = |m: &Map<String, Value>| m.keys().cloned().collect::<Vec<_>>();
+                assert_eq!(keys(&fast), keys(&slow), "{body}");
+            }
+        }
+        // Two refused parameters: the first row in table order is named.
+        let mut o = json!({"logprobs": true, "n": 3})
+            .as_object()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            T.apply(&mut o, "p").unwrap_err().param.as_deref(),
+            Some("n")
+        );
     }
 
     #[test]
