@@ -60,7 +60,7 @@ def float32(values: list[float]) -> list[float]:
     return list(struct.unpack(f"<{len(values)}f", struct.pack(f"<{len(values)}f", *values)))
 
 
-@pytest.mark.parametrize("provider", ["openai", "gemini", "qwen", "hunyuan"])
+@pytest.mark.parametrize("provider", ["openai", "gemini", "qwen", "hunyuan", "mistral"])
 def test_node_sdk_embeddings_default_and_float(proxy: Proxy, provider: str) -> None:
     texts = [f"node one {marker()}", f"node two {marker()}"]
     result = run_node(
@@ -77,7 +77,7 @@ def test_node_sdk_embeddings_default_and_float(proxy: Proxy, provider: str) -> N
     assert result["floatVectors"] == expected
 
 
-@pytest.mark.parametrize("provider", ["openai", "claude", "gemini"])
+@pytest.mark.parametrize("provider", ["openai", "claude", "gemini", "qwen", "hunyuan", "deepseek", "mistral"])
 def test_node_sdk_streamed_strict_tool_call(proxy: Proxy, provider: str) -> None:
     word = marker()
     result = run_node(
@@ -135,6 +135,9 @@ def upstream_tool_schema(provider: str, body: dict[str, Any]) -> dict[str, Any]:
         schema = body["tools"][0]["function_declarations"][0]["parametersJsonSchema"]
     elif provider == "qwen":
         schema = body["parameters"]["tools"][0]["function"]["parameters"]
+    elif provider == "hunyuan":
+        # Tencent's ChatCompletions API: `Tools[].Function.Parameters` is a JSON string.
+        schema = json.loads(body["Tools"][0]["Function"]["Parameters"])
     else:
         tool = body["tools"][0]["function"]
         assert tool["strict"] is True, tool
@@ -156,7 +159,7 @@ def test_node_sdk_parse_with_zod_response_format(proxy: Proxy, provider: str) ->
     assert schema["properties"]["score"]["type"] == "integer", schema
 
 
-@pytest.mark.parametrize("provider", ["openai", "claude", "gemini", "qwen", "mistral"])
+@pytest.mark.parametrize("provider", ["openai", "claude", "gemini", "qwen", "hunyuan", "deepseek", "mistral"])
 def test_node_sdk_parse_with_a_zod_function_tool(proxy: Proxy, provider: str) -> None:
     word = marker()
     result = node_job(proxy, provider, "zod_tool", f"weather in Nara {word}")
