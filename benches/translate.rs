@@ -10,7 +10,7 @@
 //! The bound on a live stream's memory is a unit test (`exchange::held_tests`), not a bench.
 
 use aiproxy::{Config, Exchange, RequestAction};
-use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{black_box, criterion_group, BatchSize, Criterion, Throughput};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -248,4 +248,73 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(translate, benches);
-criterion_main!(translate);
+
+/// `AIPROXY_PROFILE=<case>:<iterations>` runs one case that many times without criterion, for
+/// instruction counts under callgrind (stable on a loaded machine, unlike wall clock). Cases:
+/// `request/<kind>`, `response/<openai|claude>`, `stream/<openai_usage|claude|gemini|qwen>/<slice>`
+/// with slice `whole`, `4096`, `64` or `1`. Instructions per iteration: run with N and 1 and
+/// divide the difference by N - 1 (this strips start-up and fixture building).
+fn profile(spec: &str) {
+    let (case, n) = spec.rsplit_once(':').expect("<case>:<iterations>");
+    let n: usize = n.parse().expect("iterations");
+    let parts: Vec<&str> = case.split('/').collect();
+    let req = chat_request(false);
+    let stream_req = chat_request(true);
+    match parts.as_slice() {
+        ["request", kind] => {
+            let cfg = config(kind);
+            for _ in 0..n {
+                let mut ex = Exchange::new(Arc::clone(&cfg));
+                black_box(ex.on_request("POST", "/v1/chat/completions", &[], req.as_bytes()))
+                    .unwrap();
+            }
+        }
+        ["response", kind] => {
+            let cfg = config(kind);
+            let body = if *kind == "claude" {
+                claude_message()
+            } else {
+                openai_completion()
+            };
+            for _ in 0..n {
+                let mut ex = forwarded(&cfg, &req);
+                ex.on_response_headers(200, &[("content-type", "application/json")])
+                    .unwrap();
+                black_box(
+                    ex.on_response_body(body.as_bytes(), true)
+                        .unwrap()
+                        .data
+                        .len(),
+                );
+            }
+        }
+        ["stream", kind, slice] => {
+            let stream = match *kind {
+                "openai_usage" => openai_stream(),
+                "claude" => claude_stream(),
+                "gemini" => gemini_stream(),
+                "qwen" => qwen_stream(),
+                other => panic!("unknown stream {other}"),
+            };
+            let slice = if *slice == "whole" {
+                usize::MAX
+            } else {
+                slice.parse().expect("slice size")
+            };
+            let cfg = config(kind.trim_end_matches("_usage"));
+            for _ in 0..n {
+                black_box(run_stream(forwarded(&cfg, &stream_req), &stream, slice));
+            }
+        }
+        _ => panic!("unknown case {case}"),
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("AIPROXY_PROFILE") {
+        profile(&spec);
+        return;
+    }
+    translate();
+    Criterion::default().configure_from_args().final_summary();
+}

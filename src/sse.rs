@@ -29,6 +29,26 @@ fn grow(buf: &mut Vec<u8>, extra: usize) {
     }
 }
 
+/// The first `\n` or `\r`, eight bytes at a time (a byte-wise search was the parser's largest
+/// cost on long events).
+fn find_eol(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        if has_zero(w ^ (ONES * u64::from(b'\n'))) | has_zero(w ^ (ONES * u64::from(b'\r'))) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    b[i..]
+        .iter()
+        .position(|&c| c == b'\n' || c == b'\r')
+        .map(|p| p + i)
+}
+
 /// One dispatched event. `event` is empty when the upstream sent no `event:` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SseEvent<'a> {
@@ -103,7 +123,7 @@ impl SseParser {
                 self.skip_lf = false;
             }
         }
-        while let Some(pos) = input.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(pos) = find_eol(input) {
             let term = input[pos];
             let mut consumed = pos + 1;
             if term == b'\r' {
@@ -278,6 +298,28 @@ pub fn write_done(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The word-at-a-time search finds what a byte-wise one finds, at every offset and length.
+    #[test]
+    fn find_eol_matches_a_bytewise_search() {
+        let mut buf = vec![b'a'; 40];
+        for len in 0..buf.len() {
+            for at in 0..=len {
+                for (c, other) in [(b'\n', 0x8a), (b'\r', 0x0b), (b'\n', b'\x0c')] {
+                    buf.iter_mut().for_each(|b| *b = other);
+                    if at < len {
+                        buf[at] = c;
+                        if at + 3 < len {
+                            buf[at + 3] = b'\r';
+                        }
+                    }
+                    let s = &buf[..len];
+                    let want = s.iter().position(|&b| b == b'\n' || b == b'\r');
+                    assert_eq!(find_eol(s), want, "{s:?}");
+                }
+            }
+        }
+    }
 
     #[derive(Debug)]
     struct E(#[allow(dead_code)] String);

@@ -3,11 +3,13 @@
 //! [`upstream_error`] reads upstream error bodies, and [`request`] is the toolkit translators use
 //! to read OpenAI requests.
 
+pub mod chunk_scan;
 pub mod compat;
 pub mod request;
 pub mod upstream_error;
 pub mod writer;
 
+pub use chunk_scan::{scan_conformant_chunk, ConformantChunk};
 pub use compat::{
     chunk_is_conformant, error_in_success_body, find_usage, normalize_chunk, normalize_completion,
     normalize_embeddings,

@@ -709,6 +709,18 @@ impl ResponseTranslator for CompatTranslator {
             w.end();
             return Ok(());
         }
+        let reasoning_mode = w.reasoning_mode();
+        let rewrite_reasoning = reasoning_mode != ReasoningMode::Passthrough
+            && data.windows(17).any(|x| x == b"reasoning_content");
+        if !rewrite_reasoning {
+            // Most events: already OpenAI's shape with nothing to act on, found without building
+            // a `Value`; the full parse below stays the reference for everything else.
+            if let Some(chunk) = openai::scan_conformant_chunk(data) {
+                w.identify(Some(chunk.id), None);
+                w.raw_event(data, chunk.has_finish, None);
+                return Ok(());
+            }
+        }
         let mut v = openai::parse_event(data)?;
         let obj = v.as_object_mut().expect("parse_event gives an object");
         let in_stream_error = openai::error_in_success_body(obj).or_else(|| {
@@ -719,9 +731,6 @@ impl ResponseTranslator for CompatTranslator {
             w.error(&err);
             return Ok(());
         }
-        let reasoning_mode = w.reasoning_mode();
-        let rewrite_reasoning = reasoning_mode != ReasoningMode::Passthrough
-            && data.windows(17).any(|x| x == b"reasoning_content");
         if rewrite_reasoning {
             for c in obj
                 .get_mut("choices")

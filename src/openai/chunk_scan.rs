@@ -1,0 +1,660 @@
+//! The stream fast path of the OpenAI family: decides, without building a `serde_json::Value`,
+//! whether one event's data is a chunk that `openai::chunk_is_conformant` would accept and that
+//! carries nothing the translator must act on (no error, no usage object, no `base_resp`, no
+//! `x_groq`), so its bytes can be forwarded as they are.
+//!
+//! The scanner is a validating, allocation-free walk of the JSON text. It is conservative: it
+//! answers `None` ("take the full parse") for anything it is not sure the full parse would
+//! forward unchanged, e.g. escaped keys, duplicate keys it looks at, numbers near `f64`'s range,
+//! deep nesting, lone surrogate escapes. So the full parse stays the reference for every
+//! behaviour, and the fast path only ever skips work whose outcome is already known.
+
+use super::FINISH_REASONS;
+
+/// What the translator needs from a chunk the fast path accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConformantChunk<'a> {
+    /// The chunk's `id` (non-empty, no escapes, so the raw bytes are the string).
+    pub id: &'a str,
+    /// Some choice carries a finish reason.
+    pub has_finish: bool,
+}
+
+/// Nesting deeper than this is left to serde_json (its own limit is 128).
+const MAX_DEPTH: usize = 64;
+
+/// Accepts `data` (one event's data, trimmed, one line) when it is a conformant OpenAI chunk
+/// with `usage` absent or `null` and no `error`, `base_resp` or `x_groq` key. See the module doc.
+pub fn scan_conformant_chunk(data: &[u8]) -> Option<ConformantChunk<'_>> {
+    // JSON text outside strings is ASCII, so this validates every string's UTF-8 at once (what
+    // serde_json checks while parsing each string).
+    let text = std::str::from_utf8(data).ok()?;
+    let mut s = Scanner {
+        b: data,
+        i: 0,
+        depth: 0,
+    };
+    let chunk = s.top(text)?;
+    s.ws();
+    (s.i == data.len()).then_some(chunk)
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+// Top-level keys the scan looks at, as bits (a second occurrence sends the event to the full
+// parse, where the last one wins).
+const K_ID: u16 = 1;
+const K_OBJECT: u16 = 1 << 1;
+const K_CREATED: u16 = 1 << 2;
+const K_MODEL: u16 = 1 << 3;
+const K_FINGERPRINT: u16 = 1 << 4;
+const K_USAGE: u16 = 1 << 5;
+const K_CHOICES: u16 = 1 << 6;
+// Choice keys.
+const C_INDEX: u16 = 1;
+const C_DELTA: u16 = 1 << 1;
+const C_FINISH: u16 = 1 << 2;
+
+/// A string token: its raw bytes between the quotes and whether it had escapes.
+#[derive(Clone, Copy)]
+struct Str {
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
+impl<'a> Scanner<'a> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    /// JSON whitespace except `\n`: an event whose data spans lines (the only place a raw `\n`
+    /// can be) is re-serialised by the full parse, so the fast path never accepts one.
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// `,` (true) or the closing `close` (false).
+    #[inline]
+    fn next_or_close(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        let c = self.peek()?;
+        self.i += 1;
+        match c {
+            b',' => Some(true),
+            c if c == close => Some(false),
+            _ => None,
+        }
+    }
+
+    fn string(&mut self) -> Option<Str> {
+        self.ws();
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.i += 1;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            // Plain bytes first, eight at a time where possible.
+            while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+                let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                if special8(w) {
+                    break;
+                }
+                self.i += 8;
+            }
+            let c = self.peek()?;
+            match c {
+                b'"' => {
+                    let end = self.i;
+                    self.i += 1;
+                    return Some(Str {
+                        start,
+                        end,
+                        escaped,
+                    });
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                0..=0x1f => return None, // serde_json refuses control characters in strings
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// One escape after its backslash; `\u` escapes of surrogates are left to serde_json.
+    fn escape(&mut self) -> Option<()> {
+        let c = *self.b.get(self.i + 1)?;
+        self.i += 2;
+        match c {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(()),
+            b'u' => {
+                let hex = self.b.get(self.i..self.i + 4)?;
+                let mut v = 0u32;
+                for &h in hex {
+                    v = v * 16 + (h as char).to_digit(16)?;
+                }
+                self.i += 4;
+                (!(0xD800..=0xDFFF).contains(&v)).then_some(())
+            }
+            _ => None,
+        }
+    }
+
+    /// A number token: `Some(Some(n))` for a non-negative integer that fits `u64` (what
+    /// `Value::as_u64` accepts), `Some(None)` for another valid number well inside `f64`'s range.
+    fn number(&mut self) -> Option<Option<u64>> {
+        self.ws();
+        let neg = self.peek() == Some(b'-');
+        if neg {
+            self.i += 1;
+        }
+        let int_start = self.i;
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => {
+                while let Some(b'0'..=b'9') = self.peek() {
+                    self.i += 1;
+                }
+            }
+            _ => return None,
+        }
+        let int = &self.b[int_start..self.i];
+        let mut integral = !neg;
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            integral = false;
+            let from = self.i;
+            while let Some(b'0'..=b'9') = self.peek() {
+                self.i += 1;
+            }
+            if self.i == from {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            integral = false;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            let from = self.i;
+            while let Some(b'0'..=b'9') = self.peek() {
+                self.i += 1;
+            }
+            // Large exponents (overflow is an error in serde_json) go to the full parse.
+            if self.i == from || self.i - from > 2 {
+                return None;
+            }
+        }
+        if int.len() > 100 {
+            return None;
+        }
+        if !integral {
+            return Some(None);
+        }
+        // An integer beyond u64 becomes an f64 in serde_json: valid, but not `as_u64`.
+        Some(std::str::from_utf8(int).ok()?.parse::<u64>().ok())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.ws();
+        if self.b.get(self.i..self.i + word.len())? == word {
+            self.i += word.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// Any JSON value, validated and skipped.
+    fn skip(&mut self) -> Option<()> {
+        self.ws();
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => {
+                self.enter()?;
+                if self.empty(b'}') {
+                    self.depth -= 1;
+                    return Some(());
+                }
+                loop {
+                    self.string()?;
+                    self.eat(b':')?;
+                    self.skip()?;
+                    if !self.next_or_close(b'}')? {
+                        break;
+                    }
+                }
+                self.depth -= 1;
+                Some(())
+            }
+            b'[' => {
+                self.enter()?;
+                if self.empty(b']') {
+                    self.depth -= 1;
+                    return Some(());
+                }
+                loop {
+                    self.skip()?;
+                    if !self.next_or_close(b']')? {
+                        break;
+                    }
+                }
+                self.depth -= 1;
+                Some(())
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number().map(drop),
+        }
+    }
+
+    /// Consumes the opening bracket (already peeked) and counts the depth.
+    fn enter(&mut self) -> Option<()> {
+        self.i += 1;
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    /// An empty object or array right after its opening bracket.
+    fn empty(&mut self, close: u8) -> bool {
+        self.ws();
+        if self.peek() == Some(close) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn is_null(&mut self) -> bool {
+        self.ws();
+        if self.b[self.i..].starts_with(b"null") {
+            self.i += 4;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn raw(&self, s: Str) -> &'a [u8] {
+        &self.b[s.start..s.end]
+    }
+
+    /// A key: its raw bytes, or `None` when escaped (the full parse compares unescaped keys).
+    fn key(&mut self) -> Option<&'a [u8]> {
+        let k = self.string()?;
+        self.eat(b':')?;
+        (!k.escaped).then(|| self.raw(k))
+    }
+
+    fn top(&mut self, text: &'a str) -> Option<ConformantChunk<'a>> {
+        self.ws();
+        if self.peek()? != b'{' {
+            return None;
+        }
+        self.enter()?;
+        if self.empty(b'}') {
+            return None;
+        }
+        let mut seen = 0u16;
+        let mut id = None;
+        let mut has_finish = false;
+        loop {
+            let key = self.key()?;
+            let bit = match key {
+                b"id" => K_ID,
+                b"object" => K_OBJECT,
+                b"created" => K_CREATED,
+                b"model" => K_MODEL,
+                b"system_fingerprint" => K_FINGERPRINT,
+                b"usage" => K_USAGE,
+                b"choices" => K_CHOICES,
+                // The translator acts on these (errors, usage elsewhere): full parse.
+                b"error" | b"base_resp" | b"x_groq" => return None,
+                _ => 0,
+            };
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            match bit {
+                K_ID => {
+                    let v = self.string()?;
+                    if v.escaped || v.start == v.end {
+                        return None;
+                    }
+                    id = Some(&text[v.start..v.end]);
+                }
+                K_OBJECT => {
+                    let v = self.string()?;
+                    if self.raw(v) != b"chat.completion.chunk" {
+                        return None;
+                    }
+                }
+                K_CREATED => {
+                    if !matches!(self.number()?, Some(c) if c > 0) {
+                        return None;
+                    }
+                }
+                K_MODEL => {
+                    // Any escape stands for at least one character: raw non-empty is enough.
+                    let v = self.string()?;
+                    if v.start == v.end {
+                        return None;
+                    }
+                }
+                K_FINGERPRINT => {
+                    self.string()?;
+                }
+                K_USAGE => {
+                    // A usage object is read and moved by the translator: full parse.
+                    if !self.is_null() {
+                        return None;
+                    }
+                }
+                K_CHOICES => has_finish = self.choices()?,
+                _ => self.skip()?,
+            }
+            if !self.next_or_close(b'}')? {
+                break;
+            }
+        }
+        self.depth -= 1;
+        let required = K_ID | K_OBJECT | K_CREATED | K_MODEL | K_CHOICES;
+        (seen & required == required).then(|| ConformantChunk {
+            id: id.expect("seen"),
+            has_finish,
+        })
+    }
+
+    /// A non-empty array of conformant choices; returns whether one has a finish reason.
+    fn choices(&mut self) -> Option<bool> {
+        self.ws();
+        if self.peek()? != b'[' {
+            return None;
+        }
+        self.enter()?;
+        if self.empty(b']') {
+            return None;
+        }
+        let mut any_finish = false;
+        loop {
+            any_finish |= self.choice()?;
+            if !self.next_or_close(b']')? {
+                break;
+            }
+        }
+        self.depth -= 1;
+        Some(any_finish)
+    }
+
+    fn choice(&mut self) -> Option<bool> {
+        self.ws();
+        if self.peek()? != b'{' {
+            return None;
+        }
+        self.enter()?;
+        if self.empty(b'}') {
+            return None;
+        }
+        let mut seen = 0u16;
+        let mut finish = false;
+        loop {
+            let key = self.key()?;
+            let bit = match key {
+                b"index" => C_INDEX,
+                b"delta" => C_DELTA,
+                b"finish_reason" => C_FINISH,
+                b"usage" => return None,
+                _ => 0,
+            };
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            match bit {
+                C_INDEX => {
+                    self.number()??;
+                }
+                C_DELTA => self.delta()?,
+                C_FINISH => {
+                    if !self.is_null() {
+                        let r = self.string()?;
+                        let r = self.raw(r);
+                        if !FINISH_REASONS.iter().any(|f| f.as_bytes() == r) {
+                            return None;
+                        }
+                        finish = true;
+                    }
+                }
+                _ => self.skip()?,
+            }
+            if !self.next_or_close(b'}')? {
+                break;
+            }
+        }
+        self.depth -= 1;
+        let required = C_INDEX | C_DELTA | C_FINISH;
+        (seen & required == required).then_some(finish)
+    }
+
+    /// A delta object whose `content`, if any, is a string or null.
+    fn delta(&mut self) -> Option<()> {
+        self.ws();
+        if self.peek()? != b'{' {
+            return None;
+        }
+        self.enter()?;
+        if self.empty(b'}') {
+            self.depth -= 1;
+            return Some(());
+        }
+        let mut content_seen = false;
+        loop {
+            let key = self.key()?;
+            if key == b"content" {
+                if content_seen {
+                    return None;
+                }
+                content_seen = true;
+                if !self.is_null() {
+                    self.string()?;
+                }
+            } else {
+                self.skip()?;
+            }
+            if !self.next_or_close(b'}')? {
+                break;
+            }
+        }
+        self.depth -= 1;
+        Some(())
+    }
+}
+
+/// Whether any of eight bytes is `"`, `\`, a control character or non-ASCII.
+#[inline]
+fn special8(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = has_zero(w ^ (ONES * b'"' as u64));
+    let backslash = has_zero(w ^ (ONES * b'\\' as u64));
+    // Bytes below 0x20, or with the high bit set (checked byte by byte, not an error).
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (quote | backslash | control | (w & HIGH)) != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openai::{chunk_is_conformant, error_in_success_body, parse_event};
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    use serde_json::Value;
+
+    /// What the full parse in `CompatTranslator::on_event` decides for the same data: `Some` when
+    /// it forwards the bytes unchanged with no usage (the only case the fast path may take).
+    fn reference(data: &[u8]) -> Option<(String, bool)> {
+        let v = parse_event(data).ok()?;
+        let obj = v.as_object()?;
+        if error_in_success_body(obj).is_some() || obj.contains_key("error") {
+            return None;
+        }
+        let choices = obj.get("choices").and_then(Value::as_array);
+        if obj.get("usage").is_some_and(Value::is_object) && choices.is_some_and(|c| !c.is_empty())
+        {
+            return None;
+        }
+        if data.contains(&b'\n') || !chunk_is_conformant(obj) {
+            return None;
+        }
+        if obj.get("usage").is_some_and(|u| !u.is_null()) {
+            return None;
+        }
+        let finish = choices?
+            .iter()
+            .any(|c| c.get("finish_reason").is_some_and(Value::is_string));
+        Some((obj["id"].as_str()?.to_string(), finish))
+    }
+
+    fn fast(data: &str) -> Option<(String, bool)> {
+        scan_conformant_chunk(data.as_bytes()).map(|c| (c.id.to_string(), c.has_finish))
+    }
+
+    const BASE: &str = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":"hi"},"logprobs":null,"finish_reason":null}],"usage":null}"#;
+
+    #[test]
+    fn conformant_chunks_take_the_fast_path() {
+        let accepted = [
+            BASE.to_string(),
+            BASE.replace(r#""finish_reason":null"#, r#""finish_reason":"stop""#),
+            BASE.replace(r#","usage":null"#, ""),
+            BASE.replace(r#""content":"hi""#, r#""role":"assistant","content":"","refusal":null"#),
+            BASE.replace(r#""content":"hi""#, r#""content":null,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\": 1.5e3}"}}]"#),
+            // Escapes, non-ASCII and numbers of every shape inside values the scan skips.
+            BASE.replace(r#""content":"hi""#, r#""content":"a\"b\\c\/\n\u00e9 \u4e2d — ü","x":[1,-2,0.5,-0.0,1E+5,2e-3,true,false,{}]"#),
+            // `"usage"` inside a string value, and a usage object nested in an unknown field.
+            BASE.replace(r#""content":"hi""#, r#""content":"\"usage\":{\"prompt_tokens\":1}""#),
+            BASE.replace(r#""usage":null"#, r#""extra":{"usage":{"prompt_tokens":1}},"usage":null"#),
+            // Whitespace between tokens (not `\n`) and two choices.
+            " {\t\"id\" : \"c\" ,\r\"object\":\"chat.completion.chunk\", \"created\":1,\"model\":\"m\",\"choices\":[ {\"index\":0,\"delta\":{},\"finish_reason\":null} , {\"index\":1,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"length\"} ] } ".to_string(),
+        ];
+        for data in &accepted {
+            let got = fast(data);
+            assert!(got.is_some(), "not accepted: {data}");
+            assert_eq!(got, reference(data.as_bytes()), "{data}");
+        }
+        assert_eq!(fast(&accepted[1]).unwrap().1, true);
+        assert_eq!(fast(&accepted[0]).unwrap(), ("chatcmpl-1".into(), false));
+    }
+
+    /// Everything the translator must act on, or that the full parse refuses, goes to it.
+    #[test]
+    fn anything_else_takes_the_full_parse() {
+        let refused = [
+            BASE.replace(r#""usage":null"#, r#""usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}"#),
+            BASE.replace(r#""choices":[{"index":0,"delta":{"content":"hi"},"logprobs":null,"finish_reason":null}]"#, r#""choices":[]"#),
+            BASE.replace(r#""usage":null"#, r#""error":{"message":"boom"}"#),
+            BASE.replace(r#""usage":null"#, r#""base_resp":{"status_code":0}"#),
+            BASE.replace(r#""usage":null"#, r#""x_groq":{"id":"x"}"#),
+            BASE.replace(r#""logprobs":null"#, r#""usage":{"total_tokens":3}"#),
+            BASE.replace(r#""finish_reason":null"#, r#""finish_reason":"end_turn""#),
+            BASE.replace(r#","finish_reason":null"#, ""),
+            BASE.replace(r#""content":"hi""#, r#""content":[{"type":"text","text":"hi"}]"#),
+            BASE.replace(r#""id":"chatcmpl-1""#, r#""id":"""#),
+            BASE.replace(r#""id":"chatcmpl-1""#, r#""id":"chat\u0063mpl""#),
+            BASE.replace(r#""model":"gpt-4o""#, r#""model":"""#),
+            BASE.replace(r#""created":1700000000"#, r#""created":0"#),
+            BASE.replace(r#""created":1700000000"#, r#""created":1.5"#),
+            BASE.replace(r#""created":1700000000"#, r#""created":99999999999999999999"#),
+            BASE.replace(r#""object":"chat.completion.chunk""#, r#""object":"chat.completion""#),
+            BASE.replace(r#""system_fingerprint":"fp_1""#, r#""system_fingerprint":null"#),
+            BASE.replace(r#""index":0"#, r#""index":-1"#),
+            // Duplicate keys (the last wins in the full parse), escaped keys.
+            BASE.replace(r#""usage":null"#, r#""usage":null,"id":"other""#),
+            BASE.replace(r#""usage":null"#, r#""usage":null,"usage":{"total_tokens":1}"#),
+            BASE.replace(r#""model""#, r#""mod\u0065l""#),
+            // Malformed JSON: the full parse reports it.
+            BASE.replace(r#""usage":null"#, r#""usage":nul"#),
+            BASE.replace(r#""content":"hi""#, r#""content":"h\i""#),
+            BASE.replace(r#""content":"hi""#, "\"content\":\"h\u{1}i\""),
+            BASE.replace(r#""content":"hi""#, r#""content":"\ud800""#),
+            BASE.replace(r#""content":"hi""#, r#""x":01,"content":"hi""#),
+            BASE.replace(r#""content":"hi""#, r#""x":1e400,"content":"hi""#),
+            BASE.replace(r#""content":"hi""#, r#""x":[1,],"content":"hi""#),
+            format!("{BASE} x"),
+            format!("[{BASE}]"),
+            BASE.replace(r#","usage":null"#, ",\n\"usage\":null"),
+            BASE[..BASE.len() - 1].to_string(),
+            BASE.replace(r#""content":"hi""#, &format!(r#""x":{}1{},"content":"hi""#, "[".repeat(70), "]".repeat(70))),
+        ];
+        for data in &refused {
+            assert_eq!(fast(data), None, "accepted: {data}");
+        }
+        assert!(scan_conformant_chunk(b"{\"id\":\"\xff\"}").is_none());
+    }
+
+    /// Random edits of conformant chunks: whatever the fast path accepts, the full parse forwards
+    /// unchanged with the same id and finish.
+    #[test]
+    fn the_fast_path_agrees_with_the_full_parse_on_random_edits() {
+        let seeds = [
+            BASE.to_string(),
+            BASE.replace(r#""finish_reason":null"#, r#""finish_reason":"tool_calls""#),
+            BASE.replace(
+                r#""content":"hi""#,
+                r#""content":"\"usage\":{}","reasoning_content":"r\u00e9""#,
+            ),
+        ];
+        let alphabet: &[u8] = b"{}[]\":,\\ \tnulltrue0123456789-+.eEabcdefu\x01\xc3\xa9";
+        let mut rng = StdRng::seed_from_u64(13);
+        let (mut accepted, mut total) = (0, 0);
+        for seed in &seeds {
+            for _ in 0..20_000 {
+                let mut b = seed.as_bytes().to_vec();
+                for _ in 0..rng.gen_range(1..4) {
+                    let at = rng.gen_range(0..b.len());
+                    match rng.gen_range(0..3) {
+                        0 => {
+                            b.remove(at);
+                        }
+                        1 => b.insert(at, alphabet[rng.gen_range(0..alphabet.len())]),
+                        _ => b[at] = alphabet[rng.gen_range(0..alphabet.len())],
+                    }
+                }
+                total += 1;
+                if let Some(c) = scan_conformant_chunk(&b) {
+                    accepted += 1;
+                    assert_eq!(
+                        Some((c.id.to_string(), c.has_finish)),
+                        reference(&b),
+                        "{}",
+                        String::from_utf8_lossy(&b)
+                    );
+                }
+            }
+        }
+        // The edits are not all rejections: the comparison covers accepted variants too.
+        assert!(accepted > total / 50, "{accepted} of {total}");
+    }
+}
