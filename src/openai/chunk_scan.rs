@@ -26,15 +26,12 @@ const MAX_DEPTH: usize = 64;
 /// Accepts `data` (one event's data, trimmed, one line) when it is a conformant OpenAI chunk
 /// with `usage` absent or `null` and no `error`, `base_resp` or `x_groq` key. See the module doc.
 pub fn scan_conformant_chunk(data: &[u8]) -> Option<ConformantChunk<'_>> {
-    // JSON text outside strings is ASCII, so this validates every string's UTF-8 at once (what
-    // serde_json checks while parsing each string).
-    let text = std::str::from_utf8(data).ok()?;
     let mut s = Scanner {
         b: data,
         i: 0,
         depth: 0,
     };
-    let chunk = s.top(text)?;
+    let chunk = s.top()?;
     s.ws();
     (s.i == data.len()).then_some(chunk)
 }
@@ -109,20 +106,25 @@ impl<'a> Scanner<'a> {
         self.i += 1;
         let start = self.i;
         let mut escaped = false;
+        let mut non_ascii = false;
         loop {
-            // Plain bytes first, eight at a time where possible.
-            while let Some(chunk) = self.b.get(self.i..self.i + 8) {
-                let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-                if special8(w) {
-                    break;
+            // Plain bytes eight at a time; the lowest flagged byte of a word is exact.
+            if let Some(chunk) = self.b.get(self.i..self.i + 8) {
+                let m = special8(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+                if m == 0 {
+                    self.i += 8;
+                    continue;
                 }
-                self.i += 8;
+                self.i += (m.trailing_zeros() / 8) as usize;
             }
-            let c = self.peek()?;
-            match c {
+            match self.peek()? {
                 b'"' => {
                     let end = self.i;
                     self.i += 1;
+                    // serde_json validates every string's UTF-8 (text outside strings is ASCII).
+                    if non_ascii {
+                        std::str::from_utf8(&self.b[start..end]).ok()?;
+                    }
                     return Some(Str {
                         start,
                         end,
@@ -134,6 +136,10 @@ impl<'a> Scanner<'a> {
                     self.escape()?;
                 }
                 0..=0x1f => return None, // serde_json refuses control characters in strings
+                0x80.. => {
+                    non_ascii = true;
+                    self.i += 1;
+                }
                 _ => self.i += 1,
             }
         }
@@ -167,16 +173,21 @@ impl<'a> Scanner<'a> {
             self.i += 1;
         }
         let int_start = self.i;
+        // The integer part's value while it fits u64 (what `Value::as_u64` accepts).
+        let mut value = Some(0u64);
         match self.peek()? {
             b'0' => self.i += 1,
             b'1'..=b'9' => {
-                while let Some(b'0'..=b'9') = self.peek() {
+                while let Some(d @ b'0'..=b'9') = self.peek() {
+                    value = value
+                        .and_then(|v| v.checked_mul(10))
+                        .and_then(|v| v.checked_add(u64::from(d - b'0')));
                     self.i += 1;
                 }
             }
             _ => return None,
         }
-        let int = &self.b[int_start..self.i];
+        let int_len = self.i - int_start;
         let mut integral = !neg;
         if self.peek() == Some(b'.') {
             self.i += 1;
@@ -204,14 +215,11 @@ impl<'a> Scanner<'a> {
                 return None;
             }
         }
-        if int.len() > 100 {
+        if int_len > 100 {
             return None;
         }
-        if !integral {
-            return Some(None);
-        }
         // An integer beyond u64 becomes an f64 in serde_json: valid, but not `as_u64`.
-        Some(std::str::from_utf8(int).ok()?.parse::<u64>().ok())
+        Some(value.filter(|_| integral))
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
@@ -307,7 +315,7 @@ impl<'a> Scanner<'a> {
         (!k.escaped).then(|| self.raw(k))
     }
 
-    fn top(&mut self, text: &'a str) -> Option<ConformantChunk<'a>> {
+    fn top(&mut self) -> Option<ConformantChunk<'a>> {
         self.ws();
         if self.peek()? != b'{' {
             return None;
@@ -343,7 +351,7 @@ impl<'a> Scanner<'a> {
                     if v.escaped || v.start == v.end {
                         return None;
                     }
-                    id = Some(&text[v.start..v.end]);
+                    id = Some(std::str::from_utf8(self.raw(v)).ok()?);
                 }
                 K_OBJECT => {
                     let v = self.string()?;
@@ -492,9 +500,10 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Whether any of eight bytes is `"`, `\`, a control character or non-ASCII.
+/// The high bit of each of eight bytes (little-endian) that is `"`, `\`, a control character or
+/// non-ASCII; bits above the lowest may be spurious (borrows), the lowest is exact.
 #[inline]
-fn special8(w: u64) -> bool {
+fn special8(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
@@ -502,7 +511,7 @@ fn special8(w: u64) -> bool {
     let backslash = has_zero(w ^ (ONES * b'\\' as u64));
     // Bytes below 0x20, or with the high bit set (checked byte by byte, not an error).
     let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    (quote | backslash | control | (w & HIGH)) != 0
+    quote | backslash | control | (w & HIGH)
 }
 
 #[cfg(test)]
@@ -549,6 +558,7 @@ mod tests {
             BASE.to_string(),
             BASE.replace(r#""finish_reason":null"#, r#""finish_reason":"stop""#),
             BASE.replace(r#","usage":null"#, ""),
+            BASE.replace(r#""created":1700000000"#, r#""created":18446744073709551615"#),
             BASE.replace(r#""content":"hi""#, r#""role":"assistant","content":"","refusal":null"#),
             BASE.replace(r#""content":"hi""#, r#""content":null,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\": 1.5e3}"}}]"#),
             // Escapes, non-ASCII and numbers of every shape inside values the scan skips.
@@ -586,6 +596,7 @@ mod tests {
             BASE.replace(r#""model":"gpt-4o""#, r#""model":"""#),
             BASE.replace(r#""created":1700000000"#, r#""created":0"#),
             BASE.replace(r#""created":1700000000"#, r#""created":1.5"#),
+            BASE.replace(r#""created":1700000000"#, r#""created":18446744073709551616"#),
             BASE.replace(r#""created":1700000000"#, r#""created":99999999999999999999"#),
             BASE.replace(r#""object":"chat.completion.chunk""#, r#""object":"chat.completion""#),
             BASE.replace(r#""system_fingerprint":"fp_1""#, r#""system_fingerprint":null"#),
@@ -612,6 +623,20 @@ mod tests {
             assert_eq!(fast(data), None, "accepted: {data}");
         }
         assert!(scan_conformant_chunk(b"{\"id\":\"\xff\"}").is_none());
+        // Invalid UTF-8 in a string the scan skips: serde_json refuses it, so must the scan.
+        for bad in [
+            &b"\xff"[..],
+            b"\xc3",
+            b"\xe4\xb8",
+            b"\xed\xa0\x80",
+            b"abcdefgh\xc3(",
+        ] {
+            let mut data = BASE.as_bytes().to_vec();
+            let at = BASE.find("\"hi\"").unwrap() + 2;
+            data.splice(at..at, bad.iter().copied());
+            assert!(parse_event(&data).is_err());
+            assert_eq!(scan_conformant_chunk(&data), None, "{data:?}");
+        }
     }
 
     /// Random edits of conformant chunks: whatever the fast path accepts, the full parse forwards
