@@ -122,6 +122,62 @@ struct Chunk<'a, C: Serialize> {
     usage: Option<Value>,
 }
 
+/// A string as serde_json writes it: raw between quotes when nothing needs escaping.
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("serialising to a Vec cannot fail");
+    }
+}
+
+fn push_json_u64(out: &mut Vec<u8>, n: u64) {
+    serde_json::to_writer(&mut *out, &n).expect("serialising to a Vec cannot fail");
+}
+
+/// `data: ` + the `Chunk` of one choice whose delta has no tool calls + the blank line, byte for
+/// byte what `sse::write_data` gives for it (a test compares them).
+fn write_text_chunk(
+    out: &mut Vec<u8>,
+    meta: &StreamMeta,
+    index: u32,
+    delta: &Delta<'_>,
+    finish_reason: Option<&str>,
+) {
+    out.extend_from_slice(b"data: {\"id\":");
+    push_json_str(out, &meta.id);
+    out.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+    push_json_u64(out, meta.created);
+    out.extend_from_slice(b",\"model\":");
+    push_json_str(out, &meta.model);
+    out.extend_from_slice(b",\"choices\":[{\"index\":");
+    push_json_u64(out, u64::from(index));
+    out.extend_from_slice(b",\"delta\":{");
+    let mut sep = false;
+    for (key, value) in [
+        (&b"\"role\":"[..], delta.role),
+        (b"\"content\":", delta.content),
+        (b"\"reasoning_content\":", delta.reasoning_content),
+    ] {
+        if let Some(v) = value {
+            if sep {
+                out.push(b',');
+            }
+            sep = true;
+            out.extend_from_slice(key);
+            push_json_str(out, v);
+        }
+    }
+    out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":");
+    match finish_reason {
+        Some(r) => push_json_str(out, r),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}]}\n\n");
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Open,
@@ -445,6 +501,14 @@ impl OpenAiWriter {
     }
 
     fn chunk(&mut self, index: u32, delta: &Delta<'_>, finish_reason: Option<&str>) {
+        if delta.tool_calls.is_none() {
+            // The per-event chunk of every translated stream, written directly: the same bytes
+            // serde_json writes for `Chunk`, without its per-field serialiser calls.
+            self.identify(None, None);
+            let meta = self.meta.as_ref().expect("identified above");
+            write_text_chunk(&mut self.out, meta, index, delta, finish_reason);
+            return;
+        }
         let choice = ChunkChoice {
             index,
             delta,
@@ -467,6 +531,18 @@ impl OpenAiWriter {
             usage,
         };
         sse::write_data(&mut self.out, &chunk);
+    }
+
+    /// What `chunk` wrote before its direct path, for the test that compares the two.
+    #[cfg(test)]
+    fn chunk_via_serde(&mut self, index: u32, delta: &Delta<'_>, finish_reason: Option<&str>) {
+        let choice = ChunkChoice {
+            index,
+            delta,
+            logprobs: None,
+            finish_reason,
+        };
+        self.write_chunk([choice], None);
     }
 
     // ---- buffered replies ----------------------------------------------------------------
@@ -694,6 +770,58 @@ mod tests {
             model: "m".into(),
         });
         w
+    }
+
+    /// The hand-written text chunk is byte for byte what serde_json writes for `Chunk`.
+    #[test]
+    fn text_chunks_are_serde_json_bytes() {
+        let texts = [
+            "",
+            "plain",
+            "q\"uo\\te",
+            "ctl\n\t\r\u{1}\u{1f}",
+            "é中😀",
+            "</script>",
+        ];
+        for (i, t) in texts.iter().enumerate() {
+            for reason in [None, Some("stop"), Some("le\"ngth")] {
+                let deltas = [
+                    Delta::default(),
+                    Delta {
+                        role: Some("assistant"),
+                        content: Some(t),
+                        ..Delta::default()
+                    },
+                    Delta {
+                        content: Some(t),
+                        ..Delta::default()
+                    },
+                    Delta {
+                        reasoning_content: Some(t),
+                        ..Delta::default()
+                    },
+                    Delta {
+                        role: Some(t),
+                        content: Some(t),
+                        reasoning_content: Some(t),
+                        tool_calls: None,
+                    },
+                ];
+                for d in &deltas {
+                    let mut a = writer(false);
+                    let mut b = writer(false);
+                    a.identify(Some(&format!("id\"{t}")), Some(&format!("m{t}")));
+                    b.identify(Some(&format!("id\"{t}")), Some(&format!("m{t}")));
+                    b.set_created(a.meta.as_ref().unwrap().created);
+                    a.chunk(i as u32 * 1000, d, reason);
+                    b.chunk_via_serde(i as u32 * 1000, d, reason);
+                    assert_eq!(
+                        String::from_utf8(a.output().to_vec()).unwrap(),
+                        String::from_utf8(b.output().to_vec()).unwrap()
+                    );
+                }
+            }
+        }
     }
 
     #[test]
