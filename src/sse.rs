@@ -302,7 +302,7 @@ mod tests {
     /// The word-at-a-time search finds what a byte-wise one finds, at every offset and length.
     #[test]
     fn find_eol_matches_a_bytewise_search() {
-        let mut buf = vec![b'a'; 40];
+        let mut buf = [b'a'; 40];
         for len in 0..buf.len() {
             for at in 0..=len {
                 for (c, other) in [(b'\n', 0x8a), (b'\r', 0x0b), (b'\n', b'\x0c')] {
