@@ -31,7 +31,12 @@ fn grow(buf: &mut Vec<u8>, extra: usize) {
 
 /// The first `\n` or `\r`, eight bytes at a time (a byte-wise search was the parser's largest
 /// cost on long events).
+#[inline]
 fn find_eol(b: &[u8]) -> Option<usize> {
+    if b.len() < 8 {
+        // Trickled input: a plain search costs less than setting up the word loop.
+        return b.iter().position(|&c| c == b'\n' || c == b'\r');
+    }
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
