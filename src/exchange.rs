@@ -845,7 +845,7 @@ impl Exchange {
                 body,
             );
         }
-        let bytes = serde_json::to_vec(body).expect("serialising a JSON value cannot fail");
+        let bytes = crate::json_write::to_vec(body);
         cfg.imp.finalize(&cfg.provider, &mut up, &bytes)?;
         self.translator = Some(cfg.imp.response_translator_for(&info, body));
         self.writer = OpenAiWriter::new(info.model, info.include_usage);

@@ -9,6 +9,7 @@ pub mod exchange;
 pub mod failover;
 pub mod ffi;
 pub mod front;
+pub mod json_write;
 pub mod model_mapping;
 pub mod openai;
 pub mod provider_type;

@@ -638,10 +638,10 @@ impl OpenAiWriter {
                     item["embedding"] = Value::String(b64);
                 }
             }
-            serde_json::to_writer(&mut self.out, &body).expect("serialising to a Vec cannot fail");
+            crate::json_write::write_value(&mut self.out, &body);
             return;
         }
-        serde_json::to_writer(&mut self.out, body).expect("serialising to a Vec cannot fail");
+        crate::json_write::write_value(&mut self.out, body);
     }
 }
 
