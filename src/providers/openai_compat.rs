@@ -54,6 +54,7 @@ use crate::context::Callout;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::ConfigError;
 use crate::error::ProxyError;
+use crate::openai::request::body_object;
 use crate::openai::writer::{apply_reasoning_mode, ReasoningMode};
 use crate::openai::{self, OpenAiWriter};
 use crate::sse::SseEvent;
@@ -608,9 +609,7 @@ impl Provider for CompatProvider {
         req: &RequestInfo<'_>,
         body: &mut Value,
     ) -> Result<Upstream, ProxyError> {
-        let obj = body
-            .as_object_mut()
-            .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+        let obj = body_object(body)?;
         obj.insert("model".into(), req.model.into());
         if self.row.strip_stream_options {
             obj.remove("stream_options");

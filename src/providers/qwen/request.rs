@@ -2,7 +2,7 @@
 
 use super::{Settings, NAME};
 use crate::error::ProxyError;
-use crate::openai::request::{take, Param, ParamTable};
+use crate::openai::request::{body_object, take, Param, ParamTable};
 use crate::providers::RequestInfo;
 use serde_json::{json, Map, Value};
 
@@ -83,9 +83,7 @@ pub(super) fn translate_chat(
     settings: &Settings,
     body: &mut Value,
 ) -> Result<&'static str, ProxyError> {
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+    let obj = body_object(body)?;
     PARAMS.apply(obj, NAME)?;
     let multimodal = is_multimodal(req.model);
     let messages = match obj.remove("messages") {
@@ -356,9 +354,7 @@ pub(super) fn translate_embeddings(
     req: &RequestInfo<'_>,
     body: &mut Value,
 ) -> Result<(), ProxyError> {
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| ProxyError::bad_request("request body must be a JSON object"))?;
+    let obj = body_object(body)?;
     let texts: Vec<Value> = match obj.remove("input") {
         Some(Value::String(s)) => vec![Value::String(s)],
         Some(Value::Array(items)) => {
