@@ -87,20 +87,35 @@ pub(super) fn translate_chat(model: &str, body: &mut Value) -> Result<Value, Pro
     let mut obj = take_object(body)?;
     PARAMS.apply(&mut obj, NAME)?;
     let mut gen = Map::new();
-    let messages = take(&mut obj, "messages");
-    let tools = take(&mut obj, "tools");
-    let tool_choice = ToolChoice::parse(obj.get("tool_choice"))?;
-    obj.remove("tool_choice");
-    let max_completion_tokens = take(&mut obj, "max_completion_tokens");
-    let max_tokens = take(&mut obj, "max_tokens");
-    let stop = stop_sequences(take(&mut obj, "stop"))?;
-    if !stop.is_empty() {
-        gen.insert("stopSequences".into(), stop.into());
-    }
+    // One pass over the request's own keys (a `take` per known field hashes each name whether
+    // the request has it or not); the checks then run in their usual order.
+    let (mut messages, mut tools, mut tool_choice, mut stop) = (None, None, None, None);
+    let (mut max_completion_tokens, mut max_tokens) = (None, None);
+    let mut rest = Vec::with_capacity(obj.len());
     for (key, value) in obj {
         if value.is_null() {
             continue;
         }
+        let slot = match key.as_str() {
+            "messages" => &mut messages,
+            "tools" => &mut tools,
+            "tool_choice" => &mut tool_choice,
+            "stop" => &mut stop,
+            "max_completion_tokens" => &mut max_completion_tokens,
+            "max_tokens" => &mut max_tokens,
+            _ => {
+                rest.push((key, value));
+                continue;
+            }
+        };
+        *slot = Some(value);
+    }
+    let tool_choice = ToolChoice::parse(tool_choice.as_ref())?;
+    let stop = stop_sequences(stop)?;
+    if !stop.is_empty() {
+        gen.insert("stopSequences".into(), stop.into());
+    }
+    for (key, value) in rest {
         let field = match key.as_str() {
             "temperature" => "temperature",
             "top_p" => "topP",
