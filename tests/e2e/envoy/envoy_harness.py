@@ -218,3 +218,19 @@ class EnvoyProcess:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+def envoy_conftest() -> Any:
+    """This folder's conftest as a module, whatever other conftest pytest registered as
+    `conftest` first (the NGINX and binding suites have their own)."""
+    import importlib.util
+
+    name = "aiproxy_envoy_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conftest.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+

@@ -21,21 +21,9 @@ from provider_cases import CASES
 from pydantic import BaseModel
 from pyutil.openai_schema import validate_chat_chunk, validate_chat_completion, validate_embedding_response
 
-import importlib.util
-import sys
-from pathlib import Path as _Path
 
 
-def _envoy_conftest():  # type: ignore[no-untyped-def]
-    """This folder's conftest, whatever other conftest pytest registered as `conftest` first."""
-    name = "aiproxy_envoy_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _Path(__file__).with_name("conftest.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from envoy_harness import envoy_conftest as _envoy_conftest  # noqa: E402
 
 
 Proxy = _envoy_conftest().Proxy

@@ -5,9 +5,6 @@ gemini and qwen. The mock answers in each provider's documented shape (tests/moc
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path as _Path
 from typing import Any, Final, Literal
 
 import pytest
@@ -18,16 +15,7 @@ langchain_openai = pytest.importorskip("langchain_openai")
 messages_mod = pytest.importorskip("langchain_core.messages")
 
 
-def _envoy_conftest():  # type: ignore[no-untyped-def]
-    """This folder's conftest, whatever other conftest pytest registered as `conftest` first."""
-    name = "aiproxy_envoy_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _Path(__file__).with_name("conftest.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from envoy_harness import envoy_conftest as _envoy_conftest  # noqa: E402
 
 
 CLIENT_KEY = _envoy_conftest().CLIENT_KEY

@@ -17,21 +17,9 @@ import pytest
 from mock_provider import mock_provider as mock_impl
 from provider_cases import CASES
 
-import importlib.util
-import sys
-from pathlib import Path as _Path
 
 
-def _envoy_conftest():  # type: ignore[no-untyped-def]
-    """This folder's conftest, whatever other conftest pytest registered as `conftest` first."""
-    name = "aiproxy_envoy_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _Path(__file__).with_name("conftest.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from envoy_harness import envoy_conftest as _envoy_conftest  # noqa: E402
 
 
 CLIENT_KEY = _envoy_conftest().CLIENT_KEY
