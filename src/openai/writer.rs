@@ -9,6 +9,7 @@
 
 use super::{new_completion_id, now_secs, FINISH_REASONS};
 use crate::error::ProxyError;
+use crate::json_write::write_str;
 use crate::sse;
 use crate::usage::Usage;
 use serde::Serialize;
@@ -103,6 +104,7 @@ impl<'a> ToolCallDelta<'a> {
     }
 }
 
+#[cfg(test)]
 #[derive(Serialize)]
 struct ChunkChoice<'a> {
     index: u32,
@@ -122,39 +124,27 @@ struct Chunk<'a, C: Serialize> {
     usage: Option<Value>,
 }
 
-/// A string as serde_json writes it: raw between quotes when nothing needs escaping.
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        serde_json::to_writer(&mut *out, s).expect("serialising to a Vec cannot fail");
-    }
-}
-
 fn push_json_u64(out: &mut Vec<u8>, n: u64) {
     serde_json::to_writer(&mut *out, &n).expect("serialising to a Vec cannot fail");
 }
 
-/// `data: ` + the `Chunk` of one choice whose delta has no tool calls + the blank line, byte for
-/// byte what `sse::write_data` gives for it (a test compares them).
-fn write_text_chunk(
-    out: &mut Vec<u8>,
-    meta: &StreamMeta,
-    index: u32,
-    delta: &Delta<'_>,
-    finish_reason: Option<&str>,
-) {
+/// `data: ` + the `Chunk` of one choice up to and including the `{` that opens its delta.
+fn write_chunk_head(out: &mut Vec<u8>, meta: &StreamMeta, index: u32) {
     out.extend_from_slice(b"data: {\"id\":");
-    push_json_str(out, &meta.id);
+    write_str(out, &meta.id);
     out.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
     push_json_u64(out, meta.created);
     out.extend_from_slice(b",\"model\":");
-    push_json_str(out, &meta.model);
+    write_str(out, &meta.model);
     out.extend_from_slice(b",\"choices\":[{\"index\":");
     push_json_u64(out, u64::from(index));
     out.extend_from_slice(b",\"delta\":{");
+}
+
+/// The rest of a chunk after its head: the delta's fields, the choice's finish reason and the
+/// blank line. With the head, byte for byte what `sse::write_data` gives for the `Chunk` (a
+/// test compares them).
+fn write_chunk_tail(out: &mut Vec<u8>, delta: &Delta<'_>, finish_reason: Option<&str>) {
     let mut sep = false;
     for (key, value) in [
         (&b"\"role\":"[..], delta.role),
@@ -167,15 +157,56 @@ fn write_text_chunk(
             }
             sep = true;
             out.extend_from_slice(key);
-            push_json_str(out, v);
+            write_str(out, v);
         }
+    }
+    if let Some(calls) = delta.tool_calls {
+        if sep {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"tool_calls\":[");
+        for (i, call) in calls.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_tool_call(out, call);
+        }
+        out.push(b']');
     }
     out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":");
     match finish_reason {
-        Some(r) => push_json_str(out, r),
+        Some(r) => write_str(out, r),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b"}]}\n\n");
+}
+
+/// One `ToolCallDelta` as serde_json writes it.
+fn write_tool_call(out: &mut Vec<u8>, call: &ToolCallDelta<'_>) {
+    out.extend_from_slice(b"{\"index\":");
+    push_json_u64(out, u64::from(call.index));
+    if let Some(id) = call.id {
+        out.extend_from_slice(b",\"id\":");
+        write_str(out, id);
+    }
+    if let Some(kind) = call.kind {
+        out.extend_from_slice(b",\"type\":");
+        write_str(out, kind);
+    }
+    out.extend_from_slice(b",\"function\":{");
+    if let Some(name) = call.function.name {
+        out.extend_from_slice(b"\"name\":");
+        write_str(out, name);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"arguments\":");
+    write_str(out, call.function.arguments);
+    out.push(b'}');
+    if let Some(extra) = call.extra_content {
+        out.extend_from_slice(b",\"extra_content\":");
+        crate::json_write::write_value(out, extra);
+    }
+    out.push(b'}');
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +237,9 @@ pub struct OpenAiWriter {
     model: String,
     include_usage: bool,
     meta: Option<StreamMeta>,
+    /// `write_chunk_head(meta, 0)`, made once per identity: every delta of choice 0 starts with
+    /// it. Empty until first needed and whenever the identity changes.
+    head0: Vec<u8>,
     role_sent: u128,
     finished: u128,
     /// A finish was seen for some choice (also through raw pass-through events).
@@ -237,6 +271,7 @@ impl OpenAiWriter {
             model: model.to_string(),
             include_usage,
             meta: None,
+            head0: Vec::new(),
             role_sent: 0,
             finished: 0,
             any_finish: false,
@@ -315,11 +350,13 @@ impl OpenAiWriter {
         if let Some(id) = id.filter(|s| !s.is_empty()) {
             if meta.id != id {
                 meta.id = id.to_string();
+                self.head0.clear();
             }
         }
         if let Some(m) = model.filter(|s| !s.is_empty()) {
             if meta.model != m {
                 meta.model = m.to_string();
+                self.head0.clear();
             }
         }
         meta
@@ -333,6 +370,7 @@ impl OpenAiWriter {
             self.meta
                 .get_or_insert_with(|| StreamMeta::new(model))
                 .created = created;
+            self.head0.clear();
         }
     }
 
@@ -500,22 +538,21 @@ impl OpenAiWriter {
         self.usage_sent = true;
     }
 
+    /// The chunk of every translated stream event, written directly: the same bytes serde_json
+    /// writes for `Chunk`, without its per-field serialiser calls, and for choice 0 with the
+    /// identity part copied from `head0`.
     fn chunk(&mut self, index: u32, delta: &Delta<'_>, finish_reason: Option<&str>) {
-        if delta.tool_calls.is_none() {
-            // The per-event chunk of every translated stream, written directly: the same bytes
-            // serde_json writes for `Chunk`, without its per-field serialiser calls.
-            self.identify(None, None);
-            let meta = self.meta.as_ref().expect("identified above");
-            write_text_chunk(&mut self.out, meta, index, delta, finish_reason);
-            return;
+        self.identify(None, None);
+        let meta = self.meta.as_ref().expect("identified above");
+        if index == 0 {
+            if self.head0.is_empty() {
+                write_chunk_head(&mut self.head0, meta, 0);
+            }
+            self.out.extend_from_slice(&self.head0);
+        } else {
+            write_chunk_head(&mut self.out, meta, index);
         }
-        let choice = ChunkChoice {
-            index,
-            delta,
-            logprobs: None,
-            finish_reason,
-        };
-        self.write_chunk([choice], None);
+        write_chunk_tail(&mut self.out, delta, finish_reason);
     }
 
     /// One `chat.completion.chunk` event under the stream's identity.
@@ -568,6 +605,47 @@ impl OpenAiWriter {
         if let Some(u) = reply.usage {
             self.usage = Some(u);
         }
+        self.write_completion(reply);
+        Ok(())
+    }
+
+    /// The `chat.completion` body, written directly: byte for byte what `completion_via_value`
+    /// (the `Value` it was built as before, kept for the test that compares them) writes.
+    fn write_completion(&mut self, reply: Completion) {
+        let out = &mut self.out;
+        out.extend_from_slice(b"{\"id\":");
+        match reply.id.filter(|s| !s.is_empty()) {
+            Some(id) => write_str(out, &id),
+            None => write_str(out, &new_completion_id()),
+        }
+        out.extend_from_slice(b",\"object\":\"chat.completion\",\"created\":");
+        push_json_u64(out, reply.created.unwrap_or_else(now_secs));
+        out.extend_from_slice(b",\"model\":");
+        match reply.model.as_deref().filter(|s| !s.is_empty()) {
+            Some(m) => write_str(out, m),
+            None => write_str(out, &self.model),
+        }
+        out.extend_from_slice(b",\"choices\":[");
+        for (i, c) in reply.choices.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            c.write(out, self.reasoning_mode);
+        }
+        out.push(b']');
+        if let Some(u) = &self.usage {
+            out.extend_from_slice(b",\"usage\":");
+            crate::json_write::write_value(out, &u.to_json());
+        }
+        out.push(b'}');
+    }
+
+    /// What `completion` wrote before its direct path (after the same checks).
+    #[cfg(test)]
+    fn completion_via_value(&mut self, reply: Completion) {
+        if let Some(u) = reply.usage {
+            self.usage = Some(u);
+        }
         let mode = self.reasoning_mode;
         let choices: Vec<Value> = reply
             .choices
@@ -601,7 +679,6 @@ impl OpenAiWriter {
             m.insert("usage".into(), u.to_json());
         }
         self.json(&Value::Object(m));
-        Ok(())
     }
 
     /// An OpenAI `list` of embeddings.
@@ -701,7 +778,8 @@ pub struct Choice {
 }
 
 impl Choice {
-    fn into_json(mut self, mode: ReasoningMode) -> Value {
+    /// `reasoningContentMode` applied to the reasoning and the answer.
+    fn apply_mode(&mut self, mode: ReasoningMode) {
         match mode {
             ReasoningMode::Passthrough => {}
             ReasoningMode::Ignore => self.reasoning = None,
@@ -712,6 +790,41 @@ impl Choice {
                 }
             }
         }
+    }
+
+    /// The choice as `into_json` gives it, written directly.
+    fn write(mut self, out: &mut Vec<u8>, mode: ReasoningMode) {
+        self.apply_mode(mode);
+        out.extend_from_slice(b"{\"index\":");
+        push_json_u64(out, u64::from(self.index));
+        out.extend_from_slice(b",\"message\":{\"role\":\"assistant\",\"content\":");
+        // A reply made only of tool calls has null content, as OpenAI's has.
+        match (&self.content, self.tool_calls.is_empty()) {
+            (Some(c), _) => write_str(out, c),
+            (None, true) => out.extend_from_slice(b"\"\""),
+            (None, false) => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"refusal\":null");
+        if let Some(r) = &self.reasoning {
+            out.extend_from_slice(b",\"reasoning_content\":");
+            write_str(out, r);
+        }
+        if let Some(n) = &self.name {
+            out.extend_from_slice(b",\"name\":");
+            write_str(out, n);
+        }
+        if !self.tool_calls.is_empty() {
+            out.extend_from_slice(b",\"tool_calls\":");
+            crate::json_write::write_value(out, &Value::Array(self.tool_calls));
+        }
+        out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":");
+        write_str(out, self.finish_reason.unwrap_or("stop"));
+        out.push(b'}');
+    }
+
+    #[cfg(test)]
+    fn into_json(mut self, mode: ReasoningMode) -> Value {
+        self.apply_mode(mode);
         let mut msg = Map::new();
         msg.insert("role".into(), "assistant".into());
         // A reply made only of tool calls has null content, as OpenAI's has.
@@ -820,6 +933,184 @@ mod tests {
                         String::from_utf8(b.output().to_vec()).unwrap()
                     );
                 }
+            }
+        }
+    }
+
+    /// Tool-call deltas, choice 0's cached head across identity changes, and many generated
+    /// texts: the direct writer gives serde_json's bytes for `Chunk` every time.
+    #[test]
+    fn direct_chunks_match_serde_json_with_tool_calls_and_identity_changes() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let extra = json!({"google": {"thought_signature": "c2\"ln", "n": [1, 2.5, -3, null]}});
+        let mut rng = StdRng::seed_from_u64(13);
+        let alphabet = [
+            'a', '"', '\\', '\n', '\u{1}', '\u{1f}', ' ', 'é', '中', '😀', '\u{7f}', '/',
+        ];
+        let text = |rng: &mut StdRng| -> String {
+            let len = rng.gen_range(0..20);
+            (0..len)
+                .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                .collect()
+        };
+        let (mut a, mut b) = (writer(false), writer(false));
+        for round in 0..400 {
+            let (t1, t2, t3) = (text(&mut rng), text(&mut rng), text(&mut rng));
+            match round % 7 {
+                // The identity changes mid-stream: the cached head must follow.
+                3 => {
+                    a.identify(Some(&t1), None);
+                    b.identify(Some(&t1), None);
+                }
+                4 => {
+                    a.identify(None, Some(&t2));
+                    b.identify(None, Some(&t2));
+                }
+                5 => {
+                    let c = rng.gen_range(1..u64::MAX);
+                    a.set_created(c);
+                    b.set_created(c);
+                }
+                _ => {}
+            }
+            let calls = [
+                ToolCallDelta::start(rng.gen_range(0..3), &t1, &t2, &t3),
+                ToolCallDelta::args(rng.gen_range(0..300), &t3),
+                ToolCallDelta::start(7, &t1, &t2, "").with_extra_content(Some(&extra)),
+            ];
+            let n = rng.gen_range(1..=calls.len());
+            let deltas = [
+                Delta {
+                    content: Some(&t1),
+                    ..Delta::default()
+                },
+                Delta {
+                    reasoning_content: Some(&t2),
+                    ..Delta::default()
+                },
+                Delta {
+                    role: Some("assistant"),
+                    tool_calls: Some(&calls[..n]),
+                    ..Delta::default()
+                },
+                Delta {
+                    tool_calls: Some(&calls[..n]),
+                    ..Delta::default()
+                },
+                Delta {
+                    role: Some(&t3),
+                    content: Some(&t1),
+                    reasoning_content: Some(&t2),
+                    tool_calls: Some(&calls[..n]),
+                },
+            ];
+            let index = if rng.gen_bool(0.7) {
+                0
+            } else {
+                rng.gen_range(1..200)
+            };
+            let reason = [None, Some("stop"), Some("tool_calls")][rng.gen_range(0..3)];
+            let d = &deltas[rng.gen_range(0..deltas.len())];
+            a.chunk(index, d, reason);
+            b.chunk_via_serde(index, d, reason);
+            assert_eq!(
+                String::from_utf8(a.output().to_vec()).unwrap(),
+                String::from_utf8(b.output().to_vec()).unwrap()
+            );
+            a.clear();
+            b.clear();
+        }
+    }
+
+    /// The direct `chat.completion` writer gives the bytes of the `Value` it replaced, for every
+    /// reasoning mode and many generated replies (escapes, unicode, tool calls, names, usage).
+    #[test]
+    fn direct_completion_matches_the_value_body() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let alphabet = [
+            'a', '"', '\\', '\n', '\u{1}', ' ', 'é', '中', '😀', '\u{2028}',
+        ];
+        let mut rng = StdRng::seed_from_u64(21);
+        let text = |rng: &mut StdRng| -> Option<String> {
+            rng.gen_bool(0.7).then(|| {
+                let len = rng.gen_range(0..12);
+                (0..len)
+                    .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                    .collect()
+            })
+        };
+        for round in 0..600 {
+            let id = text(&mut rng);
+            let model = text(&mut rng);
+            let created = rng.gen_range(0..u64::MAX);
+            let usage = rng
+                .gen_bool(0.5)
+                .then(|| Usage::new(rng.gen_range(0..9), rng.gen_range(0..9), None));
+            let choices: Vec<_> = (0..rng.gen_range(1..4))
+                .map(|i| {
+                    let calls = rng.gen_range(0..3);
+                    (
+                        i * rng.gen_range(1..3),
+                        text(&mut rng),
+                        text(&mut rng),
+                        text(&mut rng),
+                        calls,
+                        text(&mut rng).unwrap_or_default(),
+                        [None, Some("stop"), Some("tool_calls")][rng.gen_range(0..3)],
+                    )
+                })
+                .collect();
+            let build = || Completion {
+                id: id.clone(),
+                created: Some(created),
+                model: model.clone(),
+                usage,
+                choices: choices
+                    .iter()
+                    .map(
+                        |(index, content, reasoning, name, calls, args, finish)| Choice {
+                            index: *index,
+                            content: content.clone(),
+                            reasoning: reasoning.clone(),
+                            name: name.clone(),
+                            tool_calls: (0..*calls)
+                                .map(|k| tool_call(&format!("c{k}{args}"), args, args.clone()))
+                                .collect(),
+                            // Every choice needs something for the reply to be accepted.
+                            finish_reason: finish.or(Some("length")),
+                        },
+                    )
+                    .collect(),
+            };
+            let mode = [
+                ReasoningMode::Passthrough,
+                ReasoningMode::Ignore,
+                ReasoningMode::Concat,
+            ][round % 3];
+            let (mut a, mut b) = (writer(false), writer(false));
+            a.set_reasoning_mode(mode);
+            b.set_reasoning_mode(mode);
+            if round % 5 == 0 {
+                let u = Usage::new(1, 1, None);
+                a.set_usage(u);
+                b.set_usage(u);
+            }
+            a.completion(build()).unwrap();
+            b.completion_via_value(build());
+            let (a, b) = (
+                String::from_utf8(a.output().to_vec()).unwrap(),
+                String::from_utf8(b.output().to_vec()).unwrap(),
+            );
+            if id.as_deref().is_some_and(|s| !s.is_empty()) {
+                assert_eq!(a, b);
+            } else {
+                // A generated id: the same bytes around it.
+                let strip = |s: &str| {
+                    let v: Value = serde_json::from_str(s).unwrap();
+                    assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"));
+                    s[s.find(",\"object\"").unwrap()..].to_string()
+                };
+                assert_eq!(strip(&a), strip(&b));
             }
         }
     }

@@ -31,6 +31,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 pub mod thinking;
+mod typed;
 
 use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;

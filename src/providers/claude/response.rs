@@ -2,6 +2,7 @@
 //! `stream.rs`.
 
 use super::super::ResponseTranslator;
+use super::typed;
 use crate::error::{error_type_for_status, ProxyError};
 use crate::openai;
 use crate::openai::writer::{tool_call, Choice, Completion, OpenAiWriter};
@@ -70,6 +71,11 @@ pub(super) struct ClaudeTranslator {
     usage_seen: bool,
     cache_read_seen: bool,
     pub(super) stopped: bool,
+    /// Events and bodies are read through `typed`'s views first (off only in the tests that
+    /// hold the typed path equal to the `Value` path).
+    pub(super) typed: bool,
+    /// Reused for a canonical delta's text when it has escapes.
+    pub(super) scratch: String,
 }
 
 impl ClaudeTranslator {
@@ -82,6 +88,8 @@ impl ClaudeTranslator {
             usage_seen: false,
             cache_read_seen: false,
             stopped: false,
+            typed: true,
+            scratch: String::new(),
         }
     }
 
@@ -99,26 +107,90 @@ impl ClaudeTranslator {
         let Some(u) = u.filter(|u| u.is_object()) else {
             return;
         };
+        let count = |key| u.get(key).and_then(Value::as_u64);
+        self.add_usage(
+            [
+                count("input_tokens"),
+                count("cache_creation_input_tokens"),
+                count("cache_read_input_tokens"),
+            ],
+            count("output_tokens"),
+            w,
+        );
+    }
+
+    /// Takes the counts a `usage` object has (input, cache-write, cache-read; output) and hands
+    /// the total to the writer.
+    pub(super) fn add_usage(
+        &mut self,
+        prompt: [Option<u64>; 3],
+        output: Option<u64>,
+        w: &mut OpenAiWriter,
+    ) {
         // Counts are cumulative; a later event (message_delta) may repeat some of them.
-        const PROMPT: [&str; 3] = [
-            "input_tokens",
-            "cache_creation_input_tokens",
-            "cache_read_input_tokens",
-        ];
-        for (slot, key) in self.prompt.iter_mut().zip(PROMPT) {
-            if let Some(n) = u.get(key).and_then(Value::as_u64) {
+        for (slot, n) in self.prompt.iter_mut().zip(prompt) {
+            if let Some(n) = n {
                 *slot = n;
                 self.usage_seen = true;
             }
         }
-        self.cache_read_seen |= u.get("cache_read_input_tokens").is_some_and(Value::is_u64);
-        if let Some(c) = u.get("output_tokens").and_then(Value::as_u64) {
+        self.cache_read_seen |= prompt[2].is_some();
+        if let Some(c) = output {
             self.completion = c;
             self.usage_seen = true;
         }
         if let Some(u) = self.current_usage() {
             w.set_usage(u);
         }
+    }
+
+    /// `on_body` through the typed view of a Message (one without tool_use input, errors or
+    /// fields the view does not know): the same steps as the `Value` path there.
+    fn typed_body(
+        &mut self,
+        m: typed::Message<'_>,
+        w: &mut OpenAiWriter,
+    ) -> Result<(), ProxyError> {
+        let mut choice = Choice {
+            finish_reason: m
+                .stop_reason
+                .as_ref()
+                .map(|r| finish_reason(Some(r.as_str()))),
+            ..Choice::default()
+        };
+        for block in &m.content {
+            match block.kind.as_ref().map(typed::Text::as_str) {
+                Some("text") => choice
+                    .content
+                    .get_or_insert_with(String::new)
+                    .push_str(typed::text(&block.text)),
+                Some("thinking") => choice
+                    .reasoning
+                    .get_or_insert_with(String::new)
+                    .push_str(typed::text(&block.thinking)),
+                // The view has no id, name or input: a tool_use block it reads has none of them.
+                Some("tool_use") => choice.tool_calls.push(tool_call("", "", "{}".to_string())),
+                _ => {}
+            }
+        }
+        if let Some(u) = &m.usage {
+            self.add_usage(
+                [
+                    u.input_tokens,
+                    u.cache_creation_input_tokens,
+                    u.cache_read_input_tokens,
+                ],
+                u.output_tokens,
+                w,
+            );
+        }
+        w.completion(Completion {
+            id: m.id.map(|t| t.0.into_owned()),
+            model: m.model.map(|t| t.0.into_owned()),
+            choices: vec![choice],
+            usage: self.current_usage(),
+            ..Completion::default()
+        })
     }
 }
 
@@ -132,6 +204,14 @@ impl ResponseTranslator for ClaudeTranslator {
     }
 
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        if self.typed {
+            // An error body (`type: error`) is left to the `Value` path, which words it.
+            if let Some(m) = typed::message(body)
+                .filter(|m| m.kind.as_ref().map(typed::Text::as_str) != Some("error"))
+            {
+                return self.typed_body(m, w);
+            }
+        }
         let v = openai::parse_body(body)?;
         if v["type"] == "error" || v.get("error").is_some_and(Value::is_object) {
             return Err(claude_error(None, &v)

@@ -2,6 +2,7 @@
 //! → calls on the OpenAI writer. Bounded state lives in `ClaudeTranslator`.
 
 use super::response::{claude_error, finish_reason, ClaudeTranslator};
+use super::typed;
 use crate::error::ProxyError;
 use crate::openai;
 use crate::openai::writer::{OpenAiWriter, ToolCallDelta};
@@ -9,6 +10,49 @@ use crate::sse::SseEvent;
 use serde_json::Value;
 
 impl ClaudeTranslator {
+    /// The fast path for the per-token events (`content_block_delta`, `content_block_stop`,
+    /// `ping`): true when the typed view read and handled the event, false to take the `Value`
+    /// path below, which is the reference for every behaviour (a test holds the two equal).
+    fn typed_event(&mut self, event_name: &str, data: &[u8], w: &mut OpenAiWriter) -> bool {
+        if let Some((kind, index, s)) = typed::canonical_delta(data, &mut self.scratch) {
+            match kind {
+                typed::DeltaKind::Text => w.text(0, s),
+                typed::DeltaKind::Thinking => w.reasoning(0, s),
+                typed::DeltaKind::InputJson => input_json(&self.open_tools, index, s, w),
+            }
+            return true;
+        }
+        let Some(ev) = typed::event(data) else {
+            return false;
+        };
+        match ev.kind.as_ref().map_or(event_name, typed::Text::as_str) {
+            "content_block_delta" => {
+                let Some(delta) = &ev.delta else {
+                    return true;
+                };
+                match delta.kind.as_ref().map(typed::Text::as_str) {
+                    Some("text_delta") => w.text(0, typed::text(&delta.text)),
+                    Some("thinking_delta") => w.reasoning(0, typed::text(&delta.thinking)),
+                    Some("input_json_delta") => input_json(
+                        &self.open_tools,
+                        ev.index.unwrap_or(0),
+                        typed::text(&delta.partial_json),
+                        w,
+                    ),
+                    _ => {}
+                }
+                true
+            }
+            "content_block_stop" => {
+                let index = ev.index.unwrap_or(0);
+                self.open_tools.retain(|(b, _)| *b != index);
+                true
+            }
+            "ping" => true,
+            _ => false,
+        }
+    }
+
     pub(super) fn stream_event(
         &mut self,
         event: SseEvent<'_>,
@@ -17,6 +61,9 @@ impl ClaudeTranslator {
         let Some(data) = openai::event_data(&event).filter(|_| !self.stopped) else {
             return Ok(());
         };
+        if self.typed && self.typed_event(event.event, data, w) {
+            return Ok(());
+        }
         let v = openai::parse_event(data)?;
         let kind = openai::event_type(&v, event.event);
         match kind {
@@ -100,5 +147,16 @@ impl ClaudeTranslator {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// An `input_json_delta` fragment for the tool call open at Claude block `index`.
+fn input_json(open_tools: &[(u64, u32)], index: u64, part: &str, w: &mut OpenAiWriter) {
+    let tool = open_tools
+        .iter()
+        .find(|(b, _)| *b == index)
+        .map(|(_, t)| *t);
+    if let (Some(ti), false) = (tool, part.is_empty()) {
+        w.tool_calls(0, &[ToolCallDelta::args(ti, part)]);
     }
 }

@@ -995,3 +995,371 @@ fn cache_control_on_content_parts_reaches_claude() {
                {"type": "text", "text": "question"}])
     );
 }
+
+// -- The typed views agree with the Value path ----------------------------------------
+
+/// One run of `events` through a translator with the typed views on or off: per event its
+/// result and output, then the end check, the closing output and the usage.
+fn run_events(typed: bool, events: &[(String, Vec<u8>)]) -> Vec<String> {
+    let mut t = ClaudeTranslator::new();
+    t.typed = typed;
+    let mut w = OpenAiWriter::new("m", true);
+    w.identify(Some("chatcmpl-fixed"), None);
+    w.set_created(1);
+    let mut log = Vec::new();
+    for (name, data) in events {
+        let r = t.on_event(SseEvent { event: name, data }, &mut w);
+        log.push(format!("{r:?} {}", String::from_utf8_lossy(w.output())));
+        w.clear();
+    }
+    let r = t.on_stream_end(&mut w);
+    w.end();
+    log.push(format!(
+        "{r:?} {} {:?}",
+        String::from_utf8_lossy(w.output()),
+        w.usage()
+    ));
+    log
+}
+
+/// The events of an SSE text (event name, data).
+fn sse_events(stream: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    crate::sse::SseParser::default()
+        .feed(stream.as_bytes(), |e| {
+            out.push((e.event.to_string(), e.data.to_vec()));
+            Ok::<(), crate::sse::SseError>(())
+        })
+        .unwrap();
+    out
+}
+
+/// Extended thinking, redacted thinking and a citation, shaped as in Anthropic's "Extended
+/// thinking" and "Citations" guides (redacted_thinking carries `data`; citations_delta a
+/// `citation` object).
+const THINKING_STREAM: &str = "event: message_start\n\
+data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_t\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":5,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":2,\"output_tokens\":1}}}\n\n\
+event: content_block_start\n\
+data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n\
+event: content_block_delta\n\
+data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Let me \\\"add\\\".\\n\"}}\n\n\
+event: content_block_delta\n\
+data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"EqQBCgIYAhIM\"}}\n\n\
+event: content_block_stop\n\
+data: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+event: content_block_start\n\
+data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"EmwKAhgBEgy3va\"}}\n\n\
+event: content_block_stop\n\
+data: {\"type\":\"content_block_stop\",\"index\":1}\n\n\
+event: ping\n\
+data: {\"type\": \"ping\"}\n\n\
+event: content_block_start\n\
+data: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: content_block_delta\n\
+data: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"citations_delta\",\"citation\":{\"type\":\"char_location\",\"cited_text\":\"x\",\"document_index\":0,\"start_char_index\":0,\"end_char_index\":1}}}\n\n\
+event: content_block_delta\n\
+data: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"text_delta\",\"text\":\"4 \\u00e9\\ud83d\\ude00 \u{4e2d}\"}}\n\n\
+event: content_block_stop\n\
+data: {\"type\":\"content_block_stop\",\"index\":2}\n\n\
+event: message_delta\n\
+data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":9}}\n\n\
+event: message_stop\n\
+data: {\"type\":\"message_stop\"}\n\n";
+
+fn assert_paths_agree(events: &[(String, Vec<u8>)]) {
+    let (typed, value) = (run_events(true, events), run_events(false, events));
+    assert_eq!(typed, value, "{events:?}");
+}
+
+#[test]
+fn typed_events_take_the_fast_path_and_agree_on_the_fixtures() {
+    for stream in [TEXT_STREAM, TOOL_STREAM, ERROR_STREAM, THINKING_STREAM] {
+        let events = sse_events(stream);
+        assert_paths_agree(&events);
+        // The per-token events have typed views.
+        for (name, data) in &events {
+            if matches!(
+                name.as_str(),
+                "content_block_delta" | "content_block_stop" | "ping"
+            ) {
+                assert!(typed::event(data).is_some(), "{name}");
+            }
+        }
+    }
+}
+
+/// Event data the views must leave to the Value path, or read exactly as it does: escapes,
+/// unicode, odd types, huge numbers, duplicate keys, unknown fields, malformed JSON.
+#[test]
+fn typed_events_agree_on_edge_cases() {
+    let delta =
+        |d: &str| format!(r#"{{"type":"content_block_delta","index":1,"delta":{d}}}"#).into_bytes();
+    let start = sse_events(TOOL_STREAM);
+    let mut cases: Vec<Vec<u8>> = [
+        r#"{"type":"text_delta","text":"a\"b\\c\/\n\t\u0001\u00e9\ud83d\ude00"}"#,
+        r#"{"type":"text_delta","text":"\ud800"}"#,
+        r#"{"type":"text_delta","text":"\udc00\ud800x"}"#,
+        r#"{"type":"text_delta","text":null}"#,
+        r#"{"type":"text_delta","text":5}"#,
+        r#"{"type":"text_delta"}"#,
+        r#"{"type":"text_delta","text":"a","text":"b"}"#,
+        r#"{"type":"text_delta","text":"a","type":"thinking_delta","thinking":"t"}"#,
+        r#"{"type":"text_delta","text":"a","x":1e400}"#,
+        r#"{"type":"text_delta","text":"a","x":1}"#,
+        r#"{"type":"signature_delta","signature":1e400}"#,
+        r#"{"type":"signature_delta","signature":"\ud800"}"#,
+        r#"{"type":"signature_delta","signature":[1,{"a":null}]}"#,
+        r#"{"type":"citations_delta","citation":99999999999999999999999}"#,
+        r#"{"type":"input_json_delta","partial_json":"{\"a\":"}"#,
+        r#"{"type":"input_json_delta","partial_json":""}"#,
+        r#"{"type":"input_json_delta","partial_json":null}"#,
+        r#"{"type":null,"text":"x"}"#,
+        r#"{"type":7}"#,
+        r#"null"#,
+        r#""text_delta""#,
+        r#"[]"#,
+        r#"{}"#,
+        r#"{"type":"text\u005fdelta","text":"esc"}"#,
+        r#"{"type":"text_delta","text":"a"} "#,
+    ]
+    .iter()
+    .map(|d| delta(d))
+    .collect();
+    let deep = format!(
+        r#"{{"type":"citations_delta","citation":{}1{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    cases.push(delta(&deep));
+    for raw in [
+        r#"{"type":"content_block_delta","index":-1,"delta":{"type":"input_json_delta","partial_json":"x"}}"#,
+        r#"{"type":"content_block_delta","index":1.0,"delta":{"type":"input_json_delta","partial_json":"x"}}"#,
+        r#"{"type":"content_block_delta","index":18446744073709551616,"delta":{"type":"text_delta","text":"x"}}"#,
+        r#"{"type":"content_block_delta","index":"1","delta":{"type":"input_json_delta","partial_json":"x"}}"#,
+        r#"{"type":"content_block_delta","index":1,"index":2,"delta":{"type":"input_json_delta","partial_json":"x"}}"#,
+        r#"{"index":1,"delta":{"type":"input_json_delta","partial_json":"noname"}}"#,
+        r#"{"type":"content_block_stop","index":1}"#,
+        r#"{"type":"content_block_stop","index":null}"#,
+        r#"{"type":"content_block_stop"}"#,
+        r#"{"type":"content_block_stop","index":1,"extra":true}"#,
+        r#"{"type":"ping"}"#,
+        r#"{"type":"ping","index":1e999}"#,
+        r#"{"type":"message_stop"}"#,
+        r#"{"type":"message_delta","delta":{"type":"text_delta","text":"not a block delta"}}"#,
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        r#"{"type":"later_event","index":1}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"x"}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"x"}} x"#,
+        r#"{"type":"content_block_delta","index":01,"delta":{}}"#,
+        "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\u{1}\"}}",
+    ] {
+        cases.push(raw.as_bytes().to_vec());
+    }
+    let mut bad_utf8 = delta(r#"{"type":"text_delta","text":"ab"}"#);
+    let at = bad_utf8.len() - 4;
+    bad_utf8.insert(at, 0xff);
+    cases.push(bad_utf8);
+    // After the tool block opened (index 1), before its own input_json_delta events.
+    let open = start
+        .iter()
+        .position(|(n, d)| n == "content_block_start" && d.windows(9).any(|w| w == b"\"index\":1"))
+        .unwrap();
+    for data in cases {
+        for name in ["content_block_delta", "", "ping"] {
+            let mut events = start[..=open].to_vec();
+            events.push((name.to_string(), data.clone()));
+            events.extend_from_slice(&start[open + 1..]);
+            assert_paths_agree(&events);
+        }
+    }
+}
+
+/// Random byte edits of the fixture streams' events: the two paths give the same output, the
+/// same errors and the same usage, event by event.
+#[test]
+fn typed_events_agree_on_random_edits() {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    let streams: Vec<_> = [TEXT_STREAM, TOOL_STREAM, THINKING_STREAM]
+        .iter()
+        .map(|s| sse_events(s))
+        .collect();
+    let alphabet: &[u8] = b"{}[]\":,\\ \tnulltrue0123456789-+.eEabcdefuxtyp_\x01\xc3\xa9";
+    let mut rng = StdRng::seed_from_u64(13);
+    let (mut typed_read, mut total) = (0, 0);
+    for stream in &streams {
+        for _ in 0..1500 {
+            let mut events = stream.clone();
+            for _ in 0..rng.gen_range(1..3) {
+                let e = rng.gen_range(0..events.len());
+                let b = &mut events[e].1;
+                for _ in 0..rng.gen_range(1..4) {
+                    let at = rng.gen_range(0..b.len());
+                    match rng.gen_range(0..3) {
+                        0 => {
+                            b.remove(at);
+                        }
+                        1 => b.insert(at, alphabet[rng.gen_range(0..alphabet.len())]),
+                        _ => b[at] = alphabet[rng.gen_range(0..alphabet.len())],
+                    }
+                }
+                total += 1;
+                typed_read += usize::from(typed::event(b).is_some());
+            }
+            assert_paths_agree(&events);
+        }
+    }
+    // Edited events still reach the typed path often enough for the comparison to mean much.
+    assert!(typed_read > total / 10, "{typed_read} of {total}");
+}
+
+/// One buffered body through a translator with the typed view on or off: the result, the output
+/// (with a generated id and the clock's `created` made comparable) and the usage.
+fn run_body(typed: bool, body: &[u8]) -> String {
+    let mut t = ClaudeTranslator::new();
+    t.typed = typed;
+    let mut w = OpenAiWriter::new("m", false);
+    let r = t.on_body(body, &mut w);
+    let out = match serde_json::from_slice::<Value>(w.output()) {
+        Ok(mut v) => {
+            if v["id"].as_str().is_some_and(|s| s.starts_with("chatcmpl-")) {
+                v["id"] = "generated".into();
+            }
+            v["created"] = 0.into();
+            v.to_string()
+        }
+        Err(_) => String::from_utf8_lossy(w.output()).into_owned(),
+    };
+    format!("{r:?} {out} {:?}", w.usage())
+}
+
+#[test]
+fn typed_message_bodies_agree_with_the_value_path() {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    let thinking = r#"{"id":"msg_b","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"thinking","thinking":"2+2","signature":"EqQB"},{"type":"redacted_thinking","data":"EmwK"},{"type":"text","text":"4 \u00e9\n","citations":[{"type":"char_location","cited_text":"x","document_index":0,"start_char_index":0,"end_char_index":1}]}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":5,"cache_creation_input_tokens":1,"cache_read_input_tokens":2,"cache_creation":{"ephemeral_5m_input_tokens":1,"ephemeral_1h_input_tokens":0},"output_tokens":9,"server_tool_use":{"web_search_requests":0},"service_tier":"standard"},"container":null}"#;
+    let seeds = [TEXT_BODY, TOOL_BODY, thinking, OVERLOADED_BODY];
+    let fixed = [
+        r#"{"type":"message","content":[{"type":"tool_use"}],"stop_reason":"tool_use"}"#,
+        r#"{"type":"message","content":[{"type":"text"}],"stop_reason":null}"#,
+        r#"{"type":"message","content":[],"stop_reason":"max_tokens","usage":null}"#,
+        r#"{"type":"message","content":[{"type":"text","text":"a"}],"usage":{"input_tokens":1.5,"output_tokens":null}}"#,
+        r#"{"type":"message","content":[{"type":"text","text":"a"}],"usage":{"input_tokens":1},"usage":{"output_tokens":2}}"#,
+        r#"{"type":"message","id":"","model":"","content":[{"type":"text","text":"a"}],"stop_reason":"refusal"}"#,
+        r#"{"type":"message","content":null}"#,
+        r#"{"type":"message"}"#,
+        r#"{"type":"error","content":[]}"#,
+        r#"{"type":"message","content":[],"error":{"type":"api_error","message":"x"}}"#,
+        r#"{"type":"message","content":[],"error":null,"stop_reason":"end_turn"}"#,
+        r#"{"type":"message","content":[{"type":"text","text":"\ud800"}],"stop_reason":"end_turn"}"#,
+        r#"{"type":"message","content":[{"type":"text","text":"a","citations":1e400}],"stop_reason":"end_turn"}"#,
+        r#"{"content":[{"type":"text","text":"a","text":"b"}],"stop_reason":"end_turn"}"#,
+    ];
+    for body in seeds.iter().chain(&fixed) {
+        assert_eq!(
+            run_body(true, body.as_bytes()),
+            run_body(false, body.as_bytes()),
+            "{body}"
+        );
+    }
+    assert!(typed::message(TEXT_BODY.as_bytes()).is_some());
+    assert!(typed::message(thinking.as_bytes()).is_some());
+    let alphabet: &[u8] = b"{}[]\":,\\ \tnulltrue0123456789-+.eEabcdefuxtyp_\x01\xc3\xa9";
+    let mut rng = StdRng::seed_from_u64(14);
+    let (mut typed_read, mut total) = (0, 0);
+    for seed in seeds {
+        for _ in 0..3000 {
+            let mut b = seed.as_bytes().to_vec();
+            for _ in 0..rng.gen_range(1..4) {
+                let at = rng.gen_range(0..b.len());
+                match rng.gen_range(0..3) {
+                    0 => {
+                        b.remove(at);
+                    }
+                    1 => b.insert(at, alphabet[rng.gen_range(0..alphabet.len())]),
+                    _ => b[at] = alphabet[rng.gen_range(0..alphabet.len())],
+                }
+            }
+            total += 1;
+            typed_read += usize::from(typed::message(&b).is_some());
+            assert_eq!(
+                run_body(true, &b),
+                run_body(false, &b),
+                "{}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+    }
+    // Two of the four seeds (tool_use input, an error) never have a typed view.
+    assert!(typed_read > total / 20, "{typed_read} of {total}");
+}
+
+/// The canonical-delta reader gives what `Value` reads from the same bytes (kind, index, text),
+/// for generated texts with every escape serde_json writes, `\/`, and unicode; it declines `\u`
+/// escapes, raw control characters and anything off the canonical spelling.
+#[test]
+fn canonical_deltas_read_as_value_reads_them() {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    let alphabet = [
+        "a", " ", "\"", "\\", "\n", "\r", "\t", "\u{8}", "\u{c}", "\u{1}", "é", "中", "😀", "/",
+        "}}", "\\/",
+    ];
+    let mut rng = StdRng::seed_from_u64(15);
+    let mut scratch = String::new();
+    let (mut accepted, mut total) = (0, 0);
+    for _ in 0..5000 {
+        let text: String = (0..rng.gen_range(0..12))
+            .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+            .collect();
+        let mut quoted = serde_json::to_string(&text).unwrap();
+        if rng.gen_bool(0.2) {
+            quoted = quoted.replace('/', "\\/");
+        }
+        let (kind, field, want) = [
+            ("text_delta", "text", typed::DeltaKind::Text),
+            ("thinking_delta", "thinking", typed::DeltaKind::Thinking),
+            ("input_json_delta", "partial_json", typed::DeltaKind::InputJson),
+        ][rng.gen_range(0..3)];
+        let index = [0u64, 7, 10, u64::MAX / 2][rng.gen_range(0..4)];
+        let data = format!(
+            r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"{kind}","{field}":{quoted}}}}}"#
+        );
+        total += 1;
+        let v: Value = serde_json::from_str(&data).unwrap();
+        match typed::canonical_delta(data.as_bytes(), &mut scratch) {
+            Some((k, i, s)) => {
+                accepted += 1;
+                assert_eq!((k, i, s), (want, index, v["delta"][field].as_str().unwrap()));
+                assert_eq!(s, text);
+            }
+            None => assert!(
+                text.contains(|c: char| c < ' ' && !"\n\r\t\u{8}\u{c}".contains(c)),
+                "{data}"
+            ),
+        }
+    }
+    assert!(accepted > total / 2, "{accepted} of {total}");
+    for off in [
+        r#"{"type":"content_block_delta","index":01,"delta":{"type":"text_delta","text":"x"}}"#,
+        r#"{"type":"content_block_delta","index":-1,"delta":{"type":"text_delta","text":"x"}}"#,
+        r#"{"type":"content_block_delta","index":18446744073709551616,"delta":{"type":"text_delta","text":"x"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x\u0041"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x\"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x\\\"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x\q"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}},"x":"b"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"},"index":1}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"x"}}"#,
+        r#"{"type":"content_block_delta", "index":0,"delta":{"type":"text_delta","text":"x"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}} "#,
+    ] {
+        assert_eq!(typed::canonical_delta(off.as_bytes(), &mut scratch), None, "{off}");
+    }
+    let mut bad = br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}"#.to_vec();
+    bad.insert(bad.len() - 4, 0xc3);
+    assert_eq!(typed::canonical_delta(&bad, &mut scratch), None);
+    // Escapes decode into the scratch buffer; plain text is borrowed.
+    let data = br#"{"type":"content_block_delta","index":3,"delta":{"type":"input_json_delta","partial_json":"{\"a\\\/\": \"b\nc\"}"}}"#;
+    assert_eq!(
+        typed::canonical_delta(data, &mut scratch),
+        Some((typed::DeltaKind::InputJson, 3, "{\"a\\/\": \"b\nc\"}"))
+    );
+}
