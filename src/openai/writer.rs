@@ -128,6 +128,19 @@ fn push_json_u64(out: &mut Vec<u8>, n: u64) {
     serde_json::to_writer(&mut *out, &n).expect("serialising to a Vec cannot fail");
 }
 
+/// A JSON string as `write_str` writes it, for the short texts of stream deltas: checked and
+/// copied whole when nothing needs escaping (`write_str`'s word-at-a-time scan pays off on
+/// longer strings).
+fn write_text(out: &mut Vec<u8>, s: &str) {
+    if s.len() <= 32 && s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        write_str(out, s);
+    }
+}
+
 /// `data: ` + the `Chunk` of one choice up to and including the `{` that opens its delta.
 fn write_chunk_head(out: &mut Vec<u8>, meta: &StreamMeta, index: u32) {
     out.extend_from_slice(b"data: {\"id\":");
@@ -548,6 +561,24 @@ impl OpenAiWriter {
             if self.head0.is_empty() {
                 write_chunk_head(&mut self.head0, meta, 0);
             }
+            // The usual event: one text or reasoning delta, no role, no finish.
+            let one_text = match (delta.content, delta.reasoning_content) {
+                (Some(t), None) => Some((&b"\"content\":"[..], t)),
+                (None, Some(t)) => Some((&b"\"reasoning_content\":"[..], t)),
+                _ => None,
+            };
+            if let (Some((key, text)), None, None, None) =
+                (one_text, delta.role, delta.tool_calls, finish_reason)
+            {
+                const TAIL: &[u8] = b"},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
+                let out = &mut self.out;
+                out.reserve(self.head0.len() + key.len() + text.len() + 2 + TAIL.len());
+                out.extend_from_slice(&self.head0);
+                out.extend_from_slice(key);
+                write_text(out, text);
+                out.extend_from_slice(TAIL);
+                return;
+            }
             self.out.extend_from_slice(&self.head0);
         } else {
             write_chunk_head(&mut self.out, meta, index);
@@ -613,6 +644,16 @@ impl OpenAiWriter {
     /// (the `Value` it was built as before, kept for the test that compares them) writes.
     fn write_completion(&mut self, reply: Completion) {
         let out = &mut self.out;
+        // Room for the texts (escapes aside) and the fixed fields, so the body grows once.
+        let texts: usize = reply
+            .choices
+            .iter()
+            .map(|c| {
+                c.content.as_ref().map_or(0, String::len)
+                    + c.reasoning.as_ref().map_or(0, String::len)
+            })
+            .sum();
+        out.reserve(texts + 384);
         out.extend_from_slice(b"{\"id\":");
         match reply.id.filter(|s| !s.is_empty()) {
             Some(id) => write_str(out, &id),

@@ -1316,7 +1316,11 @@ fn canonical_deltas_read_as_value_reads_them() {
         let (kind, field, want) = [
             ("text_delta", "text", typed::DeltaKind::Text),
             ("thinking_delta", "thinking", typed::DeltaKind::Thinking),
-            ("input_json_delta", "partial_json", typed::DeltaKind::InputJson),
+            (
+                "input_json_delta",
+                "partial_json",
+                typed::DeltaKind::InputJson,
+            ),
         ][rng.gen_range(0..3)];
         let index = [0u64, 7, 10, u64::MAX / 2][rng.gen_range(0..4)];
         let data = format!(
@@ -1327,7 +1331,10 @@ fn canonical_deltas_read_as_value_reads_them() {
         match typed::canonical_delta(data.as_bytes(), &mut scratch) {
             Some((k, i, s)) => {
                 accepted += 1;
-                assert_eq!((k, i, s), (want, index, v["delta"][field].as_str().unwrap()));
+                assert_eq!(
+                    (k, i, s),
+                    (want, index, v["delta"][field].as_str().unwrap())
+                );
                 assert_eq!(s, text);
             }
             None => assert!(
@@ -1351,9 +1358,15 @@ fn canonical_deltas_read_as_value_reads_them() {
         r#"{"type":"content_block_delta", "index":0,"delta":{"type":"text_delta","text":"x"}}"#,
         r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}} "#,
     ] {
-        assert_eq!(typed::canonical_delta(off.as_bytes(), &mut scratch), None, "{off}");
+        assert_eq!(
+            typed::canonical_delta(off.as_bytes(), &mut scratch),
+            None,
+            "{off}"
+        );
     }
-    let mut bad = br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}"#.to_vec();
+    let mut bad =
+        br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}"#
+            .to_vec();
     bad.insert(bad.len() - 4, 0xc3);
     assert_eq!(typed::canonical_delta(&bad, &mut scratch), None);
     // Escapes decode into the scratch buffer; plain text is borrowed.
