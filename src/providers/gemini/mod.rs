@@ -44,6 +44,7 @@ mod response;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod typed;
 
 const NAME: &str = "gemini";
 const HOST: &str = "generativelanguage.googleapis.com";
