@@ -41,6 +41,7 @@ use serde_json::{json, Value};
 
 mod request;
 mod response;
+mod scan;
 mod stream;
 #[cfg(test)]
 mod tests;

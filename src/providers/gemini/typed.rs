@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// One item inline, more in a `Vec`: the usual one candidate with one part costs no allocation.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub(super) struct List<T> {
     first: Option<T>,
     rest: Vec<T>,
@@ -29,7 +29,7 @@ impl<T> Default for List<T> {
 }
 
 impl<T> List<T> {
-    fn push(&mut self, item: T) {
+    pub fn push(&mut self, item: T) {
         if self.first.is_none() {
             self.first = Some(item);
         } else {
@@ -56,21 +56,21 @@ pub(super) struct UsageCounts {
     pub cached: Option<u64>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Event<'a> {
     pub candidates: List<Candidate<'a>>,
     pub usage: Option<UsageCounts>,
     pub model_version: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Candidate<'a> {
     pub index: Option<u64>,
     pub parts: List<Part<'a>>,
     pub finish_reason: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Part<'a> {
     pub text: Option<Cow<'a, str>>,
     pub thought: Option<bool>,
@@ -79,8 +79,14 @@ pub(super) struct Part<'a> {
     pub function_call: Option<Value>,
 }
 
-/// Reads `bytes` the fast way; `None` when the caller must use the `Value` reading.
+/// Reads `bytes` the fast way (the scan, else serde into these types); `None` when the caller
+/// must use the `Value` reading.
 pub(super) fn read(bytes: &[u8]) -> Option<Event<'_>> {
+    super::scan::scan(bytes).or_else(|| read_serde(bytes))
+}
+
+/// The serde typed reading alone.
+pub(super) fn read_serde(bytes: &[u8]) -> Option<Event<'_>> {
     serde_json::from_slice(bytes).ok()
 }
 
