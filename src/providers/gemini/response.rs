@@ -254,6 +254,13 @@ fn chat_body(v: &Value, w: &mut OpenAiWriter) -> Result<(), ProxyError> {
     )
 }
 
+/// A chat reply as the `Value` reading translates it (the reference the fast path is tested
+/// against).
+#[cfg(test)]
+pub(super) fn reference_body(body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+    chat_body(&parse_checked(body, openai::parse_body)?, w)
+}
+
 /// A chat reply read the fast way ([`typed`]); `None` when it is for the reference reading.
 fn typed_chat_body(body: &[u8], w: &mut OpenAiWriter) -> Option<Result<(), ProxyError>> {
     let ev = typed::read(body).filter(|ev| !ev.candidates.is_empty())?;

@@ -345,11 +345,7 @@ impl<'a> Scanner<'a> {
             match key {
                 b"candidates" => {
                     once(&mut seen, 1)?;
-                    s.array(|s| {
-                        let c = s.candidate()?;
-                        ev.candidates.push(c);
-                        Some(())
-                    })?;
+                    s.array(|s| s.candidate(ev.candidates.push_default()))?;
                 }
                 b"usageMetadata" => {
                     once(&mut seen, 2)?;
@@ -367,8 +363,7 @@ impl<'a> Scanner<'a> {
         Some(ev)
     }
 
-    fn candidate(&mut self) -> Option<Candidate<'a>> {
-        let mut c = Candidate::default();
+    fn candidate(&mut self, c: &mut Candidate<'a>) -> Option<()> {
         let mut seen = 0u8;
         self.object(|s, key| {
             match key {
@@ -384,11 +379,7 @@ impl<'a> Scanner<'a> {
                             return Some(false);
                         }
                         once(&mut seen_parts, 1)?;
-                        s.array(|s| {
-                            let p = s.part()?;
-                            c.parts.push(p);
-                            Some(())
-                        })?;
+                        s.array(|s| s.part(c.parts.push_default()))?;
                         Some(true)
                     })?;
                 }
@@ -400,11 +391,10 @@ impl<'a> Scanner<'a> {
             }
             Some(true)
         })?;
-        Some(c)
+        Some(())
     }
 
-    fn part(&mut self) -> Option<Part<'a>> {
-        let mut p = Part::default();
+    fn part(&mut self, p: &mut Part<'a>) -> Option<()> {
         let mut seen = 0u8;
         self.object(|s, key| {
             match key {
@@ -430,7 +420,7 @@ impl<'a> Scanner<'a> {
             }
             Some(true)
         })?;
-        Some(p)
+        Some(())
     }
 
     fn usage(&mut self) -> Option<UsageCounts> {
@@ -464,4 +454,218 @@ fn special8(w: u64) -> u64 {
     let backslash = has_zero(w ^ (ONES * b'\\' as u64));
     let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
     quote | backslash | control | (w & HIGH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::response::GeminiTranslator;
+    use super::super::stream::StreamState;
+    use super::super::typed::read_serde;
+    use super::*;
+    use crate::openai::writer::OpenAiWriter;
+    use crate::providers::{Api, ResponseTranslator};
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    /// Output with the random and clock-dependent bits (completion and call ids, `created`)
+    /// replaced, so two runs over the same input compare equal.
+    fn normalized(out: &[u8]) -> String {
+        let mut s = String::from_utf8(out.to_vec()).expect("UTF-8 output");
+        for prefix in ["chatcmpl-", "call_"] {
+            let mut from = 0;
+            while let Some(at) = s[from..].find(prefix) {
+                let start = from + at + prefix.len();
+                let end = start + s[start..].bytes().take_while(u8::is_ascii_hexdigit).count();
+                s.replace_range(start..end, "X");
+                from = start;
+            }
+        }
+        let mut from = 0;
+        while let Some(at) = s[from..].find("\"created\":") {
+            let start = from + at + "\"created\":".len();
+            let end = start + s[start..].bytes().take_while(u8::is_ascii_digit).count();
+            s.replace_range(start..end, "0");
+            from = start;
+        }
+        s
+    }
+
+    /// One event through the stream translator, fast path allowed or not: output and outcome.
+    fn stream(data: &[u8], fast: bool) -> (String, String, Option<crate::usage::Usage>, bool) {
+        let mut state = StreamState::default();
+        let mut w = OpenAiWriter::new("m", true);
+        let first = state.on_data(data, &mut w, fast);
+        // A second event after it: the state the first left must be the same too.
+        let second = state.on_data(data, &mut w, fast);
+        (
+            normalized(w.output()),
+            format!("{first:?} {second:?}"),
+            w.usage(),
+            w.finished(),
+        )
+    }
+
+    /// The data as a whole buffered reply: fast path (`on_body`) against the `Value` reading.
+    fn buffered(data: &[u8]) -> [(String, String); 2] {
+        let mut fast_w = OpenAiWriter::new("m", true);
+        let fast = GeminiTranslator::new(Api::ChatCompletions).on_body(data, &mut fast_w);
+        let mut ref_w = OpenAiWriter::new("m", true);
+        let reference = super::super::response::reference_body(data, &mut ref_w);
+        [
+            (normalized(fast_w.output()), format!("{fast:?}")),
+            (normalized(ref_w.output()), format!("{reference:?}")),
+        ]
+    }
+
+    /// Checks one input: the scan reads what serde into the same types reads, and the stream and
+    /// buffered translations with the fast paths are those of the `Value` reading.
+    fn check(data: &[u8]) -> bool {
+        let scanned = scan(data);
+        if let Some(ev) = &scanned {
+            assert_eq!(
+                Some(ev),
+                read_serde(data).as_ref(),
+                "{}",
+                String::from_utf8_lossy(data)
+            );
+        }
+        assert_eq!(
+            stream(data, true),
+            stream(data, false),
+            "{}",
+            String::from_utf8_lossy(data)
+        );
+        let [fast, reference] = buffered(data);
+        assert_eq!(fast, reference, "{}", String::from_utf8_lossy(data));
+        scanned.is_some()
+    }
+
+    const BENCH: &str = r#"{"candidates": [{"content": {"parts": [{"text": "tok1 "}],"role": "model"}, "index": 0}],"usageMetadata": {"promptTokenCount": 250,"candidatesTokenCount": 1,"totalTokenCount": 251},"modelVersion": "bench-model"}"#;
+
+    const SEEDS: &[&str] = &[
+        BENCH,
+        r#"{"candidates": [{"content": {"parts": [{"text": "Hi \"there\"\n\u00e9 — ü 中"}, {"text": "thinking", "thought": true}, {"inlineData": {"mimeType": "image/png", "data": "AAAA"}}],"role": "model"}, "finishReason": "STOP", "index": 0, "safetyRatings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"}]}],"usageMetadata": {"promptTokenCount": 5,"candidatesTokenCount": 29,"thoughtsTokenCount": 8,"cachedContentTokenCount": 2,"totalTokenCount": 44, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 5}]},"modelVersion": "gemini-2.5-flash","responseId": "abc"}"#,
+        r#"{"candidates": [{"content": {"parts": [{"text": "a", "thought": false, "thoughtSignature": "c2ln"}]}, "index": 1}, {"content": {"parts": [{"text": "b"}]}, "finishReason": "MAX_TOKENS"}]}"#,
+        r#"{"candidates": [{"content": {"parts": [{"functionCall": {"name": "f", "args": {"b": 1, "a": [1.5e3, null]}}, "thoughtSignature": "c2ln"}, {"functionCall": {"id": "x", "name": "g"}}]}, "finishReason": "STOP", "index": 0}], "usageMetadata": {"promptTokenCount": 1}}"#,
+        r#"{"candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": [{"blocked": true}]}], "promptFeedback": {"safetyRatings": []}}"#,
+        r#"{"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 3, "totalTokenCount": 3}}"#,
+    ];
+
+    #[test]
+    fn usual_events_take_the_scan() {
+        for seed in SEEDS[..3].iter() {
+            assert!(check(seed.as_bytes()), "not scanned: {seed}");
+        }
+        let ev = scan(BENCH.as_bytes()).unwrap();
+        let part = ev
+            .candidates
+            .iter()
+            .next()
+            .unwrap()
+            .parts
+            .iter()
+            .next()
+            .unwrap();
+        assert!(matches!(part.text, Some(Cow::Borrowed("tok1 "))));
+        assert_eq!(ev.usage.unwrap().total, Some(251));
+    }
+
+    /// Edge cases by hand: each agrees with the reference, whichever reading takes it.
+    #[test]
+    fn edge_cases_agree_with_the_value_reading() {
+        let b = BENCH;
+        let cases = [
+            SEEDS[3].to_string(),
+            SEEDS[4].to_string(),
+            SEEDS[5].to_string(),
+            // Duplicate keys: the last wins in the reference.
+            b.replace(r#""index": 0"#, r#""index": 0, "index": 3"#),
+            b.replace(r#""modelVersion""#, r#""modelVersion": "a", "modelVersion""#),
+            b.replace(r#""text": "tok1 ""#, r#""text": "a", "text": "b""#),
+            b.replace(r#""promptTokenCount": 250"#, r#""promptTokenCount": 250, "promptTokenCount": 1"#),
+            b.replace(r#""candidates""#, r#""candidates": [], "candidates""#),
+            // Escaped keys and values, unicode, surrogate pairs, lone surrogates.
+            b.replace(r#""text""#, r#""te\u0078t""#),
+            b.replace(r#""tok1 ""#, r#""\ud83d\ude00 \u00e9\n\t\"\\\/""#),
+            b.replace(r#""tok1 ""#, r#""\ud800""#),
+            b.replace(r#""tok1 ""#, "\"t\u{1}\""),
+            // Odd types, nulls, numbers.
+            b.replace(r#""index": 0"#, r#""index": -1"#),
+            b.replace(r#""index": 0"#, r#""index": 1e2"#),
+            b.replace(r#""index": 0"#, r#""index": 1.0"#),
+            b.replace(r#""index": 0"#, r#""index": 200"#),
+            b.replace(r#""index": 0"#, r#""index": 18446744073709551616"#),
+            b.replace(r#""index": 0"#, r#""index": null"#),
+            b.replace(r#""index": 0"#, r#""index": "0""#),
+            b.replace(r#""promptTokenCount": 250"#, r#""promptTokenCount": 1e400"#),
+            b.replace(r#""promptTokenCount": 250"#, r#""promptTokenCount": 2.5"#),
+            b.replace(r#""promptTokenCount": 250"#, r#""promptTokenCount": 99999999999999999999"#),
+            b.replace(r#""role": "model""#, r#""role": 1e400"#),
+            b.replace(r#""role": "model""#, r#""role": 123456789012345678901234567890e-300"#),
+            b.replace(r#""text": "tok1 ""#, r#""text": null"#),
+            b.replace(r#""text": "tok1 ""#, r#""text": "t", "thought": null"#),
+            b.replace(r#""text": "tok1 ""#, r#""functionCall": null"#),
+            b.replace(r#""modelVersion": "bench-model""#, r#""modelVersion": 5"#),
+            b.replace(r#""usageMetadata""#, r#""usageMetadata": null, "x""#),
+            b.replace(r#""candidates""#, r#""candidates": null, "x""#),
+            b.replace(r#"{"text": "tok1 "}"#, r#"5"#),
+            b.replace(r#""content": {"#, r#""content": {"parts": null, "#),
+            // Errors: in the object, wrapped in an array, not an object error.
+            b.replace(r#""modelVersion""#, r#""error": {"code": 429, "message": "slow down", "status": "RESOURCE_EXHAUSTED"}, "modelVersion""#),
+            b.replace(r#""modelVersion""#, r#""error": "text", "modelVersion""#),
+            format!("[{b}]"),
+            r#"[{"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}]"#.to_string(),
+            // Malformed JSON, trailing bytes, nesting, whitespace.
+            b[..b.len() - 1].to_string(),
+            format!("{b} x"),
+            format!(" \n{b}\r\n "),
+            b.replace(r#""role": "model""#, &format!(r#""role": {}1{}"#, "[".repeat(70), "]".repeat(70))),
+            b.replace(r#""role": "model""#, &format!(r#""role": {}1{}"#, "[".repeat(130), "]".repeat(130))),
+            b.replace(r#""role": "model""#, r#""role": [1,]"#),
+            b.replace(r#""role": "model""#, r#""role": 01"#),
+            "{}".to_string(),
+            "5".to_string(),
+        ];
+        for case in &cases {
+            check(case.as_bytes());
+        }
+        // Invalid UTF-8 in a string the readings skip and in one they read.
+        for at in [b.find("model\"}").unwrap(), b.find("tok1").unwrap()] {
+            for bad in [&b"\xff"[..], b"\xc3", b"\xed\xa0\x80", b"abcdefgh\xc3("] {
+                let mut data = b.as_bytes().to_vec();
+                data.splice(at..at, bad.iter().copied());
+                assert!(scan(&data).is_none());
+                check(&data);
+            }
+        }
+    }
+
+    /// Random edits of usual events: whatever reading takes them, the translation is the
+    /// reference's.
+    #[test]
+    fn fast_readings_agree_with_the_value_reading_on_random_edits() {
+        let alphabet: &[u8] = b"{}[]\":,\\ \tnulltrue0123456789-+.eEabcdefu\x01\xc3\xa9";
+        let mut rng = StdRng::seed_from_u64(9);
+        let (mut scanned, mut total) = (0, 0);
+        for seed in SEEDS {
+            for _ in 0..3_000 {
+                let mut b = seed.as_bytes().to_vec();
+                for _ in 0..rng.gen_range(1..4) {
+                    let at = rng.gen_range(0..b.len());
+                    match rng.gen_range(0..3) {
+                        0 => {
+                            b.remove(at);
+                        }
+                        1 => b.insert(at, alphabet[rng.gen_range(0..alphabet.len())]),
+                        _ => b[at] = alphabet[rng.gen_range(0..alphabet.len())],
+                    }
+                }
+                total += 1;
+                if check(&b) {
+                    scanned += 1;
+                }
+            }
+        }
+        // The edits are not all rejections: the comparison covers scanned variants too.
+        assert!(scanned > total / 50, "{scanned} of {total}");
+    }
 }

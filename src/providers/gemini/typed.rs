@@ -37,6 +37,19 @@ impl<T> List<T> {
         }
     }
 
+    /// A new default item, filled in place (no move of a large item).
+    pub fn push_default(&mut self) -> &mut T
+    where
+        T: Default,
+    {
+        if self.first.is_none() {
+            self.first.insert(T::default())
+        } else {
+            self.rest.push(T::default());
+            self.rest.last_mut().expect("just pushed")
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.first.is_none()
     }
@@ -75,8 +88,9 @@ pub(super) struct Part<'a> {
     pub text: Option<Cow<'a, str>>,
     pub thought: Option<bool>,
     pub thought_signature: Option<Cow<'a, str>>,
-    /// Any JSON value (a `null` one included), read as the reference reads it.
-    pub function_call: Option<Value>,
+    /// Any JSON value (a `null` one included), read as the reference reads it; boxed to keep
+    /// parts small (they are moved while being read).
+    pub function_call: Option<Box<Value>>,
 }
 
 /// Reads `bytes` the fast way (the scan, else serde into these types); `None` when the caller
@@ -301,7 +315,7 @@ object!(Part, "a part", |out, key, map, seen| {
         }
         "functionCall" => {
             once(&mut seen, 8)?;
-            out.function_call = Some(map.next_value::<Value>()?);
+            out.function_call = Some(Box::new(map.next_value::<Value>()?));
             true
         }
         _ => false,
