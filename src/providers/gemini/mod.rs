@@ -41,9 +41,11 @@ use serde_json::{json, Value};
 
 mod request;
 mod response;
+mod scan;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod typed;
 
 const NAME: &str = "gemini";
 const HOST: &str = "generativelanguage.googleapis.com";

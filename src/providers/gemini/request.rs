@@ -147,17 +147,26 @@ pub(super) fn translate_chat(model: &str, body: &mut Value) -> Result<Value, Pro
     let (contents, system) = translate_messages(messages, replay_sentinel)?;
 
     let mut out = Map::new();
+    // Objects built by hand: `json!` would serialise the parts over again (`to_value`).
     out.insert(
         "contents".into(),
         Value::Array(
             contents
                 .into_iter()
-                .map(|t| json!({"role": t.role, "parts": t.parts}))
+                .map(|t| {
+                    let mut turn = Map::new();
+                    turn.insert("role".into(), t.role.into());
+                    turn.insert("parts".into(), Value::Array(t.parts));
+                    Value::Object(turn)
+                })
                 .collect(),
         ),
     );
     if !system.is_empty() {
-        out.insert("system_instruction".into(), json!({ "parts": system }));
+        out.insert(
+            "system_instruction".into(),
+            object("parts", Value::Array(system)),
+        );
     }
     if !gen.is_empty() {
         out.insert("generation_config".into(), Value::Object(gen));
@@ -207,6 +216,18 @@ fn response_format(value: Value, gen: &mut Map<String, Value>) -> Result<(), Pro
     Ok(())
 }
 
+/// `{key: value}`, without `json!`'s copy of the value.
+fn object(key: &str, value: Value) -> Value {
+    let mut m = Map::new();
+    m.insert(key.into(), value);
+    Value::Object(m)
+}
+
+/// A `{"text": ...}` part.
+fn text_part(text: String) -> Value {
+    object("text", Value::String(text))
+}
+
 /// Messages → (`contents`, `system_instruction.parts`).
 fn translate_messages(
     messages: Vec<Value>,
@@ -234,7 +255,7 @@ fn translate_messages(
         match role.as_str() {
             "system" | "developer" => {
                 for text in text_pieces(content, i, &role)? {
-                    system.push(json!({ "text": text }));
+                    system.push(text_part(text));
                 }
             }
             "user" => {
@@ -258,7 +279,7 @@ fn translate_messages(
                 let mut parts: Vec<Value> = text_pieces(content, i, &role)?
                     .into_iter()
                     .filter(|t| !t.is_empty())
-                    .map(|t| json!({ "text": t }))
+                    .map(text_part)
                     .collect();
                 if let Some(calls) = take(&mut m, "tool_calls") {
                     function_call_parts(calls, i, replay_sentinel, &mut call_names, &mut parts)?;
@@ -349,6 +370,11 @@ fn text_pieces(content: Option<Value>, i: usize, role: &str) -> Result<Vec<Strin
 }
 
 fn user_parts(content: Option<&Value>, i: usize) -> Result<Vec<Value>, ProxyError> {
+    // A plain string is one text part (as `content_parts` reads it), without building the
+    // parameter name its errors would use.
+    if let Some(Value::String(s)) = content {
+        return Ok(vec![text_part(s.clone())]);
+    }
     let param = format!("messages[{i}].content");
     let bad = |what: &str| ProxyError::bad_request(format!("{param}: {what}"));
     content_parts(content, &param)?

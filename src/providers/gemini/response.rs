@@ -2,6 +2,7 @@
 //! and the pieces the stream shares with them.
 
 use super::stream::StreamState;
+use super::typed::{self, UsageCounts};
 use crate::error::{error_type_for_status, ProxyError};
 use crate::openai;
 use crate::openai::writer::{tool_call, Choice, Completion, OpenAiWriter};
@@ -98,19 +99,25 @@ pub(super) fn finish_reason(gemini: &str, has_tool_calls: bool) -> &'static str 
 pub(super) fn usage_of(v: &Value) -> Option<Usage> {
     let um = v.get("usageMetadata")?.as_object()?;
     let get = |k: &str| um.get(k).and_then(Value::as_u64);
-    let completion = [
-        get("candidatesTokenCount").unwrap_or(0),
-        get("thoughtsTokenCount").unwrap_or(0),
-    ];
     Some(
-        Usage::saturating(
-            &[get("promptTokenCount").unwrap_or(0)],
-            &completion,
-            get("totalTokenCount"),
-        )
-        .with_reasoning(get("thoughtsTokenCount"))
-        .with_cached(get("cachedContentTokenCount")),
+        UsageCounts {
+            prompt: get("promptTokenCount"),
+            candidates: get("candidatesTokenCount"),
+            thoughts: get("thoughtsTokenCount"),
+            total: get("totalTokenCount"),
+            cached: get("cachedContentTokenCount"),
+        }
+        .usage(),
     )
+}
+
+impl UsageCounts {
+    pub(super) fn usage(&self) -> Usage {
+        let completion = [self.candidates.unwrap_or(0), self.thoughts.unwrap_or(0)];
+        Usage::saturating(&[self.prompt.unwrap_or(0)], &completion, self.total)
+            .with_reasoning(self.thoughts)
+            .with_cached(self.cached)
+    }
 }
 
 pub(super) fn candidates(v: &Value) -> &[Value] {
@@ -154,8 +161,8 @@ pub(super) struct FunctionCall<'a> {
 
 impl<'a> FunctionCall<'a> {
     /// Gemini gives calls no id (unless it sends one): each gets a fresh random one, so ids never
-    /// repeat across replies.
-    pub fn read(part: &'a Value, call: &'a Value, _number: u32) -> Self {
+    /// repeat across replies. `signature` is the part's `thoughtSignature`.
+    pub fn read(call: &'a Value, signature: Option<&str>) -> Self {
         Self {
             id: call
                 .get("id")
@@ -167,10 +174,46 @@ impl<'a> FunctionCall<'a> {
                 .get("args")
                 .filter(|a| !a.is_null())
                 .map_or_else(|| "{}".to_string(), Value::to_string),
-            extra_content: part
-                .get("thoughtSignature")
-                .and_then(Value::as_str)
-                .map(|sig| json!({"google": {"thought_signature": sig}})),
+            extra_content: signature.map(|sig| json!({"google": {"thought_signature": sig}})),
+        }
+    }
+}
+
+/// What one part is for OpenAI, however it was read.
+pub(super) enum PartView<'a> {
+    Reasoning(&'a str),
+    Text(&'a str),
+    /// A `functionCall` and the part's `thoughtSignature`.
+    Call(&'a Value, Option<&'a str>),
+    /// Anything else (inline data, executable code, ...): nothing to say.
+    Other,
+}
+
+impl<'a> PartView<'a> {
+    /// A part read as `Value` (the reference).
+    pub fn of_value(part: &'a Value) -> Self {
+        if let Some(t) = part
+            .get("text")
+            .and_then(Value::as_str)
+            .filter(|_| is_thought(part))
+        {
+            PartView::Reasoning(t)
+        } else if let Some(t) = part.get("text").and_then(Value::as_str) {
+            PartView::Text(t)
+        } else if let Some(call) = part.get("functionCall") {
+            PartView::Call(call, part.get("thoughtSignature").and_then(Value::as_str))
+        } else {
+            PartView::Other
+        }
+    }
+
+    /// A part read the fast way: the same decisions.
+    pub fn of_typed(part: &'a typed::Part<'_>) -> Self {
+        match (&part.text, &part.function_call) {
+            (Some(t), _) if part.thought == Some(true) => PartView::Reasoning(t),
+            (Some(t), _) => PartView::Text(t),
+            (None, Some(call)) => PartView::Call(call, part.thought_signature.as_deref()),
+            (None, None) => PartView::Other,
         }
     }
 }
@@ -196,48 +239,87 @@ fn chat_body(v: &Value, w: &mut OpenAiWriter) -> Result<(), ProxyError> {
         return Err(prompt_blocked(v)
             .unwrap_or_else(|| ProxyError::bad_upstream("Gemini returned no candidates")));
     }
-    let mut choices = Vec::with_capacity(candidates.len());
-    let mut calls = 0;
-    for (pos, cand) in candidates.iter().enumerate() {
+    let candidates = candidates.iter().enumerate().map(|(pos, cand)| {
+        (
+            candidate_index(cand, pos),
+            answer_parts(cand).map(PartView::of_value),
+            cand.get("finishReason").and_then(Value::as_str),
+        )
+    });
+    chat_reply(
+        candidates,
+        v.get("modelVersion").and_then(Value::as_str),
+        usage_of(v),
+        w,
+    )
+}
+
+/// A chat reply as the `Value` reading translates it (the reference the fast path is tested
+/// against).
+#[cfg(test)]
+pub(super) fn reference_body(body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+    chat_body(&parse_checked(body, openai::parse_body)?, w)
+}
+
+/// A chat reply read the fast way ([`typed`]); `None` when it is for the reference reading.
+fn typed_chat_body(body: &[u8], w: &mut OpenAiWriter) -> Option<Result<(), ProxyError>> {
+    let ev = typed::read(body).filter(|ev| !ev.candidates.is_empty())?;
+    let candidates = ev.candidates.iter().enumerate().map(|(pos, cand)| {
+        (
+            cand.index
+                .map_or(pos, |i| usize::try_from(i).unwrap_or(usize::MAX)),
+            cand.parts.iter().map(PartView::of_typed),
+            cand.finish_reason.as_deref(),
+        )
+    });
+    Some(chat_reply(
+        candidates,
+        ev.model_version.as_deref(),
+        ev.usage.map(|u| u.usage()),
+        w,
+    ))
+}
+
+/// A chat reply's candidates (index, parts, finishReason) as one completion.
+fn chat_reply<'a, P: Iterator<Item = PartView<'a>>>(
+    candidates: impl Iterator<Item = (usize, P, Option<&'a str>)>,
+    model: Option<&str>,
+    usage: Option<Usage>,
+    w: &mut OpenAiWriter,
+) -> Result<(), ProxyError> {
+    let mut choices = Vec::with_capacity(candidates.size_hint().0);
+    for (index, parts, reason) in candidates {
         let mut choice = Choice {
-            index: u32::try_from(candidate_index(cand, pos))
+            index: u32::try_from(index)
                 .map_err(|_| ProxyError::bad_upstream("Gemini candidate index is out of range"))?,
             ..Choice::default()
         };
-        for part in answer_parts(cand) {
-            if let Some(t) = part
-                .get("text")
-                .and_then(Value::as_str)
-                .filter(|_| is_thought(part))
-            {
-                choice.reasoning.get_or_insert_with(String::new).push_str(t);
-            } else if let Some(t) = part.get("text").and_then(Value::as_str) {
-                choice.content.get_or_insert_with(String::new).push_str(t);
-            } else if let Some(call) = part.get("functionCall") {
-                calls += 1;
-                let call = FunctionCall::read(part, call, calls);
-                let mut tc = tool_call(&call.id, call.name, call.arguments);
-                if let Some(extra) = call.extra_content {
-                    tc["extra_content"] = extra;
+        for part in parts {
+            match part {
+                PartView::Reasoning(t) => {
+                    choice.reasoning.get_or_insert_with(String::new).push_str(t)
                 }
-                choice.tool_calls.push(tc);
+                PartView::Text(t) => choice.content.get_or_insert_with(String::new).push_str(t),
+                PartView::Call(call, signature) => {
+                    let call = FunctionCall::read(call, signature);
+                    let mut tc = tool_call(&call.id, call.name, call.arguments);
+                    if let Some(extra) = call.extra_content {
+                        tc["extra_content"] = extra;
+                    }
+                    choice.tool_calls.push(tc);
+                }
+                PartView::Other => {}
             }
         }
-        let reason = cand
-            .get("finishReason")
-            .and_then(Value::as_str)
-            .unwrap_or("STOP");
+        let reason = reason.unwrap_or("STOP");
         choice.finish_reason = Some(finish_reason(reason, !choice.tool_calls.is_empty()));
         choices.push(choice);
     }
     choices.sort_by_key(|c| c.index);
     w.completion(Completion {
-        model: v
-            .get("modelVersion")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        model: model.map(str::to_string),
         choices,
-        usage: usage_of(v),
+        usage,
         ..Completion::default()
     })
 }
@@ -271,6 +353,11 @@ impl ResponseTranslator for GeminiTranslator {
 
     /// Gemini's stream has no end marker: the writer's check for a finish reason is the check.
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        if self.api == Api::ChatCompletions {
+            if let Some(done) = typed_chat_body(body, w) {
+                return done;
+            }
+        }
         let v = parse_checked(body, openai::parse_body)?;
         match self.api {
             Api::ChatCompletions => chat_body(&v, w),

@@ -3,9 +3,10 @@
 //! event. Function calls arrive whole, never split across events. There is no end marker.
 
 use super::response::{
-    answer_parts, candidate_index, candidates, finish_reason, is_thought, parse_checked,
-    prompt_blocked, usage_of, FunctionCall,
+    answer_parts, candidate_index, candidates, finish_reason, parse_checked, prompt_blocked,
+    usage_of, FunctionCall, PartView,
 };
+use super::typed;
 use crate::error::ProxyError;
 use crate::openai;
 use crate::openai::writer::{OpenAiWriter, ToolCallDelta};
@@ -39,6 +40,32 @@ impl StreamState {
         let Some(data) = openai::event_data(&event).filter(|d| *d != b"[DONE]") else {
             return Ok(());
         };
+        self.on_data(data, w, true)
+    }
+
+    /// One event's data; `fast` allows the typed reading (tests compare it with the reference).
+    pub(super) fn on_data(
+        &mut self,
+        data: &[u8],
+        w: &mut OpenAiWriter,
+        fast: bool,
+    ) -> Result<(), ProxyError> {
+        // The typed reading takes the usual event; the rest (no candidates, errors, odd types,
+        // duplicate keys) is read as `Value`, the reference.
+        if let Some(ev) = typed::read(data).filter(|ev| fast && !ev.candidates.is_empty()) {
+            if let Some(u) = &ev.usage {
+                w.set_usage(u.usage());
+            }
+            w.identify(None, ev.model_version.as_deref());
+            for (pos, cand) in ev.candidates.iter().enumerate() {
+                let index = cand
+                    .index
+                    .map_or(pos, |i| usize::try_from(i).unwrap_or(usize::MAX));
+                let parts = cand.parts.iter().map(PartView::of_typed);
+                self.candidate(w, index, parts, cand.finish_reason.as_deref())?;
+            }
+            return Ok(());
+        }
         let v = parse_checked(data, openai::parse_event)?;
         if let Some(u) = usage_of(&v) {
             w.set_usage(u);
@@ -53,33 +80,42 @@ impl StreamState {
             };
         }
         for (pos, cand) in candidates.iter().enumerate() {
-            let index = candidate_index(cand, pos);
-            if index >= MAX_CANDIDATES {
-                return Err(ProxyError::bad_upstream(format!(
-                    "Gemini stream candidate index {index} is out of range"
-                )));
-            }
-            if self.candidates.len() <= index {
-                self.candidates.resize(index + 1, Candidate::default());
-            }
-            let state = &mut self.candidates[index];
-            if state.finished {
-                continue;
-            }
-            let choice = index as u32;
-            w.begin(choice);
-            for part in answer_parts(cand) {
-                if let Some(t) = part
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .filter(|_| is_thought(part))
-                {
-                    w.reasoning(choice, t);
-                } else if let Some(t) = part.get("text").and_then(Value::as_str) {
-                    w.text(choice, t);
-                } else if let Some(call) = part.get("functionCall") {
+            let parts = answer_parts(cand).map(PartView::of_value);
+            let finish = cand.get("finishReason").and_then(Value::as_str);
+            self.candidate(w, candidate_index(cand, pos), parts, finish)?;
+        }
+        Ok(())
+    }
+
+    /// One candidate of an event: its parts as deltas, then its finish.
+    fn candidate<'a>(
+        &mut self,
+        w: &mut OpenAiWriter,
+        index: usize,
+        parts: impl Iterator<Item = PartView<'a>>,
+        finish: Option<&str>,
+    ) -> Result<(), ProxyError> {
+        if index >= MAX_CANDIDATES {
+            return Err(ProxyError::bad_upstream(format!(
+                "Gemini stream candidate index {index} is out of range"
+            )));
+        }
+        if self.candidates.len() <= index {
+            self.candidates.resize(index + 1, Candidate::default());
+        }
+        let state = &mut self.candidates[index];
+        if state.finished {
+            return Ok(());
+        }
+        let choice = index as u32;
+        w.begin(choice);
+        for part in parts {
+            match part {
+                PartView::Reasoning(t) => w.reasoning(choice, t),
+                PartView::Text(t) => w.text(choice, t),
+                PartView::Call(call, signature) => {
                     self.calls += 1;
-                    let call = FunctionCall::read(part, call, self.calls);
+                    let call = FunctionCall::read(call, signature);
                     let delta = ToolCallDelta::start(
                         state.tool_calls,
                         &call.id,
@@ -90,11 +126,12 @@ impl StreamState {
                     w.tool_calls(choice, &[delta]);
                     state.tool_calls += 1;
                 }
+                PartView::Other => {}
             }
-            if let Some(reason) = cand.get("finishReason").and_then(Value::as_str) {
-                state.finished = true;
-                w.finish(choice, finish_reason(reason, state.tool_calls > 0));
-            }
+        }
+        if let Some(reason) = finish {
+            state.finished = true;
+            w.finish(choice, finish_reason(reason, state.tool_calls > 0));
         }
         Ok(())
     }

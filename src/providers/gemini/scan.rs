@@ -1,0 +1,671 @@
+//! The fastest reading of a `GenerateContentResponse`: a validating, allocation-free walk of the
+//! JSON text (the same approach as `openai::chunk_scan`) into the borrowed [`typed::Event`].
+//!
+//! Conservative like that scan: it answers `None` ("read it another way") for anything it is not
+//! sure serde_json would read the same, e.g. escaped keys, duplicate keys it looks at, numbers
+//! near `f64`'s range, deep nesting, `\u` escapes of surrogates, function calls (read by the
+//! serde typed reading), an `error` key. Strings with escapes are decoded by serde_json.
+
+use super::typed::{Candidate, Event, Part, UsageCounts};
+use std::borrow::Cow;
+
+/// Nesting deeper than this is left to serde_json (its own limit is 128).
+const MAX_DEPTH: usize = 64;
+
+/// Reads one event's data (or a whole reply body); `None` when another reading must decide.
+pub(super) fn scan(data: &[u8]) -> Option<Event<'_>> {
+    let mut s = Scanner {
+        b: data,
+        i: 0,
+        depth: 0,
+    };
+    let ev = s.event()?;
+    s.ws();
+    (s.i == data.len()).then_some(ev)
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+/// A string token: its raw bytes between the quotes and whether it had escapes.
+#[derive(Clone, Copy)]
+struct Token {
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
+/// Marks `bit` in `seen`; `None` for a key given twice (the last one wins in serde_json).
+#[inline]
+fn once(seen: &mut u8, bit: u8) -> Option<()> {
+    if *seen & bit != 0 {
+        return None;
+    }
+    *seen |= bit;
+    Some(())
+}
+
+impl<'a> Scanner<'a> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    /// JSON whitespace.
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\r' | b'\n') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// `,` (true) or the closing `close` (false).
+    #[inline]
+    fn next_or_close(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        let c = self.peek()?;
+        self.i += 1;
+        match c {
+            b',' => Some(true),
+            c if c == close => Some(false),
+            _ => None,
+        }
+    }
+
+    fn string(&mut self) -> Option<Token> {
+        self.ws();
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.i += 1;
+        let start = self.i;
+        let mut escaped = false;
+        let mut non_ascii = false;
+        loop {
+            // Plain bytes eight at a time; the lowest flagged byte of a word is exact.
+            if let Some(chunk) = self.b.get(self.i..self.i + 8) {
+                let m = special8(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+                if m == 0 {
+                    self.i += 8;
+                    continue;
+                }
+                self.i += (m.trailing_zeros() / 8) as usize;
+            }
+            match self.peek()? {
+                b'"' => {
+                    let end = self.i;
+                    self.i += 1;
+                    // serde_json validates every string's UTF-8 (text outside strings is ASCII).
+                    if non_ascii {
+                        std::str::from_utf8(&self.b[start..end]).ok()?;
+                    }
+                    return Some(Token {
+                        start,
+                        end,
+                        escaped,
+                    });
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                0..=0x1f => return None, // serde_json refuses control characters in strings
+                0x80.. => {
+                    non_ascii = true;
+                    self.i += 1;
+                }
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// One escape after its backslash; `\u` escapes of surrogates are left to serde_json.
+    fn escape(&mut self) -> Option<()> {
+        let c = *self.b.get(self.i + 1)?;
+        self.i += 2;
+        match c {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(()),
+            b'u' => {
+                let hex = self.b.get(self.i..self.i + 4)?;
+                let mut v = 0u32;
+                for &h in hex {
+                    v = v * 16 + (h as char).to_digit(16)?;
+                }
+                self.i += 4;
+                (!(0xD800..=0xDFFF).contains(&v)).then_some(())
+            }
+            _ => None,
+        }
+    }
+
+    /// A string value: borrowed when it has no escapes, else decoded by serde_json.
+    fn str_value(&mut self) -> Option<Cow<'a, str>> {
+        let t = self.string()?;
+        if t.escaped {
+            let quoted = &self.b[t.start - 1..t.end + 1];
+            return serde_json::from_slice::<String>(quoted)
+                .ok()
+                .map(Cow::Owned);
+        }
+        std::str::from_utf8(&self.b[t.start..t.end])
+            .ok()
+            .map(Cow::Borrowed)
+    }
+
+    /// A number token: `Some(Some(n))` for a non-negative integer that fits `u64` (what
+    /// `Value::as_u64` accepts), `Some(None)` for another valid number well inside `f64`'s range.
+    fn number(&mut self) -> Option<Option<u64>> {
+        self.ws();
+        let neg = self.peek() == Some(b'-');
+        if neg {
+            self.i += 1;
+        }
+        let int_start = self.i;
+        let mut value = Some(0u64);
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => {
+                while let Some(d @ b'0'..=b'9') = self.peek() {
+                    value = value
+                        .and_then(|v| v.checked_mul(10))
+                        .and_then(|v| v.checked_add(u64::from(d - b'0')));
+                    self.i += 1;
+                }
+            }
+            _ => return None,
+        }
+        let int_len = self.i - int_start;
+        let mut integral = !neg;
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            integral = false;
+            let from = self.i;
+            while let Some(b'0'..=b'9') = self.peek() {
+                self.i += 1;
+            }
+            if self.i == from {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            integral = false;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            let from = self.i;
+            while let Some(b'0'..=b'9') = self.peek() {
+                self.i += 1;
+            }
+            // Large exponents (overflow is an error in serde_json) go to serde_json.
+            if self.i == from || self.i - from > 2 {
+                return None;
+            }
+        }
+        if int_len > 100 {
+            return None;
+        }
+        // An integer beyond u64 becomes an f64 in serde_json: valid, but not `as_u64`.
+        Some(value.filter(|_| integral))
+    }
+
+    /// A count: a non-negative integer that fits `u64`, or `None` (serde_json decides).
+    fn count(&mut self) -> Option<u64> {
+        self.number()?
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.ws();
+        if self.b.get(self.i..self.i + word.len())? == word {
+            self.i += word.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// Any JSON value, validated and skipped.
+    fn skip(&mut self) -> Option<()> {
+        self.ws();
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => {
+                self.enter()?;
+                if !self.empty(b'}') {
+                    loop {
+                        self.string()?;
+                        self.eat(b':')?;
+                        self.skip()?;
+                        if !self.next_or_close(b'}')? {
+                            break;
+                        }
+                    }
+                }
+                self.depth -= 1;
+                Some(())
+            }
+            b'[' => {
+                self.enter()?;
+                if !self.empty(b']') {
+                    loop {
+                        self.skip()?;
+                        if !self.next_or_close(b']')? {
+                            break;
+                        }
+                    }
+                }
+                self.depth -= 1;
+                Some(())
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number().map(drop),
+        }
+    }
+
+    /// Consumes `open` and counts the depth.
+    fn open(&mut self, open: u8) -> Option<()> {
+        self.eat(open)?;
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    /// Consumes the opening bracket (already peeked) and counts the depth.
+    fn enter(&mut self) -> Option<()> {
+        self.i += 1;
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    /// An empty object or array right after its opening bracket.
+    fn empty(&mut self, close: u8) -> bool {
+        self.ws();
+        if self.peek() == Some(close) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A key: its raw bytes, or `None` when escaped (serde_json compares unescaped keys).
+    fn key(&mut self) -> Option<&'a [u8]> {
+        let k = self.string()?;
+        self.eat(b':')?;
+        (!k.escaped).then(|| &self.b[k.start..k.end])
+    }
+
+    /// An object whose keys `field` reads (it returns whether it knew the key); others skipped.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a [u8]) -> Option<bool>) -> Option<()> {
+        self.open(b'{')?;
+        if !self.empty(b'}') {
+            loop {
+                let key = self.key()?;
+                if !field(self, key)? {
+                    self.skip()?;
+                }
+                if !self.next_or_close(b'}')? {
+                    break;
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
+    /// An array whose items `item` reads.
+    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.open(b'[')?;
+        if !self.empty(b']') {
+            loop {
+                item(self)?;
+                if !self.next_or_close(b']')? {
+                    break;
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
+    fn event(&mut self) -> Option<Event<'a>> {
+        let mut ev = Event::default();
+        let mut seen = 0u8;
+        self.object(|s, key| {
+            match key {
+                b"candidates" => {
+                    once(&mut seen, 1)?;
+                    s.array(|s| s.candidate(ev.candidates.push_default()))?;
+                }
+                b"usageMetadata" => {
+                    once(&mut seen, 2)?;
+                    ev.usage = Some(s.usage()?);
+                }
+                b"modelVersion" => {
+                    once(&mut seen, 4)?;
+                    ev.model_version = Some(s.str_value()?);
+                }
+                b"error" => return None,
+                _ => return Some(false),
+            }
+            Some(true)
+        })?;
+        Some(ev)
+    }
+
+    fn candidate(&mut self, c: &mut Candidate<'a>) -> Option<()> {
+        let mut seen = 0u8;
+        self.object(|s, key| {
+            match key {
+                b"index" => {
+                    once(&mut seen, 1)?;
+                    c.index = Some(s.count()?);
+                }
+                b"content" => {
+                    once(&mut seen, 2)?;
+                    let mut seen_parts = 0u8;
+                    s.object(|s, key| {
+                        if key != b"parts" {
+                            return Some(false);
+                        }
+                        once(&mut seen_parts, 1)?;
+                        s.array(|s| s.part(c.parts.push_default()))?;
+                        Some(true)
+                    })?;
+                }
+                b"finishReason" => {
+                    once(&mut seen, 4)?;
+                    c.finish_reason = Some(s.str_value()?);
+                }
+                _ => return Some(false),
+            }
+            Some(true)
+        })?;
+        Some(())
+    }
+
+    fn part(&mut self, p: &mut Part<'a>) -> Option<()> {
+        let mut seen = 0u8;
+        self.object(|s, key| {
+            match key {
+                b"text" => {
+                    once(&mut seen, 1)?;
+                    p.text = Some(s.str_value()?);
+                }
+                b"thought" => {
+                    once(&mut seen, 2)?;
+                    s.ws();
+                    p.thought = Some(match s.peek()? {
+                        b't' => s.literal(b"true").map(|()| true)?,
+                        _ => s.literal(b"false").map(|()| false)?,
+                    });
+                }
+                b"thoughtSignature" => {
+                    once(&mut seen, 4)?;
+                    p.thought_signature = Some(s.str_value()?);
+                }
+                // Read by the serde typed reading.
+                b"functionCall" => return None,
+                _ => return Some(false),
+            }
+            Some(true)
+        })?;
+        Some(())
+    }
+
+    fn usage(&mut self) -> Option<UsageCounts> {
+        let mut u = UsageCounts::default();
+        let mut seen = 0u8;
+        self.object(|s, key| {
+            let (bit, slot) = match key {
+                b"promptTokenCount" => (1, &mut u.prompt),
+                b"candidatesTokenCount" => (2, &mut u.candidates),
+                b"thoughtsTokenCount" => (4, &mut u.thoughts),
+                b"totalTokenCount" => (8, &mut u.total),
+                b"cachedContentTokenCount" => (16, &mut u.cached),
+                _ => return Some(false),
+            };
+            once(&mut seen, bit)?;
+            *slot = Some(s.count()?);
+            Some(true)
+        })?;
+        Some(u)
+    }
+}
+
+/// The high bit of each of eight bytes (little-endian) that is `"`, `\`, a control character or
+/// non-ASCII; bits above the lowest may be spurious (borrows), the lowest is exact.
+#[inline]
+fn special8(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = has_zero(w ^ (ONES * b'"' as u64));
+    let backslash = has_zero(w ^ (ONES * b'\\' as u64));
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    quote | backslash | control | (w & HIGH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::response::GeminiTranslator;
+    use super::super::stream::StreamState;
+    use super::super::typed::read_serde;
+    use super::*;
+    use crate::openai::writer::OpenAiWriter;
+    use crate::providers::{Api, ResponseTranslator};
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    /// Output with the random and clock-dependent bits (completion and call ids, `created`)
+    /// replaced, so two runs over the same input compare equal.
+    fn normalized(out: &[u8]) -> String {
+        let mut s = String::from_utf8(out.to_vec()).expect("UTF-8 output");
+        for prefix in ["chatcmpl-", "call_"] {
+            let mut from = 0;
+            while let Some(at) = s[from..].find(prefix) {
+                let start = from + at + prefix.len();
+                let end = start + s[start..].bytes().take_while(u8::is_ascii_hexdigit).count();
+                s.replace_range(start..end, "X");
+                from = start;
+            }
+        }
+        let mut from = 0;
+        while let Some(at) = s[from..].find("\"created\":") {
+            let start = from + at + "\"created\":".len();
+            let end = start + s[start..].bytes().take_while(u8::is_ascii_digit).count();
+            s.replace_range(start..end, "0");
+            from = start;
+        }
+        s
+    }
+
+    /// One event through the stream translator, fast path allowed or not: output and outcome.
+    fn stream(data: &[u8], fast: bool) -> (String, String, Option<crate::usage::Usage>, bool) {
+        let mut state = StreamState::default();
+        let mut w = OpenAiWriter::new("m", true);
+        let first = state.on_data(data, &mut w, fast);
+        // A second event after it: the state the first left must be the same too.
+        let second = state.on_data(data, &mut w, fast);
+        (
+            normalized(w.output()),
+            format!("{first:?} {second:?}"),
+            w.usage(),
+            w.finished(),
+        )
+    }
+
+    /// The data as a whole buffered reply: fast path (`on_body`) against the `Value` reading.
+    fn buffered(data: &[u8]) -> [(String, String); 2] {
+        let mut fast_w = OpenAiWriter::new("m", true);
+        let fast = GeminiTranslator::new(Api::ChatCompletions).on_body(data, &mut fast_w);
+        let mut ref_w = OpenAiWriter::new("m", true);
+        let reference = super::super::response::reference_body(data, &mut ref_w);
+        [
+            (normalized(fast_w.output()), format!("{fast:?}")),
+            (normalized(ref_w.output()), format!("{reference:?}")),
+        ]
+    }
+
+    /// Checks one input: the scan reads what serde into the same types reads, and the stream and
+    /// buffered translations with the fast paths are those of the `Value` reading.
+    fn check(data: &[u8]) -> bool {
+        let scanned = scan(data);
+        if let Some(ev) = &scanned {
+            assert_eq!(
+                Some(ev),
+                read_serde(data).as_ref(),
+                "{}",
+                String::from_utf8_lossy(data)
+            );
+        }
+        assert_eq!(
+            stream(data, true),
+            stream(data, false),
+            "{}",
+            String::from_utf8_lossy(data)
+        );
+        let [fast, reference] = buffered(data);
+        assert_eq!(fast, reference, "{}", String::from_utf8_lossy(data));
+        scanned.is_some()
+    }
+
+    const BENCH: &str = r#"{"candidates": [{"content": {"parts": [{"text": "tok1 "}],"role": "model"}, "index": 0}],"usageMetadata": {"promptTokenCount": 250,"candidatesTokenCount": 1,"totalTokenCount": 251},"modelVersion": "bench-model"}"#;
+
+    const SEEDS: &[&str] = &[
+        BENCH,
+        r#"{"candidates": [{"content": {"parts": [{"text": "Hi \"there\"\n\u00e9 — ü 中"}, {"text": "thinking", "thought": true}, {"inlineData": {"mimeType": "image/png", "data": "AAAA"}}],"role": "model"}, "finishReason": "STOP", "index": 0, "safetyRatings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"}]}],"usageMetadata": {"promptTokenCount": 5,"candidatesTokenCount": 29,"thoughtsTokenCount": 8,"cachedContentTokenCount": 2,"totalTokenCount": 44, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 5}]},"modelVersion": "gemini-2.5-flash","responseId": "abc"}"#,
+        r#"{"candidates": [{"content": {"parts": [{"text": "a", "thought": false, "thoughtSignature": "c2ln"}]}, "index": 1}, {"content": {"parts": [{"text": "b"}]}, "finishReason": "MAX_TOKENS"}]}"#,
+        r#"{"candidates": [{"content": {"parts": [{"functionCall": {"name": "f", "args": {"b": 1, "a": [1.5e3, null]}}, "thoughtSignature": "c2ln"}, {"functionCall": {"id": "x", "name": "g"}}]}, "finishReason": "STOP", "index": 0}], "usageMetadata": {"promptTokenCount": 1}}"#,
+        r#"{"candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": [{"blocked": true}]}], "promptFeedback": {"safetyRatings": []}}"#,
+        r#"{"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 3, "totalTokenCount": 3}}"#,
+    ];
+
+    #[test]
+    fn usual_events_take_the_scan() {
+        for seed in SEEDS[..3].iter() {
+            assert!(check(seed.as_bytes()), "not scanned: {seed}");
+        }
+        let ev = scan(BENCH.as_bytes()).unwrap();
+        let part = ev
+            .candidates
+            .iter()
+            .next()
+            .unwrap()
+            .parts
+            .iter()
+            .next()
+            .unwrap();
+        assert!(matches!(part.text, Some(Cow::Borrowed("tok1 "))));
+        assert_eq!(ev.usage.unwrap().total, Some(251));
+    }
+
+    /// Edge cases by hand: each agrees with the reference, whichever reading takes it.
+    #[test]
+    fn edge_cases_agree_with_the_value_reading() {
+        let b = BENCH;
+        let cases = [
+            SEEDS[3].to_string(),
+            SEEDS[4].to_string(),
+            SEEDS[5].to_string(),
+            // Duplicate keys: the last wins in the reference.
+            b.replace(r#""index": 0"#, r#""index": 0, "index": 3"#),
+            b.replace(r#""modelVersion""#, r#""modelVersion": "a", "modelVersion""#),
+            b.replace(r#""text": "tok1 ""#, r#""text": "a", "text": "b""#),
+            b.replace(r#""promptTokenCount": 250"#, r#""promptTokenCount": 250, "promptTokenCount": 1"#),
+            b.replace(r#""candidates""#, r#""candidates": [], "candidates""#),
+            // Escaped keys and values, unicode, surrogate pairs, lone surrogates.
+            b.replace(r#""text""#, r#""te\u0078t""#),
+            b.replace(r#""tok1 ""#, r#""\ud83d\ude00 \u00e9\n\t\"\\\/""#),
+            b.replace(r#""tok1 ""#, r#""\ud800""#),
+            b.replace(r#""tok1 ""#, "\"t\u{1}\""),
+            // Odd types, nulls, numbers.
+            b.replace(r#""index": 0"#, r#""index": -1"#),
+            b.replace(r#""index": 0"#, r#""index": 1e2"#),
+            b.replace(r#""index": 0"#, r#""index": 1.0"#),
+            b.replace(r#""index": 0"#, r#""index": 200"#),
+            b.replace(r#""index": 0"#, r#""index": 18446744073709551616"#),
+            b.replace(r#""index": 0"#, r#""index": null"#),
+            b.replace(r#""index": 0"#, r#""index": "0""#),
+            b.replace(r#""promptTokenCount": 250"#, r#""promptTokenCount": 1e400"#),
+            b.replace(r#""promptTokenCount": 250"#, r#""promptTokenCount": 2.5"#),
+            b.replace(r#""promptTokenCount": 250"#, r#""promptTokenCount": 99999999999999999999"#),
+            b.replace(r#""role": "model""#, r#""role": 1e400"#),
+            b.replace(r#""role": "model""#, r#""role": 123456789012345678901234567890e-300"#),
+            b.replace(r#""text": "tok1 ""#, r#""text": null"#),
+            b.replace(r#""text": "tok1 ""#, r#""text": "t", "thought": null"#),
+            b.replace(r#""text": "tok1 ""#, r#""functionCall": null"#),
+            b.replace(r#""modelVersion": "bench-model""#, r#""modelVersion": 5"#),
+            b.replace(r#""usageMetadata""#, r#""usageMetadata": null, "x""#),
+            b.replace(r#""candidates""#, r#""candidates": null, "x""#),
+            b.replace(r#"{"text": "tok1 "}"#, r#"5"#),
+            b.replace(r#""content": {"#, r#""content": {"parts": null, "#),
+            // Errors: in the object, wrapped in an array, not an object error.
+            b.replace(r#""modelVersion""#, r#""error": {"code": 429, "message": "slow down", "status": "RESOURCE_EXHAUSTED"}, "modelVersion""#),
+            b.replace(r#""modelVersion""#, r#""error": "text", "modelVersion""#),
+            format!("[{b}]"),
+            r#"[{"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}]"#.to_string(),
+            // Malformed JSON, trailing bytes, nesting, whitespace.
+            b[..b.len() - 1].to_string(),
+            format!("{b} x"),
+            format!(" \n{b}\r\n "),
+            b.replace(r#""role": "model""#, &format!(r#""role": {}1{}"#, "[".repeat(70), "]".repeat(70))),
+            b.replace(r#""role": "model""#, &format!(r#""role": {}1{}"#, "[".repeat(130), "]".repeat(130))),
+            b.replace(r#""role": "model""#, r#""role": [1,]"#),
+            b.replace(r#""role": "model""#, r#""role": 01"#),
+            "{}".to_string(),
+            "5".to_string(),
+        ];
+        for case in &cases {
+            check(case.as_bytes());
+        }
+        // Invalid UTF-8 in a string the readings skip and in one they read.
+        for at in [b.find("model\"}").unwrap(), b.find("tok1").unwrap()] {
+            for bad in [&b"\xff"[..], b"\xc3", b"\xed\xa0\x80", b"abcdefgh\xc3("] {
+                let mut data = b.as_bytes().to_vec();
+                data.splice(at..at, bad.iter().copied());
+                assert!(scan(&data).is_none());
+                check(&data);
+            }
+        }
+    }
+
+    /// Random edits of usual events: whatever reading takes them, the translation is the
+    /// reference's.
+    #[test]
+    fn fast_readings_agree_with_the_value_reading_on_random_edits() {
+        let alphabet: &[u8] = b"{}[]\":,\\ \tnulltrue0123456789-+.eEabcdefu\x01\xc3\xa9";
+        let mut rng = StdRng::seed_from_u64(9);
+        let (mut scanned, mut total) = (0, 0);
+        for seed in SEEDS {
+            for _ in 0..3_000 {
+                let mut b = seed.as_bytes().to_vec();
+                for _ in 0..rng.gen_range(1..4) {
+                    let at = rng.gen_range(0..b.len());
+                    match rng.gen_range(0..3) {
+                        0 => {
+                            b.remove(at);
+                        }
+                        1 => b.insert(at, alphabet[rng.gen_range(0..alphabet.len())]),
+                        _ => b[at] = alphabet[rng.gen_range(0..alphabet.len())],
+                    }
+                }
+                total += 1;
+                if check(&b) {
+                    scanned += 1;
+                }
+            }
+        }
+        // The edits are not all rejections: the comparison covers scanned variants too.
+        assert!(scanned > total / 50, "{scanned} of {total}");
+    }
+}

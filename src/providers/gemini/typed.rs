@@ -1,0 +1,346 @@
+//! The fast reading of a `GenerateContentResponse`: borrowed, typed, no `serde_json::Value`.
+//!
+//! It covers the common shape only (candidates with text, thought and functionCall parts,
+//! finishReason, index; usageMetadata; modelVersion) and refuses anything else, so the caller
+//! falls back to the `Value` reading, which stays the reference: a key of an unexpected type
+//! (`null` included), a key given twice, an `error` key, a top level that is not an object. What
+//! it does not read is still parsed as `Value` parsing would (numbers, strings and their UTF-8,
+//! nesting depth), so it never accepts an event the reference refuses.
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+
+/// One item inline, more in a `Vec`: the usual one candidate with one part costs no allocation.
+#[derive(Debug, PartialEq)]
+pub(super) struct List<T> {
+    first: Option<T>,
+    rest: Vec<T>,
+}
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        Self {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<T> List<T> {
+    pub fn push(&mut self, item: T) {
+        if self.first.is_none() {
+            self.first = Some(item);
+        } else {
+            self.rest.push(item);
+        }
+    }
+
+    /// A new default item, filled in place (no move of a large item).
+    pub fn push_default(&mut self) -> &mut T
+    where
+        T: Default,
+    {
+        if self.first.is_none() {
+            self.first.insert(T::default())
+        } else {
+            self.rest.push(T::default());
+            self.rest.last_mut().expect("just pushed")
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.first.iter().chain(self.rest.iter())
+    }
+}
+
+/// `usageMetadata`'s counts (each absent unless an unsigned integer).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct UsageCounts {
+    pub prompt: Option<u64>,
+    pub candidates: Option<u64>,
+    pub thoughts: Option<u64>,
+    pub total: Option<u64>,
+    pub cached: Option<u64>,
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Event<'a> {
+    pub candidates: List<Candidate<'a>>,
+    pub usage: Option<UsageCounts>,
+    pub model_version: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Candidate<'a> {
+    pub index: Option<u64>,
+    pub parts: List<Part<'a>>,
+    pub finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Part<'a> {
+    pub text: Option<Cow<'a, str>>,
+    pub thought: Option<bool>,
+    pub thought_signature: Option<Cow<'a, str>>,
+    /// Any JSON value (a `null` one included), read as the reference reads it; boxed to keep
+    /// parts small (they are moved while being read).
+    pub function_call: Option<Box<Value>>,
+}
+
+/// Reads `bytes` the fast way (the scan, else serde into these types); `None` when the caller
+/// must use the `Value` reading.
+pub(super) fn read(bytes: &[u8]) -> Option<Event<'_>> {
+    super::scan::scan(bytes).or_else(|| read_serde(bytes))
+}
+
+/// The serde typed reading alone.
+pub(super) fn read_serde(bytes: &[u8]) -> Option<Event<'_>> {
+    serde_json::from_slice(bytes).ok()
+}
+
+/// A string, borrowed from the input when it has no escapes.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(s.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Any JSON value, parsed as `Value` parsing would parse it (so refused where it would be) and
+/// dropped. `IgnoredAny` would skip without those checks.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Checked;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_unit<E>(self) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+                while seq.next_element::<Checked>()?.is_some() {}
+                Ok(Checked)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+                while map.next_key::<Checked>()?.is_some() {
+                    map.next_value::<Checked>()?;
+                }
+                Ok(Checked)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Marks `bit` in `seen`; a key given twice is refused (the reference keeps the last one).
+fn once<E: de::Error>(seen: &mut u8, bit: u8) -> Result<(), E> {
+    if *seen & bit != 0 {
+        return Err(E::custom("duplicate key"));
+    }
+    *seen |= bit;
+    Ok(())
+}
+
+/// A JSON array read item by item into a [`List`].
+struct Items<T>(List<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Items<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Items<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut list = List::default();
+                while let Some(item) = seq.next_element()? {
+                    list.push(item);
+                }
+                Ok(Items(list))
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
+    }
+}
+
+/// Implements `Deserialize` for a struct read from a JSON object, key by key: `$body` handles
+/// one key (`$key`, `$map`, `$seen`, `$out` in scope) and returns whether it knew it.
+macro_rules! object {
+    ($ty:ident, $what:literal, |$out:ident, $key:ident, $map:ident, $seen:ident| $body:block) => {
+        impl<'de> Deserialize<'de> for $ty<'de> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $ty<'de>;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str($what)
+                    }
+                    fn visit_map<A: MapAccess<'de>>(
+                        self,
+                        mut $map: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        let mut $out = $ty::default();
+                        let mut $seen = 0u8;
+                        while let Some(Str($key)) = $map.next_key::<Str>()? {
+                            let known: bool = $body;
+                            if !known {
+                                $map.next_value::<Checked>()?;
+                            }
+                        }
+                        Ok($out)
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+    };
+}
+
+object!(Event, "a GenerateContentResponse", |out, key, map, seen| {
+    match &*key {
+        "candidates" => {
+            once(&mut seen, 1)?;
+            out.candidates = map.next_value::<Items<Candidate>>()?.0;
+            true
+        }
+        "usageMetadata" => {
+            once(&mut seen, 2)?;
+            out.usage = Some(map.next_value::<Usage>()?.0);
+            true
+        }
+        "modelVersion" => {
+            once(&mut seen, 4)?;
+            out.model_version = Some(map.next_value::<Str>()?.0);
+            true
+        }
+        // Google's error model: the reference reports it.
+        "error" => return Err(de::Error::custom("error object")),
+        _ => false,
+    }
+});
+
+object!(Candidate, "a candidate", |out, key, map, seen| {
+    match &*key {
+        "index" => {
+            once(&mut seen, 1)?;
+            out.index = Some(map.next_value::<u64>()?);
+            true
+        }
+        "content" => {
+            once(&mut seen, 2)?;
+            out.parts = map.next_value::<Content>()?.parts;
+            true
+        }
+        "finishReason" => {
+            once(&mut seen, 4)?;
+            out.finish_reason = Some(map.next_value::<Str>()?.0);
+            true
+        }
+        _ => false,
+    }
+});
+
+#[derive(Default)]
+struct Content<'a> {
+    parts: List<Part<'a>>,
+}
+
+object!(Content, "a content object", |out, key, map, seen| {
+    match &*key {
+        "parts" => {
+            once(&mut seen, 1)?;
+            out.parts = map.next_value::<Items<Part>>()?.0;
+            true
+        }
+        _ => false,
+    }
+});
+
+object!(Part, "a part", |out, key, map, seen| {
+    match &*key {
+        "text" => {
+            once(&mut seen, 1)?;
+            out.text = Some(map.next_value::<Str>()?.0);
+            true
+        }
+        "thought" => {
+            once(&mut seen, 2)?;
+            out.thought = Some(map.next_value::<bool>()?);
+            true
+        }
+        "thoughtSignature" => {
+            once(&mut seen, 4)?;
+            out.thought_signature = Some(map.next_value::<Str>()?.0);
+            true
+        }
+        "functionCall" => {
+            once(&mut seen, 8)?;
+            out.function_call = Some(Box::new(map.next_value::<Value>()?));
+            true
+        }
+        _ => false,
+    }
+});
+
+/// `usageMetadata` (the lifetime only fits the macro).
+#[derive(Default)]
+struct Usage<'a>(UsageCounts, std::marker::PhantomData<&'a ()>);
+
+object!(Usage, "usageMetadata", |out, key, map, seen| {
+    let field = match &*key {
+        "promptTokenCount" => Some((1, &mut out.0.prompt)),
+        "candidatesTokenCount" => Some((2, &mut out.0.candidates)),
+        "thoughtsTokenCount" => Some((4, &mut out.0.thoughts)),
+        "totalTokenCount" => Some((8, &mut out.0.total)),
+        "cachedContentTokenCount" => Some((16, &mut out.0.cached)),
+        _ => None,
+    };
+    match field {
+        Some((bit, slot)) => {
+            once(&mut seen, bit)?;
+            *slot = Some(map.next_value::<u64>()?);
+            true
+        }
+        None => false,
+    }
+});
