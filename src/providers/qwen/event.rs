@@ -146,14 +146,16 @@ object!(Top, "a DashScope event", |map| {
     fields(&mut map, &names, |i, map| {
         match i {
             0 => t.event.request_id = cow(map.next_value::<OptStr<'de>>()?),
-            1 => t.event.usage = map.next_value::<Option<UsageIn>>()?.and_then(UsageIn::usage),
+            1 => {
+                t.event.usage = map
+                    .next_value::<Option<UsageIn>>()?
+                    .and_then(UsageIn::usage)
+            }
             2 => {
                 t.has_output = true;
                 t.event.output = map.next_value::<Option<Output<'de>>>()?;
             }
-            _ => {
-                t.has_code = cow(map.next_value::<OptStr<'de>>()?).is_some_and(|c| !c.is_empty())
-            }
+            _ => t.has_code = cow(map.next_value::<OptStr<'de>>()?).is_some_and(|c| !c.is_empty()),
         }
         Ok(())
     })?;
@@ -277,9 +279,13 @@ impl UsageIn {
             return None;
         }
         Some(
-            Usage::new(self.input.unwrap_or(0), self.output.unwrap_or(0), self.total)
-                .with_cached(self.cached)
-                .with_reasoning(self.reasoning),
+            Usage::new(
+                self.input.unwrap_or(0),
+                self.output.unwrap_or(0),
+                self.total,
+            )
+            .with_cached(self.cached)
+            .with_reasoning(self.reasoning),
         )
     }
 }
@@ -345,15 +351,19 @@ impl<'de> Deserialize<'de> for Detail {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Detail, A::Error> {
                 let mut c = DetailCounts::default();
-                fields(&mut map, &["cached_tokens", "reasoning_tokens"], |i, map| {
-                    let n = map.next_value::<Option<u64>>()?;
-                    if i == 0 {
-                        c.cached_tokens = n;
-                    } else {
-                        c.reasoning_tokens = n;
-                    }
-                    Ok(())
-                })?;
+                fields(
+                    &mut map,
+                    &["cached_tokens", "reasoning_tokens"],
+                    |i, map| {
+                        let n = map.next_value::<Option<u64>>()?;
+                        if i == 0 {
+                            c.cached_tokens = n;
+                        } else {
+                            c.reasoning_tokens = n;
+                        }
+                        Ok(())
+                    },
+                )?;
                 Ok(Detail(c))
             }
         }
