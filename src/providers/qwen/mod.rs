@@ -44,6 +44,7 @@ use crate::custom_settings::SettingsProtocol;
 use crate::error::{ConfigError, ProxyError};
 use serde_json::Value;
 
+mod event;
 mod request;
 mod response;
 mod stream;

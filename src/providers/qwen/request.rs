@@ -64,8 +64,16 @@ const PARAMS: ParamTable = ParamTable(&[
 /// Models served by the multimodal-generation API: the qwen-vl family (the seed's rule),
 /// plus the newer `qwen3-vl-*` / `qwen2.5-vl-*` names and QVQ.
 fn is_multimodal(model: &str) -> bool {
-    let m = model.to_ascii_lowercase();
-    m.starts_with("qwen-vl") || m.starts_with("qvq") || m.contains("-vl-") || m.ends_with("-vl")
+    // ASCII case-insensitive, without a lowercased copy.
+    let m = model.as_bytes();
+    let at = |i: usize, p: &str| {
+        m.get(i..i + p.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(p.as_bytes()))
+    };
+    at(0, "qwen-vl")
+        || at(0, "qvq")
+        || (0..m.len()).any(|i| at(i, "-vl-"))
+        || m.len().checked_sub(3).is_some_and(|i| at(i, "-vl"))
 }
 
 fn is_set(v: Option<&Value>) -> bool {
@@ -86,7 +94,13 @@ pub(super) fn translate_chat(
     let obj = body_object(body)?;
     PARAMS.apply(obj, NAME)?;
     let multimodal = is_multimodal(req.model);
-    let messages = match obj.remove("messages") {
+    // The client body is replaced whole: one walk over its fields takes what the DashScope
+    // body needs (as `take` would, `null` counting as absent), without a hashed removal each.
+    let mut fields = Fields::default();
+    for (key, v) in std::mem::take(obj) {
+        fields.put(&key, v);
+    }
+    let messages = match fields.messages {
         Some(Value::Array(m)) => m,
         _ => {
             return Err(
@@ -118,7 +132,7 @@ pub(super) fn translate_chat(
         out.insert(at, json!({"role": "system", "content": content}));
     }
 
-    let mut params = Map::new();
+    let mut params = Map::with_capacity(8);
     params.insert("result_format".into(), "message".into());
     if req.stream {
         params.insert("incremental_output".into(), true.into());
@@ -126,36 +140,76 @@ pub(super) fn translate_chat(
     if settings.enable_search {
         params.insert("enable_search".into(), true.into());
     }
-    for (key, rule) in PARAMS.0 {
-        if *rule == Param::Keep {
-            if let Some(v) = take(obj, key) {
-                params.insert((*key).to_string(), v);
-            }
+    for (i, (key, _)) in PARAMS.0.iter().enumerate() {
+        if let Some(v) = fields.keep[i].take() {
+            params.insert((*key).to_string(), v);
         }
     }
-    if let Some(effort) = take(obj, "reasoning_effort") {
+    if let Some(effort) = fields.reasoning_effort {
         apply_reasoning_effort(&effort, &mut params)?;
     }
-    if let Some(v) = take(obj, "top_p") {
+    if let Some(v) = fields.top_p {
         let p = v.as_f64().ok_or_else(|| {
             ProxyError::bad_request("'top_p' must be a number").with_param("top_p")
         })?;
         params.insert("top_p".into(), json!(p.clamp(TOP_P_MIN, TOP_P_MAX)));
     }
-    let max_tokens = take(obj, "max_tokens").or_else(|| take(obj, "max_completion_tokens"));
-    if let Some(v) = max_tokens {
+    if let Some(v) = fields.max_tokens.or(fields.max_completion_tokens) {
         params.insert("max_tokens".into(), v);
     }
-    *body = json!({
-        "model": req.model,
-        "input": {"messages": out},
-        "parameters": params,
-    });
+    // Built in place rather than with `json!`, which would copy the messages and parameters.
+    let mut input = Map::with_capacity(1);
+    input.insert("messages".into(), Value::Array(out));
+    let mut top = Map::with_capacity(3);
+    top.insert("model".into(), Value::String(req.model.to_string()));
+    top.insert("input".into(), Value::Object(input));
+    top.insert("parameters".into(), Value::Object(params));
+    *body = Value::Object(top);
     Ok(if multimodal {
         MULTIMODAL_PATH
     } else {
         TEXT_PATH
     })
+}
+
+/// The client fields a DashScope chat body takes, gathered in one walk (non-null values only,
+/// except `messages`, whose absence or `null` is an error).
+#[derive(Default)]
+struct Fields {
+    messages: Option<Value>,
+    /// The values of `PARAMS`' `Keep` rows, by row.
+    keep: [Option<Value>; PARAMS.0.len()],
+    reasoning_effort: Option<Value>,
+    top_p: Option<Value>,
+    max_tokens: Option<Value>,
+    max_completion_tokens: Option<Value>,
+}
+
+impl Fields {
+    fn put(&mut self, key: &str, v: Value) {
+        if key == "messages" {
+            self.messages = Some(v);
+            return;
+        }
+        if v.is_null() {
+            return;
+        }
+        let slot = match key {
+            "reasoning_effort" => &mut self.reasoning_effort,
+            "top_p" => &mut self.top_p,
+            "max_tokens" => &mut self.max_tokens,
+            "max_completion_tokens" => &mut self.max_completion_tokens,
+            _ => match PARAMS
+                .0
+                .iter()
+                .position(|(k, rule)| *k == key && *rule == Param::Keep)
+            {
+                Some(i) => &mut self.keep[i],
+                None => return,
+            },
+        };
+        *slot = Some(v);
+    }
 }
 
 /// Thinking budgets for OpenAI's `reasoning_effort`: the ones Google's OpenAI compatibility layer
@@ -201,7 +255,12 @@ fn convert_message(m: Value, i: usize, multimodal: bool, model: &str) -> Result<
             ProxyError::bad_request(format!("{} must be an object", param())).with_param(param()),
         );
     };
-    let role: &'static str = match m.get("role").and_then(Value::as_str) {
+    // `role` usually comes first: no hashed lookup then.
+    let role_value = match m.iter().next() {
+        Some((k, v)) if k == "role" => Some(v),
+        _ => m.get("role"),
+    };
+    let role: &'static str = match role_value.and_then(Value::as_str) {
         // OpenAI's newer name for system instructions.
         Some("developer") | Some("system") => "system",
         Some("user") => "user",
@@ -226,7 +285,22 @@ fn convert_message(m: Value, i: usize, multimodal: bool, model: &str) -> Result<
             )
         }
     };
-    let content = convert_content(m.remove("content"), multimodal, model, &param())?;
+    // The common `{"role", "content"}` message (in that order) is rewritten in place: the same
+    // keys and order the map built below would have, without rehashing them.
+    if m.len() == 2 {
+        let mut it = m.iter_mut();
+        if let (Some((k0, r)), Some((k1, c))) = (it.next(), it.next()) {
+            if k0 == "role" && k1 == "content" {
+                let content = convert_content(c.take(), multimodal, model, i)?;
+                *c = content;
+                if r.as_str() != Some(role) {
+                    *r = Value::String(role.to_string());
+                }
+                return Ok(Value::Object(m));
+            }
+        }
+    }
+    let content = convert_content(m.remove("content"), multimodal, model, i)?;
     let mut out = Map::new();
     out.insert("role".into(), role.into());
     out.insert("content".into(), content);
@@ -259,11 +333,14 @@ fn convert_message(m: Value, i: usize, multimodal: bool, model: &str) -> Result<
 /// multimodal ones. Images go as they are (a public URL or a base64 data URL, both of which
 /// DashScope takes).
 fn convert_content(
-    content: Option<Value>,
+    content: impl Into<Option<Value>>,
     multimodal: bool,
     model: &str,
-    param: &str,
+    i: usize,
 ) -> Result<Value, ProxyError> {
+    let content = content.into();
+    // Only errors name the message; no formatting on the way through.
+    let param = format_args!("messages[{i}]");
     let parts = match content {
         None | Some(Value::Null) => {
             return Ok(if multimodal {

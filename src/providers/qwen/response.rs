@@ -107,8 +107,12 @@ pub(super) fn arguments_of(f: Option<&Value>) -> Option<Cow<'_, str>> {
 /// DashScope's finish reason → OpenAI's; `None` while the choice is not finished (DashScope
 /// streams the string `"null"` until then).
 pub(super) fn finish_reason(raw: Option<&Value>, has_tools: bool) -> Option<&'static str> {
-    let r = raw?.as_str()?;
-    match r {
+    finish_reason_of(raw.and_then(Value::as_str), has_tools)
+}
+
+/// [`finish_reason`] of a finish reason already read as a string.
+pub(super) fn finish_reason_of(raw: Option<&str>, has_tools: bool) -> Option<&'static str> {
+    match raw? {
         "" | "null" => None,
         "stop" => Some("stop"),
         "length" | "max_tokens" => Some("length"),

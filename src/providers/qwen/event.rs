@@ -1,0 +1,471 @@
+//! The stream's fast path: one DashScope `event:result` deserialised straight into borrowed,
+//! typed fields instead of a `serde_json::Value` (no map of every key, no owned strings unless
+//! a string has escapes).
+//!
+//! It is strict where the `Value` path is lenient: a field of an unexpected type, a duplicate
+//! key it reads, an error body (`code` without `output`) or anything else unusual makes it fail,
+//! and the caller then takes the `Value` path, which stays the reference for every behaviour.
+//! Keys it does not read are still parsed by `deserialize_any` ([`Checked`]), so the JSON it
+//! accepts is exactly the JSON `serde_json::Value` accepts (UTF-8, escapes, surrogates, number
+//! range, nesting depth), unlike `IgnoredAny`, which only skips.
+
+use crate::usage::Usage;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt;
+
+/// One event, as far as the stream reads it.
+#[derive(Debug, Default)]
+pub(super) struct Event<'a> {
+    pub request_id: Option<Cow<'a, str>>,
+    pub usage: Option<Usage>,
+    /// `None` when absent or `null`.
+    pub output: Option<Output<'a>>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Output<'a> {
+    /// `output.choices` when it is an array.
+    pub choices: Option<Vec<Choice<'a>>>,
+    /// The older form: `output.text` is present (a `null` text counts: empty content).
+    pub has_text: bool,
+    pub text: Option<Cow<'a, str>>,
+    pub finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Choice<'a> {
+    pub index: Option<u64>,
+    pub message: Option<Msg<'a>>,
+    pub finish_reason: Option<Cow<'a, str>>,
+}
+
+/// A message's pieces, shared with the `Value` path (which builds it from a `Value`).
+#[derive(Debug, Default)]
+pub(super) struct Msg<'a> {
+    /// `reasoning_content` as sent (may be empty).
+    pub reasoning: Option<Cow<'a, str>>,
+    /// `content` as text (a part list concatenated); `None` when absent, `null` or not text.
+    pub content: Option<Cow<'a, str>>,
+    pub tool_calls: Vec<Call<'a>>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Call<'a> {
+    pub index: Option<u64>,
+    pub id: Option<Cow<'a, str>>,
+    pub name: Option<Cow<'a, str>>,
+    /// `function.arguments` as text (the `Value` path also encodes non-string JSON).
+    pub arguments: Option<Cow<'a, str>>,
+}
+
+/// Parses `data` on the fast path; `None` sends the event to the `Value` path.
+pub(super) fn parse(data: &[u8]) -> Option<Event<'_>> {
+    // One UTF-8 check of the whole event instead of one per string (`from_slice` checks each
+    // string it decodes; outside strings, non-ASCII is a syntax error either way).
+    let text = std::str::from_utf8(data).ok()?;
+    let top = serde_json::from_str::<Top<'_>>(text).ok()?;
+    // An error body (see `response::error_in_body`) is the `Value` path's.
+    if top.has_code && !top.has_output {
+        return None;
+    }
+    Some(top.event)
+}
+
+struct Top<'a> {
+    event: Event<'a>,
+    /// `code` is a non-empty string.
+    has_code: bool,
+    has_output: bool,
+}
+
+/// Walks an object's keys: `on` reads the value of a key in `names` (by position); any other
+/// key's value is [`Checked`]. A repeated key of `names` is an error (the `Value` path keeps the
+/// last one; the fast path leaves that to it).
+fn fields<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    names: &[&str],
+    mut on: impl FnMut(usize, &mut A) -> Result<(), A::Error>,
+) -> Result<(), A::Error> {
+    let mut seen = 0u32;
+    while let Some(key) = map.next_key::<Str<'de>>()? {
+        match names.iter().position(|n| *n == key.0) {
+            Some(i) => {
+                if seen & (1 << i) != 0 {
+                    return Err(de::Error::custom("duplicate key"));
+                }
+                seen |= 1 << i;
+                on(i, map)?;
+            }
+            None => {
+                map.next_value::<Checked>()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Implements `Deserialize` for an object type through a `visit_map` body.
+macro_rules! object {
+    ($ty:ident, $expecting:literal, |$map:ident| $body:block) => {
+        impl<'de> Deserialize<'de> for $ty<'de> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $ty<'de>;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_map<A: MapAccess<'de>>(
+                        self,
+                        mut $map: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        $body
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+    };
+}
+
+/// Optional string fields: `null` is `None`, anything but a string an error.
+type OptStr<'a> = Option<Str<'a>>;
+
+fn cow(s: OptStr<'_>) -> Option<Cow<'_, str>> {
+    s.map(|s| s.0)
+}
+
+object!(Top, "a DashScope event", |map| {
+    let mut t = Top {
+        event: Event::default(),
+        has_code: false,
+        has_output: false,
+    };
+    let names = ["request_id", "usage", "output", "code"];
+    fields(&mut map, &names, |i, map| {
+        match i {
+            0 => t.event.request_id = cow(map.next_value::<OptStr<'de>>()?),
+            1 => {
+                t.event.usage = map
+                    .next_value::<Option<UsageIn>>()?
+                    .and_then(UsageIn::usage)
+            }
+            2 => {
+                t.has_output = true;
+                t.event.output = map.next_value::<Option<Output<'de>>>()?;
+            }
+            _ => t.has_code = cow(map.next_value::<OptStr<'de>>()?).is_some_and(|c| !c.is_empty()),
+        }
+        Ok(())
+    })?;
+    Ok(t)
+});
+
+object!(Output, "a DashScope output", |map| {
+    let mut o = Output::default();
+    let names = ["choices", "text", "finish_reason"];
+    fields(&mut map, &names, |i, map| {
+        match i {
+            0 => o.choices = map.next_value::<Option<Vec<Choice<'de>>>>()?,
+            1 => {
+                o.has_text = true;
+                o.text = cow(map.next_value::<OptStr<'de>>()?);
+            }
+            _ => o.finish_reason = cow(map.next_value::<OptStr<'de>>()?),
+        }
+        Ok(())
+    })?;
+    Ok(o)
+});
+
+object!(Choice, "a DashScope choice", |map| {
+    let mut c = Choice::default();
+    let names = ["index", "message", "finish_reason"];
+    fields(&mut map, &names, |i, map| {
+        match i {
+            0 => c.index = map.next_value::<Option<u64>>()?,
+            1 => c.message = map.next_value::<Option<Msg<'de>>>()?,
+            _ => c.finish_reason = cow(map.next_value::<OptStr<'de>>()?),
+        }
+        Ok(())
+    })?;
+    Ok(c)
+});
+
+object!(Msg, "a DashScope message", |map| {
+    let mut m = Msg::default();
+    let names = ["reasoning_content", "content", "tool_calls"];
+    fields(&mut map, &names, |i, map| {
+        match i {
+            0 => m.reasoning = cow(map.next_value::<OptStr<'de>>()?),
+            1 => m.content = map.next_value::<Content<'de>>()?.0,
+            _ => {
+                m.tool_calls = map
+                    .next_value::<Option<Vec<Call<'de>>>>()?
+                    .unwrap_or_default()
+            }
+        }
+        Ok(())
+    })?;
+    Ok(m)
+});
+
+object!(Call, "a DashScope tool call", |map| {
+    let mut c = Call::default();
+    let names = ["index", "id", "function"];
+    fields(&mut map, &names, |i, map| {
+        match i {
+            0 => c.index = map.next_value::<Option<u64>>()?,
+            1 => c.id = cow(map.next_value::<OptStr<'de>>()?),
+            _ => {
+                if let Some(f) = map.next_value::<Option<Function<'de>>>()? {
+                    c.name = f.name;
+                    c.arguments = f.arguments;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(c)
+});
+
+#[derive(Default)]
+struct Function<'a> {
+    name: Option<Cow<'a, str>>,
+    arguments: Option<Cow<'a, str>>,
+}
+
+object!(Function, "a DashScope function call", |map| {
+    let mut f = Function::default();
+    fields(&mut map, &["name", "arguments"], |i, map| {
+        let s = cow(map.next_value::<OptStr<'de>>()?);
+        if i == 0 {
+            f.name = s;
+        } else {
+            f.arguments = s;
+        }
+        Ok(())
+    })?;
+    Ok(f)
+});
+
+/// A part of multimodal content: its `text`, if any.
+struct Part<'a>(Option<Cow<'a, str>>);
+
+object!(Part, "a content part", |map| {
+    let mut text = None;
+    fields(&mut map, &["text"], |_, map| {
+        text = cow(map.next_value::<OptStr<'de>>()?);
+        Ok(())
+    })?;
+    Ok(Part(text))
+});
+
+/// `usage` with the counts `response::usage_of` reads.
+#[derive(Default)]
+struct UsageIn {
+    input: Option<u64>,
+    output: Option<u64>,
+    total: Option<u64>,
+    cached: Option<u64>,
+    reasoning: Option<u64>,
+}
+
+impl UsageIn {
+    /// As `response::usage_of`: nothing without any of the three counts.
+    fn usage(self) -> Option<Usage> {
+        if self.input.is_none() && self.output.is_none() && self.total.is_none() {
+            return None;
+        }
+        Some(
+            Usage::new(
+                self.input.unwrap_or(0),
+                self.output.unwrap_or(0),
+                self.total,
+            )
+            .with_cached(self.cached)
+            .with_reasoning(self.reasoning),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for UsageIn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UsageIn;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("DashScope usage")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UsageIn, A::Error> {
+                let mut u = UsageIn::default();
+                let names = [
+                    "input_tokens",
+                    "output_tokens",
+                    "total_tokens",
+                    "prompt_tokens_details",
+                    "output_tokens_details",
+                ];
+                fields(&mut map, &names, |i, map| {
+                    match i {
+                        0 => u.input = map.next_value()?,
+                        1 => u.output = map.next_value()?,
+                        2 => u.total = map.next_value()?,
+                        3 => {
+                            u.cached = map
+                                .next_value::<Option<Detail>>()?
+                                .and_then(|d| d.0.cached_tokens)
+                        }
+                        _ => {
+                            u.reasoning = map
+                                .next_value::<Option<Detail>>()?
+                                .and_then(|d| d.0.reasoning_tokens)
+                        }
+                    }
+                    Ok(())
+                })?;
+                Ok(u)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A `*_tokens_details` object: the two counts read from either.
+#[derive(Default)]
+struct DetailCounts {
+    cached_tokens: Option<u64>,
+    reasoning_tokens: Option<u64>,
+}
+
+struct Detail(DetailCounts);
+
+impl<'de> Deserialize<'de> for Detail {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Detail;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("token details")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Detail, A::Error> {
+                let mut c = DetailCounts::default();
+                fields(
+                    &mut map,
+                    &["cached_tokens", "reasoning_tokens"],
+                    |i, map| {
+                        let n = map.next_value::<Option<u64>>()?;
+                        if i == 0 {
+                            c.cached_tokens = n;
+                        } else {
+                            c.reasoning_tokens = n;
+                        }
+                        Ok(())
+                    },
+                )?;
+                Ok(Detail(c))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A JSON string, borrowed from the input unless it has escapes.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(s.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Message content: a string, `null`, or a list of parts whose texts are concatenated (as
+/// `response::content_text`). Other shapes are errors (the `Value` path's).
+struct Content<'a>(Option<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for Content<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Content<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("content")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Content<'de>, E> {
+                Ok(Content(Some(Cow::Borrowed(s))))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Content<'de>, E> {
+                Ok(Content(Some(Cow::Owned(s.to_owned()))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Content<'de>, E> {
+                Ok(Content(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content<'de>, A::Error> {
+                let mut text = String::new();
+                while let Some(Part(t)) = seq.next_element::<Part<'de>>()? {
+                    text.push_str(t.as_deref().unwrap_or(""));
+                }
+                Ok(Content(Some(Cow::Owned(text))))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Any JSON value, parsed (and so validated) as `serde_json::Value` parses it, then dropped.
+pub(super) struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Checked;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_unit<E>(self) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+                while seq.next_element::<Checked>()?.is_some() {}
+                Ok(Checked)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+                while map.next_key::<Checked>()?.is_some() {
+                    map.next_value::<Checked>()?;
+                }
+                Ok(Checked)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
