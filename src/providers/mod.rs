@@ -120,6 +120,24 @@ pub trait Provider: Send + Sync {
         path: &str,
     ) -> Result<Upstream, ProxyError>;
 
+    /// The OpenAI family's request fast path (`openai::body_scan::splice_request`): `Some` when,
+    /// for `api`, [`Provider::translate_request`] only sets `model` on a body that has none of the
+    /// rules' blocker keys, and [`Provider::response_translator_for`] does not read the body. The
+    /// exchange then splices the client's bytes instead of parsing them. Default: never.
+    fn request_splice(&self, _api: Api) -> Option<crate::openai::body_scan::SpliceRules> {
+        None
+    }
+
+    /// Where a request taken by the fast path goes: what [`Provider::translate_request`] returns
+    /// for such a body. Called only when [`Provider::request_splice`] said `Some`.
+    fn splice_target(&self, _req: &RequestInfo<'_>) -> Result<Upstream, ProxyError> {
+        Err(ProxyError::new(
+            500,
+            "api_error",
+            "request fast path without a target",
+        ))
+    }
+
     /// Last step with the final body bytes (request signing). Default: nothing.
     fn finalize(
         &self,

@@ -54,6 +54,7 @@ use crate::context::Callout;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::ConfigError;
 use crate::error::ProxyError;
+use crate::openai::body_scan::{self, SpliceRules};
 use crate::openai::request::body_object;
 use crate::openai::writer::{apply_reasoning_mode, ReasoningMode};
 use crate::openai::{self, OpenAiWriter};
@@ -641,6 +642,29 @@ impl Provider for CompatProvider {
                 );
             }
         }
+        self.splice_target(req)
+    }
+
+    fn request_splice(&self, api: Api) -> Option<SpliceRules> {
+        if api == Api::ChatCompletions && self.settings.response_json_schema.is_some() {
+            return None;
+        }
+        // The keys `translate_request` acts on for this row.
+        let blockers: &'static [&'static str] = match self.row.kind {
+            ProviderType::Deepseek => &["reasoning_effort", "response_format"],
+            ProviderType::Openrouter if api == Api::ChatCompletions => &["reasoning_max_tokens"],
+            _ if self.row.strip_stream_options => &["stream_options"],
+            _ if self.row.json_object_only => &["response_format"],
+            _ => &[],
+        };
+        debug_assert!(!(self.row.strip_stream_options && self.row.json_object_only));
+        Some(SpliceRules {
+            protocol: self.row.settings,
+            blockers,
+        })
+    }
+
+    fn splice_target(&self, req: &RequestInfo<'_>) -> Result<Upstream, ProxyError> {
         // A `capabilities` path also enables an API the row has no default path for.
         let capability = req.config.capability(match req.api {
             Api::ChatCompletions => crate::config::CAPABILITY_CHAT,
@@ -786,6 +810,18 @@ impl ResponseTranslator for CompatTranslator {
     }
 
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        if self.api == Api::ChatCompletions {
+            // Most replies: OpenAI's shape already, copied with the few fixes the scan makes
+            // itself; the full parse below stays the reference for everything else.
+            let rewrite_reasoning = w.reasoning_mode() != ReasoningMode::Passthrough;
+            let (model, out) = w.model_and_output();
+            if let Some(usage) = body_scan::scan_completion(body, model, rewrite_reasoning, out) {
+                if let Some(u) = usage {
+                    w.set_usage(u);
+                }
+                return Ok(());
+            }
+        }
         let mut v = openai::parse_body(body)?;
         let obj = v.as_object_mut().expect("parse_body gives an object");
         if let Some(err) = openai::error_in_success_body(obj) {
