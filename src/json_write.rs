@@ -92,6 +92,78 @@ fn write_escape(out: &mut Vec<u8>, c: u8) {
     }
 }
 
+/// From `i`, the index of the first byte that is `"`, `\\` or a control character (or the end),
+/// and whether a non-ASCII byte came before it.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn scan_plain(b: &[u8], mut i: usize) -> (usize, bool) {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    let mut high = 0;
+    while i + 16 <= b.len() {
+        // SAFETY: SSE2 is part of the x86_64 baseline; the unaligned load reads b[i..i + 16],
+        // which is in bounds (checked above).
+        let (special, h) = unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().add(i).cast::<__m128i>());
+            let ctrl = _mm_set1_epi8(0x1f);
+            // c <= 0x1f (unsigned) exactly when max(c, 0x1f) == 0x1f.
+            let m = _mm_or_si128(
+                _mm_or_si128(
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
+                ),
+                _mm_cmpeq_epi8(_mm_max_epu8(v, ctrl), ctrl),
+            );
+            (_mm_movemask_epi8(m), _mm_movemask_epi8(v))
+        };
+        if special != 0 {
+            let n = special.trailing_zeros();
+            high |= h & ((1 << n) - 1);
+            return (i + n as usize, high != 0);
+        }
+        high |= h;
+        i += 16;
+    }
+    let mut non_ascii = high != 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        non_ascii |= c >= 0x80;
+        i += 1;
+    }
+    (i, non_ascii)
+}
+
+/// From `i`, the index of the first byte that is `"`, `\\` or a control character (or the end),
+/// and whether a non-ASCII byte came before it.
+#[cfg(not(target_arch = "x86_64"))]
+fn scan_plain(b: &[u8], mut i: usize) -> (usize, bool) {
+    let mut high = 0u64;
+    while let Some(word) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        let m = needs_escape8(w);
+        if m != 0 {
+            let n = m.trailing_zeros() / 8;
+            high |= w & ((1u64 << (n * 8)) - 1);
+            return (i + n as usize, high & 0x8080_8080_8080_8080 != 0);
+        }
+        high |= w;
+        i += 8;
+    }
+    let mut non_ascii = high & 0x8080_8080_8080_8080 != 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        non_ascii |= c >= 0x80;
+        i += 1;
+    }
+    (i, non_ascii)
+}
+
 /// High bits of the bytes of a little-endian word that need escaping; the lowest is exact.
 #[inline]
 fn needs_escape8(w: u64) -> u64 {
@@ -231,17 +303,10 @@ impl<'a, 'o> Copier<'a, 'o> {
             return None;
         }
         let start = self.i + 1;
-        let mut j = start;
-        let mut non_ascii = false;
-        loop {
-            match *self.b.get(j)? {
-                b'"' => break,
-                // Escaped keys would need unescaping to compare: the full parse does that.
-                b'\\' | 0..=0x1f => return None,
-                0x80.. => non_ascii = true,
-                _ => {}
-            }
-            j += 1;
+        let (j, non_ascii) = scan_plain(self.b, start);
+        // Escaped keys would need unescaping to compare: the full parse does that.
+        if self.b.get(j) != Some(&b'"') {
+            return None;
         }
         let key = &self.b[start..j];
         if non_ascii {
@@ -250,7 +315,7 @@ impl<'a, 'o> Copier<'a, 'o> {
         let open = &self.keys[obj.keys_from..self.nkeys];
         if open
             .iter()
-            .any(|&(s, e)| &self.b[s as usize..e as usize] == key)
+            .any(|&(s, e)| (e - s) as usize == key.len() && &self.b[s as usize..e as usize] == key)
         {
             return None;
         }
@@ -260,18 +325,20 @@ impl<'a, 'o> Copier<'a, 'o> {
         self.keys[self.nkeys] = (start as u32, j as u32);
         self.nkeys += 1;
         self.i = j + 1;
-        self.ws();
         if self.b.get(self.i) != Some(&b':') {
-            return None;
+            self.ws();
+            if self.b.get(self.i) != Some(&b':') {
+                return None;
+            }
         }
         self.i += 1;
         if obj.members > 0 {
             self.out.push(b',');
         }
         obj.members += 1;
-        self.out.push(b'"');
-        self.out.extend_from_slice(key);
-        self.out.extend_from_slice(b"\":");
+        // The key as it came: no escapes, so it is already in serde_json's form.
+        self.out.extend_from_slice(&self.b[start - 1..=j]);
+        self.out.push(b':');
         Some(Some(key))
     }
 
@@ -385,50 +452,35 @@ impl<'a, 'o> Copier<'a, 'o> {
         self.i += 1;
         let start = self.i;
         let mut run = start;
-        let mut high = 0u64;
+        let mut non_ascii = false;
         let mut escaped = false;
         self.out.push(b'"');
         loop {
-            if let Some(word) = self.b.get(self.i..self.i + 8) {
-                let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-                let m = needs_escape8(w);
-                if m == 0 {
-                    high |= w;
-                    self.i += 8;
-                    continue;
-                }
-                // Bytes before the flagged one (bytes after it are looked at again).
-                let n = m.trailing_zeros() / 8;
-                high |= w & ((1u64 << (n * 8)) - 1);
-                self.i += n as usize;
-            }
-            let c = *self.b.get(self.i)?;
-            match c {
+            let (j, high) = scan_plain(self.b, self.i);
+            non_ascii |= high;
+            self.i = j;
+            match *self.b.get(self.i)? {
                 b'"' => {
-                    let end = self.i;
-                    self.out.extend_from_slice(&self.b[run..end]);
+                    self.out.extend_from_slice(&self.b[run..j]);
                     self.out.push(b'"');
                     self.i += 1;
                     // serde_json validates every string's UTF-8 (its escapes are ASCII here).
-                    if high & 0x8080_8080_8080_8080 != 0 {
-                        std::str::from_utf8(&self.b[start..end]).ok()?;
+                    if non_ascii {
+                        std::str::from_utf8(&self.b[start..j]).ok()?;
                     }
                     return Some(Str {
-                        raw: &self.b[start..end],
+                        raw: &self.b[start..j],
                         escaped,
                     });
                 }
                 b'\\' => {
-                    self.out.extend_from_slice(&self.b[run..self.i]);
+                    self.out.extend_from_slice(&self.b[run..j]);
                     escaped = true;
                     self.escape()?;
                     run = self.i;
                 }
-                0..=0x1f => return None,
-                _ => {
-                    high |= u64::from(c);
-                    self.i += 1;
-                }
+                // A control character: serde_json refuses it.
+                _ => return None,
             }
         }
     }

@@ -106,13 +106,11 @@ pub fn splice_request<'a>(
     let mut embeddings_base64 = false;
     let mut present = 0u32;
     while let Some(key) = c.key(&mut obj)? {
-        // Keys are valid UTF-8 (checked by the copier).
-        let key = std::str::from_utf8(key).ok()?;
-        if rules.blockers.contains(&key) {
+        if rules.blockers.iter().any(|b| b.as_bytes() == key) {
             return None;
         }
         match key {
-            "model" => {
+            b"model" => {
                 let model = match c.peek()? {
                     b'n' => {
                         c.skip()?;
@@ -134,21 +132,21 @@ pub fn splice_request<'a>(
                 write_str(c.out(), sent);
                 requested = Some(model);
             }
-            "messages" if api == Api::ChatCompletions => {
+            b"messages" if api == Api::ChatCompletions => {
                 if c.peek()? != b'[' {
                     return None;
                 }
                 c.value()?;
                 required = true;
             }
-            "input" if api == Api::Embeddings => {
+            b"input" if api == Api::Embeddings => {
                 if !matches!(c.peek()?, b'"' | b'[') {
                     return None;
                 }
                 c.value()?;
                 required = true;
             }
-            "encoding_format" if api == Api::Embeddings => match c.peek()? {
+            b"encoding_format" if api == Api::Embeddings => match c.peek()? {
                 b'n' => c.value()?,
                 b'"' => match c.string()?.raw {
                     b"float" => {}
@@ -157,11 +155,11 @@ pub fn splice_request<'a>(
                 },
                 _ => return None,
             },
-            "stream" => {
+            b"stream" => {
                 stream = c.peek()? == b't';
                 c.value()?;
             }
-            "stream_options" if c.peek()? == b'{' => {
+            b"stream_options" if c.peek()? == b'{' => {
                 let mut opts = c.begin_object()?;
                 while let Some(k) = c.key(&mut opts)? {
                     if k == b"include_usage" {
@@ -171,7 +169,7 @@ pub fn splice_request<'a>(
                 }
                 c.end_object(opts);
             }
-            _ => match names.iter().position(|n| *n == key) {
+            _ => match names.iter().position(|n| n.as_bytes() == key) {
                 Some(k) if active & (1 << k) != 0 => {
                     present |= 1 << k;
                     if settings[k].overwrite {
