@@ -206,6 +206,9 @@ pub(crate) struct Copier<'a, 'o> {
 pub(crate) struct Obj {
     keys_from: usize,
     members: usize,
+    /// A one-bit-per-key filter of the keys read: only a key whose bit is set already is
+    /// compared with the others.
+    filter: u64,
 }
 
 /// An open array: how many items were written.
@@ -279,6 +282,7 @@ impl<'a, 'o> Copier<'a, 'o> {
         Some(Obj {
             keys_from: self.nkeys,
             members: 0,
+            filter: 0,
         })
     }
 
@@ -312,13 +316,21 @@ impl<'a, 'o> Copier<'a, 'o> {
         if non_ascii {
             std::str::from_utf8(key).ok()?;
         }
-        let open = &self.keys[obj.keys_from..self.nkeys];
-        if open
-            .iter()
-            .any(|&(s, e)| (e - s) as usize == key.len() && &self.b[s as usize..e as usize] == key)
-        {
-            return None;
+        let bit = 1u64
+            << ((key.len() * 7
+                + key.first().map_or(0, |&c| usize::from(c)) * 3
+                + key.last().map_or(0, |&c| usize::from(c)))
+                % 64);
+        if obj.filter & bit != 0 {
+            let open = &self.keys[obj.keys_from..self.nkeys];
+            if open
+                .iter()
+                .any(|&(s, e)| &self.b[s as usize..e as usize] == key)
+            {
+                return None;
+            }
         }
+        obj.filter |= bit;
         if self.nkeys == MAX_OPEN_KEYS {
             return None;
         }

@@ -169,7 +169,10 @@ pub fn splice_request<'a>(
                 }
                 c.end_object(opts);
             }
-            _ => match names.iter().position(|n| n.as_bytes() == key) {
+            _ => match names[..settings.len()]
+                .iter()
+                .position(|n| n.as_bytes() == key)
+            {
                 Some(k) if active & (1 << k) != 0 => {
                     present |= 1 << k;
                     if settings[k].overwrite {
@@ -484,22 +487,38 @@ fn detail(c: &mut Copier<'_, '_>, inner: &[u8]) -> Option<Option<u64>> {
 
 /// `Usage::to_json` as `json_write` writes it.
 fn write_usage(out: &mut Vec<u8>, u: &Usage) {
-    use std::io::Write;
-    let _ = write!(
-        out,
-        "{{\"prompt_tokens\":{},\"completion_tokens\":{},\"total_tokens\":{}",
-        u.prompt_tokens, u.completion_tokens, u.total_tokens
-    );
+    out.extend_from_slice(b"{\"prompt_tokens\":");
+    push_u64(out, u.prompt_tokens);
+    out.extend_from_slice(b",\"completion_tokens\":");
+    push_u64(out, u.completion_tokens);
+    out.extend_from_slice(b",\"total_tokens\":");
+    push_u64(out, u.total_tokens);
     if let Some(n) = u.cached_tokens {
-        let _ = write!(out, ",\"prompt_tokens_details\":{{\"cached_tokens\":{n}}}");
+        out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
+        push_u64(out, n);
+        out.push(b'}');
     }
     if let Some(n) = u.reasoning_tokens {
-        let _ = write!(
-            out,
-            ",\"completion_tokens_details\":{{\"reasoning_tokens\":{n}}}"
-        );
+        out.extend_from_slice(b",\"completion_tokens_details\":{\"reasoning_tokens\":");
+        push_u64(out, n);
+        out.push(b'}');
     }
     out.push(b'}');
+}
+
+/// Decimal digits of `n`.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 #[cfg(test)]
