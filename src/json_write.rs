@@ -295,8 +295,11 @@ impl<'a, 'o> Copier<'a, 'o> {
         if c == b'}' {
             return Some(None);
         }
+        // Where `,"key":` starts in the input: copied in one piece when it has no whitespace.
+        let lead = self.i;
         // Not the first key read (read keys stay on the stack until the object ends).
-        if self.nkeys > obj.keys_from {
+        let comma = self.nkeys > obj.keys_from;
+        if comma {
             if c != b',' {
                 return None;
             }
@@ -344,13 +347,19 @@ impl<'a, 'o> Copier<'a, 'o> {
             }
         }
         self.i += 1;
-        if obj.members > 0 {
-            self.out.push(b',');
-        }
+        // The key as it came (no escapes: already in serde_json's form). Members are written
+        // for every member read, so the separators match the input's.
+        debug_assert_eq!(comma, obj.members > 0);
         obj.members += 1;
-        // The key as it came: no escapes, so it is already in serde_json's form.
-        self.out.extend_from_slice(&self.b[start - 1..=j]);
-        self.out.push(b':');
+        if self.i - lead == key.len() + 3 + usize::from(comma) {
+            self.out.extend_from_slice(&self.b[lead..self.i]);
+        } else {
+            if comma {
+                self.out.push(b',');
+            }
+            self.out.extend_from_slice(&self.b[start - 1..=j]);
+            self.out.push(b':');
+        }
         Some(Some(key))
     }
 
@@ -466,15 +475,15 @@ impl<'a, 'o> Copier<'a, 'o> {
         let mut run = start;
         let mut non_ascii = false;
         let mut escaped = false;
-        self.out.push(b'"');
+        // The opening quote goes out with the first run copied (`run` starts on it).
+        run -= 1;
         loop {
             let (j, high) = scan_plain(self.b, self.i);
             non_ascii |= high;
             self.i = j;
             match *self.b.get(self.i)? {
                 b'"' => {
-                    self.out.extend_from_slice(&self.b[run..j]);
-                    self.out.push(b'"');
+                    self.out.extend_from_slice(&self.b[run..=j]);
                     self.i += 1;
                     // serde_json validates every string's UTF-8 (its escapes are ASCII here).
                     if non_ascii {
