@@ -853,7 +853,7 @@ impl Exchange {
             include_usage: spliced.include_usage,
             embeddings_base64: spliced.embeddings_base64,
             model_requested: spliced.requested.to_string(),
-            model_sent: pc.model_mapping.map(spliced.requested).to_string(),
+            model_sent: spliced.sent.to_string(),
             token: token.to_string(),
         };
         let target = {

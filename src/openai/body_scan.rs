@@ -34,6 +34,8 @@ pub struct SplicedRequest<'a> {
     pub body: Vec<u8>,
     /// The client's `model` ("" when absent or null).
     pub requested: &'a str,
+    /// The model sent upstream (after `modelMapping`).
+    pub sent: &'a str,
     pub stream: bool,
     pub include_usage: bool,
     pub embeddings_base64: bool,
@@ -73,7 +75,7 @@ const MAX_SETTINGS: usize = 8;
 pub fn splice_request<'a>(
     body: &'a [u8],
     api: Api,
-    mapping: &ModelMapping,
+    mapping: &'a ModelMapping,
     settings: &[CustomSetting],
     rules: &SpliceRules,
 ) -> Option<SplicedRequest<'a>> {
@@ -100,6 +102,7 @@ pub fn splice_request<'a>(
     let mut c = Copier::new(body, &mut out)?;
     let mut obj = c.begin_object()?;
     let mut requested = None;
+    let mut sent_model = "";
     let mut required = false;
     let mut stream = false;
     let mut include_usage = false;
@@ -131,6 +134,7 @@ pub fn splice_request<'a>(
                 }
                 write_str(c.out(), sent);
                 requested = Some(model);
+                sent_model = sent;
             }
             b"messages" if api == Api::ChatCompletions => {
                 if c.peek()? != b'[' {
@@ -197,6 +201,7 @@ pub fn splice_request<'a>(
         }
         c.append_key(&mut obj, "model");
         write_str(c.out(), sent);
+        sent_model = sent;
     }
     for (k, s) in settings.iter().enumerate() {
         if active & (1 << k) != 0 && present & (1 << k) == 0 {
@@ -209,6 +214,7 @@ pub fn splice_request<'a>(
     Some(SplicedRequest {
         body: out,
         requested: requested.unwrap_or(""),
+        sent: sent_model,
         stream: stream && api == Api::ChatCompletions,
         include_usage,
         embeddings_base64,

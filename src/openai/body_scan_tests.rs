@@ -192,8 +192,13 @@ fn requests_the_fast_path_takes_are_exactly_the_full_paths() {
                 total += 1;
                 let fast = spliced(&cfg, path, &body);
                 accepted += usize::from(fast);
-                let got = request_outcome(&cfg, path, &body);
+                let mut got = request_outcome(&cfg, path, &body);
                 let want = full_path(|| request_outcome(&cfg, path, &body));
+                if got != want {
+                    // The usage chunk the writer adds has the current second: once more if it
+                    // just turned.
+                    got = request_outcome(&cfg, path, &body);
+                }
                 assert_eq!(
                     got,
                     want,

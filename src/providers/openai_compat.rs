@@ -702,14 +702,24 @@ impl Provider for CompatProvider {
     }
 
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
-        Box::new(CompatTranslator { api: req.api })
+        // Zero-sized, so the box costs no allocation.
+        match req.api {
+            Api::ChatCompletions => Box::new(CompatTranslator::<false>),
+            Api::Embeddings => Box::new(CompatTranslator::<true>),
+        }
     }
 }
 
 /// Normalises an OpenAI-compatible response. Stateless: the stream identity and usage are the
 /// writer's.
-pub struct CompatTranslator {
-    api: Api,
+pub struct CompatTranslator<const EMBEDDINGS: bool>;
+
+impl<const EMBEDDINGS: bool> CompatTranslator<EMBEDDINGS> {
+    const API: Api = if EMBEDDINGS {
+        Api::Embeddings
+    } else {
+        Api::ChatCompletions
+    };
 }
 
 /// Whether any choice of a chunk carries a finish reason.
@@ -722,7 +732,7 @@ fn has_finish(obj: &Map<String, Value>) -> bool {
         })
 }
 
-impl ResponseTranslator for CompatTranslator {
+impl<const EMBEDDINGS: bool> ResponseTranslator for CompatTranslator<EMBEDDINGS> {
     fn on_event(&mut self, event: SseEvent<'_>, w: &mut OpenAiWriter) -> Result<(), ProxyError> {
         let data = event.data.trim_ascii();
         if data.is_empty() {
@@ -810,7 +820,7 @@ impl ResponseTranslator for CompatTranslator {
     }
 
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
-        if self.api == Api::ChatCompletions {
+        if Self::API == Api::ChatCompletions {
             // Most replies: OpenAI's shape already, copied with the few fixes the scan makes
             // itself; the full parse below stays the reference for everything else.
             let rewrite_reasoning = w.reasoning_mode() != ReasoningMode::Passthrough;
@@ -827,7 +837,7 @@ impl ResponseTranslator for CompatTranslator {
         if let Some(err) = openai::error_in_success_body(obj) {
             return Err(err);
         }
-        let usage = match self.api {
+        let usage = match Self::API {
             Api::ChatCompletions => {
                 if obj
                     .get("choices")
