@@ -9,7 +9,7 @@ use crate::context::{self, Callout};
 use crate::custom_settings;
 use crate::error::{ConfigError, ProxyError};
 use crate::front::{anthropic, ClientProtocol};
-use crate::openai::OpenAiWriter;
+use crate::openai::{body_scan, OpenAiWriter};
 use crate::providers::{self, Api, Provider, ProviderType, RequestInfo, ResponseTranslator};
 use crate::sse::{SseError, SseParser};
 use crate::usage::Usage;
@@ -447,6 +447,9 @@ impl Exchange {
             return Ok(self.on_anthropic_request(endpoint, path, headers, body, token));
         }
         let api = Api::from_path(path).expect("translates() checked the path");
+        if let Some(action) = self.splice_request(api, headers, body, token) {
+            return Ok(action);
+        }
         let action = match self.parse_request(api, headers, body, token) {
             Ok(value) => match cfg.imp.auth_callout(pc) {
                 Ok(Some(c)) => {
@@ -812,31 +815,83 @@ impl Exchange {
         Ok(value)
     }
 
-    fn build_upstream(&mut self, body: &mut Value) -> Result<UpstreamRequest, ProxyError> {
+    /// The OpenAI family's request fast path (`openai::body_scan::splice_request`): the client's
+    /// body copied with the model mapped and customSettings added, without building a `Value`.
+    /// `None` takes the full path, which stays the reference and gives every error.
+    fn splice_request(
+        &mut self,
+        api: Api,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        token: &str,
+    ) -> Option<RequestAction> {
         let cfg = Arc::clone(&self.config);
-        self.attempt.keep_body(&cfg, body);
-        let info = RequestInfo {
+        let pc = &cfg.provider;
+        // A retry rebuilds the request from the parsed body, and a callout holds it.
+        if pc.retry_on_failure.enabled {
+            return None;
+        }
+        let rules = cfg.imp.request_splice(api)?;
+        if api == Api::ChatCompletions
+            && context::callout_for(pc, cfg.imp.as_ref(), token).is_some()
+        {
+            return None;
+        }
+        self.check_body(headers, body).ok()?;
+        let settings = match api {
+            Api::ChatCompletions => pc.custom_settings.as_slice(),
+            Api::Embeddings => &[],
+        };
+        let spliced = body_scan::splice_request(body, api, &pc.model_mapping, settings, &rules)?;
+        if !matches!(cfg.imp.auth_callout(pc), Ok(None)) {
+            return None;
+        }
+        self.req = RequestState {
+            api: Some(api),
+            translated: true,
+            stream: spliced.stream,
+            include_usage: spliced.include_usage,
+            embeddings_base64: spliced.embeddings_base64,
+            model_requested: spliced.requested.to_string(),
+            model_sent: spliced.sent.to_string(),
+            token: token.to_string(),
+        };
+        let target = {
+            let info = self.request_info(&cfg, api);
+            cfg.imp
+                .splice_target(&info)
+                .map(|up| (up, cfg.imp.response_translator(&info)))
+        };
+        let action = target.and_then(|(up, translator)| {
+            self.upstream_with_body(&cfg, api, up, spliced.body, translator)
+        });
+        Some(self.finish_request(action))
+    }
+
+    fn request_info<'s>(&'s self, cfg: &'s Config, api: Api) -> RequestInfo<'s> {
+        RequestInfo {
             config: &cfg.provider,
-            api: self.req.api.expect("set by parse_request"),
+            api,
             model: &self.req.model_sent,
             stream: self.req.stream,
             include_usage: self.req.include_usage,
             token: &self.req.token,
             path: &self.client_path,
-        };
+        }
+    }
+
+    fn build_upstream(&mut self, body: &mut Value) -> Result<UpstreamRequest, ProxyError> {
+        let cfg = Arc::clone(&self.config);
+        self.attempt.keep_body(&cfg, body);
+        let api = self.req.api.expect("set by parse_request");
+        let info = self.request_info(&cfg, api);
         if info.api == Api::Embeddings && !cfg.imp.native_embedding_encoding() {
             // The provider answers with floats; the writer encodes them as the client asked.
             if let Some(o) = body.as_object_mut() {
                 o.remove("encoding_format");
             }
         }
-        let mut up = cfg.imp.translate_request(&info, body)?;
-        route(
-            &cfg.provider,
-            Some(info.api),
-            &mut up,
-            &self.client_authority,
-        );
+        let up = cfg.imp.translate_request(&info, body)?;
         // The settings table holds sampling parameters: they mean nothing to embeddings.
         if info.api == Api::ChatCompletions {
             custom_settings::apply(
@@ -846,9 +901,23 @@ impl Exchange {
             );
         }
         let bytes = crate::json_write::to_vec(body);
+        let translator = cfg.imp.response_translator_for(&info, body);
+        self.upstream_with_body(&cfg, api, up, bytes, translator)
+    }
+
+    /// The upstream request for a translated body: routing, signing, and the response side set up.
+    fn upstream_with_body(
+        &mut self,
+        cfg: &Config,
+        api: Api,
+        mut up: providers::Upstream,
+        bytes: Vec<u8>,
+        translator: Box<dyn ResponseTranslator>,
+    ) -> Result<UpstreamRequest, ProxyError> {
+        route(&cfg.provider, Some(api), &mut up, &self.client_authority);
         cfg.imp.finalize(&cfg.provider, &mut up, &bytes)?;
-        self.translator = Some(cfg.imp.response_translator_for(&info, body));
-        self.writer = OpenAiWriter::new(info.model, info.include_usage);
+        self.translator = Some(translator);
+        self.writer = OpenAiWriter::new(&self.req.model_sent, self.req.include_usage);
         self.writer
             .set_embeddings_base64(self.req.embeddings_base64);
         self.writer.set_reasoning_mode(cfg.provider.reasoning_mode);

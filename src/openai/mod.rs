@@ -3,6 +3,7 @@
 //! [`upstream_error`] reads upstream error bodies, and [`request`] is the toolkit translators use
 //! to read OpenAI requests.
 
+pub mod body_scan;
 pub mod chunk_scan;
 pub mod compat;
 pub mod request;

@@ -318,6 +318,12 @@ impl OpenAiWriter {
         &self.out
     }
 
+    /// The model (as [`OpenAiWriter::model`]) and the output buffer, for a buffered body a fast
+    /// path writes itself (`body_scan::scan_completion`).
+    pub(crate) fn model_and_output(&mut self) -> (&str, &mut Vec<u8>) {
+        (&self.model, &mut self.out)
+    }
+
     pub fn clear(&mut self) {
         self.out.clear();
     }

@@ -90,7 +90,11 @@ impl Upstream {
     }
 
     pub fn bearer(self, token: &str) -> Self {
-        self.header("authorization", format!("Bearer {token}"))
+        // Not `format!`: this runs for every request and the formatter costs more than the copy.
+        let mut value = String::with_capacity("Bearer ".len() + token.len());
+        value.push_str("Bearer ");
+        value.push_str(token);
+        self.header("authorization", value)
     }
 }
 
@@ -119,6 +123,24 @@ pub trait Provider: Send + Sync {
         token: &str,
         path: &str,
     ) -> Result<Upstream, ProxyError>;
+
+    /// The OpenAI family's request fast path (`openai::body_scan::splice_request`): `Some` when,
+    /// for `api`, [`Provider::translate_request`] only sets `model` on a body that has none of the
+    /// rules' blocker keys, and [`Provider::response_translator_for`] does not read the body. The
+    /// exchange then splices the client's bytes instead of parsing them. Default: never.
+    fn request_splice(&self, _api: Api) -> Option<crate::openai::body_scan::SpliceRules> {
+        None
+    }
+
+    /// Where a request taken by the fast path goes: what [`Provider::translate_request`] returns
+    /// for such a body. Called only when [`Provider::request_splice`] said `Some`.
+    fn splice_target(&self, _req: &RequestInfo<'_>) -> Result<Upstream, ProxyError> {
+        Err(ProxyError::new(
+            500,
+            "api_error",
+            "request fast path without a target",
+        ))
+    }
 
     /// Last step with the final body bytes (request signing). Default: nothing.
     fn finalize(

@@ -54,6 +54,7 @@ use crate::context::Callout;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::ConfigError;
 use crate::error::ProxyError;
+use crate::openai::body_scan::{self, SpliceRules};
 use crate::openai::request::body_object;
 use crate::openai::writer::{apply_reasoning_mode, ReasoningMode};
 use crate::openai::{self, OpenAiWriter};
@@ -641,6 +642,29 @@ impl Provider for CompatProvider {
                 );
             }
         }
+        self.splice_target(req)
+    }
+
+    fn request_splice(&self, api: Api) -> Option<SpliceRules> {
+        if api == Api::ChatCompletions && self.settings.response_json_schema.is_some() {
+            return None;
+        }
+        // The keys `translate_request` acts on for this row.
+        let blockers: &'static [&'static str] = match self.row.kind {
+            ProviderType::Deepseek => &["reasoning_effort", "response_format"],
+            ProviderType::Openrouter if api == Api::ChatCompletions => &["reasoning_max_tokens"],
+            _ if self.row.strip_stream_options => &["stream_options"],
+            _ if self.row.json_object_only => &["response_format"],
+            _ => &[],
+        };
+        debug_assert!(!(self.row.strip_stream_options && self.row.json_object_only));
+        Some(SpliceRules {
+            protocol: self.row.settings,
+            blockers,
+        })
+    }
+
+    fn splice_target(&self, req: &RequestInfo<'_>) -> Result<Upstream, ProxyError> {
         // A `capabilities` path also enables an API the row has no default path for.
         let capability = req.config.capability(match req.api {
             Api::ChatCompletions => crate::config::CAPABILITY_CHAT,
@@ -678,14 +702,24 @@ impl Provider for CompatProvider {
     }
 
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
-        Box::new(CompatTranslator { api: req.api })
+        // Zero-sized, so the box costs no allocation.
+        match req.api {
+            Api::ChatCompletions => Box::new(CompatTranslator::<false>),
+            Api::Embeddings => Box::new(CompatTranslator::<true>),
+        }
     }
 }
 
 /// Normalises an OpenAI-compatible response. Stateless: the stream identity and usage are the
 /// writer's.
-pub struct CompatTranslator {
-    api: Api,
+pub struct CompatTranslator<const EMBEDDINGS: bool>;
+
+impl<const EMBEDDINGS: bool> CompatTranslator<EMBEDDINGS> {
+    const API: Api = if EMBEDDINGS {
+        Api::Embeddings
+    } else {
+        Api::ChatCompletions
+    };
 }
 
 /// Whether any choice of a chunk carries a finish reason.
@@ -698,7 +732,7 @@ fn has_finish(obj: &Map<String, Value>) -> bool {
         })
 }
 
-impl ResponseTranslator for CompatTranslator {
+impl<const EMBEDDINGS: bool> ResponseTranslator for CompatTranslator<EMBEDDINGS> {
     fn on_event(&mut self, event: SseEvent<'_>, w: &mut OpenAiWriter) -> Result<(), ProxyError> {
         let data = event.data.trim_ascii();
         if data.is_empty() {
@@ -786,12 +820,24 @@ impl ResponseTranslator for CompatTranslator {
     }
 
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
+        if Self::API == Api::ChatCompletions {
+            // Most replies: OpenAI's shape already, copied with the few fixes the scan makes
+            // itself; the full parse below stays the reference for everything else.
+            let rewrite_reasoning = w.reasoning_mode() != ReasoningMode::Passthrough;
+            let (model, out) = w.model_and_output();
+            if let Some(usage) = body_scan::scan_completion(body, model, rewrite_reasoning, out) {
+                if let Some(u) = usage {
+                    w.set_usage(u);
+                }
+                return Ok(());
+            }
+        }
         let mut v = openai::parse_body(body)?;
         let obj = v.as_object_mut().expect("parse_body gives an object");
         if let Some(err) = openai::error_in_success_body(obj) {
             return Err(err);
         }
-        let usage = match self.api {
+        let usage = match Self::API {
             Api::ChatCompletions => {
                 if obj
                     .get("choices")
