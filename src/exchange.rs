@@ -212,6 +212,9 @@ pub struct Exchange {
     /// Upstream sent an encoding we cannot decode.
     undecodable: Option<String>,
     sse: SseParser,
+    /// Stream mode through `sse` to a translator, with no front: a chunk that ends no line only
+    /// extends the parser's partial line (see `on_response_body`).
+    sse_stream: bool,
     /// Buffer mode only: the body so far.
     buffered: Vec<u8>,
     /// Decided at the response headers: the reply is this error whatever the body holds (the body
@@ -338,6 +341,7 @@ impl Exchange {
             upstream_status: 0,
             undecodable: None,
             sse: SseParser::default(),
+            sse_stream: false,
             buffered: Vec::new(),
             rejected: None,
             buffer_as_sse: false,
@@ -1074,6 +1078,9 @@ impl Exchange {
         if let Some(front) = self.front.as_mut() {
             front.on_response_headers(status, ctype_out == "text/event-stream");
         }
+        self.sse_stream = self.mode == ResponseMode::Stream
+            && self.front.is_none()
+            && self.translator.as_ref().is_some_and(|t| !t.raw_stream());
         let mut set_headers = vec![("content-type".to_string(), ctype_out.to_string())];
         if self.mode == ResponseMode::Stream {
             set_headers.push(("cache-control".into(), "no-cache".into()));
@@ -1088,7 +1095,31 @@ impl Exchange {
     /// Step 3: each upstream body chunk as it arrives; `end_of_stream` on the last (possibly empty).
     /// Stream mode returns translated bytes for every chunk; Buffer mode returns nothing until the
     /// end, then the whole body and the status to send.
+    #[inline]
     pub fn on_response_body(
+        &mut self,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Result<BodyOutput<'_>, StateError> {
+        // A trickled stream's usual chunk completes no line: it is kept, nothing is emitted, and
+        // none of the bookkeeping below has anything to do.
+        if self.sse_stream
+            && !end_of_stream
+            && self.stage == Stage::ResponseHeaders
+            && self.sse.absorb(chunk)
+        {
+            self.writer.clear();
+            return Ok(BodyOutput {
+                unchanged: false,
+                data: &[],
+                status: None,
+            });
+        }
+        self.response_body(chunk, end_of_stream)
+    }
+
+    #[inline(never)]
+    fn response_body(
         &mut self,
         chunk: &[u8],
         end_of_stream: bool,
