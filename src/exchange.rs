@@ -390,11 +390,12 @@ impl Exchange {
 
     /// Memory a live response holds between body calls: `(pending, beyond)`, where `pending` is
     /// the partial upstream event not yet complete and `beyond` is every other byte of buffer
-    /// capacity kept (SSE parser buffers, buffered body). The output of the last call (valid
-    /// until the next) is not counted: the host owns what it does with it.
+    /// capacity kept (SSE parser buffers, the translator's, buffered body). The output of the
+    /// last call (valid until the next) is not counted: the host owns what it does with it.
     pub fn held_bytes(&self) -> (usize, usize) {
         let pending = self.sse.buffered_len();
-        let beyond = self.sse.held_capacity() - pending + self.buffered.capacity();
+        let translator = self.translator.as_ref().map_or(0, |t| t.held_capacity());
+        let beyond = self.sse.held_capacity() - pending + translator + self.buffered.capacity();
         (pending, beyond)
     }
 

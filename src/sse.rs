@@ -148,19 +148,19 @@ impl SseParser {
     /// end, a `\r` to pair, the buffer to grow, the limit reached).
     #[inline]
     pub fn absorb(&mut self, input: &[u8]) -> bool {
-        if self.skip_lf || self.line.capacity() - self.line.len() < input.len() {
-            return false;
-        }
-        let ends_line = match input {
-            [c] => *c == b'\n' || *c == b'\r',
-            _ => find_eol(input).is_some(),
-        };
-        if ends_line
+        if self.skip_lf
+            || self.line.capacity() - self.line.len() < input.len()
             || self.event_bytes + self.line.len() + input.len() > self.max_event_bytes
         {
             return false;
         }
-        self.line.extend_from_slice(input);
+        match input {
+            // One byte at a time: no call to `memcpy` for it.
+            [c] if *c != b'\n' && *c != b'\r' => self.line.push(*c),
+            [_] => return false,
+            _ if find_eol(input).is_some() => return false,
+            _ => self.line.extend_from_slice(input),
+        }
         true
     }
 
@@ -464,7 +464,12 @@ mod tests {
         let mut buf = [b'a'; 150];
         for len in 0..buf.len() {
             for at in 0..=len {
-                for (c, other) in [(b'\n', 0x8a), (b'\r', b'\t'), (b'\n', b'\x0c'), (b'\r', b'a')] {
+                for (c, other) in [
+                    (b'\n', 0x8a),
+                    (b'\r', b'\t'),
+                    (b'\n', b'\x0c'),
+                    (b'\r', b'a'),
+                ] {
                     buf.iter_mut().for_each(|b| *b = other);
                     if at < len {
                         buf[at] = c;
@@ -694,7 +699,11 @@ mod tests {
             if rng.gen_bool(0.3) {
                 input.extend_from_slice(b"data: tail");
             }
-            let limit = if round % 3 == 0 { rng.gen_range(0..200) } else { 1 << 20 };
+            let limit = if round % 3 == 0 {
+                rng.gen_range(0..200)
+            } else {
+                1 << 20
+            };
             let whole = outcome(&input, &[], limit);
             let mut p = SseParser::new(limit);
             let mut events = Vec::new();
@@ -723,7 +732,12 @@ mod tests {
             if !failed {
                 failed = p.finish(&mut push).is_err();
             }
-            assert_eq!((events, failed), whole, "{:?}", String::from_utf8_lossy(&input));
+            assert_eq!(
+                (events, failed),
+                whole,
+                "{:?}",
+                String::from_utf8_lossy(&input)
+            );
         }
     }
 

@@ -26,20 +26,116 @@ const MAX_DEPTH: usize = 64;
 /// Accepts `data` (one event's data, trimmed, one line) when it is a conformant OpenAI chunk
 /// with `usage` absent or `null` and no `error`, `base_resp` or `x_groq` key. See the module doc.
 pub fn scan_conformant_chunk(data: &[u8]) -> Option<ConformantChunk<'_>> {
-    let mut s = Scanner {
-        b: data,
-        i: 0,
-        depth: 0,
-    };
-    let chunk = s.top()?;
-    s.ws();
-    (s.i == data.len()).then_some(chunk)
+    Scanner::new(data).whole()
+}
+
+/// Free strings a layout remembers; later ones are compared as fixed bytes.
+const MAX_FREE: usize = 8;
+
+/// Largest chunk kept as a layout: the memory a stream's scanner holds.
+pub const LAYOUT_MAX_BYTES: usize = 1024;
+
+/// [`scan_conformant_chunk`] for the events of one stream, which mostly repeat one layout: the
+/// chunks of a stream differ in their text and little else. The last accepted chunk is kept with
+/// the spans of its *free* strings, those whose content the scan only validates (the delta's
+/// `content`, `system_fingerprint`, string values of keys it does not look at). A chunk that has
+/// the same bytes outside those spans, and valid strings inside them, is one the scan accepts
+/// with the same outcome: the scan reads the same tokens in the same order, and what it decides
+/// does not depend on those strings' contents. So only the differing strings are validated, with
+/// the scan's own string rules; the rest is compared. Anything else takes the scan, and a chunk
+/// it accepts becomes the layout.
+#[derive(Debug, Default)]
+pub struct ChunkScanner {
+    /// The layout's bytes (empty: none).
+    prev: Vec<u8>,
+    /// Its free strings' contents (between the quotes), in order.
+    free: [(u32, u32); MAX_FREE],
+    n_free: usize,
+    /// Its `id` string's content; never inside a free string.
+    id: (u32, u32),
+    has_finish: bool,
+}
+
+impl ChunkScanner {
+    /// What [`scan_conformant_chunk`] answers for `data`.
+    pub fn scan<'d>(&mut self, data: &'d [u8]) -> Option<ConformantChunk<'d>> {
+        if let Some(chunk) = self.same_layout(data) {
+            return Some(chunk);
+        }
+        let mut s = Scanner::new(data);
+        s.record = true;
+        let chunk = s.whole()?;
+        if data.len() <= LAYOUT_MAX_BYTES {
+            if self.prev.capacity() == 0 {
+                self.prev.reserve_exact(LAYOUT_MAX_BYTES);
+            }
+            self.prev.clear();
+            self.prev.extend_from_slice(data);
+            self.free = s.free;
+            self.n_free = s.n_free;
+            let at = chunk.id.as_ptr() as usize - data.as_ptr() as usize;
+            self.id = (at as u32, (at + chunk.id.len()) as u32);
+            self.has_finish = chunk.has_finish;
+        } else {
+            self.prev.clear();
+        }
+        Some(chunk)
+    }
+
+    /// Memory held (the layout's buffer).
+    pub fn held_capacity(&self) -> usize {
+        self.prev.capacity()
+    }
+
+    /// The chunk when it has the layout's bytes outside its free strings and valid strings in
+    /// them (see the type's doc).
+    #[inline]
+    fn same_layout<'d>(&self, d: &'d [u8]) -> Option<ConformantChunk<'d>> {
+        let t = &self.prev[..];
+        if t.is_empty() {
+            return None;
+        }
+        let (id_start, id_end) = (self.id.0 as usize, self.id.1 as usize);
+        let mut id_at = None;
+        let (mut ti, mut di) = (0, 0);
+        for &(start, end) in &self.free[..self.n_free] {
+            let (start, end) = (start as usize, end as usize);
+            // The fixed bytes up to and with the free string's opening quote.
+            let fixed = &t[ti..start];
+            if d.get(di..di + fixed.len())? != fixed {
+                return None;
+            }
+            if id_at.is_none() && id_end <= start {
+                id_at = Some(di + id_start - ti);
+            }
+            di += fixed.len();
+            // The string, by the scan's rules, from its opening quote.
+            let mut s = Scanner::new(d);
+            s.i = di - 1;
+            di = s.string()?.end;
+            ti = end;
+        }
+        if d.get(di..)? != &t[ti..] {
+            return None;
+        }
+        // The id lies in the last fixed part when no free string follows it.
+        let id_at = id_at.unwrap_or_else(|| di + id_start - ti);
+        let id = std::str::from_utf8(&d[id_at..id_at + (id_end - id_start)]).ok()?;
+        Some(ConformantChunk {
+            id,
+            has_finish: self.has_finish,
+        })
+    }
 }
 
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
     depth: usize,
+    /// Note the free strings (see [`ChunkScanner`]).
+    record: bool,
+    free: [(u32, u32); MAX_FREE],
+    n_free: usize,
 }
 
 // Top-level keys the scan looks at, as bits (a second occurrence sends the event to the full
@@ -65,6 +161,34 @@ struct Str {
 }
 
 impl<'a> Scanner<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Self {
+            b,
+            i: 0,
+            depth: 0,
+            record: false,
+            free: [(0, 0); MAX_FREE],
+            n_free: 0,
+        }
+    }
+
+    /// The whole of the data is one accepted chunk.
+    fn whole(&mut self) -> Option<ConformantChunk<'a>> {
+        let chunk = self.top()?;
+        self.ws();
+        (self.i == self.b.len()).then_some(chunk)
+    }
+
+    /// A string whose content the scan only validates: a free string of the layout.
+    fn free_string(&mut self) -> Option<()> {
+        let s = self.string()?;
+        if self.record && self.n_free < MAX_FREE {
+            self.free[self.n_free] = (s.start as u32, s.end as u32);
+            self.n_free += 1;
+        }
+        Some(())
+    }
+
     #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
@@ -236,7 +360,7 @@ impl<'a> Scanner<'a> {
     fn skip(&mut self) -> Option<()> {
         self.ws();
         match self.peek()? {
-            b'"' => self.string().map(drop),
+            b'"' => self.free_string(),
             b'{' => {
                 self.enter()?;
                 if self.empty(b'}') {
@@ -371,9 +495,7 @@ impl<'a> Scanner<'a> {
                         return None;
                     }
                 }
-                K_FINGERPRINT => {
-                    self.string()?;
-                }
+                K_FINGERPRINT => self.free_string()?,
                 K_USAGE => {
                     // A usage object is read and moved by the translator: full parse.
                     if !self.is_null() {
@@ -486,7 +608,7 @@ impl<'a> Scanner<'a> {
                 }
                 content_seen = true;
                 if !self.is_null() {
-                    self.string()?;
+                    self.free_string()?;
                 }
             } else {
                 self.skip()?;
@@ -653,6 +775,7 @@ mod tests {
         ];
         let alphabet: &[u8] = b"{}[]\":,\\ \tnulltrue0123456789-+.eEabcdefu\x01\xc3\xa9";
         let mut rng = StdRng::seed_from_u64(13);
+        let mut layouts = ChunkScanner::default();
         let (mut accepted, mut total) = (0, 0);
         for seed in &seeds {
             for _ in 0..20_000 {
@@ -668,6 +791,13 @@ mod tests {
                     }
                 }
                 total += 1;
+                // The stream's scanner (layout of the last accepted edit) answers the same.
+                assert_eq!(
+                    layouts.scan(&b),
+                    scan_conformant_chunk(&b),
+                    "{}",
+                    String::from_utf8_lossy(&b)
+                );
                 if let Some(c) = scan_conformant_chunk(&b) {
                     accepted += 1;
                     assert_eq!(
@@ -681,5 +811,135 @@ mod tests {
         }
         // The edits are not all rejections: the comparison covers accepted variants too.
         assert!(accepted > total / 50, "{accepted} of {total}");
+    }
+
+    /// Chunks of one layout whose free strings take every kind of content: escapes of every kind
+    /// at every offset modulo 8 (padding before them), raw control bytes, UTF-8 of every length
+    /// across word boundaries, invalid and truncated UTF-8, lone surrogates, raw quotes and
+    /// backslashes; sometimes a random edit anywhere, sometimes another layout. The stream's
+    /// scanner answers what the stateless scan answers for every chunk, and what it accepts the
+    /// full parse forwards unchanged with the same id and finish.
+    #[test]
+    fn layouts_agree_with_the_scan_on_varied_strings() {
+        let seeds = [
+            BASE.to_string(),
+            BASE.replace(r#""finish_reason":null"#, r#""finish_reason":"stop""#),
+            // OpenAI's per-chunk `obfuscation` padding after the choices.
+            BASE.replace(r#","usage":null"#, r#","usage":null,"obfuscation":"aB3x""#),
+            // Azure: content filter results before the delta (more free strings than kept), the
+            // id last, after every free string.
+            r#"{"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}},"delta":{"content":"hi"},"finish_reason":null,"index":0,"logprobs":null}],"created":1700000000,"model":"gpt-4o","object":"chat.completion.chunk","system_fingerprint":"fp_x","extra":["a","b","c","d","e"],"id":"chatcmpl-9"}"#.to_string(),
+            // Tool calls: the arguments are free, the names too (values the scan skips).
+            BASE.replace(r#""content":"hi""#, r#""tool_calls":[{"index":0,"function":{"arguments":"{\"a\":"}}]"#),
+        ];
+        let pieces: [&[u8]; 22] = [
+            b"a",
+            b"word ",
+            b"\xc3\xa9",
+            b"\xe4\xb8\xad",
+            b"\xf0\x9f\x98\x80",
+            br"\n",
+            br#"\""#,
+            br"\\",
+            br"\/",
+            br"\u00e9",
+            br"\uD83D\uDE00",
+            br"\ud800",
+            b"\x01",
+            b"\x1f",
+            b"\t",
+            b"\xff",
+            b"\xc3",
+            b"\xe4\xb8",
+            b"\"",
+            b"\\",
+            br"\x",
+            br"\u12",
+        ];
+        let mut rng = StdRng::seed_from_u64(8);
+        let mut scanner = ChunkScanner::default();
+        let (mut hits, mut accepted, mut total) = (0, 0, 0);
+        let mut seed = 0;
+        for round in 0..60_000 {
+            if rng.gen_range(0..200) == 0 {
+                seed = rng.gen_range(0..seeds.len());
+            }
+            let text = seeds[seed].as_bytes();
+            let mut probe = Scanner::new(text);
+            probe.record = true;
+            probe.whole().expect("seeds are accepted");
+            // Free strings get new contents (the first few, or all but one).
+            let mut b = Vec::new();
+            let mut at = 0;
+            for &(start, end) in &probe.free[..probe.n_free] {
+                b.extend_from_slice(&text[at..start as usize]);
+                if rng.gen_bool(0.7) {
+                    b.extend((0..rng.gen_range(0..9)).map(|_| b'x'));
+                    for _ in 0..rng.gen_range(0..4) {
+                        let piece = if rng.gen_bool(0.8) {
+                            &pieces[..6]
+                        } else {
+                            &pieces[..]
+                        };
+                        b.extend_from_slice(piece[rng.gen_range(0..piece.len())]);
+                        b.extend((0..rng.gen_range(0..3)).map(|_| b'y'));
+                    }
+                } else {
+                    b.extend_from_slice(&text[start as usize..end as usize]);
+                }
+                at = end as usize;
+            }
+            b.extend_from_slice(&text[at..]);
+            if round % 10 == 0 {
+                let at = rng.gen_range(0..b.len());
+                match rng.gen_range(0..3) {
+                    0 => {
+                        b.remove(at);
+                    }
+                    1 => b.insert(at, pieces[rng.gen_range(0..pieces.len())][0]),
+                    _ => b[at] = b"{}[]\":,0ex "[rng.gen_range(0..11)],
+                }
+            }
+            total += 1;
+            let from_layout = scanner
+                .same_layout(&b)
+                .map(|c| (c.id.to_string(), c.has_finish));
+            let got = scanner.scan(&b).map(|c| (c.id.to_string(), c.has_finish));
+            let want = scan_conformant_chunk(&b).map(|c| (c.id.to_string(), c.has_finish));
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(&b));
+            if let Some(layout) = from_layout {
+                hits += 1;
+                assert_eq!(Some(layout), want, "{}", String::from_utf8_lossy(&b));
+            }
+            if want.is_some() {
+                accepted += 1;
+                assert_eq!(want, reference(&b), "{}", String::from_utf8_lossy(&b));
+            }
+        }
+        // Every path is taken often: the layout, the scan, refusals.
+        assert!(hits > total / 3, "{hits} layout hits of {total}");
+        assert!(
+            accepted > hits + total / 50,
+            "{accepted} accepted, {hits} hits"
+        );
+        assert!(accepted < total * 9 / 10, "{accepted} of {total} accepted");
+    }
+
+    /// The layout is bounded, and a chunk larger than it still gets the scan's answer.
+    #[test]
+    fn the_layout_is_bounded() {
+        let mut scanner = ChunkScanner::default();
+        let big = BASE.replace("\"hi\"", &format!("\"{}\"", "x".repeat(LAYOUT_MAX_BYTES)));
+        assert!(scanner.scan(big.as_bytes()).is_some());
+        assert!(scanner.scan(big.as_bytes()).is_some());
+        assert!(scanner.held_capacity() <= LAYOUT_MAX_BYTES);
+        for i in 0..50 {
+            let small = BASE.replace("\"hi\"", &format!("\"{}\"", "y".repeat(i * 30)));
+            assert_eq!(
+                scanner.scan(small.as_bytes()),
+                scan_conformant_chunk(small.as_bytes())
+            );
+            assert!(scanner.held_capacity() <= LAYOUT_MAX_BYTES);
+        }
     }
 }

@@ -10,7 +10,7 @@ pub mod request;
 pub mod upstream_error;
 pub mod writer;
 
-pub use chunk_scan::{scan_conformant_chunk, ConformantChunk};
+pub use chunk_scan::{scan_conformant_chunk, ChunkScanner, ConformantChunk};
 pub use compat::{
     chunk_is_conformant, error_in_success_body, find_usage, normalize_chunk, normalize_completion,
     normalize_embeddings,

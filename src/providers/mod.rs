@@ -246,6 +246,11 @@ pub trait ResponseTranslator: Send {
     fn on_raw_chunk(&mut self, _chunk: &[u8], _w: &mut OpenAiWriter) -> Result<(), ProxyError> {
         Ok(())
     }
+
+    /// Buffer capacity the translator keeps between events (counted in `Exchange::held_bytes`).
+    fn held_capacity(&self) -> usize {
+        0
+    }
 }
 
 /// The provider implementation for a configuration: each provider reads and validates its own

@@ -702,17 +702,23 @@ impl Provider for CompatProvider {
     }
 
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
-        // Zero-sized, so the box costs no allocation.
+        // The fast path's layout buffer is only allocated by the first stream chunk.
         match req.api {
-            Api::ChatCompletions => Box::new(CompatTranslator::<false>),
-            Api::Embeddings => Box::new(CompatTranslator::<true>),
+            Api::ChatCompletions => Box::new(CompatTranslator::<false> {
+                scan: openai::ChunkScanner::default(),
+            }),
+            Api::Embeddings => Box::new(CompatTranslator::<true> {
+                scan: openai::ChunkScanner::default(),
+            }),
         }
     }
 }
 
-/// Normalises an OpenAI-compatible response. Stateless: the stream identity and usage are the
-/// writer's.
-pub struct CompatTranslator<const EMBEDDINGS: bool>;
+/// Normalises an OpenAI-compatible response. The stream identity and usage are the writer's;
+/// the only state is the stream fast path's last chunk layout.
+pub struct CompatTranslator<const EMBEDDINGS: bool> {
+    scan: openai::ChunkScanner,
+}
 
 impl<const EMBEDDINGS: bool> CompatTranslator<EMBEDDINGS> {
     const API: Api = if EMBEDDINGS {
@@ -748,7 +754,7 @@ impl<const EMBEDDINGS: bool> ResponseTranslator for CompatTranslator<EMBEDDINGS>
         if !rewrite_reasoning {
             // Most events: already OpenAI's shape with nothing to act on, found without building
             // a `Value`; the full parse below stays the reference for everything else.
-            if let Some(chunk) = openai::scan_conformant_chunk(data) {
+            if let Some(chunk) = self.scan.scan(data) {
                 w.identify(Some(chunk.id), None);
                 w.raw_event(data, chunk.has_finish, None);
                 return Ok(());
@@ -817,6 +823,10 @@ impl<const EMBEDDINGS: bool> ResponseTranslator for CompatTranslator<EMBEDDINGS>
         }
         w.json_event(&v);
         Ok(())
+    }
+
+    fn held_capacity(&self) -> usize {
+        self.scan.held_capacity()
     }
 
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
