@@ -68,11 +68,17 @@ fn eol8(w: u64) -> u64 {
 fn find_eol(b: &[u8]) -> Option<usize> {
     match b {
         // The blank line ending an event, and trickled input.
-        [] => return None,
-        [b'\n' | b'\r', ..] => return Some(0),
-        _ if b.len() < 8 => return b.iter().position(|&c| c == b'\n' || c == b'\r'),
-        _ => {}
+        [] => None,
+        [b'\n' | b'\r', ..] => Some(0),
+        _ if b.len() < 8 => b.iter().position(|&c| c == b'\n' || c == b'\r'),
+        _ => find_eol_long(b),
     }
+}
+
+/// [`find_eol`] for eight bytes or more. Not inlined: inlined into a caller that has just looked
+/// at the first byte, LLVM turns the 64-byte block test into byte shuffles.
+#[inline(never)]
+fn find_eol_long(b: &[u8]) -> Option<usize> {
     let mut i = 0;
     while let Some(block) = b.get(i..i + 64) {
         if any_below_14(block.try_into().expect("64 bytes")) {
