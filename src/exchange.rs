@@ -1219,6 +1219,7 @@ impl Exchange {
             }
             return;
         }
+        self.writer.reserve(chunk.len());
         let w = &mut self.writer;
         let mut on_event = |ev: crate::sse::SseEvent<'_>| {
             if w.is_closed() {

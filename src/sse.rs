@@ -205,6 +205,8 @@ impl SseParser {
                 self.skip_lf = false;
             }
         }
+        // The data of the event being assembled while it is one line, not yet copied.
+        let mut held = Held::None;
         if !self.line.is_empty() {
             // First the line an earlier chunk began.
             let Some(pos) = find_eol(input) else {
@@ -217,34 +219,36 @@ impl SseParser {
             self.check_partial(pos)?;
             grow(&mut self.line, pos);
             self.line.extend_from_slice(&input[..pos]);
+            input = &input[consumed..];
             let line = std::mem::take(&mut self.line);
+            // Not blank: it has the earlier chunk's bytes.
             let r = self.process_line(&line).map(|kind| match kind {
+                Line::Data(value) if !self.has_data => {
+                    // Left where it is: handed over from here if the event ends in this chunk.
+                    self.has_data = true;
+                    Some(value.as_ptr() as usize - line.as_ptr() as usize)
+                }
                 Line::Data(value) => {
                     self.push_data(value);
-                    false
+                    None
                 }
-                Line::Blank => self.has_fields,
-                Line::Other => false,
+                Line::Blank | Line::Other => None,
             });
             self.line = line;
-            self.line.clear();
-            if self.line.capacity() > RETAINED_CAPACITY {
-                self.line = Vec::new();
+            match r {
+                Ok(Some(at)) => held = Held::Line(at),
+                Ok(None) => self.clear_line(),
+                Err(e) => {
+                    self.clear_line();
+                    return Err(e.into());
+                }
             }
-            if r? {
-                self.dispatch(None, &mut on_event)?;
-            }
-            input = &input[consumed..];
         }
         // Whole lines straight from the input. The data of an event that ends in this chunk with
         // one data line (the usual event) is handed over where it lies, without a copy.
-        let mut borrowed = None;
-        let r = self.feed_lines(&mut input, &mut borrowed, &mut on_event);
-        if let Some(data) = borrowed {
-            // The event continues in the next chunk: keep its data.
-            self.has_data = false;
-            self.push_data(data);
-        }
+        let r = self.feed_lines(&mut input, &mut held, &mut on_event);
+        // The event continues in the next chunk: keep its data.
+        self.keep(held);
         r?;
         if !input.is_empty() {
             self.check_partial(input.len())?;
@@ -254,13 +258,12 @@ impl SseParser {
         Ok(())
     }
 
-    /// The complete lines at the start of `input` (the partial line is empty), leaving the rest in
-    /// `input`. `borrowed` is the event's data while it is one line of the input, not yet copied.
+    /// The complete lines at the start of `input`, leaving the rest in `input`.
     #[inline]
     fn feed_lines<'i, E>(
         &mut self,
         input: &mut &'i [u8],
-        borrowed: &mut Option<&'i [u8]>,
+        held: &mut Held<'i>,
         on_event: &mut impl FnMut(SseEvent<'_>) -> Result<(), E>,
     ) -> Result<(), E>
     where
@@ -275,18 +278,16 @@ impl SseParser {
             match self.process_line(line)? {
                 Line::Blank => {
                     if self.has_fields {
-                        self.dispatch(borrowed.take(), on_event)?;
+                        let held = std::mem::replace(held, Held::None);
+                        self.dispatch(held, on_event)?;
                     }
                 }
                 Line::Data(value) => {
                     if !self.has_data {
-                        *borrowed = Some(value);
+                        *held = Held::Input(value);
                         self.has_data = true;
                     } else {
-                        if let Some(first) = borrowed.take() {
-                            self.has_data = false;
-                            self.push_data(first);
-                        }
+                        self.keep(std::mem::replace(held, Held::None));
                         self.push_data(value);
                     }
                 }
@@ -294,6 +295,32 @@ impl SseParser {
             }
         }
         Ok(())
+    }
+
+    /// Copies held data into the event's data buffer.
+    fn keep(&mut self, held: Held<'_>) {
+        match held {
+            Held::None => {}
+            Held::Input(data) => {
+                self.has_data = false;
+                self.push_data(data);
+            }
+            Held::Line(at) => {
+                self.has_data = false;
+                let line = std::mem::take(&mut self.line);
+                self.push_data(&line[at..]);
+                self.line = line;
+                self.clear_line();
+            }
+        }
+    }
+
+    /// Empties the partial-line buffer, giving back what an unusually long line grew.
+    fn clear_line(&mut self) {
+        self.line.clear();
+        if self.line.capacity() > RETAINED_CAPACITY {
+            self.line = Vec::new();
+        }
     }
 
     /// Bytes taken by the line ending at `pos` with its terminator; notes a `\r` that may pair
@@ -342,7 +369,7 @@ impl SseParser {
         }
         self.skip_lf = false;
         if self.has_fields {
-            self.dispatch(None, &mut on_event)?;
+            self.dispatch(Held::None, &mut on_event)?;
         }
         Ok(())
     }
@@ -407,7 +434,8 @@ impl SseParser {
                 let v = &line[i + 1..];
                 (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
             }
-            None => (line, &b""[..]),
+            // An empty value inside the line (callers locate a data value in its line).
+            None => (line, &line[line.len()..]),
         };
         match field {
             b"data" => {
@@ -428,16 +456,24 @@ impl SseParser {
         Ok(Line::Other)
     }
 
-    /// Hands the event over: its data is `borrowed` (still in the input) or the buffered data.
+    /// Hands the event over, its data where it is held.
     fn dispatch<E>(
         &mut self,
-        borrowed: Option<&[u8]>,
+        held: Held<'_>,
         on_event: &mut impl FnMut(SseEvent<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
+        let data = match held {
+            Held::None => &self.data[..],
+            Held::Input(data) => data,
+            Held::Line(at) => &self.line[at..],
+        };
         let r = on_event(SseEvent {
             event: &self.event,
-            data: borrowed.unwrap_or(&self.data),
+            data,
         });
+        if let Held::Line(_) = held {
+            self.clear_line();
+        }
         self.data.clear();
         self.event.clear();
         // Keep small buffers for the next event; give back what an unusually large one grew.
@@ -452,6 +488,18 @@ impl SseParser {
         self.event_bytes = 0;
         r
     }
+}
+
+/// Where the data of the event being assembled is while it is a single line not yet copied to
+/// the parser's data buffer.
+#[derive(Clone, Copy)]
+enum Held<'i> {
+    /// In the data buffer (or there is none yet).
+    None,
+    /// A line of the chunk being fed.
+    Input(&'i [u8]),
+    /// In the partial-line buffer from this offset (its line ended in the chunk being fed).
+    Line(usize),
 }
 
 /// What a complete line is to the event being assembled.

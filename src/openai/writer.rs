@@ -328,6 +328,12 @@ impl OpenAiWriter {
         self.out.clear();
     }
 
+    /// Room for `additional` more output bytes, in one allocation rather than a series of
+    /// doublings (a stream chunk's output is about its size).
+    pub fn reserve(&mut self, additional: usize) {
+        self.out.reserve(additional);
+    }
+
     /// The requested model (after `modelMapping`), for replies that do not name one.
     pub fn model(&self) -> &str {
         &self.model
