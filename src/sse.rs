@@ -457,6 +457,7 @@ impl SseParser {
     }
 
     /// Hands the event over, its data where it is held.
+    #[inline(always)]
     fn dispatch<E>(
         &mut self,
         held: Held<'_>,
