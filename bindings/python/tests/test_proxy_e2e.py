@@ -59,6 +59,15 @@ class ProxyProcess:
             return []
         return [json.loads(line) for line in self.usage_log.read_text().splitlines() if line]
 
+    def wait_usage_record(self, count: int, timeout_s: float = 5.0) -> dict[str, Any]:
+        """The `count`-th record, waiting for it: streamed and passthrough replies are logged after
+        the last byte is written, so the client can finish reading before the line is there."""
+        deadline = time.monotonic() + timeout_s
+        while len(records := self.usage_records()) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(records) >= count, f"no usage record {count} after {timeout_s} s: {records}"
+        return records[count - 1]
+
     def stop(self) -> int:
         process = self.process
         if process.poll() is None:
@@ -162,6 +171,7 @@ def test_buffered_chat_through_the_proxy(openai_proxy: ProxyProcess, mock: MockH
 
 
 def test_streamed_chat_through_the_proxy(openai_proxy: ProxyProcess) -> None:
+    logged = len(openai_proxy.usage_records())
     client = openai_proxy.client()
     stream = client.chat.completions.create(
         model="gpt-4o",
@@ -174,7 +184,7 @@ def test_streamed_chat_through_the_proxy(openai_proxy: ProxyProcess) -> None:
     assert text == "mock reply to: tell me a story"
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 4 + 7
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
-    usage = openai_proxy.usage_records()[-1]
+    usage = openai_proxy.wait_usage_record(logged + 1)
     assert usage["mode"] == "STREAM" and usage["usage"]["total_tokens"] == 11
 
 
@@ -311,7 +321,7 @@ def test_passthrough_then_clean_stop_on_sigterm(mock: MockHandle, tmp_path: Path
     assert b"mock_provider: no route for GET /v1/models" in info.value.read()
     record = last_upstream_request(mock, "/v1/models")
     assert_upstream_auth(record, "authorization", f"Bearer {UPSTREAM_TOKEN}")
-    assert proxy.usage_records()[-1]["mode"] == "PASSTHROUGH"
+    assert proxy.wait_usage_record(1)["mode"] == "PASSTHROUGH"
     started = time.monotonic()
     assert proxy.stop() == 0
     assert time.monotonic() - started < STOP_TIMEOUT_S
