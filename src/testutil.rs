@@ -352,3 +352,32 @@ pub fn assert_chunking_invariant(
     let (_, out, _) = respond_split(&mut make(), 200, content_type, body, &all);
     assert_eq!(canon(&out), want, "byte by byte");
 }
+
+/// One to three random byte edits of `b` for the property tests: a byte removed, inserted or
+/// replaced (from `alphabet`), or, for a kind in `3..kinds`, whatever `other` does at that
+/// offset. The draws from `rng` are always in this order, so seeded tests stay reproducible.
+pub fn random_edits_with(
+    rng: &mut rand::rngs::StdRng,
+    b: &mut Vec<u8>,
+    alphabet: &[u8],
+    kinds: u32,
+    mut other: impl FnMut(&mut rand::rngs::StdRng, &mut Vec<u8>),
+) {
+    use rand::Rng;
+    for _ in 0..rng.gen_range(1..4) {
+        let at = rng.gen_range(0..b.len());
+        match rng.gen_range(0..kinds) {
+            0 => {
+                b.remove(at);
+            }
+            1 => b.insert(at, alphabet[rng.gen_range(0..alphabet.len())]),
+            2 => b[at] = alphabet[rng.gen_range(0..alphabet.len())],
+            _ => other(rng, b),
+        }
+    }
+}
+
+/// [`random_edits_with`] with only the three byte edits.
+pub fn random_edits(rng: &mut rand::rngs::StdRng, b: &mut Vec<u8>, alphabet: &[u8]) {
+    random_edits_with(rng, b, alphabet, 3, |_, _| {});
+}

@@ -146,27 +146,17 @@ const VALUES: &[&str] = &[
 fn mutate(rng: &mut StdRng, seed: &str) -> Vec<u8> {
     let alphabet: &[u8] = b"{}[]\":,\\ \t\nnulltrue0123456789-+.eEabcdefu/\x01\xc3\xa9";
     let mut b = seed.as_bytes().to_vec();
-    for _ in 0..rng.gen_range(1..4) {
-        let at = rng.gen_range(0..b.len());
-        match rng.gen_range(0..5) {
-            0 => {
-                b.remove(at);
-            }
-            1 => b.insert(at, alphabet[rng.gen_range(0..alphabet.len())]),
-            2 => b[at] = alphabet[rng.gen_range(0..alphabet.len())],
-            _ => {
-                let opens: Vec<usize> = (0..b.len()).filter(|&i| b[i] == b'{').collect();
-                if let Some(&o) = opens.get(rng.gen_range(0..opens.len().max(1))) {
-                    let member = format!(
-                        "\"{}\":{},",
-                        KEYS[rng.gen_range(0..KEYS.len())],
-                        VALUES[rng.gen_range(0..VALUES.len())]
-                    );
-                    b.splice(o + 1..o + 1, member.bytes());
-                }
-            }
+    crate::testutil::random_edits_with(rng, &mut b, alphabet, 5, |rng, b| {
+        let opens: Vec<usize> = (0..b.len()).filter(|&i| b[i] == b'{').collect();
+        if let Some(&o) = opens.get(rng.gen_range(0..opens.len().max(1))) {
+            let member = format!(
+                "\"{}\":{},",
+                KEYS[rng.gen_range(0..KEYS.len())],
+                VALUES[rng.gen_range(0..VALUES.len())]
+            );
+            b.splice(o + 1..o + 1, member.bytes());
         }
-    }
+    });
     b
 }
 

@@ -799,16 +799,7 @@ mod tests {
         for seed in &seeds {
             for _ in 0..20_000 {
                 let mut b = seed.as_bytes().to_vec();
-                for _ in 0..rng.gen_range(1..4) {
-                    let at = rng.gen_range(0..b.len());
-                    match rng.gen_range(0..3) {
-                        0 => {
-                            b.remove(at);
-                        }
-                        1 => b.insert(at, alphabet[rng.gen_range(0..alphabet.len())]),
-                        _ => b[at] = alphabet[rng.gen_range(0..alphabet.len())],
-                    }
-                }
+                crate::testutil::random_edits(&mut rng, &mut b, alphabet);
                 total += 1;
                 // The stream's scanner (layout of the last accepted edit) answers the same.
                 assert_eq!(

@@ -1192,16 +1192,7 @@ fn typed_events_agree_on_random_edits() {
             for _ in 0..rng.gen_range(1..3) {
                 let e = rng.gen_range(0..events.len());
                 let b = &mut events[e].1;
-                for _ in 0..rng.gen_range(1..4) {
-                    let at = rng.gen_range(0..b.len());
-                    match rng.gen_range(0..3) {
-                        0 => {
-                            b.remove(at);
-                        }
-                        1 => b.insert(at, alphabet[rng.gen_range(0..alphabet.len())]),
-                        _ => b[at] = alphabet[rng.gen_range(0..alphabet.len())],
-                    }
-                }
+                crate::testutil::random_edits(&mut rng, b, alphabet);
                 total += 1;
                 typed_read += usize::from(typed::event(b).is_some());
             }
@@ -1234,7 +1225,7 @@ fn run_body(typed: bool, body: &[u8]) -> String {
 
 #[test]
 fn typed_message_bodies_agree_with_the_value_path() {
-    use rand::{rngs::StdRng, Rng, SeedableRng};
+    use rand::{rngs::StdRng, SeedableRng};
     let thinking = r#"{"id":"msg_b","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"thinking","thinking":"2+2","signature":"EqQB"},{"type":"redacted_thinking","data":"EmwK"},{"type":"text","text":"4 \u00e9\n","citations":[{"type":"char_location","cited_text":"x","document_index":0,"start_char_index":0,"end_char_index":1}]}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":5,"cache_creation_input_tokens":1,"cache_read_input_tokens":2,"cache_creation":{"ephemeral_5m_input_tokens":1,"ephemeral_1h_input_tokens":0},"output_tokens":9,"server_tool_use":{"web_search_requests":0},"service_tier":"standard"},"container":null}"#;
     let seeds = [TEXT_BODY, TOOL_BODY, thinking, OVERLOADED_BODY];
     let fixed = [
@@ -1268,16 +1259,7 @@ fn typed_message_bodies_agree_with_the_value_path() {
     for seed in seeds {
         for _ in 0..3000 {
             let mut b = seed.as_bytes().to_vec();
-            for _ in 0..rng.gen_range(1..4) {
-                let at = rng.gen_range(0..b.len());
-                match rng.gen_range(0..3) {
-                    0 => {
-                        b.remove(at);
-                    }
-                    1 => b.insert(at, alphabet[rng.gen_range(0..alphabet.len())]),
-                    _ => b[at] = alphabet[rng.gen_range(0..alphabet.len())],
-                }
-            }
+            crate::testutil::random_edits(&mut rng, &mut b, alphabet);
             total += 1;
             typed_read += usize::from(typed::message(&b).is_some());
             assert_eq!(

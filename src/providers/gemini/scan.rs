@@ -464,7 +464,7 @@ mod tests {
     use super::*;
     use crate::openai::writer::OpenAiWriter;
     use crate::providers::{Api, ResponseTranslator};
-    use rand::{rngs::StdRng, Rng, SeedableRng};
+    use rand::{rngs::StdRng, SeedableRng};
 
     /// Output with the random and clock-dependent bits (completion and call ids, `created`)
     /// replaced, so two runs over the same input compare equal.
@@ -649,16 +649,7 @@ mod tests {
         for seed in SEEDS {
             for _ in 0..3_000 {
                 let mut b = seed.as_bytes().to_vec();
-                for _ in 0..rng.gen_range(1..4) {
-                    let at = rng.gen_range(0..b.len());
-                    match rng.gen_range(0..3) {
-                        0 => {
-                            b.remove(at);
-                        }
-                        1 => b.insert(at, alphabet[rng.gen_range(0..alphabet.len())]),
-                        _ => b[at] = alphabet[rng.gen_range(0..alphabet.len())],
-                    }
-                }
+                crate::testutil::random_edits(&mut rng, &mut b, alphabet);
                 total += 1;
                 if check(&b) {
                     scanned += 1;

@@ -233,7 +233,7 @@ fn msg_of(m: &Value) -> Msg<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{rngs::StdRng, Rng, SeedableRng};
+    use rand::{rngs::StdRng, SeedableRng};
 
     /// What a writer shows after `events`: its output (generated tool-call ids masked), usage,
     /// and whether each event was accepted. `reference` forces the `Value` path.
@@ -373,16 +373,7 @@ mod tests {
         for seed in [TEXT, THINK, TOOL1, TOOL2, PARTS, OLD] {
             for _ in 0..4_000 {
                 let mut b = seed.as_bytes().to_vec();
-                for _ in 0..rng.gen_range(1..4) {
-                    let at = rng.gen_range(0..b.len());
-                    match rng.gen_range(0..3) {
-                        0 => {
-                            b.remove(at);
-                        }
-                        1 => b.insert(at, alphabet[rng.gen_range(0..alphabet.len())]),
-                        _ => b[at] = alphabet[rng.gen_range(0..alphabet.len())],
-                    }
-                }
+                crate::testutil::random_edits(&mut rng, &mut b, alphabet);
                 total += 1;
                 if fast::parse(&b).is_some() {
                     fast_taken += 1;
