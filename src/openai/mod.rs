@@ -6,6 +6,7 @@
 pub mod body_scan;
 pub mod chunk_scan;
 pub mod compat;
+pub(crate) mod json_scan;
 pub mod request;
 pub mod upstream_error;
 pub mod writer;

@@ -7,6 +7,7 @@
 //! serde typed reading), an `error` key. Strings with escapes are decoded by serde_json.
 
 use super::typed::{Candidate, Event, Part, UsageCounts};
+use crate::openai::json_scan::{self, Token};
 use std::borrow::Cow;
 
 /// Nesting deeper than this is left to serde_json (its own limit is 128).
@@ -30,14 +31,6 @@ struct Scanner<'a> {
     depth: usize,
 }
 
-/// A string token: its raw bytes between the quotes and whether it had escapes.
-#[derive(Clone, Copy)]
-struct Token {
-    start: usize,
-    end: usize,
-    escaped: bool,
-}
-
 /// Marks `bit` in `seen`; `None` for a key given twice (the last one wins in serde_json).
 #[inline]
 fn once(seen: &mut u8, bit: u8) -> Option<()> {
@@ -57,94 +50,22 @@ impl<'a> Scanner<'a> {
     /// JSON whitespace.
     #[inline]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\r' | b'\n') = self.peek() {
-            self.i += 1;
-        }
+        json_scan::ws::<true>(self.b, &mut self.i)
     }
 
     #[inline]
     fn eat(&mut self, c: u8) -> Option<()> {
-        self.ws();
-        (self.peek()? == c).then(|| self.i += 1)
+        json_scan::eat::<true>(self.b, &mut self.i, c)
     }
 
     /// `,` (true) or the closing `close` (false).
     #[inline]
     fn next_or_close(&mut self, close: u8) -> Option<bool> {
-        self.ws();
-        let c = self.peek()?;
-        self.i += 1;
-        match c {
-            b',' => Some(true),
-            c if c == close => Some(false),
-            _ => None,
-        }
+        json_scan::next_or_close::<true>(self.b, &mut self.i, close)
     }
 
     fn string(&mut self) -> Option<Token> {
-        self.ws();
-        if self.peek()? != b'"' {
-            return None;
-        }
-        self.i += 1;
-        let start = self.i;
-        let mut escaped = false;
-        let mut non_ascii = false;
-        loop {
-            // Plain bytes eight at a time; the lowest flagged byte of a word is exact.
-            if let Some(chunk) = self.b.get(self.i..self.i + 8) {
-                let m = special8(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-                if m == 0 {
-                    self.i += 8;
-                    continue;
-                }
-                self.i += (m.trailing_zeros() / 8) as usize;
-            }
-            match self.peek()? {
-                b'"' => {
-                    let end = self.i;
-                    self.i += 1;
-                    // serde_json validates every string's UTF-8 (text outside strings is ASCII).
-                    if non_ascii {
-                        std::str::from_utf8(&self.b[start..end]).ok()?;
-                    }
-                    return Some(Token {
-                        start,
-                        end,
-                        escaped,
-                    });
-                }
-                b'\\' => {
-                    escaped = true;
-                    self.escape()?;
-                }
-                0..=0x1f => return None, // serde_json refuses control characters in strings
-                0x80.. => {
-                    non_ascii = true;
-                    self.i += 1;
-                }
-                _ => self.i += 1,
-            }
-        }
-    }
-
-    /// One escape after its backslash; `\u` escapes of surrogates are left to serde_json.
-    fn escape(&mut self) -> Option<()> {
-        let c = *self.b.get(self.i + 1)?;
-        self.i += 2;
-        match c {
-            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(()),
-            b'u' => {
-                let hex = self.b.get(self.i..self.i + 4)?;
-                let mut v = 0u32;
-                for &h in hex {
-                    v = v * 16 + (h as char).to_digit(16)?;
-                }
-                self.i += 4;
-                (!(0xD800..=0xDFFF).contains(&v)).then_some(())
-            }
-            _ => None,
-        }
+        json_scan::string::<true>(self.b, &mut self.i)
     }
 
     /// A string value: borrowed when it has no escapes, else decoded by serde_json.
@@ -161,61 +82,10 @@ impl<'a> Scanner<'a> {
             .map(Cow::Borrowed)
     }
 
-    /// A number token: `Some(Some(n))` for a non-negative integer that fits `u64` (what
-    /// `Value::as_u64` accepts), `Some(None)` for another valid number well inside `f64`'s range.
+    /// A number token: `Some(Some(n))` for a non-negative integer that fits `u64`, `Some(None)`
+    /// for another valid number well inside `f64`'s range.
     fn number(&mut self) -> Option<Option<u64>> {
-        self.ws();
-        let neg = self.peek() == Some(b'-');
-        if neg {
-            self.i += 1;
-        }
-        let int_start = self.i;
-        let mut value = Some(0u64);
-        match self.peek()? {
-            b'0' => self.i += 1,
-            b'1'..=b'9' => {
-                while let Some(d @ b'0'..=b'9') = self.peek() {
-                    value = value
-                        .and_then(|v| v.checked_mul(10))
-                        .and_then(|v| v.checked_add(u64::from(d - b'0')));
-                    self.i += 1;
-                }
-            }
-            _ => return None,
-        }
-        let int_len = self.i - int_start;
-        let mut integral = !neg;
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            integral = false;
-            let from = self.i;
-            while let Some(b'0'..=b'9') = self.peek() {
-                self.i += 1;
-            }
-            if self.i == from {
-                return None;
-            }
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.i += 1;
-            integral = false;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.i += 1;
-            }
-            let from = self.i;
-            while let Some(b'0'..=b'9') = self.peek() {
-                self.i += 1;
-            }
-            // Large exponents (overflow is an error in serde_json) go to serde_json.
-            if self.i == from || self.i - from > 2 {
-                return None;
-            }
-        }
-        if int_len > 100 {
-            return None;
-        }
-        // An integer beyond u64 becomes an f64 in serde_json: valid, but not `as_u64`.
-        Some(value.filter(|_| integral))
+        json_scan::number::<true>(self.b, &mut self.i)
     }
 
     /// A count: a non-negative integer that fits `u64`, or `None` (serde_json decides).
@@ -224,13 +94,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
-        self.ws();
-        if self.b.get(self.i..self.i + word.len())? == word {
-            self.i += word.len();
-            Some(())
-        } else {
-            None
-        }
+        json_scan::literal::<true>(self.b, &mut self.i, word)
     }
 
     /// Any JSON value, validated and skipped.
@@ -289,13 +153,7 @@ impl<'a> Scanner<'a> {
 
     /// An empty object or array right after its opening bracket.
     fn empty(&mut self, close: u8) -> bool {
-        self.ws();
-        if self.peek() == Some(close) {
-            self.i += 1;
-            true
-        } else {
-            false
-        }
+        json_scan::empty::<true>(self.b, &mut self.i, close)
     }
 
     /// A key: its raw bytes, or `None` when escaped (serde_json compares unescaped keys).
@@ -441,19 +299,6 @@ impl<'a> Scanner<'a> {
         })?;
         Some(u)
     }
-}
-
-/// The high bit of each of eight bytes (little-endian) that is `"`, `\`, a control character or
-/// non-ASCII; bits above the lowest may be spurious (borrows), the lowest is exact.
-#[inline]
-fn special8(w: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let quote = has_zero(w ^ (ONES * b'"' as u64));
-    let backslash = has_zero(w ^ (ONES * b'\\' as u64));
-    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    quote | backslash | control | (w & HIGH)
 }
 
 #[cfg(test)]
