@@ -15,6 +15,7 @@ pub mod openai;
 pub mod provider_type;
 pub mod providers;
 pub mod sse;
+pub(crate) mod typed_json;
 pub mod usage;
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! other types, malformed JSON, invalid UTF-8) answers `None` and the caller takes the `Value`
 //! path, which also words the errors.
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::fmt;
@@ -52,55 +52,7 @@ pub(super) fn text<'s>(t: &'s Option<Text<'_>>) -> &'s str {
     t.as_ref().map_or("", Text::as_str)
 }
 
-/// Any JSON value, read the way `serde_json::Value` reads it (so the same inputs are errors:
-/// numbers out of range, lone surrogate escapes, too deep nesting) but not kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Checked;
-
-impl<'de> Deserialize<'de> for Checked {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Checked;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Checked, D::Error> {
-                Checked::deserialize(d)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
-                while seq.next_element::<Checked>()?.is_some() {}
-                Ok(Checked)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-                while map.next_entry::<Checked, Checked>()?.is_some() {}
-                Ok(Checked)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
+pub(super) use crate::typed_json::Checked;
 
 /// One stream event of the shapes `content_block_delta`, `content_block_stop` and `ping` have
 /// (Anthropic's "Streaming Messages": `{"type", "index", "delta": {"type", ...}}`).

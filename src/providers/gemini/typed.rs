@@ -126,50 +126,7 @@ impl<'de> Deserialize<'de> for Str<'de> {
     }
 }
 
-/// Any JSON value, parsed as `Value` parsing would parse it (so refused where it would be) and
-/// dropped. `IgnoredAny` would skip without those checks.
-struct Checked;
-
-impl<'de> Deserialize<'de> for Checked {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Checked;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_unit<E>(self) -> Result<Checked, E> {
-                Ok(Checked)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
-                while seq.next_element::<Checked>()?.is_some() {}
-                Ok(Checked)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-                while map.next_key::<Checked>()?.is_some() {
-                    map.next_value::<Checked>()?;
-                }
-                Ok(Checked)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
+use crate::typed_json::Checked;
 
 /// Marks `bit` in `seen`; a key given twice is refused (the reference keeps the last one).
 fn once<E: de::Error>(seen: &mut u8, bit: u8) -> Result<(), E> {
