@@ -104,29 +104,7 @@ pub(super) fn read_serde(bytes: &[u8]) -> Option<Event<'_>> {
     serde_json::from_slice(bytes).ok()
 }
 
-/// A string, borrowed from the input when it has no escapes.
-struct Str<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Str<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Str<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Borrowed(s)))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Owned(s.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-use crate::typed_json::Checked;
+use crate::typed_json::{Checked, Str};
 
 /// Marks `bit` in `seen`; a key given twice is refused (the reference keeps the last one).
 fn once<E: de::Error>(seen: &mut u8, bit: u8) -> Result<(), E> {

@@ -371,28 +371,6 @@ impl<'de> Deserialize<'de> for Detail {
     }
 }
 
-/// A JSON string, borrowed from the input unless it has escapes.
-struct Str<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Str<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Str<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Str<'de>, E> {
-                Ok(Str(Cow::Borrowed(s)))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Str<'de>, E> {
-                Ok(Str(Cow::Owned(s.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 /// Message content: a string, `null`, or a list of parts whose texts are concatenated (as
 /// `response::content_text`). Other shapes are errors (the `Value` path's).
 struct Content<'a>(Option<Cow<'a, str>>);
@@ -427,3 +405,4 @@ impl<'de> Deserialize<'de> for Content<'de> {
 }
 
 pub(super) use crate::typed_json::Checked;
+use crate::typed_json::Str;
