@@ -315,24 +315,10 @@ impl StatusPattern {
     }
 
     pub fn matches(&self, status: u16) -> bool {
-        let mut buf = [0u8; 5];
-        let s = fmt_status(status, &mut buf);
+        let mut buf = [0u8; 20];
+        let s = crate::json_write::digits(u64::from(status), &mut buf);
         self.alts.iter().any(|seq| match_seq(seq, s))
     }
-}
-
-fn fmt_status(status: u16, buf: &mut [u8; 5]) -> &[u8] {
-    let mut n = status;
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
 }
 
 fn match_seq(seq: &[(Atom, Rep)], s: &[u8]) -> bool {

@@ -14,16 +14,7 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
             serde_json::to_writer(&mut *out, n).expect("serialising to a Vec cannot fail")
         }
         Value::String(s) => write_str(out, s),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
-        }
+        Value::Array(items) => write_array(out, items, write_value),
         Value::Object(map) => {
             out.push(b'{');
             for (i, (k, item)) in map.iter().enumerate() {
@@ -37,6 +28,56 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
             out.push(b'}');
         }
     }
+}
+
+/// A JSON array: `[`, each item written by `item`, with commas between, `]`.
+#[inline]
+pub fn write_array<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut item: impl FnMut(&mut Vec<u8>, T),
+) {
+    out.push(b'[');
+    for (i, x) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item(out, x);
+    }
+    out.push(b']');
+}
+
+/// `n` in decimal, as JSON writes an unsigned integer.
+#[inline]
+pub fn write_u64(out: &mut Vec<u8>, n: u64) {
+    let mut buf = [0u8; 20];
+    out.extend_from_slice(digits(n, &mut buf));
+}
+
+/// The decimal digits of `n`, written at the end of `buf` (two at a time, as itoa does).
+pub fn digits(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    const PAIRS: &[u8; 200] = b"\
+        0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut i = buf.len();
+    while n >= 100 {
+        let d = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
+    }
+    if n >= 10 {
+        let d = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + n as u8;
+    }
+    &buf[i..]
 }
 
 /// `v` as compact JSON in a new buffer.
@@ -62,7 +103,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
             i += (m.trailing_zeros() / 8) as usize;
         }
         let c = b[i];
-        if c < 0x20 || c == b'"' || c == b'\\' {
+        if needs_escape(c) {
             out.extend_from_slice(&b[start..i]);
             write_escape(out, c);
             start = i + 1;
@@ -71,6 +112,12 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&b[start..]);
     out.push(b'"');
+}
+
+/// Whether JSON text must escape byte `c` in a string: `"`, `\\` and control characters.
+#[inline]
+pub fn needs_escape(c: u8) -> bool {
+    c < 0x20 || c == b'"' || c == b'\\'
 }
 
 /// serde_json's escape of one byte that needs one (`"`, `\\`, a control character).
@@ -126,15 +173,7 @@ fn scan_plain(b: &[u8], mut i: usize) -> (usize, bool) {
         high |= h;
         i += 16;
     }
-    let mut non_ascii = high != 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'"' || c == b'\\' || c < 0x20 {
-            break;
-        }
-        non_ascii |= c >= 0x80;
-        i += 1;
-    }
-    (i, non_ascii)
+    scan_plain_tail(b, i, high != 0)
 }
 
 /// From `i`, the index of the first byte that is `"`, `\\` or a control character (or the end),
@@ -153,9 +192,14 @@ fn scan_plain(b: &[u8], mut i: usize) -> (usize, bool) {
         high |= w;
         i += 8;
     }
-    let mut non_ascii = high & 0x8080_8080_8080_8080 != 0;
+    scan_plain_tail(b, i, high & 0x8080_8080_8080_8080 != 0)
+}
+
+/// [`scan_plain`]'s byte-at-a-time end, from `i` with what was found before it.
+#[inline]
+fn scan_plain_tail(b: &[u8], mut i: usize, mut non_ascii: bool) -> (usize, bool) {
     while let Some(&c) = b.get(i) {
-        if c == b'"' || c == b'\\' || c < 0x20 {
+        if needs_escape(c) {
             break;
         }
         non_ascii |= c >= 0x80;
@@ -374,6 +418,17 @@ impl<'a, 'o> Copier<'a, 'o> {
         self.out.push(b':');
     }
 
+    /// Appends, in order, the members of `defaults` (`(bit, key, JSON value)`) whose bit is not
+    /// in `seen`: the defaults of the members the object was read without.
+    pub fn append_missing(&mut self, obj: &mut Obj, seen: u8, defaults: &[(u8, &str, &[u8])]) {
+        for &(bit, key, value) in defaults {
+            if seen & bit == 0 {
+                self.append_key(obj, key);
+                self.out.extend_from_slice(value);
+            }
+        }
+    }
+
     /// Closes the object [`Copier::key`] reached the end of.
     pub fn end_object(&mut self, obj: Obj) {
         debug_assert_eq!(self.b.get(self.i), Some(&b'}'));
@@ -547,7 +602,7 @@ impl<'a, 'o> Copier<'a, 'o> {
             }
             _ => return None,
         };
-        if byte < 0x20 || byte == b'"' || byte == b'\\' {
+        if needs_escape(byte) {
             write_escape(self.out, byte);
         } else {
             self.out.push(byte);
@@ -731,6 +786,24 @@ mod tests {
         assert!(copy_all(deep.as_bytes()).is_none());
         // Duplicate keys in sibling objects are not duplicates.
         assert!(agree(br#"[{"a":1},{"a":2},{"b":{"a":3}}]"#));
+    }
+
+    /// `write_u64` and `digits` write what `to_string` writes, at every digit count and edge.
+    #[test]
+    fn decimal_digits_are_to_string() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut cases = vec![0, 9, 10, 99, 100, 101, 999, u64::from(u16::MAX), u64::MAX];
+        for k in 0..20 {
+            let p = 10u64.pow(k);
+            cases.extend([p - 1, p, p + 1, rng.gen_range(p..p.saturating_mul(10))]);
+        }
+        for n in cases {
+            let mut out = b"x".to_vec();
+            write_u64(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+            let mut buf = [0u8; 20];
+            assert_eq!(digits(n, &mut buf), n.to_string().as_bytes());
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use super::FINISH_REASONS;
 use crate::custom_settings::{self, CustomSetting, SettingsProtocol};
-use crate::json_write::{write_str, write_value, Copier};
+use crate::json_write::{write_str, write_u64, write_value, Copier};
 use crate::model_mapping::ModelMapping;
 use crate::providers::Api;
 use crate::usage::Usage;
@@ -321,13 +321,14 @@ fn completion(
     if seen & (T_ID | T_CHOICES) != T_ID | T_CHOICES {
         return None;
     }
-    if seen & T_OBJECT == 0 {
-        c.append_key(&mut obj, "object");
-        c.out().extend_from_slice(b"\"chat.completion\"");
-    }
+    c.append_missing(
+        &mut obj,
+        seen,
+        &[(T_OBJECT, "object", b"\"chat.completion\"")],
+    );
     if seen & T_CREATED == 0 {
         c.append_key(&mut obj, "created");
-        write_value(c.out(), &super::now_secs().into());
+        write_u64(c.out(), super::now_secs());
     }
     if seen & T_MODEL == 0 {
         c.append_key(&mut obj, "model");
@@ -377,16 +378,16 @@ fn choice(c: &mut Copier<'_, '_>, i: usize, rewrite_reasoning: bool) -> Option<(
     }
     if seen & C_INDEX == 0 {
         c.append_key(&mut obj, "index");
-        write_value(c.out(), &i.into());
+        write_u64(c.out(), i as u64);
     }
-    if seen & C_FINISH == 0 {
-        c.append_key(&mut obj, "finish_reason");
-        c.out().extend_from_slice(b"\"stop\"");
-    }
-    if seen & C_LOGPROBS == 0 {
-        c.append_key(&mut obj, "logprobs");
-        c.out().extend_from_slice(b"null");
-    }
+    c.append_missing(
+        &mut obj,
+        seen,
+        &[
+            (C_FINISH, "finish_reason", b"\"stop\""),
+            (C_LOGPROBS, "logprobs", b"null"),
+        ],
+    );
     c.end_object(obj);
     Some(())
 }
@@ -420,18 +421,15 @@ fn message(c: &mut Copier<'_, '_>, rewrite_reasoning: bool) -> Option<()> {
             _ => c.value()?,
         }
     }
-    if seen & M_ROLE == 0 {
-        c.append_key(&mut obj, "role");
-        c.out().extend_from_slice(b"\"assistant\"");
-    }
-    if seen & M_CONTENT == 0 {
-        c.append_key(&mut obj, "content");
-        c.out().extend_from_slice(b"null");
-    }
-    if seen & M_REFUSAL == 0 {
-        c.append_key(&mut obj, "refusal");
-        c.out().extend_from_slice(b"null");
-    }
+    c.append_missing(
+        &mut obj,
+        seen,
+        &[
+            (M_ROLE, "role", b"\"assistant\""),
+            (M_CONTENT, "content", b"null"),
+            (M_REFUSAL, "refusal", b"null"),
+        ],
+    );
     c.end_object(obj);
     Some(())
 }
@@ -494,37 +492,22 @@ fn detail(c: &mut Copier<'_, '_>, inner: &[u8]) -> Option<Option<u64>> {
 /// `Usage::to_json` as `json_write` writes it.
 fn write_usage(out: &mut Vec<u8>, u: &Usage) {
     out.extend_from_slice(b"{\"prompt_tokens\":");
-    push_u64(out, u.prompt_tokens);
+    write_u64(out, u.prompt_tokens);
     out.extend_from_slice(b",\"completion_tokens\":");
-    push_u64(out, u.completion_tokens);
+    write_u64(out, u.completion_tokens);
     out.extend_from_slice(b",\"total_tokens\":");
-    push_u64(out, u.total_tokens);
+    write_u64(out, u.total_tokens);
     if let Some(n) = u.cached_tokens {
         out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
-        push_u64(out, n);
+        write_u64(out, n);
         out.push(b'}');
     }
     if let Some(n) = u.reasoning_tokens {
         out.extend_from_slice(b",\"completion_tokens_details\":{\"reasoning_tokens\":");
-        push_u64(out, n);
+        write_u64(out, n);
         out.push(b'}');
     }
     out.push(b'}');
-}
-
-/// Decimal digits of `n`.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use super::{new_completion_id, now_secs, FINISH_REASONS};
 use crate::error::ProxyError;
-use crate::json_write::write_str;
+use crate::json_write::{needs_escape, write_array, write_str, write_u64};
 use crate::sse;
 use crate::usage::Usage;
 use serde::Serialize;
@@ -124,15 +124,11 @@ struct Chunk<'a, C: Serialize> {
     usage: Option<Value>,
 }
 
-fn push_json_u64(out: &mut Vec<u8>, n: u64) {
-    serde_json::to_writer(&mut *out, &n).expect("serialising to a Vec cannot fail");
-}
-
 /// A JSON string as `write_str` writes it, for the short texts of stream deltas: checked and
 /// copied whole when nothing needs escaping (`write_str`'s word-at-a-time scan pays off on
 /// longer strings).
 fn write_text(out: &mut Vec<u8>, s: &str) {
-    if s.len() <= 32 && s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if s.len() <= 32 && !s.bytes().any(needs_escape) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
@@ -146,11 +142,11 @@ fn write_chunk_head(out: &mut Vec<u8>, meta: &StreamMeta, index: u32) {
     out.extend_from_slice(b"data: {\"id\":");
     write_str(out, &meta.id);
     out.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
-    push_json_u64(out, meta.created);
+    write_u64(out, meta.created);
     out.extend_from_slice(b",\"model\":");
     write_str(out, &meta.model);
     out.extend_from_slice(b",\"choices\":[{\"index\":");
-    push_json_u64(out, u64::from(index));
+    write_u64(out, u64::from(index));
     out.extend_from_slice(b",\"delta\":{");
 }
 
@@ -177,14 +173,8 @@ fn write_chunk_tail(out: &mut Vec<u8>, delta: &Delta<'_>, finish_reason: Option<
         if sep {
             out.push(b',');
         }
-        out.extend_from_slice(b"\"tool_calls\":[");
-        for (i, call) in calls.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_tool_call(out, call);
-        }
-        out.push(b']');
+        out.extend_from_slice(b"\"tool_calls\":");
+        write_array(out, calls, write_tool_call);
     }
     out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":");
     match finish_reason {
@@ -197,7 +187,7 @@ fn write_chunk_tail(out: &mut Vec<u8>, delta: &Delta<'_>, finish_reason: Option<
 /// One `ToolCallDelta` as serde_json writes it.
 fn write_tool_call(out: &mut Vec<u8>, call: &ToolCallDelta<'_>) {
     out.extend_from_slice(b"{\"index\":");
-    push_json_u64(out, u64::from(call.index));
+    write_u64(out, u64::from(call.index));
     if let Some(id) = call.id {
         out.extend_from_slice(b",\"id\":");
         write_str(out, id);
@@ -672,7 +662,7 @@ impl OpenAiWriter {
             None => write_str(out, &new_completion_id()),
         }
         out.extend_from_slice(b",\"object\":\"chat.completion\",\"created\":");
-        push_json_u64(out, reply.created.unwrap_or_else(now_secs));
+        write_u64(out, reply.created.unwrap_or_else(now_secs));
         out.extend_from_slice(b",\"model\":");
         match reply.model.as_deref().filter(|s| !s.is_empty()) {
             Some(m) => write_str(out, m),
@@ -849,7 +839,7 @@ impl Choice {
     fn write(mut self, out: &mut Vec<u8>, mode: ReasoningMode) {
         self.apply_mode(mode);
         out.extend_from_slice(b"{\"index\":");
-        push_json_u64(out, u64::from(self.index));
+        write_u64(out, u64::from(self.index));
         out.extend_from_slice(b",\"message\":{\"role\":\"assistant\",\"content\":");
         // A reply made only of tool calls has null content, as OpenAI's has.
         match (&self.content, self.tool_calls.is_empty()) {
