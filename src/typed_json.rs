@@ -55,9 +55,16 @@ impl<'de> Deserialize<'de> for Checked {
 }
 
 /// A JSON string, borrowed from the input unless it has escapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Str<'a>(pub(crate) Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for Str<'de> {
+impl Str<'_> {
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
@@ -71,7 +78,17 @@ impl<'de> Deserialize<'de> for Str<'de> {
             fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
                 Ok(Str(Cow::Owned(s.to_owned())))
             }
+            fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(s)))
+            }
         }
         d.deserialize_str(V)
     }
+}
+
+/// `bytes` read as `T`, `None` on any error: one UTF-8 check of the whole text up front
+/// (`from_slice` would check each string it decodes; outside strings non-ASCII is a syntax
+/// error either way).
+pub(crate) fn read<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
+    serde_json::from_str(std::str::from_utf8(bytes).ok()?).ok()
 }

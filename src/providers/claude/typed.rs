@@ -10,49 +10,17 @@
 //! other types, malformed JSON, invalid UTF-8) answers `None` and the caller takes the `Value`
 //! path, which also words the errors.
 
-use serde::de::{self, Deserializer, Visitor};
+use crate::typed_json::read;
 use serde::Deserialize;
-use std::borrow::Cow;
-use std::fmt;
 
-/// A JSON string, borrowed from the input when it has no escapes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Text<'a>(pub Cow<'a, str>);
-
-impl Text<'_> {
-    pub(super) fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(s)))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(s.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(s)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
+/// `Text`: a JSON string, borrowed from the input when it has no escapes; `Checked`: a value read
+/// only to be validated.
+pub(super) use crate::typed_json::{Checked, Str as Text};
 
 /// A string field's text, `""` when absent or null (as `as_str().unwrap_or("")` reads a `Value`).
 pub(super) fn text<'s>(t: &'s Option<Text<'_>>) -> &'s str {
     t.as_ref().map_or("", Text::as_str)
 }
-
-pub(super) use crate::typed_json::Checked;
 
 /// One stream event of the shapes `content_block_delta`, `content_block_stop` and `ping` have
 /// (Anthropic's "Streaming Messages": `{"type", "index", "delta": {"type", ...}}`).
@@ -87,8 +55,7 @@ pub(super) struct BlockDelta<'a> {
 
 /// The typed view of one event's data, when it has one (see the module doc).
 pub(super) fn event(data: &[u8]) -> Option<Event<'_>> {
-    let s = std::str::from_utf8(data).ok()?;
-    serde_json::from_str(s).ok()
+    read(data)
 }
 
 /// `usage` of a Message or a `message_delta` (Anthropic's Usage object).
@@ -151,8 +118,7 @@ pub(super) struct Block<'a> {
 
 /// The typed view of a buffered reply, when it has one (see the module doc).
 pub(super) fn message(body: &[u8]) -> Option<Message<'_>> {
-    let s = std::str::from_utf8(body).ok()?;
-    serde_json::from_str(s).ok()
+    read(body)
 }
 
 /// The delta kinds [`canonical_delta`] reads.
