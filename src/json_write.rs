@@ -420,6 +420,7 @@ impl<'a, 'o> Copier<'a, 'o> {
 
     /// Appends, in order, the members of `defaults` (`(bit, key, JSON value)`) whose bit is not
     /// in `seen`: the defaults of the members the object was read without.
+    #[inline]
     pub fn append_missing(&mut self, obj: &mut Obj, seen: u8, defaults: &[(u8, &str, &[u8])]) {
         for &(bit, key, value) in defaults {
             if seen & bit == 0 {
