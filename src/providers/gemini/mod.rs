@@ -33,11 +33,12 @@
 //! - Errors: Google's error model `{"error": {"code", "message", "status"}}`, sometimes wrapped in a
 //!   one-element array by the streaming endpoint.
 
-use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Profile, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::{ConfigError, ProxyError};
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 mod request;
 mod response;
@@ -67,23 +68,24 @@ impl Settings {
     }
 }
 
-pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(Gemini {
-        settings: Settings::parse(config)?,
-    }))
-}
+const PROFILE: Profile = Profile {
+    kind: ProviderType::Gemini,
+    settings: SettingsProtocol::Gemini,
+    unsupported: &[],
+};
 
-pub struct Gemini {
-    settings: Settings,
-}
-
-impl Provider for Gemini {
-    fn kind(&self) -> ProviderType {
-        ProviderType::Gemini
+/// Gemini's whole state is its settings.
+impl Provider for Settings {
+    fn profile(&self) -> Profile {
+        PROFILE
     }
 
-    fn settings_protocol(&self, _req: &RequestInfo<'_>) -> SettingsProtocol {
-        SettingsProtocol::Gemini
+    fn host(&self, _token: &str) -> Cow<'_, str> {
+        Cow::Borrowed(HOST)
+    }
+
+    fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError> {
+        Ok(up.header(AUTH_HEADER, token))
     }
 
     fn translate_request(
@@ -95,7 +97,7 @@ impl Provider for Gemini {
         let model = resource.strip_prefix("models/").unwrap_or(&resource);
         let path = match req.api {
             Api::ChatCompletions => {
-                *body = request::translate_chat(model, body)?;
+                chat_body(model, body, &self.safety_setting)?;
                 if req.stream {
                     format!("/v1beta/{resource}:streamGenerateContent?alt=sse")
                 } else {
@@ -107,31 +109,11 @@ impl Provider for Gemini {
                 format!("/v1beta/{resource}:batchEmbedContents")
             }
         };
-        if req.api == Api::ChatCompletions && !self.settings.safety_setting.is_empty() {
-            let settings: Vec<Value> = self
-                .settings
-                .safety_setting
-                .iter()
-                .map(|(category, threshold)| json!({"category": category, "threshold": threshold}))
-                .collect();
-            if let Some(obj) = body.as_object_mut() {
-                obj.insert("safetySettings".into(), Value::Array(settings));
-            }
-        }
-        Ok(Upstream::new(HOST, path).header(AUTH_HEADER, req.token))
-    }
-
-    fn passthrough_target(
-        &self,
-        _config: &ProviderConfig,
-        token: &str,
-        path: &str,
-    ) -> Result<Upstream, ProxyError> {
-        Ok(Upstream::new(HOST, path).header(AUTH_HEADER, token))
+        self.authorize(Upstream::new(HOST, path), req.token)
     }
 
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
-        Box::new(response::GeminiTranslator::new(req.api))
+        translator(req.api)
     }
 }
 
@@ -160,9 +142,10 @@ fn unsupported(feature: &str) -> ProxyError {
     ProxyError::unsupported(feature, NAME)
 }
 
-/// For Gemini on Vertex AI (same `GenerateContentRequest` body): the chat body for `model`, with
-/// `safety` (`vertexGeminiSafetySetting`) as `safetySettings`.
-pub(crate) fn vertex_chat_body(
+/// The chat body for `model`, with `safety` (`geminiSafetySetting`, or Vertex's
+/// `vertexGeminiSafetySetting`: Vertex AI takes the same `GenerateContentRequest`) as
+/// `safetySettings`.
+pub(crate) fn chat_body(
     model: &str,
     body: &mut Value,
     safety: &[(String, String)],
@@ -180,7 +163,7 @@ pub(crate) fn vertex_chat_body(
     Ok(())
 }
 
-/// For Gemini on Vertex AI: the same response translator (Vertex answers in Gemini's shape).
+/// The response translator (Vertex AI answers in Gemini's shape too).
 pub(crate) fn translator(api: Api) -> Box<dyn ResponseTranslator> {
     Box::new(response::GeminiTranslator::new(api))
 }

@@ -35,13 +35,14 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Profile, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
 use crate::config::{ProviderConfig, Secret};
 use crate::custom_settings::SettingsProtocol;
 use crate::error::{ConfigError, ProxyError};
 use crate::openai;
 use serde_json::Value;
 use signing::{tc3_sign, Tc3Request};
+use std::borrow::Cow;
 
 const PROVIDER: &str = "hunyuan";
 const HOST: &str = "hunyuan.tencentcloudapi.com";
@@ -72,23 +73,26 @@ impl Settings {
     }
 }
 
-pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(Hunyuan {
-        settings: Settings::parse(config)?,
-    }))
-}
+const PROFILE: Profile = Profile {
+    kind: ProviderType::Hunyuan,
+    settings: SettingsProtocol::Hunyuan,
+    unsupported: &[],
+};
 
-struct Hunyuan {
-    settings: Settings,
-}
-
-impl Provider for Hunyuan {
-    fn kind(&self) -> ProviderType {
-        ProviderType::Hunyuan
+/// Hunyuan's whole state is its signing pair.
+impl Provider for Settings {
+    fn profile(&self) -> Profile {
+        PROFILE
     }
 
-    fn settings_protocol(&self, _req: &RequestInfo<'_>) -> SettingsProtocol {
-        SettingsProtocol::Hunyuan
+    fn host(&self, _token: &str) -> Cow<'_, str> {
+        Cow::Borrowed(HOST)
+    }
+
+    /// Only the content type we sign with: the signature is set in `finalize`, over the body.
+    /// On passthrough the client sends X-TC-Action / X-TC-Version itself.
+    fn authorize(&self, up: Upstream, _token: &str) -> Result<Upstream, ProxyError> {
+        Ok(up.header("content-type", CONTENT_TYPE))
     }
 
     fn translate_request(
@@ -101,21 +105,12 @@ impl Provider for Hunyuan {
             Api::Embeddings => (ACTION_EMBEDDING, request::embedding_body(body)?),
         };
         *body = translated;
-        Ok(Upstream::new(HOST, "/")
-            .header("x-tc-action", action)
-            .header("x-tc-version", VERSION)
-            .header("content-type", CONTENT_TYPE))
-    }
-
-    fn passthrough_target(
-        &self,
-        _config: &ProviderConfig,
-        _token: &str,
-        path: &str,
-    ) -> Result<Upstream, ProxyError> {
-        // The client sends X-TC-Action / X-TC-Version itself; we only set the content type we
-        // sign with, then timestamp and signature in `finalize`.
-        Ok(Upstream::new(HOST, path).header("content-type", CONTENT_TYPE))
+        self.authorize(
+            Upstream::new(HOST, "/")
+                .header("x-tc-action", action)
+                .header("x-tc-version", VERSION),
+            req.token,
+        )
     }
 
     fn signs_body(&self) -> bool {
@@ -128,10 +123,7 @@ impl Provider for Hunyuan {
         upstream: &mut Upstream,
         body: &[u8],
     ) -> Result<(), ProxyError> {
-        let (id, key) = (
-            self.settings.auth_id.expose(),
-            self.settings.auth_key.expose(),
-        );
+        let (id, key) = (self.auth_id.expose(), self.auth_key.expose());
         let timestamp = openai::now_secs();
         let signed = tc3_sign(
             id,
@@ -144,9 +136,9 @@ impl Provider for Hunyuan {
                 payload: body,
             },
         );
-        set_header(upstream, "content-type", CONTENT_TYPE.to_string());
-        set_header(upstream, "x-tc-timestamp", timestamp.to_string());
-        set_header(upstream, "authorization", signed.authorization);
+        upstream.set_header("content-type", CONTENT_TYPE.to_string());
+        upstream.set_header("x-tc-timestamp", timestamp.to_string());
+        upstream.set_header("authorization", signed.authorization);
         Ok(())
     }
 
@@ -180,9 +172,4 @@ impl Provider for Hunyuan {
             stops,
         })
     }
-}
-
-fn set_header(up: &mut Upstream, name: &str, value: String) {
-    up.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-    up.headers.push((name.to_string(), value));
 }
