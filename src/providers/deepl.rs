@@ -21,7 +21,8 @@
 //! - DeepL has no streaming and no embeddings. A `stream: true` request is sent unstreamed and
 //!   its single answer is replayed as an OpenAI chunk stream (see `on_body`).
 
-use super::{Api, Profile, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::{error_type_for_status, ConfigError, ProxyError};
@@ -78,6 +79,8 @@ fn tier_host(model: &str) -> Result<&'static str, ProxyError> {
 const PROFILE: Profile = Profile {
     kind: ProviderType::Deepl,
     settings: SettingsProtocol::OpenAi,
+    host: "",
+    auth: Auth::Scheme("DeepL-Auth-Key"),
     unsupported: &[(Api::Embeddings, "the embeddings API")],
 };
 
@@ -95,10 +98,6 @@ impl Provider for Settings {
         } else {
             PRO_HOST
         })
-    }
-
-    fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError> {
-        Ok(up.header("authorization", format!("DeepL-Auth-Key {token}")))
     }
 
     fn translate_request(

@@ -105,6 +105,32 @@ impl Upstream {
     }
 }
 
+/// How a provider's API token goes upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    Bearer,
+    /// The token in a header of this name, e.g. Azure's `api-key`.
+    Header(&'static str),
+    None,
+    /// Bearer when `apiTokens` are configured, nothing otherwise (self-hosted servers).
+    BearerIfToken,
+    /// `authorization: <scheme> <token>` for another scheme, e.g. DeepL's `DeepL-Auth-Key`.
+    Scheme(&'static str),
+}
+
+impl Auth {
+    pub fn apply(self, up: Upstream, token: &str) -> Upstream {
+        match self {
+            Auth::Bearer => up.bearer(token),
+            Auth::Header(name) => up.header(name, token),
+            Auth::None => up,
+            Auth::BearerIfToken if token.is_empty() => up,
+            Auth::BearerIfToken => up.bearer(token),
+            Auth::Scheme(scheme) => up.header("authorization", format!("{scheme} {token}")),
+        }
+    }
+}
+
 /// What a provider declares once; [`Provider`]'s defaults read it.
 #[derive(Debug, Clone, Copy)]
 pub struct Profile {
@@ -112,6 +138,10 @@ pub struct Profile {
     /// The customSettings column (a provider that chooses per request overrides
     /// [`Provider::settings_protocol`]).
     pub settings: SettingsProtocol,
+    /// The upstream host ("" for a provider whose host comes from its configuration: it
+    /// overrides [`Provider::host`]).
+    pub host: &'static str,
+    pub auth: Auth,
     /// The APIs it does not translate, each with the feature its 400 names.
     pub unsupported: &'static [(Api, &'static str)],
 }
@@ -146,10 +176,14 @@ pub trait Provider: Send + Sync {
     }
 
     /// The host requests go to (DeepL picks its tier by the key's form).
-    fn host(&self, token: &str) -> Cow<'_, str>;
+    fn host(&self, _token: &str) -> Cow<'_, str> {
+        Cow::Borrowed(self.profile().host)
+    }
 
     /// Sets the provider's credentials on a request to [`Provider::host`].
-    fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError>;
+    fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError> {
+        Ok(self.profile().auth.apply(up, token))
+    }
 
     /// Rewrites the parsed, model-mapped OpenAI body in place into the provider's body and says
     /// where it goes. Unsupported features are a 400 naming the feature.

@@ -48,6 +48,7 @@
 //! - generic (Higress's vendor-agnostic type): the client's path is kept, the host is
 //!   `genericHost` (else the client's), Bearer only when `apiTokens` are set.
 
+pub use super::Auth;
 use super::{Api, Profile, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
 use crate::config::{Fields, ProviderConfig, SplitUrl};
 use crate::context::Callout;
@@ -79,16 +80,6 @@ pub enum Host {
     Vllm(&'static str),
     /// `genericHost`, else the client's own host (empty authority: the core keeps the client's).
     Generic,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
-    Bearer,
-    /// The token in a header of this name, e.g. Azure's `api-key`.
-    Header(&'static str),
-    None,
-    /// Bearer when `apiTokens` are configured, nothing otherwise (self-hosted servers).
-    BearerIfToken,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -596,22 +587,14 @@ impl Provider for CompatProvider {
         Profile {
             kind: self.row.kind,
             settings: self.row.settings,
+            host: "",
+            auth: self.row.auth,
             unsupported: &[],
         }
     }
 
     fn host(&self, _token: &str) -> Cow<'_, str> {
         self.authority()
-    }
-
-    fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError> {
-        Ok(match self.row.auth {
-            Auth::Bearer => up.bearer(token),
-            Auth::Header(name) => up.header(name, token),
-            Auth::None => up,
-            Auth::BearerIfToken if token.is_empty() => up,
-            Auth::BearerIfToken => up.bearer(token),
-        })
     }
 
     fn translate_request(

@@ -37,7 +37,8 @@ mod tests;
 
 pub use eventstream::{encode_event, Decoder as EventStreamDecoder};
 
-use super::{Api, Profile, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::{ProviderConfig, Secret};
 use crate::custom_settings::SettingsProtocol;
 use crate::error::{ConfigError, ProxyError};
@@ -138,6 +139,8 @@ fn converse_path(model: &str, stream: bool) -> String {
 const PROFILE: Profile = Profile {
     kind: ProviderType::Bedrock,
     settings: SettingsProtocol::OpenAi,
+    host: "",
+    auth: Auth::Bearer,
     unsupported: &[(Api::Embeddings, "the embeddings API (Converse has none)")],
 };
 
@@ -153,7 +156,7 @@ impl Provider for Bedrock {
     /// A Bedrock API key as a bearer token; SigV4 signing happens in `finalize`.
     fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError> {
         Ok(if self.settings.bearer {
-            up.bearer(token)
+            PROFILE.auth.apply(up, token)
         } else {
             up
         })

@@ -33,14 +33,14 @@ mod tests;
 pub mod thinking;
 mod typed;
 
-use super::{Api, Profile, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::{ConfigError, ProxyError};
 use request::translate_chat;
 use response::ClaudeTranslator;
 use serde_json::Value;
-use std::borrow::Cow;
 
 const HOST: &str = "api.anthropic.com";
 const MESSAGES_PATH: &str = "/v1/messages";
@@ -78,6 +78,8 @@ impl Settings {
 const PROFILE: Profile = Profile {
     kind: ProviderType::Claude,
     settings: SettingsProtocol::Claude,
+    host: HOST,
+    auth: Auth::Header("x-api-key"),
     unsupported: &[(Api::Embeddings, "the embeddings API")],
 };
 
@@ -87,13 +89,10 @@ impl Provider for Settings {
         PROFILE
     }
 
-    fn host(&self, _token: &str) -> Cow<'_, str> {
-        Cow::Borrowed(HOST)
-    }
-
     fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError> {
-        Ok(up
-            .header("x-api-key", token)
+        Ok(PROFILE
+            .auth
+            .apply(up, token)
             .header("anthropic-version", self.version.as_str()))
     }
 

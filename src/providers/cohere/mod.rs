@@ -32,12 +32,12 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-use super::{Api, Profile, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::{ConfigError, ProxyError};
 use serde_json::Value;
-use std::borrow::Cow;
 
 const HOST: &str = "api.cohere.com";
 const CHAT_PATH: &str = "/v2/chat";
@@ -69,6 +69,8 @@ impl Settings {
 const PROFILE: Profile = Profile {
     kind: ProviderType::Cohere,
     settings: SettingsProtocol::OpenAi,
+    host: HOST,
+    auth: Auth::Bearer,
     unsupported: &[],
 };
 
@@ -76,14 +78,6 @@ const PROFILE: Profile = Profile {
 impl Provider for Settings {
     fn profile(&self) -> Profile {
         PROFILE
-    }
-
-    fn host(&self, _token: &str) -> Cow<'_, str> {
-        Cow::Borrowed(HOST)
-    }
-
-    fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError> {
-        Ok(up.bearer(token))
     }
 
     fn translate_request(

@@ -33,12 +33,12 @@
 //! - Errors: Google's error model `{"error": {"code", "message", "status"}}`, sometimes wrapped in a
 //!   one-element array by the streaming endpoint.
 
-use super::{Api, Profile, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::{ConfigError, ProxyError};
 use serde_json::{json, Value};
-use std::borrow::Cow;
 
 mod request;
 mod response;
@@ -71,6 +71,8 @@ impl Settings {
 const PROFILE: Profile = Profile {
     kind: ProviderType::Gemini,
     settings: SettingsProtocol::Gemini,
+    host: HOST,
+    auth: Auth::Header(AUTH_HEADER),
     unsupported: &[],
 };
 
@@ -78,14 +80,6 @@ const PROFILE: Profile = Profile {
 impl Provider for Settings {
     fn profile(&self) -> Profile {
         PROFILE
-    }
-
-    fn host(&self, _token: &str) -> Cow<'_, str> {
-        Cow::Borrowed(HOST)
-    }
-
-    fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError> {
-        Ok(up.header(AUTH_HEADER, token))
     }
 
     fn translate_request(

@@ -35,14 +35,14 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-use super::{Api, Profile, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::{ProviderConfig, Secret};
 use crate::custom_settings::SettingsProtocol;
 use crate::error::{ConfigError, ProxyError};
 use crate::openai;
 use serde_json::Value;
 use signing::{tc3_sign, Tc3Request};
-use std::borrow::Cow;
 
 const PROVIDER: &str = "hunyuan";
 const HOST: &str = "hunyuan.tencentcloudapi.com";
@@ -76,6 +76,8 @@ impl Settings {
 const PROFILE: Profile = Profile {
     kind: ProviderType::Hunyuan,
     settings: SettingsProtocol::Hunyuan,
+    host: HOST,
+    auth: Auth::None,
     unsupported: &[],
 };
 
@@ -83,10 +85,6 @@ const PROFILE: Profile = Profile {
 impl Provider for Settings {
     fn profile(&self) -> Profile {
         PROFILE
-    }
-
-    fn host(&self, _token: &str) -> Cow<'_, str> {
-        Cow::Borrowed(HOST)
     }
 
     /// Only the content type we sign with: the signature is set in `finalize`, over the body.

@@ -118,10 +118,6 @@ impl Provider for Minimax {
         self.compat.host(token)
     }
 
-    fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError> {
-        self.compat.authorize(up, token)
-    }
-
     fn settings_protocol(&self, req: &RequestInfo<'_>) -> SettingsProtocol {
         if is_pro(req) {
             SettingsProtocol::Minimax

@@ -38,12 +38,12 @@
 //! - Errors: `{"code", "message", "request_id"}` with the HTTP status (e.g. 401 InvalidApiKey,
 //!   429 Throttling.RateQuota, 400 InvalidParameter / DataInspectionFailed).
 
-use super::{Api, Profile, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::{ConfigError, ProxyError};
 use serde_json::Value;
-use std::borrow::Cow;
 
 mod event;
 mod request;
@@ -81,6 +81,8 @@ impl Settings {
 const PROFILE: Profile = Profile {
     kind: ProviderType::Qwen,
     settings: SettingsProtocol::Qwen,
+    host: HOST,
+    auth: Auth::Bearer,
     unsupported: &[],
 };
 
@@ -88,14 +90,6 @@ const PROFILE: Profile = Profile {
 impl Provider for Settings {
     fn profile(&self) -> Profile {
         PROFILE
-    }
-
-    fn host(&self, _token: &str) -> Cow<'_, str> {
-        Cow::Borrowed(HOST)
-    }
-
-    fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError> {
-        Ok(up.bearer(token))
     }
 
     fn translate_request(

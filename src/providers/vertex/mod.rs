@@ -23,7 +23,8 @@ mod auth;
 mod tests;
 
 use super::{claude, gemini};
-use super::{Api, Profile, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::context::Callout;
 use crate::custom_settings::SettingsProtocol;
@@ -178,6 +179,8 @@ impl ServiceMode {
 const PROFILE: Profile = Profile {
     kind: ProviderType::Vertex,
     settings: SettingsProtocol::Gemini,
+    host: EXPRESS_HOST,
+    auth: Auth::Header("x-goog-api-key"),
     unsupported: &[(Api::Embeddings, "the embeddings API")],
 };
 
@@ -204,7 +207,7 @@ impl Provider for Vertex {
     /// Express mode: the API key. Service-account mode: the cached OAuth access token.
     fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError> {
         match &self.mode {
-            Mode::Express => Ok(up.header("x-goog-api-key", token)),
+            Mode::Express => Ok(PROFILE.auth.apply(up, token)),
             Mode::Service(s) => s.bearer(up),
         }
     }
