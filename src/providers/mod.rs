@@ -351,6 +351,30 @@ pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> 
     }
 }
 
+/// A model id that becomes part of an upstream path: ASCII letters, digits, `-._` and `extra`,
+/// without `..`; anything else is a 400 naming the client's `model` as not a valid `whose` model
+/// name.
+pub(crate) fn plain_model_id(
+    id: &str,
+    model: &str,
+    extra: &[u8],
+    whose: &str,
+) -> Result<(), ProxyError> {
+    let plain = !id.is_empty()
+        && !id.contains("..")
+        && id.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') || extra.contains(&b)
+        });
+    if plain {
+        Ok(())
+    } else {
+        Err(
+            ProxyError::bad_request(format!("'{model}' is not a valid {whose} model name"))
+                .with_param("model"),
+        )
+    }
+}
+
 /// Providers whose whole state is their parsed settings implement [`Provider`] on them.
 fn boxed<P: Provider + 'static>(
     p: Result<P, ConfigError>,

@@ -118,17 +118,7 @@ fn model_resource(model: &str) -> Result<String, ProxyError> {
         Some(id) => ("tunedModels", id),
         None => ("models", model.strip_prefix("models/").unwrap_or(model)),
     };
-    let plain = !id.is_empty()
-        && !id.contains("..")
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-    if !plain {
-        return Err(
-            ProxyError::bad_request(format!("'{model}' is not a valid Gemini model name"))
-                .with_param("model"),
-        );
-    }
+    super::plain_model_id(id, model, b"", "Gemini")?;
     Ok(format!("{prefix}/{id}"))
 }
 

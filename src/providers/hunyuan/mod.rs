@@ -141,11 +141,7 @@ impl Provider for Settings {
     }
 
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
-        Box::new(response::Translator {
-            api: req.api,
-            stream: stream::StreamState::default(),
-            stops: Vec::new(),
-        })
+        Box::new(response::Translator::new(req.api, Vec::new()))
     }
 
     /// Hunyuan keeps the stop sequence it stopped at in the text; OpenAI does not. The
@@ -164,10 +160,6 @@ impl Provider for Settings {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect();
-        Box::new(response::Translator {
-            api: req.api,
-            stream: stream::StreamState::with_stops(stops.clone()),
-            stops,
-        })
+        Box::new(response::Translator::new(req.api, stops))
     }
 }

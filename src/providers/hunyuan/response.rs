@@ -213,6 +213,16 @@ pub(super) struct Translator {
     pub(super) stops: Vec<String>,
 }
 
+impl Translator {
+    pub(super) fn new(api: Api, stops: Vec<String>) -> Self {
+        Self {
+            api,
+            stream: StreamState::with_stops(stops.clone()),
+            stops,
+        }
+    }
+}
+
 /// `text` without the stop sequence it ends with (Hunyuan keeps it, OpenAI does not).
 pub(super) fn trim_stop<'a>(text: &'a str, stops: &[String]) -> &'a str {
     stops

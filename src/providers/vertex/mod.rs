@@ -139,18 +139,8 @@ fn is_claude(model: &str) -> bool {
 /// The model becomes part of the path: plain ids only (Claude's carry `@version`).
 fn check_model(model: &str) -> Result<&str, ProxyError> {
     let m = model.strip_prefix("models/").unwrap_or(model);
-    let ok = !m.is_empty()
-        && !m.contains("..")
-        && m.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'@'));
-    if ok {
-        Ok(m)
-    } else {
-        Err(
-            ProxyError::bad_request(format!("'{model}' is not a valid Vertex model name"))
-                .with_param("model"),
-        )
-    }
+    super::plain_model_id(m, model, b"@", "Vertex")?;
+    Ok(m)
 }
 
 impl ServiceMode {
