@@ -896,6 +896,7 @@ impl Exchange {
                 o.remove("encoding_format");
             }
         }
+        cfg.imp.check_api(info.api)?;
         let up = cfg.imp.translate_request(&info, body)?;
         // The settings table holds sampling parameters: they mean nothing to embeddings.
         if info.api == Api::ChatCompletions {

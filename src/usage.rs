@@ -4,7 +4,7 @@
 //! them saturates (a wrapped total would be a wrong bill; an overflow panic would poison the
 //! exchange in a checked build).
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -63,29 +63,27 @@ impl Usage {
         }
     }
 
+    /// From an upstream's counts: `None` when none of prompt, completion and total is
+    /// reported; a missing count is 0 and a missing total their sum.
+    pub fn reported(
+        prompt: Option<u64>,
+        completion: Option<u64>,
+        total: Option<u64>,
+    ) -> Option<Self> {
+        if prompt.is_none() && completion.is_none() && total.is_none() {
+            return None;
+        }
+        Some(Self::new(
+            prompt.unwrap_or(0),
+            completion.unwrap_or(0),
+            total,
+        ))
+    }
+
     /// Reads OpenAI's `usage` object (`prompt_tokens`, `completion_tokens`, `total_tokens`);
     /// missing counts are 0 and a missing total is their sum.
     pub fn from_openai(v: &Value) -> Option<Self> {
-        let obj = v.as_object()?;
-        let get = |k: &str| obj.get(k).and_then(Value::as_u64);
-        let (p, c, t) = (
-            get("prompt_tokens"),
-            get("completion_tokens"),
-            get("total_tokens"),
-        );
-        if p.is_none() && c.is_none() && t.is_none() {
-            return None;
-        }
-        let detail = |outer: &str, inner: &str| {
-            obj.get(outer)
-                .and_then(|d| d.get(inner))
-                .and_then(Value::as_u64)
-        };
-        Some(
-            Self::new(p.unwrap_or(0), c.unwrap_or(0), t)
-                .with_cached(detail("prompt_tokens_details", "cached_tokens"))
-                .with_reasoning(detail("completion_tokens_details", "reasoning_tokens")),
-        )
+        UsageKeys::OPENAI.read(v.as_object()?)
     }
 
     /// OpenAI's `usage` object, with the details objects when there is something to put in them.
@@ -102,6 +100,42 @@ impl Usage {
             v["completion_tokens_details"] = json!({ "reasoning_tokens": r });
         }
         v
+    }
+}
+
+/// Where a usage object keeps its counts: OpenAI's names or a provider's own.
+#[derive(Debug, Clone, Copy)]
+pub struct UsageKeys {
+    pub prompt: &'static str,
+    pub completion: &'static str,
+    pub total: &'static str,
+    /// `(object, field)` of the prompt tokens served from cache.
+    pub cached: Option<(&'static str, &'static str)>,
+    /// `(object, field)` of the completion tokens spent on reasoning.
+    pub reasoning: Option<(&'static str, &'static str)>,
+}
+
+impl UsageKeys {
+    pub const OPENAI: Self = Self {
+        prompt: "prompt_tokens",
+        completion: "completion_tokens",
+        total: "total_tokens",
+        cached: Some(("prompt_tokens_details", "cached_tokens")),
+        reasoning: Some(("completion_tokens_details", "reasoning_tokens")),
+    };
+
+    /// The usage in `obj`, as [`Usage::reported`] with the details found.
+    pub fn read(&self, obj: &Map<String, Value>) -> Option<Usage> {
+        let get = |k: &str| obj.get(k).and_then(Value::as_u64);
+        let detail = |at: Option<(&str, &str)>| {
+            let (outer, inner) = at?;
+            obj.get(outer)?.get(inner)?.as_u64()
+        };
+        Some(
+            Usage::reported(get(self.prompt), get(self.completion), get(self.total))?
+                .with_cached(detail(self.cached))
+                .with_reasoning(detail(self.reasoning)),
+        )
     }
 }
 

@@ -21,8 +21,10 @@
 //! - DeepL has no streaming and no embeddings. A `stream: true` request is sent unstreamed and
 //!   its single answer is replayed as an OpenAI chunk stream (see `on_body`).
 
-use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
+use crate::custom_settings::SettingsProtocol;
 use crate::error::{error_type_for_status, ConfigError, ProxyError};
 use crate::openai;
 use crate::openai::request::{body_object, content_parts, Param, ParamTable, Part};
@@ -30,6 +32,7 @@ use crate::openai::writer::{Choice, Completion, OpenAiWriter};
 use crate::sse::SseEvent;
 use crate::usage::Usage;
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 
 const NAME: &str = "deepl";
 const FREE_HOST: &str = "api-free.deepl.com";
@@ -58,20 +61,6 @@ impl Settings {
     }
 }
 
-pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(Deepl {
-        settings: Settings::parse(config)?,
-    }))
-}
-
-struct Deepl {
-    settings: Settings,
-}
-
-fn with_auth(up: Upstream, token: &str) -> Upstream {
-    up.header("authorization", format!("DeepL-Auth-Key {token}"))
-}
-
 /// The host for the requested tier (the OpenAI `model`).
 fn tier_host(model: &str) -> Result<&'static str, ProxyError> {
     if model.eq_ignore_ascii_case("free") {
@@ -87,9 +76,28 @@ fn tier_host(model: &str) -> Result<&'static str, ProxyError> {
     }
 }
 
-impl Provider for Deepl {
-    fn kind(&self) -> ProviderType {
-        ProviderType::Deepl
+const PROFILE: Profile = Profile {
+    kind: ProviderType::Deepl,
+    settings: SettingsProtocol::OpenAi,
+    host: "",
+    auth: Auth::Scheme("DeepL-Auth-Key"),
+    unsupported: &[(Api::Embeddings, "the embeddings API")],
+};
+
+/// DeepL's whole state is its settings.
+impl Provider for Settings {
+    fn profile(&self) -> Profile {
+        PROFILE
+    }
+
+    /// For a client's own path no model is known: DeepL's key convention picks the host
+    /// (`:fx` = API Free).
+    fn host(&self, token: &str) -> Cow<'_, str> {
+        Cow::Borrowed(if token.ends_with(":fx") {
+            FREE_HOST
+        } else {
+            PRO_HOST
+        })
     }
 
     fn translate_request(
@@ -97,27 +105,9 @@ impl Provider for Deepl {
         req: &RequestInfo<'_>,
         body: &mut Value,
     ) -> Result<Upstream, ProxyError> {
-        if req.api == Api::Embeddings {
-            return Err(ProxyError::unsupported("the embeddings API", NAME));
-        }
         let host = tier_host(req.model)?;
-        translate_chat(&self.settings, body)?;
-        Ok(with_auth(Upstream::new(host, TRANSLATE_PATH), req.token))
-    }
-
-    /// No model is known here: DeepL's key convention picks the host (`:fx` = API Free).
-    fn passthrough_target(
-        &self,
-        _config: &ProviderConfig,
-        token: &str,
-        path: &str,
-    ) -> Result<Upstream, ProxyError> {
-        let host = if token.ends_with(":fx") {
-            FREE_HOST
-        } else {
-            PRO_HOST
-        };
-        Ok(with_auth(Upstream::new(host, path), token))
+        translate_chat(self, body)?;
+        self.authorize(Upstream::new(host, TRANSLATE_PATH), req.token)
     }
 
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {

@@ -8,6 +8,7 @@ use crate::openai::OpenAiWriter;
 pub use crate::provider_type::ProviderType;
 use crate::sse::SseEvent;
 use serde_json::Value;
+use std::borrow::Cow;
 
 pub mod bedrock;
 pub mod claude;
@@ -89,6 +90,12 @@ impl Upstream {
         self
     }
 
+    /// Sets a header, replacing any of that name (request signing's last word).
+    pub fn set_header(&mut self, name: &str, value: String) {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_string(), value));
+    }
+
     pub fn bearer(self, token: &str) -> Self {
         // Not `format!`: this runs for every request and the formatter costs more than the copy.
         let mut value = String::with_capacity("Bearer ".len() + token.len());
@@ -98,13 +105,84 @@ impl Upstream {
     }
 }
 
+/// How a provider's API token goes upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    Bearer,
+    /// The token in a header of this name, e.g. Azure's `api-key`.
+    Header(&'static str),
+    None,
+    /// Bearer when `apiTokens` are configured, nothing otherwise (self-hosted servers).
+    BearerIfToken,
+    /// `authorization: <scheme> <token>` for another scheme, e.g. DeepL's `DeepL-Auth-Key`.
+    Scheme(&'static str),
+}
+
+impl Auth {
+    pub fn apply(self, up: Upstream, token: &str) -> Upstream {
+        match self {
+            Auth::Bearer => up.bearer(token),
+            Auth::Header(name) => up.header(name, token),
+            Auth::None => up,
+            Auth::BearerIfToken if token.is_empty() => up,
+            Auth::BearerIfToken => up.bearer(token),
+            Auth::Scheme(scheme) => up.header("authorization", format!("{scheme} {token}")),
+        }
+    }
+}
+
+/// What a provider declares once; [`Provider`]'s defaults read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Profile {
+    pub kind: ProviderType,
+    /// The customSettings column (a provider that chooses per request overrides
+    /// [`Provider::settings_protocol`]).
+    pub settings: SettingsProtocol,
+    /// The upstream host ("" for a provider whose host comes from its configuration: it
+    /// overrides [`Provider::host`]).
+    pub host: &'static str,
+    pub auth: Auth,
+    /// The APIs it does not translate, each with the feature its 400 names.
+    pub unsupported: &'static [(Api, &'static str)],
+}
+
+impl Profile {
+    /// `<feature> is not supported by provider '<kind>'` (400) for an API in `unsupported`.
+    pub fn check(&self, api: Api) -> Result<(), ProxyError> {
+        match self.unsupported.iter().find(|(a, _)| *a == api) {
+            Some((_, feature)) => Err(ProxyError::unsupported(feature, self.kind.name())),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A provider with a protocol of its own (or the compat table, which implements it once).
 pub trait Provider: Send + Sync {
-    fn kind(&self) -> ProviderType;
+    fn profile(&self) -> Profile;
+
+    fn kind(&self) -> ProviderType {
+        self.profile().kind
+    }
 
     /// The customSettings column for this request.
     fn settings_protocol(&self, _req: &RequestInfo<'_>) -> SettingsProtocol {
-        SettingsProtocol::OpenAi
+        self.profile().settings
+    }
+
+    /// Refuses an API the provider does not translate; the core asks before
+    /// [`Provider::translate_request`].
+    fn check_api(&self, api: Api) -> Result<(), ProxyError> {
+        self.profile().check(api)
+    }
+
+    /// The host requests go to (DeepL picks its tier by the key's form).
+    fn host(&self, _token: &str) -> Cow<'_, str> {
+        Cow::Borrowed(self.profile().host)
+    }
+
+    /// Sets the provider's credentials on a request to [`Provider::host`].
+    fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError> {
+        Ok(self.profile().auth.apply(up, token))
     }
 
     /// Rewrites the parsed, model-mapped OpenAI body in place into the provider's body and says
@@ -119,10 +197,12 @@ pub trait Provider: Send + Sync {
     /// path; the body is not touched.
     fn passthrough_target(
         &self,
-        config: &ProviderConfig,
+        _config: &ProviderConfig,
         token: &str,
         path: &str,
-    ) -> Result<Upstream, ProxyError>;
+    ) -> Result<Upstream, ProxyError> {
+        self.authorize(Upstream::new(self.host(token), path), token)
+    }
 
     /// The OpenAI family's request fast path (`openai::body_scan::splice_request`): `Some` when,
     /// for `api`, [`Provider::translate_request`] only sets `model` on a body that has none of the
@@ -257,16 +337,47 @@ pub trait ResponseTranslator: Send {
 /// fields. A new translating provider is one module plus one line here.
 pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
     match config.kind {
-        ProviderType::Claude => claude::build(config),
-        ProviderType::Gemini => gemini::build(config),
-        ProviderType::Qwen => qwen::build(config),
-        ProviderType::Hunyuan => hunyuan::build(config),
+        ProviderType::Claude => boxed(claude::Settings::parse(config)),
+        ProviderType::Gemini => boxed(gemini::Settings::parse(config)),
+        ProviderType::Qwen => boxed(qwen::Settings::parse(config)),
+        ProviderType::Hunyuan => boxed(hunyuan::Settings::parse(config)),
         ProviderType::Minimax => minimax::build(config),
-        ProviderType::Deepl => deepl::build(config),
-        ProviderType::Cohere => cohere::build(config),
+        ProviderType::Deepl => boxed(deepl::Settings::parse(config)),
+        ProviderType::Cohere => boxed(cohere::Settings::parse(config)),
         ProviderType::Dify | ProviderType::Triton => unsupported::refuse(config),
         ProviderType::Bedrock => bedrock::build(config),
         ProviderType::Vertex => vertex::build(config),
         kind => openai_compat::build(kind, config),
     }
+}
+
+/// A model id that becomes part of an upstream path: ASCII letters, digits, `-._` and `extra`,
+/// without `..`; anything else is a 400 naming the client's `model` as not a valid `whose` model
+/// name.
+pub(crate) fn plain_model_id(
+    id: &str,
+    model: &str,
+    extra: &[u8],
+    whose: &str,
+) -> Result<(), ProxyError> {
+    let plain = !id.is_empty()
+        && !id.contains("..")
+        && id.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') || extra.contains(&b)
+        });
+    if plain {
+        Ok(())
+    } else {
+        Err(
+            ProxyError::bad_request(format!("'{model}' is not a valid {whose} model name"))
+                .with_param("model"),
+        )
+    }
+}
+
+/// Providers whose whole state is their parsed settings implement [`Provider`] on them.
+fn boxed<P: Provider + 'static>(
+    p: Result<P, ConfigError>,
+) -> Result<Box<dyn Provider>, ConfigError> {
+    Ok(Box::new(p?))
 }

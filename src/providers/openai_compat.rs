@@ -48,7 +48,8 @@
 //! - generic (Higress's vendor-agnostic type): the client's path is kept, the host is
 //!   `genericHost` (else the client's), Bearer only when `apiTokens` are set.
 
-use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+pub use super::Auth;
+use super::{Api, Profile, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
 use crate::config::{Fields, ProviderConfig, SplitUrl};
 use crate::context::Callout;
 use crate::custom_settings::SettingsProtocol;
@@ -61,6 +62,7 @@ use crate::openai::{self, OpenAiWriter};
 use crate::sse::SseEvent;
 use crate::usage::Usage;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Where a row's host comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,16 +80,6 @@ pub enum Host {
     Vllm(&'static str),
     /// `genericHost`, else the client's own host (empty authority: the core keeps the client's).
     Generic,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
-    Bearer,
-    /// The token in a header of this name, e.g. Azure's `api-key`.
-    Header(&'static str),
-    None,
-    /// Bearer when `apiTokens` are configured, nothing otherwise (self-hosted servers).
-    BearerIfToken,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -523,32 +515,34 @@ impl CompatProvider {
         self.row
     }
 
-    fn authority(&self) -> String {
+    fn authority(&self) -> Cow<'_, str> {
         let config = &self.settings;
-        match self.row.host {
-            Host::Fixed(h) => h.to_string(),
+        let host: &str = match self.row.host {
+            Host::Fixed(h) => h,
             Host::OpenAiOrCustom(h) => config
                 .openai_custom_url
                 .as_ref()
-                .map_or_else(|| h.to_string(), |u| u.authority.clone()),
+                .map_or(h, |u| u.authority.as_str()),
             Host::Azure => config
                 .azure_service_url
                 .as_ref()
-                .map(|u| u.authority.clone())
-                .unwrap_or_default(),
-            Host::Ollama => format!(
-                "{}:{}",
-                config.ollama_server_host.as_deref().unwrap_or("localhost"),
-                config.ollama_server_port
-            ),
-            Host::Doubao(h) => config.doubao_domain.as_deref().unwrap_or(h).to_string(),
+                .map_or("", |u| u.authority.as_str()),
+            Host::Ollama => {
+                return Cow::Owned(format!(
+                    "{}:{}",
+                    config.ollama_server_host.as_deref().unwrap_or("localhost"),
+                    config.ollama_server_port
+                ))
+            }
+            Host::Doubao(h) => config.doubao_domain.as_deref().unwrap_or(h),
             Host::Vllm(h) => match (&config.vllm_custom_url, &config.vllm_server_host) {
-                (Some(u), _) => u.authority.clone(),
-                (None, Some(host)) => host.clone(),
-                (None, None) => h.to_string(),
+                (Some(u), _) => &u.authority,
+                (None, Some(host)) => host,
+                (None, None) => h,
             },
-            Host::Generic => config.generic_host.clone().unwrap_or_default(),
-        }
+            Host::Generic => config.generic_host.as_deref().unwrap_or_default(),
+        };
+        Cow::Borrowed(host)
     }
 
     fn path(&self, api: Api, client_path: &str) -> Result<String, ProxyError> {
@@ -584,25 +578,23 @@ impl CompatProvider {
             _ => template.to_string(),
         })
     }
-
-    fn with_auth(&self, up: Upstream, token: &str) -> Upstream {
-        match self.row.auth {
-            Auth::Bearer => up.bearer(token),
-            Auth::Header(name) => up.header(name, token),
-            Auth::None => up,
-            Auth::BearerIfToken if token.is_empty() => up,
-            Auth::BearerIfToken => up.bearer(token),
-        }
-    }
 }
 
 impl Provider for CompatProvider {
-    fn kind(&self) -> ProviderType {
-        self.row.kind
+    /// The row's declaration. An API without a path is refused by [`CompatProvider::path`]: a
+    /// `capabilities` path may enable it.
+    fn profile(&self) -> Profile {
+        Profile {
+            kind: self.row.kind,
+            settings: self.row.settings,
+            host: "",
+            auth: self.row.auth,
+            unsupported: &[],
+        }
     }
 
-    fn settings_protocol(&self, _req: &RequestInfo<'_>) -> SettingsProtocol {
-        self.row.settings
+    fn host(&self, _token: &str) -> Cow<'_, str> {
+        self.authority()
     }
 
     fn translate_request(
@@ -674,17 +666,7 @@ impl Provider for CompatProvider {
             Some(p) => p.to_string(),
             None => self.path(req.api, req.path)?,
         };
-        let up = Upstream::new(self.authority(), path);
-        Ok(self.with_auth(up, req.token))
-    }
-
-    fn passthrough_target(
-        &self,
-        _config: &ProviderConfig,
-        token: &str,
-        path: &str,
-    ) -> Result<Upstream, ProxyError> {
-        Ok(self.with_auth(Upstream::new(self.authority(), path), token))
+        self.authorize(Upstream::new(self.authority(), path), req.token)
     }
 
     fn callout(&self, config: &ProviderConfig, token: &str) -> Option<Callout> {

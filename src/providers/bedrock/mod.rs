@@ -37,11 +37,14 @@ mod tests;
 
 pub use eventstream::{encode_event, Decoder as EventStreamDecoder};
 
-use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::{ProviderConfig, Secret};
+use crate::custom_settings::SettingsProtocol;
 use crate::error::{ConfigError, ProxyError};
 use crate::openai;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 const NAME: &str = "bedrock";
 const SERVICE: &str = "bedrock";
@@ -133,19 +136,30 @@ fn converse_path(model: &str, stream: bool) -> String {
     p
 }
 
-impl Bedrock {
-    fn with_auth(&self, up: Upstream, token: &str) -> Upstream {
-        if self.settings.bearer {
-            up.bearer(token)
-        } else {
-            up
-        }
-    }
-}
+const PROFILE: Profile = Profile {
+    kind: ProviderType::Bedrock,
+    settings: SettingsProtocol::OpenAi,
+    host: "",
+    auth: Auth::Bearer,
+    unsupported: &[(Api::Embeddings, "the embeddings API (Converse has none)")],
+};
 
 impl Provider for Bedrock {
-    fn kind(&self) -> ProviderType {
-        ProviderType::Bedrock
+    fn profile(&self) -> Profile {
+        PROFILE
+    }
+
+    fn host(&self, _token: &str) -> Cow<'_, str> {
+        Cow::Borrowed(&self.host)
+    }
+
+    /// A Bedrock API key as a bearer token; SigV4 signing happens in `finalize`.
+    fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError> {
+        Ok(if self.settings.bearer {
+            PROFILE.auth.apply(up, token)
+        } else {
+            up
+        })
     }
 
     fn translate_request(
@@ -153,12 +167,6 @@ impl Provider for Bedrock {
         req: &RequestInfo<'_>,
         body: &mut Value,
     ) -> Result<Upstream, ProxyError> {
-        if req.api == Api::Embeddings {
-            return Err(ProxyError::unsupported(
-                "the embeddings API (Converse has none)",
-                NAME,
-            ));
-        }
         request::converse_body(body, req.model, &self.settings.additional_fields)?;
         let up = Upstream::new(self.host.as_str(), converse_path(req.model, req.stream));
         let up = if req.stream {
@@ -166,16 +174,7 @@ impl Provider for Bedrock {
         } else {
             up.header("accept", "application/json")
         };
-        Ok(self.with_auth(up, req.token))
-    }
-
-    fn passthrough_target(
-        &self,
-        _config: &ProviderConfig,
-        token: &str,
-        path: &str,
-    ) -> Result<Upstream, ProxyError> {
-        Ok(self.with_auth(Upstream::new(self.host.as_str(), path), token))
+        self.authorize(up, req.token)
     }
 
     fn signs_body(&self) -> bool {
@@ -214,17 +213,12 @@ impl Provider for Bedrock {
                 amz_date: &amz_date,
             },
         );
-        set_header(upstream, "x-amz-date", amz_date);
-        set_header(upstream, "authorization", signed.authorization);
+        upstream.set_header("x-amz-date", amz_date);
+        upstream.set_header("authorization", signed.authorization);
         Ok(())
     }
 
     fn response_translator(&self, _req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
         Box::new(response::BedrockTranslator::new())
     }
-}
-
-fn set_header(up: &mut Upstream, name: &str, value: String) {
-    up.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-    up.headers.push((name.to_string(), value));
 }

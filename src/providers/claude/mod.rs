@@ -33,7 +33,8 @@ mod tests;
 pub mod thinking;
 mod typed;
 
-use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::{ConfigError, ProxyError};
@@ -74,28 +75,25 @@ impl Settings {
     }
 }
 
-pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(Claude {
-        settings: Settings::parse(config)?,
-    }))
-}
+const PROFILE: Profile = Profile {
+    kind: ProviderType::Claude,
+    settings: SettingsProtocol::Claude,
+    host: HOST,
+    auth: Auth::Header("x-api-key"),
+    unsupported: &[(Api::Embeddings, "the embeddings API")],
+};
 
-struct Claude {
-    settings: Settings,
-}
-
-fn with_auth(up: Upstream, settings: &Settings, token: &str) -> Upstream {
-    up.header("x-api-key", token)
-        .header("anthropic-version", settings.version.as_str())
-}
-
-impl Provider for Claude {
-    fn kind(&self) -> ProviderType {
-        ProviderType::Claude
+/// Claude's whole state is its settings.
+impl Provider for Settings {
+    fn profile(&self) -> Profile {
+        PROFILE
     }
 
-    fn settings_protocol(&self, _req: &RequestInfo<'_>) -> SettingsProtocol {
-        SettingsProtocol::Claude
+    fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError> {
+        Ok(PROFILE
+            .auth
+            .apply(up, token)
+            .header("anthropic-version", self.version.as_str()))
     }
 
     fn translate_request(
@@ -103,34 +101,18 @@ impl Provider for Claude {
         req: &RequestInfo<'_>,
         body: &mut Value,
     ) -> Result<Upstream, ProxyError> {
-        if req.api == Api::Embeddings {
-            return Err(ProxyError::unsupported("the embeddings API", NAME));
-        }
-        if self.settings.response_json_schema {
+        if self.response_json_schema {
             return Err(ProxyError::unsupported(
                 "responseJsonSchema (response_format json_schema)",
                 NAME,
             ));
         }
         translate_chat(req, body)?;
-        Ok(with_auth(
-            Upstream::new(HOST, MESSAGES_PATH),
-            &self.settings,
-            req.token,
-        ))
-    }
-
-    fn passthrough_target(
-        &self,
-        _config: &ProviderConfig,
-        token: &str,
-        path: &str,
-    ) -> Result<Upstream, ProxyError> {
-        Ok(with_auth(Upstream::new(HOST, path), &self.settings, token))
+        self.authorize(Upstream::new(HOST, MESSAGES_PATH), req.token)
     }
 
     fn response_translator(&self, _req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
-        Box::new(ClaudeTranslator::new())
+        translator()
     }
 }
 
@@ -149,7 +131,7 @@ pub(crate) fn vertex_chat_body(
     Ok(())
 }
 
-/// For Claude on Vertex AI: the same response translator (Vertex answers in Claude's shape).
+/// The response translator (Claude on Vertex AI answers in Claude's shape too).
 pub(crate) fn translator() -> Box<dyn ResponseTranslator> {
     Box::new(ClaudeTranslator::new())
 }

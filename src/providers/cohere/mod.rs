@@ -32,8 +32,10 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
+use crate::custom_settings::SettingsProtocol;
 use crate::error::{ConfigError, ProxyError};
 use serde_json::Value;
 
@@ -64,19 +66,18 @@ impl Settings {
     }
 }
 
-pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(Cohere {
-        settings: Settings::parse(config)?,
-    }))
-}
+const PROFILE: Profile = Profile {
+    kind: ProviderType::Cohere,
+    settings: SettingsProtocol::OpenAi,
+    host: HOST,
+    auth: Auth::Bearer,
+    unsupported: &[],
+};
 
-struct Cohere {
-    settings: Settings,
-}
-
-impl Provider for Cohere {
-    fn kind(&self) -> ProviderType {
-        ProviderType::Cohere
+/// Cohere's whole state is its settings.
+impl Provider for Settings {
+    fn profile(&self) -> Profile {
+        PROFILE
     }
 
     fn translate_request(
@@ -86,7 +87,7 @@ impl Provider for Cohere {
     ) -> Result<Upstream, ProxyError> {
         let path = match req.api {
             Api::ChatCompletions => {
-                request::translate_chat(req, self.settings.response_json_schema.as_ref(), body)?;
+                request::translate_chat(req, self.response_json_schema.as_ref(), body)?;
                 CHAT_PATH
             }
             Api::Embeddings => {
@@ -94,21 +95,12 @@ impl Provider for Cohere {
                 EMBED_PATH
             }
         };
-        let up = Upstream::new(HOST, path).bearer(req.token);
+        let up = self.authorize(Upstream::new(HOST, path), req.token)?;
         Ok(if req.stream {
             up.header("accept", "text/event-stream")
         } else {
             up
         })
-    }
-
-    fn passthrough_target(
-        &self,
-        _config: &ProviderConfig,
-        token: &str,
-        path: &str,
-    ) -> Result<Upstream, ProxyError> {
-        Ok(Upstream::new(HOST, path).bearer(token))
     }
 
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {

@@ -33,7 +33,8 @@
 //! - Errors: Google's error model `{"error": {"code", "message", "status"}}`, sometimes wrapped in a
 //!   one-element array by the streaming endpoint.
 
-use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::{ConfigError, ProxyError};
@@ -67,23 +68,18 @@ impl Settings {
     }
 }
 
-pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(Gemini {
-        settings: Settings::parse(config)?,
-    }))
-}
+const PROFILE: Profile = Profile {
+    kind: ProviderType::Gemini,
+    settings: SettingsProtocol::Gemini,
+    host: HOST,
+    auth: Auth::Header(AUTH_HEADER),
+    unsupported: &[],
+};
 
-pub struct Gemini {
-    settings: Settings,
-}
-
-impl Provider for Gemini {
-    fn kind(&self) -> ProviderType {
-        ProviderType::Gemini
-    }
-
-    fn settings_protocol(&self, _req: &RequestInfo<'_>) -> SettingsProtocol {
-        SettingsProtocol::Gemini
+/// Gemini's whole state is its settings.
+impl Provider for Settings {
+    fn profile(&self) -> Profile {
+        PROFILE
     }
 
     fn translate_request(
@@ -95,7 +91,7 @@ impl Provider for Gemini {
         let model = resource.strip_prefix("models/").unwrap_or(&resource);
         let path = match req.api {
             Api::ChatCompletions => {
-                *body = request::translate_chat(model, body)?;
+                chat_body(model, body, &self.safety_setting)?;
                 if req.stream {
                     format!("/v1beta/{resource}:streamGenerateContent?alt=sse")
                 } else {
@@ -107,31 +103,11 @@ impl Provider for Gemini {
                 format!("/v1beta/{resource}:batchEmbedContents")
             }
         };
-        if req.api == Api::ChatCompletions && !self.settings.safety_setting.is_empty() {
-            let settings: Vec<Value> = self
-                .settings
-                .safety_setting
-                .iter()
-                .map(|(category, threshold)| json!({"category": category, "threshold": threshold}))
-                .collect();
-            if let Some(obj) = body.as_object_mut() {
-                obj.insert("safetySettings".into(), Value::Array(settings));
-            }
-        }
-        Ok(Upstream::new(HOST, path).header(AUTH_HEADER, req.token))
-    }
-
-    fn passthrough_target(
-        &self,
-        _config: &ProviderConfig,
-        token: &str,
-        path: &str,
-    ) -> Result<Upstream, ProxyError> {
-        Ok(Upstream::new(HOST, path).header(AUTH_HEADER, token))
+        self.authorize(Upstream::new(HOST, path), req.token)
     }
 
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
-        Box::new(response::GeminiTranslator::new(req.api))
+        translator(req.api)
     }
 }
 
@@ -142,17 +118,7 @@ fn model_resource(model: &str) -> Result<String, ProxyError> {
         Some(id) => ("tunedModels", id),
         None => ("models", model.strip_prefix("models/").unwrap_or(model)),
     };
-    let plain = !id.is_empty()
-        && !id.contains("..")
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-    if !plain {
-        return Err(
-            ProxyError::bad_request(format!("'{model}' is not a valid Gemini model name"))
-                .with_param("model"),
-        );
-    }
+    super::plain_model_id(id, model, b"", "Gemini")?;
     Ok(format!("{prefix}/{id}"))
 }
 
@@ -160,9 +126,10 @@ fn unsupported(feature: &str) -> ProxyError {
     ProxyError::unsupported(feature, NAME)
 }
 
-/// For Gemini on Vertex AI (same `GenerateContentRequest` body): the chat body for `model`, with
-/// `safety` (`vertexGeminiSafetySetting`) as `safetySettings`.
-pub(crate) fn vertex_chat_body(
+/// The chat body for `model`, with `safety` (`geminiSafetySetting`, or Vertex's
+/// `vertexGeminiSafetySetting`: Vertex AI takes the same `GenerateContentRequest`) as
+/// `safetySettings`.
+pub(crate) fn chat_body(
     model: &str,
     body: &mut Value,
     safety: &[(String, String)],
@@ -180,7 +147,7 @@ pub(crate) fn vertex_chat_body(
     Ok(())
 }
 
-/// For Gemini on Vertex AI: the same response translator (Vertex answers in Gemini's shape).
+/// The response translator (Vertex AI answers in Gemini's shape too).
 pub(crate) fn translator(api: Api) -> Box<dyn ResponseTranslator> {
     Box::new(response::GeminiTranslator::new(api))
 }

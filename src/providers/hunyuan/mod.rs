@@ -35,7 +35,8 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::{ProviderConfig, Secret};
 use crate::custom_settings::SettingsProtocol;
 use crate::error::{ConfigError, ProxyError};
@@ -72,23 +73,24 @@ impl Settings {
     }
 }
 
-pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(Hunyuan {
-        settings: Settings::parse(config)?,
-    }))
-}
+const PROFILE: Profile = Profile {
+    kind: ProviderType::Hunyuan,
+    settings: SettingsProtocol::Hunyuan,
+    host: HOST,
+    auth: Auth::None,
+    unsupported: &[],
+};
 
-struct Hunyuan {
-    settings: Settings,
-}
-
-impl Provider for Hunyuan {
-    fn kind(&self) -> ProviderType {
-        ProviderType::Hunyuan
+/// Hunyuan's whole state is its signing pair.
+impl Provider for Settings {
+    fn profile(&self) -> Profile {
+        PROFILE
     }
 
-    fn settings_protocol(&self, _req: &RequestInfo<'_>) -> SettingsProtocol {
-        SettingsProtocol::Hunyuan
+    /// Only the content type we sign with: the signature is set in `finalize`, over the body.
+    /// On passthrough the client sends X-TC-Action / X-TC-Version itself.
+    fn authorize(&self, up: Upstream, _token: &str) -> Result<Upstream, ProxyError> {
+        Ok(up.header("content-type", CONTENT_TYPE))
     }
 
     fn translate_request(
@@ -101,21 +103,12 @@ impl Provider for Hunyuan {
             Api::Embeddings => (ACTION_EMBEDDING, request::embedding_body(body)?),
         };
         *body = translated;
-        Ok(Upstream::new(HOST, "/")
-            .header("x-tc-action", action)
-            .header("x-tc-version", VERSION)
-            .header("content-type", CONTENT_TYPE))
-    }
-
-    fn passthrough_target(
-        &self,
-        _config: &ProviderConfig,
-        _token: &str,
-        path: &str,
-    ) -> Result<Upstream, ProxyError> {
-        // The client sends X-TC-Action / X-TC-Version itself; we only set the content type we
-        // sign with, then timestamp and signature in `finalize`.
-        Ok(Upstream::new(HOST, path).header("content-type", CONTENT_TYPE))
+        self.authorize(
+            Upstream::new(HOST, "/")
+                .header("x-tc-action", action)
+                .header("x-tc-version", VERSION),
+            req.token,
+        )
     }
 
     fn signs_body(&self) -> bool {
@@ -128,10 +121,7 @@ impl Provider for Hunyuan {
         upstream: &mut Upstream,
         body: &[u8],
     ) -> Result<(), ProxyError> {
-        let (id, key) = (
-            self.settings.auth_id.expose(),
-            self.settings.auth_key.expose(),
-        );
+        let (id, key) = (self.auth_id.expose(), self.auth_key.expose());
         let timestamp = openai::now_secs();
         let signed = tc3_sign(
             id,
@@ -144,18 +134,14 @@ impl Provider for Hunyuan {
                 payload: body,
             },
         );
-        set_header(upstream, "content-type", CONTENT_TYPE.to_string());
-        set_header(upstream, "x-tc-timestamp", timestamp.to_string());
-        set_header(upstream, "authorization", signed.authorization);
+        upstream.set_header("content-type", CONTENT_TYPE.to_string());
+        upstream.set_header("x-tc-timestamp", timestamp.to_string());
+        upstream.set_header("authorization", signed.authorization);
         Ok(())
     }
 
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
-        Box::new(response::Translator {
-            api: req.api,
-            stream: stream::StreamState::default(),
-            stops: Vec::new(),
-        })
+        Box::new(response::Translator::new(req.api, Vec::new()))
     }
 
     /// Hunyuan keeps the stop sequence it stopped at in the text; OpenAI does not. The
@@ -174,15 +160,6 @@ impl Provider for Hunyuan {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect();
-        Box::new(response::Translator {
-            api: req.api,
-            stream: stream::StreamState::with_stops(stops.clone()),
-            stops,
-        })
+        Box::new(response::Translator::new(req.api, stops))
     }
-}
-
-fn set_header(up: &mut Upstream, name: &str, value: String) {
-    up.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-    up.headers.push((name.to_string(), value));
 }

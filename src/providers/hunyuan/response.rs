@@ -7,7 +7,7 @@ use crate::openai;
 use crate::openai::writer::{tool_call, Choice, Completion, OpenAiWriter};
 use crate::providers::{Api, ResponseTranslator};
 use crate::sse::SseEvent;
-use crate::usage::Usage;
+use crate::usage::{Usage, UsageKeys};
 use serde_json::{json, Map, Value};
 
 /// HTTP status for a Tencent Cloud API 3.0 error code.
@@ -73,18 +73,16 @@ pub(super) fn error_msg(resp: &Map<String, Value>) -> Option<ProxyError> {
     })
 }
 
+const USAGE: UsageKeys = UsageKeys {
+    prompt: "PromptTokens",
+    completion: "CompletionTokens",
+    total: "TotalTokens",
+    cached: None,
+    reasoning: None,
+};
+
 pub(super) fn usage_of(v: Option<&Value>) -> Option<Usage> {
-    let u = v?.as_object()?;
-    let get = |k: &str| u.get(k).and_then(Value::as_u64);
-    let (p, c, t) = (
-        get("PromptTokens"),
-        get("CompletionTokens"),
-        get("TotalTokens"),
-    );
-    if p.is_none() && c.is_none() && t.is_none() {
-        return None;
-    }
-    Some(Usage::new(p.unwrap_or(0), c.unwrap_or(0), t))
+    USAGE.read(v?.as_object()?)
 }
 
 /// OpenAI's finish reason for Hunyuan's `FinishReason` (stop|sensitive|tool_calls|length).
@@ -213,6 +211,16 @@ pub(super) struct Translator {
     pub(super) stream: StreamState,
     /// The request's `Stop` sequences, trimmed from the end of a stopped reply.
     pub(super) stops: Vec<String>,
+}
+
+impl Translator {
+    pub(super) fn new(api: Api, stops: Vec<String>) -> Self {
+        Self {
+            api,
+            stream: StreamState::with_stops(stops.clone()),
+            stops,
+        }
+    }
 }
 
 /// `text` without the stop sequence it ends with (Hunyuan keeps it, OpenAI does not).

@@ -30,12 +30,13 @@ mod stream;
 mod tests;
 
 use super::openai_compat::{self, CompatProvider, Host};
-use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Profile, Provider, RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::ConfigError;
 use crate::error::ProxyError;
 use serde_json::Value;
+use std::borrow::Cow;
 
 const PROVIDER: &str = "minimax";
 const PRO_PATH: &str = "/v1/text/chatcompletion_pro";
@@ -109,8 +110,12 @@ struct Minimax {
 }
 
 impl Provider for Minimax {
-    fn kind(&self) -> ProviderType {
-        ProviderType::Minimax
+    fn profile(&self) -> Profile {
+        self.compat.profile()
+    }
+
+    fn host(&self, token: &str) -> Cow<'_, str> {
+        self.compat.host(token)
     }
 
     fn settings_protocol(&self, req: &RequestInfo<'_>) -> SettingsProtocol {
@@ -139,15 +144,6 @@ impl Provider for Minimax {
         *body = request::pro_body(req, body)?;
         let path = format!("{PRO_PATH}?GroupId={}", query_escape(group));
         Ok(Upstream::new(self.host, path).bearer(req.token))
-    }
-
-    fn passthrough_target(
-        &self,
-        config: &ProviderConfig,
-        token: &str,
-        path: &str,
-    ) -> Result<Upstream, ProxyError> {
-        self.compat.passthrough_target(config, token, path)
     }
 
     fn finalize(

@@ -7,7 +7,7 @@ use crate::openai;
 use crate::openai::writer::{tool_call, Choice, Completion, OpenAiWriter};
 use crate::providers::ResponseTranslator;
 use crate::sse::SseEvent;
-use crate::usage::Usage;
+use crate::usage::{Usage, UsageKeys};
 use serde_json::{Map, Value};
 
 /// OpenAI's finish reason for a Pro choice. A function call wins, then `output_sensitive`.
@@ -36,16 +36,16 @@ pub(super) fn output_sensitive(obj: &Map<String, Value>) -> bool {
         .unwrap_or(false)
 }
 
+/// OpenAI's names without the details objects. Pro reports only the total; the split stays 0
+/// when unknown.
+const USAGE: UsageKeys = UsageKeys {
+    cached: None,
+    reasoning: None,
+    ..UsageKeys::OPENAI
+};
+
 pub(super) fn usage_of(obj: &Map<String, Value>) -> Option<Usage> {
-    let u = obj.get("usage")?.as_object()?;
-    let get = |k: &str| u.get(k).and_then(Value::as_u64);
-    let total = get("total_tokens");
-    let (p, c) = (get("prompt_tokens"), get("completion_tokens"));
-    if total.is_none() && p.is_none() && c.is_none() {
-        return None;
-    }
-    // Pro reports only the total; the split stays 0 when unknown.
-    Some(Usage::new(p.unwrap_or(0), c.unwrap_or(0), total))
+    USAGE.read(obj.get("usage")?.as_object()?)
 }
 
 pub(super) fn bot_messages(choice: &Value) -> impl Iterator<Item = &Map<String, Value>> {

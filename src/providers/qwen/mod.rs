@@ -38,7 +38,8 @@
 //! - Errors: `{"code", "message", "request_id"}` with the HTTP status (e.g. 401 InvalidApiKey,
 //!   429 Throttling.RateQuota, 400 InvalidParameter / DataInspectionFailed).
 
-use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::custom_settings::SettingsProtocol;
 use crate::error::{ConfigError, ProxyError};
@@ -77,23 +78,18 @@ impl Settings {
     }
 }
 
-pub fn build(config: &ProviderConfig) -> Result<Box<dyn Provider>, ConfigError> {
-    Ok(Box::new(Qwen {
-        settings: Settings::parse(config)?,
-    }))
-}
+const PROFILE: Profile = Profile {
+    kind: ProviderType::Qwen,
+    settings: SettingsProtocol::Qwen,
+    host: HOST,
+    auth: Auth::Bearer,
+    unsupported: &[],
+};
 
-struct Qwen {
-    settings: Settings,
-}
-
-impl Provider for Qwen {
-    fn kind(&self) -> ProviderType {
-        ProviderType::Qwen
-    }
-
-    fn settings_protocol(&self, _req: &RequestInfo<'_>) -> SettingsProtocol {
-        SettingsProtocol::Qwen
+/// Qwen's whole state is its settings.
+impl Provider for Settings {
+    fn profile(&self) -> Profile {
+        PROFILE
     }
 
     fn translate_request(
@@ -101,32 +97,20 @@ impl Provider for Qwen {
         req: &RequestInfo<'_>,
         body: &mut Value,
     ) -> Result<Upstream, ProxyError> {
-        let up = match req.api {
-            Api::ChatCompletions => {
-                let path = request::translate_chat(req, &self.settings, body)?;
-                let up = Upstream::new(HOST, path).bearer(req.token);
-                if req.stream {
-                    up.header("x-dashscope-sse", "enable")
-                        .header("accept", "text/event-stream")
-                } else {
-                    up
-                }
-            }
+        let path = match req.api {
+            Api::ChatCompletions => request::translate_chat(req, self, body)?,
             Api::Embeddings => {
                 request::translate_embeddings(req, body)?;
-                Upstream::new(HOST, EMBEDDING_PATH).bearer(req.token)
+                EMBEDDING_PATH
             }
         };
-        Ok(up)
-    }
-
-    fn passthrough_target(
-        &self,
-        _config: &ProviderConfig,
-        token: &str,
-        path: &str,
-    ) -> Result<Upstream, ProxyError> {
-        Ok(Upstream::new(HOST, path).bearer(token))
+        let up = self.authorize(Upstream::new(HOST, path), req.token)?;
+        Ok(if req.stream && req.api == Api::ChatCompletions {
+            up.header("x-dashscope-sse", "enable")
+                .header("accept", "text/event-stream")
+        } else {
+            up
+        })
     }
 
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {

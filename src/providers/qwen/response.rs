@@ -8,7 +8,7 @@ use crate::openai;
 use crate::openai::writer::{tool_call, Choice, Completion, OpenAiWriter};
 use crate::providers::{Api, ResponseTranslator};
 use crate::sse::SseEvent;
-use crate::usage::Usage;
+use crate::usage::{Usage, UsageKeys};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
@@ -50,28 +50,18 @@ pub(super) fn error_in_body(obj: &Map<String, Value>) -> Option<ProxyError> {
     (has_code && !obj.contains_key("output")).then(|| dashscope_error(0, obj))
 }
 
+/// DashScope's `usage`, with context cache hits and thinking tokens (Model Studio "Context
+/// cache", "Deep thinking").
+const USAGE: UsageKeys = UsageKeys {
+    prompt: "input_tokens",
+    completion: "output_tokens",
+    total: "total_tokens",
+    cached: Some(("prompt_tokens_details", "cached_tokens")),
+    reasoning: Some(("output_tokens_details", "reasoning_tokens")),
+};
+
 pub(super) fn usage_of(v: Option<&Value>) -> Option<Usage> {
-    let u = v?.as_object()?;
-    let get = |k: &str| u.get(k).and_then(Value::as_u64);
-    let (i, o, t) = (
-        get("input_tokens"),
-        get("output_tokens"),
-        get("total_tokens"),
-    );
-    if i.is_none() && o.is_none() && t.is_none() {
-        return None;
-    }
-    // Context cache hits and thinking tokens (Model Studio "Context cache", "Deep thinking").
-    let detail = |outer: &str, inner: &str| {
-        u.get(outer)
-            .and_then(|d| d.get(inner))
-            .and_then(Value::as_u64)
-    };
-    Some(
-        Usage::new(i.unwrap_or(0), o.unwrap_or(0), t)
-            .with_cached(detail("prompt_tokens_details", "cached_tokens"))
-            .with_reasoning(detail("output_tokens_details", "reasoning_tokens")),
-    )
+    USAGE.read(v?.as_object()?)
 }
 
 /// A thinking model's `reasoning_content` (Model Studio "Deep thinking"), when not empty.

@@ -23,7 +23,8 @@ mod auth;
 mod tests;
 
 use super::{claude, gemini};
-use super::{Api, Provider, ProviderType, RequestInfo, ResponseTranslator, Upstream};
+use super::{Api, Auth, Profile, Provider, ProviderType};
+use super::{RequestInfo, ResponseTranslator, Upstream};
 use crate::config::ProviderConfig;
 use crate::context::Callout;
 use crate::custom_settings::SettingsProtocol;
@@ -31,6 +32,7 @@ use crate::error::{ConfigError, ProxyError};
 use crate::openai;
 use auth::{ServiceAccount, TokenCache};
 use serde_json::Value;
+use std::borrow::Cow;
 
 const NAME: &str = "vertex";
 const EXPRESS_HOST: &str = "aiplatform.googleapis.com";
@@ -137,26 +139,16 @@ fn is_claude(model: &str) -> bool {
 /// The model becomes part of the path: plain ids only (Claude's carry `@version`).
 fn check_model(model: &str) -> Result<&str, ProxyError> {
     let m = model.strip_prefix("models/").unwrap_or(model);
-    let ok = !m.is_empty()
-        && !m.contains("..")
-        && m.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'@'));
-    if ok {
-        Ok(m)
-    } else {
-        Err(
-            ProxyError::bad_request(format!("'{model}' is not a valid Vertex model name"))
-                .with_param("model"),
-        )
-    }
+    super::plain_model_id(m, model, b"@", "Vertex")?;
+    Ok(m)
 }
 
 impl ServiceMode {
-    fn host(&self) -> String {
+    fn host(&self) -> Cow<'_, str> {
         if self.region == "global" {
-            EXPRESS_HOST.to_string()
+            Cow::Borrowed(EXPRESS_HOST)
         } else {
-            format!("{}-aiplatform.googleapis.com", self.region)
+            Cow::Owned(format!("{}-aiplatform.googleapis.com", self.region))
         }
     }
 
@@ -174,9 +166,17 @@ impl ServiceMode {
     }
 }
 
+const PROFILE: Profile = Profile {
+    kind: ProviderType::Vertex,
+    settings: SettingsProtocol::Gemini,
+    host: EXPRESS_HOST,
+    auth: Auth::Header("x-goog-api-key"),
+    unsupported: &[(Api::Embeddings, "the embeddings API")],
+};
+
 impl Provider for Vertex {
-    fn kind(&self) -> ProviderType {
-        ProviderType::Vertex
+    fn profile(&self) -> Profile {
+        PROFILE
     }
 
     fn settings_protocol(&self, req: &RequestInfo<'_>) -> SettingsProtocol {
@@ -187,16 +187,28 @@ impl Provider for Vertex {
         }
     }
 
+    fn host(&self, _token: &str) -> Cow<'_, str> {
+        match &self.mode {
+            Mode::Express => Cow::Borrowed(EXPRESS_HOST),
+            Mode::Service(s) => s.host(),
+        }
+    }
+
+    /// Express mode: the API key. Service-account mode: the cached OAuth access token.
+    fn authorize(&self, up: Upstream, token: &str) -> Result<Upstream, ProxyError> {
+        match &self.mode {
+            Mode::Express => Ok(PROFILE.auth.apply(up, token)),
+            Mode::Service(s) => s.bearer(up),
+        }
+    }
+
     fn translate_request(
         &self,
         req: &RequestInfo<'_>,
         body: &mut Value,
     ) -> Result<Upstream, ProxyError> {
-        if req.api == Api::Embeddings {
-            return Err(ProxyError::unsupported("the embeddings API", NAME));
-        }
         let model = check_model(req.model)?;
-        match &self.mode {
+        let path = match &self.mode {
             Mode::Express => {
                 if is_claude(model) {
                     return Err(ProxyError::unsupported(
@@ -205,19 +217,18 @@ impl Provider for Vertex {
                     )
                     .with_param("model"));
                 }
-                gemini::vertex_chat_body(model, body, &self.safety)?;
-                let path = format!(
+                gemini::chat_body(model, body, &self.safety)?;
+                format!(
                     "/v1/publishers/google/models/{model}:{}",
                     gemini_method(req)
-                );
-                Ok(Upstream::new(EXPRESS_HOST, path).header("x-goog-api-key", req.token))
+                )
             }
             Mode::Service(s) => {
                 let base = format!(
                     "/v1/projects/{}/locations/{}/publishers",
                     s.project, s.region
                 );
-                let path = if is_claude(model) {
+                if is_claude(model) {
                     claude::vertex_chat_body(req, body, CLAUDE_VERSION)?;
                     let method = if req.stream {
                         "streamRawPredict"
@@ -226,24 +237,12 @@ impl Provider for Vertex {
                     };
                     format!("{base}/anthropic/models/{model}:{method}")
                 } else {
-                    gemini::vertex_chat_body(model, body, &self.safety)?;
+                    gemini::chat_body(model, body, &self.safety)?;
                     format!("{base}/google/models/{model}:{}", gemini_method(req))
-                };
-                s.bearer(Upstream::new(s.host(), path))
+                }
             }
-        }
-    }
-
-    fn passthrough_target(
-        &self,
-        _config: &ProviderConfig,
-        token: &str,
-        path: &str,
-    ) -> Result<Upstream, ProxyError> {
-        match &self.mode {
-            Mode::Express => Ok(Upstream::new(EXPRESS_HOST, path).header("x-goog-api-key", token)),
-            Mode::Service(s) => s.bearer(Upstream::new(s.host(), path)),
-        }
+        };
+        self.authorize(Upstream::new(self.host(req.token), path), req.token)
     }
 
     fn auth_callout(&self, config: &ProviderConfig) -> Result<Option<Callout>, ProxyError> {
