@@ -1,21 +1,25 @@
-//! The stream's fast path: one DashScope `event:result` deserialised straight into borrowed,
-//! typed fields instead of a `serde_json::Value` (no map of every key, no owned strings unless
-//! a string has escapes).
+//! The stream's fast path: one DashScope `event:result` read straight into borrowed, typed fields
+//! instead of a `serde_json::Value` (no map of every key, no owned strings unless a string has
+//! escapes). Two readings, tried in turn: [`scan`], the allocation-free walk of the JSON text
+//! with the shared byte scanner (`openai::json_scan`, as Gemini's), which answers `None` for
+//! anything it is not sure serde_json reads the same (escaped keys, content part lists, numbers
+//! near `f64`'s range, surrogate escapes, ...); then serde into the same types.
 //!
-//! It is strict where the `Value` path is lenient: a field of an unexpected type, a duplicate
+//! Both are strict where the `Value` path is lenient: a field of an unexpected type, a duplicate
 //! key it reads, an error body (`code` without `output`) or anything else unusual makes it fail,
 //! and the caller then takes the `Value` path, which stays the reference for every behaviour.
 //! Keys it does not read are still parsed by `deserialize_any` ([`Checked`]), so the JSON it
 //! accepts is exactly the JSON `serde_json::Value` accepts (UTF-8, escapes, surrogates, number
 //! range, nesting depth), unlike `IgnoredAny`, which only skips.
 
+use crate::openai::json_scan::{once, Cursor, Items, List};
 use crate::usage::Usage;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 
 /// One event, as far as the stream reads it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Event<'a> {
     pub request_id: Option<Cow<'a, str>>,
     pub usage: Option<Usage>,
@@ -23,17 +27,17 @@ pub(super) struct Event<'a> {
     pub output: Option<Output<'a>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Output<'a> {
     /// `output.choices` when it is an array.
-    pub choices: Option<Vec<Choice<'a>>>,
+    pub choices: Option<List<Choice<'a>>>,
     /// The older form: `output.text` is present (a `null` text counts: empty content).
     pub has_text: bool,
     pub text: Option<Cow<'a, str>>,
     pub finish_reason: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Choice<'a> {
     pub index: Option<u64>,
     pub message: Option<Msg<'a>>,
@@ -41,7 +45,7 @@ pub(super) struct Choice<'a> {
 }
 
 /// A message's pieces, shared with the `Value` path (which builds it from a `Value`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Msg<'a> {
     /// `reasoning_content` as sent (may be empty).
     pub reasoning: Option<Cow<'a, str>>,
@@ -50,7 +54,7 @@ pub(super) struct Msg<'a> {
     pub tool_calls: Vec<Call<'a>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Call<'a> {
     pub index: Option<u64>,
     pub id: Option<Cow<'a, str>>,
@@ -59,8 +63,14 @@ pub(super) struct Call<'a> {
     pub arguments: Option<Cow<'a, str>>,
 }
 
-/// Parses `data` on the fast path; `None` sends the event to the `Value` path.
+/// Parses `data` on the fast path (the scan, else serde into the same types); `None` sends the
+/// event to the `Value` path.
 pub(super) fn parse(data: &[u8]) -> Option<Event<'_>> {
+    scan(data).or_else(|| parse_serde(data))
+}
+
+/// The serde typed reading alone.
+pub(super) fn parse_serde(data: &[u8]) -> Option<Event<'_>> {
     // One UTF-8 check of the whole event instead of one per string (`from_slice` checks each
     // string it decodes; outside strings, non-ASCII is a syntax error either way).
     let text = std::str::from_utf8(data).ok()?;
@@ -70,6 +80,221 @@ pub(super) fn parse(data: &[u8]) -> Option<Event<'_>> {
         return None;
     }
     Some(top.event)
+}
+
+/// The scan: what [`parse_serde`] reads, or `None` where it is not sure serde_json would read
+/// the same (see the module doc).
+pub(super) fn scan(data: &[u8]) -> Option<Event<'_>> {
+    let mut s = Cursor::plain(data);
+    let mut ev = Event::default();
+    let (mut seen, mut has_code, mut has_output) = (0, false, false);
+    s.object(|s, key| {
+        match key {
+            b"request_id" => {
+                once(&mut seen, 1)?;
+                ev.request_id = s.opt_str()?;
+            }
+            b"usage" => {
+                once(&mut seen, 2)?;
+                if !s.is_null() {
+                    ev.usage = usage(s)?;
+                }
+            }
+            b"output" => {
+                once(&mut seen, 4)?;
+                has_output = true;
+                if !s.is_null() {
+                    ev.output = Some(output(s)?);
+                }
+            }
+            b"code" => {
+                once(&mut seen, 8)?;
+                has_code = s.opt_str()?.is_some_and(|c| !c.is_empty());
+            }
+            _ => return Some(false),
+        }
+        Some(true)
+    })?;
+    // An error body (see `response::error_in_body`) is the `Value` path's.
+    (s.at_end() && !(has_code && !has_output)).then_some(ev)
+}
+
+fn usage(s: &mut Cursor<'_>) -> Option<Option<Usage>> {
+    let mut u = UsageIn::default();
+    let mut seen = 0;
+    s.object(|s, key| {
+        match key {
+            b"input_tokens" => {
+                once(&mut seen, 1)?;
+                u.input = s.opt_count()?;
+            }
+            b"output_tokens" => {
+                once(&mut seen, 2)?;
+                u.output = s.opt_count()?;
+            }
+            b"total_tokens" => {
+                once(&mut seen, 4)?;
+                u.total = s.opt_count()?;
+            }
+            b"prompt_tokens_details" => {
+                once(&mut seen, 8)?;
+                u.cached = detail(s)?.cached_tokens;
+            }
+            b"output_tokens_details" => {
+                once(&mut seen, 16)?;
+                u.reasoning = detail(s)?.reasoning_tokens;
+            }
+            _ => return Some(false),
+        }
+        Some(true)
+    })?;
+    Some(u.usage())
+}
+
+/// A `*_tokens_details` object or `null`.
+fn detail(s: &mut Cursor<'_>) -> Option<DetailCounts> {
+    let mut c = DetailCounts::default();
+    if s.is_null() {
+        return Some(c);
+    }
+    let mut seen = 0;
+    s.object(|s, key| {
+        match key {
+            b"cached_tokens" => {
+                once(&mut seen, 1)?;
+                c.cached_tokens = s.opt_count()?;
+            }
+            b"reasoning_tokens" => {
+                once(&mut seen, 2)?;
+                c.reasoning_tokens = s.opt_count()?;
+            }
+            _ => return Some(false),
+        }
+        Some(true)
+    })?;
+    Some(c)
+}
+
+fn output<'a>(s: &mut Cursor<'a>) -> Option<Output<'a>> {
+    let mut o = Output::default();
+    let mut seen = 0;
+    s.object(|s, key| {
+        match key {
+            b"choices" => {
+                once(&mut seen, 1)?;
+                if !s.is_null() {
+                    let list = o.choices.insert(List::default());
+                    s.array(|s| choice(s, list.push_default()))?;
+                }
+            }
+            b"text" => {
+                once(&mut seen, 2)?;
+                o.has_text = true;
+                o.text = s.opt_str()?;
+            }
+            b"finish_reason" => {
+                once(&mut seen, 4)?;
+                o.finish_reason = s.opt_str()?;
+            }
+            _ => return Some(false),
+        }
+        Some(true)
+    })?;
+    Some(o)
+}
+
+fn choice<'a>(s: &mut Cursor<'a>, c: &mut Choice<'a>) -> Option<()> {
+    let mut seen = 0;
+    s.object(|s, key| {
+        match key {
+            b"index" => {
+                once(&mut seen, 1)?;
+                c.index = s.opt_count()?;
+            }
+            b"message" => {
+                once(&mut seen, 2)?;
+                if !s.is_null() {
+                    c.message = Some(msg(s)?);
+                }
+            }
+            b"finish_reason" => {
+                once(&mut seen, 4)?;
+                c.finish_reason = s.opt_str()?;
+            }
+            _ => return Some(false),
+        }
+        Some(true)
+    })
+}
+
+fn msg<'a>(s: &mut Cursor<'a>) -> Option<Msg<'a>> {
+    let mut m = Msg::default();
+    let mut seen = 0;
+    s.object(|s, key| {
+        match key {
+            b"reasoning_content" => {
+                once(&mut seen, 1)?;
+                m.reasoning = s.opt_str()?;
+            }
+            // A part list is concatenated by the serde reading.
+            b"content" => {
+                once(&mut seen, 2)?;
+                m.content = s.opt_str()?;
+            }
+            b"tool_calls" => {
+                once(&mut seen, 4)?;
+                if !s.is_null() {
+                    s.array(|s| {
+                        m.tool_calls.push(call(s)?);
+                        Some(())
+                    })?;
+                }
+            }
+            _ => return Some(false),
+        }
+        Some(true)
+    })?;
+    Some(m)
+}
+
+fn call<'a>(s: &mut Cursor<'a>) -> Option<Call<'a>> {
+    let mut c = Call::default();
+    let mut seen = 0;
+    s.object(|s, key| {
+        match key {
+            b"index" => {
+                once(&mut seen, 1)?;
+                c.index = s.opt_count()?;
+            }
+            b"id" => {
+                once(&mut seen, 2)?;
+                c.id = s.opt_str()?;
+            }
+            b"function" => {
+                once(&mut seen, 4)?;
+                if !s.is_null() {
+                    let mut seen = 0;
+                    s.object(|s, key| {
+                        match key {
+                            b"name" => {
+                                once(&mut seen, 1)?;
+                                c.name = s.opt_str()?;
+                            }
+                            b"arguments" => {
+                                once(&mut seen, 2)?;
+                                c.arguments = s.opt_str()?;
+                            }
+                            _ => return Some(false),
+                        }
+                        Some(true)
+                    })?;
+                }
+            }
+            _ => return Some(false),
+        }
+        Some(true)
+    })?;
+    Some(c)
 }
 
 struct Top<'a> {
@@ -167,7 +392,7 @@ object!(Output, "a DashScope output", |map| {
     let names = ["choices", "text", "finish_reason"];
     fields(&mut map, &names, |i, map| {
         match i {
-            0 => o.choices = map.next_value::<Option<Vec<Choice<'de>>>>()?,
+            0 => o.choices = map.next_value::<Option<Items<Choice<'de>>>>()?.map(|c| c.0),
             1 => {
                 o.has_text = true;
                 o.text = cow(map.next_value::<OptStr<'de>>()?);
