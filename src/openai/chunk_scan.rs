@@ -9,7 +9,7 @@
 //! deep nesting, lone surrogate escapes. So the full parse stays the reference for every
 //! behaviour, and the fast path only ever skips work whose outcome is already known.
 
-use super::json_scan::{once, special8, Cursor, Mode, Token as Str};
+use super::json_scan::{once, special8, string_rest, Cursor, Mode, Token as Str};
 use super::FINISH_REASONS;
 
 /// What the translator needs from a chunk the fast path accepts.
@@ -109,9 +109,8 @@ impl ChunkScanner {
                 Some(end) => di = end,
                 None => {
                     // Escapes or non-ASCII: the scan's own string rules, from the opening quote.
-                    let mut s = scanner(d, false);
-                    s.i = di - 1;
-                    match s.string() {
+                    let mut at = di - 1;
+                    match string_rest(d, &mut at, di) {
                         Some(str) => di = str.end,
                         None => return false,
                     }
@@ -192,7 +191,9 @@ const C_INDEX: u32 = 1;
 const C_DELTA: u32 = 1 << 1;
 const C_FINISH: u32 = 1 << 2;
 
-/// The whole of the data is one accepted chunk.
+/// The whole of the data is one accepted chunk. Not inlined: it would crowd the layout check
+/// in [`ChunkScanner::scan`], the stream's usual path.
+#[inline(never)]
 fn whole<'a>(s: &mut Scanner<'a>) -> Option<ConformantChunk<'a>> {
     let chunk = top(s)?;
     s.at_end().then_some(chunk)

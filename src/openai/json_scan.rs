@@ -149,7 +149,6 @@ impl<'a, M: Mode> Cursor<'a, M> {
         &self.b[s.start..s.end]
     }
 
-    #[inline]
     pub fn string(&mut self) -> Option<Token> {
         self.ws();
         scan_string(self.b, &mut self.i)
@@ -172,8 +171,9 @@ impl<'a, M: Mode> Cursor<'a, M> {
                 .ok()
                 .map(Cow::Owned);
         }
-        // Validated UTF-8 (see `scan_string`).
-        std::str::from_utf8(self.raw(t)).ok().map(Cow::Borrowed)
+        let raw = self.raw(t);
+        // SAFETY: `scan_string` accepted these bytes: ASCII, or checked with `from_utf8`.
+        Some(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(raw) }))
     }
 
     /// `null` (`Some(None)`) or a string value.
@@ -397,49 +397,76 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Items<T> {
 }
 
 /// A string token from its opening quote at `i` (whitespace already skipped).
-#[inline]
+///
+/// Inline, the usual string: plain ASCII whose closing quote is the first special byte of its
+/// eight-byte words (keys and short values, no call); anything else (escapes, non-ASCII, the
+/// last bytes of the text) takes [`string_rest`] from the opening quote.
+#[inline(always)]
 pub(crate) fn scan_string(b: &[u8], i: &mut usize) -> Option<Token> {
-    if *b.get(*i)? != b'"' {
+    if b.get(*i) != Some(&b'"') {
         return None;
     }
-    *i += 1;
-    let start = *i;
+    let start = *i + 1;
+    let mut j = start;
+    while let Some(chunk) = b.get(j..j + 8) {
+        let m = special8(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        if m != 0 {
+            j += (m.trailing_zeros() / 8) as usize;
+            if b[j] == b'"' {
+                *i = j + 1;
+                return Some(Token {
+                    start,
+                    end: j,
+                    escaped: false,
+                });
+            }
+            break;
+        }
+        j += 8;
+    }
+    string_rest(b, i, start)
+}
+
+/// [`scan_string`] in full, from the content's start (`i` at the opening quote). The index
+/// moves on in a local (not through `i`) so the loop keeps it in a register.
+#[inline(never)]
+pub(crate) fn string_rest(b: &[u8], i: &mut usize, start: usize) -> Option<Token> {
+    let mut j = start;
     let mut escaped = false;
     let mut non_ascii = false;
     loop {
         // Plain bytes eight at a time; the lowest flagged byte of a word is exact.
-        if let Some(chunk) = b.get(*i..*i + 8) {
+        while let Some(chunk) = b.get(j..j + 8) {
             let m = special8(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-            if m == 0 {
-                *i += 8;
-                continue;
+            if m != 0 {
+                j += (m.trailing_zeros() / 8) as usize;
+                break;
             }
-            *i += (m.trailing_zeros() / 8) as usize;
+            j += 8;
         }
-        match *b.get(*i)? {
+        match *b.get(j)? {
             b'"' => {
-                let end = *i;
-                *i += 1;
+                *i = j + 1;
                 // serde_json validates every string's UTF-8 (text outside strings is ASCII).
                 if non_ascii {
-                    std::str::from_utf8(&b[start..end]).ok()?;
+                    std::str::from_utf8(&b[start..j]).ok()?;
                 }
                 return Some(Token {
                     start,
-                    end,
+                    end: j,
                     escaped,
                 });
             }
             b'\\' => {
                 escaped = true;
-                escape(b, i)?;
+                escape(b, &mut j)?;
             }
             0..=0x1f => return None, // serde_json refuses control characters in strings
             0x80.. => {
                 non_ascii = true;
-                *i += 1;
+                j += 1;
             }
-            _ => *i += 1,
+            _ => j += 1,
         }
     }
 }
@@ -465,59 +492,62 @@ fn escape(b: &[u8], i: &mut usize) -> Option<()> {
 
 /// A number token at `i` (whitespace already skipped), see [`Cursor::number`].
 fn scan_number(b: &[u8], i: &mut usize) -> Option<Option<u64>> {
-    let peek = |i: usize| b.get(i).copied();
-    let neg = peek(*i) == Some(b'-');
+    let peek = |j: usize| b.get(j).copied();
+    let mut j = *i;
+    let neg = peek(j) == Some(b'-');
     if neg {
-        *i += 1;
+        j += 1;
     }
-    let int_start = *i;
-    // The integer part's value while it fits u64 (what `Value::as_u64` accepts).
-    let mut value = Some(0u64);
-    match peek(*i)? {
-        b'0' => *i += 1,
+    let int_start = j;
+    // The integer part's value, exact while it fits u64 (checked below by its length).
+    let mut value = 0u64;
+    match peek(j)? {
+        b'0' => j += 1,
         b'1'..=b'9' => {
-            while let Some(d @ b'0'..=b'9') = peek(*i) {
-                value = value
-                    .and_then(|v| v.checked_mul(10))
-                    .and_then(|v| v.checked_add(u64::from(d - b'0')));
-                *i += 1;
+            while let Some(d @ b'0'..=b'9') = peek(j) {
+                value = value.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                j += 1;
             }
         }
         _ => return None,
     }
-    let int_len = *i - int_start;
+    let int_len = j - int_start;
+    // Nineteen digits always fit u64; twenty fit up to u64::MAX (same length: compared as
+    // text); more never do. (An integer beyond u64 becomes an f64 in serde_json: valid, but
+    // not `as_u64`.)
+    let fits = int_len < 20 || (int_len == 20 && b[int_start..j] <= b"18446744073709551615"[..]);
     let mut integral = !neg;
-    if peek(*i) == Some(b'.') {
-        *i += 1;
+    if peek(j) == Some(b'.') {
+        j += 1;
         integral = false;
-        let from = *i;
-        while let Some(b'0'..=b'9') = peek(*i) {
-            *i += 1;
+        let from = j;
+        while let Some(b'0'..=b'9') = peek(j) {
+            j += 1;
         }
-        if *i == from {
+        if j == from {
             return None;
         }
     }
-    if let Some(b'e' | b'E') = peek(*i) {
-        *i += 1;
+    if let Some(b'e' | b'E') = peek(j) {
+        j += 1;
         integral = false;
-        if let Some(b'+' | b'-') = peek(*i) {
-            *i += 1;
+        if let Some(b'+' | b'-') = peek(j) {
+            j += 1;
         }
-        let from = *i;
-        while let Some(b'0'..=b'9') = peek(*i) {
-            *i += 1;
+        let from = j;
+        while let Some(b'0'..=b'9') = peek(j) {
+            j += 1;
         }
         // Large exponents (overflow is an error in serde_json) go to serde_json.
-        if *i == from || *i - from > 2 {
+        if j == from || j - from > 2 {
             return None;
         }
     }
     if int_len > 100 {
         return None;
     }
-    // An integer beyond u64 becomes an f64 in serde_json: valid, but not `as_u64`.
-    Some(value.filter(|_| integral))
+    *i = j;
+    Some((integral && fits).then_some(value))
 }
 
 /// The high bit of each of eight bytes (little-endian) that is `"`, `\`, a control character or
