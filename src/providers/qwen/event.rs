@@ -116,7 +116,7 @@ pub(super) fn scan(data: &[u8]) -> Option<Event<'_>> {
         Some(true)
     })?;
     // An error body (see `response::error_in_body`) is the `Value` path's.
-    (s.at_end() && !(has_code && !has_output)).then_some(ev)
+    ((has_output || !has_code) && s.at_end()).then_some(ev)
 }
 
 fn usage(s: &mut Cursor<'_>) -> Option<Option<Usage>> {
