@@ -294,6 +294,25 @@ impl<'a, M: Mode> Cursor<'a, M> {
         Some(())
     }
 
+    /// An object whose keys in `names` `on` reads, by position (a key given twice is refused:
+    /// the last one wins in serde_json); the values of other keys are skipped.
+    #[inline]
+    pub fn fields(
+        &mut self,
+        names: &[&[u8]],
+        mut on: impl FnMut(&mut Self, usize) -> Option<()>,
+    ) -> Option<()> {
+        let mut seen = 0u32;
+        self.object(|s, key| {
+            let Some(at) = names.iter().position(|n| *n == key) else {
+                return Some(false);
+            };
+            once(&mut seen, 1 << at)?;
+            on(s, at)?;
+            Some(true)
+        })
+    }
+
     /// An array whose items `item` reads.
     #[inline]
     pub fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {

@@ -7,7 +7,7 @@
 //! serde typed reading), an `error` key. Strings with escapes are decoded by serde_json.
 
 use super::typed::{Candidate, Event, Part, UsageCounts};
-use crate::openai::json_scan::{once, Cursor};
+use crate::openai::json_scan::Cursor;
 
 /// Reads one event's data (or a whole reply body); `None` when another reading must decide.
 pub(super) fn scan(data: &[u8]) -> Option<Event<'_>> {
@@ -18,98 +18,66 @@ pub(super) fn scan(data: &[u8]) -> Option<Event<'_>> {
 
 fn event<'a>(s: &mut Cursor<'a>) -> Option<Event<'a>> {
     let mut ev = Event::default();
-    let mut seen = 0;
-    s.object(|s, key| {
-        match key {
-            b"candidates" => {
-                once(&mut seen, 1)?;
-                s.array(|s| candidate(s, ev.candidates.push_default()))?;
-            }
-            b"usageMetadata" => {
-                once(&mut seen, 2)?;
-                ev.usage = Some(usage(s)?);
-            }
-            b"modelVersion" => {
-                once(&mut seen, 4)?;
-                ev.model_version = Some(s.str_value()?);
-            }
-            b"error" => return None,
-            _ => return Some(false),
+    let names: [&[u8]; 4] = [b"candidates", b"usageMetadata", b"modelVersion", b"error"];
+    s.fields(&names, |s, at| {
+        match at {
+            0 => s.array(|s| candidate(s, ev.candidates.push_default()))?,
+            1 => ev.usage = Some(usage(s)?),
+            2 => ev.model_version = Some(s.str_value()?),
+            // Google's error model: the reference reports it.
+            _ => return None,
         }
-        Some(true)
+        Some(())
     })?;
     Some(ev)
 }
 
 fn candidate<'a>(s: &mut Cursor<'a>, c: &mut Candidate<'a>) -> Option<()> {
-    let mut seen = 0;
-    s.object(|s, key| {
-        match key {
-            b"index" => {
-                once(&mut seen, 1)?;
-                c.index = Some(s.count()?);
-            }
-            b"content" => {
-                once(&mut seen, 2)?;
-                let mut seen_parts = 0;
-                s.object(|s, key| {
-                    if key != b"parts" {
-                        return Some(false);
-                    }
-                    once(&mut seen_parts, 1)?;
-                    s.array(|s| part(s, c.parts.push_default()))?;
-                    Some(true)
-                })?;
-            }
-            b"finishReason" => {
-                once(&mut seen, 4)?;
-                c.finish_reason = Some(s.str_value()?);
-            }
-            _ => return Some(false),
+    s.fields(&[b"index", b"content", b"finishReason"], |s, at| {
+        match at {
+            0 => c.index = Some(s.count()?),
+            1 => s.fields(&[b"parts"], |s, _| {
+                s.array(|s| part(s, c.parts.push_default()))
+            })?,
+            _ => c.finish_reason = Some(s.str_value()?),
         }
-        Some(true)
+        Some(())
     })
 }
 
 fn part<'a>(s: &mut Cursor<'a>, p: &mut Part<'a>) -> Option<()> {
-    let mut seen = 0;
-    s.object(|s, key| {
-        match key {
-            b"text" => {
-                once(&mut seen, 1)?;
-                p.text = Some(s.str_value()?);
-            }
-            b"thought" => {
-                once(&mut seen, 2)?;
-                p.thought = Some(s.boolean()?);
-            }
-            b"thoughtSignature" => {
-                once(&mut seen, 4)?;
-                p.thought_signature = Some(s.str_value()?);
-            }
+    let names: [&[u8]; 4] = [b"text", b"thought", b"thoughtSignature", b"functionCall"];
+    s.fields(&names, |s, at| {
+        match at {
+            0 => p.text = Some(s.str_value()?),
+            1 => p.thought = Some(s.boolean()?),
+            2 => p.thought_signature = Some(s.str_value()?),
             // Read by the serde typed reading.
-            b"functionCall" => return None,
-            _ => return Some(false),
+            _ => return None,
         }
-        Some(true)
+        Some(())
     })
 }
 
 fn usage(s: &mut Cursor<'_>) -> Option<UsageCounts> {
     let mut u = UsageCounts::default();
-    let mut seen = 0;
-    s.object(|s, key| {
-        let (bit, slot) = match key {
-            b"promptTokenCount" => (1, &mut u.prompt),
-            b"candidatesTokenCount" => (2, &mut u.candidates),
-            b"thoughtsTokenCount" => (4, &mut u.thoughts),
-            b"totalTokenCount" => (8, &mut u.total),
-            b"cachedContentTokenCount" => (16, &mut u.cached),
-            _ => return Some(false),
+    let names: [&[u8]; 5] = [
+        b"promptTokenCount",
+        b"candidatesTokenCount",
+        b"thoughtsTokenCount",
+        b"totalTokenCount",
+        b"cachedContentTokenCount",
+    ];
+    s.fields(&names, |s, at| {
+        let slot = match at {
+            0 => &mut u.prompt,
+            1 => &mut u.candidates,
+            2 => &mut u.thoughts,
+            3 => &mut u.total,
+            _ => &mut u.cached,
         };
-        once(&mut seen, bit)?;
         *slot = Some(s.count()?);
-        Some(true)
+        Some(())
     })?;
     Some(u)
 }

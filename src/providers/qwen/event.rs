@@ -12,7 +12,7 @@
 //! accepts is exactly the JSON `serde_json::Value` accepts (UTF-8, escapes, surrogates, number
 //! range, nesting depth), unlike `IgnoredAny`, which only skips.
 
-use crate::openai::json_scan::{once, Cursor, Items, List};
+use crate::openai::json_scan::{Cursor, Items, List};
 use crate::usage::Usage;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
@@ -87,212 +87,148 @@ pub(super) fn parse_serde(data: &[u8]) -> Option<Event<'_>> {
 pub(super) fn scan(data: &[u8]) -> Option<Event<'_>> {
     let mut s = Cursor::plain(data);
     let mut ev = Event::default();
-    let (mut seen, mut has_code, mut has_output) = (0, false, false);
-    s.object(|s, key| {
-        match key {
-            b"request_id" => {
-                once(&mut seen, 1)?;
-                ev.request_id = s.opt_str()?;
-            }
-            b"usage" => {
-                once(&mut seen, 2)?;
-                if !s.is_null() {
-                    ev.usage = usage(s)?;
-                }
-            }
-            b"output" => {
-                once(&mut seen, 4)?;
+    let (mut has_code, mut has_output) = (false, false);
+    s.fields(&[b"request_id", b"usage", b"output", b"code"], |s, at| {
+        match at {
+            0 => ev.request_id = s.opt_str()?,
+            1 => ev.usage = nullable(s, usage)?.flatten(),
+            2 => {
                 has_output = true;
-                if !s.is_null() {
-                    ev.output = Some(output(s)?);
-                }
+                ev.output = nullable(s, output)?;
             }
-            b"code" => {
-                once(&mut seen, 8)?;
-                has_code = s.opt_str()?.is_some_and(|c| !c.is_empty());
-            }
-            _ => return Some(false),
+            _ => has_code = s.opt_str()?.is_some_and(|c| !c.is_empty()),
         }
-        Some(true)
+        Some(())
     })?;
     // An error body (see `response::error_in_body`) is the `Value` path's.
     ((has_output || !has_code) && s.at_end()).then_some(ev)
 }
 
+/// `null` (`Some(None)`) or what `read` reads.
+fn nullable<'a, T>(
+    s: &mut Cursor<'a>,
+    read: impl FnOnce(&mut Cursor<'a>) -> Option<T>,
+) -> Option<Option<T>> {
+    if s.is_null() {
+        return Some(None);
+    }
+    read(s).map(Some)
+}
+
 fn usage(s: &mut Cursor<'_>) -> Option<Option<Usage>> {
     let mut u = UsageIn::default();
-    let mut seen = 0;
-    s.object(|s, key| {
-        match key {
-            b"input_tokens" => {
-                once(&mut seen, 1)?;
-                u.input = s.opt_count()?;
-            }
-            b"output_tokens" => {
-                once(&mut seen, 2)?;
-                u.output = s.opt_count()?;
-            }
-            b"total_tokens" => {
-                once(&mut seen, 4)?;
-                u.total = s.opt_count()?;
-            }
-            b"prompt_tokens_details" => {
-                once(&mut seen, 8)?;
-                u.cached = detail(s)?.cached_tokens;
-            }
-            b"output_tokens_details" => {
-                once(&mut seen, 16)?;
-                u.reasoning = detail(s)?.reasoning_tokens;
-            }
-            _ => return Some(false),
+    let names: [&[u8]; 5] = [
+        b"input_tokens",
+        b"output_tokens",
+        b"total_tokens",
+        b"prompt_tokens_details",
+        b"output_tokens_details",
+    ];
+    s.fields(&names, |s, at| {
+        match at {
+            0 => u.input = s.opt_count()?,
+            1 => u.output = s.opt_count()?,
+            2 => u.total = s.opt_count()?,
+            3 => u.cached = nullable(s, detail)?.and_then(|d| d.cached_tokens),
+            _ => u.reasoning = nullable(s, detail)?.and_then(|d| d.reasoning_tokens),
         }
-        Some(true)
+        Some(())
     })?;
     Some(u.usage())
 }
 
-/// A `*_tokens_details` object or `null`.
+/// A `*_tokens_details` object.
 fn detail(s: &mut Cursor<'_>) -> Option<DetailCounts> {
     let mut c = DetailCounts::default();
-    if s.is_null() {
-        return Some(c);
-    }
-    let mut seen = 0;
-    s.object(|s, key| {
-        match key {
-            b"cached_tokens" => {
-                once(&mut seen, 1)?;
-                c.cached_tokens = s.opt_count()?;
-            }
-            b"reasoning_tokens" => {
-                once(&mut seen, 2)?;
-                c.reasoning_tokens = s.opt_count()?;
-            }
-            _ => return Some(false),
+    s.fields(&[b"cached_tokens", b"reasoning_tokens"], |s, at| {
+        let n = s.opt_count()?;
+        if at == 0 {
+            c.cached_tokens = n;
+        } else {
+            c.reasoning_tokens = n;
         }
-        Some(true)
+        Some(())
     })?;
     Some(c)
 }
 
 fn output<'a>(s: &mut Cursor<'a>) -> Option<Output<'a>> {
     let mut o = Output::default();
-    let mut seen = 0;
-    s.object(|s, key| {
-        match key {
-            b"choices" => {
-                once(&mut seen, 1)?;
+    s.fields(&[b"choices", b"text", b"finish_reason"], |s, at| {
+        match at {
+            0 => {
                 if !s.is_null() {
                     let list = o.choices.insert(List::default());
                     s.array(|s| choice(s, list.push_default()))?;
                 }
             }
-            b"text" => {
-                once(&mut seen, 2)?;
+            1 => {
                 o.has_text = true;
                 o.text = s.opt_str()?;
             }
-            b"finish_reason" => {
-                once(&mut seen, 4)?;
-                o.finish_reason = s.opt_str()?;
-            }
-            _ => return Some(false),
+            _ => o.finish_reason = s.opt_str()?,
         }
-        Some(true)
+        Some(())
     })?;
     Some(o)
 }
 
 fn choice<'a>(s: &mut Cursor<'a>, c: &mut Choice<'a>) -> Option<()> {
-    let mut seen = 0;
-    s.object(|s, key| {
-        match key {
-            b"index" => {
-                once(&mut seen, 1)?;
-                c.index = s.opt_count()?;
-            }
-            b"message" => {
-                once(&mut seen, 2)?;
-                if !s.is_null() {
-                    c.message = Some(msg(s)?);
-                }
-            }
-            b"finish_reason" => {
-                once(&mut seen, 4)?;
-                c.finish_reason = s.opt_str()?;
-            }
-            _ => return Some(false),
+    s.fields(&[b"index", b"message", b"finish_reason"], |s, at| {
+        match at {
+            0 => c.index = s.opt_count()?,
+            1 => c.message = nullable(s, msg)?,
+            _ => c.finish_reason = s.opt_str()?,
         }
-        Some(true)
+        Some(())
     })
 }
 
 fn msg<'a>(s: &mut Cursor<'a>) -> Option<Msg<'a>> {
     let mut m = Msg::default();
-    let mut seen = 0;
-    s.object(|s, key| {
-        match key {
-            b"reasoning_content" => {
-                once(&mut seen, 1)?;
-                m.reasoning = s.opt_str()?;
-            }
-            // A part list is concatenated by the serde reading.
-            b"content" => {
-                once(&mut seen, 2)?;
-                m.content = s.opt_str()?;
-            }
-            b"tool_calls" => {
-                once(&mut seen, 4)?;
-                if !s.is_null() {
-                    s.array(|s| {
-                        m.tool_calls.push(call(s)?);
-                        Some(())
-                    })?;
+    s.fields(
+        &[b"reasoning_content", b"content", b"tool_calls"],
+        |s, at| {
+            match at {
+                0 => m.reasoning = s.opt_str()?,
+                // A part list is concatenated by the serde reading.
+                1 => m.content = s.opt_str()?,
+                _ => {
+                    if !s.is_null() {
+                        s.array(|s| {
+                            m.tool_calls.push(call(s)?);
+                            Some(())
+                        })?;
+                    }
                 }
             }
-            _ => return Some(false),
-        }
-        Some(true)
-    })?;
+            Some(())
+        },
+    )?;
     Some(m)
 }
 
 fn call<'a>(s: &mut Cursor<'a>) -> Option<Call<'a>> {
     let mut c = Call::default();
-    let mut seen = 0;
-    s.object(|s, key| {
-        match key {
-            b"index" => {
-                once(&mut seen, 1)?;
-                c.index = s.opt_count()?;
-            }
-            b"id" => {
-                once(&mut seen, 2)?;
-                c.id = s.opt_str()?;
-            }
-            b"function" => {
-                once(&mut seen, 4)?;
+    s.fields(&[b"index", b"id", b"function"], |s, at| {
+        match at {
+            0 => c.index = s.opt_count()?,
+            1 => c.id = s.opt_str()?,
+            _ => {
                 if !s.is_null() {
-                    let mut seen = 0;
-                    s.object(|s, key| {
-                        match key {
-                            b"name" => {
-                                once(&mut seen, 1)?;
-                                c.name = s.opt_str()?;
-                            }
-                            b"arguments" => {
-                                once(&mut seen, 2)?;
-                                c.arguments = s.opt_str()?;
-                            }
-                            _ => return Some(false),
+                    s.fields(&[b"name", b"arguments"], |s, at| {
+                        let v = s.opt_str()?;
+                        if at == 0 {
+                            c.name = v;
+                        } else {
+                            c.arguments = v;
                         }
-                        Some(true)
+                        Some(())
                     })?;
                 }
             }
-            _ => return Some(false),
         }
-        Some(true)
+        Some(())
     })?;
     Some(c)
 }
