@@ -9,7 +9,7 @@
 //! deep nesting, lone surrogate escapes. So the full parse stays the reference for every
 //! behaviour, and the fast path only ever skips work whose outcome is already known.
 
-use super::json_scan::{once, special8, string_rest, Cursor, Mode, Token as Str};
+use super::json_scan::{special8, string_rest, Cursor, Mode, Token as Str};
 use super::FINISH_REASONS;
 
 /// What the translator needs from a chunk the fast path accepts.
@@ -200,24 +200,24 @@ fn whole<'a>(s: &mut Scanner<'a>) -> Option<ConformantChunk<'a>> {
 }
 
 fn top<'a>(s: &mut Scanner<'a>) -> Option<ConformantChunk<'a>> {
-    let mut seen = 0u32;
     let mut id = None;
     let mut has_finish = false;
-    s.object(|s, key| {
-        let bit = match key {
-            b"id" => K_ID,
-            b"object" => K_OBJECT,
-            b"created" => K_CREATED,
-            b"model" => K_MODEL,
-            b"system_fingerprint" => K_FINGERPRINT,
-            b"usage" => K_USAGE,
-            b"choices" => K_CHOICES,
-            // The translator acts on these (errors, usage elsewhere): full parse.
-            b"error" | b"base_resp" | b"x_groq" => return None,
-            _ => return Some(false),
-        };
-        once(&mut seen, bit)?;
-        match bit {
+    // In the order of the `K_` bits; the translator acts on the last three (errors, usage
+    // elsewhere): full parse.
+    let names: [&[u8]; 10] = [
+        b"id",
+        b"object",
+        b"created",
+        b"model",
+        b"system_fingerprint",
+        b"usage",
+        b"choices",
+        b"error",
+        b"base_resp",
+        b"x_groq",
+    ];
+    let seen = s.fields(&names, |s, at| {
+        match 1 << at {
             K_ID => {
                 let v = s.string()?;
                 if v.escaped || v.start == v.end {
@@ -250,9 +250,10 @@ fn top<'a>(s: &mut Scanner<'a>) -> Option<ConformantChunk<'a>> {
                     return None;
                 }
             }
-            _ => has_finish = choices(s)?,
+            K_CHOICES => has_finish = choices(s)?,
+            _ => return None,
         }
-        Some(true)
+        Some(())
     })?;
     let required = K_ID | K_OBJECT | K_CREATED | K_MODEL | K_CHOICES;
     (seen & required == required).then(|| ConformantChunk {
@@ -274,23 +275,16 @@ fn choices(s: &mut Scanner<'_>) -> Option<bool> {
 }
 
 fn choice(s: &mut Scanner<'_>) -> Option<bool> {
-    let mut seen = 0u32;
     let mut finish = false;
-    s.object(|s, key| {
-        let bit = match key {
-            b"index" => C_INDEX,
-            b"delta" => C_DELTA,
-            b"finish_reason" => C_FINISH,
-            b"usage" => return None,
-            _ => return Some(false),
-        };
-        once(&mut seen, bit)?;
-        match bit {
+    // In the order of the `C_` bits; a usage object in a choice: full parse.
+    let names: [&[u8]; 4] = [b"index", b"delta", b"finish_reason", b"usage"];
+    let seen = s.fields(&names, |s, at| {
+        match 1 << at {
             C_INDEX => {
                 s.number()??;
             }
             C_DELTA => delta(s)?,
-            _ => {
+            C_FINISH => {
                 if !s.is_null() {
                     let r = s.string()?;
                     let r = s.raw(r);
@@ -300,8 +294,9 @@ fn choice(s: &mut Scanner<'_>) -> Option<bool> {
                     finish = true;
                 }
             }
+            _ => return None,
         }
-        Some(true)
+        Some(())
     })?;
     let required = C_INDEX | C_DELTA | C_FINISH;
     (seen & required == required).then_some(finish)
@@ -309,17 +304,13 @@ fn choice(s: &mut Scanner<'_>) -> Option<bool> {
 
 /// A delta object whose `content`, if any, is a string or null.
 fn delta(s: &mut Scanner<'_>) -> Option<()> {
-    let mut content_seen = 0u32;
-    s.object(|s, key| {
-        if key != b"content" {
-            return Some(false);
-        }
-        once(&mut content_seen, 1)?;
+    s.fields(&[b"content"], |s, _| {
         if !s.is_null() {
             s.free_string()?;
         }
-        Some(true)
+        Some(())
     })
+    .map(drop)
 }
 
 #[cfg(test)]

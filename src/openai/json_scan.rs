@@ -295,13 +295,14 @@ impl<'a, M: Mode> Cursor<'a, M> {
     }
 
     /// An object whose keys in `names` `on` reads, by position (a key given twice is refused:
-    /// the last one wins in serde_json); the values of other keys are skipped.
+    /// the last one wins in serde_json); the values of other keys are skipped. Answers the keys
+    /// seen, as bits by position.
     #[inline]
     pub fn fields(
         &mut self,
         names: &[&[u8]],
         mut on: impl FnMut(&mut Self, usize) -> Option<()>,
-    ) -> Option<()> {
+    ) -> Option<u32> {
         let mut seen = 0u32;
         self.object(|s, key| {
             let Some(at) = names.iter().position(|n| *n == key) else {
@@ -310,7 +311,23 @@ impl<'a, M: Mode> Cursor<'a, M> {
             once(&mut seen, 1 << at)?;
             on(s, at)?;
             Some(true)
+        })?;
+        Some(seen)
+    }
+
+    /// An object of two fields read alike by `read` (into `a` and `b`); others skipped.
+    pub fn two<T>(
+        &mut self,
+        names: [&[u8]; 2],
+        a: &mut T,
+        b: &mut T,
+        read: impl Fn(&mut Self) -> Option<T>,
+    ) -> Option<()> {
+        self.fields(&names, |s, at| {
+            *(if at == 0 { &mut *a } else { &mut *b }) = read(s)?;
+            Some(())
         })
+        .map(drop)
     }
 
     /// An array whose items `item` reads.

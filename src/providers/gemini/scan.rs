@@ -36,13 +36,16 @@ fn candidate<'a>(s: &mut Cursor<'a>, c: &mut Candidate<'a>) -> Option<()> {
     s.fields(&[b"index", b"content", b"finishReason"], |s, at| {
         match at {
             0 => c.index = Some(s.count()?),
-            1 => s.fields(&[b"parts"], |s, _| {
-                s.array(|s| part(s, c.parts.push_default()))
-            })?,
+            1 => {
+                s.fields(&[b"parts"], |s, _| {
+                    s.array(|s| part(s, c.parts.push_default()))
+                })?;
+            }
             _ => c.finish_reason = Some(s.str_value()?),
         }
         Some(())
     })
+    .map(drop)
 }
 
 fn part<'a>(s: &mut Cursor<'a>, p: &mut Part<'a>) -> Option<()> {
@@ -57,6 +60,7 @@ fn part<'a>(s: &mut Cursor<'a>, p: &mut Part<'a>) -> Option<()> {
         }
         Some(())
     })
+    .map(drop)
 }
 
 fn usage(s: &mut Cursor<'_>) -> Option<UsageCounts> {

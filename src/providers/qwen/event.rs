@@ -140,15 +140,13 @@ fn usage(s: &mut Cursor<'_>) -> Option<Option<Usage>> {
 /// A `*_tokens_details` object.
 fn detail(s: &mut Cursor<'_>) -> Option<DetailCounts> {
     let mut c = DetailCounts::default();
-    s.fields(&[b"cached_tokens", b"reasoning_tokens"], |s, at| {
-        let n = s.opt_count()?;
-        if at == 0 {
-            c.cached_tokens = n;
-        } else {
-            c.reasoning_tokens = n;
-        }
-        Some(())
-    })?;
+    let names: [&[u8]; 2] = [b"cached_tokens", b"reasoning_tokens"];
+    s.two(
+        names,
+        &mut c.cached_tokens,
+        &mut c.reasoning_tokens,
+        Cursor::opt_count,
+    )?;
     Some(c)
 }
 
@@ -182,6 +180,7 @@ fn choice<'a>(s: &mut Cursor<'a>, c: &mut Choice<'a>) -> Option<()> {
         }
         Some(())
     })
+    .map(drop)
 }
 
 fn msg<'a>(s: &mut Cursor<'a>) -> Option<Msg<'a>> {
@@ -216,15 +215,8 @@ fn call<'a>(s: &mut Cursor<'a>) -> Option<Call<'a>> {
             1 => c.id = s.opt_str()?,
             _ => {
                 if !s.is_null() {
-                    s.fields(&[b"name", b"arguments"], |s, at| {
-                        let v = s.opt_str()?;
-                        if at == 0 {
-                            c.name = v;
-                        } else {
-                            c.arguments = v;
-                        }
-                        Some(())
-                    })?;
+                    let names: [&[u8]; 2] = [b"name", b"arguments"];
+                    s.two(names, &mut c.name, &mut c.arguments, Cursor::opt_str)?;
                 }
             }
         }
