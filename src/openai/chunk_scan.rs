@@ -9,7 +9,7 @@
 //! deep nesting, lone surrogate escapes. So the full parse stays the reference for every
 //! behaviour, and the fast path only ever skips work whose outcome is already known.
 
-use super::json_scan::{self, special8, Token as Str};
+use super::json_scan::{special8, string_rest, Cursor, Mode, Token as Str};
 use super::FINISH_REASONS;
 
 /// What the translator needs from a chunk the fast path accepts.
@@ -21,13 +21,10 @@ pub struct ConformantChunk<'a> {
     pub has_finish: bool,
 }
 
-/// Nesting deeper than this is left to serde_json (its own limit is 128).
-const MAX_DEPTH: usize = 64;
-
 /// Accepts `data` (one event's data, trimmed, one line) when it is a conformant OpenAI chunk
 /// with `usage` absent or `null` and no `error`, `base_resp` or `x_groq` key. See the module doc.
 pub fn scan_conformant_chunk(data: &[u8]) -> Option<ConformantChunk<'_>> {
-    Scanner::new(data).whole()
+    whole(&mut scanner(data, false))
 }
 
 /// Free strings a layout remembers; later ones are compared as fixed bytes.
@@ -67,9 +64,8 @@ impl ChunkScanner {
                 has_finish: self.has_finish,
             });
         }
-        let mut s = Scanner::new(data);
-        s.record = true;
-        let chunk = s.whole()?;
+        let mut s = scanner(data, true);
+        let chunk = whole(&mut s)?;
         self.prev.clear();
         if data.len() <= LAYOUT_MAX_BYTES {
             if let Ok(text) = std::str::from_utf8(data) {
@@ -77,8 +73,8 @@ impl ChunkScanner {
                     self.prev.reserve_exact(LAYOUT_MAX_BYTES);
                 }
                 self.prev.push_str(text);
-                self.free = s.free;
-                self.n_free = s.n_free;
+                self.free = s.mode.free;
+                self.n_free = s.mode.n_free;
                 let at = chunk.id.as_ptr() as usize - data.as_ptr() as usize;
                 self.id = (at as u32, (at + chunk.id.len()) as u32);
                 self.has_finish = chunk.has_finish;
@@ -113,9 +109,8 @@ impl ChunkScanner {
                 Some(end) => di = end,
                 None => {
                     // Escapes or non-ASCII: the scan's own string rules, from the opening quote.
-                    let mut s = Scanner::new(d);
-                    s.i = di - 1;
-                    match s.string() {
+                    let mut at = di - 1;
+                    match string_rest(d, &mut at, di) {
                         Some(str) => di = str.end,
                         None => return false,
                     }
@@ -148,354 +143,174 @@ fn plain_string_end(d: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-struct Scanner<'a> {
-    b: &'a [u8],
-    i: usize,
-    depth: usize,
-    /// Note the free strings (see [`ChunkScanner`]).
+/// The scan's [`Mode`]: a raw `\n` is not whitespace (an event whose data spans lines, the only
+/// place one can be, is re-serialised by the full parse, so the fast path never accepts one), and
+/// the free strings are noted when `record` (see [`ChunkScanner`]).
+struct Layout {
     record: bool,
     free: [(u32, u32); MAX_FREE],
     n_free: usize,
 }
 
-// Top-level keys the scan looks at, as bits (a second occurrence sends the event to the full
-// parse, where the last one wins).
-const K_ID: u16 = 1;
-const K_OBJECT: u16 = 1 << 1;
-const K_CREATED: u16 = 1 << 2;
-const K_MODEL: u16 = 1 << 3;
-const K_FINGERPRINT: u16 = 1 << 4;
-const K_USAGE: u16 = 1 << 5;
-const K_CHOICES: u16 = 1 << 6;
-// Choice keys.
-const C_INDEX: u16 = 1;
-const C_DELTA: u16 = 1 << 1;
-const C_FINISH: u16 = 1 << 2;
+impl Mode for Layout {
+    const NL: bool = false;
 
-impl<'a> Scanner<'a> {
-    fn new(b: &'a [u8]) -> Self {
-        Self {
-            b,
-            i: 0,
-            depth: 0,
-            record: false,
-            free: [(0, 0); MAX_FREE],
-            n_free: 0,
-        }
-    }
-
-    /// The whole of the data is one accepted chunk.
-    fn whole(&mut self) -> Option<ConformantChunk<'a>> {
-        let chunk = self.top()?;
-        self.ws();
-        (self.i == self.b.len()).then_some(chunk)
-    }
-
-    /// A string whose content the scan only validates: a free string of the layout.
-    fn free_string(&mut self) -> Option<()> {
-        let s = self.string()?;
+    #[inline]
+    fn free(&mut self, s: Str) {
         if self.record && self.n_free < MAX_FREE {
             self.free[self.n_free] = (s.start as u32, s.end as u32);
             self.n_free += 1;
         }
-        Some(())
     }
+}
 
-    #[inline]
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
+type Scanner<'a> = Cursor<'a, Layout>;
 
-    /// JSON whitespace except `\n`: an event whose data spans lines (the only place a raw `\n`
-    /// can be) is re-serialised by the full parse, so the fast path never accepts one.
-    #[inline]
-    fn ws(&mut self) {
-        json_scan::ws::<false>(self.b, &mut self.i)
-    }
+fn scanner(b: &[u8], record: bool) -> Scanner<'_> {
+    Cursor::new(
+        b,
+        Layout {
+            record,
+            free: [(0, 0); MAX_FREE],
+            n_free: 0,
+        },
+    )
+}
 
-    #[inline]
-    fn eat(&mut self, c: u8) -> Option<()> {
-        json_scan::eat::<false>(self.b, &mut self.i, c)
-    }
+// Top-level keys the scan looks at, as bits (a second occurrence sends the event to the full
+// parse, where the last one wins).
+const K_ID: u32 = 1;
+const K_OBJECT: u32 = 1 << 1;
+const K_CREATED: u32 = 1 << 2;
+const K_MODEL: u32 = 1 << 3;
+const K_FINGERPRINT: u32 = 1 << 4;
+const K_USAGE: u32 = 1 << 5;
+const K_CHOICES: u32 = 1 << 6;
+// Choice keys.
+const C_INDEX: u32 = 1;
+const C_DELTA: u32 = 1 << 1;
+const C_FINISH: u32 = 1 << 2;
 
-    /// `,` (true) or the closing `close` (false).
-    #[inline]
-    fn next_or_close(&mut self, close: u8) -> Option<bool> {
-        json_scan::next_or_close::<false>(self.b, &mut self.i, close)
-    }
+/// The whole of the data is one accepted chunk. Not inlined: it would crowd the layout check
+/// in [`ChunkScanner::scan`], the stream's usual path.
+#[inline(never)]
+fn whole<'a>(s: &mut Scanner<'a>) -> Option<ConformantChunk<'a>> {
+    let chunk = top(s)?;
+    s.at_end().then_some(chunk)
+}
 
-    fn string(&mut self) -> Option<Str> {
-        json_scan::string::<false>(self.b, &mut self.i)
-    }
-
-    /// A number token: `Some(Some(n))` for a non-negative integer that fits `u64`, `Some(None)`
-    /// for another valid number well inside `f64`'s range.
-    fn number(&mut self) -> Option<Option<u64>> {
-        json_scan::number::<false>(self.b, &mut self.i)
-    }
-
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
-        json_scan::literal::<false>(self.b, &mut self.i, word)
-    }
-
-    /// Any JSON value, validated and skipped.
-    fn skip(&mut self) -> Option<()> {
-        self.ws();
-        match self.peek()? {
-            b'"' => self.free_string(),
-            b'{' => {
-                self.enter()?;
-                if self.empty(b'}') {
-                    self.depth -= 1;
-                    return Some(());
-                }
-                loop {
-                    self.string()?;
-                    self.eat(b':')?;
-                    self.skip()?;
-                    if !self.next_or_close(b'}')? {
-                        break;
-                    }
-                }
-                self.depth -= 1;
-                Some(())
-            }
-            b'[' => {
-                self.enter()?;
-                if self.empty(b']') {
-                    self.depth -= 1;
-                    return Some(());
-                }
-                loop {
-                    self.skip()?;
-                    if !self.next_or_close(b']')? {
-                        break;
-                    }
-                }
-                self.depth -= 1;
-                Some(())
-            }
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            _ => self.number().map(drop),
-        }
-    }
-
-    /// Consumes the opening bracket (already peeked) and counts the depth.
-    fn enter(&mut self) -> Option<()> {
-        self.i += 1;
-        self.depth += 1;
-        (self.depth <= MAX_DEPTH).then_some(())
-    }
-
-    /// An empty object or array right after its opening bracket.
-    fn empty(&mut self, close: u8) -> bool {
-        json_scan::empty::<false>(self.b, &mut self.i, close)
-    }
-
-    fn is_null(&mut self) -> bool {
-        self.ws();
-        if self.b[self.i..].starts_with(b"null") {
-            self.i += 4;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn raw(&self, s: Str) -> &'a [u8] {
-        &self.b[s.start..s.end]
-    }
-
-    /// A key: its raw bytes, or `None` when escaped (the full parse compares unescaped keys).
-    fn key(&mut self) -> Option<&'a [u8]> {
-        let k = self.string()?;
-        self.eat(b':')?;
-        (!k.escaped).then(|| self.raw(k))
-    }
-
-    fn top(&mut self) -> Option<ConformantChunk<'a>> {
-        self.ws();
-        if self.peek()? != b'{' {
-            return None;
-        }
-        self.enter()?;
-        if self.empty(b'}') {
-            return None;
-        }
-        let mut seen = 0u16;
-        let mut id = None;
-        let mut has_finish = false;
-        loop {
-            let key = self.key()?;
-            let bit = match key {
-                b"id" => K_ID,
-                b"object" => K_OBJECT,
-                b"created" => K_CREATED,
-                b"model" => K_MODEL,
-                b"system_fingerprint" => K_FINGERPRINT,
-                b"usage" => K_USAGE,
-                b"choices" => K_CHOICES,
-                // The translator acts on these (errors, usage elsewhere): full parse.
-                b"error" | b"base_resp" | b"x_groq" => return None,
-                _ => 0,
-            };
-            if seen & bit != 0 {
-                return None;
-            }
-            seen |= bit;
-            match bit {
-                K_ID => {
-                    let v = self.string()?;
-                    if v.escaped || v.start == v.end {
-                        return None;
-                    }
-                    id = Some(std::str::from_utf8(self.raw(v)).ok()?);
-                }
-                K_OBJECT => {
-                    let v = self.string()?;
-                    if self.raw(v) != b"chat.completion.chunk" {
-                        return None;
-                    }
-                }
-                K_CREATED => {
-                    if !matches!(self.number()?, Some(c) if c > 0) {
-                        return None;
-                    }
-                }
-                K_MODEL => {
-                    // Any escape stands for at least one character: raw non-empty is enough.
-                    let v = self.string()?;
-                    if v.start == v.end {
-                        return None;
-                    }
-                }
-                K_FINGERPRINT => self.free_string()?,
-                K_USAGE => {
-                    // A usage object is read and moved by the translator: full parse.
-                    if !self.is_null() {
-                        return None;
-                    }
-                }
-                K_CHOICES => has_finish = self.choices()?,
-                _ => self.skip()?,
-            }
-            if !self.next_or_close(b'}')? {
-                break;
-            }
-        }
-        self.depth -= 1;
-        let required = K_ID | K_OBJECT | K_CREATED | K_MODEL | K_CHOICES;
-        (seen & required == required).then(|| ConformantChunk {
-            id: id.expect("seen"),
-            has_finish,
-        })
-    }
-
-    /// A non-empty array of conformant choices; returns whether one has a finish reason.
-    fn choices(&mut self) -> Option<bool> {
-        self.ws();
-        if self.peek()? != b'[' {
-            return None;
-        }
-        self.enter()?;
-        if self.empty(b']') {
-            return None;
-        }
-        let mut any_finish = false;
-        loop {
-            any_finish |= self.choice()?;
-            if !self.next_or_close(b']')? {
-                break;
-            }
-        }
-        self.depth -= 1;
-        Some(any_finish)
-    }
-
-    fn choice(&mut self) -> Option<bool> {
-        self.ws();
-        if self.peek()? != b'{' {
-            return None;
-        }
-        self.enter()?;
-        if self.empty(b'}') {
-            return None;
-        }
-        let mut seen = 0u16;
-        let mut finish = false;
-        loop {
-            let key = self.key()?;
-            let bit = match key {
-                b"index" => C_INDEX,
-                b"delta" => C_DELTA,
-                b"finish_reason" => C_FINISH,
-                b"usage" => return None,
-                _ => 0,
-            };
-            if seen & bit != 0 {
-                return None;
-            }
-            seen |= bit;
-            match bit {
-                C_INDEX => {
-                    self.number()??;
-                }
-                C_DELTA => self.delta()?,
-                C_FINISH => {
-                    if !self.is_null() {
-                        let r = self.string()?;
-                        let r = self.raw(r);
-                        if !FINISH_REASONS.iter().any(|f| f.as_bytes() == r) {
-                            return None;
-                        }
-                        finish = true;
-                    }
-                }
-                _ => self.skip()?,
-            }
-            if !self.next_or_close(b'}')? {
-                break;
-            }
-        }
-        self.depth -= 1;
-        let required = C_INDEX | C_DELTA | C_FINISH;
-        (seen & required == required).then_some(finish)
-    }
-
-    /// A delta object whose `content`, if any, is a string or null.
-    fn delta(&mut self) -> Option<()> {
-        self.ws();
-        if self.peek()? != b'{' {
-            return None;
-        }
-        self.enter()?;
-        if self.empty(b'}') {
-            self.depth -= 1;
-            return Some(());
-        }
-        let mut content_seen = false;
-        loop {
-            let key = self.key()?;
-            if key == b"content" {
-                if content_seen {
+fn top<'a>(s: &mut Scanner<'a>) -> Option<ConformantChunk<'a>> {
+    let mut id = None;
+    let mut has_finish = false;
+    // In the order of the `K_` bits; the translator acts on the last three (errors, usage
+    // elsewhere): full parse.
+    let names: [&[u8]; 10] = [
+        b"id",
+        b"object",
+        b"created",
+        b"model",
+        b"system_fingerprint",
+        b"usage",
+        b"choices",
+        b"error",
+        b"base_resp",
+        b"x_groq",
+    ];
+    let seen = s.fields(&names, |s, at| {
+        match 1 << at {
+            K_ID => {
+                let v = s.string()?;
+                if v.escaped || v.start == v.end {
                     return None;
                 }
-                content_seen = true;
-                if !self.is_null() {
-                    self.free_string()?;
+                id = Some(std::str::from_utf8(s.raw(v)).ok()?);
+            }
+            K_OBJECT => {
+                let v = s.string()?;
+                if s.raw(v) != b"chat.completion.chunk" {
+                    return None;
                 }
-            } else {
-                self.skip()?;
             }
-            if !self.next_or_close(b'}')? {
-                break;
+            K_CREATED => {
+                if !matches!(s.number()?, Some(c) if c > 0) {
+                    return None;
+                }
             }
+            K_MODEL => {
+                // Any escape stands for at least one character: raw non-empty is enough.
+                let v = s.string()?;
+                if v.start == v.end {
+                    return None;
+                }
+            }
+            K_FINGERPRINT => s.free_string()?,
+            K_USAGE => {
+                // A usage object is read and moved by the translator: full parse.
+                if !s.is_null() {
+                    return None;
+                }
+            }
+            K_CHOICES => has_finish = choices(s)?,
+            _ => return None,
         }
-        self.depth -= 1;
         Some(())
-    }
+    })?;
+    let required = K_ID | K_OBJECT | K_CREATED | K_MODEL | K_CHOICES;
+    (seen & required == required).then(|| ConformantChunk {
+        id: id.expect("seen"),
+        has_finish,
+    })
+}
+
+/// A non-empty array of conformant choices; returns whether one has a finish reason.
+fn choices(s: &mut Scanner<'_>) -> Option<bool> {
+    let mut any_finish = false;
+    let mut n = 0;
+    s.array(|s| {
+        any_finish |= choice(s)?;
+        n += 1;
+        Some(())
+    })?;
+    (n > 0).then_some(any_finish)
+}
+
+fn choice(s: &mut Scanner<'_>) -> Option<bool> {
+    let mut finish = false;
+    // In the order of the `C_` bits; a usage object in a choice: full parse.
+    let names: [&[u8]; 4] = [b"index", b"delta", b"finish_reason", b"usage"];
+    let seen = s.fields(&names, |s, at| {
+        match 1 << at {
+            C_INDEX => {
+                s.number()??;
+            }
+            C_DELTA => delta(s)?,
+            C_FINISH => {
+                if !s.is_null() {
+                    let r = s.string()?;
+                    let r = s.raw(r);
+                    if !FINISH_REASONS.iter().any(|f| f.as_bytes() == r) {
+                        return None;
+                    }
+                    finish = true;
+                }
+            }
+            _ => return None,
+        }
+        Some(())
+    })?;
+    let required = C_INDEX | C_DELTA | C_FINISH;
+    (seen & required == required).then_some(finish)
+}
+
+/// A delta object whose `content`, if any, is a string or null.
+fn delta(s: &mut Scanner<'_>) -> Option<()> {
+    s.fields(&[b"content"], |s, _| {
+        if !s.is_null() {
+            s.free_string()?;
+        }
+        Some(())
+    })
+    .map(drop)
 }
 
 #[cfg(test)]
@@ -718,9 +533,9 @@ mod tests {
                 seed = rng.gen_range(0..seeds.len());
             }
             let text = seeds[seed].as_bytes();
-            let mut probe = Scanner::new(text);
-            probe.record = true;
-            probe.whole().expect("seeds are accepted");
+            let mut probe = super::scanner(text, true);
+            whole(&mut probe).expect("seeds are accepted");
+            let probe = probe.mode;
             // Free strings get new contents (the first few, or all but one).
             let mut b = Vec::new();
             let mut at = 0;

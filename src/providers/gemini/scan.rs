@@ -7,298 +7,83 @@
 //! serde typed reading), an `error` key. Strings with escapes are decoded by serde_json.
 
 use super::typed::{Candidate, Event, Part, UsageCounts};
-use crate::openai::json_scan::{self, Token};
-use std::borrow::Cow;
-
-/// Nesting deeper than this is left to serde_json (its own limit is 128).
-const MAX_DEPTH: usize = 64;
+use crate::openai::json_scan::Cursor;
 
 /// Reads one event's data (or a whole reply body); `None` when another reading must decide.
 pub(super) fn scan(data: &[u8]) -> Option<Event<'_>> {
-    let mut s = Scanner {
-        b: data,
-        i: 0,
-        depth: 0,
-    };
-    let ev = s.event()?;
-    s.ws();
-    (s.i == data.len()).then_some(ev)
+    let mut s = Cursor::plain(data);
+    let ev = event(&mut s)?;
+    s.at_end().then_some(ev)
 }
 
-struct Scanner<'a> {
-    b: &'a [u8],
-    i: usize,
-    depth: usize,
+fn event<'a>(s: &mut Cursor<'a>) -> Option<Event<'a>> {
+    let mut ev = Event::default();
+    let names: [&[u8]; 4] = [b"candidates", b"usageMetadata", b"modelVersion", b"error"];
+    s.fields(&names, |s, at| {
+        match at {
+            0 => s.array(|s| candidate(s, ev.candidates.push_default()))?,
+            1 => ev.usage = Some(usage(s)?),
+            2 => ev.model_version = Some(s.str_value()?),
+            // Google's error model: the reference reports it.
+            _ => return None,
+        }
+        Some(())
+    })?;
+    Some(ev)
 }
 
-/// Marks `bit` in `seen`; `None` for a key given twice (the last one wins in serde_json).
-#[inline]
-fn once(seen: &mut u8, bit: u8) -> Option<()> {
-    if *seen & bit != 0 {
-        return None;
-    }
-    *seen |= bit;
-    Some(())
+fn candidate<'a>(s: &mut Cursor<'a>, c: &mut Candidate<'a>) -> Option<()> {
+    s.fields(&[b"index", b"content", b"finishReason"], |s, at| {
+        match at {
+            0 => c.index = Some(s.count()?),
+            1 => {
+                s.fields(&[b"parts"], |s, _| {
+                    s.array(|s| part(s, c.parts.push_default()))
+                })?;
+            }
+            _ => c.finish_reason = Some(s.str_value()?),
+        }
+        Some(())
+    })
+    .map(drop)
 }
 
-impl<'a> Scanner<'a> {
-    #[inline]
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-
-    /// JSON whitespace.
-    #[inline]
-    fn ws(&mut self) {
-        json_scan::ws::<true>(self.b, &mut self.i)
-    }
-
-    #[inline]
-    fn eat(&mut self, c: u8) -> Option<()> {
-        json_scan::eat::<true>(self.b, &mut self.i, c)
-    }
-
-    /// `,` (true) or the closing `close` (false).
-    #[inline]
-    fn next_or_close(&mut self, close: u8) -> Option<bool> {
-        json_scan::next_or_close::<true>(self.b, &mut self.i, close)
-    }
-
-    fn string(&mut self) -> Option<Token> {
-        json_scan::string::<true>(self.b, &mut self.i)
-    }
-
-    /// A string value: borrowed when it has no escapes, else decoded by serde_json.
-    fn str_value(&mut self) -> Option<Cow<'a, str>> {
-        let t = self.string()?;
-        if t.escaped {
-            let quoted = &self.b[t.start - 1..t.end + 1];
-            return serde_json::from_slice::<String>(quoted)
-                .ok()
-                .map(Cow::Owned);
+fn part<'a>(s: &mut Cursor<'a>, p: &mut Part<'a>) -> Option<()> {
+    let names: [&[u8]; 4] = [b"text", b"thought", b"thoughtSignature", b"functionCall"];
+    s.fields(&names, |s, at| {
+        match at {
+            0 => p.text = Some(s.str_value()?),
+            1 => p.thought = Some(s.boolean()?),
+            2 => p.thought_signature = Some(s.str_value()?),
+            // Read by the serde typed reading.
+            _ => return None,
         }
-        std::str::from_utf8(&self.b[t.start..t.end])
-            .ok()
-            .map(Cow::Borrowed)
-    }
-
-    /// A number token: `Some(Some(n))` for a non-negative integer that fits `u64`, `Some(None)`
-    /// for another valid number well inside `f64`'s range.
-    fn number(&mut self) -> Option<Option<u64>> {
-        json_scan::number::<true>(self.b, &mut self.i)
-    }
-
-    /// A count: a non-negative integer that fits `u64`, or `None` (serde_json decides).
-    fn count(&mut self) -> Option<u64> {
-        self.number()?
-    }
-
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
-        json_scan::literal::<true>(self.b, &mut self.i, word)
-    }
-
-    /// Any JSON value, validated and skipped.
-    fn skip(&mut self) -> Option<()> {
-        self.ws();
-        match self.peek()? {
-            b'"' => self.string().map(drop),
-            b'{' => {
-                self.enter()?;
-                if !self.empty(b'}') {
-                    loop {
-                        self.string()?;
-                        self.eat(b':')?;
-                        self.skip()?;
-                        if !self.next_or_close(b'}')? {
-                            break;
-                        }
-                    }
-                }
-                self.depth -= 1;
-                Some(())
-            }
-            b'[' => {
-                self.enter()?;
-                if !self.empty(b']') {
-                    loop {
-                        self.skip()?;
-                        if !self.next_or_close(b']')? {
-                            break;
-                        }
-                    }
-                }
-                self.depth -= 1;
-                Some(())
-            }
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            _ => self.number().map(drop),
-        }
-    }
-
-    /// Consumes `open` and counts the depth.
-    fn open(&mut self, open: u8) -> Option<()> {
-        self.eat(open)?;
-        self.depth += 1;
-        (self.depth <= MAX_DEPTH).then_some(())
-    }
-
-    /// Consumes the opening bracket (already peeked) and counts the depth.
-    fn enter(&mut self) -> Option<()> {
-        self.i += 1;
-        self.depth += 1;
-        (self.depth <= MAX_DEPTH).then_some(())
-    }
-
-    /// An empty object or array right after its opening bracket.
-    fn empty(&mut self, close: u8) -> bool {
-        json_scan::empty::<true>(self.b, &mut self.i, close)
-    }
-
-    /// A key: its raw bytes, or `None` when escaped (serde_json compares unescaped keys).
-    fn key(&mut self) -> Option<&'a [u8]> {
-        let k = self.string()?;
-        self.eat(b':')?;
-        (!k.escaped).then(|| &self.b[k.start..k.end])
-    }
-
-    /// An object whose keys `field` reads (it returns whether it knew the key); others skipped.
-    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a [u8]) -> Option<bool>) -> Option<()> {
-        self.open(b'{')?;
-        if !self.empty(b'}') {
-            loop {
-                let key = self.key()?;
-                if !field(self, key)? {
-                    self.skip()?;
-                }
-                if !self.next_or_close(b'}')? {
-                    break;
-                }
-            }
-        }
-        self.depth -= 1;
         Some(())
-    }
+    })
+    .map(drop)
+}
 
-    /// An array whose items `item` reads.
-    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        self.open(b'[')?;
-        if !self.empty(b']') {
-            loop {
-                item(self)?;
-                if !self.next_or_close(b']')? {
-                    break;
-                }
-            }
-        }
-        self.depth -= 1;
+fn usage(s: &mut Cursor<'_>) -> Option<UsageCounts> {
+    let mut u = UsageCounts::default();
+    let names: [&[u8]; 5] = [
+        b"promptTokenCount",
+        b"candidatesTokenCount",
+        b"thoughtsTokenCount",
+        b"totalTokenCount",
+        b"cachedContentTokenCount",
+    ];
+    s.fields(&names, |s, at| {
+        let slot = match at {
+            0 => &mut u.prompt,
+            1 => &mut u.candidates,
+            2 => &mut u.thoughts,
+            3 => &mut u.total,
+            _ => &mut u.cached,
+        };
+        *slot = Some(s.count()?);
         Some(())
-    }
-
-    fn event(&mut self) -> Option<Event<'a>> {
-        let mut ev = Event::default();
-        let mut seen = 0u8;
-        self.object(|s, key| {
-            match key {
-                b"candidates" => {
-                    once(&mut seen, 1)?;
-                    s.array(|s| s.candidate(ev.candidates.push_default()))?;
-                }
-                b"usageMetadata" => {
-                    once(&mut seen, 2)?;
-                    ev.usage = Some(s.usage()?);
-                }
-                b"modelVersion" => {
-                    once(&mut seen, 4)?;
-                    ev.model_version = Some(s.str_value()?);
-                }
-                b"error" => return None,
-                _ => return Some(false),
-            }
-            Some(true)
-        })?;
-        Some(ev)
-    }
-
-    fn candidate(&mut self, c: &mut Candidate<'a>) -> Option<()> {
-        let mut seen = 0u8;
-        self.object(|s, key| {
-            match key {
-                b"index" => {
-                    once(&mut seen, 1)?;
-                    c.index = Some(s.count()?);
-                }
-                b"content" => {
-                    once(&mut seen, 2)?;
-                    let mut seen_parts = 0u8;
-                    s.object(|s, key| {
-                        if key != b"parts" {
-                            return Some(false);
-                        }
-                        once(&mut seen_parts, 1)?;
-                        s.array(|s| s.part(c.parts.push_default()))?;
-                        Some(true)
-                    })?;
-                }
-                b"finishReason" => {
-                    once(&mut seen, 4)?;
-                    c.finish_reason = Some(s.str_value()?);
-                }
-                _ => return Some(false),
-            }
-            Some(true)
-        })?;
-        Some(())
-    }
-
-    fn part(&mut self, p: &mut Part<'a>) -> Option<()> {
-        let mut seen = 0u8;
-        self.object(|s, key| {
-            match key {
-                b"text" => {
-                    once(&mut seen, 1)?;
-                    p.text = Some(s.str_value()?);
-                }
-                b"thought" => {
-                    once(&mut seen, 2)?;
-                    s.ws();
-                    p.thought = Some(match s.peek()? {
-                        b't' => s.literal(b"true").map(|()| true)?,
-                        _ => s.literal(b"false").map(|()| false)?,
-                    });
-                }
-                b"thoughtSignature" => {
-                    once(&mut seen, 4)?;
-                    p.thought_signature = Some(s.str_value()?);
-                }
-                // Read by the serde typed reading.
-                b"functionCall" => return None,
-                _ => return Some(false),
-            }
-            Some(true)
-        })?;
-        Some(())
-    }
-
-    fn usage(&mut self) -> Option<UsageCounts> {
-        let mut u = UsageCounts::default();
-        let mut seen = 0u8;
-        self.object(|s, key| {
-            let (bit, slot) = match key {
-                b"promptTokenCount" => (1, &mut u.prompt),
-                b"candidatesTokenCount" => (2, &mut u.candidates),
-                b"thoughtsTokenCount" => (4, &mut u.thoughts),
-                b"totalTokenCount" => (8, &mut u.total),
-                b"cachedContentTokenCount" => (16, &mut u.cached),
-                _ => return Some(false),
-            };
-            once(&mut seen, bit)?;
-            *slot = Some(s.count()?);
-            Some(true)
-        })?;
-        Some(u)
-    }
+    })?;
+    Some(u)
 }
 
 #[cfg(test)]
@@ -310,6 +95,7 @@ mod tests {
     use crate::openai::writer::OpenAiWriter;
     use crate::providers::{Api, ResponseTranslator};
     use rand::{rngs::StdRng, SeedableRng};
+    use std::borrow::Cow;
 
     /// Output with the random and clock-dependent bits (completion and call ids, `created`)
     /// replaced, so two runs over the same input compare equal.

@@ -7,57 +7,13 @@
 //! it does not read is still parsed as `Value` parsing would (numbers, strings and their UTF-8,
 //! nesting depth), so it never accepts an event the reference refuses.
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
 
-/// One item inline, more in a `Vec`: the usual one candidate with one part costs no allocation.
-#[derive(Debug, PartialEq)]
-pub(super) struct List<T> {
-    first: Option<T>,
-    rest: Vec<T>,
-}
-
-impl<T> Default for List<T> {
-    fn default() -> Self {
-        Self {
-            first: None,
-            rest: Vec::new(),
-        }
-    }
-}
-
-impl<T> List<T> {
-    pub fn push(&mut self, item: T) {
-        if self.first.is_none() {
-            self.first = Some(item);
-        } else {
-            self.rest.push(item);
-        }
-    }
-
-    /// A new default item, filled in place (no move of a large item).
-    pub fn push_default(&mut self) -> &mut T
-    where
-        T: Default,
-    {
-        if self.first.is_none() {
-            self.first.insert(T::default())
-        } else {
-            self.rest.push(T::default());
-            self.rest.last_mut().expect("just pushed")
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.first.iter().chain(self.rest.iter())
-    }
-}
+use crate::openai::json_scan::Items;
+pub(super) use crate::openai::json_scan::List;
 
 /// `usageMetadata`'s counts (each absent unless an unsigned integer).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -113,29 +69,6 @@ fn once<E: de::Error>(seen: &mut u8, bit: u8) -> Result<(), E> {
     }
     *seen |= bit;
     Ok(())
-}
-
-/// A JSON array read item by item into a [`List`].
-struct Items<T>(List<T>);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Items<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = Items<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut list = List::default();
-                while let Some(item) = seq.next_element()? {
-                    list.push(item);
-                }
-                Ok(Items(list))
-            }
-        }
-        d.deserialize_seq(V(std::marker::PhantomData))
-    }
 }
 
 /// Implements `Deserialize` for a struct read from a JSON object, key by key: `$body` handles

@@ -1,21 +1,25 @@
-//! The stream's fast path: one DashScope `event:result` deserialised straight into borrowed,
-//! typed fields instead of a `serde_json::Value` (no map of every key, no owned strings unless
-//! a string has escapes).
+//! The stream's fast path: one DashScope `event:result` read straight into borrowed, typed fields
+//! instead of a `serde_json::Value` (no map of every key, no owned strings unless a string has
+//! escapes). Two readings, tried in turn: [`scan`], the allocation-free walk of the JSON text
+//! with the shared byte scanner (`openai::json_scan`, as Gemini's), which answers `None` for
+//! anything it is not sure serde_json reads the same (escaped keys, content part lists, numbers
+//! near `f64`'s range, surrogate escapes, ...); then serde into the same types.
 //!
-//! It is strict where the `Value` path is lenient: a field of an unexpected type, a duplicate
+//! Both are strict where the `Value` path is lenient: a field of an unexpected type, a duplicate
 //! key it reads, an error body (`code` without `output`) or anything else unusual makes it fail,
 //! and the caller then takes the `Value` path, which stays the reference for every behaviour.
 //! Keys it does not read are still parsed by `deserialize_any` ([`Checked`]), so the JSON it
 //! accepts is exactly the JSON `serde_json::Value` accepts (UTF-8, escapes, surrogates, number
 //! range, nesting depth), unlike `IgnoredAny`, which only skips.
 
+use crate::openai::json_scan::{Cursor, Items, List};
 use crate::usage::Usage;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 
 /// One event, as far as the stream reads it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Event<'a> {
     pub request_id: Option<Cow<'a, str>>,
     pub usage: Option<Usage>,
@@ -23,17 +27,17 @@ pub(super) struct Event<'a> {
     pub output: Option<Output<'a>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Output<'a> {
     /// `output.choices` when it is an array.
-    pub choices: Option<Vec<Choice<'a>>>,
+    pub choices: Option<List<Choice<'a>>>,
     /// The older form: `output.text` is present (a `null` text counts: empty content).
     pub has_text: bool,
     pub text: Option<Cow<'a, str>>,
     pub finish_reason: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Choice<'a> {
     pub index: Option<u64>,
     pub message: Option<Msg<'a>>,
@@ -41,7 +45,7 @@ pub(super) struct Choice<'a> {
 }
 
 /// A message's pieces, shared with the `Value` path (which builds it from a `Value`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Msg<'a> {
     /// `reasoning_content` as sent (may be empty).
     pub reasoning: Option<Cow<'a, str>>,
@@ -50,7 +54,7 @@ pub(super) struct Msg<'a> {
     pub tool_calls: Vec<Call<'a>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Call<'a> {
     pub index: Option<u64>,
     pub id: Option<Cow<'a, str>>,
@@ -59,8 +63,14 @@ pub(super) struct Call<'a> {
     pub arguments: Option<Cow<'a, str>>,
 }
 
-/// Parses `data` on the fast path; `None` sends the event to the `Value` path.
+/// Parses `data` on the fast path (the scan, else serde into the same types); `None` sends the
+/// event to the `Value` path.
 pub(super) fn parse(data: &[u8]) -> Option<Event<'_>> {
+    scan(data).or_else(|| parse_serde(data))
+}
+
+/// The serde typed reading alone.
+pub(super) fn parse_serde(data: &[u8]) -> Option<Event<'_>> {
     // One UTF-8 check of the whole event instead of one per string (`from_slice` checks each
     // string it decodes; outside strings, non-ASCII is a syntax error either way).
     let text = std::str::from_utf8(data).ok()?;
@@ -70,6 +80,149 @@ pub(super) fn parse(data: &[u8]) -> Option<Event<'_>> {
         return None;
     }
     Some(top.event)
+}
+
+/// The scan: what [`parse_serde`] reads, or `None` where it is not sure serde_json would read
+/// the same (see the module doc).
+pub(super) fn scan(data: &[u8]) -> Option<Event<'_>> {
+    let mut s = Cursor::plain(data);
+    let mut ev = Event::default();
+    let (mut has_code, mut has_output) = (false, false);
+    s.fields(&[b"request_id", b"usage", b"output", b"code"], |s, at| {
+        match at {
+            0 => ev.request_id = s.opt_str()?,
+            1 => ev.usage = nullable(s, usage)?.flatten(),
+            2 => {
+                has_output = true;
+                ev.output = nullable(s, output)?;
+            }
+            _ => has_code = s.opt_str()?.is_some_and(|c| !c.is_empty()),
+        }
+        Some(())
+    })?;
+    // An error body (see `response::error_in_body`) is the `Value` path's.
+    ((has_output || !has_code) && s.at_end()).then_some(ev)
+}
+
+/// `null` (`Some(None)`) or what `read` reads.
+fn nullable<'a, T>(
+    s: &mut Cursor<'a>,
+    read: impl FnOnce(&mut Cursor<'a>) -> Option<T>,
+) -> Option<Option<T>> {
+    if s.is_null() {
+        return Some(None);
+    }
+    read(s).map(Some)
+}
+
+fn usage(s: &mut Cursor<'_>) -> Option<Option<Usage>> {
+    let mut u = UsageIn::default();
+    let names: [&[u8]; 5] = [
+        b"input_tokens",
+        b"output_tokens",
+        b"total_tokens",
+        b"prompt_tokens_details",
+        b"output_tokens_details",
+    ];
+    s.fields(&names, |s, at| {
+        match at {
+            0 => u.input = s.opt_count()?,
+            1 => u.output = s.opt_count()?,
+            2 => u.total = s.opt_count()?,
+            3 => u.cached = nullable(s, detail)?.and_then(|d| d.cached_tokens),
+            _ => u.reasoning = nullable(s, detail)?.and_then(|d| d.reasoning_tokens),
+        }
+        Some(())
+    })?;
+    Some(u.usage())
+}
+
+/// A `*_tokens_details` object.
+fn detail(s: &mut Cursor<'_>) -> Option<DetailCounts> {
+    let mut c = DetailCounts::default();
+    let names: [&[u8]; 2] = [b"cached_tokens", b"reasoning_tokens"];
+    s.two(
+        names,
+        &mut c.cached_tokens,
+        &mut c.reasoning_tokens,
+        Cursor::opt_count,
+    )?;
+    Some(c)
+}
+
+fn output<'a>(s: &mut Cursor<'a>) -> Option<Output<'a>> {
+    let mut o = Output::default();
+    s.fields(&[b"choices", b"text", b"finish_reason"], |s, at| {
+        match at {
+            0 => {
+                if !s.is_null() {
+                    let list = o.choices.insert(List::default());
+                    s.array(|s| choice(s, list.push_default()))?;
+                }
+            }
+            1 => {
+                o.has_text = true;
+                o.text = s.opt_str()?;
+            }
+            _ => o.finish_reason = s.opt_str()?,
+        }
+        Some(())
+    })?;
+    Some(o)
+}
+
+fn choice<'a>(s: &mut Cursor<'a>, c: &mut Choice<'a>) -> Option<()> {
+    s.fields(&[b"index", b"message", b"finish_reason"], |s, at| {
+        match at {
+            0 => c.index = s.opt_count()?,
+            1 => c.message = nullable(s, msg)?,
+            _ => c.finish_reason = s.opt_str()?,
+        }
+        Some(())
+    })
+    .map(drop)
+}
+
+fn msg<'a>(s: &mut Cursor<'a>) -> Option<Msg<'a>> {
+    let mut m = Msg::default();
+    s.fields(
+        &[b"reasoning_content", b"content", b"tool_calls"],
+        |s, at| {
+            match at {
+                0 => m.reasoning = s.opt_str()?,
+                // A part list is concatenated by the serde reading.
+                1 => m.content = s.opt_str()?,
+                _ => {
+                    if !s.is_null() {
+                        s.array(|s| {
+                            m.tool_calls.push(call(s)?);
+                            Some(())
+                        })?;
+                    }
+                }
+            }
+            Some(())
+        },
+    )?;
+    Some(m)
+}
+
+fn call<'a>(s: &mut Cursor<'a>) -> Option<Call<'a>> {
+    let mut c = Call::default();
+    s.fields(&[b"index", b"id", b"function"], |s, at| {
+        match at {
+            0 => c.index = s.opt_count()?,
+            1 => c.id = s.opt_str()?,
+            _ => {
+                if !s.is_null() {
+                    let names: [&[u8]; 2] = [b"name", b"arguments"];
+                    s.two(names, &mut c.name, &mut c.arguments, Cursor::opt_str)?;
+                }
+            }
+        }
+        Some(())
+    })?;
+    Some(c)
 }
 
 struct Top<'a> {
@@ -167,7 +320,7 @@ object!(Output, "a DashScope output", |map| {
     let names = ["choices", "text", "finish_reason"];
     fields(&mut map, &names, |i, map| {
         match i {
-            0 => o.choices = map.next_value::<Option<Vec<Choice<'de>>>>()?,
+            0 => o.choices = map.next_value::<Option<Items<Choice<'de>>>>()?.map(|c| c.0),
             1 => {
                 o.has_text = true;
                 o.text = cow(map.next_value::<OptStr<'de>>()?);

@@ -281,6 +281,12 @@ mod tests {
     fn fast_path_takes_ordinary_events_and_agrees() {
         for data in [TEXT, THINK, TOOL1, TOOL2, PARTS, OLD] {
             assert!(fast::parse(data.as_bytes()).is_some(), "declined: {data}");
+            // The scan takes all but content part lists (left to the serde reading).
+            let scanned = fast::scan(data.as_bytes());
+            assert_eq!(scanned.is_some(), data != PARTS, "{data}");
+            if let Some(ev) = scanned {
+                assert_eq!(Some(ev), fast::parse_serde(data.as_bytes()), "{data}");
+            }
             assert_eq!(
                 run(&[data.as_bytes()], false),
                 run(&[data.as_bytes()], true),
@@ -369,7 +375,7 @@ mod tests {
     fn fast_path_agrees_with_the_value_path_on_random_edits() {
         let alphabet: &[u8] = b"{}[]\":,\\ \tnulltrue0123456789-+.eEabcdefu\x01\xc3\xa9";
         let mut rng = StdRng::seed_from_u64(13);
-        let (mut fast_taken, mut total) = (0, 0);
+        let (mut fast_taken, mut scanned, mut total) = (0, 0, 0);
         for seed in [TEXT, THINK, TOOL1, TOOL2, PARTS, OLD] {
             for _ in 0..4_000 {
                 let mut b = seed.as_bytes().to_vec();
@@ -377,6 +383,16 @@ mod tests {
                 total += 1;
                 if fast::parse(&b).is_some() {
                     fast_taken += 1;
+                }
+                // Whatever the scan reads, the serde reading reads the same.
+                if let Some(ev) = fast::scan(&b) {
+                    scanned += 1;
+                    assert_eq!(
+                        Some(ev),
+                        fast::parse_serde(&b),
+                        "{}",
+                        String::from_utf8_lossy(&b)
+                    );
                 }
                 // After TOOL1 so that tool-call state is exercised too.
                 let seq = [TOOL1.as_bytes(), &b[..]];
@@ -389,5 +405,6 @@ mod tests {
             }
         }
         assert!(fast_taken > total / 10, "{fast_taken} of {total}");
+        assert!(scanned > total / 10, "{scanned} scanned of {total}");
     }
 }
