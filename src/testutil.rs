@@ -213,35 +213,47 @@ pub fn config(json: &str) -> Arc<Config> {
     Config::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("config rejected: {e}"))
 }
 
-/// Runs the request step and expects a forward.
-pub fn forward(cfg: &Arc<Config>, path: &str, body: &str) -> (Exchange, UpstreamRequest) {
+/// A config for provider `kind` with one API token; `extra` is appended to the provider
+/// object (`, "field": value, ...`).
+pub fn token_config(kind: &str, token: &str, extra: &str) -> Arc<Config> {
+    config(&format!(
+        r#"{{"provider": {{"type": "{kind}", "apiTokens": ["{token}"]{extra}}}}}"#
+    ))
+}
+
+/// The content type every JSON request of the tests carries.
+pub const JSON_HEADERS: &[(&str, &str)] = &[("content-type", "application/json")];
+
+/// Runs the request step of a new exchange.
+pub fn request_with(
+    cfg: &Arc<Config>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (Exchange, RequestAction) {
     let mut ex = Exchange::new(Arc::clone(cfg));
-    match ex
-        .on_request(
-            "POST",
-            path,
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-        )
-        .unwrap()
-    {
+    let action = ex.on_request(method, path, headers, body).unwrap();
+    (ex, action)
+}
+
+/// Runs the request step of a JSON `POST`.
+pub fn request(cfg: &Arc<Config>, path: &str, body: &str) -> (Exchange, RequestAction) {
+    request_with(cfg, "POST", path, JSON_HEADERS, body.as_bytes())
+}
+
+/// The forward a request step returned; panics on any other action.
+pub fn expect_forward((ex, action): (Exchange, RequestAction)) -> (Exchange, UpstreamRequest) {
+    match action {
         RequestAction::Forward(up) => (ex, up),
         other => panic!("expected a forward, got {other:?}"),
     }
 }
 
-/// Runs the request step and expects a local reply: its status and its (validated) error body.
-pub fn local_reply(cfg: &Arc<Config>, path: &str, body: &str) -> (u16, Value) {
-    let mut ex = Exchange::new(Arc::clone(cfg));
-    match ex
-        .on_request(
-            "POST",
-            path,
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-        )
-        .unwrap()
-    {
+/// The local reply a request step returned: its status and its (validated) error body; panics
+/// on any other action.
+pub fn expect_local_reply(action: RequestAction) -> (u16, Value) {
+    match action {
         RequestAction::LocalReply(r) => {
             let v: Value = serde_json::from_slice(&r.body).expect("local reply is JSON");
             validate_error(&v);
@@ -249,6 +261,34 @@ pub fn local_reply(cfg: &Arc<Config>, path: &str, body: &str) -> (u16, Value) {
         }
         other => panic!("expected a local reply, got {other:?}"),
     }
+}
+
+/// Runs the request step and expects a forward.
+pub fn forward(cfg: &Arc<Config>, path: &str, body: &str) -> (Exchange, UpstreamRequest) {
+    expect_forward(request(cfg, path, body))
+}
+
+/// [`forward`] with any method and headers.
+pub fn forward_with(
+    cfg: &Arc<Config>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (Exchange, UpstreamRequest) {
+    expect_forward(request_with(cfg, method, path, headers, body))
+}
+
+/// Runs the request step and expects a local reply: its status and its (validated) error body.
+pub fn local_reply(cfg: &Arc<Config>, path: &str, body: &str) -> (u16, Value) {
+    expect_local_reply(request(cfg, path, body).1)
+}
+
+/// The `error.message` of an OpenAI-shaped error body.
+pub fn error_message(v: &Value) -> &str {
+    v["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {v}"))
 }
 
 /// The upstream body a forward carries, parsed.
@@ -272,6 +312,26 @@ pub fn respond(
     body: &[u8],
 ) -> (u16, Vec<u8>, ResponseMode) {
     respond_split(ex, status, content_type, body, &[])
+}
+
+/// Feeds a JSON response whole; returns (status, output parsed as JSON).
+pub fn respond_json(ex: &mut Exchange, status: u16, body: &[u8]) -> (u16, Value) {
+    let (status, out, _) = respond(ex, status, "application/json", body);
+    let v = serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)));
+    (status, v)
+}
+
+/// Feeds an upstream event stream (status 200) that must be streamed and come out as exactly one
+/// (valid) in-stream error event; returns its `error` object.
+pub fn stream_error(ex: &mut Exchange, sse: &[u8]) -> Value {
+    let (_, out, mode) = respond(ex, 200, "text/event-stream", sse);
+    assert_eq!(mode, ResponseMode::Stream);
+    let mut events = validate_sse_stream(&out);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let error = events[0]["error"].take();
+    assert!(!error.is_null(), "not an error event: {events:?}");
+    error
 }
 
 /// Feeds a response split at the given byte offsets; returns (final status, concatenated output, mode).

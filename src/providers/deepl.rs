@@ -314,29 +314,11 @@ mod tests {
     const TOKEN: &str = "0b1c2d3e-secret-deepl-key";
 
     fn cfg(token: &str, extra: &str) -> Arc<Config> {
-        testutil::config(&format!(
-            r#"{{"provider": {{"type": "deepl", "apiTokens": ["{token}"], "targetLang": "ZH"{extra}}}}}"#
-        ))
+        testutil::token_config("deepl", token, &format!(r#", "targetLang": "ZH"{extra}"#))
     }
 
     fn local_error(cfg: &Arc<Config>, path: &str, body: Value) -> (u16, Value) {
-        let mut ex = Exchange::new(Arc::clone(cfg));
-        match ex
-            .on_request(
-                "POST",
-                path,
-                &[("content-type", "application/json")],
-                body.to_string().as_bytes(),
-            )
-            .unwrap()
-        {
-            RequestAction::LocalReply(r) => {
-                let v: Value = serde_json::from_slice(&r.body).unwrap();
-                testutil::validate_error(&v);
-                (r.status, v)
-            }
-            other => panic!("expected a local reply, got {other:?}"),
-        }
+        testutil::local_reply(cfg, path, &body.to_string())
     }
 
     /// The seed README's DeepL request example.

@@ -280,10 +280,7 @@ fn every_row_rewrites_host_path_auth_and_body() {
                 let err: Value = serde_json::from_slice(&r.body).unwrap();
                 validate_error(&err);
                 assert!(
-                    err["error"]["message"]
-                        .as_str()
-                        .unwrap()
-                        .contains("embeddings"),
+                    crate::testutil::error_message(&err).contains("embeddings"),
                     "{err}"
                 );
             }
@@ -589,14 +586,11 @@ fn malformed_upstream_stream_ends_cleanly_with_an_error_event() {
     );
     // In-stream OpenAI error events are passed on in OpenAI's error shape.
     let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT_STREAM);
-    let (_, out, _) = respond(
+    let error = crate::testutil::stream_error(
         &mut ex,
-        200,
-        "text/event-stream",
         b"data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n",
     );
-    let events = validate_sse_stream(&out);
-    assert_eq!(events[0]["error"]["message"], "overloaded");
+    assert_eq!(error["message"], "overloaded");
 }
 
 #[test]
@@ -699,7 +693,7 @@ fn local_replies_for_bad_requests() {
                 assert_eq!(r.status, status, "{msg}");
                 let v: Value = serde_json::from_slice(&r.body).unwrap();
                 validate_error(&v);
-                assert!(v["error"]["message"].as_str().unwrap().contains(msg), "{v}");
+                assert!(crate::testutil::error_message(&v).contains(msg), "{v}");
                 // The host may still run response hooks after a local reply: they pass through.
                 let rh = ex.on_response_headers(status, &[]).unwrap();
                 assert_eq!(rh.mode, ResponseMode::Passthrough);
@@ -1356,10 +1350,7 @@ fn deepseek_json_schema_is_a_400_json_object_passes() {
     let (status, v) = local_reply(&config, "/v1/chat/completions", schema);
     assert_eq!(status, 400);
     assert_eq!(v["error"]["param"], "response_format");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("json_schema"));
+    assert!(crate::testutil::error_message(&v).contains("json_schema"));
     let object = r#"{"model":"deepseek-chat","messages":[{"role":"user","content":"json"}],"response_format":{"type":"json_object"}}"#;
     let (_, up) = forward(&config, "/v1/chat/completions", object);
     assert_eq!(upstream_json(&up)["response_format"]["type"], "json_object");

@@ -394,10 +394,7 @@ fn reasoning_effort_is_claude_thinking_in_additional_fields() {
         (status, v["error"]["param"].as_str()),
         (400, Some("reasoning_effort"))
     );
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("bedrockAdditionalFields"));
+    assert!(crate::testutil::error_message(&v).contains("bedrockAdditionalFields"));
 }
 
 #[test]

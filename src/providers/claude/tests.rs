@@ -17,9 +17,7 @@ const KEY: &str = "sk-ant-test-secret-0001";
 const CHAT: &str = "/v1/chat/completions";
 
 fn cfg_with(extra: &str) -> Arc<Config> {
-    testutil::config(&format!(
-        r#"{{"provider":{{"type":"claude","apiTokens":["{KEY}"]{extra}}}}}"#
-    ))
+    testutil::token_config("claude", KEY, extra)
 }
 
 fn cfg() -> Arc<Config> {
@@ -294,16 +292,13 @@ fn images_from_data_urls_and_http_urls() {
         json!({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "ftp://example.com/x.png"}}]}]}),
     );
-    assert!(v["error"]["message"].as_str().unwrap().contains("http"));
+    assert!(crate::testutil::error_message(&v).contains("http"));
     let v = rejected(
         json!({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "input_audio", "input_audio": {"data": "AAA", "format": "wav"}}]}]}),
     );
     assert_eq!(v["error"]["code"], "unsupported_feature");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("audio input"));
+    assert!(crate::testutil::error_message(&v).contains("audio input"));
 }
 
 #[test]
@@ -490,10 +485,7 @@ fn embeddings_are_unsupported() {
     );
     assert_eq!(status, 400);
     assert_eq!(v["error"]["code"], "unsupported_feature");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("embeddings"));
+    assert!(crate::testutil::error_message(&v).contains("embeddings"));
 }
 
 #[test]
@@ -832,15 +824,7 @@ fn truncated_or_garbled_streams_end_with_an_error_and_done() {
         .contains("message_stop"));
 
     let mut ex = stream_exchange(&cfg(), false);
-    let (_, out, _) = respond(
-        &mut ex,
-        200,
-        "text/event-stream",
-        b"event: message_start\ndata: {oops\n\n",
-    );
-    let events = validate_sse_stream(&out);
-    assert_eq!(events.len(), 1);
-    assert!(events[0].get("error").is_some());
+    testutil::stream_error(&mut ex, b"event: message_start\ndata: {oops\n\n");
 }
 
 #[test]

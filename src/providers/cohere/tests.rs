@@ -13,9 +13,7 @@ const CHAT: &str = "/v1/chat/completions";
 const EMB: &str = "/v1/embeddings";
 
 fn cfg_with(extra: &str) -> Arc<Config> {
-    testutil::config(&format!(
-        r#"{{"provider":{{"type":"cohere","apiTokens":["{KEY}"]{extra}}}}}"#
-    ))
+    testutil::token_config("cohere", KEY, extra)
 }
 
 fn cfg() -> Arc<Config> {
@@ -147,10 +145,7 @@ fn stream_request_and_images_and_tools() {
 #[test]
 fn unsupported_parameters_are_400s_naming_cohere() {
     let v = rejected(json!({"model": "m", "n": 2, "messages": [{"role": "user", "content": "x"}]}));
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("cohere"),
-        "{v}"
-    );
+    assert!(crate::testutil::error_message(&v).contains("cohere"), "{v}");
     assert_eq!(v["error"]["param"], "n");
     rejected(
         json!({"model": "m", "messages": [{"role": "user", "content": [

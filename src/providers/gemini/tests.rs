@@ -193,10 +193,7 @@ fn multi_turn_with_system_and_developer_messages() {
         json!({"model": "m", "messages": [{"role": "system", "content": "only"}]}),
     );
     assert_eq!(status, 400);
-    assert!(err["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("user or assistant"));
+    assert!(crate::testutil::error_message(&err).contains("user or assistant"));
 }
 
 #[test]
@@ -306,7 +303,7 @@ fn tools_tool_choice_calls_and_results() {
             {"role": "tool", "tool_call_id": "nope", "content": "1"}]}),
     );
     assert_eq!(status, 400);
-    assert!(err["error"]["message"].as_str().unwrap().contains("nope"));
+    assert!(crate::testutil::error_message(&err).contains("nope"));
 }
 
 #[test]
@@ -535,16 +532,13 @@ fn blocked_prompt_is_an_openai_error() {
     let v = parse(&out);
     validate_error(&v);
     assert_eq!(v["error"]["code"], "prompt_blocked");
-    assert!(v["error"]["message"].as_str().unwrap().contains("SAFETY"));
+    assert!(crate::testutil::error_message(&v).contains("SAFETY"));
 
     let (mut ex, _, _) =
         chat(json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}));
     let sse = format!("data: {blocked}\r\n\r\n");
-    let (_, out, mode) = respond(&mut ex, 200, "text/event-stream", sse.as_bytes());
-    assert_eq!(mode, ResponseMode::Stream);
-    let evs = validate_sse_stream(&out);
-    assert_eq!(evs.len(), 1);
-    assert_eq!(evs[0]["error"]["code"], "prompt_blocked");
+    let error = stream_error(&mut ex, sse.as_bytes());
+    assert_eq!(error["code"], "prompt_blocked");
 }
 
 #[test]
@@ -694,15 +688,7 @@ fn in_stream_error_then_done() {
     // Garbage mid-stream: an error event and a single [DONE].
     let (mut ex, _, _) =
         chat(json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}));
-    let (_, out, _) = respond(
-        &mut ex,
-        200,
-        "text/event-stream",
-        b"data: {not json\r\n\r\n",
-    );
-    let evs = validate_sse_stream(&out);
-    assert_eq!(evs.len(), 1);
-    assert!(evs[0].get("error").is_some());
+    stream_error(&mut ex, b"data: {not json\r\n\r\n");
 }
 
 #[test]
@@ -864,11 +850,9 @@ fn array_wrapped_errors_after_a_200() {
     let (mut ex, _, _) =
         chat(json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}));
     let sse = format!("data: {wrapped}\r\n\r\n");
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", sse.as_bytes());
-    let evs = validate_sse_stream(&out);
-    assert_eq!(evs.len(), 1);
-    assert_eq!(evs[0]["error"]["code"], "RESOURCE_EXHAUSTED");
-    assert_eq!(evs[0]["error"]["type"], "rate_limit_error");
+    let error = stream_error(&mut ex, sse.as_bytes());
+    assert_eq!(error["code"], "RESOURCE_EXHAUSTED");
+    assert_eq!(error["type"], "rate_limit_error");
 }
 
 /// A strict tool as the openai SDKs' `pydantic_function_tool` writes it: `strict: true` and

@@ -21,23 +21,7 @@ fn chat(
 }
 
 fn local_error(cfg: &Arc<crate::exchange::Config>, path: &str, body: Value) -> (u16, Value) {
-    let mut ex = Exchange::new(Arc::clone(cfg));
-    match ex
-        .on_request(
-            "POST",
-            path,
-            &[("content-type", "application/json")],
-            body.to_string().as_bytes(),
-        )
-        .unwrap()
-    {
-        RequestAction::LocalReply(r) => {
-            let v: Value = serde_json::from_slice(&r.body).unwrap();
-            testutil::validate_error(&v);
-            (r.status, v)
-        }
-        other => panic!("expected a local reply, got {other:?}"),
-    }
+    testutil::local_reply(cfg, path, &body.to_string())
 }
 
 fn json_of(out: &[u8]) -> Value {
@@ -178,10 +162,7 @@ fn image_for_a_text_model_is_unsupported() {
     );
     assert_eq!(status, 400);
     assert_eq!(v["error"]["code"], "unsupported_feature");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("image input"));
+    assert!(crate::testutil::error_message(&v).contains("image input"));
 }
 
 #[test]
@@ -839,8 +820,5 @@ fn reasoning_effort_maps_to_enable_thinking_and_budget() {
     );
     assert_eq!(status, 400);
     assert_eq!(err["error"]["param"], "reasoning_effort");
-    assert!(err["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("extreme"));
+    assert!(crate::testutil::error_message(&err).contains("extreme"));
 }
