@@ -1,7 +1,7 @@
 //! The stable C API. Every exported function goes through one wrapper, [`boundary`] (directly or
-//! through its shapes: [`exchange_call`] and [`exchange_read`] for exchange functions,
-//! [`config_call`] for config functions, [`free_handle`] for `*_free`, [`infallible`] for getters
-//! without an `err` parameter), which gives these guarantees:
+//! through its shapes: [`exchange_call`], [`exchange_out`] and [`exchange_read`] for exchange
+//! functions, [`config_call`] and [`config_out`] for config functions, [`free_handle`] for
+//! `*_free`, [`infallible`] for getters without an `err` parameter), which gives these guarantees:
 //! - no panic crosses the boundary: the body runs under `catch_unwind`; a caught panic returns
 //!   `AIPROXY_ERR_INTERNAL` and poisons the exchange (every later call on it returns the same);
 //! - `*err` is cleared on entry (when `err` is non-null) and set on every error, with a code, a
@@ -275,6 +275,17 @@ unsafe fn exchange_call(
         }
     })
     .1
+}
+
+/// [`exchange_call`] for the functions that fill a result struct `*out` (checked after the
+/// exchange).
+unsafe fn exchange_out<T>(
+    ex: *mut AiproxyExchange,
+    out: *mut T,
+    err: *mut *mut AiproxyError,
+    f: impl FnOnce(&mut AiproxyExchange, &mut T) -> FfiResult<()>,
+) -> i32 {
+    exchange_call(ex, err, |x| f(x, out_ref(out)?))
 }
 
 /// `ptr`/`len` as bytes: null is the empty slice when `len` is 0, an error otherwise.
@@ -582,12 +593,13 @@ impl AiproxyExchange {
         }
     }
 
-    fn fill_request_result(&mut self, out: &mut AiproxyRequestResult) {
+    /// Keeps `action` (the result points into it) and fills `*out` with its C view.
+    fn fill_request_result(&mut self, action: RequestAction, out: &mut AiproxyRequestResult) {
         self.header_views.clear();
         self.remove_views.clear();
-        let action = self.action.as_ref().expect("set before filling");
         let mut r = self.empty_request_result(AIPROXY_ACTION_FORWARD);
         r.timeout_ms = self.ex.config().provider.timeout_ms;
+        let action = &*self.action.insert(action);
         let headers: &[(String, String)] = match action {
             RequestAction::Forward(up) => {
                 r.authority = AiproxyStr::of(up.authority.as_bytes());
@@ -663,8 +675,7 @@ pub unsafe extern "C" fn aiproxy_exchange_on_request(
     out: *mut AiproxyRequestResult,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    exchange_call(ex, err, |x| {
-        let out = out_ref(out)?;
+    exchange_out(ex, out, err, |x, out| {
         let method = utf8(method, method_len, "method")?;
         let path = utf8(path, path_len, "path")?;
         let headers = headers_in(headers, headers_len)?;
@@ -672,8 +683,7 @@ pub unsafe extern "C" fn aiproxy_exchange_on_request(
         let action =
             x.ex.on_request(method, path, &headers, body)
                 .map_err(state_err)?;
-        x.action = Some(action);
-        x.fill_request_result(out);
+        x.fill_request_result(action, out);
         Ok(())
     })
 }
@@ -693,12 +703,10 @@ pub unsafe extern "C" fn aiproxy_exchange_on_callout_response(
     out: *mut AiproxyRequestResult,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    exchange_call(ex, err, |x| {
-        let out = out_ref(out)?;
+    exchange_out(ex, out, err, |x, out| {
         let body = bytes(body, body_len, "body")?;
         let action = x.ex.on_callout_response(status, body).map_err(state_err)?;
-        x.action = Some(action);
-        x.fill_request_result(out);
+        x.fill_request_result(action, out);
         Ok(())
     })
 }
@@ -721,8 +729,7 @@ pub unsafe extern "C" fn aiproxy_exchange_on_response_headers(
     out: *mut AiproxyResponseHeadersResult,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    exchange_call(ex, err, |x| {
-        let out = out_ref(out)?;
+    exchange_out(ex, out, err, |x, out| {
         let headers = headers_in(headers, headers_len)?;
         let rh =
             x.ex.on_response_headers(status, &headers)
@@ -762,8 +769,7 @@ pub unsafe extern "C" fn aiproxy_exchange_on_response_body(
     out: *mut AiproxyBodyResult,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    exchange_call(ex, err, |x| {
-        let out = out_ref(out)?;
+    exchange_out(ex, out, err, |x, out| {
         let chunk = bytes(chunk, chunk_len, "chunk")?;
         let r =
             x.ex.on_response_body(chunk, end_of_stream)
@@ -791,8 +797,7 @@ pub unsafe extern "C" fn aiproxy_exchange_on_upstream_abort(
     out: *mut AiproxyBodyResult,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    exchange_call(ex, err, |x| {
-        let out = out_ref(out)?;
+    exchange_out(ex, out, err, |x, out| {
         let r = x.ex.on_upstream_abort().map_err(state_err)?;
         *out = body_result(r);
         Ok(())
@@ -1047,12 +1052,10 @@ pub unsafe extern "C" fn aiproxy_exchange_retry(
     out: *mut AiproxyRequestResult,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    exchange_call(ex, err, |x| {
-        let out = out_ref(out)?;
+    exchange_out(ex, out, err, |x, out| {
         match x.ex.retry_request(status) {
             Some(up) => {
-                x.action = Some(RequestAction::Forward(up));
-                x.fill_request_result(out);
+                x.fill_request_result(RequestAction::Forward(up), out);
                 out.action = AIPROXY_ACTION_RETRY;
                 out.timeout_ms = x.ex.config().provider.retry_on_failure.retry_timeout_ms;
             }
