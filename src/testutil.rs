@@ -268,17 +268,6 @@ pub fn forward(cfg: &Arc<Config>, path: &str, body: &str) -> (Exchange, Upstream
     expect_forward(request(cfg, path, body))
 }
 
-/// [`forward`] with any method and headers.
-pub fn forward_with(
-    cfg: &Arc<Config>,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (Exchange, UpstreamRequest) {
-    expect_forward(request_with(cfg, method, path, headers, body))
-}
-
 /// Runs the request step and expects a local reply: its status and its (validated) error body.
 pub fn local_reply(cfg: &Arc<Config>, path: &str, body: &str) -> (u16, Value) {
     expect_local_reply(request(cfg, path, body).1)

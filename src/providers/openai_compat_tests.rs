@@ -706,13 +706,13 @@ fn local_replies_for_bad_requests() {
 #[test]
 fn original_protocol_and_untranslated_paths_pass_the_body_through() {
     let c = load(&cfg("groq", json!({"protocol": "original"})));
-    let mut ex = Exchange::new(Arc::clone(&c));
-    let RequestAction::Forward(up) = ex
-        .on_request("POST", "/openai/v1/chat/completions", &[], CHAT.as_bytes())
-        .unwrap()
-    else {
-        panic!()
-    };
+    let (mut ex, up) = expect_forward(request_with(
+        &c,
+        "POST",
+        "/openai/v1/chat/completions",
+        &[],
+        CHAT.as_bytes(),
+    ));
     assert_eq!(
         (up.authority.as_str(), up.path.as_str(), up.body.is_none()),
         ("api.groq.com", "/openai/v1/chat/completions", true)
@@ -725,10 +725,7 @@ fn original_protocol_and_untranslated_paths_pass_the_body_through() {
     assert!(ex.on_response_body(b"{}", true).unwrap().unchanged);
 
     let c = load(&cfg("openai", json!({})));
-    let mut ex = Exchange::new(Arc::clone(&c));
-    let RequestAction::Forward(up) = ex.on_request("GET", "/v1/models", &[], b"").unwrap() else {
-        panic!()
-    };
+    let (ex, up) = expect_forward(request_with(&c, "GET", "/v1/models", &[], b""));
     assert_eq!(
         (up.authority.as_str(), up.path.as_str(), up.body.is_none()),
         ("api.openai.com", "/v1/models", true)
@@ -1039,14 +1036,7 @@ fn forward_with(
     headers: &[(&str, &str)],
     body: &str,
 ) -> crate::exchange::UpstreamRequest {
-    let mut ex = Exchange::new(Arc::clone(c));
-    match ex
-        .on_request("POST", path, headers, body.as_bytes())
-        .unwrap()
-    {
-        RequestAction::Forward(up) => up,
-        other => panic!("expected a forward, got {other:?}"),
-    }
+    expect_forward(request_with(c, "POST", path, headers, body.as_bytes())).1
 }
 
 #[test]
@@ -1117,16 +1107,11 @@ fn coze_is_original_only_and_dify_triton_are_refused_with_the_reason() {
     let c = load(
         &json!({"provider": {"type": "coze", "apiTokens": ["pat_x"], "protocol": "original"}}),
     );
-    let mut ex = Exchange::new(Arc::clone(&c));
-    match ex.on_request("POST", "/v3/chat", &[], b"{}").unwrap() {
-        RequestAction::Forward(up) => {
-            assert_eq!(up.authority, "api.coze.cn");
-            assert_eq!(up.path, "/v3/chat");
-            assert_eq!(header(&up, "authorization"), Some("Bearer pat_x"));
-            assert!(up.body.is_none());
-        }
-        other => panic!("{other:?}"),
-    }
+    let up = forward_with(&c, "/v3/chat", &[], "{}");
+    assert_eq!(up.authority, "api.coze.cn");
+    assert_eq!(up.path, "/v3/chat");
+    assert_eq!(header(&up, "authorization"), Some("Bearer pat_x"));
+    assert!(up.body.is_none());
     let e = crate::exchange::Config::from_json(
         br#"{"provider":{"type":"coze","apiTokens":["pat_x"]}}"#,
     )
@@ -1176,14 +1161,8 @@ fn base_path_remove_prefix_and_prepend() {
         "openai",
         json!({"basePath": "/ai", "protocol": "original"}),
     ));
-    let mut ex = Exchange::new(Arc::clone(&c));
-    match ex
-        .on_request("POST", "/ai/v1/files?purpose=x", &[], b"{}")
-        .unwrap()
-    {
-        RequestAction::Forward(up) => assert_eq!(up.path, "/v1/files?purpose=x"),
-        other => panic!("{other:?}"),
-    }
+    let up = forward_with(&c, "/ai/v1/files?purpose=x", &[], "{}");
+    assert_eq!(up.path, "/v1/files?purpose=x");
     let c = load(&cfg(
         "generic",
         json!({"basePath": "/ai", "genericHost": "h"}),
@@ -1209,17 +1188,9 @@ fn provider_domain_and_provider_base_path() {
     assert_eq!(up.authority, "fw.gateway.internal");
     assert_eq!(up.path, "/fw/inference/v1/chat/completions");
     // Applied to untranslated paths as well.
-    let mut ex = Exchange::new(Arc::clone(&c));
-    match ex
-        .on_request("GET", "/inference/v1/models", &[], b"")
-        .unwrap()
-    {
-        RequestAction::Forward(up) => {
-            assert_eq!(up.authority, "fw.gateway.internal");
-            assert_eq!(up.path, "/fw/inference/v1/models");
-        }
-        other => panic!("{other:?}"),
-    }
+    let (_, up) = expect_forward(request_with(&c, "GET", "/inference/v1/models", &[], b""));
+    assert_eq!(up.authority, "fw.gateway.internal");
+    assert_eq!(up.path, "/fw/inference/v1/models");
 }
 
 #[test]
