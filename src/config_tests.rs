@@ -180,14 +180,15 @@ fn unknown_type_names_the_accepted_ones() {
 
 #[test]
 fn wrong_json_types_name_the_field() {
-    let p = |extra: Value| {
-        let mut v = minimal(ProviderType::OpenAi);
+    let pk = |kind: ProviderType, extra: Value| {
+        let mut v = minimal(kind);
         v["provider"]
             .as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
         v
     };
+    let p = |extra: Value| pk(ProviderType::OpenAi, extra);
     #[rustfmt::skip]
     let cases = [
         (p(json!({"apiTokens": "k"})), "provider.apiTokens", "expected an array of strings"),
@@ -208,14 +209,6 @@ fn wrong_json_types_name_the_field() {
         rejects(config, field, reason);
     }
     // A provider's own fields are typed by that provider.
-    let pk = |kind: ProviderType, extra: Value| {
-        let mut v = minimal(kind);
-        v["provider"]
-            .as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        v
-    };
     #[rustfmt::skip]
     let cases = [
         (pk(ProviderType::Qwen, json!({"qwenEnableSearch": "yes"})), "provider.qwenEnableSearch", "expected a boolean"),

@@ -209,6 +209,26 @@ pub fn stream_text(events: &[Value]) -> String {
         .collect()
 }
 
+/// The non-null `finish_reason`s of choice 0 over a stream's chunks, in order.
+pub fn stream_finishes(events: &[Value]) -> Vec<&Value> {
+    events
+        .iter()
+        .filter_map(|e| e["choices"].get(0))
+        .map(|c| &c["finish_reason"])
+        .filter(|f| !f.is_null())
+        .collect()
+}
+
+/// The stream's last chunk is the usage chunk (no choices) with these counts.
+pub fn assert_usage_chunk(events: &[Value], prompt: u64, completion: u64, total: u64) {
+    let last = events.last().expect("a chunk");
+    assert_eq!(last["choices"], serde_json::json!([]));
+    assert_eq!(
+        last["usage"],
+        serde_json::json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total})
+    );
+}
+
 pub fn config(json: &str) -> Arc<Config> {
     Config::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("config rejected: {e}"))
 }
@@ -280,6 +300,13 @@ pub fn error_message(v: &Value) -> &str {
         .unwrap_or_else(|| panic!("no error message in {v}"))
 }
 
+/// A chat completions request that must be answered locally with a 400; its error body.
+pub fn rejected_chat(cfg: &Arc<Config>, body: &str) -> Value {
+    let (status, v) = local_reply(cfg, "/v1/chat/completions", body);
+    assert_eq!(status, 400, "{v}");
+    v
+}
+
 /// The upstream body a forward carries, parsed.
 pub fn upstream_json(up: &UpstreamRequest) -> Value {
     serde_json::from_slice(up.body.as_deref().expect("body replaced"))
@@ -309,6 +336,69 @@ pub fn respond_json(ex: &mut Exchange, status: u16, body: &[u8]) -> (u16, Value)
     let v = serde_json::from_slice(&out)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)));
     (status, v)
+}
+
+/// Feeds a JSON body (status 200) that must reach the client unchanged (passthrough mode).
+pub fn assert_passthrough(ex: &mut Exchange, body: &[u8]) {
+    let (_, out, mode) = respond(ex, 200, "application/json", body);
+    assert_eq!((mode, out.as_slice()), (ResponseMode::Passthrough, body));
+}
+
+/// Feeds a JSON chat completion (status 200) that must be buffered; returns the translated body,
+/// validated against OpenAI's schema.
+pub fn buffered_completion(ex: &mut Exchange, body: &[u8]) -> Value {
+    let (status, out, mode) = respond(ex, 200, "application/json", body);
+    assert_eq!((status, mode), (200, ResponseMode::Buffer));
+    let v = serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)));
+    validate_chat_completion(&v);
+    v
+}
+
+/// A buffered reply whose choice 0 is a finished (`stop`) text turn with this content.
+pub fn assert_text_reply(v: &Value, content: &str) {
+    assert_eq!(v["choices"][0]["message"]["content"], content);
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+}
+
+/// A local reply (status, error body) that refuses a feature the provider lacks: a 400 with
+/// code `unsupported_feature`.
+pub fn assert_unsupported((status, v): &(u16, Value)) {
+    assert_eq!(
+        (*status, v["error"]["code"].as_str()),
+        (400, Some("unsupported_feature")),
+        "{v}"
+    );
+}
+
+/// A buffered reply whose choice 0 is a tool-call turn: finish reason `tool_calls`, no content,
+/// and these `tool_calls`.
+pub fn assert_tool_call_reply(v: &Value, tool_calls: Value) {
+    let choice = &v["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["content"], Value::Null);
+    assert_eq!(choice["message"]["tool_calls"], tool_calls);
+}
+
+/// The usage of a translated body and the exchange's usage counts both say
+/// (prompt, completion, total).
+pub fn assert_usage(v: &Value, ex: &Exchange, prompt: u64, completion: u64, total: u64) {
+    assert_eq!(
+        v["usage"],
+        serde_json::json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total})
+    );
+    let u = ex.usage().expect("usage seen");
+    assert_eq!(
+        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+        (prompt, completion, total)
+    );
+}
+
+/// Feeds an upstream event stream whole (status 200); returns the (validated) chunks sent to
+/// the client.
+pub fn stream_events(ex: &mut Exchange, sse: &[u8]) -> Vec<Value> {
+    let (_, out, _) = respond(ex, 200, "text/event-stream", sse);
+    validate_sse_stream(&out)
 }
 
 /// Feeds an upstream event stream (status 200) that must be streamed and come out as exactly one

@@ -355,10 +355,7 @@ mod tests {
             upstream_json(&up),
             json!({"text": ["sit by the bank", "a bank in China"], "target_lang": "ZH", "context": "money"})
         );
-        let (status, out, mode) = respond(&mut ex, 200, "application/json", RESPONSE.as_bytes());
-        assert_eq!((status, mode), (200, ResponseMode::Buffer));
-        let v: Value = serde_json::from_slice(&out).unwrap();
-        testutil::validate_chat_completion(&v);
+        let v = testutil::buffered_completion(&mut ex, RESPONSE.as_bytes());
         assert_eq!(v["model"], "Free");
         assert_eq!(v["object"], "chat.completion");
         assert_eq!(v["choices"].as_array().unwrap().len(), 2);
@@ -411,11 +408,11 @@ mod tests {
     #[test]
     fn unsupported_features() {
         let c = cfg(TOKEN, "");
-        let (status, v) = local_error(&c, "/v1/embeddings", json!({"model": "Free", "input": "x"}));
-        assert_eq!(
-            (status, v["error"]["code"].as_str()),
-            (400, Some("unsupported_feature"))
-        );
+        testutil::assert_unsupported(&local_error(
+            &c,
+            "/v1/embeddings",
+            json!({"model": "Free", "input": "x"}),
+        ));
         for body in [
             json!({"model": "Free", "messages": [{"role": "user", "content": [
                 {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]}),
@@ -423,11 +420,7 @@ mod tests {
                    "messages": [{"role": "user", "content": "x"}]}),
             json!({"model": "Free", "n": 2, "messages": [{"role": "user", "content": "x"}]}),
         ] {
-            let (status, v) = local_error(&c, "/v1/chat/completions", body);
-            assert_eq!(
-                (status, v["error"]["code"].as_str()),
-                (400, Some("unsupported_feature"))
-            );
+            testutil::assert_unsupported(&local_error(&c, "/v1/chat/completions", body));
         }
         let (status, _) = local_error(
             &c,

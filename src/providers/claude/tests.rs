@@ -465,15 +465,11 @@ fn unsupported_openai_features_are_named_400s() {
     );
     // A configured responseJsonSchema cannot be honoured.
     let cfg = cfg_with(r#","responseJsonSchema":{"type":"object"}"#);
-    let (status, v) = local_reply(
+    testutil::assert_unsupported(&local_reply(
         &cfg,
         CHAT,
         r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
-    );
-    assert_eq!(
-        (status, v["error"]["code"].as_str()),
-        (400, Some("unsupported_feature"))
-    );
+    ));
 }
 
 #[test]
@@ -550,10 +546,7 @@ fn protocol_original_passes_the_client_path_through() {
 #[test]
 fn buffered_text_response_and_usage() {
     let mut ex = buffered_exchange(&cfg());
-    let (status, out, mode) = respond(&mut ex, 200, "application/json", TEXT_BODY.as_bytes());
-    assert_eq!((status, mode), (200, ResponseMode::Buffer));
-    let v = json_of(&out);
-    validate_chat_completion(&v);
+    let v = testutil::buffered_completion(&mut ex, TEXT_BODY.as_bytes());
     assert_eq!(v["id"], "msg_01AbCdEf");
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["model"], "claude-3-5-sonnet-20241022");
@@ -571,9 +564,8 @@ fn buffered_text_response_and_usage() {
 #[test]
 fn buffered_tool_use_response() {
     let mut ex = buffered_exchange(&cfg());
-    let (status, out, _) = respond(&mut ex, 200, "application/json", TOOL_BODY.as_bytes());
+    let (status, v) = testutil::respond_json(&mut ex, 200, TOOL_BODY.as_bytes());
     assert_eq!(status, 200);
-    let v = json_of(&out);
     validate_chat_completion(&v);
     let msg = &v["choices"][0]["message"];
     assert_eq!(msg["content"], "Checking.");
@@ -697,22 +689,8 @@ fn stream_text_with_usage_chunk() {
         assert_eq!(e["id"], "msg_01Stream");
         assert_eq!(e["model"], "claude-3-5-sonnet-20241022");
     }
-    let finishes: Vec<&Value> = events
-        .iter()
-        .filter_map(|e| {
-            e["choices"]
-                .get(0)?
-                .get("finish_reason")
-                .filter(|f| !f.is_null())
-        })
-        .collect();
-    assert_eq!(finishes, vec![&json!("stop")]);
-    let last = events.last().unwrap();
-    assert_eq!(last["choices"], json!([]));
-    assert_eq!(
-        last["usage"],
-        json!({"prompt_tokens": 25, "completion_tokens": 15, "total_tokens": 40})
-    );
+    assert_eq!(testutil::stream_finishes(&events), vec!["stop"]);
+    testutil::assert_usage_chunk(&events, 25, 15, 40);
     assert_eq!(
         events.iter().filter(|e| e.get("usage").is_some()).count(),
         1
@@ -723,8 +701,7 @@ fn stream_text_with_usage_chunk() {
 #[test]
 fn stream_without_include_usage_has_no_usage_chunk_but_records_usage() {
     let mut ex = stream_exchange(&cfg(), false);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", TEXT_STREAM.as_bytes());
-    let events = validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, TEXT_STREAM.as_bytes());
     assert!(events.iter().all(|e| e.get("usage").is_none()));
     assert_eq!(
         events.last().unwrap()["choices"][0]["finish_reason"],
@@ -736,8 +713,7 @@ fn stream_without_include_usage_has_no_usage_chunk_but_records_usage() {
 #[test]
 fn stream_tool_calls() {
     let mut ex = stream_exchange(&cfg(), false);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", TOOL_STREAM.as_bytes());
-    let events = validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, TOOL_STREAM.as_bytes());
     assert_eq!(stream_text(&events), "Let me check.");
     let calls: Vec<&Value> = events
         .iter()
@@ -810,13 +786,7 @@ fn in_stream_error_event_becomes_an_openai_error_then_done() {
 fn truncated_or_garbled_streams_end_with_an_error_and_done() {
     let cut = TEXT_STREAM.find("event: message_delta").unwrap();
     let mut ex = stream_exchange(&cfg(), false);
-    let (_, out, _) = respond(
-        &mut ex,
-        200,
-        "text/event-stream",
-        &TEXT_STREAM.as_bytes()[..cut],
-    );
-    let events = validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, &TEXT_STREAM.as_bytes()[..cut]);
     assert_eq!(stream_text(&events), "Hello été!");
     assert!(events.last().unwrap()["error"]["message"]
         .as_str()
@@ -946,8 +916,7 @@ fn thinking_becomes_reasoning_content() {
         "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
     );
     let mut ex = stream_exchange(&cfg(), false);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", stream.as_bytes());
-    let events = validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, stream.as_bytes());
     let reasoning: String = events
         .iter()
         .filter_map(|e| e["choices"][0]["delta"]["reasoning_content"].as_str())
@@ -956,9 +925,7 @@ fn thinking_becomes_reasoning_content() {
     assert_eq!(stream_text(&events), "4");
     let body = r#"{"id":"msg_b","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"thinking","thinking":"2+2","signature":"EqQB"},{"type":"text","text":"4"}],"stop_reason":"end_turn","usage":{"input_tokens":5,"output_tokens":9}}"#;
     let mut ex = buffered_exchange(&cfg());
-    let (_, out, _) = respond(&mut ex, 200, "application/json", body.as_bytes());
-    let v = json_of(&out);
-    validate_chat_completion(&v);
+    let v = testutil::buffered_completion(&mut ex, body.as_bytes());
     assert_eq!(v["choices"][0]["message"]["reasoning_content"], "2+2");
     assert_eq!(v["choices"][0]["message"]["content"], "4");
 }

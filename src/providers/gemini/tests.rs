@@ -424,15 +424,7 @@ fn buffered_text_response() {
     );
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     assert_eq!(v["choices"][0]["logprobs"], Value::Null);
-    assert_eq!(
-        v["usage"],
-        json!({"prompt_tokens": 5, "completion_tokens": 29, "total_tokens": 34})
-    );
-    let u = ex.usage().unwrap();
-    assert_eq!(
-        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
-        (5, 29, 34)
-    );
+    assert_usage(&v, &ex, 5, 29, 34);
 }
 
 /// Replaces generated tool-call ids with `call_*` after checking their form; returns them.
@@ -572,8 +564,7 @@ fn streamed_text_with_and_without_usage_chunk() {
     let (mut ex, _, _) = chat(
         json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}),
     );
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", STREAM.as_bytes());
-    let evs = validate_sse_stream(&out);
+    let evs = stream_events(&mut ex, STREAM.as_bytes());
     assert!(evs.iter().all(|e| e.get("usage").is_none()));
     assert_eq!(
         ex.usage().unwrap().total_tokens,
@@ -586,8 +577,7 @@ fn streamed_text_with_and_without_usage_chunk() {
 fn streamed_tool_call_is_one_complete_delta() {
     let (mut ex, _, _) =
         chat(json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}));
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", STREAM_CALL.as_bytes());
-    let evs = validate_sse_stream(&out);
+    let evs = stream_events(&mut ex, STREAM_CALL.as_bytes());
     assert_eq!(stream_text(&evs), "Checking.");
     let mut calls: Vec<Value> = evs
         .iter()
@@ -727,15 +717,11 @@ fn embeddings_request_and_response() {
         upstream_json(&up)["requests"],
         json!([{"model": "models/text-embedding-004", "content": {"parts": [{"text": "one"}]}}])
     );
-    let (status, err) = rejected(
+    assert_unsupported(&rejected(
         &c,
         "/v1/embeddings",
         json!({"model": "e", "input": [[1, 2, 3]]}),
-    );
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (400, Some("unsupported_feature"))
-    );
+    ));
 
     let (mut ex, _) = forward(&c, "/v1/embeddings", r#"{"model":"e","input":"one"}"#);
     let (status, out, _) = respond(&mut ex, 404, "application/json",
@@ -826,13 +812,7 @@ fn cut_stream_ends_with_an_error_and_nothing_follows_a_finish() {
     let (mut ex, _, _) = chat(
         json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}),
     );
-    let (_, out, _) = respond(
-        &mut ex,
-        200,
-        "text/event-stream",
-        format!("{STREAM}{late}").as_bytes(),
-    );
-    let evs = validate_sse_stream(&out);
+    let evs = stream_events(&mut ex, format!("{STREAM}{late}").as_bytes());
     assert_eq!(stream_text(&evs), "Hello, wörld!");
     assert_eq!(evs.last().unwrap()["choices"][0]["finish_reason"], "stop");
 }
