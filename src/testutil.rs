@@ -394,6 +394,14 @@ pub fn assert_usage(v: &Value, ex: &Exchange, prompt: u64, completion: u64, tota
     );
 }
 
+/// Feeds a JSON response whole that must come out as a (valid) OpenAI error body; returns
+/// (status sent, error body).
+pub fn respond_error(ex: &mut Exchange, status: u16, body: &[u8]) -> (u16, Value) {
+    let (status, v) = respond_json(ex, status, body);
+    validate_error(&v);
+    (status, v)
+}
+
 /// Feeds an upstream event stream whole (status 200); returns the (validated) chunks sent to
 /// the client.
 pub fn stream_events(ex: &mut Exchange, sse: &[u8]) -> Vec<Value> {

@@ -262,13 +262,7 @@ fn pro_errors_in_a_200_and_in_stream() {
     }
     // HTTP error statuses keep their status.
     let (mut ex, _) = pro(r#"{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}"#);
-    let (got, out, _) = respond(
-        &mut ex,
-        500,
-        "application/json",
-        base_resp(1013, "internal").as_bytes(),
-    );
-    testutil::validate_error(&serde_json::from_slice(&out).unwrap());
+    let (got, _) = testutil::respond_error(&mut ex, 500, base_resp(1013, "internal").as_bytes());
     assert_eq!(got, 500);
     // In a stream: the error event, then [DONE].
     let body = STREAM.split("\n\n").next().unwrap().to_string()
@@ -417,8 +411,7 @@ fn pro_empty_reply_is_a_502() {
     let body = r#"{"created": 1, "model": "abab6.5-chat", "reply": "", "choices": [],
         "base_resp": {"status_code": 0, "status_msg": ""}}"#;
     let (mut ex, _) = pro(r#"{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}"#);
-    let (status, out, _) = respond(&mut ex, 200, "application/json", body.as_bytes());
-    testutil::validate_error(&serde_json::from_slice(&out).unwrap());
+    let (status, _) = testutil::respond_error(&mut ex, 200, body.as_bytes());
     assert_eq!(status, 502);
 }
 
