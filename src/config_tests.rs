@@ -154,19 +154,17 @@ fn every_documented_field_is_read() {
 fn invalid_json_and_shapes() {
     let e = ProviderConfig::from_json(b"{not json").unwrap_err();
     assert_eq!(e.code, ErrorCode::ConfigJson);
-    rejects(json!([1]), "", "expected an object");
-    rejects(json!({}), "provider", "missing");
-    rejects(
-        json!({"provider": "openai"}),
-        "provider",
-        "expected an object, found string",
-    );
-    rejects(json!({"provider": {}}), "provider.type", "missing");
-    rejects(
-        json!({"provider": {"type": 3}}),
-        "provider.type",
-        "expected a string, found number",
-    );
+    #[rustfmt::skip]
+    let cases = [
+        (json!([1]), "", "expected an object"),
+        (json!({}), "provider", "missing"),
+        (json!({"provider": "openai"}), "provider", "expected an object, found string"),
+        (json!({"provider": {}}), "provider.type", "missing"),
+        (json!({"provider": {"type": 3}}), "provider.type", "expected a string, found number"),
+    ];
+    for (config, field, reason) in cases {
+        rejects(config, field, reason);
+    }
 }
 
 #[test]
@@ -182,80 +180,6 @@ fn unknown_type_names_the_accepted_ones() {
 
 #[test]
 fn wrong_json_types_name_the_field() {
-    let p = |extra: Value| {
-        let mut v = minimal(ProviderType::OpenAi);
-        v["provider"]
-            .as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        v
-    };
-    rejects(
-        p(json!({"apiTokens": "k"})),
-        "provider.apiTokens",
-        "expected an array of strings",
-    );
-    rejects(
-        p(json!({"apiTokens": ["k", 2]})),
-        "provider.apiTokens[1]",
-        "expected a string",
-    );
-    rejects(
-        p(json!({"timeout": "1s"})),
-        "provider.timeout",
-        "expected a number",
-    );
-    rejects(
-        p(json!({"timeout": -1})),
-        "provider.timeout",
-        "non-negative integer",
-    );
-    rejects(
-        p(json!({"modelMapping": {"a": 1}})),
-        "provider.modelMapping.a",
-        "expected a string",
-    );
-    rejects(
-        p(json!({"modelMapping": []})),
-        "provider.modelMapping",
-        "expected an object",
-    );
-    rejects(
-        p(json!({"protocol": "grpc"})),
-        "provider.protocol",
-        "unknown protocol",
-    );
-    rejects(
-        p(json!({"customSettings": {}})),
-        "provider.customSettings",
-        "expected an array",
-    );
-    rejects(
-        p(json!({"customSettings": [{"value": 1}]})),
-        "provider.customSettings[0].name",
-        "missing",
-    );
-    rejects(
-        p(json!({"customSettings": [{"name": "x"}]})),
-        "provider.customSettings[0].value",
-        "missing",
-    );
-    rejects(
-        p(json!({"customSettings": [{"name": "x", "value": [1]}]})),
-        "provider.customSettings[0].value",
-        "string, number or boolean",
-    );
-    rejects(
-        p(json!({"customSettings": [{"name": "x", "value": 1, "mode": "fancy"}]})),
-        "provider.customSettings[0].mode",
-        "unknown mode",
-    );
-    rejects(
-        p(json!({"customSettings": [{"name": "x", "value": 1, "overwrite": "no"}]})),
-        "provider.customSettings[0].overwrite",
-        "expected a boolean",
-    );
-    // A provider's own fields are typed by that provider.
     let pk = |kind: ProviderType, extra: Value| {
         let mut v = minimal(kind);
         v["provider"]
@@ -264,34 +188,38 @@ fn wrong_json_types_name_the_field() {
             .extend(extra.as_object().unwrap().clone());
         v
     };
-    rejects(
-        pk(ProviderType::Qwen, json!({"qwenEnableSearch": "yes"})),
-        "provider.qwenEnableSearch",
-        "expected a boolean",
-    );
-    rejects(
-        p(json!({"responseJsonSchema": "s"})),
-        "provider.responseJsonSchema",
-        "expected an object",
-    );
-    rejects(
-        pk(
-            ProviderType::Gemini,
-            json!({"geminiSafetySetting": {"A": 1}}),
-        ),
-        "provider.geminiSafetySetting.A",
-        "expected a string",
-    );
-    rejects(
-        p(json!({"context": {"serviceName": "s", "servicePort": 80}})),
-        "provider.context.fileUrl",
-        "missing",
-    );
-    rejects(
-        p(json!({"context": {"fileUrl": "http://a/b", "serviceName": "s", "servicePort": 70000}})),
-        "provider.context.servicePort",
-        "between 1 and 65535",
-    );
+    let p = |extra: Value| pk(ProviderType::OpenAi, extra);
+    #[rustfmt::skip]
+    let cases = [
+        (p(json!({"apiTokens": "k"})), "provider.apiTokens", "expected an array of strings"),
+        (p(json!({"apiTokens": ["k", 2]})), "provider.apiTokens[1]", "expected a string"),
+        (p(json!({"timeout": "1s"})), "provider.timeout", "expected a number"),
+        (p(json!({"timeout": -1})), "provider.timeout", "non-negative integer"),
+        (p(json!({"modelMapping": {"a": 1}})), "provider.modelMapping.a", "expected a string"),
+        (p(json!({"modelMapping": []})), "provider.modelMapping", "expected an object"),
+        (p(json!({"protocol": "grpc"})), "provider.protocol", "unknown protocol"),
+        (p(json!({"customSettings": {}})), "provider.customSettings", "expected an array"),
+        (p(json!({"customSettings": [{"value": 1}]})), "provider.customSettings[0].name", "missing"),
+        (p(json!({"customSettings": [{"name": "x"}]})), "provider.customSettings[0].value", "missing"),
+        (p(json!({"customSettings": [{"name": "x", "value": [1]}]})), "provider.customSettings[0].value", "string, number or boolean"),
+        (p(json!({"customSettings": [{"name": "x", "value": 1, "mode": "fancy"}]})), "provider.customSettings[0].mode", "unknown mode"),
+        (p(json!({"customSettings": [{"name": "x", "value": 1, "overwrite": "no"}]})), "provider.customSettings[0].overwrite", "expected a boolean"),
+    ];
+    for (config, field, reason) in cases {
+        rejects(config, field, reason);
+    }
+    // A provider's own fields are typed by that provider.
+    #[rustfmt::skip]
+    let cases = [
+        (pk(ProviderType::Qwen, json!({"qwenEnableSearch": "yes"})), "provider.qwenEnableSearch", "expected a boolean"),
+        (p(json!({"responseJsonSchema": "s"})), "provider.responseJsonSchema", "expected an object"),
+        (pk(ProviderType::Gemini, json!({"geminiSafetySetting": {"A": 1}}),), "provider.geminiSafetySetting.A", "expected a string"),
+        (p(json!({"context": {"serviceName": "s", "servicePort": 80}})), "provider.context.fileUrl", "missing"),
+        (p(json!({"context": {"fileUrl": "http://a/b", "serviceName": "s", "servicePort": 70000}})), "provider.context.servicePort", "between 1 and 65535"),
+    ];
+    for (config, field, reason) in cases {
+        rejects(config, field, reason);
+    }
 }
 
 #[test]
@@ -301,46 +229,20 @@ fn missing_required_fields_per_provider() {
         v["provider"].as_object_mut().unwrap().remove(field);
         v
     };
-    rejects(
-        without(ProviderType::Azure, "azureServiceUrl"),
-        "provider.azureServiceUrl",
-        "required for provider type 'azure'",
-    );
-    rejects(
-        without(ProviderType::Ollama, "ollamaServerHost"),
-        "provider.ollamaServerHost",
-        "required",
-    );
-    rejects(
-        without(ProviderType::Hunyuan, "hunyuanAuthId"),
-        "provider.hunyuanAuthId",
-        "required",
-    );
-    rejects(
-        without(ProviderType::Hunyuan, "hunyuanAuthKey"),
-        "provider.hunyuanAuthKey",
-        "required",
-    );
-    rejects(
-        without(ProviderType::Cloudflare, "cloudflareAccountId"),
-        "provider.cloudflareAccountId",
-        "required",
-    );
-    rejects(
-        without(ProviderType::Deepl, "targetLang"),
-        "provider.targetLang",
-        "required",
-    );
-    rejects(
-        without(ProviderType::OpenAi, "apiTokens"),
-        "provider.apiTokens",
-        "at least one non-empty token",
-    );
-    rejects(
-        without(ProviderType::Claude, "apiTokens"),
-        "provider.apiTokens",
-        "required for provider type 'claude'",
-    );
+    #[rustfmt::skip]
+    let cases = [
+        (without(ProviderType::Azure, "azureServiceUrl"), "provider.azureServiceUrl", "required for provider type 'azure'"),
+        (without(ProviderType::Ollama, "ollamaServerHost"), "provider.ollamaServerHost", "required"),
+        (without(ProviderType::Hunyuan, "hunyuanAuthId"), "provider.hunyuanAuthId", "required"),
+        (without(ProviderType::Hunyuan, "hunyuanAuthKey"), "provider.hunyuanAuthKey", "required"),
+        (without(ProviderType::Cloudflare, "cloudflareAccountId"), "provider.cloudflareAccountId", "required"),
+        (without(ProviderType::Deepl, "targetLang"), "provider.targetLang", "required"),
+        (without(ProviderType::OpenAi, "apiTokens"), "provider.apiTokens", "at least one non-empty token"),
+        (without(ProviderType::Claude, "apiTokens"), "provider.apiTokens", "required for provider type 'claude'"),
+    ];
+    for (config, field, reason) in cases {
+        rejects(config, field, reason);
+    }
     // Ollama and Hunyuan need no token (the seed's Hunyuan example has `apiTokens: [""]`).
     parse(without(ProviderType::Ollama, "apiTokens")).unwrap();
     parse(without(ProviderType::Hunyuan, "apiTokens")).unwrap();
@@ -349,36 +251,28 @@ fn missing_required_fields_per_provider() {
 #[test]
 fn context_conflicts_with_native_file_context() {
     let ctx = json!({"fileUrl": "http://f/a.txt", "serviceName": "s", "servicePort": 80});
-    rejects(
-        json!({"provider": {"type": "moonshot", "apiTokens": ["k"], "moonshotFileId": "f", "context": ctx}}),
-        "provider.context",
-        "moonshotFileId",
-    );
-    rejects(
-        json!({"provider": {"type": "qwen", "apiTokens": ["k"], "qwenFileIds": ["f"], "context": ctx}}),
-        "provider.context",
-        "qwenFileIds",
-    );
+    #[rustfmt::skip]
+    let cases = [
+        (json!({"provider": {"type": "moonshot", "apiTokens": ["k"], "moonshotFileId": "f", "context": ctx}}), "provider.context", "moonshotFileId"),
+        (json!({"provider": {"type": "qwen", "apiTokens": ["k"], "qwenFileIds": ["f"], "context": ctx}}), "provider.context", "qwenFileIds"),
+    ];
+    for (config, field, reason) in cases {
+        rejects(config, field, reason);
+    }
 }
 
 #[test]
 fn azure_rules() {
     let url = "https://r.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-02-15-preview";
-    rejects(
-        json!({"provider": {"type": "azure", "apiTokens": ["a", "b"], "azureServiceUrl": url}}),
-        "provider.apiTokens",
-        "exactly one",
-    );
-    rejects(
-        json!({"provider": {"type": "azure", "apiTokens": ["a"], "azureServiceUrl": "https://r.openai.azure.com/openai/deployments/d/chat/completions"}}),
-        "provider.azureServiceUrl",
-        "api-version",
-    );
-    rejects(
-        json!({"provider": {"type": "azure", "apiTokens": ["a"], "azureServiceUrl": "https://r/x?api-version="}}),
-        "provider.azureServiceUrl",
-        "api-version",
-    );
+    #[rustfmt::skip]
+    let cases = [
+        (json!({"provider": {"type": "azure", "apiTokens": ["a", "b"], "azureServiceUrl": url}}), "provider.apiTokens", "exactly one"),
+        (json!({"provider": {"type": "azure", "apiTokens": ["a"], "azureServiceUrl": "https://r.openai.azure.com/openai/deployments/d/chat/completions"}}), "provider.azureServiceUrl", "api-version"),
+        (json!({"provider": {"type": "azure", "apiTokens": ["a"], "azureServiceUrl": "https://r/x?api-version="}}), "provider.azureServiceUrl", "api-version"),
+    ];
+    for (config, field, reason) in cases {
+        rejects(config, field, reason);
+    }
 }
 
 #[test]
@@ -494,14 +388,12 @@ fn issue_14_types_load_with_minimal_configs() {
     // Self-hosted types need no token; hosted ones do.
     parse(json!({"provider": {"type": "vllm"}})).unwrap();
     parse(json!({"provider": {"type": "generic"}})).unwrap();
-    rejects(
-        json!({"provider": {"type": "grok"}}),
-        "provider.apiTokens",
-        "required",
-    );
-    rejects(
-        json!({"provider": {"type": "vllm", "vllmCustomUrl": "http:// bad"}}),
-        "provider.vllmCustomUrl",
-        "URL",
-    );
+    #[rustfmt::skip]
+    let cases = [
+        (json!({"provider": {"type": "grok"}}), "provider.apiTokens", "required"),
+        (json!({"provider": {"type": "vllm", "vllmCustomUrl": "http:// bad"}}), "provider.vllmCustomUrl", "URL"),
+    ];
+    for (config, field, reason) in cases {
+        rejects(config, field, reason);
+    }
 }

@@ -1412,10 +1412,7 @@ mod response_side_tests {
             assert_eq!(status, 502, "{ctype}");
             let v = error_of(&out);
             assert_eq!(v["error"]["code"], "upstream_bad_content_type");
-            assert!(v["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("content-type"));
+            assert!(crate::testutil::error_message(&v).contains("content-type"));
         }
     }
 

@@ -143,10 +143,7 @@ fn oversized_buffered_bodies_are_502_without_holding_them() {
     let out = ex.on_response_body(b"", true).unwrap();
     assert_eq!(out.status, Some(502));
     let v: Value = serde_json::from_slice(out.data).unwrap();
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("exceeds 16 bytes"));
+    assert!(crate::testutil::error_message(&v).contains("exceeds 16 bytes"));
 }
 
 #[test]

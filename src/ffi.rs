@@ -1,5 +1,7 @@
-//! The stable C API. Every exported function goes through one wrapper, [`boundary`] (and
-//! [`exchange_call`] on top of it for exchange functions), which gives these guarantees:
+//! The stable C API. Every exported function goes through one wrapper, [`boundary`] (directly or
+//! through its shapes: [`exchange_call`], [`exchange_out`] and [`exchange_read`] for exchange
+//! functions, [`config_call`] and [`config_out`] for config functions, [`free_handle`] for
+//! `*_free`, [`infallible`] for getters without an `err` parameter), which gives these guarantees:
 //! - no panic crosses the boundary: the body runs under `catch_unwind`; a caught panic returns
 //!   `AIPROXY_ERR_INTERNAL` and poisons the exchange (every later call on it returns the same);
 //! - `*err` is cleared on entry (when `err` is non-null) and set on every error, with a code, a
@@ -275,6 +277,17 @@ unsafe fn exchange_call(
     .1
 }
 
+/// [`exchange_call`] for the functions that fill a result struct `*out` (checked after the
+/// exchange).
+unsafe fn exchange_out<T>(
+    ex: *mut AiproxyExchange,
+    out: *mut T,
+    err: *mut *mut AiproxyError,
+    f: impl FnOnce(&mut AiproxyExchange, &mut T) -> FfiResult<()>,
+) -> i32 {
+    exchange_call(ex, err, |x| f(x, out_ref(out)?))
+}
+
 /// `ptr`/`len` as bytes: null is the empty slice when `len` is 0, an error otherwise.
 unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> FfiResult<&'a [u8]> {
     if ptr.is_null() {
@@ -299,11 +312,15 @@ unsafe fn out_ref<'a, T>(out: *mut T) -> FfiResult<&'a mut T> {
         .ok_or_else(|| e(ErrorCode::NullPointer, "out is null"))
 }
 
+/// A handle argument, or a null-pointer error naming it.
+unsafe fn handle<'a, T>(p: *const T, what: &str) -> FfiResult<&'a T> {
+    p.as_ref()
+        .ok_or_else(|| e(ErrorCode::NullPointer, format!("{what} is null")))
+}
+
 /// The config handle's `Config`, or a null-pointer error.
 unsafe fn config_arg<'a>(cfg: *const AiproxyConfig) -> FfiResult<&'a Config> {
-    cfg.as_ref()
-        .map(|c| &*c.inner)
-        .ok_or_else(|| e(ErrorCode::NullPointer, "config is null"))
+    handle(cfg, "config").map(|c| &*c.inner)
 }
 
 /// [`boundary`] for functions on a config that return only a status: the null check first.
@@ -328,10 +345,19 @@ unsafe fn config_out<T>(
     })
 }
 
-/// The exchange handle for read-only accessors, or a null-pointer error.
-unsafe fn exchange_arg<'a>(ex: *const AiproxyExchange) -> FfiResult<&'a AiproxyExchange> {
-    ex.as_ref()
-        .ok_or_else(|| e(ErrorCode::NullPointer, "exchange is null"))
+/// [`boundary`] for the read-only exchange accessors, which have no `err` parameter: the null
+/// check first; the poison check is the accessor's (it zeroes `*out` before reporting it).
+unsafe fn exchange_read(
+    ex: *const AiproxyExchange,
+    f: impl FnOnce(&AiproxyExchange) -> FfiResult<()>,
+) -> i32 {
+    boundary(std::ptr::null_mut(), (), || f(handle(ex, "exchange")?)).1
+}
+
+/// [`boundary`] for the functions that cannot fail and have no `err` parameter (getters that
+/// answer a default for a null handle): `on_panic` is returned if `f` panics.
+unsafe fn infallible<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
+    boundary(std::ptr::null_mut(), on_panic, || Ok(f())).0
 }
 
 /// Frees a handle made with `Box::into_raw` (null is ignored), panics contained.
@@ -383,7 +409,9 @@ fn state_err(s: crate::exchange::StateError) -> FfiErr {
 /// The library version, a static NUL-terminated string (never free it).
 #[no_mangle]
 pub extern "C" fn aiproxy_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    // SAFETY: `infallible` dereferences no pointer.
+    unsafe { infallible(VERSION.as_ptr().cast(), || VERSION.as_ptr().cast()) }
 }
 
 /// Loads a configuration from `len` bytes of JSON (the plugin's `{"provider": {...}}` form).
@@ -519,9 +547,7 @@ pub unsafe extern "C" fn aiproxy_exchange_new(
     err: *mut *mut AiproxyError,
 ) -> *mut AiproxyExchange {
     boundary(err, std::ptr::null_mut(), || {
-        let cfg = cfg
-            .as_ref()
-            .ok_or_else(|| e(ErrorCode::NullPointer, "config is null"))?;
+        let cfg = handle(cfg, "config")?;
         Ok(Box::into_raw(Box::new(AiproxyExchange {
             ex: Exchange::new(Arc::clone(&cfg.inner)),
             poisoned: false,
@@ -567,12 +593,13 @@ impl AiproxyExchange {
         }
     }
 
-    fn fill_request_result(&mut self, out: &mut AiproxyRequestResult) {
+    /// Keeps `action` (the result points into it) and fills `*out` with its C view.
+    fn fill_request_result(&mut self, action: RequestAction, out: &mut AiproxyRequestResult) {
         self.header_views.clear();
         self.remove_views.clear();
-        let action = self.action.as_ref().expect("set before filling");
         let mut r = self.empty_request_result(AIPROXY_ACTION_FORWARD);
         r.timeout_ms = self.ex.config().provider.timeout_ms;
+        let action = &*self.action.insert(action);
         let headers: &[(String, String)] = match action {
             RequestAction::Forward(up) => {
                 r.authority = AiproxyStr::of(up.authority.as_bytes());
@@ -648,8 +675,7 @@ pub unsafe extern "C" fn aiproxy_exchange_on_request(
     out: *mut AiproxyRequestResult,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    exchange_call(ex, err, |x| {
-        let out = out_ref(out)?;
+    exchange_out(ex, out, err, |x, out| {
         let method = utf8(method, method_len, "method")?;
         let path = utf8(path, path_len, "path")?;
         let headers = headers_in(headers, headers_len)?;
@@ -657,8 +683,7 @@ pub unsafe extern "C" fn aiproxy_exchange_on_request(
         let action =
             x.ex.on_request(method, path, &headers, body)
                 .map_err(state_err)?;
-        x.action = Some(action);
-        x.fill_request_result(out);
+        x.fill_request_result(action, out);
         Ok(())
     })
 }
@@ -678,12 +703,10 @@ pub unsafe extern "C" fn aiproxy_exchange_on_callout_response(
     out: *mut AiproxyRequestResult,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    exchange_call(ex, err, |x| {
-        let out = out_ref(out)?;
+    exchange_out(ex, out, err, |x, out| {
         let body = bytes(body, body_len, "body")?;
         let action = x.ex.on_callout_response(status, body).map_err(state_err)?;
-        x.action = Some(action);
-        x.fill_request_result(out);
+        x.fill_request_result(action, out);
         Ok(())
     })
 }
@@ -706,8 +729,7 @@ pub unsafe extern "C" fn aiproxy_exchange_on_response_headers(
     out: *mut AiproxyResponseHeadersResult,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    exchange_call(ex, err, |x| {
-        let out = out_ref(out)?;
+    exchange_out(ex, out, err, |x, out| {
         let headers = headers_in(headers, headers_len)?;
         let rh =
             x.ex.on_response_headers(status, &headers)
@@ -747,8 +769,7 @@ pub unsafe extern "C" fn aiproxy_exchange_on_response_body(
     out: *mut AiproxyBodyResult,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    exchange_call(ex, err, |x| {
-        let out = out_ref(out)?;
+    exchange_out(ex, out, err, |x, out| {
         let chunk = bytes(chunk, chunk_len, "chunk")?;
         let r =
             x.ex.on_response_body(chunk, end_of_stream)
@@ -776,8 +797,7 @@ pub unsafe extern "C" fn aiproxy_exchange_on_upstream_abort(
     out: *mut AiproxyBodyResult,
     err: *mut *mut AiproxyError,
 ) -> i32 {
-    exchange_call(ex, err, |x| {
-        let out = out_ref(out)?;
+    exchange_out(ex, out, err, |x, out| {
         let r = x.ex.on_upstream_abort().map_err(state_err)?;
         *out = body_result(r);
         Ok(())
@@ -795,8 +815,7 @@ pub unsafe extern "C" fn aiproxy_exchange_usage(
     ex: *const AiproxyExchange,
     out: *mut AiproxyUsage,
 ) -> i32 {
-    boundary(std::ptr::null_mut(), (), || {
-        let x = exchange_arg(ex)?;
+    exchange_read(ex, |x| {
         let out = out_ref(out)?;
         *out = AiproxyUsage {
             present: false,
@@ -817,7 +836,6 @@ pub unsafe extern "C" fn aiproxy_exchange_usage(
         }
         Ok(())
     })
-    .1
 }
 
 /// The error's code (`AIPROXY_ERR_*`); `AIPROXY_ERR_NULL_POINTER` for a null error.
@@ -826,7 +844,9 @@ pub unsafe extern "C" fn aiproxy_exchange_usage(
 /// `err` must be null or a live error.
 #[no_mangle]
 pub unsafe extern "C" fn aiproxy_error_code(err: *const AiproxyError) -> i32 {
-    err.as_ref().map_or(AIPROXY_ERR_NULL_POINTER, |e| e.code)
+    infallible(AIPROXY_ERR_INTERNAL, || {
+        err.as_ref().map_or(AIPROXY_ERR_NULL_POINTER, |e| e.code)
+    })
 }
 
 /// The error's message, NUL-terminated UTF-8, owned by the error (valid until `aiproxy_error_free`).
@@ -836,7 +856,9 @@ pub unsafe extern "C" fn aiproxy_error_code(err: *const AiproxyError) -> i32 {
 /// `err` must be null or a live error.
 #[no_mangle]
 pub unsafe extern "C" fn aiproxy_error_message(err: *const AiproxyError) -> *const c_char {
-    err.as_ref().map_or(c"".as_ptr(), |e| e.message.as_ptr())
+    infallible(c"".as_ptr(), || {
+        err.as_ref().map_or(c"".as_ptr(), |e| e.message.as_ptr())
+    })
 }
 
 /// The configuration field path the error is about (e.g. `provider.azureServiceUrl`), or an empty
@@ -846,7 +868,9 @@ pub unsafe extern "C" fn aiproxy_error_message(err: *const AiproxyError) -> *con
 /// `err` must be null or a live error.
 #[no_mangle]
 pub unsafe extern "C" fn aiproxy_error_field(err: *const AiproxyError) -> *const c_char {
-    err.as_ref().map_or(c"".as_ptr(), |e| e.field.as_ptr())
+    infallible(c"".as_ptr(), || {
+        err.as_ref().map_or(c"".as_ptr(), |e| e.field.as_ptr())
+    })
 }
 
 /// Releases an error. NULL is ignored.
@@ -874,15 +898,13 @@ pub unsafe extern "C" fn aiproxy_exchange_client_protocol(
     ex: *const AiproxyExchange,
     out: *mut i32,
 ) -> i32 {
-    boundary(std::ptr::null_mut(), (), || {
-        let x = exchange_arg(ex)?;
+    exchange_read(ex, |x| {
         *out_ref(out)? = match x.ex.client_protocol() {
             crate::front::ClientProtocol::OpenAi => AIPROXY_CLIENT_PROTOCOL_OPENAI,
             crate::front::ClientProtocol::Anthropic => AIPROXY_CLIENT_PROTOCOL_ANTHROPIC,
         };
         Ok(())
     })
-    .1
 }
 
 /// Sets `*out` to the configuration's `firstByteTimeout` in milliseconds, 0 when unset: how long
@@ -962,8 +984,7 @@ pub unsafe extern "C" fn aiproxy_exchange_usage_details(
     ex: *const AiproxyExchange,
     out: *mut AiproxyUsageDetails,
 ) -> i32 {
-    boundary(std::ptr::null_mut(), (), || {
-        let x = exchange_arg(ex)?;
+    exchange_read(ex, |x| {
         if out.is_null() {
             return Err(e(ErrorCode::NullPointer, "out is null"));
         }
@@ -1004,7 +1025,194 @@ pub unsafe extern "C" fn aiproxy_exchange_usage_details(
         }
         Ok(())
     })
+}
+
+// ------------------------------------------------------------------------------------------
+// Retries (`retryOnFailure`)
+// ------------------------------------------------------------------------------------------
+
+/// Retry result: send this request upstream instead, fields as for `AIPROXY_ACTION_FORWARD`
+/// (applied to the request that went upstream), with `timeout_ms` the `retryTimeout`; then treat
+/// its answer as the first (`aiproxy_exchange_retry`, then `aiproxy_exchange_on_response_headers`).
+pub const AIPROXY_ACTION_RETRY: i32 = 3;
+/// Retry result: no retry; go on with `aiproxy_exchange_on_response_headers`.
+pub const AIPROXY_ACTION_NO_RETRY: i32 = 4;
+
+/// Call with the upstream's status before `aiproxy_exchange_on_response_headers`, when the host can
+/// send the request again (nothing of the response reached the client yet). Fills `*out` with
+/// `AIPROXY_ACTION_RETRY` and a new request using another API token, or `AIPROXY_ACTION_NO_RETRY`.
+/// Pointers in `*out` are borrowed as for `aiproxy_exchange_on_request`.
+///
+/// # Safety
+/// `ex` must be a live exchange; `out` writable; `err` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_exchange_retry(
+    ex: *mut AiproxyExchange,
+    status: u16,
+    out: *mut AiproxyRequestResult,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    exchange_out(ex, out, err, |x, out| {
+        match x.ex.retry_request(status) {
+            Some(up) => {
+                x.fill_request_result(RequestAction::Forward(up), out);
+                out.action = AIPROXY_ACTION_RETRY;
+                out.timeout_ms = x.ex.config().provider.retry_on_failure.retry_timeout_ms;
+            }
+            None => *out = x.empty_request_result(AIPROXY_ACTION_NO_RETRY),
+        }
+        Ok(())
+    })
+}
+
+/// The host could not send the request `aiproxy_exchange_retry` returned and goes on with the
+/// answer it has.
+///
+/// # Safety
+/// `ex` must be a live exchange; `err` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_exchange_retry_not_sent(
+    ex: *mut AiproxyExchange,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    exchange_call(ex, err, |x| {
+        x.ex.retry_not_sent();
+        Ok(())
+    })
+}
+
+/// Number of API tokens currently out of the rotation (`failover`); 0 for a null config.
+///
+/// # Safety
+/// `cfg` must be null or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_config_tokens_out(cfg: *const AiproxyConfig) -> u64 {
+    infallible(0, || {
+        cfg.as_ref()
+            .map_or(0, |c| c.inner.token_pool().tokens_out() as u64)
+    })
+}
+
+// ------------------------------------------------------------------------------------------
+// Health checks (`failover`)
+// ------------------------------------------------------------------------------------------
+
+/// A list of due health checks from `aiproxy_config_due_health_checks`. Owned by the caller;
+/// free with `aiproxy_health_checks_free`.
+pub struct AiproxyHealthChecks {
+    checks: Vec<crate::failover::HealthCheck>,
+    views: Vec<Vec<AiproxyHeader>>,
+}
+
+/// One health check to send: `POST` to `authority` + `path` (through the host's route to the
+/// provider) with `headers` and `body`, within `timeout_ms`; then report its status with
+/// `aiproxy_config_on_health_check_result(cfg, token_index, status)`. Pointers are borrowed from
+/// the list until `aiproxy_health_checks_free`.
+#[repr(C)]
+pub struct AiproxyHealthCheck {
+    pub token_index: usize,
+    pub authority: AiproxyStr,
+    pub path: AiproxyStr,
+    pub headers: *const AiproxyHeader,
+    pub headers_len: usize,
+    pub body: AiproxyStr,
+    pub timeout_ms: u64,
+}
+
+/// Claims the health checks due now (one per out token whose `healthCheckInterval` passed) into a
+/// new list in `*out` (possibly empty). Calling it tells the library that this host sends checks,
+/// which turns half-open trials on live traffic off.
+///
+/// # Safety
+/// `cfg` must be a live configuration; `out` writable; `err` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_config_due_health_checks(
+    cfg: *const AiproxyConfig,
+    out: *mut *mut AiproxyHealthChecks,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    config_call(cfg, err, |cfg| {
+        let out = out_ref(out)?;
+        let checks = cfg.due_health_checks();
+        let views = checks
+            .iter()
+            .map(|c| c.headers.iter().map(header_view).collect())
+            .collect();
+        *out = Box::into_raw(Box::new(AiproxyHealthChecks { checks, views }));
+        Ok(())
+    })
+}
+
+/// Number of checks in `list` (0 for null).
+///
+/// # Safety
+/// `list` must be null or a live list.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_health_checks_len(list: *const AiproxyHealthChecks) -> usize {
+    infallible(0, || list.as_ref().map_or(0, |l| l.checks.len()))
+}
+
+/// Fills `*out` with check `index` of `list`.
+///
+/// # Safety
+/// `list` must be a live list; `out` writable; `err` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_health_checks_get(
+    list: *const AiproxyHealthChecks,
+    index: usize,
+    out: *mut AiproxyHealthCheck,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    boundary(err, (), || {
+        let list = handle(list, "list")?;
+        let out = out_ref(out)?;
+        let (c, h) = list
+            .checks
+            .get(index)
+            .zip(list.views.get(index))
+            .ok_or_else(|| e(ErrorCode::InvalidArgument, "index out of range"))?;
+        *out = AiproxyHealthCheck {
+            token_index: c.token_index,
+            authority: AiproxyStr::of(c.authority.as_bytes()),
+            path: AiproxyStr::of(c.path.as_bytes()),
+            headers: h.as_ptr(),
+            headers_len: h.len(),
+            body: AiproxyStr::of(&c.body),
+            timeout_ms: c.timeout_ms,
+        };
+        Ok(())
+    })
     .1
+}
+
+/// Frees a list from `aiproxy_config_due_health_checks` (null is a no-op).
+///
+/// # Safety
+/// `list` must be null or a live list, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_health_checks_free(list: *mut AiproxyHealthChecks) {
+    free_handle(list);
+}
+
+/// Reports the HTTP status of a health check of token `token_index` (0: it failed without a
+/// status). Only 200 passes.
+///
+/// # Safety
+/// `cfg` must be a live configuration; `err` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn aiproxy_config_on_health_check_result(
+    cfg: *const AiproxyConfig,
+    token_index: usize,
+    status: u16,
+    err: *mut *mut AiproxyError,
+) -> i32 {
+    config_call(cfg, err, |cfg| {
+        if token_index >= cfg.provider.api_tokens.len() {
+            return Err(e(ErrorCode::InvalidArgument, "token_index out of range"));
+        }
+        cfg.on_health_check_result(token_index, status);
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -1080,22 +1288,9 @@ mod tests {
             let msg = CStr::from_ptr(aiproxy_error_message(err)).to_str().unwrap();
             assert!(msg.contains("poisoned"), "{msg}");
             aiproxy_error_free(err);
-            let (m, p) = ("POST", "/v1/chat/completions");
             let mut r: AiproxyRequestResult = std::mem::zeroed();
             let mut err = std::ptr::null_mut();
-            let rc = aiproxy_exchange_on_request(
-                x,
-                m.as_ptr(),
-                m.len(),
-                p.as_ptr(),
-                p.len(),
-                std::ptr::null(),
-                0,
-                std::ptr::null(),
-                0,
-                &mut r,
-                &mut err,
-            );
+            let rc = post(x, "/v1/chat/completions", &[], &[], &mut r, &mut err);
             assert_eq!(rc, AIPROXY_ERR_INTERNAL);
             assert_eq!(aiproxy_error_code(err), AIPROXY_ERR_INTERNAL);
             aiproxy_error_free(err);
@@ -1161,206 +1356,6 @@ mod tests {
             aiproxy_config_free(c);
         }
     }
-}
-
-// ------------------------------------------------------------------------------------------
-// Retries (`retryOnFailure`)
-// ------------------------------------------------------------------------------------------
-
-/// Retry result: send this request upstream instead, fields as for `AIPROXY_ACTION_FORWARD`
-/// (applied to the request that went upstream), with `timeout_ms` the `retryTimeout`; then treat
-/// its answer as the first (`aiproxy_exchange_retry`, then `aiproxy_exchange_on_response_headers`).
-pub const AIPROXY_ACTION_RETRY: i32 = 3;
-/// Retry result: no retry; go on with `aiproxy_exchange_on_response_headers`.
-pub const AIPROXY_ACTION_NO_RETRY: i32 = 4;
-
-/// Call with the upstream's status before `aiproxy_exchange_on_response_headers`, when the host can
-/// send the request again (nothing of the response reached the client yet). Fills `*out` with
-/// `AIPROXY_ACTION_RETRY` and a new request using another API token, or `AIPROXY_ACTION_NO_RETRY`.
-/// Pointers in `*out` are borrowed as for `aiproxy_exchange_on_request`.
-///
-/// # Safety
-/// `ex` must be a live exchange; `out` writable; `err` null or writable.
-#[no_mangle]
-pub unsafe extern "C" fn aiproxy_exchange_retry(
-    ex: *mut AiproxyExchange,
-    status: u16,
-    out: *mut AiproxyRequestResult,
-    err: *mut *mut AiproxyError,
-) -> i32 {
-    exchange_call(ex, err, |x| {
-        let out = out_ref(out)?;
-        match x.ex.retry_request(status) {
-            Some(up) => {
-                x.action = Some(RequestAction::Forward(up));
-                x.fill_request_result(out);
-                out.action = AIPROXY_ACTION_RETRY;
-                out.timeout_ms = x.ex.config().provider.retry_on_failure.retry_timeout_ms;
-            }
-            None => *out = x.empty_request_result(AIPROXY_ACTION_NO_RETRY),
-        }
-        Ok(())
-    })
-}
-
-/// The host could not send the request `aiproxy_exchange_retry` returned and goes on with the
-/// answer it has.
-///
-/// # Safety
-/// `ex` must be a live exchange; `err` null or writable.
-#[no_mangle]
-pub unsafe extern "C" fn aiproxy_exchange_retry_not_sent(
-    ex: *mut AiproxyExchange,
-    err: *mut *mut AiproxyError,
-) -> i32 {
-    exchange_call(ex, err, |x| {
-        x.ex.retry_not_sent();
-        Ok(())
-    })
-}
-
-/// Number of API tokens currently out of the rotation (`failover`); 0 for a null config.
-///
-/// # Safety
-/// `cfg` must be null or a live configuration.
-#[no_mangle]
-pub unsafe extern "C" fn aiproxy_config_tokens_out(cfg: *const AiproxyConfig) -> u64 {
-    catch_unwind(AssertUnwindSafe(|| {
-        cfg.as_ref()
-            .map_or(0, |c| c.inner.token_pool().tokens_out() as u64)
-    }))
-    .unwrap_or(0)
-}
-
-// ------------------------------------------------------------------------------------------
-// Health checks (`failover`)
-// ------------------------------------------------------------------------------------------
-
-/// A list of due health checks from `aiproxy_config_due_health_checks`. Owned by the caller;
-/// free with `aiproxy_health_checks_free`.
-pub struct AiproxyHealthChecks {
-    checks: Vec<crate::failover::HealthCheck>,
-    views: Vec<Vec<AiproxyHeader>>,
-}
-
-/// One health check to send: `POST` to `authority` + `path` (through the host's route to the
-/// provider) with `headers` and `body`, within `timeout_ms`; then report its status with
-/// `aiproxy_config_on_health_check_result(cfg, token_index, status)`. Pointers are borrowed from
-/// the list until `aiproxy_health_checks_free`.
-#[repr(C)]
-pub struct AiproxyHealthCheck {
-    pub token_index: usize,
-    pub authority: AiproxyStr,
-    pub path: AiproxyStr,
-    pub headers: *const AiproxyHeader,
-    pub headers_len: usize,
-    pub body: AiproxyStr,
-    pub timeout_ms: u64,
-}
-
-/// Claims the health checks due now (one per out token whose `healthCheckInterval` passed) into a
-/// new list in `*out` (possibly empty). Calling it tells the library that this host sends checks,
-/// which turns half-open trials on live traffic off.
-///
-/// # Safety
-/// `cfg` must be a live configuration; `out` writable; `err` null or writable.
-#[no_mangle]
-pub unsafe extern "C" fn aiproxy_config_due_health_checks(
-    cfg: *const AiproxyConfig,
-    out: *mut *mut AiproxyHealthChecks,
-    err: *mut *mut AiproxyError,
-) -> i32 {
-    config_call(cfg, err, |cfg| {
-        let out = out_ref(out)?;
-        let checks = cfg.due_health_checks();
-        let views = checks
-            .iter()
-            .map(|c| c.headers.iter().map(header_view).collect())
-            .collect();
-        *out = Box::into_raw(Box::new(AiproxyHealthChecks { checks, views }));
-        Ok(())
-    })
-}
-
-/// Number of checks in `list` (0 for null).
-///
-/// # Safety
-/// `list` must be null or a live list.
-#[no_mangle]
-pub unsafe extern "C" fn aiproxy_health_checks_len(list: *const AiproxyHealthChecks) -> usize {
-    list.as_ref().map_or(0, |l| l.checks.len())
-}
-
-/// Fills `*out` with check `index` of `list`.
-///
-/// # Safety
-/// `list` must be a live list; `out` writable; `err` null or writable.
-#[no_mangle]
-pub unsafe extern "C" fn aiproxy_health_checks_get(
-    list: *const AiproxyHealthChecks,
-    index: usize,
-    out: *mut AiproxyHealthCheck,
-    err: *mut *mut AiproxyError,
-) -> i32 {
-    boundary(err, (), || {
-        let list = list
-            .as_ref()
-            .ok_or_else(|| e(ErrorCode::NullPointer, "list is null"))?;
-        let out = out_ref(out)?;
-        let (c, h) = list
-            .checks
-            .get(index)
-            .zip(list.views.get(index))
-            .ok_or_else(|| e(ErrorCode::InvalidArgument, "index out of range"))?;
-        *out = AiproxyHealthCheck {
-            token_index: c.token_index,
-            authority: AiproxyStr::of(c.authority.as_bytes()),
-            path: AiproxyStr::of(c.path.as_bytes()),
-            headers: h.as_ptr(),
-            headers_len: h.len(),
-            body: AiproxyStr::of(&c.body),
-            timeout_ms: c.timeout_ms,
-        };
-        Ok(())
-    })
-    .1
-}
-
-/// Frees a list from `aiproxy_config_due_health_checks` (null is a no-op).
-///
-/// # Safety
-/// `list` must be null or a live list, not used afterwards.
-#[no_mangle]
-pub unsafe extern "C" fn aiproxy_health_checks_free(list: *mut AiproxyHealthChecks) {
-    if !list.is_null() {
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(list))));
-    }
-}
-
-/// Reports the HTTP status of a health check of token `token_index` (0: it failed without a
-/// status). Only 200 passes.
-///
-/// # Safety
-/// `cfg` must be a live configuration; `err` null or writable.
-#[no_mangle]
-pub unsafe extern "C" fn aiproxy_config_on_health_check_result(
-    cfg: *const AiproxyConfig,
-    token_index: usize,
-    status: u16,
-    err: *mut *mut AiproxyError,
-) -> i32 {
-    config_call(cfg, err, |cfg| {
-        if token_index >= cfg.provider.api_tokens.len() {
-            return Err(e(ErrorCode::InvalidArgument, "token_index out of range"));
-        }
-        cfg.on_health_check_result(token_index, status);
-        Ok(())
-    })
-}
-
-#[cfg(test)]
-mod failover_tests {
-    use super::*;
 
     fn hv(name: &'static str, value: &'static str) -> AiproxyHeader {
         AiproxyHeader {
@@ -1371,6 +1366,30 @@ mod failover_tests {
 
     unsafe fn text<'a>(s: AiproxyStr) -> &'a str {
         std::str::from_utf8(std::slice::from_raw_parts(s.ptr, s.len)).unwrap()
+    }
+
+    /// `aiproxy_exchange_on_request` for a `POST` to `path`.
+    unsafe fn post(
+        x: *mut AiproxyExchange,
+        path: &str,
+        headers: &[AiproxyHeader],
+        body: &[u8],
+        out: &mut AiproxyRequestResult,
+        err: &mut *mut AiproxyError,
+    ) -> i32 {
+        aiproxy_exchange_on_request(
+            x,
+            "POST".as_ptr(),
+            4,
+            path.as_ptr(),
+            path.len(),
+            headers.as_ptr(),
+            headers.len(),
+            body.as_ptr(),
+            body.len(),
+            out,
+            err,
+        )
     }
 
     unsafe fn auth(r: &AiproxyRequestResult) -> String {
@@ -1397,19 +1416,7 @@ mod failover_tests {
             let mut out: AiproxyRequestResult = std::mem::zeroed();
             let path = "/v1/chat/completions";
             assert_eq!(
-                aiproxy_exchange_on_request(
-                    ex,
-                    "POST".as_ptr(),
-                    4,
-                    path.as_ptr(),
-                    path.len(),
-                    headers.as_ptr(),
-                    1,
-                    body.as_ptr(),
-                    body.len(),
-                    &mut out,
-                    &mut err,
-                ),
+                post(ex, path, &headers, body, &mut out, &mut err),
                 AIPROXY_OK
             );
             let first = auth(&out);

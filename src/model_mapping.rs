@@ -72,35 +72,47 @@ mod tests {
         )
     }
 
+    /// Maps every `(requested, want)` of `cases` through `pairs`.
+    fn assert_maps(pairs: &[(&str, &str)], cases: &[(&str, &str)]) {
+        let m = mapping(pairs);
+        for (requested, want) in cases {
+            assert_eq!(m.map(requested), *want, "{requested}");
+        }
+    }
+
     #[test]
     fn exact_beats_prefix_beats_fallback() {
-        let m = mapping(&[
-            ("*", "fallback"),
-            ("gpt-4*", "short-prefix"),
-            ("gpt-4-turbo*", "long-prefix"),
-            ("gpt-4-turbo", "exact"),
-        ]);
-        assert_eq!(m.map("gpt-4-turbo"), "exact");
-        assert_eq!(m.map("gpt-4-turbo-2024"), "long-prefix");
-        assert_eq!(m.map("gpt-4o"), "short-prefix");
-        assert_eq!(m.map("claude"), "fallback");
+        assert_maps(
+            &[
+                ("*", "fallback"),
+                ("gpt-4*", "short-prefix"),
+                ("gpt-4-turbo*", "long-prefix"),
+                ("gpt-4-turbo", "exact"),
+            ],
+            &[
+                ("gpt-4-turbo", "exact"),
+                ("gpt-4-turbo-2024", "long-prefix"),
+                ("gpt-4o", "short-prefix"),
+                ("claude", "fallback"),
+            ],
+        );
     }
 
     #[test]
     fn longest_prefix_wins_regardless_of_order() {
-        let m = mapping(&[("a*", "one"), ("abc*", "three"), ("ab*", "two")]);
-        assert_eq!(m.map("abcd"), "three");
-        assert_eq!(m.map("abx"), "two");
-        assert_eq!(m.map("ax"), "one");
+        assert_maps(
+            &[("a*", "one"), ("abc*", "three"), ("ab*", "two")],
+            &[("abcd", "three"), ("abx", "two"), ("ax", "one")],
+        );
     }
 
     #[test]
     fn empty_target_keeps_requested_name() {
-        let m = mapping(&[("gpt-3", ""), ("*", "other")]);
-        assert_eq!(m.map("gpt-3"), "gpt-3");
-        assert_eq!(m.map("x"), "other");
-        let only_empty_fallback = mapping(&[("*", "")]);
-        assert_eq!(only_empty_fallback.map("kept"), "kept");
+        assert_maps(
+            &[("gpt-3", ""), ("*", "other")],
+            &[("gpt-3", "gpt-3"), ("x", "other")],
+        );
+        assert_maps(&[("*", "")], &[("kept", "kept")]);
     }
 
     #[test]
@@ -113,18 +125,22 @@ mod tests {
     #[test]
     fn seed_qwen_example() {
         // The seed's Qwen example mapping.
-        let m = mapping(&[
-            ("gpt-3", "qwen-turbo"),
-            ("gpt-35-turbo", "qwen-plus"),
-            ("gpt-4-turbo", "qwen-max"),
-            ("gpt-4-*", "qwen-max"),
-            ("gpt-4o", "qwen-vl-plus"),
-            ("text-embedding-v1", "text-embedding-v1"),
-            ("*", "qwen-turbo"),
-        ]);
-        assert_eq!(m.map("gpt-4o"), "qwen-vl-plus");
-        assert_eq!(m.map("gpt-4-0613"), "qwen-max");
-        assert_eq!(m.map("gpt-3"), "qwen-turbo");
-        assert_eq!(m.map("llama"), "qwen-turbo");
+        assert_maps(
+            &[
+                ("gpt-3", "qwen-turbo"),
+                ("gpt-35-turbo", "qwen-plus"),
+                ("gpt-4-turbo", "qwen-max"),
+                ("gpt-4-*", "qwen-max"),
+                ("gpt-4o", "qwen-vl-plus"),
+                ("text-embedding-v1", "text-embedding-v1"),
+                ("*", "qwen-turbo"),
+            ],
+            &[
+                ("gpt-4o", "qwen-vl-plus"),
+                ("gpt-4-0613", "qwen-max"),
+                ("gpt-3", "qwen-turbo"),
+                ("llama", "qwen-turbo"),
+            ],
+        );
     }
 }

@@ -209,39 +209,71 @@ pub fn stream_text(events: &[Value]) -> String {
         .collect()
 }
 
+/// The non-null `finish_reason`s of choice 0 over a stream's chunks, in order.
+pub fn stream_finishes(events: &[Value]) -> Vec<&Value> {
+    events
+        .iter()
+        .filter_map(|e| e["choices"].get(0))
+        .map(|c| &c["finish_reason"])
+        .filter(|f| !f.is_null())
+        .collect()
+}
+
+/// The stream's last chunk is the usage chunk (no choices) with these counts.
+pub fn assert_usage_chunk(events: &[Value], prompt: u64, completion: u64, total: u64) {
+    let last = events.last().expect("a chunk");
+    assert_eq!(last["choices"], serde_json::json!([]));
+    assert_eq!(
+        last["usage"],
+        serde_json::json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total})
+    );
+}
+
 pub fn config(json: &str) -> Arc<Config> {
     Config::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("config rejected: {e}"))
 }
 
-/// Runs the request step and expects a forward.
-pub fn forward(cfg: &Arc<Config>, path: &str, body: &str) -> (Exchange, UpstreamRequest) {
+/// A config for provider `kind` with one API token; `extra` is appended to the provider
+/// object (`, "field": value, ...`).
+pub fn token_config(kind: &str, token: &str, extra: &str) -> Arc<Config> {
+    config(&format!(
+        r#"{{"provider": {{"type": "{kind}", "apiTokens": ["{token}"]{extra}}}}}"#
+    ))
+}
+
+/// The content type every JSON request of the tests carries.
+pub const JSON_HEADERS: &[(&str, &str)] = &[("content-type", "application/json")];
+
+/// Runs the request step of a new exchange.
+pub fn request_with(
+    cfg: &Arc<Config>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (Exchange, RequestAction) {
     let mut ex = Exchange::new(Arc::clone(cfg));
-    match ex
-        .on_request(
-            "POST",
-            path,
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-        )
-        .unwrap()
-    {
+    let action = ex.on_request(method, path, headers, body).unwrap();
+    (ex, action)
+}
+
+/// Runs the request step of a JSON `POST`.
+pub fn request(cfg: &Arc<Config>, path: &str, body: &str) -> (Exchange, RequestAction) {
+    request_with(cfg, "POST", path, JSON_HEADERS, body.as_bytes())
+}
+
+/// The forward a request step returned; panics on any other action.
+pub fn expect_forward((ex, action): (Exchange, RequestAction)) -> (Exchange, UpstreamRequest) {
+    match action {
         RequestAction::Forward(up) => (ex, up),
         other => panic!("expected a forward, got {other:?}"),
     }
 }
 
-/// Runs the request step and expects a local reply: its status and its (validated) error body.
-pub fn local_reply(cfg: &Arc<Config>, path: &str, body: &str) -> (u16, Value) {
-    let mut ex = Exchange::new(Arc::clone(cfg));
-    match ex
-        .on_request(
-            "POST",
-            path,
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-        )
-        .unwrap()
-    {
+/// The local reply a request step returned: its status and its (validated) error body; panics
+/// on any other action.
+pub fn expect_local_reply(action: RequestAction) -> (u16, Value) {
+    match action {
         RequestAction::LocalReply(r) => {
             let v: Value = serde_json::from_slice(&r.body).expect("local reply is JSON");
             validate_error(&v);
@@ -249,6 +281,30 @@ pub fn local_reply(cfg: &Arc<Config>, path: &str, body: &str) -> (u16, Value) {
         }
         other => panic!("expected a local reply, got {other:?}"),
     }
+}
+
+/// Runs the request step and expects a forward.
+pub fn forward(cfg: &Arc<Config>, path: &str, body: &str) -> (Exchange, UpstreamRequest) {
+    expect_forward(request(cfg, path, body))
+}
+
+/// Runs the request step and expects a local reply: its status and its (validated) error body.
+pub fn local_reply(cfg: &Arc<Config>, path: &str, body: &str) -> (u16, Value) {
+    expect_local_reply(request(cfg, path, body).1)
+}
+
+/// The `error.message` of an OpenAI-shaped error body.
+pub fn error_message(v: &Value) -> &str {
+    v["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {v}"))
+}
+
+/// A chat completions request that must be answered locally with a 400; its error body.
+pub fn rejected_chat(cfg: &Arc<Config>, body: &str) -> Value {
+    let (status, v) = local_reply(cfg, "/v1/chat/completions", body);
+    assert_eq!(status, 400, "{v}");
+    v
 }
 
 /// The upstream body a forward carries, parsed.
@@ -272,6 +328,97 @@ pub fn respond(
     body: &[u8],
 ) -> (u16, Vec<u8>, ResponseMode) {
     respond_split(ex, status, content_type, body, &[])
+}
+
+/// Feeds a JSON response whole; returns (status, output parsed as JSON).
+pub fn respond_json(ex: &mut Exchange, status: u16, body: &[u8]) -> (u16, Value) {
+    let (status, out, _) = respond(ex, status, "application/json", body);
+    let v = serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)));
+    (status, v)
+}
+
+/// Feeds a JSON body (status 200) that must reach the client unchanged (passthrough mode).
+pub fn assert_passthrough(ex: &mut Exchange, body: &[u8]) {
+    let (_, out, mode) = respond(ex, 200, "application/json", body);
+    assert_eq!((mode, out.as_slice()), (ResponseMode::Passthrough, body));
+}
+
+/// Feeds a JSON chat completion (status 200) that must be buffered; returns the translated body,
+/// validated against OpenAI's schema.
+pub fn buffered_completion(ex: &mut Exchange, body: &[u8]) -> Value {
+    let (status, out, mode) = respond(ex, 200, "application/json", body);
+    assert_eq!((status, mode), (200, ResponseMode::Buffer));
+    let v = serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)));
+    validate_chat_completion(&v);
+    v
+}
+
+/// A buffered reply whose choice 0 is a finished (`stop`) text turn with this content.
+pub fn assert_text_reply(v: &Value, content: &str) {
+    assert_eq!(v["choices"][0]["message"]["content"], content);
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+}
+
+/// A local reply (status, error body) that refuses a feature the provider lacks: a 400 with
+/// code `unsupported_feature`.
+pub fn assert_unsupported((status, v): &(u16, Value)) {
+    assert_eq!(
+        (*status, v["error"]["code"].as_str()),
+        (400, Some("unsupported_feature")),
+        "{v}"
+    );
+}
+
+/// A buffered reply whose choice 0 is a tool-call turn: finish reason `tool_calls`, no content,
+/// and these `tool_calls`.
+pub fn assert_tool_call_reply(v: &Value, tool_calls: Value) {
+    let choice = &v["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["content"], Value::Null);
+    assert_eq!(choice["message"]["tool_calls"], tool_calls);
+}
+
+/// The usage of a translated body and the exchange's usage counts both say
+/// (prompt, completion, total).
+pub fn assert_usage(v: &Value, ex: &Exchange, prompt: u64, completion: u64, total: u64) {
+    assert_eq!(
+        v["usage"],
+        serde_json::json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total})
+    );
+    let u = ex.usage().expect("usage seen");
+    assert_eq!(
+        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+        (prompt, completion, total)
+    );
+}
+
+/// Feeds a JSON response whole that must come out as a (valid) OpenAI error body; returns
+/// (status sent, error body).
+pub fn respond_error(ex: &mut Exchange, status: u16, body: &[u8]) -> (u16, Value) {
+    let (status, v) = respond_json(ex, status, body);
+    validate_error(&v);
+    (status, v)
+}
+
+/// Feeds an upstream event stream whole (status 200); returns the (validated) chunks sent to
+/// the client.
+pub fn stream_events(ex: &mut Exchange, sse: &[u8]) -> Vec<Value> {
+    let (_, out, _) = respond(ex, 200, "text/event-stream", sse);
+    validate_sse_stream(&out)
+}
+
+/// Feeds an upstream event stream (status 200) that must be streamed and come out as exactly one
+/// (valid) in-stream error event; returns its `error` object.
+pub fn stream_error(ex: &mut Exchange, sse: &[u8]) -> Value {
+    let (_, out, mode) = respond(ex, 200, "text/event-stream", sse);
+    assert_eq!(mode, ResponseMode::Stream);
+    let mut events = validate_sse_stream(&out);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let error = events[0]["error"].take();
+    assert!(!error.is_null(), "not an error event: {events:?}");
+    error
 }
 
 /// Feeds a response split at the given byte offsets; returns (final status, concatenated output, mode).

@@ -40,26 +40,15 @@ mod tests {
 
     #[test]
     fn protocol_from_path_suffix() {
-        assert_eq!(
-            ClientProtocol::from_path("/v1/messages"),
-            ClientProtocol::Anthropic
-        );
-        assert_eq!(
-            ClientProtocol::from_path("/gw/v1/messages?beta=true"),
-            ClientProtocol::Anthropic
-        );
-        assert_eq!(
-            ClientProtocol::from_path("/v1/messages/count_tokens"),
-            ClientProtocol::Anthropic
-        );
-        assert_eq!(
-            ClientProtocol::from_path("/v1/chat/completions"),
-            ClientProtocol::OpenAi
-        );
-        assert_eq!(
-            ClientProtocol::from_path("/v1/messages/batches"),
-            ClientProtocol::OpenAi
-        );
+        for (path, want) in [
+            ("/v1/messages", ClientProtocol::Anthropic),
+            ("/gw/v1/messages?beta=true", ClientProtocol::Anthropic),
+            ("/v1/messages/count_tokens", ClientProtocol::Anthropic),
+            ("/v1/chat/completions", ClientProtocol::OpenAi),
+            ("/v1/messages/batches", ClientProtocol::OpenAi),
+        ] {
+            assert_eq!(ClientProtocol::from_path(path), want, "{path}");
+        }
         assert_eq!(ClientProtocol::Anthropic.name(), "anthropic");
     }
 }

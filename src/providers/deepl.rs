@@ -304,29 +304,11 @@ mod tests {
     const TOKEN: &str = "0b1c2d3e-secret-deepl-key";
 
     fn cfg(token: &str, extra: &str) -> Arc<Config> {
-        testutil::config(&format!(
-            r#"{{"provider": {{"type": "deepl", "apiTokens": ["{token}"], "targetLang": "ZH"{extra}}}}}"#
-        ))
+        testutil::token_config("deepl", token, &format!(r#", "targetLang": "ZH"{extra}"#))
     }
 
     fn local_error(cfg: &Arc<Config>, path: &str, body: Value) -> (u16, Value) {
-        let mut ex = Exchange::new(Arc::clone(cfg));
-        match ex
-            .on_request(
-                "POST",
-                path,
-                &[("content-type", "application/json")],
-                body.to_string().as_bytes(),
-            )
-            .unwrap()
-        {
-            RequestAction::LocalReply(r) => {
-                let v: Value = serde_json::from_slice(&r.body).unwrap();
-                testutil::validate_error(&v);
-                (r.status, v)
-            }
-            other => panic!("expected a local reply, got {other:?}"),
-        }
+        testutil::local_reply(cfg, path, &body.to_string())
     }
 
     /// The seed README's DeepL request example.
@@ -363,10 +345,7 @@ mod tests {
             upstream_json(&up),
             json!({"text": ["sit by the bank", "a bank in China"], "target_lang": "ZH", "context": "money"})
         );
-        let (status, out, mode) = respond(&mut ex, 200, "application/json", RESPONSE.as_bytes());
-        assert_eq!((status, mode), (200, ResponseMode::Buffer));
-        let v: Value = serde_json::from_slice(&out).unwrap();
-        testutil::validate_chat_completion(&v);
+        let v = testutil::buffered_completion(&mut ex, RESPONSE.as_bytes());
         assert_eq!(v["model"], "Free");
         assert_eq!(v["object"], "chat.completion");
         assert_eq!(v["choices"].as_array().unwrap().len(), 2);
@@ -419,11 +398,11 @@ mod tests {
     #[test]
     fn unsupported_features() {
         let c = cfg(TOKEN, "");
-        let (status, v) = local_error(&c, "/v1/embeddings", json!({"model": "Free", "input": "x"}));
-        assert_eq!(
-            (status, v["error"]["code"].as_str()),
-            (400, Some("unsupported_feature"))
-        );
+        testutil::assert_unsupported(&local_error(
+            &c,
+            "/v1/embeddings",
+            json!({"model": "Free", "input": "x"}),
+        ));
         for body in [
             json!({"model": "Free", "messages": [{"role": "user", "content": [
                 {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]}),
@@ -431,11 +410,7 @@ mod tests {
                    "messages": [{"role": "user", "content": "x"}]}),
             json!({"model": "Free", "n": 2, "messages": [{"role": "user", "content": "x"}]}),
         ] {
-            let (status, v) = local_error(&c, "/v1/chat/completions", body);
-            assert_eq!(
-                (status, v["error"]["code"].as_str()),
-                (400, Some("unsupported_feature"))
-            );
+            testutil::assert_unsupported(&local_error(&c, "/v1/chat/completions", body));
         }
         let (status, _) = local_error(
             &c,
@@ -579,8 +554,7 @@ mod tests {
         let c = cfg(TOKEN, "");
         let empty = br#"{"translations": []}"#;
         let (mut ex, _) = forward(&c, &seed_request("Free", false));
-        let (status, out, _) = respond(&mut ex, 200, "application/json", empty);
-        testutil::validate_error(&serde_json::from_slice(&out).unwrap());
+        let (status, _) = testutil::respond_error(&mut ex, 200, empty);
         assert_eq!(status, 502);
         let (mut ex, _) = forward(&c, &seed_request("Free", true));
         let (_, out, _) = respond(&mut ex, 200, "application/json", empty);

@@ -237,6 +237,11 @@ fn load(v: &Value) -> Arc<crate::exchange::Config> {
     config(&v.to_string())
 }
 
+/// [`cfg`] loaded.
+fn provider(kind: &str, extra: Value) -> Arc<crate::exchange::Config> {
+    load(&cfg(kind, extra))
+}
+
 #[test]
 fn every_row_rewrites_host_path_auth_and_body() {
     for case in cases() {
@@ -280,10 +285,7 @@ fn every_row_rewrites_host_path_auth_and_body() {
                 let err: Value = serde_json::from_slice(&r.body).unwrap();
                 validate_error(&err);
                 assert!(
-                    err["error"]["message"]
-                        .as_str()
-                        .unwrap()
-                        .contains("embeddings"),
+                    crate::testutil::error_message(&err).contains("embeddings"),
                     "{err}"
                 );
             }
@@ -475,21 +477,15 @@ fn streamed_chat_validates_and_is_chunking_invariant_for_every_row() {
 #[test]
 fn embeddings_buffered() {
     // OpenAI's embeddings shape; 360's seed example has empty `object`s.
-    let c = load(&cfg(
+    let c = provider(
         "ai360",
         json!({"modelMapping": {"text-embedding-3-small": "embedding_s1_v1.2"}}),
-    ));
+    );
     let (mut ex, up) = forward(&c, "/v1/embeddings", EMB);
     assert_eq!(upstream_json(&up)["model"], "embedding_s1_v1.2");
     let body = json!({"data": [{"embedding": [-0.011237, 0.003768], "index": 0, "object": ""}], "model": "embedding_s1_v1.2", "object": "", "usage": {"prompt_tokens": 2, "total_tokens": 2}});
-    let (status, out, _) = respond(
-        &mut ex,
-        200,
-        "application/json",
-        body.to_string().as_bytes(),
-    );
+    let (status, v) = respond_json(&mut ex, 200, body.to_string().as_bytes());
     assert_eq!(status, 200);
-    let v: Value = serde_json::from_slice(&out).unwrap();
     validate_embeddings(&v);
     assert_eq!(ex.usage().unwrap().total_tokens, 2);
 }
@@ -577,11 +573,10 @@ fn upstream_errors_keep_status_and_become_openai_errors() {
 
 #[test]
 fn malformed_upstream_stream_ends_cleanly_with_an_error_event() {
-    let c = load(&cfg("openai", json!({})));
+    let c = provider("openai", json!({}));
     let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT_STREAM);
     let body = b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},\"finish_reason\":null}]}\n\ndata: {not json\n\ndata: {\"never\":1}\n\n";
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", body);
-    let events = validate_sse_stream(&out);
+    let events = stream_events(&mut ex, body);
     assert_eq!(stream_text(&events), "ok");
     assert!(
         events.last().unwrap().get("error").is_some(),
@@ -589,19 +584,16 @@ fn malformed_upstream_stream_ends_cleanly_with_an_error_event() {
     );
     // In-stream OpenAI error events are passed on in OpenAI's error shape.
     let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT_STREAM);
-    let (_, out, _) = respond(
+    let error = crate::testutil::stream_error(
         &mut ex,
-        200,
-        "text/event-stream",
         b"data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n",
     );
-    let events = validate_sse_stream(&out);
-    assert_eq!(events[0]["error"]["message"], "overloaded");
+    assert_eq!(error["message"], "overloaded");
 }
 
 #[test]
 fn upstream_stream_without_done_still_ends_with_done() {
-    let c = load(&cfg("openai", json!({})));
+    let c = provider("openai", json!({}));
     let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT_STREAM);
     let full = stream_fixture("openai");
     let cut = full.trim_end_matches("data: [DONE]\n\n");
@@ -611,7 +603,7 @@ fn upstream_stream_without_done_still_ends_with_done() {
 
 #[test]
 fn local_replies_for_bad_requests() {
-    let c = load(&cfg("openai", json!({})));
+    let c = provider("openai", json!({}));
     let mut small = crate::exchange::Config::new(
         crate::ProviderConfig::from_value(&cfg("openai", json!({}))).unwrap(),
     )
@@ -699,7 +691,7 @@ fn local_replies_for_bad_requests() {
                 assert_eq!(r.status, status, "{msg}");
                 let v: Value = serde_json::from_slice(&r.body).unwrap();
                 validate_error(&v);
-                assert!(v["error"]["message"].as_str().unwrap().contains(msg), "{v}");
+                assert!(crate::testutil::error_message(&v).contains(msg), "{v}");
                 // The host may still run response hooks after a local reply: they pass through.
                 let rh = ex.on_response_headers(status, &[]).unwrap();
                 assert_eq!(rh.mode, ResponseMode::Passthrough);
@@ -711,14 +703,14 @@ fn local_replies_for_bad_requests() {
 
 #[test]
 fn original_protocol_and_untranslated_paths_pass_the_body_through() {
-    let c = load(&cfg("groq", json!({"protocol": "original"})));
-    let mut ex = Exchange::new(Arc::clone(&c));
-    let RequestAction::Forward(up) = ex
-        .on_request("POST", "/openai/v1/chat/completions", &[], CHAT.as_bytes())
-        .unwrap()
-    else {
-        panic!()
-    };
+    let c = provider("groq", json!({"protocol": "original"}));
+    let (mut ex, up) = expect_forward(request_with(
+        &c,
+        "POST",
+        "/openai/v1/chat/completions",
+        &[],
+        CHAT.as_bytes(),
+    ));
     assert_eq!(
         (up.authority.as_str(), up.path.as_str(), up.body.is_none()),
         ("api.groq.com", "/openai/v1/chat/completions", true)
@@ -730,11 +722,8 @@ fn original_protocol_and_untranslated_paths_pass_the_body_through() {
     assert_eq!(rh.mode, ResponseMode::Passthrough);
     assert!(ex.on_response_body(b"{}", true).unwrap().unchanged);
 
-    let c = load(&cfg("openai", json!({})));
-    let mut ex = Exchange::new(Arc::clone(&c));
-    let RequestAction::Forward(up) = ex.on_request("GET", "/v1/models", &[], b"").unwrap() else {
-        panic!()
-    };
+    let c = provider("openai", json!({}));
+    let (ex, up) = expect_forward(request_with(&c, "GET", "/v1/models", &[], b""));
     assert_eq!(
         (up.authority.as_str(), up.path.as_str(), up.body.is_none()),
         ("api.openai.com", "/v1/models", true)
@@ -745,10 +734,10 @@ fn original_protocol_and_untranslated_paths_pass_the_body_through() {
 #[test]
 fn openai_custom_url_and_response_json_schema() {
     let schema = json!({"name": "answer", "schema": {"type": "object"}});
-    let c = load(&cfg(
+    let c = provider(
         "openai",
         json!({"openaiCustomUrl": "www.example.com/myai/v1/chat/completions", "responseJsonSchema": schema}),
-    ));
+    );
     let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
     assert_eq!(
         (up.authority.as_str(), up.path.as_str()),
@@ -762,10 +751,10 @@ fn openai_custom_url_and_response_json_schema() {
     assert_eq!(up.path, "/myai/v1/embeddings");
     assert!(upstream_json(&up).get("response_format").is_none());
     // A base URL without an API suffix gets one appended.
-    let c = load(&cfg(
+    let c = provider(
         "openai",
         json!({"openaiCustomUrl": "https://llm.internal:8443/api/"}),
-    ));
+    );
     let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
     assert_eq!(
         (up.authority.as_str(), up.path.as_str()),
@@ -776,13 +765,13 @@ fn openai_custom_url_and_response_json_schema() {
 #[test]
 fn mistral_drops_stream_options_others_keep_them() {
     let (_, up) = forward(
-        &load(&cfg("mistral", json!({}))),
+        &provider("mistral", json!({})),
         "/v1/chat/completions",
         CHAT_STREAM,
     );
     assert!(upstream_json(&up).get("stream_options").is_none());
     let (_, up) = forward(
-        &load(&cfg("openai", json!({}))),
+        &provider("openai", json!({})),
         "/v1/chat/completions",
         CHAT_STREAM,
     );
@@ -791,7 +780,7 @@ fn mistral_drops_stream_options_others_keep_them() {
 
 #[test]
 fn model_mapping_and_custom_settings_reach_the_upstream_body() {
-    let c = load(&cfg(
+    let c = provider(
         "baidu",
         json!({
             "modelMapping": {"gpt-4*": "ERNIE-4.0", "*": "ERNIE-Speed"},
@@ -802,7 +791,7 @@ fn model_mapping_and_custom_settings_reach_the_upstream_body() {
                 {"name": "penalty_score", "value": 1.2, "mode": "raw"}
             ]
         }),
-    ));
+    );
     let (ex, up) = forward(&c, "/v1/chat/completions", CHAT);
     let b = upstream_json(&up);
     assert_eq!(ex.model_requested(), "gpt-4o");
@@ -818,10 +807,10 @@ fn model_mapping_and_custom_settings_reach_the_upstream_body() {
     );
     assert!(b.get("top_k").is_none(), "baidu has no top_k");
     assert_eq!(b["penalty_score"], 1.2);
-    let c = load(&cfg(
+    let c = provider(
         "spark",
         json!({"apiTokens": ["a:b"], "customSettings": [{"name": "top_k", "value": 4}, {"name": "top_p", "value": 0.5}]}),
-    ));
+    );
     let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
     let b = upstream_json(&up);
     assert_eq!(
@@ -832,10 +821,10 @@ fn model_mapping_and_custom_settings_reach_the_upstream_body() {
 
 #[test]
 fn context_file_is_fetched_by_callout_and_prepended() {
-    let c = load(&cfg(
+    let c = provider(
         "openai",
         json!({"context": {"fileUrl": "http://file.default.svc.cluster.local/ai/context.txt", "serviceName": "file.dns", "servicePort": 80}, "timeout": 3000}),
-    ));
+    );
     let mut ex = Exchange::new(Arc::clone(&c));
     let RequestAction::Callout(co) = ex
         .on_request("POST", "/v1/chat/completions", &[], CHAT.as_bytes())
@@ -891,10 +880,10 @@ fn context_file_is_fetched_by_callout_and_prepended() {
 
 #[test]
 fn moonshot_file_content_is_fetched_from_the_files_api() {
-    let c = load(&cfg(
+    let c = provider(
         "moonshot",
         json!({"moonshotFileId": "file-abc", "modelMapping": {"*": "moonshot-v1-32k"}}),
-    ));
+    );
     let mut ex = Exchange::new(Arc::clone(&c));
     let RequestAction::Callout(co) = ex
         .on_request("POST", "/v1/chat/completions", &[], CHAT.as_bytes())
@@ -927,7 +916,7 @@ fn moonshot_file_content_is_fetched_from_the_files_api() {
 
 #[test]
 fn calls_out_of_order_are_state_errors() {
-    let c = load(&cfg("openai", json!({})));
+    let c = provider("openai", json!({}));
     let mut ex = Exchange::new(Arc::clone(&c));
     assert!(ex.on_response_headers(200, &[]).is_err());
     assert!(ex.on_response_body(b"x", true).is_err());
@@ -950,7 +939,7 @@ fn calls_out_of_order_are_state_errors() {
 
 #[test]
 fn gzip_from_upstream_is_reported_not_garbled() {
-    let c = load(&cfg("openai", json!({})));
+    let c = provider("openai", json!({}));
     let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT);
     ex.on_response_headers(
         200,
@@ -967,10 +956,10 @@ fn gzip_from_upstream_is_reported_not_garbled() {
 
 #[test]
 fn custom_settings_apply_to_chat_not_embeddings() {
-    let c = load(&cfg(
+    let c = provider(
         "openai",
         json!({"customSettings": [{"name": "temperature", "value": 0.1}]}),
-    ));
+    );
     let (_, up) = forward(&c, "/v1/embeddings", EMB);
     assert!(upstream_json(&up).get("temperature").is_none());
     let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
@@ -981,7 +970,7 @@ fn custom_settings_apply_to_chat_not_embeddings() {
 /// usage is still read from them.
 #[test]
 fn conformant_openai_events_pass_through_unchanged() {
-    let c = load(&cfg("openai", json!({})));
+    let c = provider("openai", json!({}));
     // OpenAI's own shape: the usage in a last chunk of its own, with no choices (the fixture puts
     // it on the finishing chunk, which the writer moves there).
     let mut body = String::new();
@@ -1017,7 +1006,7 @@ fn conformant_openai_events_pass_through_unchanged() {
 /// success: the client gets an error event before `[DONE]`.
 #[test]
 fn a_stream_without_a_finish_reason_ends_with_an_error_event() {
-    let c = load(&cfg("openai", json!({})));
+    let c = provider("openai", json!({}));
     let ev = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":null}]}\n\n";
     for tail in ["data: [DONE]\n\n", ""] {
         let (mut ex, _) = forward(&c, "/v1/chat/completions", CHAT_STREAM);
@@ -1045,14 +1034,7 @@ fn forward_with(
     headers: &[(&str, &str)],
     body: &str,
 ) -> crate::exchange::UpstreamRequest {
-    let mut ex = Exchange::new(Arc::clone(c));
-    match ex
-        .on_request("POST", path, headers, body.as_bytes())
-        .unwrap()
-    {
-        RequestAction::Forward(up) => up,
-        other => panic!("expected a forward, got {other:?}"),
-    }
+    expect_forward(request_with(c, "POST", path, headers, body.as_bytes())).1
 }
 
 #[test]
@@ -1090,7 +1072,7 @@ fn generic_keeps_the_client_path_and_host() {
 
 #[test]
 fn openrouter_maps_reasoning_max_tokens() {
-    let c = load(&cfg("openrouter", json!({})));
+    let c = provider("openrouter", json!({}));
     let body = r#"{"model":"m","messages":[{"role":"user","content":"x"}],"reasoning_max_tokens":2048,"reasoning_effort":"high"}"#;
     let (_, up) = forward(&c, "/v1/chat/completions", body);
     let b = upstream_json(&up);
@@ -1102,7 +1084,7 @@ fn openrouter_maps_reasoning_max_tokens() {
 /// DeepSeek's own effort control and passes through; `none` becomes `thinking: {type: disabled}`.
 #[test]
 fn deepseek_reasoning_effort_passes_and_none_turns_thinking_off() {
-    let c = load(&cfg("deepseek", json!({})));
+    let c = provider("deepseek", json!({}));
     let send = |extra: &str| {
         let body =
             format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}]{extra}}}"#);
@@ -1123,16 +1105,11 @@ fn coze_is_original_only_and_dify_triton_are_refused_with_the_reason() {
     let c = load(
         &json!({"provider": {"type": "coze", "apiTokens": ["pat_x"], "protocol": "original"}}),
     );
-    let mut ex = Exchange::new(Arc::clone(&c));
-    match ex.on_request("POST", "/v3/chat", &[], b"{}").unwrap() {
-        RequestAction::Forward(up) => {
-            assert_eq!(up.authority, "api.coze.cn");
-            assert_eq!(up.path, "/v3/chat");
-            assert_eq!(header(&up, "authorization"), Some("Bearer pat_x"));
-            assert!(up.body.is_none());
-        }
-        other => panic!("{other:?}"),
-    }
+    let up = forward_with(&c, "/v3/chat", &[], "{}");
+    assert_eq!(up.authority, "api.coze.cn");
+    assert_eq!(up.path, "/v3/chat");
+    assert_eq!(header(&up, "authorization"), Some("Bearer pat_x"));
+    assert!(up.body.is_none());
     let e = crate::exchange::Config::from_json(
         br#"{"provider":{"type":"coze","apiTokens":["pat_x"]}}"#,
     )
@@ -1156,10 +1133,10 @@ fn coze_is_original_only_and_dify_triton_are_refused_with_the_reason() {
 
 #[test]
 fn capabilities_replace_and_enable_api_paths() {
-    let c = load(&cfg(
+    let c = provider(
         "grok",
         json!({"capabilities": {"openai/v1/chatcompletions": "/v2/chat", "openai/v1/embeddings": "/v2/embed"}}),
-    ));
+    );
     let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
     assert_eq!(up.path, "/v2/chat");
     // grok has no embeddings path by default; the capability enables one.
@@ -1178,54 +1155,34 @@ fn capabilities_replace_and_enable_api_paths() {
 #[test]
 fn base_path_remove_prefix_and_prepend() {
     // removePrefix (the default): the prefix goes before the request is routed.
-    let c = load(&cfg(
-        "openai",
-        json!({"basePath": "/ai", "protocol": "original"}),
-    ));
-    let mut ex = Exchange::new(Arc::clone(&c));
-    match ex
-        .on_request("POST", "/ai/v1/files?purpose=x", &[], b"{}")
-        .unwrap()
-    {
-        RequestAction::Forward(up) => assert_eq!(up.path, "/v1/files?purpose=x"),
-        other => panic!("{other:?}"),
-    }
-    let c = load(&cfg(
-        "generic",
-        json!({"basePath": "/ai", "genericHost": "h"}),
-    ));
+    let c = provider("openai", json!({"basePath": "/ai", "protocol": "original"}));
+    let up = forward_with(&c, "/ai/v1/files?purpose=x", &[], "{}");
+    assert_eq!(up.path, "/v1/files?purpose=x");
+    let c = provider("generic", json!({"basePath": "/ai", "genericHost": "h"}));
     let up = forward_with(&c, "/ai/v1/chat/completions", &[], CHAT);
     assert_eq!(up.path, "/v1/chat/completions");
     // prepend: the prefix is put before the upstream path.
-    let c = load(&cfg(
+    let c = provider(
         "grok",
         json!({"basePath": "/proxy", "basePathHandling": "prepend"}),
-    ));
+    );
     let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
     assert_eq!(up.path, "/proxy/v1/chat/completions");
 }
 
 #[test]
 fn provider_domain_and_provider_base_path() {
-    let c = load(&cfg(
+    let c = provider(
         "fireworks",
         json!({"providerDomain": "fw.gateway.internal", "providerBasePath": "/fw"}),
-    ));
+    );
     let (_, up) = forward(&c, "/v1/chat/completions", CHAT);
     assert_eq!(up.authority, "fw.gateway.internal");
     assert_eq!(up.path, "/fw/inference/v1/chat/completions");
     // Applied to untranslated paths as well.
-    let mut ex = Exchange::new(Arc::clone(&c));
-    match ex
-        .on_request("GET", "/inference/v1/models", &[], b"")
-        .unwrap()
-    {
-        RequestAction::Forward(up) => {
-            assert_eq!(up.authority, "fw.gateway.internal");
-            assert_eq!(up.path, "/fw/inference/v1/models");
-        }
-        other => panic!("{other:?}"),
-    }
+    let (_, up) = expect_forward(request_with(&c, "GET", "/inference/v1/models", &[], b""));
+    assert_eq!(up.authority, "fw.gateway.internal");
+    assert_eq!(up.path, "/fw/inference/v1/models");
 }
 
 #[test]
@@ -1247,7 +1204,7 @@ fn auth_header_key_forwards_the_clients_key_for_openai() {
     );
     assert_eq!(header(&up, "authorization"), Some("Bearer sk-b"));
     // Configured tokens win.
-    let c = load(&cfg("openai", json!({"authHeaderKey": "x-my-key"})));
+    let c = provider("openai", json!({"authHeaderKey": "x-my-key"}));
     let up = forward_with(
         &c,
         "/v1/chat/completions",
@@ -1259,10 +1216,10 @@ fn auth_header_key_forwards_the_clients_key_for_openai() {
 
 #[test]
 fn first_byte_timeout_and_warnings() {
-    let c = load(&cfg(
+    let c = provider(
         "grok",
         json!({"firstByteTimeout": 30000, "contextCleanupCommands": ["/clear"], "grokTypo": 1}),
-    ));
+    );
     assert_eq!(c.first_byte_timeout_ms(), 30000);
     let w = c.warnings();
     assert_eq!(w.len(), 2, "{w:?}");
@@ -1272,12 +1229,12 @@ fn first_byte_timeout_and_warnings() {
     assert!(w
         .iter()
         .any(|m| m.contains("provider.grokTypo") && m.contains("unknown")));
-    assert!(load(&cfg("grok", json!({}))).warnings().is_empty());
-    assert_eq!(load(&cfg("grok", json!({}))).first_byte_timeout_ms(), 0);
-    let c = load(&cfg(
+    assert!(provider("grok", json!({})).warnings().is_empty());
+    assert_eq!(provider("grok", json!({})).first_byte_timeout_ms(), 0);
+    let c = provider(
         "grok",
         json!({"capabilities": {"openai/v1/models": "/v1/models"}}),
-    ));
+    );
     assert!(
         c.warnings()[0].contains("capabilities.openai/v1/models"),
         "{:?}",
@@ -1324,15 +1281,14 @@ fn usage_on_a_finishing_chunk_becomes_the_final_usage_chunk() {
         r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"mistral-small-latest","choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#,
         "\n\ndata: [DONE]\n\n"
     );
-    let config = load(&cfg("mistral", json!({})));
+    let config = provider("mistral", json!({}));
     for include_usage in [true, false] {
         let body = CHAT_STREAM.replace(
             r#""include_usage":true"#,
             &format!(r#""include_usage":{include_usage}"#),
         );
         let (mut ex, _) = forward(&config, "/v1/chat/completions", &body);
-        let (_, out, _) = respond(&mut ex, 200, "text/event-stream", stream.as_bytes());
-        let events = validate_sse_stream(&out);
+        let events = stream_events(&mut ex, stream.as_bytes());
         let with_usage: Vec<&Value> = events
             .iter()
             .filter(|e| e.get("usage").is_some_and(|u| !u.is_null()))
@@ -1351,15 +1307,12 @@ fn usage_on_a_finishing_chunk_becomes_the_final_usage_chunk() {
 // DeepSeek's "JSON Output" takes `json_object` only (api-docs.deepseek.com/guides/json_mode).
 #[test]
 fn deepseek_json_schema_is_a_400_json_object_passes() {
-    let config = load(&cfg("deepseek", json!({})));
+    let config = provider("deepseek", json!({}));
     let schema = r#"{"model":"deepseek-chat","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"type":"object"}}}}"#;
     let (status, v) = local_reply(&config, "/v1/chat/completions", schema);
     assert_eq!(status, 400);
     assert_eq!(v["error"]["param"], "response_format");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("json_schema"));
+    assert!(crate::testutil::error_message(&v).contains("json_schema"));
     let object = r#"{"model":"deepseek-chat","messages":[{"role":"user","content":"json"}],"response_format":{"type":"json_object"}}"#;
     let (_, up) = forward(&config, "/v1/chat/completions", object);
     assert_eq!(upstream_json(&up)["response_format"]["type"], "json_object");

@@ -38,16 +38,19 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Each endpoint's path suffix (none is a suffix of another).
+    const SUFFIXES: [(&'static str, Self); 2] = [
+        ("/v1/messages", Self::Messages),
+        ("/v1/messages/count_tokens", Self::CountTokens),
+    ];
+
     /// `/v1/messages` or `/v1/messages/count_tokens` as a path suffix (query ignored).
     pub fn from_path(path: &str) -> Option<Self> {
         let path = path.split_once('?').map_or(path, |(p, _)| p);
-        if path.ends_with("/v1/messages") {
-            Some(Self::Messages)
-        } else if path.ends_with("/v1/messages/count_tokens") {
-            Some(Self::CountTokens)
-        } else {
-            None
-        }
+        Self::SUFFIXES
+            .iter()
+            .find(|(suffix, _)| path.ends_with(suffix))
+            .map(|&(_, e)| e)
     }
 }
 

@@ -373,31 +373,20 @@ fn reasoning_effort_is_claude_thinking_in_additional_fields() {
     assert_eq!(b["inferenceConfig"]["maxTokens"], 100);
     let b = send(&opus, r#","reasoning_effort":"none""#);
     assert!(b.get("additionalModelRequestFields").is_none(), "{b}");
-    let (status, v) = local_reply(
+    let v = testutil::rejected_chat(
         &cfg(),
-        "/v1/chat/completions",
         r#"{"model":"m","reasoning_effort":"extreme","messages":[{"role":"user","content":"x"}]}"#,
     );
-    assert_eq!(
-        (status, v["error"]["param"].as_str()),
-        (400, Some("reasoning_effort"))
-    );
+    assert_eq!(v["error"]["param"], "reasoning_effort");
     let nova = testutil::config(&format!(
         r#"{{"provider": {{"type": "bedrock", {KEYS}, "modelMapping": {{"*": "amazon.nova-pro-v1:0"}}}}}}"#
     ));
-    let (status, v) = local_reply(
+    let v = testutil::rejected_chat(
         &nova,
-        "/v1/chat/completions",
         r#"{"model":"m","reasoning_effort":"low","messages":[{"role":"user","content":"x"}]}"#,
     );
-    assert_eq!(
-        (status, v["error"]["param"].as_str()),
-        (400, Some("reasoning_effort"))
-    );
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("bedrockAdditionalFields"));
+    assert_eq!(v["error"]["param"], "reasoning_effort");
+    assert!(crate::testutil::error_message(&v).contains("bedrockAdditionalFields"));
 }
 
 #[test]
@@ -417,8 +406,7 @@ fn unsupported_requests_are_400s() {
             "response_format",
         ),
     ] {
-        let (status, v) = local_reply(&c, "/v1/chat/completions", body);
-        assert_eq!(status, 400, "{body}");
+        let v = testutil::rejected_chat(&c, body);
         assert_eq!(v["error"]["param"], param, "{body}");
     }
     let (status, _) = local_reply(&c, "/v1/embeddings", r#"{"model":"m","input":"x"}"#);
@@ -470,9 +458,8 @@ fn upstream_errors_keep_status_and_message() {
     // Bedrock's error body: {"message": ...} (API reference "Errors"; the type is a header).
     let (mut ex, _) = forward(&cfg(), "/v1/chat/completions", HELLO);
     let body = br#"{"message":"The provided model identifier is invalid."}"#;
-    let (status, out, _) = respond(&mut ex, 400, "application/json", body);
+    let (status, v) = testutil::respond_json(&mut ex, 400, body);
     assert_eq!(status, 400);
-    let v: Value = serde_json::from_slice(&out).unwrap();
     testutil::validate_error(&v);
     assert_eq!(
         v["error"]["message"],

@@ -17,9 +17,7 @@ const KEY: &str = "sk-ant-test-secret-0001";
 const CHAT: &str = "/v1/chat/completions";
 
 fn cfg_with(extra: &str) -> Arc<Config> {
-    testutil::config(&format!(
-        r#"{{"provider":{{"type":"claude","apiTokens":["{KEY}"]{extra}}}}}"#
-    ))
+    testutil::token_config("claude", KEY, extra)
 }
 
 fn cfg() -> Arc<Config> {
@@ -294,16 +292,13 @@ fn images_from_data_urls_and_http_urls() {
         json!({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "ftp://example.com/x.png"}}]}]}),
     );
-    assert!(v["error"]["message"].as_str().unwrap().contains("http"));
+    assert!(crate::testutil::error_message(&v).contains("http"));
     let v = rejected(
         json!({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "input_audio", "input_audio": {"data": "AAA", "format": "wav"}}]}]}),
     );
     assert_eq!(v["error"]["code"], "unsupported_feature");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("audio input"));
+    assert!(crate::testutil::error_message(&v).contains("audio input"));
 }
 
 #[test]
@@ -470,15 +465,11 @@ fn unsupported_openai_features_are_named_400s() {
     );
     // A configured responseJsonSchema cannot be honoured.
     let cfg = cfg_with(r#","responseJsonSchema":{"type":"object"}"#);
-    let (status, v) = local_reply(
+    testutil::assert_unsupported(&local_reply(
         &cfg,
         CHAT,
         r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
-    );
-    assert_eq!(
-        (status, v["error"]["code"].as_str()),
-        (400, Some("unsupported_feature"))
-    );
+    ));
 }
 
 #[test]
@@ -490,10 +481,7 @@ fn embeddings_are_unsupported() {
     );
     assert_eq!(status, 400);
     assert_eq!(v["error"]["code"], "unsupported_feature");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("embeddings"));
+    assert!(crate::testutil::error_message(&v).contains("embeddings"));
 }
 
 #[test]
@@ -558,10 +546,7 @@ fn protocol_original_passes_the_client_path_through() {
 #[test]
 fn buffered_text_response_and_usage() {
     let mut ex = buffered_exchange(&cfg());
-    let (status, out, mode) = respond(&mut ex, 200, "application/json", TEXT_BODY.as_bytes());
-    assert_eq!((status, mode), (200, ResponseMode::Buffer));
-    let v = json_of(&out);
-    validate_chat_completion(&v);
+    let v = testutil::buffered_completion(&mut ex, TEXT_BODY.as_bytes());
     assert_eq!(v["id"], "msg_01AbCdEf");
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["model"], "claude-3-5-sonnet-20241022");
@@ -579,9 +564,8 @@ fn buffered_text_response_and_usage() {
 #[test]
 fn buffered_tool_use_response() {
     let mut ex = buffered_exchange(&cfg());
-    let (status, out, _) = respond(&mut ex, 200, "application/json", TOOL_BODY.as_bytes());
+    let (status, v) = testutil::respond_json(&mut ex, 200, TOOL_BODY.as_bytes());
     assert_eq!(status, 200);
-    let v = json_of(&out);
     validate_chat_completion(&v);
     let msg = &v["choices"][0]["message"];
     assert_eq!(msg["content"], "Checking.");
@@ -678,13 +662,11 @@ fn buffered_upstream_errors_keep_status() {
 #[test]
 fn error_inside_a_200_and_malformed_bodies() {
     let mut ex = buffered_exchange(&cfg());
-    let (status, out, _) = respond(&mut ex, 200, "application/json", OVERLOADED_BODY.as_bytes());
+    let (status, _) = testutil::respond_error(&mut ex, 200, OVERLOADED_BODY.as_bytes());
     assert_eq!(status, 529);
-    validate_error(&json_of(&out));
     let mut ex = buffered_exchange(&cfg());
-    let (status, out, _) = respond(&mut ex, 200, "application/json", b"{not json");
+    let (status, _) = testutil::respond_error(&mut ex, 200, b"{not json");
     assert_eq!(status, 502);
-    validate_error(&json_of(&out));
 }
 
 // -- Streams --------------------------------------------------------------------------
@@ -705,22 +687,8 @@ fn stream_text_with_usage_chunk() {
         assert_eq!(e["id"], "msg_01Stream");
         assert_eq!(e["model"], "claude-3-5-sonnet-20241022");
     }
-    let finishes: Vec<&Value> = events
-        .iter()
-        .filter_map(|e| {
-            e["choices"]
-                .get(0)?
-                .get("finish_reason")
-                .filter(|f| !f.is_null())
-        })
-        .collect();
-    assert_eq!(finishes, vec![&json!("stop")]);
-    let last = events.last().unwrap();
-    assert_eq!(last["choices"], json!([]));
-    assert_eq!(
-        last["usage"],
-        json!({"prompt_tokens": 25, "completion_tokens": 15, "total_tokens": 40})
-    );
+    assert_eq!(testutil::stream_finishes(&events), vec!["stop"]);
+    testutil::assert_usage_chunk(&events, 25, 15, 40);
     assert_eq!(
         events.iter().filter(|e| e.get("usage").is_some()).count(),
         1
@@ -731,8 +699,7 @@ fn stream_text_with_usage_chunk() {
 #[test]
 fn stream_without_include_usage_has_no_usage_chunk_but_records_usage() {
     let mut ex = stream_exchange(&cfg(), false);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", TEXT_STREAM.as_bytes());
-    let events = validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, TEXT_STREAM.as_bytes());
     assert!(events.iter().all(|e| e.get("usage").is_none()));
     assert_eq!(
         events.last().unwrap()["choices"][0]["finish_reason"],
@@ -744,8 +711,7 @@ fn stream_without_include_usage_has_no_usage_chunk_but_records_usage() {
 #[test]
 fn stream_tool_calls() {
     let mut ex = stream_exchange(&cfg(), false);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", TOOL_STREAM.as_bytes());
-    let events = validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, TOOL_STREAM.as_bytes());
     assert_eq!(stream_text(&events), "Let me check.");
     let calls: Vec<&Value> = events
         .iter()
@@ -818,13 +784,7 @@ fn in_stream_error_event_becomes_an_openai_error_then_done() {
 fn truncated_or_garbled_streams_end_with_an_error_and_done() {
     let cut = TEXT_STREAM.find("event: message_delta").unwrap();
     let mut ex = stream_exchange(&cfg(), false);
-    let (_, out, _) = respond(
-        &mut ex,
-        200,
-        "text/event-stream",
-        &TEXT_STREAM.as_bytes()[..cut],
-    );
-    let events = validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, &TEXT_STREAM.as_bytes()[..cut]);
     assert_eq!(stream_text(&events), "Hello été!");
     assert!(events.last().unwrap()["error"]["message"]
         .as_str()
@@ -832,15 +792,7 @@ fn truncated_or_garbled_streams_end_with_an_error_and_done() {
         .contains("message_stop"));
 
     let mut ex = stream_exchange(&cfg(), false);
-    let (_, out, _) = respond(
-        &mut ex,
-        200,
-        "text/event-stream",
-        b"event: message_start\ndata: {oops\n\n",
-    );
-    let events = validate_sse_stream(&out);
-    assert_eq!(events.len(), 1);
-    assert!(events[0].get("error").is_some());
+    testutil::stream_error(&mut ex, b"event: message_start\ndata: {oops\n\n");
 }
 
 #[test]
@@ -962,8 +914,7 @@ fn thinking_becomes_reasoning_content() {
         "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
     );
     let mut ex = stream_exchange(&cfg(), false);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", stream.as_bytes());
-    let events = validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, stream.as_bytes());
     let reasoning: String = events
         .iter()
         .filter_map(|e| e["choices"][0]["delta"]["reasoning_content"].as_str())
@@ -972,9 +923,7 @@ fn thinking_becomes_reasoning_content() {
     assert_eq!(stream_text(&events), "4");
     let body = r#"{"id":"msg_b","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"thinking","thinking":"2+2","signature":"EqQB"},{"type":"text","text":"4"}],"stop_reason":"end_turn","usage":{"input_tokens":5,"output_tokens":9}}"#;
     let mut ex = buffered_exchange(&cfg());
-    let (_, out, _) = respond(&mut ex, 200, "application/json", body.as_bytes());
-    let v = json_of(&out);
-    validate_chat_completion(&v);
+    let v = testutil::buffered_completion(&mut ex, body.as_bytes());
     assert_eq!(v["choices"][0]["message"]["reasoning_content"], "2+2");
     assert_eq!(v["choices"][0]["message"]["content"], "4");
 }

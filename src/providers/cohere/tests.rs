@@ -3,7 +3,7 @@
 use crate::exchange::{Config, ResponseMode};
 use crate::testutil::{
     self, assert_chunking_invariant, forward, header, respond, stream_text, upstream_json,
-    validate_chat_completion, validate_embeddings, validate_error, validate_sse_stream,
+    validate_embeddings, validate_error, validate_sse_stream,
 };
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -13,13 +13,21 @@ const CHAT: &str = "/v1/chat/completions";
 const EMB: &str = "/v1/embeddings";
 
 fn cfg_with(extra: &str) -> Arc<Config> {
-    testutil::config(&format!(
-        r#"{{"provider":{{"type":"cohere","apiTokens":["{KEY}"]{extra}}}}}"#
-    ))
+    testutil::token_config("cohere", KEY, extra)
 }
 
 fn cfg() -> Arc<Config> {
     cfg_with("")
+}
+
+/// An exchange past a minimal (buffered) chat request.
+fn chat_exchange() -> crate::exchange::Exchange {
+    forward(
+        &cfg(),
+        CHAT,
+        r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
+    )
+    .0
 }
 
 fn translate(body: Value) -> Value {
@@ -147,10 +155,7 @@ fn stream_request_and_images_and_tools() {
 #[test]
 fn unsupported_parameters_are_400s_naming_cohere() {
     let v = rejected(json!({"model": "m", "n": 2, "messages": [{"role": "user", "content": "x"}]}));
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("cohere"),
-        "{v}"
-    );
+    assert!(crate::testutil::error_message(&v).contains("cohere"), "{v}");
     assert_eq!(v["error"]["param"], "n");
     rejected(
         json!({"model": "m", "messages": [{"role": "user", "content": [
@@ -185,15 +190,8 @@ fn buffered_text_reply() {
         CHAT,
         r#"{"model":"command-a-03-2025","messages":[{"role":"user","content":"x"}]}"#,
     );
-    let (status, out, mode) = respond(&mut ex, 200, "application/json", TEXT_BODY.as_bytes());
-    assert_eq!((status, mode), (200, ResponseMode::Buffer));
-    let v: Value = serde_json::from_slice(&out).unwrap();
-    validate_chat_completion(&v);
-    assert_eq!(
-        v["choices"][0]["message"]["content"],
-        "LLMs are neural networks trained on text."
-    );
-    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    let v = testutil::buffered_completion(&mut ex, TEXT_BODY.as_bytes());
+    testutil::assert_text_reply(&v, "LLMs are neural networks trained on text.");
     assert_eq!(v["model"], "command-a-03-2025");
     assert_eq!(v["usage"]["prompt_tokens"], 71);
     assert_eq!(v["usage"]["completion_tokens"], 9);
@@ -202,14 +200,8 @@ fn buffered_text_reply() {
 
 #[test]
 fn buffered_tool_reply() {
-    let (mut ex, _) = forward(
-        &cfg(),
-        CHAT,
-        r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
-    );
-    let (_, out, _) = respond(&mut ex, 200, "application/json", TOOL_BODY.as_bytes());
-    let v: Value = serde_json::from_slice(&out).unwrap();
-    validate_chat_completion(&v);
+    let mut ex = chat_exchange();
+    let v = testutil::buffered_completion(&mut ex, TOOL_BODY.as_bytes());
     let m = &v["choices"][0]["message"];
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(m["tool_calls"][0]["id"], "get_weather_1byjy32y4hvq");
@@ -225,15 +217,10 @@ fn buffered_tool_reply() {
 
 #[test]
 fn buffered_error_finish_is_502() {
-    let (mut ex, _) = forward(
-        &cfg(),
-        CHAT,
-        r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
-    );
+    let mut ex = chat_exchange();
     let body = r#"{"id":"x","finish_reason":"ERROR","message":{"role":"assistant","content":[]}}"#;
-    let (status, out, _) = respond(&mut ex, 200, "application/json", body.as_bytes());
+    let (status, _) = testutil::respond_error(&mut ex, 200, body.as_bytes());
     assert_eq!(status, 502);
-    validate_error(&serde_json::from_slice(&out).unwrap());
 }
 
 #[test]
@@ -264,8 +251,7 @@ fn streamed_tool_call() {
     let c = cfg();
     let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
     let (mut ex, _) = forward(&c, CHAT, body);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", TOOL_STREAM.as_bytes());
-    let events = validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, TOOL_STREAM.as_bytes());
     let mut args = String::new();
     let mut reasoning = String::new();
     for e in &events {
@@ -314,9 +300,8 @@ fn embeddings_reply() {
         EMB,
         r#"{"model":"embed-v4.0","input":["hello","goodbye"]}"#,
     );
-    let (status, out, _) = respond(&mut ex, 200, "application/json", EMBED_BODY.as_bytes());
+    let (status, v) = testutil::respond_json(&mut ex, 200, EMBED_BODY.as_bytes());
     assert_eq!(status, 200);
-    let v: Value = serde_json::from_slice(&out).unwrap();
     validate_embeddings(&v);
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
     assert_eq!(v["data"][1]["embedding"], json!([0.25, 0.5, -0.125]));
@@ -326,15 +311,10 @@ fn embeddings_reply() {
 #[test]
 fn upstream_error_keeps_status_and_message() {
     // Cohere's documented error body: {"id", "message"} with the HTTP status.
-    let (mut ex, _) = forward(
-        &cfg(),
-        CHAT,
-        r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
-    );
+    let mut ex = chat_exchange();
     let body = r#"{"id":"0d3f","message":"invalid api token"}"#;
-    let (status, out, _) = respond(&mut ex, 401, "application/json", body.as_bytes());
+    let (status, v) = testutil::respond_json(&mut ex, 401, body.as_bytes());
     assert_eq!(status, 401);
-    let v: Value = serde_json::from_slice(&out).unwrap();
     validate_error(&v);
     assert_eq!(v["error"]["message"], "invalid api token");
 }

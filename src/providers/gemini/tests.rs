@@ -193,10 +193,7 @@ fn multi_turn_with_system_and_developer_messages() {
         json!({"model": "m", "messages": [{"role": "system", "content": "only"}]}),
     );
     assert_eq!(status, 400);
-    assert!(err["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("user or assistant"));
+    assert!(crate::testutil::error_message(&err).contains("user or assistant"));
 }
 
 #[test]
@@ -306,7 +303,7 @@ fn tools_tool_choice_calls_and_results() {
             {"role": "tool", "tool_call_id": "nope", "content": "1"}]}),
     );
     assert_eq!(status, 400);
-    assert!(err["error"]["message"].as_str().unwrap().contains("nope"));
+    assert!(crate::testutil::error_message(&err).contains("nope"));
 }
 
 #[test]
@@ -427,15 +424,7 @@ fn buffered_text_response() {
     );
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     assert_eq!(v["choices"][0]["logprobs"], Value::Null);
-    assert_eq!(
-        v["usage"],
-        json!({"prompt_tokens": 5, "completion_tokens": 29, "total_tokens": 34})
-    );
-    let u = ex.usage().unwrap();
-    assert_eq!(
-        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
-        (5, 29, 34)
-    );
+    assert_usage(&v, &ex, 5, 29, 34);
 }
 
 /// Replaces generated tool-call ids with `call_*` after checking their form; returns them.
@@ -535,16 +524,13 @@ fn blocked_prompt_is_an_openai_error() {
     let v = parse(&out);
     validate_error(&v);
     assert_eq!(v["error"]["code"], "prompt_blocked");
-    assert!(v["error"]["message"].as_str().unwrap().contains("SAFETY"));
+    assert!(crate::testutil::error_message(&v).contains("SAFETY"));
 
     let (mut ex, _, _) =
         chat(json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}));
     let sse = format!("data: {blocked}\r\n\r\n");
-    let (_, out, mode) = respond(&mut ex, 200, "text/event-stream", sse.as_bytes());
-    assert_eq!(mode, ResponseMode::Stream);
-    let evs = validate_sse_stream(&out);
-    assert_eq!(evs.len(), 1);
-    assert_eq!(evs[0]["error"]["code"], "prompt_blocked");
+    let error = stream_error(&mut ex, sse.as_bytes());
+    assert_eq!(error["code"], "prompt_blocked");
 }
 
 #[test]
@@ -578,8 +564,7 @@ fn streamed_text_with_and_without_usage_chunk() {
     let (mut ex, _, _) = chat(
         json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}),
     );
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", STREAM.as_bytes());
-    let evs = validate_sse_stream(&out);
+    let evs = stream_events(&mut ex, STREAM.as_bytes());
     assert!(evs.iter().all(|e| e.get("usage").is_none()));
     assert_eq!(
         ex.usage().unwrap().total_tokens,
@@ -592,8 +577,7 @@ fn streamed_text_with_and_without_usage_chunk() {
 fn streamed_tool_call_is_one_complete_delta() {
     let (mut ex, _, _) =
         chat(json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}));
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", STREAM_CALL.as_bytes());
-    let evs = validate_sse_stream(&out);
+    let evs = stream_events(&mut ex, STREAM_CALL.as_bytes());
     assert_eq!(stream_text(&evs), "Checking.");
     let mut calls: Vec<Value> = evs
         .iter()
@@ -694,15 +678,7 @@ fn in_stream_error_then_done() {
     // Garbage mid-stream: an error event and a single [DONE].
     let (mut ex, _, _) =
         chat(json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}));
-    let (_, out, _) = respond(
-        &mut ex,
-        200,
-        "text/event-stream",
-        b"data: {not json\r\n\r\n",
-    );
-    let evs = validate_sse_stream(&out);
-    assert_eq!(evs.len(), 1);
-    assert!(evs[0].get("error").is_some());
+    stream_error(&mut ex, b"data: {not json\r\n\r\n");
 }
 
 #[test]
@@ -741,15 +717,11 @@ fn embeddings_request_and_response() {
         upstream_json(&up)["requests"],
         json!([{"model": "models/text-embedding-004", "content": {"parts": [{"text": "one"}]}}])
     );
-    let (status, err) = rejected(
+    assert_unsupported(&rejected(
         &c,
         "/v1/embeddings",
         json!({"model": "e", "input": [[1, 2, 3]]}),
-    );
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (400, Some("unsupported_feature"))
-    );
+    ));
 
     let (mut ex, _) = forward(&c, "/v1/embeddings", r#"{"model":"e","input":"one"}"#);
     let (status, out, _) = respond(&mut ex, 404, "application/json",
@@ -840,13 +812,7 @@ fn cut_stream_ends_with_an_error_and_nothing_follows_a_finish() {
     let (mut ex, _, _) = chat(
         json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}),
     );
-    let (_, out, _) = respond(
-        &mut ex,
-        200,
-        "text/event-stream",
-        format!("{STREAM}{late}").as_bytes(),
-    );
-    let evs = validate_sse_stream(&out);
+    let evs = stream_events(&mut ex, format!("{STREAM}{late}").as_bytes());
     assert_eq!(stream_text(&evs), "Hello, wörld!");
     assert_eq!(evs.last().unwrap()["choices"][0]["finish_reason"], "stop");
 }
@@ -864,11 +830,9 @@ fn array_wrapped_errors_after_a_200() {
     let (mut ex, _, _) =
         chat(json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}));
     let sse = format!("data: {wrapped}\r\n\r\n");
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", sse.as_bytes());
-    let evs = validate_sse_stream(&out);
-    assert_eq!(evs.len(), 1);
-    assert_eq!(evs[0]["error"]["code"], "RESOURCE_EXHAUSTED");
-    assert_eq!(evs[0]["error"]["type"], "rate_limit_error");
+    let error = stream_error(&mut ex, sse.as_bytes());
+    assert_eq!(error["code"], "RESOURCE_EXHAUSTED");
+    assert_eq!(error["type"], "rate_limit_error");
 }
 
 /// A strict tool as the openai SDKs' `pydantic_function_tool` writes it: `strict: true` and

@@ -1,6 +1,6 @@
 use super::signing::{tc3_sign, utc_date, Tc3Request};
 use super::*;
-use crate::exchange::{Exchange, RequestAction, ResponseMode};
+use crate::exchange::{Exchange, ResponseMode};
 use crate::testutil::{self, forward, header, respond, upstream_json};
 use crate::usage::Usage;
 use serde_json::{json, Value};
@@ -239,16 +239,11 @@ fn multi_turn_with_system_messages() {
         (body["Seed"].clone(), body["Stop"].clone()),
         (json!(42), json!(["END"]))
     );
-    let (status, err) = testutil::local_reply(
+    let err = testutil::rejected_chat(
         &cfg(),
-        "/v1/chat/completions",
         r#"{"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]}"#,
     );
-    assert_eq!(status, 400);
-    assert!(err["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("system messages"));
+    assert!(crate::testutil::error_message(&err).contains("system messages"));
 }
 
 #[test]
@@ -266,15 +261,11 @@ fn images_become_contents() {
             {"Type": "image_url", "ImageUrl": {"Url": "https://example.com/1.png"}},
             {"Type": "image_url", "ImageUrl": {"Url": "data:image/jpeg;base64,AAAA"}}]}])
     );
-    let (status, err) = testutil::local_reply(
+    let err = testutil::rejected_chat(
         &cfg(),
-        "/v1/chat/completions",
         r#"{"model": "m", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]}"#,
     );
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (400, Some("unsupported_feature"))
-    );
+    assert_eq!(err["error"]["code"], "unsupported_feature");
 }
 
 #[test]
@@ -297,14 +288,12 @@ fn unsupported_parameters_are_400_naming_them() {
             r#""tool_choice": "required", "tools": []"#,
         ),
     ] {
-        let (status, err) = testutil::local_reply(
+        let err = testutil::rejected_chat(
             &cfg(),
-            "/v1/chat/completions",
             &format!(
                 r#"{{"model": "m", "messages": [{{"role": "user", "content": "x"}}], {extra}}}"#
             ),
         );
-        assert_eq!(status, 400, "{param}");
         let msg = err["error"]["message"].as_str().unwrap();
         assert!(msg.contains(param) && msg.contains("hunyuan"), "{msg}");
     }
@@ -365,18 +354,11 @@ const BUFFERED: &str = r#"{"Response": {"RequestId": "fd140c3e-0b69-4b19-849b-d3
 fn buffered_response_and_usage() {
     let (mut ex, _) =
         chat(r#"{"model": "gpt-3", "messages": [{"role": "user", "content": "Hello"}]}"#);
-    let (status, out, mode) = respond(&mut ex, 200, "application/json", BUFFERED.as_bytes());
-    assert_eq!((status, mode), (200, ResponseMode::Buffer));
-    let v: Value = serde_json::from_slice(&out).unwrap();
-    testutil::validate_chat_completion(&v);
+    let v = testutil::buffered_completion(&mut ex, BUFFERED.as_bytes());
     assert_eq!(v["id"], "fd140c3e-0b69-4b19-849b-d354d32a6162");
     assert_eq!(v["created"], 1717493117);
     assert_eq!(v["model"], "hunyuan-lite");
-    assert_eq!(
-        v["choices"][0]["message"]["content"],
-        "你好！我是腾讯混元大模型。"
-    );
-    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    testutil::assert_text_reply(&v, "你好！我是腾讯混元大模型。");
     assert_eq!(
         v["usage"],
         json!({"prompt_tokens": 15, "completion_tokens": 9, "total_tokens": 24})
@@ -397,16 +379,11 @@ fn buffered_tool_calls() {
     let (mut ex, _) = chat(&format!(
         r#"{{"model": "m", "tools": {TOOLS}, "messages": [{{"role": "user", "content": "Paris?"}}]}}"#
     ));
-    let (_, out, _) = respond(&mut ex, 200, "application/json", TOOL_ANSWER.as_bytes());
-    let v: Value = serde_json::from_slice(&out).unwrap();
-    testutil::validate_chat_completion(&v);
-    let choice = &v["choices"][0];
-    assert_eq!(choice["finish_reason"], "tool_calls");
-    assert_eq!(choice["message"]["content"], Value::Null);
-    assert_eq!(
-        choice["message"]["tool_calls"],
+    let v = testutil::buffered_completion(&mut ex, TOOL_ANSWER.as_bytes());
+    testutil::assert_tool_call_reply(
+        &v,
         json!([{"id": "call_abc", "type": "function",
-                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}])
+                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]),
     );
 }
 
@@ -434,24 +411,12 @@ fn streamed_response_with_and_without_usage_chunk() {
     assert_eq!(testutil::stream_text(&events), "你好，世界！");
     assert_eq!(events[0]["choices"][0]["delta"]["role"], "assistant");
     assert_eq!(events[0]["id"], "086b6b19-8b2c-4def-a65c-db6a7bc86acd");
-    let finish: Vec<&Value> = events
-        .iter()
-        .filter_map(|e| e["choices"].get(0))
-        .map(|c| &c["finish_reason"])
-        .filter(|f| !f.is_null())
-        .collect();
-    assert_eq!(finish, vec!["stop"]);
-    let last = events.last().unwrap();
-    assert_eq!(last["choices"], json!([]));
-    assert_eq!(
-        last["usage"],
-        json!({"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11})
-    );
+    assert_eq!(testutil::stream_finishes(&events), vec!["stop"]);
+    testutil::assert_usage_chunk(&events, 7, 4, 11);
     assert_eq!(ex.usage(), Some(Usage::new(7, 4, Some(11))));
 
     let (mut ex, _) = stream_request(false);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", STREAM.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, STREAM.as_bytes());
     assert!(events.iter().all(|e| e.get("usage").is_none()));
     assert_eq!(
         ex.usage(),
@@ -481,8 +446,7 @@ fn streamed_tool_calls_and_reasoning() {
     let (mut ex, _) = chat(&format!(
         r#"{{"model": "m", "stream": true, "tools": {TOOLS}, "messages": [{{"role": "user", "content": "Paris?"}}]}}"#
     ));
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", TOOL_STREAM.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, TOOL_STREAM.as_bytes());
     assert_eq!(
         events[0]["choices"][0]["delta"]["reasoning_content"],
         "需要查天气"
@@ -584,8 +548,7 @@ fn in_stream_errors_end_the_stream() {
         STREAM
     );
     let (mut ex, _) = stream_request(true);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", body.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, body.as_bytes());
     let err = events
         .iter()
         .find(|e| e.get("error").is_some())
@@ -599,10 +562,8 @@ fn in_stream_errors_end_the_stream() {
     // An API 3.0 envelope as an event.
     let body = format!("data: {}\n\n", api_error("InternalError").replace('\n', ""));
     let (mut ex, _) = stream_request(false);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", body.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0]["error"]["code"], "InternalError");
+    let error = testutil::stream_error(&mut ex, body.as_bytes());
+    assert_eq!(error["code"], "InternalError");
 }
 
 // Mirrors GetEmbedding (SDK GetEmbeddingResponseParams: Data[{Embedding, Index, Object}],
@@ -629,9 +590,8 @@ fn embeddings() {
         r#"{"model": "text-embedding-3-small", "input": ["a", "b"], "encoding_format": "float"}"#,
     );
     assert_eq!(upstream_json(&up), json!({"InputList": ["a", "b"]}));
-    let (status, out, _) = respond(&mut ex, 200, "application/json", EMBEDDINGS.as_bytes());
+    let (status, v) = testutil::respond_json(&mut ex, 200, EMBEDDINGS.as_bytes());
     assert_eq!(status, 200);
-    let v: Value = serde_json::from_slice(&out).unwrap();
     testutil::validate_embeddings(&v);
     assert_eq!(v["data"][0]["embedding"], json!([0.1, 0.2]));
     assert_eq!(v["data"][1]["embedding"], json!([0.3, 0.4]));
@@ -643,10 +603,7 @@ fn embeddings() {
         r#"{"model": "m", "input": "x", "dimensions": 256}"#,
     );
     assert_eq!(status, 400);
-    assert!(err["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("dimensions"));
+    assert!(crate::testutil::error_message(&err).contains("dimensions"));
     let (status, _) = testutil::local_reply(
         &cfg,
         "/v1/embeddings",
@@ -659,22 +616,16 @@ fn embeddings() {
 fn original_protocol_signs_the_clients_body() {
     let cfg = cfg_with(r#", "protocol": "original""#);
     let body = r#"{"Model":"hunyuan-lite","Messages":[{"Role":"user","Content":"你好"}]}"#;
-    let mut ex = Exchange::new(Arc::clone(&cfg));
-    let up = match ex
-        .on_request(
-            "POST",
-            "/",
-            &[
-                ("content-type", "application/json"),
-                ("x-tc-action", "ChatCompletions"),
-            ],
-            body.as_bytes(),
-        )
-        .unwrap()
-    {
-        RequestAction::Forward(up) => up,
-        other => panic!("expected a forward, got {other:?}"),
-    };
+    let (mut ex, up) = testutil::expect_forward(testutil::request_with(
+        &cfg,
+        "POST",
+        "/",
+        &[
+            ("content-type", "application/json"),
+            ("x-tc-action", "ChatCompletions"),
+        ],
+        body.as_bytes(),
+    ));
     assert_eq!((up.authority.as_str(), up.path.as_str()), (HOST, "/"));
     assert!(up.body.is_none(), "the client's body is sent untouched");
     assert!(
@@ -683,11 +634,7 @@ fn original_protocol_signs_the_clients_body() {
     );
     assert_signed(&up, body.as_bytes());
     // Responses pass through untranslated.
-    let (_, out, mode) = respond(&mut ex, 200, "application/json", BUFFERED.as_bytes());
-    assert_eq!(
-        (mode, out.as_slice()),
-        (ResponseMode::Passthrough, BUFFERED.as_bytes())
-    );
+    testutil::assert_passthrough(&mut ex, BUFFERED.as_bytes());
 }
 
 #[test]
@@ -731,8 +678,7 @@ fn missing_credentials_are_a_clear_error_without_secrets() {
 fn a_stream_cut_before_its_finish_reason_ends_with_an_error() {
     let cut: String = STREAM.split_inclusive("\n\n").take(2).collect();
     let (mut ex, _) = stream_request(true);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", cut.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, cut.as_bytes());
     assert_eq!(testutil::stream_text(&events), "你好，世界！");
     let last = events.last().unwrap();
     assert_eq!(last["error"]["type"], "upstream_error", "{last}");
@@ -742,8 +688,7 @@ fn a_stream_cut_before_its_finish_reason_ends_with_an_error() {
 #[test]
 fn stream_identity_comes_from_the_first_event() {
     let (mut ex, _) = stream_request(false);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", STREAM.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, STREAM.as_bytes());
     assert!(events
         .iter()
         .all(|e| e["id"] == "086b6b19-8b2c-4def-a65c-db6a7bc86acd"
@@ -758,8 +703,7 @@ fn an_empty_reply_is_a_502() {
         r#"{"Response": {"Id": "e", "Choices": [{"Index": 0, "Message": {"Role": "assistant", "Content": ""}, "FinishReason": ""}]}}"#,
     ] {
         let (mut ex, _) = chat(r#"{"model": "m", "messages": [{"role": "user", "content": "x"}]}"#);
-        let (status, out, _) = respond(&mut ex, 200, "application/json", body.as_bytes());
-        let v: Value = serde_json::from_slice(&out).unwrap();
+        let (status, v) = testutil::respond_json(&mut ex, 200, body.as_bytes());
         testutil::validate_error(&v);
         assert_eq!(status, 502, "{body}");
     }
@@ -772,9 +716,7 @@ fn buffered_reasoning_content() {
         "Message": {"Role": "assistant", "Content": "42", "ReasoningContent": "6 x 7"},
         "FinishReason": "stop"}], "Usage": {"PromptTokens": 3, "CompletionTokens": 4, "TotalTokens": 7}}}"#;
     let (mut ex, _) = chat(r#"{"model": "m", "messages": [{"role": "user", "content": "x"}]}"#);
-    let (_, out, _) = respond(&mut ex, 200, "application/json", body.as_bytes());
-    let v: Value = serde_json::from_slice(&out).unwrap();
-    testutil::validate_chat_completion(&v);
+    let v = testutil::buffered_completion(&mut ex, body.as_bytes());
     assert_eq!(v["choices"][0]["message"]["content"], "42");
     assert_eq!(v["choices"][0]["message"]["reasoning_content"], "6 x 7");
 }
@@ -789,25 +731,21 @@ fn tool_choice_and_image_urls_use_the_toolkit_rules() {
         ("sometimes", r#""tool_choice": "sometimes""#),
         ("stop", r#""stop": [1]"#),
     ] {
-        let (status, err) = testutil::local_reply(
+        let err = testutil::rejected_chat(
             &cfg(),
-            "/v1/chat/completions",
             &format!(
                 r#"{{"model": "m", "messages": [{{"role": "user", "content": "x"}}], {extra}}}"#
             ),
         );
-        assert_eq!(status, 400, "{needle}");
         let msg = err["error"]["message"].as_str().unwrap();
         assert!(msg.contains(needle), "{msg}");
     }
     // A data URL that is not base64 cannot be an image.
-    let (status, err) = testutil::local_reply(
+    let err = testutil::rejected_chat(
         &cfg(),
-        "/v1/chat/completions",
         r#"{"model": "m", "messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "data:image/png,rawbytes"}}]}]}"#,
     );
-    assert_eq!(status, 400);
     assert_eq!(err["error"]["param"], "messages[0].content");
     // A refusal in an earlier assistant turn is that turn's text.
     let (_, up) = chat(
@@ -827,9 +765,8 @@ fn embeddings_as_base64() {
         r#"{"model": "m", "input": ["a", "b"], "encoding_format": "base64"}"#,
     );
     assert_eq!(upstream_json(&up), json!({"InputList": ["a", "b"]}));
-    let (status, out, _) = respond(&mut ex, 200, "application/json", EMBEDDINGS.as_bytes());
+    let (status, v) = testutil::respond_json(&mut ex, 200, EMBEDDINGS.as_bytes());
     assert_eq!(status, 200);
-    let v: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(
         v["data"][0]["embedding"],
         crate::openai::writer::embedding_base64(&json!([0.1, 0.2])).unwrap()
@@ -845,8 +782,7 @@ fn reasoning_content_mode_applies_to_streamed_reasoning() {
         "/v1/chat/completions",
         r#"{"model": "m", "stream": true, "messages": [{"role": "user", "content": "x"}]}"#,
     );
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", TOOL_STREAM.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, TOOL_STREAM.as_bytes());
     assert_eq!(testutil::stream_text(&events), "需要查天气");
     assert!(events
         .iter()
@@ -863,8 +799,7 @@ fn the_stop_sequence_is_trimmed_buffered_and_streamed() {
     assert_eq!(upstream_json(&up)["Stop"], json!(["END"]));
     let reply = r#"{"Response": {"Id": "a", "Created": 1, "Choices": [{"Index": 0, "Message":
         {"Role": "assistant", "Content": "one two END"}, "FinishReason": "stop"}], "RequestId": "r"}}"#;
-    let (_, out, _) = respond(&mut ex, 200, "application/json", reply.as_bytes());
-    let v: Value = serde_json::from_slice(&out).unwrap();
+    let (_, v) = testutil::respond_json(&mut ex, 200, reply.as_bytes());
     assert_eq!(v["choices"][0]["message"]["content"], "one two ");
 
     // Cut at the length limit: nothing is trimmed ("END" here is text, not the stop).

@@ -1,5 +1,5 @@
 use super::*;
-use crate::exchange::{Config, Exchange, RequestAction, ResponseMode, UpstreamRequest};
+use crate::exchange::{Config, Exchange, ResponseMode, UpstreamRequest};
 use crate::testutil::{self, forward, header, respond, upstream_json};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -105,12 +105,10 @@ fn pro_model_without_group_id_is_a_400() {
     let cfg = testutil::config(&format!(
         r#"{{"provider": {{"type": "minimax", "apiTokens": ["{TOKEN}"]}}}}"#
     ));
-    let (status, err) = testutil::local_reply(
+    let err = testutil::rejected_chat(
         &cfg,
-        "/v1/chat/completions",
         r#"{"model": "abab5.5s-chat", "messages": [{"role": "user", "content": "hi"}]}"#,
     );
-    assert_eq!(status, 400);
     let msg = err["error"]["message"].as_str().unwrap();
     assert!(
         msg.contains("minimaxGroupId") && msg.contains("abab5.5s-chat"),
@@ -145,12 +143,7 @@ fn pro_rejects_what_it_cannot_express() {
             r#""tool_choice": "required", "messages": [{"role": "user", "content": "x"}]"#,
         ),
     ] {
-        let (status, err) = testutil::local_reply(
-            &cfg(),
-            "/v1/chat/completions",
-            &format!(r#"{{"model": "gpt-4", {body}}}"#),
-        );
-        assert_eq!(status, 400, "{needle}");
+        let err = testutil::rejected_chat(&cfg(), &format!(r#"{{"model": "gpt-4", {body}}}"#));
         let msg = err["error"]["message"].as_str().unwrap();
         assert!(msg.contains(needle) && msg.contains("minimax"), "{msg}");
     }
@@ -170,18 +163,11 @@ const BUFFERED: &str = r#"{"created": 1689747645, "model": "abab6.5-chat",
 fn pro_buffered_response() {
     let (mut ex, _) =
         pro(r#"{"model": "gpt-4", "messages": [{"role": "user", "content": "Hello"}]}"#);
-    let (status, out, mode) = respond(&mut ex, 200, "application/json", BUFFERED.as_bytes());
-    assert_eq!((status, mode), (200, ResponseMode::Buffer));
-    let v: Value = serde_json::from_slice(&out).unwrap();
-    testutil::validate_chat_completion(&v);
+    let v = testutil::buffered_completion(&mut ex, BUFFERED.as_bytes());
     assert_eq!(v["id"], "0106b3bc9fd844a9f3de1aa06004e2ab");
     assert_eq!(v["model"], "abab6.5-chat");
     assert_eq!(v["created"], 1689747645);
-    assert_eq!(
-        v["choices"][0]["message"]["content"],
-        "Hello! I am MM Intelligent Assistant."
-    );
-    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    testutil::assert_text_reply(&v, "Hello! I am MM Intelligent Assistant.");
     assert_eq!(
         v["usage"],
         json!({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 106})
@@ -226,8 +212,7 @@ fn pro_streamed_response() {
     assert_eq!(ex.usage().map(|u| u.total_tokens), Some(187));
 
     let mut ex = stream_request(false);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", STREAM.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, STREAM.as_bytes());
     assert!(events.iter().all(|e| e.get("usage").is_none()));
     assert_eq!(ex.usage().map(|u| u.total_tokens), Some(187));
 }
@@ -237,8 +222,7 @@ fn pro_final_event_text_beyond_the_increments_is_sent() {
     // Only the final event: everything comes from `reply`.
     let last = STREAM.split("\n\n").nth(2).unwrap().to_string() + "\n\n";
     let mut ex = stream_request(false);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", last.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, last.as_bytes());
     assert_eq!(testutil::stream_text(&events), "I am from 中国.");
 }
 
@@ -278,13 +262,7 @@ fn pro_errors_in_a_200_and_in_stream() {
     }
     // HTTP error statuses keep their status.
     let (mut ex, _) = pro(r#"{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}"#);
-    let (got, out, _) = respond(
-        &mut ex,
-        500,
-        "application/json",
-        base_resp(1013, "internal").as_bytes(),
-    );
-    testutil::validate_error(&serde_json::from_slice(&out).unwrap());
+    let (got, _) = testutil::respond_error(&mut ex, 500, base_resp(1013, "internal").as_bytes());
     assert_eq!(got, 500);
     // In a stream: the error event, then [DONE].
     let body = STREAM.split("\n\n").next().unwrap().to_string()
@@ -292,8 +270,7 @@ fn pro_errors_in_a_200_and_in_stream() {
         + &base_resp(1002, "rate limited")
         + "\n\n";
     let mut ex = stream_request(true);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", body.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, body.as_bytes());
     let last = events.last().unwrap();
     assert_eq!(last["error"]["code"], "1002");
     assert_eq!(last["error"]["message"], "rate limited");
@@ -334,9 +311,7 @@ fn pro_tool_calls_round_trip() {
         "choices": [{"finish_reason": "stop", "messages": [{"sender_type": "BOT", "sender_name": "MM智能助理",
         "text": "", "function_call": {"name": "get_weather", "arguments": "{\"city\": \"Rome\"}"}}]}],
         "usage": {"total_tokens": 80}, "id": "f1", "base_resp": {"status_code": 0, "status_msg": "success"}}"#;
-    let (_, out, _) = respond(&mut ex, 200, "application/json", answer.as_bytes());
-    let v: Value = serde_json::from_slice(&out).unwrap();
-    testutil::validate_chat_completion(&v);
+    let v = testutil::buffered_completion(&mut ex, answer.as_bytes());
     let choice = &v["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls");
     assert_eq!(choice["message"]["content"], Value::Null);
@@ -350,8 +325,7 @@ fn pro_tool_calls_round_trip() {
     // Streamed: the call comes with the final event.
     let stream = format!("data: {}\n\n", answer.replace('\n', ""));
     let mut ex = stream_request(false);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", stream.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, stream.as_bytes());
     let calls: Vec<&Value> = events
         .iter()
         .filter_map(|e| e["choices"][0]["delta"].get("tool_calls"))
@@ -373,29 +347,13 @@ fn pro_tool_calls_round_trip() {
 #[test]
 fn original_protocol_is_the_compat_passthrough() {
     let cfg = cfg_with(r#", "protocol": "original""#);
-    let mut ex = Exchange::new(Arc::clone(&cfg));
     let body = r#"{"model": "abab6.5-chat", "messages": [{"sender_type": "USER", "sender_name": "a", "text": "hi"}]}"#;
-    let up = match ex
-        .on_request(
-            "POST",
-            "/v1/text/chatcompletion_pro?GroupId=1",
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-        )
-        .unwrap()
-    {
-        RequestAction::Forward(up) => up,
-        other => panic!("expected a forward, got {other:?}"),
-    };
+    let (mut ex, up) = forward(&cfg, "/v1/text/chatcompletion_pro?GroupId=1", body);
     assert_eq!(up.authority, "api.minimax.chat");
     assert_eq!(up.path, "/v1/text/chatcompletion_pro?GroupId=1");
     assert_eq!(header(&up, "authorization"), Some("Bearer mm-test-token"));
     assert!(up.body.is_none());
-    let (_, out, mode) = respond(&mut ex, 200, "application/json", BUFFERED.as_bytes());
-    assert_eq!(
-        (mode, out.as_slice()),
-        (ResponseMode::Passthrough, BUFFERED.as_bytes())
-    );
+    testutil::assert_passthrough(&mut ex, BUFFERED.as_bytes());
 }
 
 #[test]
@@ -440,8 +398,7 @@ fn group_id_is_query_escaped() {
 fn pro_stream_cut_before_the_final_event_ends_with_an_error() {
     let cut: String = STREAM.split_inclusive("\n\n").take(2).collect();
     let mut ex = stream_request(true);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", cut.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, cut.as_bytes());
     assert_eq!(testutil::stream_text(&events), "I am from 中国.");
     assert_eq!(events.last().unwrap()["error"]["type"], "upstream_error");
     assert!(events[..events.len() - 1]
@@ -454,8 +411,7 @@ fn pro_empty_reply_is_a_502() {
     let body = r#"{"created": 1, "model": "abab6.5-chat", "reply": "", "choices": [],
         "base_resp": {"status_code": 0, "status_msg": ""}}"#;
     let (mut ex, _) = pro(r#"{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}"#);
-    let (status, out, _) = respond(&mut ex, 200, "application/json", body.as_bytes());
-    testutil::validate_error(&serde_json::from_slice(&out).unwrap());
+    let (status, _) = testutil::respond_error(&mut ex, 200, body.as_bytes());
     assert_eq!(status, 502);
 }
 
@@ -466,7 +422,6 @@ fn pro_output_sensitive_is_content_filter() {
         r#""output_sensitive": true"#,
     );
     let (mut ex, _) = pro(r#"{"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}"#);
-    let (_, out, _) = respond(&mut ex, 200, "application/json", body.as_bytes());
-    let v: Value = serde_json::from_slice(&out).unwrap();
+    let (_, v) = testutil::respond_json(&mut ex, 200, body.as_bytes());
     assert_eq!(v["choices"][0]["finish_reason"], "content_filter");
 }

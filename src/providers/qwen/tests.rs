@@ -21,23 +21,7 @@ fn chat(
 }
 
 fn local_error(cfg: &Arc<crate::exchange::Config>, path: &str, body: Value) -> (u16, Value) {
-    let mut ex = Exchange::new(Arc::clone(cfg));
-    match ex
-        .on_request(
-            "POST",
-            path,
-            &[("content-type", "application/json")],
-            body.to_string().as_bytes(),
-        )
-        .unwrap()
-    {
-        RequestAction::LocalReply(r) => {
-            let v: Value = serde_json::from_slice(&r.body).unwrap();
-            testutil::validate_error(&v);
-            (r.status, v)
-        }
-        other => panic!("expected a local reply, got {other:?}"),
-    }
+    testutil::local_reply(cfg, path, &body.to_string())
 }
 
 fn json_of(out: &[u8]) -> Value {
@@ -78,26 +62,11 @@ fn chat_text_buffered() {
                "parameters": {"result_format": "message", "temperature": 0.3, "seed": 7,
                               "stop": ["END"], "top_p": 0.999999, "max_tokens": 64}})
     );
-    let (status, out, mode) = respond(&mut ex, 200, "application/json", TEXT_RESPONSE.as_bytes());
-    assert_eq!((status, mode), (200, ResponseMode::Buffer));
-    let v = json_of(&out);
-    testutil::validate_chat_completion(&v);
+    let v = testutil::buffered_completion(&mut ex, TEXT_RESPONSE.as_bytes());
     assert_eq!(v["id"], "c2518bd3-0f46-97d1-be34-bb5777cb3108");
     assert_eq!(v["model"], "qwen-turbo");
-    assert_eq!(
-        v["choices"][0]["message"]["content"],
-        "I am Qwen, an AI assistant developed by Alibaba Cloud."
-    );
-    assert_eq!(v["choices"][0]["finish_reason"], "stop");
-    assert_eq!(
-        v["usage"],
-        json!({"prompt_tokens": 24, "completion_tokens": 33, "total_tokens": 57})
-    );
-    let u = ex.usage().unwrap();
-    assert_eq!(
-        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
-        (24, 33, 57)
-    );
+    testutil::assert_text_reply(&v, "I am Qwen, an AI assistant developed by Alibaba Cloud.");
+    testutil::assert_usage(&v, &ex, 24, 33, 57);
 }
 
 #[test]
@@ -155,9 +124,7 @@ fn images_use_the_multimodal_api() {
         "content": [{"text": "This photo depicts a woman and a dog "}, {"text": "on a beach."}]}}]},
         "usage": {"output_tokens": 78, "input_tokens": 1279, "image_tokens": 1200},
         "request_id": "17c5955d-af9c-9f28-bbde-293a9c9a3515"}"#;
-    let (_, out, _) = respond(&mut ex, 200, "application/json", resp);
-    let v = json_of(&out);
-    testutil::validate_chat_completion(&v);
+    let v = testutil::buffered_completion(&mut ex, resp);
     assert_eq!(
         v["choices"][0]["message"]["content"],
         "This photo depicts a woman and a dog on a beach."
@@ -178,10 +145,7 @@ fn image_for_a_text_model_is_unsupported() {
     );
     assert_eq!(status, 400);
     assert_eq!(v["error"]["code"], "unsupported_feature");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("image input"));
+    assert!(crate::testutil::error_message(&v).contains("image input"));
 }
 
 #[test]
@@ -244,16 +208,11 @@ fn tool_calls_buffered() {
         "function": {"name": "get_current_weather", "arguments": "{\"location\": \"Shanghai\"}"}}]}}]},
         "usage": {"total_tokens": 250, "output_tokens": 54, "input_tokens": 196},
         "request_id": "a75a1b22-e512-957d-891b-37db858ae738"}"#;
-    let (_, out, _) = respond(&mut ex, 200, "application/json", resp);
-    let v = json_of(&out);
-    testutil::validate_chat_completion(&v);
-    let choice = &v["choices"][0];
-    assert_eq!(choice["finish_reason"], "tool_calls");
-    assert_eq!(choice["message"]["content"], Value::Null);
-    assert_eq!(
-        choice["message"]["tool_calls"],
+    let v = testutil::buffered_completion(&mut ex, resp);
+    testutil::assert_tool_call_reply(
+        &v,
         json!([{"id": "call_30817ba5d0b349ed88ddcc", "type": "function",
-                "function": {"name": "get_current_weather", "arguments": "{\"location\": \"Shanghai\"}"}}])
+                "function": {"name": "get_current_weather", "arguments": "{\"location\": \"Shanghai\"}"}}]),
     );
 }
 
@@ -266,9 +225,7 @@ fn older_text_result_format() {
     );
     let resp = br#"{"output": {"text": "Hello there", "finish_reason": "length"},
         "usage": {"input_tokens": 3, "output_tokens": 2}, "request_id": "r-1"}"#;
-    let (_, out, _) = respond(&mut ex, 200, "application/json", resp);
-    let v = json_of(&out);
-    testutil::validate_chat_completion(&v);
+    let v = testutil::buffered_completion(&mut ex, resp);
     assert_eq!(v["choices"][0]["message"]["content"], "Hello there");
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     assert_eq!(v["usage"]["total_tokens"], 5);
@@ -316,26 +273,15 @@ fn stream_text_with_usage() {
     assert!(events
         .iter()
         .all(|e| e["id"] == events[0]["id"] && e["model"] == "qwen-turbo"));
-    let finishes: Vec<&Value> = events
-        .iter()
-        .filter_map(|e| e["choices"].get(0).map(|c| &c["finish_reason"]))
-        .filter(|f| !f.is_null())
-        .collect();
-    assert_eq!(finishes, vec![&json!("stop")]);
-    let last = events.last().unwrap();
-    assert_eq!(last["choices"], json!([]));
-    assert_eq!(
-        last["usage"],
-        json!({"prompt_tokens": 25, "completion_tokens": 8, "total_tokens": 33})
-    );
+    assert_eq!(testutil::stream_finishes(&events), vec!["stop"]);
+    testutil::assert_usage_chunk(&events, 25, 8, 33);
     assert_eq!(ex.usage().unwrap().total_tokens, 33);
 }
 
 #[test]
 fn stream_without_include_usage_still_records_usage() {
     let mut ex = stream_exchange(false);
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", TEXT_STREAM.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, TEXT_STREAM.as_bytes());
     assert!(events.iter().all(|e| e.get("usage").is_none()));
     assert_eq!(ex.usage().unwrap().completion_tokens, 8);
 }
@@ -362,8 +308,7 @@ fn tool_stream_exchange() -> Exchange {
 #[test]
 fn stream_tool_calls() {
     let mut ex = tool_stream_exchange();
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", TOOL_STREAM.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, TOOL_STREAM.as_bytes());
     // Reassemble the calls the way OpenAI clients do.
     let mut calls: Vec<(String, String, String)> = Vec::new();
     for e in &events {
@@ -426,8 +371,7 @@ fn stream_multimodal_parts() {
     );
     let body = "id:1\nevent:result\n:HTTP_STATUS/200\ndata:{\"output\":{\"choices\":[{\"message\":{\"content\":[{\"text\":\"Hello\"}],\"role\":\"assistant\"},\"finish_reason\":\"null\"}]},\"usage\":{\"input_tokens\":92,\"output_tokens\":1},\"request_id\":\"e2edfd5d\"}\n\n\
 id:2\nevent:result\n:HTTP_STATUS/200\ndata:{\"output\":{\"choices\":[{\"message\":{\"content\":[{\"text\":\"! A dog.\"}],\"role\":\"assistant\"},\"finish_reason\":\"stop\"}]},\"usage\":{\"input_tokens\":92,\"output_tokens\":10},\"request_id\":\"e2edfd5d\"}\n\n";
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", body.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, body.as_bytes());
     assert_eq!(testutil::stream_text(&events), "Hello! A dog.");
     assert_eq!(ex.usage().unwrap().total_tokens, 102);
 }
@@ -453,8 +397,7 @@ fn stream_error_event() {
     let mut ex = stream_exchange(true);
     let body = "id:1\nevent:result\n:HTTP_STATUS/200\ndata:{\"output\":{\"choices\":[{\"message\":{\"content\":\"Par\",\"role\":\"assistant\"},\"finish_reason\":\"null\"}]},\"usage\":{\"total_tokens\":3,\"input_tokens\":2,\"output_tokens\":1},\"request_id\":\"r-err\"}\n\n\
 id:2\nevent:error\n:HTTP_STATUS/400\ndata:{\"code\":\"DataInspectionFailed\",\"message\":\"Output data may contain inappropriate content.\",\"request_id\":\"r-err\"}\n\n";
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", body.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, body.as_bytes());
     let err = events.last().unwrap();
     assert_eq!(err["error"]["code"], "DataInspectionFailed");
     assert_eq!(err["error"]["type"], "invalid_request_error");
@@ -535,8 +478,7 @@ fn embeddings() {
     let resp = br#"{"output": {"embeddings": [{"text_index": 1, "embedding": [0.5, -0.25]},
         {"text_index": 0, "embedding": [-1.04, 5.2]}]}, "usage": {"total_tokens": 2},
         "request_id": "b5e87f2b"}"#;
-    let (_, out, _) = respond(&mut ex, 200, "application/json", resp);
-    let v = json_of(&out);
+    let (_, v) = testutil::respond_json(&mut ex, 200, resp);
     testutil::validate_embeddings(&v);
     assert_eq!(v["data"][0]["embedding"], json!([-1.04, 5.2]));
     assert_eq!(v["data"][1]["embedding"], json!([0.5, -0.25]));
@@ -554,15 +496,11 @@ fn embeddings() {
         upstream_json(&up),
         json!({"model": "text-embedding-v1", "input": {"texts": ["Hello"]}})
     );
-    let (status, v) = local_error(
+    testutil::assert_unsupported(&local_error(
         &c,
         "/v1/embeddings",
         json!({"model": "text-embedding-v1", "input": [[1, 2, 3]]}),
-    );
-    assert_eq!(
-        (status, v["error"]["code"].as_str()),
-        (400, Some("unsupported_feature"))
-    );
+    ));
 }
 
 #[test]
@@ -687,14 +625,12 @@ fn cut_streams_and_empty_replies_are_errors() {
         &cfg(""),
         json!({"model": "gpt-3", "messages": [{"role": "user", "content": "x"}]}),
     );
-    let (status, out, _) = respond(
+    let (status, _) = testutil::respond_error(
         &mut ex,
         200,
-        "application/json",
         br#"{"output": {"choices": []}, "request_id": "r"}"#,
     );
     assert_eq!(status, 502);
-    testutil::validate_error(&json_of(&out));
 }
 
 // A streamed call whose first piece has no id gets a fresh `call_` id, different per reply.
@@ -704,8 +640,7 @@ fn stream_tool_call_without_an_id_gets_a_fresh_one() {
     let ids: Vec<String> = (0..2)
         .map(|_| {
             let mut ex = tool_stream_exchange();
-            let (_, out, _) = respond(&mut ex, 200, "text/event-stream", body.as_bytes());
-            let events = testutil::validate_sse_stream(&out);
+            let events = testutil::stream_events(&mut ex, body.as_bytes());
             let call = events
                 .iter()
                 .find_map(|e| e["choices"][0]["delta"]["tool_calls"].get(0))
@@ -740,14 +675,7 @@ fn reasoning_content_and_usage_details() {
                   "output_tokens_details": {"reasoning_tokens": 3},
                   "prompt_tokens_details": {"cached_tokens": 4}},
         "request_id": "r1"});
-    let (_, out, _) = respond(
-        &mut ex,
-        200,
-        "application/json",
-        reply.to_string().as_bytes(),
-    );
-    let v = json_of(&out);
-    testutil::validate_chat_completion(&v);
+    let v = testutil::buffered_completion(&mut ex, reply.to_string().as_bytes());
     assert_eq!(
         v["choices"][0]["message"]["reasoning_content"],
         "the user greets"
@@ -774,8 +702,7 @@ fn reasoning_content_and_usage_details() {
         event("", "hello", "stop"),
     ]
     .concat();
-    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", stream.as_bytes());
-    let events = testutil::validate_sse_stream(&out);
+    let events = testutil::stream_events(&mut ex, stream.as_bytes());
     let reasoning: String = events
         .iter()
         .filter_map(|e| e["choices"].get(0))
@@ -839,8 +766,5 @@ fn reasoning_effort_maps_to_enable_thinking_and_budget() {
     );
     assert_eq!(status, 400);
     assert_eq!(err["error"]["param"], "reasoning_effort");
-    assert!(err["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("extreme"));
+    assert!(crate::testutil::error_message(&err).contains("extreme"));
 }

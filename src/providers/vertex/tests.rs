@@ -39,16 +39,7 @@ fn sa_cfg() -> Arc<Config> {
 }
 
 fn request(cfg: &Arc<Config>, body: &str) -> (Exchange, RequestAction) {
-    let mut ex = Exchange::new(Arc::clone(cfg));
-    let a = ex
-        .on_request(
-            "POST",
-            "/v1/chat/completions",
-            &[("content-type", "application/json")],
-            body.as_bytes(),
-        )
-        .unwrap();
-    (ex, a)
+    testutil::request(cfg, "/v1/chat/completions", body)
 }
 
 const HELLO: &str =
@@ -165,14 +156,8 @@ fn token_callout_then_cached_token() {
         "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5},
         "modelVersion": "gemini-2.0-flash-001"
     });
-    let (status, out, _) = respond(
-        &mut ex,
-        200,
-        "application/json",
-        reply.to_string().as_bytes(),
-    );
+    let (status, v) = testutil::respond_json(&mut ex, 200, reply.to_string().as_bytes());
     assert_eq!(status, 200);
-    let v: Value = serde_json::from_slice(&out).unwrap();
     testutil::validate_chat_completion(&v);
     assert_eq!(v["choices"][0]["message"]["content"], "Hi there");
 
@@ -278,13 +263,11 @@ fn express_mode_uses_the_api_key() {
         upstream_json(&up)["safetySettings"],
         json!([{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}])
     );
-    let (status, v) = testutil::local_reply(
+    let v = testutil::rejected_chat(
         &cfg,
-        "/v1/chat/completions",
         r#"{"model":"claude-3-5-haiku@20241022","messages":[{"role":"user","content":"x"}]}"#,
     );
-    assert_eq!(status, 400);
-    assert!(v["error"]["message"].as_str().unwrap().contains("express"));
+    assert!(crate::testutil::error_message(&v).contains("express"));
 }
 
 /// Higress's "Vertex image generation" example, unchanged: its `geminiSafetySetting` (the field
