@@ -120,6 +120,27 @@ impl Provider for Claude {
         ))
     }
 
+    fn chat_fast(
+        &self,
+        req: &RequestInfo<'_>,
+        chat: &crate::openai::chat_read::ChatRequest<'_>,
+    ) -> Option<(Upstream, Vec<u8>)> {
+        if req.api != Api::ChatCompletions || self.settings.response_json_schema {
+            return None;
+        }
+        let body = request::fast_chat(req, chat, &req.config.custom_settings)?;
+        let up = with_auth(
+            Upstream::new(HOST, MESSAGES_PATH),
+            &self.settings,
+            req.token,
+        );
+        Some((up, body))
+    }
+
+    fn has_chat_fast(&self) -> bool {
+        true
+    }
+
     fn passthrough_target(
         &self,
         _config: &ProviderConfig,
