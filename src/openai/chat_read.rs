@@ -49,19 +49,16 @@ pub(crate) fn taken() {
 
 /// Reads a client's chat request; `None` for anything the typed reading does not vouch for.
 pub fn read(body: &[u8]) -> Option<ChatRequest<'_>> {
-    serde_json::from_slice::<Obj<ChatRequest<'_>>>(body)
-        .ok()
-        .map(|o| o.0)
+    serde_json::from_slice::<ChatRequest<'_>>(body).ok()
 }
 
 /// An OpenAI chat request, as far as the fast paths handle one. `None` fields were absent or
-/// `null` (every translator treats `null` as absent).
-#[derive(DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
+/// `null` (every translator treats `null` as absent). Read by hand rather than derived so the
+/// order of the client's keys is kept ([`ChatRequest::keys`]): some translators (Gemini's
+/// `generation_config`) write fields in that order.
+#[derive(Default)]
 pub struct ChatRequest<'a> {
-    #[serde(borrow)]
     pub(crate) model: Option<Str<'a>>,
-    #[serde(borrow)]
     pub(crate) messages: Option<Vec<Obj<Message<'a>>>>,
     pub(crate) stream: Option<bool>,
     pub(crate) stream_options: Option<Obj<StreamOptions>>,
@@ -73,25 +70,136 @@ pub struct ChatRequest<'a> {
     pub(crate) seed: Option<Number>,
     pub(crate) presence_penalty: Option<Number>,
     pub(crate) frequency_penalty: Option<Number>,
-    #[serde(borrow)]
     pub(crate) stop: Option<Stop<'a>>,
-    #[serde(borrow)]
     pub(crate) user: Option<Str<'a>>,
-    #[serde(borrow)]
     pub(crate) safety_identifier: Option<Str<'a>>,
-    #[serde(borrow)]
     pub(crate) tools: Option<Vec<Obj<Tool<'a>>>>,
     /// Small and of many shapes: read as a `Value`, for the translators' `Value` helpers.
     pub(crate) tool_choice: Option<Value>,
     pub(crate) parallel_tool_calls: Option<bool>,
     /// Like `tool_choice`: a `Value` (its schema is copied as the full path copies it).
     pub(crate) response_format: Option<Value>,
+    /// The keys present, in the client's order (each once: a duplicate is refused).
+    order: [Option<Key>; KEY_COUNT],
+}
+
+/// The top-level keys [`ChatRequest`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Model,
+    Messages,
+    Stream,
+    StreamOptions,
+    Temperature,
+    TopP,
+    TopK,
+    MaxTokens,
+    MaxCompletionTokens,
+    Seed,
+    PresencePenalty,
+    FrequencyPenalty,
+    Stop,
+    User,
+    SafetyIdentifier,
+    Tools,
+    ToolChoice,
+    ParallelToolCalls,
+    ResponseFormat,
+}
+
+const KEY_COUNT: usize = 19;
+
+impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = ChatRequest<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a chat request object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut r = ChatRequest::default();
+                let mut n = 0;
+                while let Some(name) = map.next_key::<Str<'a>>()? {
+                    let key = match &*name.0 {
+                        "model" => Key::Model,
+                        "messages" => Key::Messages,
+                        "stream" => Key::Stream,
+                        "stream_options" => Key::StreamOptions,
+                        "temperature" => Key::Temperature,
+                        "top_p" => Key::TopP,
+                        "top_k" => Key::TopK,
+                        "max_tokens" => Key::MaxTokens,
+                        "max_completion_tokens" => Key::MaxCompletionTokens,
+                        "seed" => Key::Seed,
+                        "presence_penalty" => Key::PresencePenalty,
+                        "frequency_penalty" => Key::FrequencyPenalty,
+                        "stop" => Key::Stop,
+                        "user" => Key::User,
+                        "safety_identifier" => Key::SafetyIdentifier,
+                        "tools" => Key::Tools,
+                        "tool_choice" => Key::ToolChoice,
+                        "parallel_tool_calls" => Key::ParallelToolCalls,
+                        "response_format" => Key::ResponseFormat,
+                        other => return Err(de::Error::unknown_field(other, &[])),
+                    };
+                    if r.order[..n].contains(&Some(key)) {
+                        return Err(de::Error::custom("duplicate key"));
+                    }
+                    r.order[n] = Some(key);
+                    n += 1;
+                    match key {
+                        Key::Model => r.model = map.next_value()?,
+                        Key::Messages => r.messages = map.next_value()?,
+                        Key::Stream => r.stream = map.next_value()?,
+                        Key::StreamOptions => r.stream_options = map.next_value()?,
+                        Key::Temperature => r.temperature = map.next_value()?,
+                        Key::TopP => r.top_p = map.next_value()?,
+                        Key::TopK => r.top_k = map.next_value()?,
+                        Key::MaxTokens => r.max_tokens = map.next_value()?,
+                        Key::MaxCompletionTokens => r.max_completion_tokens = map.next_value()?,
+                        Key::Seed => r.seed = map.next_value()?,
+                        Key::PresencePenalty => r.presence_penalty = map.next_value()?,
+                        Key::FrequencyPenalty => r.frequency_penalty = map.next_value()?,
+                        Key::Stop => r.stop = map.next_value()?,
+                        Key::User => r.user = map.next_value()?,
+                        Key::SafetyIdentifier => r.safety_identifier = map.next_value()?,
+                        Key::Tools => r.tools = map.next_value()?,
+                        Key::ToolChoice => r.tool_choice = map.next_value()?,
+                        Key::ParallelToolCalls => r.parallel_tool_calls = map.next_value()?,
+                        Key::ResponseFormat => r.response_format = map.next_value()?,
+                    }
+                }
+                Ok(r)
+            }
+        }
+        d.deserialize_map(V(PhantomData))
+    }
 }
 
 impl<'a> ChatRequest<'a> {
     /// The client's `model` ("" when absent or null), as the exchange records it.
     pub fn model(&self) -> &str {
         self.model.as_ref().map_or("", |m| &m.0)
+    }
+
+    /// The keys the client sent, in its order.
+    pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.order.iter().map_while(|k| *k)
+    }
+
+    /// The keys left, in order, once a `serde_json::Map` of this request had `removed` taken
+    /// out one after another: with `preserve_order`, `Map::remove` is a swap-remove (the last
+    /// key moves into the hole), so translators that iterate the map after removing keys see
+    /// this order, not the client's.
+    pub fn keys_after_removing(&self, removed: &[Key]) -> Vec<Key> {
+        let mut keys: Vec<Key> = self.keys().collect();
+        for k in removed {
+            if let Some(i) = keys.iter().position(|x| x == k) {
+                keys.swap_remove(i);
+            }
+        }
+        keys
     }
 
     /// `stream_options.include_usage`.
@@ -379,8 +487,8 @@ impl<'k> ObjectOut<'k> {
         self.fields.push((key, Field::Object(obj)));
     }
 
-    pub fn has(&self, key: &str) -> bool {
-        self.fields.iter().any(|(k, _)| *k == key)
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
     }
 
     /// Applies `settings` under `protocol` and writes the object out.

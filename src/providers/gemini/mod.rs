@@ -121,6 +121,35 @@ impl Provider for Gemini {
         Ok(Upstream::new(HOST, path).header(AUTH_HEADER, req.token))
     }
 
+    fn chat_fast(
+        &self,
+        req: &RequestInfo<'_>,
+        chat: &crate::openai::chat_read::ChatRequest<'_>,
+    ) -> Option<(Upstream, Vec<u8>)> {
+        if req.api != Api::ChatCompletions {
+            return None;
+        }
+        let resource = model_resource(req.model).ok()?;
+        let body = request::fast_chat(
+            chat,
+            &self.settings.safety_setting,
+            &req.config.custom_settings,
+        )?;
+        let path = if req.stream {
+            format!("/v1beta/{resource}:streamGenerateContent?alt=sse")
+        } else {
+            format!("/v1beta/{resource}:generateContent")
+        };
+        Some((
+            Upstream::new(HOST, path).header(AUTH_HEADER, req.token),
+            body,
+        ))
+    }
+
+    fn has_chat_fast(&self) -> bool {
+        true
+    }
+
     fn passthrough_target(
         &self,
         _config: &ProviderConfig,
