@@ -308,6 +308,22 @@ fn gemini_fast_request_matches_full_path() {
     agree(GEMINI_CONFIGS, GEMINI_REPLY, 6000, 14, &[0, 5], 200);
 }
 
+const QWEN_CONFIGS: &[&str] = &[
+    // The bench's.
+    r#"{"provider":{"type":"qwen","apiTokens":["sk-bench"],"modelMapping":{"gpt-4*":"bench-model"},"customSettings":[{"name":"max_tokens","value":256,"overwrite":false}]}}"#,
+    r#"{"provider":{"type":"qwen","apiTokens":["k"],"modelMapping":{"*":"qwen-max"},"qwenEnableSearch":true,"customSettings":[{"name":"temperature","value":0.25},{"name":"seed","value":3,"overwrite":false},{"name":"max_tokens","value":7,"overwrite":true},{"name":"enable_thinking","value":false,"mode":"raw"}]}}"#,
+    r#"{"provider":{"type":"qwen","apiTokens":["k"],"customSettings":[{"name":"top_p","value":0.5,"overwrite":false}]}}"#,
+    r#"{"provider":{"type":"qwen","apiTokens":["k"],"modelMapping":{"*":"qwen-vl-max"}}}"#,
+    r#"{"provider":{"type":"qwen","apiTokens":["k"],"qwenFileIds":["f1"]}}"#,
+];
+
+const QWEN_REPLY: &[u8] = b"id:1\nevent:result\n:HTTP_STATUS/200\ndata:{\"output\":{\"choices\":[{\"message\":{\"content\":\"hi\",\"role\":\"assistant\"},\"finish_reason\":\"stop\"}]},\"usage\":{\"total_tokens\":6,\"output_tokens\":1,\"input_tokens\":5},\"request_id\":\"r1\"}\n\n";
+
+#[test]
+fn qwen_fast_request_matches_full_path() {
+    agree(QWEN_CONFIGS, QWEN_REPLY, 6000, 15, &[0, 4], 300);
+}
+
 #[test]
 fn reader_refuses_what_it_cannot_vouch_for() {
     for body in [

@@ -120,6 +120,30 @@ impl Provider for Qwen {
         Ok(up)
     }
 
+    fn chat_fast(
+        &self,
+        req: &RequestInfo<'_>,
+        chat: &crate::openai::chat_read::ChatRequest<'_>,
+    ) -> Option<(Upstream, Vec<u8>)> {
+        if req.api != Api::ChatCompletions {
+            return None;
+        }
+        let body = request::fast_chat(req, &self.settings, chat, &req.config.custom_settings)?;
+        // A text model: the multimodal path is left to `translate_request`.
+        let up = Upstream::new(HOST, request::TEXT_PATH).bearer(req.token);
+        let up = if req.stream {
+            up.header("x-dashscope-sse", "enable")
+                .header("accept", "text/event-stream")
+        } else {
+            up
+        };
+        Some((up, body))
+    }
+
+    fn has_chat_fast(&self) -> bool {
+        true
+    }
+
     fn passthrough_target(
         &self,
         _config: &ProviderConfig,
