@@ -796,11 +796,10 @@ fn fast_messages<'r>(chat: &'r ChatRequest<'_>) -> Option<FastMessages<'r>> {
                 let mut blocks = Vec::new();
                 match &m.content {
                     None => {}
-                    Some(Content::Text(s)) => {
-                        if !s.is_empty() {
-                            blocks.push(plain(BlockKind::Text(s)));
-                        }
+                    Some(Content::Text(s)) if !s.is_empty() => {
+                        blocks.push(plain(BlockKind::Text(s)));
                     }
+                    Some(Content::Text(_)) => {}
                     Some(Content::Parts(parts)) => {
                         for p in parts {
                             let p = &p.0;

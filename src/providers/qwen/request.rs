@@ -498,8 +498,9 @@ pub(super) fn fast_chat(
     {
         return None;
     }
-    let mut messages: Vec<(&'static str, Cow<'_, str>, Option<&str>, Option<&str>)> =
-        Vec::with_capacity(chat.messages.as_ref()?.len());
+    // (role, content, tool_call_id, name) per message.
+    type FastMessage<'r> = (&'static str, Cow<'r, str>, Option<&'r str>, Option<&'r str>);
+    let mut messages: Vec<FastMessage<'_>> = Vec::with_capacity(chat.messages.as_ref()?.len());
     for m in chat.messages.as_ref()? {
         let m = &m.0;
         let role = match m.role.as_ref().map(|r| &*r.0)? {
