@@ -9,7 +9,7 @@ use crate::context::{self, Callout};
 use crate::custom_settings;
 use crate::error::{ConfigError, ProxyError};
 use crate::front::{anthropic, ClientProtocol};
-use crate::openai::{body_scan, OpenAiWriter};
+use crate::openai::{body_scan, chat_read, OpenAiWriter};
 use crate::providers::{self, Api, Provider, ProviderType, RequestInfo, ResponseTranslator};
 use crate::sse::{SseError, SseParser};
 use crate::usage::Usage;
@@ -455,6 +455,9 @@ impl Exchange {
         if let Some(action) = self.splice_request(api, headers, body, token) {
             return Ok(action);
         }
+        if let Some(action) = self.chat_fast_request(api, headers, body, token) {
+            return Ok(action);
+        }
         let action = match self.parse_request(api, headers, body, token) {
             Ok(value) => match cfg.imp.auth_callout(pc) {
                 Ok(Some(c)) => {
@@ -870,6 +873,63 @@ impl Exchange {
         let action = target.and_then(|(up, translator)| {
             self.upstream_with_body(&cfg, api, up, spliced.body, translator)
         });
+        Some(self.finish_request(action))
+    }
+
+    /// The translating providers' request fast path (`openai::chat_read`, `Provider::chat_fast`):
+    /// the client's chat request read typed and borrowed, the provider's body written from it.
+    /// `None` takes the full path, which stays the reference and gives every error; retries and
+    /// callouts keep the parsed body, so they take it too (as with `splice_request`).
+    fn chat_fast_request(
+        &mut self,
+        api: Api,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        token: &str,
+    ) -> Option<RequestAction> {
+        let cfg = Arc::clone(&self.config);
+        let pc = &cfg.provider;
+        if api != Api::ChatCompletions
+            || !cfg.imp.has_chat_fast()
+            || !chat_read::enabled()
+            || pc.retry_on_failure.enabled
+            || context::callout_for(pc, cfg.imp.as_ref(), token).is_some()
+        {
+            return None;
+        }
+        self.check_body(headers, body).ok()?;
+        let chat = chat_read::read(body)?;
+        chat.messages.as_ref()?;
+        let requested = chat.model();
+        let sent = pc.model_mapping.map(requested);
+        if sent.is_empty() || !matches!(cfg.imp.auth_callout(pc), Ok(None)) {
+            return None;
+        }
+        let stream = chat.stream.unwrap_or(false);
+        let include_usage = chat.include_usage();
+        let info = RequestInfo {
+            config: pc,
+            api,
+            model: sent,
+            stream,
+            include_usage,
+            token,
+            path: &self.client_path,
+        };
+        let (up, bytes) = cfg.imp.chat_fast(&info, &chat)?;
+        let translator = cfg.imp.response_translator(&info);
+        chat_read::taken();
+        self.req = RequestState {
+            api: Some(api),
+            translated: true,
+            stream,
+            include_usage,
+            embeddings_base64: false,
+            model_requested: requested.to_string(),
+            model_sent: sent.to_string(),
+            token: token.to_string(),
+        };
+        let action = self.upstream_with_body(&cfg, api, up, bytes, translator);
         Some(self.finish_request(action))
     }
 

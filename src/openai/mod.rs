@@ -4,6 +4,7 @@
 //! to read OpenAI requests.
 
 pub mod body_scan;
+pub mod chat_read;
 pub mod chunk_scan;
 pub mod compat;
 pub(crate) mod json_scan;

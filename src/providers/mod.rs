@@ -222,6 +222,24 @@ pub trait Provider: Send + Sync {
         ))
     }
 
+    /// The translating providers' request fast path: the provider's body (customSettings
+    /// applied) for a chat request read by `openai::chat_read`, and where it goes, as
+    /// [`Provider::translate_request`] would give them; `None` leaves the request to that
+    /// reference. Only for providers whose [`Provider::response_translator_for`] does not read
+    /// the body. Default: never.
+    fn chat_fast(
+        &self,
+        _req: &RequestInfo<'_>,
+        _chat: &crate::openai::chat_read::ChatRequest<'_>,
+    ) -> Option<(Upstream, Vec<u8>)> {
+        None
+    }
+
+    /// Whether [`Provider::chat_fast`] can answer at all (the exchange then reads the body).
+    fn has_chat_fast(&self) -> bool {
+        false
+    }
+
     /// Last step with the final body bytes (request signing). Default: nothing.
     fn finalize(
         &self,

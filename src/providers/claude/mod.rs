@@ -111,6 +111,25 @@ impl Provider for Settings {
         self.authorize(Upstream::new(HOST, MESSAGES_PATH), req.token)
     }
 
+    fn chat_fast(
+        &self,
+        req: &RequestInfo<'_>,
+        chat: &crate::openai::chat_read::ChatRequest<'_>,
+    ) -> Option<(Upstream, Vec<u8>)> {
+        if req.api != Api::ChatCompletions || self.response_json_schema {
+            return None;
+        }
+        let body = request::fast_chat(req, chat, &req.config.custom_settings)?;
+        let up = self
+            .authorize(Upstream::new(HOST, MESSAGES_PATH), req.token)
+            .ok()?;
+        Some((up, body))
+    }
+
+    fn has_chat_fast(&self) -> bool {
+        true
+    }
+
     fn response_translator(&self, _req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
         translator()
     }

@@ -567,3 +567,419 @@ fn convert_tool_choice(tc: Value) -> Result<Value, ProxyError> {
         )),
     }
 }
+
+// ---- Request fast path (`openai::chat_read`) ------------------------------------------------
+// The same translation as `translate_chat`, from the typed reading straight to bytes. Whatever
+// `translate_chat` would refuse, and every case it does not handle, answers `None`: the
+// exchange then takes `translate_chat`, the reference (the property test in
+// `fast_request_tests.rs` compares the two on many mutated requests).
+
+use crate::custom_settings::CustomSetting;
+use crate::json_write::{write_str, write_value};
+use crate::openai::chat_read::{write_number, ChatRequest, Content, ObjectOut, Part};
+use std::borrow::Cow;
+
+/// A Claude content block as `translate_chat` builds it, with a part's `cache_control`.
+struct Block<'r> {
+    kind: BlockKind<'r>,
+    cache: Option<&'r Value>,
+}
+
+enum BlockKind<'r> {
+    Text(&'r str),
+    Image64 {
+        media_type: &'r str,
+        data: &'r str,
+    },
+    ImageUrl(&'r str),
+    ToolUse {
+        id: &'r str,
+        name: &'r str,
+        input: Cow<'r, Value>,
+    },
+    ToolResult {
+        id: &'r str,
+        content: ToolContent<'r>,
+    },
+}
+
+enum ToolContent<'r> {
+    Text(&'r str),
+    Blocks(Vec<Block<'r>>),
+}
+
+fn plain(kind: BlockKind<'_>) -> Block<'_> {
+    Block { kind, cache: None }
+}
+
+struct FastTurn<'r> {
+    role: &'static str,
+    blocks: Vec<Block<'r>>,
+}
+
+fn push_fast_turn<'r>(turns: &mut Vec<FastTurn<'r>>, role: &'static str, blocks: Vec<Block<'r>>) {
+    match turns.last_mut() {
+        Some(last) if last.role == role => last.blocks.extend(blocks),
+        _ => turns.push(FastTurn { role, blocks }),
+    }
+}
+
+/// The Claude body for a chat request the typed reader took, with customSettings applied;
+/// `None` when `translate_chat` must decide (it would refuse, or the case is not handled here).
+pub(super) fn fast_chat(
+    req: &RequestInfo<'_>,
+    chat: &ChatRequest<'_>,
+    settings: &[CustomSetting],
+) -> Option<Vec<u8>> {
+    // Refused parameters (PARAMS): neutral penalties are dropped, anything else is a 400.
+    if chat.seed.is_some()
+        || [&chat.presence_penalty, &chat.frequency_penalty]
+            .iter()
+            .any(|p| p.as_ref().is_some_and(|n| n.as_f64() != Some(0.0)))
+    {
+        return None;
+    }
+    let output_format = match &chat.response_format {
+        None => None,
+        Some(rf) => match rf.get("type").and_then(Value::as_str) {
+            Some("text") => None,
+            Some("json_schema") => Some(json_schema(rf).ok()?),
+            _ => return None,
+        },
+    };
+    let (system, turns) = fast_messages(chat)?;
+    let tools = fast_tools(chat)?;
+    let mut tool_choice = match &chat.tool_choice {
+        None => None,
+        Some(tc) => Some(convert_tool_choice(tc.clone()).ok()?),
+    };
+    if tools.is_empty() {
+        if tool_choice
+            .as_ref()
+            .is_some_and(|tc| matches!(tc["type"].as_str(), Some("auto" | "none")))
+        {
+            tool_choice = None;
+        }
+    } else if chat.parallel_tool_calls == Some(false) {
+        let tc = tool_choice.get_or_insert_with(|| json!({"type": "auto"}));
+        if tc["type"] != "none" {
+            tc["disable_parallel_tool_use"] = true.into();
+        }
+    }
+
+    let mut out = ObjectOut::with_capacity(256 + 2 * req.model.len());
+    out.field("model", |b| write_str(b, req.model));
+    match system.len() {
+        0 => {}
+        1 => out.field("system", |b| write_str(b, system[0])),
+        _ => out.field("system", |b| {
+            b.push(b'[');
+            for (i, t) in system.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                write_block(b, &plain(BlockKind::Text(t)));
+            }
+            b.push(b']');
+        }),
+    }
+    out.field("messages", |b| {
+        b.push(b'[');
+        for (i, t) in turns.iter().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            b.extend_from_slice(br#"{"role":"#);
+            write_str(b, t.role);
+            b.extend_from_slice(br#","content":"#);
+            write_collapsed(b, &t.blocks);
+            b.push(b'}');
+        }
+        b.push(b']');
+    });
+    match chat
+        .max_completion_tokens
+        .as_ref()
+        .or(chat.max_tokens.as_ref())
+    {
+        Some(n) => out.field("max_tokens", |b| write_number(b, n)),
+        None if customsettings_set_max_tokens(req.config) => {}
+        None => out.field("max_tokens", |b| {
+            b.extend_from_slice(DEFAULT_MAX_TOKENS.to_string().as_bytes())
+        }),
+    }
+    if let Some(stop) = &chat.stop {
+        let seqs = stop.sequences();
+        if !seqs.is_empty() {
+            out.field("stop_sequences", |b| {
+                b.push(b'[');
+                for (i, s) in seqs.iter().enumerate() {
+                    if i > 0 {
+                        b.push(b',');
+                    }
+                    write_str(b, s);
+                }
+                b.push(b']');
+            });
+        }
+    }
+    for (key, v) in [
+        ("temperature", &chat.temperature),
+        ("top_p", &chat.top_p),
+        ("top_k", &chat.top_k),
+    ] {
+        if let Some(n) = v {
+            out.field(key, |b| write_number(b, n));
+        }
+    }
+    if req.stream {
+        out.field("stream", |b| b.extend_from_slice(b"true"));
+    }
+    if let Some(u) = chat.safety_identifier.as_ref().or(chat.user.as_ref()) {
+        out.field("metadata", |b| {
+            b.extend_from_slice(br#"{"user_id":"#);
+            write_str(b, &u.0);
+            b.push(b'}');
+        });
+    }
+    if let Some(schema) = output_format {
+        out.field("output_config", |b| {
+            b.extend_from_slice(br#"{"format":{"type":"json_schema","schema":"#);
+            write_value(b, schema);
+            b.extend_from_slice(b"}}");
+        });
+    }
+    if !tools.is_empty() {
+        out.field("tools", |b| {
+            b.push(b'[');
+            for (i, t) in tools.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                write_value(b, t);
+            }
+            b.push(b']');
+        });
+    }
+    if let Some(tc) = &tool_choice {
+        out.field("tool_choice", |b| write_value(b, tc));
+    }
+    Some(out.finish(settings, SettingsProtocol::Claude))
+}
+
+type FastMessages<'r> = (Vec<&'r str>, Vec<FastTurn<'r>>);
+
+fn fast_messages<'r>(chat: &'r ChatRequest<'_>) -> Option<FastMessages<'r>> {
+    let mut system: Vec<&str> = Vec::new();
+    let mut turns: Vec<FastTurn<'r>> = Vec::with_capacity(4);
+    for m in chat.messages.as_ref()? {
+        let m = &m.0;
+        match m.role() {
+            "system" | "developer" => match &m.content {
+                None => {}
+                Some(Content::Text(s)) => system.push(s),
+                Some(Content::Parts(parts)) => {
+                    for p in parts {
+                        let p = &p.0;
+                        if p.kind() != "text" {
+                            return None;
+                        }
+                        system.push(&p.text.as_ref()?.0);
+                    }
+                }
+            },
+            "user" => {
+                let blocks = fast_user_blocks(m.content.as_ref())?;
+                push_fast_turn(&mut turns, "user", blocks);
+            }
+            "assistant" => {
+                let mut blocks = Vec::new();
+                match &m.content {
+                    None => {}
+                    Some(Content::Text(s)) if !s.is_empty() => {
+                        blocks.push(plain(BlockKind::Text(s)));
+                    }
+                    Some(Content::Text(_)) => {}
+                    Some(Content::Parts(parts)) => {
+                        for p in parts {
+                            let p = &p.0;
+                            let text = match p.kind() {
+                                "text" => p.text.as_ref(),
+                                "refusal" => p.refusal.as_ref(),
+                                _ => None,
+                            }?;
+                            if !text.0.is_empty() {
+                                blocks.push(plain(BlockKind::Text(&text.0)));
+                            }
+                        }
+                    }
+                }
+                for call in m.tool_calls.iter().flatten() {
+                    let call = &call.0;
+                    let f = &call.function.as_ref()?.0;
+                    let (id, name) = (&call.id.as_ref()?.0, &f.name.as_ref()?.0);
+                    let input = match &f.arguments {
+                        None => Cow::Owned(json!({})),
+                        Some(Value::String(s)) if s.trim().is_empty() => Cow::Owned(json!({})),
+                        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+                            Ok(v @ Value::Object(_)) => Cow::Owned(v),
+                            _ => return None,
+                        },
+                        Some(v @ Value::Object(_)) => Cow::Borrowed(v),
+                        Some(_) => return None,
+                    };
+                    blocks.push(plain(BlockKind::ToolUse { id, name, input }));
+                }
+                push_fast_turn(&mut turns, "assistant", blocks);
+            }
+            "tool" => {
+                let id = &m.tool_call_id.as_ref()?.0;
+                let content = match &m.content {
+                    None => ToolContent::Text(""),
+                    Some(Content::Text(s)) => ToolContent::Text(s),
+                    Some(c) => ToolContent::Blocks(fast_user_blocks(Some(c))?),
+                };
+                push_fast_turn(
+                    &mut turns,
+                    "user",
+                    vec![plain(BlockKind::ToolResult { id, content })],
+                );
+            }
+            _ => return None,
+        }
+    }
+    Some((system, turns))
+}
+
+fn fast_user_blocks<'r>(content: Option<&'r Content<'_>>) -> Option<Vec<Block<'r>>> {
+    match content {
+        None => Some(Vec::new()),
+        Some(Content::Text(s)) => Some(vec![plain(BlockKind::Text(s))]),
+        Some(Content::Parts(parts)) => parts
+            .iter()
+            .map(|p| {
+                let p = &p.0;
+                Some(Block {
+                    kind: fast_user_part(p)?,
+                    cache: p.cache_control.as_ref().filter(|c| c.is_object()),
+                })
+            })
+            .collect(),
+    }
+}
+
+fn fast_user_part<'r>(p: &'r Part<'_>) -> Option<BlockKind<'r>> {
+    match p.kind() {
+        "text" => Some(BlockKind::Text(&p.text.as_ref()?.0)),
+        "image_url" => {
+            let url: &str = p.image_url.as_ref()?.url.as_deref()?;
+            if url.starts_with("data:") {
+                let DataUrl { media_type, data } = parse_data_url(url)?;
+                return Some(BlockKind::Image64 { media_type, data });
+            }
+            // As `image_block`: the scheme, in any case, from the first 8 bytes.
+            let head = url.get(..8).unwrap_or(url).as_bytes();
+            let http = (head.len() >= 8 && head[..8].eq_ignore_ascii_case(b"https://"))
+                || (head.len() >= 7 && head[..7].eq_ignore_ascii_case(b"http://"));
+            http.then_some(BlockKind::ImageUrl(url))
+        }
+        _ => None,
+    }
+}
+
+/// `tools` as `convert_tool` builds them (small: kept as `Value`s).
+fn fast_tools(chat: &ChatRequest<'_>) -> Option<Vec<Value>> {
+    let Some(tools) = &chat.tools else {
+        return Some(Vec::new());
+    };
+    tools
+        .iter()
+        .map(|t| {
+            let t = &t.0;
+            if t.kind.as_ref().is_some_and(|k| k.0 != "function") {
+                return None;
+            }
+            let f = &t.function.as_ref()?.0;
+            let mut out = Map::new();
+            out.insert("name".into(), f.name.as_ref()?.0.as_ref().into());
+            if let Some(d) = &f.description {
+                out.insert("description".into(), d.0.as_ref().into());
+            }
+            let schema = match &f.parameters {
+                Some(p @ Value::Object(_)) => p.clone(),
+                _ => json!({"type": "object", "properties": {}}),
+            };
+            out.insert("input_schema".into(), schema);
+            if f.strict == Some(true) {
+                out.insert("strict".into(), true.into());
+            }
+            Some(Value::Object(out))
+        })
+        .collect()
+}
+
+/// A turn's content as `collapse` leaves it.
+fn write_collapsed(b: &mut Vec<u8>, blocks: &[Block<'_>]) {
+    match blocks {
+        [] => b.extend_from_slice(b"\"\""),
+        [Block {
+            kind: BlockKind::Text(t),
+            cache: None,
+        }] => write_str(b, t),
+        _ => write_blocks(b, blocks),
+    }
+}
+
+fn write_blocks(b: &mut Vec<u8>, blocks: &[Block<'_>]) {
+    b.push(b'[');
+    for (i, block) in blocks.iter().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        write_block(b, block);
+    }
+    b.push(b']');
+}
+
+fn write_block(b: &mut Vec<u8>, block: &Block<'_>) {
+    match &block.kind {
+        BlockKind::Text(t) => {
+            b.extend_from_slice(br#"{"type":"text","text":"#);
+            write_str(b, t);
+        }
+        BlockKind::Image64 { media_type, data } => {
+            b.extend_from_slice(br#"{"type":"image","source":{"type":"base64","media_type":"#);
+            write_str(b, media_type);
+            b.extend_from_slice(br#","data":"#);
+            write_str(b, data);
+            b.push(b'}');
+        }
+        BlockKind::ImageUrl(url) => {
+            b.extend_from_slice(br#"{"type":"image","source":{"type":"url","url":"#);
+            write_str(b, url);
+            b.push(b'}');
+        }
+        BlockKind::ToolUse { id, name, input } => {
+            b.extend_from_slice(br#"{"type":"tool_use","id":"#);
+            write_str(b, id);
+            b.extend_from_slice(br#","name":"#);
+            write_str(b, name);
+            b.extend_from_slice(br#","input":"#);
+            write_value(b, input);
+        }
+        BlockKind::ToolResult { id, content } => {
+            b.extend_from_slice(br#"{"type":"tool_result","tool_use_id":"#);
+            write_str(b, id);
+            b.extend_from_slice(br#","content":"#);
+            match content {
+                ToolContent::Text(t) => write_str(b, t),
+                ToolContent::Blocks(blocks) => write_blocks(b, blocks),
+            }
+        }
+    }
+    if let Some(cache) = block.cache {
+        b.extend_from_slice(br#","cache_control":"#);
+        write_value(b, cache);
+    }
+    b.push(b'}');
+}

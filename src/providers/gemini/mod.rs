@@ -106,6 +106,31 @@ impl Provider for Settings {
         self.authorize(Upstream::new(HOST, path), req.token)
     }
 
+    fn chat_fast(
+        &self,
+        req: &RequestInfo<'_>,
+        chat: &crate::openai::chat_read::ChatRequest<'_>,
+    ) -> Option<(Upstream, Vec<u8>)> {
+        if req.api != Api::ChatCompletions {
+            return None;
+        }
+        let resource = model_resource(req.model).ok()?;
+        let body = request::fast_chat(chat, &self.safety_setting, &req.config.custom_settings)?;
+        let path = if req.stream {
+            format!("/v1beta/{resource}:streamGenerateContent?alt=sse")
+        } else {
+            format!("/v1beta/{resource}:generateContent")
+        };
+        Some((
+            self.authorize(Upstream::new(HOST, path), req.token).ok()?,
+            body,
+        ))
+    }
+
+    fn has_chat_fast(&self) -> bool {
+        true
+    }
+
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
         translator(req.api)
     }

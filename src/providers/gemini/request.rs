@@ -583,3 +583,233 @@ pub(super) fn translate_embeddings(resource: &str, body: &mut Value) -> Result<V
         .collect();
     Ok(json!({ "requests": requests }))
 }
+
+// ---- Request fast path (`openai::chat_read`) ------------------------------------------------
+// The same translation as `translate_chat` for chat requests without tools, tool messages or
+// `response_format`, from the typed reading straight to bytes; anything else, and whatever
+// `translate_chat` would refuse, answers `None` and takes `translate_chat`, the reference (the
+// property test in `openai/chat_read_tests.rs` compares the two).
+
+use crate::custom_settings::{CustomSetting, SettingsProtocol};
+use crate::json_write::write_str;
+use crate::openai::chat_read::{write_number, ChatRequest, Content, Key, ObjectOut};
+
+enum FastPart<'r> {
+    Text(&'r str),
+    Inline { mime: &'r str, data: &'r str },
+}
+
+/// The Gemini body for a chat request the typed reader took (with `safety` as
+/// `safetySettings` and customSettings applied); `None` when `translate_chat` must decide.
+pub(super) fn fast_chat(
+    chat: &ChatRequest<'_>,
+    safety: &[(String, String)],
+    settings: &[CustomSetting],
+) -> Option<Vec<u8>> {
+    if chat.tools.is_some()
+        || chat.tool_choice.is_some()
+        || chat.response_format.is_some()
+        || chat.parallel_tool_calls == Some(false)
+    {
+        return None;
+    }
+    let mut contents: Vec<(&'static str, Vec<FastPart<'_>>)> = Vec::with_capacity(4);
+    let mut system: Vec<&str> = Vec::new();
+    fn push<'r>(
+        contents: &mut Vec<(&'static str, Vec<FastPart<'r>>)>,
+        role: &'static str,
+        parts: Vec<FastPart<'r>>,
+    ) {
+        if parts.is_empty() {
+            return;
+        }
+        match contents.last_mut() {
+            Some(last) if last.0 == role => last.1.extend(parts),
+            _ => contents.push((role, parts)),
+        }
+    }
+    for m in chat.messages.as_ref()? {
+        let m = &m.0;
+        if m.tool_calls.is_some() {
+            return None;
+        }
+        match m.role.as_ref().map(|r| &*r.0)? {
+            "system" | "developer" => system.extend(fast_text_pieces(m.content.as_ref(), false)?),
+            "user" => {
+                let mut parts = match &m.content {
+                    None => Vec::new(),
+                    Some(Content::Text(s)) => vec![FastPart::Text(s)],
+                    Some(Content::Parts(ps)) => ps
+                        .iter()
+                        .map(|p| {
+                            let p = &p.0;
+                            match p.kind() {
+                                "text" => Some(FastPart::Text(&p.text.as_ref()?.0)),
+                                "image_url" => {
+                                    let url = p.image_url.as_ref()?.url.as_deref()?;
+                                    let DataUrl { media_type, data } = parse_data_url(url)?;
+                                    Some(FastPart::Inline {
+                                        mime: media_type,
+                                        data,
+                                    })
+                                }
+                                _ => None,
+                            }
+                        })
+                        .collect::<Option<Vec<_>>>()?,
+                };
+                if parts.is_empty() {
+                    parts.push(FastPart::Text(""));
+                }
+                push(&mut contents, "user", parts);
+            }
+            "assistant" => {
+                let parts = fast_text_pieces(m.content.as_ref(), true)?
+                    .into_iter()
+                    .filter(|t| !t.is_empty())
+                    .map(FastPart::Text)
+                    .collect();
+                push(&mut contents, "model", parts);
+            }
+            _ => return None,
+        }
+    }
+    if contents.is_empty() {
+        return None;
+    }
+
+    let mut out = ObjectOut::with_capacity(256);
+    out.field("contents", |b| {
+        b.push(b'[');
+        for (i, (role, parts)) in contents.iter().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            b.extend_from_slice(br#"{"role":"#);
+            write_str(b, role);
+            b.extend_from_slice(br#","parts":"#);
+            write_parts(b, parts);
+            b.push(b'}');
+        }
+        b.push(b']');
+    });
+    if !system.is_empty() {
+        out.field("system_instruction", |b| {
+            b.extend_from_slice(br#"{"parts":"#);
+            let parts: Vec<_> = system.iter().map(|t| FastPart::Text(t)).collect();
+            write_parts(b, &parts);
+            b.push(b'}');
+        });
+    }
+    // `generation_config`: stop sequences, then the sampling fields in the client's key order,
+    // then the token limit (as `translate_chat` inserts them).
+    let mut gen = ObjectOut::with_capacity(64);
+    if let Some(stop) = &chat.stop {
+        let seqs = stop.sequences();
+        if !seqs.is_empty() {
+            gen.field("stopSequences", |b| {
+                b.push(b'[');
+                for (i, s) in seqs.iter().enumerate() {
+                    if i > 0 {
+                        b.push(b',');
+                    }
+                    write_str(b, s);
+                }
+                b.push(b']');
+            });
+        }
+    }
+    // `PARAMS.apply` removes these (in its row order) before `translate_chat` walks the map.
+    let removed = [
+        Key::ParallelToolCalls,
+        Key::Model,
+        Key::Stream,
+        Key::StreamOptions,
+        Key::User,
+        Key::SafetyIdentifier,
+    ];
+    for key in chat.keys_after_removing(&removed) {
+        let (field, value) = match key {
+            Key::Temperature => ("temperature", &chat.temperature),
+            Key::TopP => ("topP", &chat.top_p),
+            Key::TopK => ("topK", &chat.top_k),
+            Key::Seed => ("seed", &chat.seed),
+            Key::PresencePenalty => ("presencePenalty", &chat.presence_penalty),
+            Key::FrequencyPenalty => ("frequencyPenalty", &chat.frequency_penalty),
+            _ => continue,
+        };
+        if let Some(n) = value {
+            gen.field(field, |b| write_number(b, n));
+        }
+    }
+    if let Some(n) = chat
+        .max_completion_tokens
+        .as_ref()
+        .or(chat.max_tokens.as_ref())
+    {
+        gen.field("maxOutputTokens", |b| write_number(b, n));
+    }
+    if !gen.is_empty() {
+        out.object("generation_config", gen);
+    }
+    if !safety.is_empty() {
+        out.field("safetySettings", |b| {
+            b.push(b'[');
+            for (i, (category, threshold)) in safety.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                b.extend_from_slice(br#"{"category":"#);
+                write_str(b, category);
+                b.extend_from_slice(br#","threshold":"#);
+                write_str(b, threshold);
+                b.push(b'}');
+            }
+            b.push(b']');
+        });
+    }
+    Some(out.finish(settings, SettingsProtocol::Gemini))
+}
+
+/// `text_pieces`: a string, or text parts (and refusals in assistant messages).
+fn fast_text_pieces<'r>(content: Option<&'r Content<'_>>, assistant: bool) -> Option<Vec<&'r str>> {
+    match content {
+        None => Some(Vec::new()),
+        Some(Content::Text(s)) => Some(vec![s]),
+        Some(Content::Parts(parts)) => parts
+            .iter()
+            .map(|p| {
+                let p = &p.0;
+                match p.kind() {
+                    "text" => p.text.as_ref().map(|t| &*t.0),
+                    "refusal" if assistant => p.refusal.as_ref().map(|t| &*t.0),
+                    _ => None,
+                }
+            })
+            .collect(),
+    }
+}
+
+fn write_parts(b: &mut Vec<u8>, parts: &[FastPart<'_>]) {
+    b.push(b'[');
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        match p {
+            FastPart::Text(t) => {
+                b.extend_from_slice(br#"{"text":"#);
+                write_str(b, t);
+                b.push(b'}');
+            }
+            FastPart::Inline { mime, data } => {
+                b.extend_from_slice(br#"{"inline_data":{"mime_type":"#);
+                write_str(b, mime);
+                b.extend_from_slice(br#","data":"#);
+                write_str(b, data);
+                b.extend_from_slice(b"}}");
+            }
+        }
+    }
+    b.push(b']');
+}

@@ -104,6 +104,38 @@ impl Provider for Settings {
                 EMBEDDING_PATH
             }
         };
+        self.upstream(req, path)
+    }
+
+    fn chat_fast(
+        &self,
+        req: &RequestInfo<'_>,
+        chat: &crate::openai::chat_read::ChatRequest<'_>,
+    ) -> Option<(Upstream, Vec<u8>)> {
+        if req.api != Api::ChatCompletions {
+            return None;
+        }
+        let body = request::fast_chat(req, self, chat, &req.config.custom_settings)?;
+        // A text model: the multimodal path is left to `translate_request`.
+        Some((self.upstream(req, request::TEXT_PATH).ok()?, body))
+    }
+
+    fn has_chat_fast(&self) -> bool {
+        true
+    }
+
+    fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
+        Box::new(response::QwenTranslator::new(req.api))
+    }
+}
+
+impl Settings {
+    /// Host, auth, and for a streamed chat DashScope's SSE switch.
+    fn upstream(
+        &self,
+        req: &RequestInfo<'_>,
+        path: impl Into<String>,
+    ) -> Result<Upstream, ProxyError> {
         let up = self.authorize(Upstream::new(HOST, path), req.token)?;
         Ok(if req.stream && req.api == Api::ChatCompletions {
             up.header("x-dashscope-sse", "enable")
@@ -111,10 +143,6 @@ impl Provider for Settings {
         } else {
             up
         })
-    }
-
-    fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
-        Box::new(response::QwenTranslator::new(req.api))
     }
 }
 

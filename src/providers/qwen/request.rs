@@ -6,7 +6,7 @@ use crate::openai::request::{body_object, take, Param, ParamTable};
 use crate::providers::RequestInfo;
 use serde_json::{json, Map, Value};
 
-const TEXT_PATH: &str = "/api/v1/services/aigc/text-generation/generation";
+pub(super) const TEXT_PATH: &str = "/api/v1/services/aigc/text-generation/generation";
 const MULTIMODAL_PATH: &str = "/api/v1/services/aigc/multimodal-generation/generation";
 const TOP_P_MIN: f64 = 0.000_001;
 const TOP_P_MAX: f64 = 0.999_999;
@@ -467,4 +467,161 @@ pub(super) fn translate_embeddings(
     }
     *body = out;
     Ok(())
+}
+
+// ---- Request fast path (`openai::chat_read`) ------------------------------------------------
+// The same translation as `translate_chat` for text models without tools, tool calls,
+// `qwenFileIds` or `reasoning_effort`, from the typed reading straight to bytes; anything else,
+// and whatever `translate_chat` would refuse, answers `None` and takes `translate_chat`, the
+// reference (the property test in `openai/chat_read_tests.rs` compares the two).
+
+use crate::custom_settings::{CustomSetting, SettingsProtocol};
+use crate::json_write::{write_str, write_value};
+use crate::openai::chat_read::{write_number, ChatRequest, Content, ObjectOut, Stop};
+use std::borrow::Cow;
+
+/// The DashScope body and path for a chat request the typed reader took (customSettings
+/// applied); `None` when `translate_chat` must decide.
+pub(super) fn fast_chat(
+    req: &RequestInfo<'_>,
+    settings: &Settings,
+    chat: &ChatRequest<'_>,
+    custom: &[CustomSetting],
+) -> Option<Vec<u8>> {
+    if is_multimodal(req.model)
+        || !settings.file_ids.is_empty()
+        || chat.tools.is_some()
+        || chat
+            .frequency_penalty
+            .as_ref()
+            .is_some_and(|n| n.as_f64() != Some(0.0))
+    {
+        return None;
+    }
+    // (role, content, tool_call_id, name) per message.
+    type FastMessage<'r> = (&'static str, Cow<'r, str>, Option<&'r str>, Option<&'r str>);
+    let mut messages: Vec<FastMessage<'_>> = Vec::with_capacity(chat.messages.as_ref()?.len());
+    for m in chat.messages.as_ref()? {
+        let m = &m.0;
+        let role = match m.role.as_ref().map(|r| &*r.0)? {
+            "developer" | "system" => "system",
+            "user" => "user",
+            "assistant" => "assistant",
+            "tool" => "tool",
+            _ => return None,
+        };
+        if m.tool_calls.is_some() {
+            return None;
+        }
+        let content = match &m.content {
+            None => Cow::Borrowed(""),
+            Some(Content::Text(s)) => Cow::Borrowed(&**s),
+            Some(Content::Parts(parts)) => {
+                let mut text = String::new();
+                for p in parts {
+                    let p = &p.0;
+                    let t = match p.kind.as_ref().map_or("text", |k| &*k.0) {
+                        "text" => p.text.as_ref(),
+                        "refusal" => p.refusal.as_ref(),
+                        _ => None,
+                    }?;
+                    text.push_str(&t.0);
+                }
+                Cow::Owned(text)
+            }
+        };
+        let (id, name) = match role {
+            "tool" => (
+                m.tool_call_id.as_ref().map(|s| &*s.0),
+                m.name.as_ref().map(|s| &*s.0),
+            ),
+            _ => (None, None),
+        };
+        messages.push((role, content, id, name));
+    }
+
+    let mut out = ObjectOut::with_capacity(64 + req.model.len());
+    out.field("model", |b| write_str(b, req.model));
+    out.field("input", |b| {
+        b.extend_from_slice(br#"{"messages":["#);
+        for (i, (role, content, id, name)) in messages.iter().enumerate() {
+            if i > 0 {
+                b.push(b',');
+            }
+            b.extend_from_slice(br#"{"role":"#);
+            write_str(b, role);
+            b.extend_from_slice(br#","content":"#);
+            write_str(b, content);
+            for (key, v) in [("tool_call_id", id), ("name", name)] {
+                if let Some(v) = v {
+                    b.extend_from_slice(b",\"");
+                    b.extend_from_slice(key.as_bytes());
+                    b.extend_from_slice(b"\":");
+                    write_str(b, v);
+                }
+            }
+            b.push(b'}');
+        }
+        b.extend_from_slice(b"]}");
+    });
+    let mut params = ObjectOut::with_capacity(128);
+    params.field("result_format", |b| b.extend_from_slice(b"\"message\""));
+    if req.stream {
+        params.field("incremental_output", |b| b.extend_from_slice(b"true"));
+    }
+    if settings.enable_search {
+        params.field("enable_search", |b| b.extend_from_slice(b"true"));
+    }
+    // `PARAMS`' `Keep` rows, in row order, as the client sent them.
+    for (key, n) in [
+        ("temperature", &chat.temperature),
+        ("top_k", &chat.top_k),
+        ("seed", &chat.seed),
+    ] {
+        if let Some(n) = n {
+            params.field(key, |b| write_number(b, n));
+        }
+    }
+    if let Some(stop) = &chat.stop {
+        params.field("stop", |b| match stop {
+            Stop::One(s) => write_str(b, s),
+            Stop::Many(items) => {
+                b.push(b'[');
+                for (i, s) in items.iter().enumerate() {
+                    if i > 0 {
+                        b.push(b',');
+                    }
+                    write_str(b, s);
+                }
+                b.push(b']');
+            }
+        });
+    }
+    if let Some(n) = &chat.presence_penalty {
+        params.field("presence_penalty", |b| write_number(b, n));
+    }
+    if let Some(v) = &chat.response_format {
+        params.field("response_format", |b| write_value(b, v));
+    }
+    if let Some(v) = &chat.tool_choice {
+        params.field("tool_choice", |b| write_value(b, v));
+    }
+    if let Some(v) = chat.parallel_tool_calls {
+        params.field("parallel_tool_calls", |b| {
+            b.extend_from_slice(if v { b"true" } else { b"false" })
+        });
+    }
+    if let Some(n) = &chat.top_p {
+        let p = n.as_f64()?.clamp(TOP_P_MIN, TOP_P_MAX);
+        params.field("top_p", |b| write_value(b, &json!(p)));
+    }
+    if let Some(n) = chat
+        .max_tokens
+        .as_ref()
+        .or(chat.max_completion_tokens.as_ref())
+    {
+        params.field("max_tokens", |b| write_number(b, n));
+    }
+    out.object("parameters", params);
+    Some(out.finish(custom, SettingsProtocol::Qwen))
 }

@@ -1,0 +1,557 @@
+//! The translating providers' request fast path, reading side: one typed, borrowed reading of an
+//! OpenAI chat request ([`ChatRequest`]) that every translating provider writes its own body
+//! from, instead of parsing the client's body into a `Value`, rewriting it and serialising it.
+//!
+//! The reading is strict on purpose: it knows a fixed set of fields with the one JSON type each
+//! usually has, and anything else (an unknown field, a duplicate key, another type, invalid
+//! JSON) makes [`read`] answer `None`, so the exchange takes the full `Value` path, which stays
+//! the reference for every byte and every error. Strings are borrowed from the client's body
+//! unless they have escapes; numbers are `serde_json::Number`s read by the same parser as
+//! `Value`'s, so writing them back gives the bytes serialising the `Value` would.
+//!
+//! [`ObjectOut`] is the writing side's one shared piece: a top-level object written field by
+//! field, then finished with customSettings applied exactly as `custom_settings::apply` edits
+//! the `Value` (a key already present keeps its place, a new one goes last).
+
+use crate::custom_settings::{resolve_name, CustomSetting, SettingsProtocol};
+use crate::json_write::{write_str, write_value};
+use crate::typed_json::Str;
+use serde::de::{
+    self, value::MapAccessDeserializer, Deserialize, Deserializer, MapAccess, Visitor,
+};
+use serde::Deserialize as DeriveDeserialize;
+use serde_json::{Number, Value};
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: the exchange never tries the fast path (the reference it is compared with).
+    pub(crate) static FULL_PATH_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Tests: requests the fast path took, to show a property test exercises it.
+    pub(crate) static TAKEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether the exchange may try the fast path (always, outside tests).
+pub(crate) fn enabled() -> bool {
+    #[cfg(test)]
+    return !FULL_PATH_ONLY.with(std::cell::Cell::get);
+    #[cfg(not(test))]
+    true
+}
+
+/// Counts a request the fast path took (tests only).
+pub(crate) fn taken() {
+    #[cfg(test)]
+    TAKEN.with(|t| t.set(t.get() + 1));
+}
+
+/// Reads a client's chat request; `None` for anything the typed reading does not vouch for.
+pub fn read(body: &[u8]) -> Option<ChatRequest<'_>> {
+    serde_json::from_slice::<ChatRequest<'_>>(body).ok()
+}
+
+/// An OpenAI chat request, as far as the fast paths handle one. `None` fields were absent or
+/// `null` (every translator treats `null` as absent). Read by hand rather than derived so the
+/// order of the client's keys is kept ([`ChatRequest::keys`]): some translators (Gemini's
+/// `generation_config`) write fields in that order.
+#[derive(Default)]
+pub struct ChatRequest<'a> {
+    pub(crate) model: Option<Str<'a>>,
+    pub(crate) messages: Option<Vec<Obj<Message<'a>>>>,
+    pub(crate) stream: Option<bool>,
+    pub(crate) stream_options: Option<Obj<StreamOptions>>,
+    pub(crate) temperature: Option<Number>,
+    pub(crate) top_p: Option<Number>,
+    pub(crate) top_k: Option<Number>,
+    pub(crate) max_tokens: Option<Number>,
+    pub(crate) max_completion_tokens: Option<Number>,
+    pub(crate) seed: Option<Number>,
+    pub(crate) presence_penalty: Option<Number>,
+    pub(crate) frequency_penalty: Option<Number>,
+    pub(crate) stop: Option<Stop<'a>>,
+    pub(crate) user: Option<Str<'a>>,
+    pub(crate) safety_identifier: Option<Str<'a>>,
+    pub(crate) tools: Option<Vec<Obj<Tool<'a>>>>,
+    /// Small and of many shapes: read as a `Value`, for the translators' `Value` helpers.
+    pub(crate) tool_choice: Option<Value>,
+    pub(crate) parallel_tool_calls: Option<bool>,
+    /// Like `tool_choice`: a `Value` (its schema is copied as the full path copies it).
+    pub(crate) response_format: Option<Value>,
+    /// The keys present, in the client's order (each once: a duplicate is refused).
+    order: [Option<Key>; KEY_COUNT],
+}
+
+/// The top-level keys [`ChatRequest`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Model,
+    Messages,
+    Stream,
+    StreamOptions,
+    Temperature,
+    TopP,
+    TopK,
+    MaxTokens,
+    MaxCompletionTokens,
+    Seed,
+    PresencePenalty,
+    FrequencyPenalty,
+    Stop,
+    User,
+    SafetyIdentifier,
+    Tools,
+    ToolChoice,
+    ParallelToolCalls,
+    ResponseFormat,
+}
+
+const KEY_COUNT: usize = 19;
+
+impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = ChatRequest<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a chat request object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut r = ChatRequest::default();
+                let mut n = 0;
+                while let Some(name) = map.next_key::<Str<'a>>()? {
+                    let key = match &*name.0 {
+                        "model" => Key::Model,
+                        "messages" => Key::Messages,
+                        "stream" => Key::Stream,
+                        "stream_options" => Key::StreamOptions,
+                        "temperature" => Key::Temperature,
+                        "top_p" => Key::TopP,
+                        "top_k" => Key::TopK,
+                        "max_tokens" => Key::MaxTokens,
+                        "max_completion_tokens" => Key::MaxCompletionTokens,
+                        "seed" => Key::Seed,
+                        "presence_penalty" => Key::PresencePenalty,
+                        "frequency_penalty" => Key::FrequencyPenalty,
+                        "stop" => Key::Stop,
+                        "user" => Key::User,
+                        "safety_identifier" => Key::SafetyIdentifier,
+                        "tools" => Key::Tools,
+                        "tool_choice" => Key::ToolChoice,
+                        "parallel_tool_calls" => Key::ParallelToolCalls,
+                        "response_format" => Key::ResponseFormat,
+                        other => return Err(de::Error::unknown_field(other, &[])),
+                    };
+                    if r.order[..n].contains(&Some(key)) {
+                        return Err(de::Error::custom("duplicate key"));
+                    }
+                    r.order[n] = Some(key);
+                    n += 1;
+                    match key {
+                        Key::Model => r.model = map.next_value()?,
+                        Key::Messages => r.messages = map.next_value()?,
+                        Key::Stream => r.stream = map.next_value()?,
+                        Key::StreamOptions => r.stream_options = map.next_value()?,
+                        Key::Temperature => r.temperature = map.next_value()?,
+                        Key::TopP => r.top_p = map.next_value()?,
+                        Key::TopK => r.top_k = map.next_value()?,
+                        Key::MaxTokens => r.max_tokens = map.next_value()?,
+                        Key::MaxCompletionTokens => r.max_completion_tokens = map.next_value()?,
+                        Key::Seed => r.seed = map.next_value()?,
+                        Key::PresencePenalty => r.presence_penalty = map.next_value()?,
+                        Key::FrequencyPenalty => r.frequency_penalty = map.next_value()?,
+                        Key::Stop => r.stop = map.next_value()?,
+                        Key::User => r.user = map.next_value()?,
+                        Key::SafetyIdentifier => r.safety_identifier = map.next_value()?,
+                        Key::Tools => r.tools = map.next_value()?,
+                        Key::ToolChoice => r.tool_choice = map.next_value()?,
+                        Key::ParallelToolCalls => r.parallel_tool_calls = map.next_value()?,
+                        Key::ResponseFormat => r.response_format = map.next_value()?,
+                    }
+                }
+                Ok(r)
+            }
+        }
+        d.deserialize_map(V(PhantomData))
+    }
+}
+
+impl<'a> ChatRequest<'a> {
+    /// The client's `model` ("" when absent or null), as the exchange records it.
+    pub fn model(&self) -> &str {
+        self.model.as_ref().map_or("", |m| &m.0)
+    }
+
+    /// The keys the client sent, in its order.
+    pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.order.iter().map_while(|k| *k)
+    }
+
+    /// The keys left, in order, once a `serde_json::Map` of this request had `removed` taken
+    /// out one after another: with `preserve_order`, `Map::remove` is a swap-remove (the last
+    /// key moves into the hole), so translators that iterate the map after removing keys see
+    /// this order, not the client's.
+    pub fn keys_after_removing(&self, removed: &[Key]) -> Vec<Key> {
+        let mut keys: Vec<Key> = self.keys().collect();
+        for k in removed {
+            if let Some(i) = keys.iter().position(|x| x == k) {
+                keys.swap_remove(i);
+            }
+        }
+        keys
+    }
+
+    /// `stream_options.include_usage`.
+    pub fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.0.include_usage)
+            .unwrap_or(false)
+    }
+}
+
+#[derive(DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamOptions {
+    pub(crate) include_usage: Option<bool>,
+}
+
+/// One message.
+#[derive(DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message<'a> {
+    #[serde(borrow)]
+    pub(crate) role: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(crate) content: Option<Content<'a>>,
+    // Read (typed) so requests with it stay on the fast path; not every provider uses it.
+    #[allow(dead_code)]
+    #[serde(borrow)]
+    pub(crate) name: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(crate) tool_calls: Option<Vec<Obj<ToolCall<'a>>>>,
+    #[serde(borrow)]
+    pub(crate) tool_call_id: Option<Str<'a>>,
+}
+
+impl Message<'_> {
+    pub fn role(&self) -> &str {
+        self.role.as_ref().map_or("", |r| &r.0)
+    }
+}
+
+/// A message's `content`: a string or an array of parts.
+pub enum Content<'a> {
+    Text(Cow<'a, str>),
+    Parts(Vec<Obj<Part<'a>>>),
+}
+
+/// One content part. `kind` is its `type`.
+#[derive(DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Part<'a> {
+    #[serde(rename = "type", borrow)]
+    pub(crate) kind: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(crate) text: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(crate) refusal: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(crate) image_url: Option<ImageUrl<'a>>,
+    pub(crate) cache_control: Option<Value>,
+}
+
+impl Part<'_> {
+    pub fn kind(&self) -> &str {
+        self.kind.as_ref().map_or("", |k| &k.0)
+    }
+}
+
+/// `image_url`: a string, or `{"url", "detail"}`. `url` is `None` when the object has none.
+pub struct ImageUrl<'a> {
+    pub(crate) url: Option<Cow<'a, str>>,
+    // Read (typed) so requests with it stay on the fast path; not every provider uses it.
+    #[allow(dead_code)]
+    pub(crate) detail: Option<Cow<'a, str>>,
+}
+
+#[derive(DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageUrlObject<'a> {
+    #[serde(borrow)]
+    url: Option<Str<'a>>,
+    #[serde(borrow)]
+    detail: Option<Str<'a>>,
+}
+
+/// One assistant tool call.
+#[derive(DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCall<'a> {
+    #[serde(borrow)]
+    pub(crate) id: Option<Str<'a>>,
+    // Read (typed) so requests with it stay on the fast path; not every provider uses it.
+    #[allow(dead_code)]
+    #[serde(rename = "type", borrow)]
+    pub(crate) kind: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(crate) function: Option<Obj<FunctionCall<'a>>>,
+}
+
+#[derive(DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionCall<'a> {
+    #[serde(borrow)]
+    pub(crate) name: Option<Str<'a>>,
+    /// Usually a string of JSON; some clients send the object itself.
+    pub(crate) arguments: Option<Value>,
+}
+
+/// One entry of `tools`.
+#[derive(DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tool<'a> {
+    #[serde(rename = "type", borrow)]
+    pub(crate) kind: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(crate) function: Option<Obj<FunctionDef<'a>>>,
+}
+
+#[derive(DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionDef<'a> {
+    #[serde(borrow)]
+    pub(crate) name: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub(crate) description: Option<Str<'a>>,
+    pub(crate) parameters: Option<Value>,
+    pub(crate) strict: Option<bool>,
+}
+
+/// `stop`: one string or an array of strings.
+pub enum Stop<'a> {
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+}
+
+impl Stop<'_> {
+    /// The sequences, as `openai::request::stop_sequences` lists them.
+    pub fn sequences(&self) -> Vec<&str> {
+        match self {
+            Stop::One(s) => vec![&**s],
+            Stop::Many(items) => items.iter().map(|s| &**s).collect(),
+        }
+    }
+}
+
+/// A JSON object read into a derived `T`, refusing the array form serde also takes for structs
+/// (the full path says "must be an object" to that).
+pub struct Obj<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Obj<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(Obj)
+            }
+        }
+        d.deserialize_map(V(PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Content<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an array of parts")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Content::Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Content::Text(Cow::Owned(s.to_owned())))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(p) = seq.next_element()? {
+                    parts.push(p);
+                }
+                Ok(Content::Parts(parts))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Stop<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Stop<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Stop::One(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Stop::One(Cow::Owned(s.to_owned())))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(s) = seq.next_element::<Str<'a>>()? {
+                    items.push(s.0);
+                }
+                Ok(Stop::Many(items))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ImageUrl<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = ImageUrl<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an object")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(ImageUrl {
+                    url: Some(Cow::Borrowed(s)),
+                    detail: None,
+                })
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(ImageUrl {
+                    url: Some(Cow::Owned(s.to_owned())),
+                    detail: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let o = ImageUrlObject::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(ImageUrl {
+                    url: o.url.map(|s| s.0),
+                    detail: o.detail.map(|s| s.0),
+                })
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// A top-level JSON object written field by field into one buffer, finished with customSettings
+/// applied the way `custom_settings::apply` edits a `Value` with serde_json's `preserve_order`:
+/// a setting for a key already written replaces its value in place (when it may overwrite), a
+/// new key goes last. Protocols that put settings in a sub-object (`parameters`,
+/// `generation_config`) give that sub-object as its own `ObjectOut`.
+pub struct ObjectOut<'k> {
+    buf: Vec<u8>,
+    fields: Vec<(&'k str, Field<'k>)>,
+}
+
+enum Field<'k> {
+    /// Bytes `start..end` of `buf`.
+    Written(usize, usize),
+    Setting(&'k Value),
+    Object(ObjectOut<'k>),
+}
+
+impl<'k> ObjectOut<'k> {
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(bytes),
+            fields: Vec::with_capacity(12),
+        }
+    }
+
+    /// Writes one field's value with `write`.
+    pub fn field(&mut self, key: &'k str, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.buf.len();
+        write(&mut self.buf);
+        self.fields
+            .push((key, Field::Written(start, self.buf.len())));
+    }
+
+    /// A field whose value is a sub-object (settings may go into it; see [`ObjectOut::finish`]).
+    pub fn object(&mut self, key: &'k str, obj: ObjectOut<'k>) {
+        self.fields.push((key, Field::Object(obj)));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Applies `settings` under `protocol` and writes the object out.
+    pub fn finish(mut self, settings: &'k [CustomSetting], protocol: SettingsProtocol) -> Vec<u8> {
+        for setting in settings {
+            let Some(name) = resolve_name(setting, protocol) else {
+                continue;
+            };
+            let target = match protocol.subpath() {
+                None => &mut self,
+                Some(sub) => {
+                    let i = match self.fields.iter().position(|(k, _)| *k == sub) {
+                        Some(i) => i,
+                        None => {
+                            self.fields
+                                .push((sub, Field::Object(ObjectOut::with_capacity(0))));
+                            self.fields.len() - 1
+                        }
+                    };
+                    // A sub-path slot that is not an object becomes an empty one.
+                    if !matches!(self.fields[i].1, Field::Object(_)) {
+                        self.fields[i].1 = Field::Object(ObjectOut::with_capacity(0));
+                    }
+                    match &mut self.fields[i].1 {
+                        Field::Object(o) => o,
+                        _ => unreachable!("just made an object"),
+                    }
+                }
+            };
+            match target.fields.iter().position(|(k, _)| *k == name) {
+                Some(i) if setting.overwrite => target.fields[i].1 = Field::Setting(&setting.value),
+                Some(_) => {}
+                None => target.fields.push((name, Field::Setting(&setting.value))),
+            }
+        }
+        let mut out = Vec::with_capacity(self.buf.len() + 16 * self.fields.len() + 64);
+        self.write_to(&mut out);
+        out
+    }
+
+    fn write_to(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (key, field)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, key);
+            out.push(b':');
+            match field {
+                Field::Written(s, e) => out.extend_from_slice(&self.buf[*s..*e]),
+                Field::Setting(v) => write_value(out, v),
+                Field::Object(o) => o.write_to(out),
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+/// Writes a JSON number as serialising its `Value` would.
+pub fn write_number(out: &mut Vec<u8>, n: &Number) {
+    serde_json::to_writer(&mut *out, n).expect("serialising to a Vec cannot fail");
+}
+
+#[cfg(test)]
+#[path = "chat_read_tests.rs"]
+mod tests;

@@ -1,0 +1,347 @@
+//! The translating providers' request fast path against the full path (the reference), through
+//! the whole exchange, on realistic requests and thousands of random edits of them (malformed
+//! JSON, escapes, unicode, odd and huge numbers, duplicate, null and added keys): whatever the
+//! fast path takes, the host sees exactly what the full path gives (upstream bytes, headers,
+//! recorded state, and the reply a short stream gets), and errors always come from the full path.
+
+use super::*;
+use crate::exchange::{Config, Exchange, RequestAction};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde_json::json;
+use std::sync::Arc;
+
+const CHAT: &str = "/v1/chat/completions";
+
+fn config(json: &str) -> Arc<Config> {
+    Config::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"))
+}
+
+/// Everything a host sees of one request, and whether the fast path took it.
+fn outcome(cfg: &Arc<Config>, body: &[u8], reply: &[u8], full: bool) -> (String, bool) {
+    FULL_PATH_ONLY.with(|x| x.set(full));
+    let before = TAKEN.with(std::cell::Cell::get);
+    let mut ex = Exchange::new(Arc::clone(cfg));
+    let action = ex.on_request("POST", CHAT, &[], body).unwrap();
+    FULL_PATH_ONLY.with(|x| x.set(false));
+    let took = TAKEN.with(std::cell::Cell::get) != before;
+    // The upstream body as text (it is always UTF-8: both paths write it from Rust strings).
+    let shown = match &action {
+        RequestAction::Forward(up) => {
+            let mut up = up.clone();
+            let body = up.body.take().map(|b| String::from_utf8(b).unwrap());
+            format!("{up:?} body={body:?}")
+        }
+        other => format!("{other:?}"),
+    };
+    let mut seen = format!(
+        "{shown} {:?} {:?} {} {:?}",
+        ex.model_requested(),
+        ex.model_sent(),
+        ex.is_stream(),
+        ex.api()
+    );
+    if matches!(action, RequestAction::Forward(_)) {
+        let ct = if ex.is_stream() {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        ex.on_response_headers(200, &[("content-type", ct)])
+            .unwrap();
+        let out = ex.on_response_body(reply, true).unwrap();
+        let text = String::from_utf8_lossy(out.data).to_string();
+        seen.push_str(&blank_created(&text));
+        seen.push_str(&format!("{:?}", ex.usage()));
+    }
+    (seen, took)
+}
+
+/// `"created":<secs>` differs when the two runs straddle a second, and ids we make up
+/// (`chatcmpl-<random hex>`, for providers that send none) always differ.
+fn blank_created(s: &str) -> String {
+    let mut s = s.to_string();
+    for marker in ["\"created\":", "\"chatcmpl-"] {
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s.as_str();
+        while let Some(i) = rest.find(marker) {
+            let (head, tail) = rest.split_at(i + marker.len());
+            out.push_str(head);
+            rest = tail.trim_start_matches(|c: char| c.is_ascii_hexdigit());
+        }
+        out.push_str(rest);
+        s = out;
+    }
+    s
+}
+
+/// Realistic chat requests: every field and message shape the fast path handles, and a few it
+/// leaves to the full path.
+fn seeds() -> Vec<String> {
+    let filler = "The quick brown fox jumps over the lazy dog. ".repeat(3);
+    let png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let mut v = vec![
+        json!({"model": "gpt-4o", "temperature": 0.7, "top_p": 0.9, "stream": false, "messages": [
+            {"role": "system", "content": format!("You are a helpful assistant. {filler}")},
+            {"role": "user", "content": format!("First question: {filler}")},
+            {"role": "assistant", "content": "A first answer."},
+            {"role": "user", "content": format!("Follow-up: {filler}")}]}),
+        json!({"model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true},
+            "max_tokens": 100, "stop": ["\n\n", "END"], "user": "u-1", "messages": [
+            {"role": "developer", "content": [{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Use \"quotes\" and \\ and \u{e9}\u{1F600}."}]},
+            {"role": "user", "content": [{"type": "text", "text": "What is in this image?"},
+                {"type": "image_url", "image_url": {"url": png, "detail": "low"}},
+                {"type": "image_url", "image_url": "https://example.com/a.png", "cache_control": {"type": "ephemeral"}}]}]}),
+        json!({"model": "gpt-4.1", "max_completion_tokens": 12345678901u64, "stop": "STOP", "top_k": 40,
+            "temperature": 1e-7, "safety_identifier": "s-9", "parallel_tool_calls": false,
+            "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer", "maximum": 1e3}}, "required": ["city"]}, "strict": true}},
+                {"type": "function", "function": {"name": "noargs"}}],
+            "tool_choice": "auto", "messages": [
+            {"role": "user", "content": "Weather in Paris and Z\u{fc}rich?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\",\"days\":2}"}},
+                {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": " "}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\": 21.5}"},
+            {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "12 C"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "Paris 21.5"}, {"type": "refusal", "refusal": "no"}, {"type": "text", "text": ""}]},
+            {"role": "user", "name": "bob", "content": "thanks"}]}),
+        json!({"model": "gpt-4o", "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object", "properties": {"a": {"type": "number"}}}}},
+            "tool_choice": {"type": "function", "function": {"name": "f"}}, "tools": [{"function": {"name": "f", "parameters": {"type": "object"}}}],
+            "presence_penalty": 0, "frequency_penalty": 0.0, "messages": [
+            {"role": "system", "content": "one"}, {"role": "system", "content": "two"},
+            {"role": "user", "content": "a"}, {"role": "user", "content": [{"type": "text", "text": "b", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": {"x": [1, 2.5, -3]}}}]},
+            {"role": "tool", "tool_call_id": "c"}]}),
+        json!({"model": "claude-x", "response_format": {"type": "text"}, "tool_choice": "none", "messages": [{"role": "user", "content": "hi"}]}),
+        json!({"top_k": 5, "model": "gpt-4o", "seed": 42, "presence_penalty": 0.5, "stop": "x", "temperature": 0.1,
+            "frequency_penalty": -1, "parallel_tool_calls": true, "user": "u", "max_completion_tokens": 9, "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "sys \u{2028}"}]},
+            {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": png}}]},
+            {"role": "user", "content": []},
+            {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}, {"type": "text", "text": ""}]},
+            {"role": "assistant", "content": "again"}, {"role": "user", "content": "ok"}]}),
+        json!({"model": null, "messages": [{"role": "user", "content": ""}], "stream": true}),
+        json!({"messages": [{"role": "assistant", "content": ""}], "stream_options": {"include_usage": false}, "temperature": 2}),
+        // Left to the full path: fields the fast path does not read, and refusals.
+        json!({"model": "gpt-4o", "seed": 7, "messages": [{"role": "user", "content": "x"}]}),
+        json!({"model": "gpt-4o", "n": 2, "messages": [{"role": "user", "content": "x"}]}),
+        json!({"model": "gpt-4o", "reasoning_effort": "low", "messages": [{"role": "user", "content": "x"}]}),
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": [{"type": "file", "file": {"file_data": "data:application/pdf;base64,AAAA"}}]}]}),
+        json!({"model": "gpt-4o", "response_format": {"type": "json_object"}, "messages": [{"role": "user", "content": "x"}]}),
+    ]
+    .into_iter()
+    .map(|v| v.to_string())
+    .collect::<Vec<_>>();
+    // Hand-written: escapes the serializer would write differently, and odd spacing.
+    v.push(r#" { "model" : "gpt\u002d4o", "messages" : [ { "role" : "user" , "content" : "a\/b \ud83d\ude00 \u0007" } ] , "temperature" : 1.0e0 , "top_p": -0 } "#.into());
+    v.push(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"max_tokens":18446744073709551616,"temperature":1E400}"#.into());
+    v.push(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"model":"dup"}"#.into());
+    v
+}
+
+const CLAUDE_CONFIGS: &[&str] = &[
+    // The bench's.
+    r#"{"provider":{"type":"claude","apiTokens":["sk-bench"],"modelMapping":{"gpt-4*":"bench-model"},"customSettings":[{"name":"max_tokens","value":256,"overwrite":false}]}}"#,
+    r#"{"provider":{"type":"claude","apiTokens":["sk-1"],"claudeVersion":"2024-01-01"}}"#,
+    r#"{"provider":{"type":"claude","apiTokens":["sk-1"],"modelMapping":{"*":"m-\u00e9\"x"},"customSettings":[{"name":"temperature","value":0.25},{"name":"max_tokens","value":9,"overwrite":true},{"name":"top_k","value":3,"overwrite":false},{"name":"stop_sequences","value":"raw\"v","mode":"raw"},{"name":"model","value":"forced","mode":"raw"},{"name":"seed","value":1}]}}"#,
+    r#"{"provider":{"type":"claude","apiTokens":["sk-1"],"modelMapping":{"*":""}}}"#,
+    r#"{"provider":{"type":"claude","apiTokens":["sk-1"],"responseJsonSchema":{"type":"object"}}}"#,
+    r#"{"provider":{"type":"claude","apiTokens":["sk-1"],"retryOnFailure":{"enabled":true}}}"#,
+];
+
+const CLAUDE_REPLY: &[u8] = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+/// Bytes the random edits insert: JSON punctuation, escapes, digits, unicode.
+const ALPHABET: &[u8] = b"{}[],:\"\\ 0123456789.eE+-tfnulaxu\xc3\xa9";
+
+/// Larger edits: snippets that keep the JSON valid more often than byte edits do.
+const SNIPPETS: &[&str] = &[
+    r#""model":"gpt-4o","#,
+    r#""stream":true,"#,
+    r#""stream_options":{"include_usage":true},"#,
+    r#""temperature":null,"#,
+    r#""max_tokens":1e400,"#,
+    r#""top_k":123456789012345678901234567890,"#,
+    r#""user":"\u00e9\ud800","#,
+    r#""stop":[],"#,
+    r#""tools":[],"#,
+    r#""parallel_tool_calls":false,"#,
+    r#""seed":null,"#,
+    r#""unknown":1,"#,
+    r#"{"role":"user","content":"\u2028"},"#,
+    r#"{"role":"tool","tool_call_id":"x","content":[]},"#,
+    r#"{"role":"assistant","content":[]},"#,
+    "\"\\ud83d\\ude00\"",
+    "null",
+];
+
+/// Escapes and characters put inside strings (after an opening quote): the request stays valid.
+const IN_STRING: &[&str] = &[
+    "\\n",
+    "\\\"",
+    "\\u00e9",
+    "\u{1F600}",
+    "\\/",
+    "\\ud83d\\ude00",
+    "\\u0000",
+    "\u{e9}",
+    "\\t",
+];
+
+fn insert_snippet(rng: &mut StdRng, b: &mut Vec<u8>) {
+    let s = SNIPPETS[rng.gen_range(0..SNIPPETS.len())].as_bytes();
+    // After a `{` or `[` when there is one, so the snippet lands where a member may.
+    let starts: Vec<usize> = (0..b.len())
+        .filter(|&i| b[i] == b'{' || b[i] == b'[')
+        .collect();
+    let at = match starts.len() {
+        0 => rng.gen_range(0..=b.len()),
+        n => starts[rng.gen_range(0..n)] + 1,
+    };
+    b.splice(at..at, s.iter().copied());
+}
+
+fn insert_in_string(rng: &mut StdRng, b: &mut Vec<u8>) {
+    let s = IN_STRING[rng.gen_range(0..IN_STRING.len())].as_bytes();
+    let starts: Vec<usize> = (1..b.len())
+        .filter(|&i| i >= 2 && b[i - 1] == b'"' && matches!(b[i - 2], b':' | b'['))
+        .collect();
+    if starts.is_empty() {
+        return;
+    }
+    let at = starts[rng.gen_range(0..starts.len())];
+    b.splice(at..at, s.iter().copied());
+}
+
+fn mutate(rng: &mut StdRng, body: &mut Vec<u8>) {
+    if rng.gen_bool(0.5) {
+        crate::testutil::random_edits_with(rng, body, ALPHABET, 5, insert_snippet);
+    } else {
+        // Edits that keep the JSON valid, so the fast path's own checks are what is tested.
+        for _ in 0..rng.gen_range(1..4) {
+            if rng.gen_bool(0.85) {
+                insert_in_string(rng, body);
+            } else {
+                insert_snippet(rng, body);
+            }
+        }
+    }
+}
+
+/// Runs the seeds and `cases` random edits of them under each config through both paths.
+/// `min_taken`: how many of the edited requests the fast path must take (so the comparison is
+/// not vacuous).
+fn agree(
+    configs: &[&str],
+    reply: &[u8],
+    cases: usize,
+    seed: u64,
+    must_take: &[usize],
+    min_taken: usize,
+) {
+    let configs: Vec<_> = configs.iter().map(|c| config(c)).collect();
+    let seeds = seeds();
+    let mut taken = 0;
+    for cfg in &configs {
+        for s in &seeds {
+            let (fast, _) = outcome(cfg, s.as_bytes(), reply, false);
+            let (full, _) = outcome(cfg, s.as_bytes(), reply, true);
+            assert_eq!(fast, full, "seed {s}");
+        }
+    }
+    // These seeds, under the bench's config, take the fast path.
+    for &i in must_take {
+        let s = &seeds[i];
+        assert!(outcome(&configs[0], s.as_bytes(), reply, false).1, "{s}");
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    for case in 0..cases {
+        // Mostly configs and seeds the fast path can take, so its own checks are what is tested.
+        let pick = |rng: &mut StdRng, n: usize, likely: usize| {
+            if rng.gen_bool(0.8) {
+                rng.gen_range(0..likely.min(n))
+            } else {
+                rng.gen_range(0..n)
+            }
+        };
+        let cfg = &configs[pick(&mut rng, configs.len(), 3)];
+        let mut body = seeds[pick(&mut rng, seeds.len(), 8)].clone().into_bytes();
+        mutate(&mut rng, &mut body);
+        let (fast, took) = outcome(cfg, &body, reply, false);
+        let (full, _) = outcome(cfg, &body, reply, true);
+        assert_eq!(
+            fast,
+            full,
+            "case {case}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        taken += usize::from(took);
+    }
+    assert!(taken >= min_taken, "fast path took {taken} of {cases}");
+}
+
+#[test]
+fn claude_fast_request_matches_full_path() {
+    agree(
+        CLAUDE_CONFIGS,
+        CLAUDE_REPLY,
+        6000,
+        13,
+        &[0, 1, 2, 3, 4],
+        600,
+    );
+}
+
+const GEMINI_CONFIGS: &[&str] = &[
+    // The bench's.
+    r#"{"provider":{"type":"gemini","apiTokens":["sk-bench"],"modelMapping":{"gpt-4*":"bench-model"},"customSettings":[{"name":"max_tokens","value":256,"overwrite":false}]}}"#,
+    r#"{"provider":{"type":"gemini","apiTokens":["k"],"modelMapping":{"*":"gemini-2.5-flash"},"geminiSafetySetting":{"HARM_CATEGORY_HATE_SPEECH":"BLOCK_NONE","HARM_CATEGORY_HARASSMENT":"BLOCK_ONLY_HIGH"},"customSettings":[{"name":"temperature","value":0.25},{"name":"top_k","value":3,"overwrite":false},{"name":"max_tokens","value":7,"overwrite":true},{"name":"candidateCount","value":1,"mode":"raw"}]}}"#,
+    r#"{"provider":{"type":"gemini","apiTokens":["k"],"customSettings":[{"name":"top_p","value":0.5,"overwrite":false},{"name":"seed","value":3}]}}"#,
+    r#"{"provider":{"type":"gemini","apiTokens":["k"],"modelMapping":{"*":"bad model/x"}}}"#,
+    r#"{"provider":{"type":"gemini","apiTokens":["k"],"retryOnFailure":{"enabled":true}}}"#,
+];
+
+const GEMINI_REPLY: &[u8] = b"data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"hi\"}],\"role\": \"model\"},\"finishReason\": \"STOP\", \"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 5,\"candidatesTokenCount\": 1,\"totalTokenCount\": 6},\"modelVersion\": \"m\"}\r\n\r\n";
+
+#[test]
+fn gemini_fast_request_matches_full_path() {
+    agree(GEMINI_CONFIGS, GEMINI_REPLY, 6000, 14, &[0, 5], 200);
+}
+
+const QWEN_CONFIGS: &[&str] = &[
+    // The bench's.
+    r#"{"provider":{"type":"qwen","apiTokens":["sk-bench"],"modelMapping":{"gpt-4*":"bench-model"},"customSettings":[{"name":"max_tokens","value":256,"overwrite":false}]}}"#,
+    r#"{"provider":{"type":"qwen","apiTokens":["k"],"modelMapping":{"*":"qwen-max"},"qwenEnableSearch":true,"customSettings":[{"name":"temperature","value":0.25},{"name":"seed","value":3,"overwrite":false},{"name":"max_tokens","value":7,"overwrite":true},{"name":"enable_thinking","value":false,"mode":"raw"}]}}"#,
+    r#"{"provider":{"type":"qwen","apiTokens":["k"],"customSettings":[{"name":"top_p","value":0.5,"overwrite":false}]}}"#,
+    r#"{"provider":{"type":"qwen","apiTokens":["k"],"modelMapping":{"*":"qwen-vl-max"}}}"#,
+    r#"{"provider":{"type":"qwen","apiTokens":["k"],"qwenFileIds":["f1"]}}"#,
+];
+
+const QWEN_REPLY: &[u8] = b"id:1\nevent:result\n:HTTP_STATUS/200\ndata:{\"output\":{\"choices\":[{\"message\":{\"content\":\"hi\",\"role\":\"assistant\"},\"finish_reason\":\"stop\"}]},\"usage\":{\"total_tokens\":6,\"output_tokens\":1,\"input_tokens\":5},\"request_id\":\"r1\"}\n\n";
+
+#[test]
+fn qwen_fast_request_matches_full_path() {
+    agree(QWEN_CONFIGS, QWEN_REPLY, 6000, 15, &[0, 4], 300);
+}
+
+#[test]
+fn reader_refuses_what_it_cannot_vouch_for() {
+    for body in [
+        r#"["model"]"#,
+        r#"{"messages":[["user","x"]]}"#,
+        r#"{"messages":[],"model":"a","model":"b"}"#,
+        r#"{"messages":[],"extra":1}"#,
+        r#"{"messages":[],"temperature":"1"}"#,
+        r#"{"messages":[]} x"#,
+        r#"{"messages":[{"role":"user","content":"\ud800"}]}"#,
+    ] {
+        assert!(read(body.as_bytes()).is_none(), "{body}");
+    }
+    let r = read(br#"{"model":"a\"b","messages":[{"role":"user","content":"plain"}],"stop":"s"}"#)
+        .unwrap();
+    assert_eq!(r.model(), "a\"b");
+    let Some(Content::Text(Cow::Borrowed("plain"))) = &r.messages.as_ref().unwrap()[0].0.content
+    else {
+        panic!("content is borrowed from the body");
+    };
+}
