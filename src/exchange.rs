@@ -212,9 +212,6 @@ pub struct Exchange {
     /// Upstream sent an encoding we cannot decode.
     undecodable: Option<String>,
     sse: SseParser,
-    /// Stream mode through `sse` to a translator, with no front: a chunk that ends no line only
-    /// extends the parser's partial line (see `on_response_body`).
-    sse_stream: bool,
     /// Buffer mode only: the body so far.
     buffered: Vec<u8>,
     /// Decided at the response headers: the reply is this error whatever the body holds (the body
@@ -341,7 +338,6 @@ impl Exchange {
             upstream_status: 0,
             undecodable: None,
             sse: SseParser::default(),
-            sse_stream: false,
             buffered: Vec::new(),
             rejected: None,
             buffer_as_sse: false,
@@ -1140,9 +1136,12 @@ impl Exchange {
         if let Some(front) = self.front.as_mut() {
             front.on_response_headers(status, ctype_out == "text/event-stream");
         }
-        self.sse_stream = self.mode == ResponseMode::Stream
+        // Stream mode through `sse` to a translator, with no front: a chunk that ends no line
+        // only extends the parser's partial line (see `on_response_body`).
+        let sse_stream = self.mode == ResponseMode::Stream
             && self.front.is_none()
             && self.translator.as_ref().is_some_and(|t| !t.raw_stream());
+        self.sse.set_absorbing(sse_stream);
         let mut set_headers = vec![("content-type".to_string(), ctype_out.to_string())];
         if self.mode == ResponseMode::Stream {
             set_headers.push(("cache-control".into(), "no-cache".into()));
@@ -1164,12 +1163,9 @@ impl Exchange {
         end_of_stream: bool,
     ) -> Result<BodyOutput<'_>, StateError> {
         // A trickled stream's usual chunk completes no line: it is kept, nothing is emitted, and
-        // none of the bookkeeping below has anything to do.
-        if self.sse_stream
-            && !end_of_stream
-            && self.stage == Stage::ResponseHeaders
-            && self.sse.absorb(chunk)
-        {
+        // none of the bookkeeping below has anything to do. The parser absorbs only while this
+        // exchange streams through it to a translator, until the response ends.
+        if !end_of_stream && self.sse.absorb(chunk) {
             self.writer.clear();
             return Ok(BodyOutput {
                 unchanged: false,
@@ -1195,6 +1191,7 @@ impl Exchange {
         }
         if end_of_stream {
             self.stage = Stage::Done;
+            self.sse.set_absorbing(false);
         }
         self.writer.clear();
         let (unchanged, status) = match self.mode {
@@ -1343,6 +1340,7 @@ impl Exchange {
         }
         let before_headers = self.stage == Stage::Forwarded;
         self.stage = Stage::Done;
+        self.sse.set_absorbing(false);
         self.buffered = Vec::new();
         let err = ProxyError::bad_upstream(
             "the upstream connection ended before the response was complete",

@@ -77,8 +77,21 @@ fn find_eol(b: &[u8]) -> Option<usize> {
 
 /// [`find_eol`] for eight bytes or more. Not inlined: inlined into a caller that has just looked
 /// at the first byte, LLVM turns the 64-byte block test into byte shuffles.
+///
+/// A tail shorter than a group is tested as the last group of the input, overlapping bytes
+/// already found clean, rather than byte by byte (a sliced stream's chunks are mostly tails).
 #[inline(never)]
 fn find_eol_long(b: &[u8]) -> Option<usize> {
+    let n = b.len();
+    if n < 16 {
+        // Two words, the second overlapping the first.
+        let first = eol8(u64::from_le_bytes(b[..8].try_into().expect("8 bytes")));
+        if first != 0 {
+            return Some((first.trailing_zeros() / 8) as usize);
+        }
+        let last = eol8(u64::from_le_bytes(b[n - 8..].try_into().expect("8 bytes")));
+        return (last != 0).then(|| n - 8 + (last.trailing_zeros() / 8) as usize);
+    }
     let mut i = 0;
     while let Some(block) = b.get(i..i + 64) {
         if any_below_14(block.try_into().expect("64 bytes")) {
@@ -86,17 +99,29 @@ fn find_eol_long(b: &[u8]) -> Option<usize> {
         }
         i += 64;
     }
-    while let Some(group) = b.get(i..i + 16) {
-        let m = below_14(u128::from_le_bytes(group.try_into().expect("16 bytes")));
+    while i < n {
+        // The last group ends at the input's end; the bytes it shares with the previous one
+        // hold nothing below 14.
+        let at = i.min(n - 16);
+        let m = below_14(u128::from_le_bytes(
+            b[at..at + 16].try_into().expect("16 bytes"),
+        ));
         if m != 0 {
-            let at = i + (m.trailing_zeros() / 8) as usize;
+            let at = at + (m.trailing_zeros() / 8) as usize;
             if b[at] == b'\n' || b[at] == b'\r' {
                 return Some(at);
             }
-            break;
+            // Another control byte (a tab): nothing before it is a line end.
+            return find_eol_words(b, at + 1);
         }
-        i += 16;
+        i = at + 16;
     }
+    None
+}
+
+/// The first `\n` or `\r` at or after `from`, a word at a time.
+fn find_eol_words(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
     while let Some(chunk) = b.get(i..i + 8) {
         let m = eol8(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
         if m != 0 {
@@ -135,6 +160,12 @@ pub struct SseParser {
     /// Cost of the complete lines of the event being assembled (see [`DEFAULT_MAX_EVENT_BYTES`]).
     event_bytes: usize,
     max_event_bytes: usize,
+    /// Bytes [`SseParser::absorb`] may append to the partial line with no other check: within
+    /// the line's capacity and the event limit, and 0 while a `\r` waits for its pair or
+    /// absorbing is off. Set by every `feed` and `finish` (0 on their error paths).
+    room: usize,
+    /// Cleared by [`SseParser::set_absorbing`]: `absorb` then declines everything.
+    absorbing: bool,
 }
 
 impl Default for SseParser {
@@ -154,7 +185,30 @@ impl SseParser {
             skip_lf: false,
             event_bytes: 0,
             max_event_bytes,
+            room: 0,
+            absorbing: true,
         }
+    }
+
+    /// Whether [`SseParser::absorb`] may take chunks (a host turns it off once the stream it
+    /// feeds has ended, so that a late chunk reaches its own checks).
+    pub fn set_absorbing(&mut self, on: bool) {
+        self.absorbing = on;
+        self.update_room();
+    }
+
+    /// Recomputes [`SseParser::room`] from the state.
+    #[inline]
+    fn update_room(&mut self) {
+        self.room = if self.absorbing && !self.skip_lf {
+            let spare = self.line.capacity() - self.line.len();
+            let budget = self
+                .max_event_bytes
+                .saturating_sub(self.event_bytes.saturating_add(self.line.len()));
+            spare.min(budget)
+        } else {
+            0
+        };
     }
 
     /// Bytes currently held (partial line + partial event): the parser's whole state.
@@ -170,12 +224,12 @@ impl SseParser {
     /// Appends `input` to the partial line when it ends no line, which is all a trickled chunk
     /// usually does; returns false, changing nothing, when [`SseParser::feed`] is needed (a line
     /// end, a `\r` to pair, the buffer to grow, the limit reached).
-    #[inline]
+    ///
+    /// One comparison against a precomputed room stands for the conditions (a call per byte
+    /// of a trickled stream pays little else).
+    #[inline(always)]
     pub fn absorb(&mut self, input: &[u8]) -> bool {
-        if self.skip_lf
-            || self.line.capacity() - self.line.len() < input.len()
-            || self.event_bytes + self.line.len() + input.len() > self.max_event_bytes
-        {
+        if input.len() > self.room {
             return false;
         }
         match input {
@@ -185,6 +239,7 @@ impl SseParser {
             _ if find_eol(input).is_some() => return false,
             _ => self.line.extend_from_slice(input),
         }
+        self.room -= input.len();
         true
     }
 
@@ -197,6 +252,8 @@ impl SseParser {
     where
         E: From<SseError>,
     {
+        // Error paths leave it 0: the next chunk takes this path again.
+        self.room = 0;
         if self.skip_lf {
             if let Some(rest) = input.strip_prefix(b"\n") {
                 input = rest;
@@ -213,6 +270,7 @@ impl SseParser {
                 self.check_partial(input.len())?;
                 grow(&mut self.line, input.len());
                 self.line.extend_from_slice(input);
+                self.update_room();
                 return Ok(());
             };
             let consumed = self.terminator(input, pos);
@@ -255,6 +313,7 @@ impl SseParser {
             grow(&mut self.line, input.len());
             self.line.extend_from_slice(input);
         }
+        self.update_room();
         Ok(())
     }
 
@@ -356,6 +415,7 @@ impl SseParser {
     where
         E: From<SseError>,
     {
+        self.room = 0;
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
             let r = self.process_line(&line).map(|kind| {
@@ -371,6 +431,7 @@ impl SseParser {
         if self.has_fields {
             self.dispatch(Held::None, &mut on_event)?;
         }
+        self.update_room();
         Ok(())
     }
 

@@ -684,25 +684,59 @@ impl Provider for CompatProvider {
     }
 
     fn response_translator(&self, req: &RequestInfo<'_>) -> Box<dyn ResponseTranslator> {
-        // The fast path's layout buffer is only allocated by the first stream chunk.
+        // A streamed chat request gets the scanner that remembers the last chunk's layout (its
+        // buffer allocated by the first stream chunk); anything else gets the stateless scan,
+        // a zero-sized translator whose box allocates nothing.
         match req.api {
-            Api::ChatCompletions => Box::new(CompatTranslator::<false> {
+            Api::ChatCompletions if req.stream => Box::new(CompatTranslator::<false, _> {
                 scan: openai::ChunkScanner::default(),
             }),
-            Api::Embeddings => Box::new(CompatTranslator::<true> {
-                scan: openai::ChunkScanner::default(),
-            }),
+            Api::ChatCompletions => Box::new(CompatTranslator::<false, _> { scan: NoLayout }),
+            Api::Embeddings => Box::new(CompatTranslator::<true, _> { scan: NoLayout }),
         }
     }
 }
 
-/// Normalises an OpenAI-compatible response. The stream identity and usage are the writer's;
-/// the only state is the stream fast path's last chunk layout.
-pub struct CompatTranslator<const EMBEDDINGS: bool> {
-    scan: openai::ChunkScanner,
+/// The stream fast path's scan (`scan_conformant_chunk`'s answer either way).
+pub trait ChunkScan: Send {
+    fn scan<'s>(&'s mut self, data: &'s [u8]) -> Option<openai::ConformantChunk<'s>>;
+    /// Memory held between events.
+    fn held_capacity(&self) -> usize;
 }
 
-impl<const EMBEDDINGS: bool> CompatTranslator<EMBEDDINGS> {
+impl ChunkScan for openai::ChunkScanner {
+    #[inline]
+    fn scan<'s>(&'s mut self, data: &'s [u8]) -> Option<openai::ConformantChunk<'s>> {
+        openai::ChunkScanner::scan(self, data)
+    }
+
+    fn held_capacity(&self) -> usize {
+        openai::ChunkScanner::held_capacity(self)
+    }
+}
+
+/// No remembered layout: every chunk scanned afresh (replies to requests that did not ask for a
+/// stream, where a stream is the exception).
+pub struct NoLayout;
+
+impl ChunkScan for NoLayout {
+    #[inline]
+    fn scan<'s>(&'s mut self, data: &'s [u8]) -> Option<openai::ConformantChunk<'s>> {
+        openai::scan_conformant_chunk(data)
+    }
+
+    fn held_capacity(&self) -> usize {
+        0
+    }
+}
+
+/// Normalises an OpenAI-compatible response. The stream identity and usage are the writer's;
+/// the only state is the stream fast path's scan (see [`ChunkScan`]).
+pub struct CompatTranslator<const EMBEDDINGS: bool, S> {
+    scan: S,
+}
+
+impl<const EMBEDDINGS: bool, S> CompatTranslator<EMBEDDINGS, S> {
     const API: Api = if EMBEDDINGS {
         Api::Embeddings
     } else {
@@ -720,7 +754,7 @@ fn has_finish(obj: &Map<String, Value>) -> bool {
         })
 }
 
-impl<const EMBEDDINGS: bool> ResponseTranslator for CompatTranslator<EMBEDDINGS> {
+impl<const EMBEDDINGS: bool, S: ChunkScan> ResponseTranslator for CompatTranslator<EMBEDDINGS, S> {
     fn on_event(&mut self, event: SseEvent<'_>, w: &mut OpenAiWriter) -> Result<(), ProxyError> {
         let data = event.data.trim_ascii();
         if data.is_empty() {
