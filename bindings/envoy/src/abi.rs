@@ -295,6 +295,14 @@ extern "C" {
         key: ModuleBuffer,
         value: f64,
     );
+    /// Merges a serialized `google.protobuf.Struct` into namespace `ns` (created if absent) in one
+    /// call: Envoy resolves the namespace and merges once, instead of once per key as the two
+    /// setters above do. Each key of the Struct replaces that key's value, as those setters do.
+    pub fn envoy_dynamic_module_callback_http_set_dynamic_metadata_struct(
+        filter_envoy_ptr: HttpFilterEnvoyPtr,
+        ns: ModuleBuffer,
+        serialized_struct: ModuleBuffer,
+    );
 
     // ---- metrics (define only inside on_http_filter_config_new: stat creation freezes after)
     pub fn envoy_dynamic_module_callback_http_filter_config_define_counter(

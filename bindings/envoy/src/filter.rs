@@ -942,6 +942,28 @@ impl EnvoyHttpFilter {
         }
     }
 
+    /// Sets several keys of namespace `ns` in the stream's dynamic metadata with one ABI call
+    /// (one namespace lookup and one merge in Envoy, where [`Self::set_metadata_string`] and
+    /// [`Self::set_metadata_number`] pay both per key). Same result as setting each key in turn
+    /// with those two. `scratch` holds the encoded message (reused by the caller).
+    pub fn set_metadata(
+        &mut self,
+        ns: &str,
+        entries: &[(&str, MetadataValue<'_>)],
+        scratch: &mut Vec<u8>,
+    ) {
+        scratch.clear();
+        encode_metadata_struct(entries, scratch);
+        // SAFETY: live filter ptr; buffers valid for the call (Envoy parses a copy of them).
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_set_dynamic_metadata_struct(
+                self.ptr,
+                abi::ModuleBuffer::from_bytes(ns.as_bytes()),
+                abi::ModuleBuffer::from_bytes(scratch),
+            )
+        }
+    }
+
     /// Starts a one-shot HTTP request to `cluster` (headers must include `:method`, `:path`,
     /// `host`). The answer arrives in [`HttpFilter::on_callout_done`] with the returned id.
     pub fn callout(
@@ -970,6 +992,68 @@ impl EnvoyHttpFilter {
             )
         };
         callout_result(r).map(|()| id)
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Dynamic metadata as one google.protobuf.Struct
+// ------------------------------------------------------------------------------------------
+
+/// One value of [`EnvoyHttpFilter::set_metadata`]: the two kinds the per-key setters write.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MetadataValue<'a> {
+    Number(f64),
+    String(&'a str),
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: usize) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_len(mut v: usize) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// Appends `entries` to `out` in protobuf wire format as a `google.protobuf.Struct`
+/// (`map<string, Value> fields = 1`, each a map entry with `key = 1`, `value = 2`; `Value` with
+/// `number_value = 2` (double) or `string_value = 3`). A key given twice is set to its last value,
+/// as protobuf parsing of a map keeps the last entry.
+pub fn encode_metadata_struct(entries: &[(&str, MetadataValue<'_>)], out: &mut Vec<u8>) {
+    for (key, value) in entries {
+        let value_len = match value {
+            MetadataValue::Number(_) => 1 + 8,
+            MetadataValue::String(s) => 1 + varint_len(s.len()) + s.len(),
+        };
+        let entry_len =
+            1 + varint_len(key.len()) + key.len() + 1 + varint_len(value_len) + value_len;
+        out.reserve(1 + varint_len(entry_len) + entry_len);
+        out.push(0x0a); // Struct.fields (1), length-delimited
+        put_varint(out, entry_len);
+        out.push(0x0a); // entry key (1), string
+        put_varint(out, key.len());
+        out.extend_from_slice(key.as_bytes());
+        out.push(0x12); // entry value (2), Value message
+        put_varint(out, value_len);
+        match value {
+            MetadataValue::Number(n) => {
+                out.push(0x11); // Value.number_value (2), 64-bit
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            MetadataValue::String(s) => {
+                out.push(0x1a); // Value.string_value (3), length-delimited
+                put_varint(out, s.len());
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
     }
 }
 
