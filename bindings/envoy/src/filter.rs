@@ -189,6 +189,33 @@ impl<'a> Body<'a> {
     }
 }
 
+/// An unsigned integer as decimal text, formatted on the stack (header values such as
+/// `content-length` and `:status`, set per request).
+pub struct Decimal {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    pub fn new(mut n: u64) -> Self {
+        let mut buf = [0u8; 20];
+        let mut start = buf.len();
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        Decimal { buf, start }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
 /// SAFETY: `b` must come from Envoy during the current hook (valid ptr/length, or null), and the
 /// slice must not be used after that memory can change.
 unsafe fn envoy_slice<'a>(b: &abi::EnvoyBuffer) -> Option<&'a [u8]> {
@@ -520,15 +547,21 @@ impl EnvoyHttpFilter {
         if n == 0 {
             return Vec::new();
         }
-        let mut raw = vec![
-            abi::EnvoyHttpHeader {
-                key_ptr: std::ptr::null(),
-                key_length: 0,
-                value_ptr: std::ptr::null(),
-                value_length: 0,
-            };
-            n
-        ];
+        const EMPTY: abi::EnvoyHttpHeader = abi::EnvoyHttpHeader {
+            key_ptr: std::ptr::null(),
+            key_length: 0,
+            value_ptr: std::ptr::null(),
+            value_length: 0,
+        };
+        // Envoy writes the entries into a stack array (a heap one for an unusually long list).
+        let mut inline = [EMPTY; 32];
+        let mut heap = Vec::new();
+        let raw: &mut [abi::EnvoyHttpHeader] = if n <= inline.len() {
+            &mut inline[..n]
+        } else {
+            heap.resize(n, EMPTY);
+            &mut heap
+        };
         // SAFETY: `raw` has room for the `n` entries Envoy just reported.
         let ok = unsafe {
             abi::envoy_dynamic_module_callback_http_get_headers(
@@ -781,7 +814,7 @@ impl EnvoyHttpFilter {
     /// (`on_request_headers` returned `StopIteration`).
     pub fn set_request_body(&mut self, data: &[u8]) -> bool {
         let ok = self.set_body(Direction::Request, data);
-        self.set_request_header("content-length", data.len().to_string());
+        self.set_request_header("content-length", Decimal::new(data.len() as u64).as_bytes());
         ok
     }
 
@@ -895,10 +928,22 @@ impl EnvoyHttpFilter {
         if values.len() != id.labels {
             return Err(MetricsError::InvalidLabels);
         }
-        let mut vals: Vec<abi::ModuleBuffer> = values
-            .iter()
-            .map(|v| abi::ModuleBuffer::from_bytes(v.as_bytes()))
-            .collect();
+        // The label buffers on the stack (a per-request call: no allocation).
+        let mut inline = [abi::ModuleBuffer::null(); 4];
+        let mut heap = Vec::new();
+        let vals: &mut [abi::ModuleBuffer] = if values.len() <= inline.len() {
+            for (slot, v) in inline.iter_mut().zip(values) {
+                *slot = abi::ModuleBuffer::from_bytes(v.as_bytes());
+            }
+            &mut inline[..values.len()]
+        } else {
+            heap.extend(
+                values
+                    .iter()
+                    .map(|v| abi::ModuleBuffer::from_bytes(v.as_bytes())),
+            );
+            &mut heap
+        };
         // SAFETY: live filter ptr; the label buffers outlive the call and their count matches
         // the definition (checked above), as the ABI requires.
         let r = unsafe {
@@ -942,25 +987,31 @@ impl EnvoyHttpFilter {
         }
     }
 
-    /// Sets several keys of namespace `ns` in the stream's dynamic metadata with one ABI call
-    /// (one namespace lookup and one merge in Envoy, where [`Self::set_metadata_string`] and
-    /// [`Self::set_metadata_number`] pay both per key). Same result as setting each key in turn
-    /// with those two. `scratch` holds the encoded message (reused by the caller).
-    pub fn set_metadata(
-        &mut self,
-        ns: &str,
-        entries: &[(&str, MetadataValue<'_>)],
-        scratch: &mut Vec<u8>,
-    ) {
-        scratch.clear();
-        encode_metadata_struct(entries, scratch);
-        // SAFETY: live filter ptr; buffers valid for the call (Envoy parses a copy of them).
-        unsafe {
-            abi::envoy_dynamic_module_callback_http_set_dynamic_metadata_struct(
-                self.ptr,
-                abi::ModuleBuffer::from_bytes(ns.as_bytes()),
-                abi::ModuleBuffer::from_bytes(scratch),
-            )
+    /// Sets several string values of namespace `ns` in the stream's dynamic metadata with one
+    /// ABI call (one namespace lookup and one merge in Envoy, where [`Self::set_metadata_string`]
+    /// pays both per key). Same result as setting each key in turn with that setter.
+    pub fn set_metadata_strings(&mut self, ns: &str, entries: &[(&str, &str)]) {
+        let mut inline = [abi::ModuleKeyValue {
+            key: abi::ModuleBuffer::null(),
+            value: abi::ModuleBuffer::null(),
+        }; 8];
+        for chunk in entries.chunks(inline.len()) {
+            for (slot, (k, v)) in inline.iter_mut().zip(chunk) {
+                *slot = abi::ModuleKeyValue {
+                    key: abi::ModuleBuffer::from_bytes(k.as_bytes()),
+                    value: abi::ModuleBuffer::from_bytes(v.as_bytes()),
+                };
+            }
+            // SAFETY: live filter ptr; `inline[..chunk.len()]` holds valid buffers that outlive
+            // the call (Envoy copies them).
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_set_dynamic_metadata_string_batch(
+                    self.ptr,
+                    abi::ModuleBuffer::from_bytes(ns.as_bytes()),
+                    inline.as_ptr(),
+                    chunk.len(),
+                )
+            }
         }
     }
 
@@ -992,68 +1043,6 @@ impl EnvoyHttpFilter {
             )
         };
         callout_result(r).map(|()| id)
-    }
-}
-
-// ------------------------------------------------------------------------------------------
-// Dynamic metadata as one google.protobuf.Struct
-// ------------------------------------------------------------------------------------------
-
-/// One value of [`EnvoyHttpFilter::set_metadata`]: the two kinds the per-key setters write.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum MetadataValue<'a> {
-    Number(f64),
-    String(&'a str),
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: usize) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn varint_len(mut v: usize) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
-}
-
-/// Appends `entries` to `out` in protobuf wire format as a `google.protobuf.Struct`
-/// (`map<string, Value> fields = 1`, each a map entry with `key = 1`, `value = 2`; `Value` with
-/// `number_value = 2` (double) or `string_value = 3`). A key given twice is set to its last value,
-/// as protobuf parsing of a map keeps the last entry.
-pub fn encode_metadata_struct(entries: &[(&str, MetadataValue<'_>)], out: &mut Vec<u8>) {
-    for (key, value) in entries {
-        let value_len = match value {
-            MetadataValue::Number(_) => 1 + 8,
-            MetadataValue::String(s) => 1 + varint_len(s.len()) + s.len(),
-        };
-        let entry_len =
-            1 + varint_len(key.len()) + key.len() + 1 + varint_len(value_len) + value_len;
-        out.reserve(1 + varint_len(entry_len) + entry_len);
-        out.push(0x0a); // Struct.fields (1), length-delimited
-        put_varint(out, entry_len);
-        out.push(0x0a); // entry key (1), string
-        put_varint(out, key.len());
-        out.extend_from_slice(key.as_bytes());
-        out.push(0x12); // entry value (2), Value message
-        put_varint(out, value_len);
-        match value {
-            MetadataValue::Number(n) => {
-                out.push(0x11); // Value.number_value (2), 64-bit
-                out.extend_from_slice(&n.to_le_bytes());
-            }
-            MetadataValue::String(s) => {
-                out.push(0x1a); // Value.string_value (3), length-delimited
-                put_varint(out, s.len());
-                out.extend_from_slice(s.as_bytes());
-            }
-        }
     }
 }
 

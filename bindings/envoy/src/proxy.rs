@@ -37,9 +37,9 @@ use aiproxy::{
 
 use crate::failover::Failover;
 use crate::filter::{
-    log, Body, BodyStatus, CalloutResponse, CalloutResult, CounterVecId, Direction,
+    log, Body, BodyStatus, CalloutResponse, CalloutResult, CounterVecId, Decimal, Direction,
     EnvoyConfigHandle, EnvoyFilterConfig, EnvoyHttpFilter, HeadersStatus, HttpFilter,
-    HttpFilterConfig, LocalReplyStatus, LogLevel, MetadataValue, TrailersStatus,
+    HttpFilterConfig, LocalReplyStatus, LogLevel, TrailersStatus,
 };
 
 /// Dynamic metadata namespace (`%DYNAMIC_METADATA(aiproxy:prompt_tokens)%` in access logs).
@@ -221,6 +221,17 @@ fn lossy(v: &[u8]) -> String {
     String::from_utf8_lossy(v).into_owned()
 }
 
+/// `b` as text when it is UTF-8. Header names and values are nearly always ASCII, which a plain
+/// ASCII check settles for less than a full UTF-8 validation.
+fn utf8(b: &[u8]) -> Option<&str> {
+    if b.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(b) })
+    } else {
+        std::str::from_utf8(b).ok()
+    }
+}
+
 /// Runs `f` on the headers (borrowed from Envoy, or a callout answer's) as text: borrowed as they
 /// are when all are UTF-8 (the usual case, one allocation for the list), else through a lossy
 /// copy.
@@ -230,11 +241,8 @@ fn with_text_headers<K: AsRef<[u8]>, V: AsRef<[u8]>, R>(
 ) -> R {
     let mut text: Vec<(&str, &str)> = Vec::with_capacity(headers.len());
     for (k, v) in headers {
-        match (
-            std::str::from_utf8(k.as_ref()),
-            std::str::from_utf8(v.as_ref()),
-        ) {
-            (Ok(k), Ok(v)) => text.push((k, v)),
+        match (utf8(k.as_ref()), utf8(v.as_ref())) {
+            (Some(k), Some(v)) => text.push((k, v)),
             _ => {
                 let lossy: Vec<(Cow<'_, str>, Cow<'_, str>)> = headers
                     .iter()
@@ -520,7 +528,8 @@ impl ProxyFilter {
                 // callout: the new body becomes Envoy's buffered request body.
                 Hook::Headers { .. } | Hook::Trailers | Hook::Callout => {
                     envoy.set_body(Direction::Request, body);
-                    envoy.set_request_header("content-length", body.len().to_string());
+                    let len = Decimal::new(body.len() as u64);
+                    envoy.set_request_header("content-length", len.as_bytes());
                 }
             }
         }
@@ -573,8 +582,7 @@ impl ProxyFilter {
         let core = Arc::clone(self.exchange.config());
         self.failover
             .on_stream_end(envoy, &core, provider, self.exchange.retries());
-        let usage = self.exchange.usage();
-        if let Some(u) = &usage {
+        if let Some(u) = self.exchange.usage() {
             let _ =
                 envoy.increment_counter_vec(self.metrics.input_tokens, &labels, u.prompt_tokens);
             let _ = envoy.increment_counter_vec(
@@ -582,34 +590,25 @@ impl ProxyFilter {
                 &labels,
                 u.completion_tokens,
             );
+            for (key, value) in [
+                ("prompt_tokens", u.prompt_tokens),
+                ("completion_tokens", u.completion_tokens),
+                ("total_tokens", u.total_tokens),
+            ] {
+                envoy.set_metadata_number(METADATA_NAMESPACE, key, value as f64);
+            }
         }
         let protocol = self.exchange.client_protocol().name();
         let _ = envoy.increment_counter_vec(self.metrics.client_requests, &[provider, protocol], 1);
-        // All keys in one call (one namespace lookup and merge in Envoy instead of six).
-        let strings = [
-            ("provider", MetadataValue::String(provider)),
-            ("model", MetadataValue::String(model)),
-            ("client_protocol", MetadataValue::String(protocol)),
-        ];
-        match usage {
-            Some(u) => {
-                let mut entries = [("", MetadataValue::Number(0.0)); 6];
-                entries[..3].copy_from_slice(&[
-                    (
-                        "prompt_tokens",
-                        MetadataValue::Number(u.prompt_tokens as f64),
-                    ),
-                    (
-                        "completion_tokens",
-                        MetadataValue::Number(u.completion_tokens as f64),
-                    ),
-                    ("total_tokens", MetadataValue::Number(u.total_tokens as f64)),
-                ]);
-                entries[3..].copy_from_slice(&strings);
-                envoy.set_metadata(METADATA_NAMESPACE, &entries, &mut self.scratch);
-            }
-            None => envoy.set_metadata(METADATA_NAMESPACE, &strings, &mut self.scratch),
-        }
+        // The three strings in one call (one namespace lookup and merge in Envoy, not three).
+        envoy.set_metadata_strings(
+            METADATA_NAMESPACE,
+            &[
+                ("provider", provider),
+                ("model", model),
+                ("client_protocol", protocol),
+            ],
+        );
     }
 
     /// The response headers of a forwarded request.
@@ -733,10 +732,10 @@ impl ProxyFilter {
             };
         if phase == ResponsePhase::Buffer {
             if let Some(status) = status.filter(|s| Some(*s) != self.upstream_status) {
-                envoy.set_response_header(":status", status.to_string());
+                envoy.set_response_header(":status", Decimal::new(u64::from(status)).as_bytes());
             }
             let n = data.map_or(0, <[u8]>::len);
-            envoy.set_response_header("content-length", n.to_string());
+            envoy.set_response_header("content-length", Decimal::new(n as u64).as_bytes());
         }
         if let Some(data) = data {
             place.put(envoy, len, data);
