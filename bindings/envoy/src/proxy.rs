@@ -1261,3 +1261,124 @@ fn retry_status(answer: &CalloutResponse) -> u16 {
         CalloutResult::Reset | CalloutResult::Other(_) => 503,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(remove: &[&'static str], set: &[(&str, &str)], body: Option<&[u8]>) -> UpstreamRequest {
+        UpstreamRequest {
+            authority: "api.example".into(),
+            path: "/v1/x".into(),
+            remove_headers: remove.to_vec(),
+            set_headers: set
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.map(<[u8]>::to_vec),
+        }
+    }
+
+    /// Replays `forward`'s header edits on a header list (Envoy's set = remove + add, as in
+    /// 1.40), with or without the planned skips: both must end with the same headers.
+    fn replay(headers: &[(&str, &str)], up: &UpstreamRequest, edits: RequestEdits) -> Vec<String> {
+        let mut h: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let remove = |h: &mut Vec<(String, String)>, n: &str| {
+            h.retain(|(k, _)| !k.eq_ignore_ascii_case(n));
+        };
+        let set = |h: &mut Vec<(String, String)>, n: &str, v: &str| {
+            h.retain(|(k, _)| !k.eq_ignore_ascii_case(n));
+            h.push((n.to_string(), v.to_string()));
+        };
+        for (i, n) in up.remove_headers.iter().enumerate() {
+            if !edits.skips_remove(i) {
+                remove(&mut h, n);
+            }
+        }
+        for (n, v) in &up.set_headers {
+            set(&mut h, n, v);
+        }
+        set(&mut h, ":authority", &up.authority);
+        set(&mut h, ":path", &up.path);
+        if let Some(b) = &up.body {
+            if edits.transfer_encoding {
+                remove(&mut h, "transfer-encoding");
+            }
+            set(&mut h, "content-length", &b.len().to_string());
+        }
+        h.into_iter().map(|(k, v)| format!("{k}: {v}")).collect()
+    }
+
+    #[test]
+    fn request_edits_skip_only_what_changes_nothing() {
+        let headers = [
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            (":authority", "proxy"),
+            ("authorization", "Bearer client"),
+            ("content-length", "42"),
+            ("content-type", "application/json"),
+            ("accept-encoding", "gzip"),
+            ("x-api-key", "k"),
+        ];
+        let cases = [
+            up(
+                &["authorization", "content-length", "accept-encoding"],
+                &[
+                    ("authorization", "Bearer up"),
+                    ("content-type", "application/json"),
+                ],
+                Some(b"{}"),
+            ),
+            up(
+                &["authorization", "x-api-key", "anthropic-version"],
+                &[],
+                None,
+            ),
+            up(&["content-length", "accept-encoding"], &[], None),
+            up(&["Authorization", "te"], &[("x-new", "1")], Some(b"")),
+        ];
+        for c in &cases {
+            let edits = RequestEdits::plan(&headers, c);
+            assert_eq!(
+                replay(&headers, c, edits),
+                replay(&headers, c, RequestEdits::default()),
+                "{c:?}"
+            );
+        }
+        let first = RequestEdits::plan(&headers, &cases[0]);
+        // authorization and content-length are set afterwards; accept-encoding must go.
+        assert_eq!(first.skip_remove, 0b011);
+        assert!(!first.transfer_encoding);
+        // A body-less forward keeps the removal of content-length; absent names are skipped.
+        assert_eq!(RequestEdits::plan(&headers, &cases[1]).skip_remove, 0b100);
+        assert_eq!(RequestEdits::plan(&headers, &cases[2]).skip_remove, 0b00);
+        let chunked = [(":path", "/"), ("transfer-encoding", "chunked")];
+        assert!(RequestEdits::plan(&chunked, &cases[0]).transfer_encoding);
+    }
+
+    #[test]
+    fn decimal_formats_like_to_string() {
+        for n in [0u64, 7, 10, 200, 404, 65_535, 1 << 40, u64::MAX] {
+            assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn header_text_ascii_fast_path_agrees_with_from_utf8() {
+        let samples: [&[u8]; 6] = [
+            b"",
+            b"plain",
+            "caf\u{e9}".as_bytes(),
+            b"\xff\xfe",
+            b"a\x80",
+            b"\x7f",
+        ];
+        for s in samples {
+            assert_eq!(utf8(s), std::str::from_utf8(s).ok());
+        }
+    }
+}
