@@ -65,6 +65,14 @@ impl ModuleBuffer {
     }
 }
 
+/// `envoy_dynamic_module_type_module_key_value_pair`: a key and a value, both owned by the module.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ModuleKeyValue {
+    pub key: ModuleBuffer,
+    pub value: ModuleBuffer,
+}
+
 /// `envoy_dynamic_module_type_module_http_header`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -294,6 +302,15 @@ extern "C" {
         ns: ModuleBuffer,
         key: ModuleBuffer,
         value: f64,
+    );
+    /// Sets several string values of namespace `ns` (created if absent) in one call: Envoy
+    /// resolves the namespace and merges once, where the per-key setter above does both per key.
+    /// Each key replaces that key's value, as the per-key setter does.
+    pub fn envoy_dynamic_module_callback_http_set_dynamic_metadata_string_batch(
+        filter_envoy_ptr: HttpFilterEnvoyPtr,
+        ns: ModuleBuffer,
+        entries: *const ModuleKeyValue,
+        entries_length: usize,
     );
 
     // ---- metrics (define only inside on_http_filter_config_new: stat creation freezes after)

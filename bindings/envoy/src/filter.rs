@@ -189,6 +189,33 @@ impl<'a> Body<'a> {
     }
 }
 
+/// An unsigned integer as decimal text, formatted on the stack (header values such as
+/// `content-length` and `:status`, set per request).
+pub struct Decimal {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    pub fn new(mut n: u64) -> Self {
+        let mut buf = [0u8; 20];
+        let mut start = buf.len();
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        Decimal { buf, start }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
 /// SAFETY: `b` must come from Envoy during the current hook (valid ptr/length, or null), and the
 /// slice must not be used after that memory can change.
 unsafe fn envoy_slice<'a>(b: &abi::EnvoyBuffer) -> Option<&'a [u8]> {
@@ -520,15 +547,21 @@ impl EnvoyHttpFilter {
         if n == 0 {
             return Vec::new();
         }
-        let mut raw = vec![
-            abi::EnvoyHttpHeader {
-                key_ptr: std::ptr::null(),
-                key_length: 0,
-                value_ptr: std::ptr::null(),
-                value_length: 0,
-            };
-            n
-        ];
+        const EMPTY: abi::EnvoyHttpHeader = abi::EnvoyHttpHeader {
+            key_ptr: std::ptr::null(),
+            key_length: 0,
+            value_ptr: std::ptr::null(),
+            value_length: 0,
+        };
+        // Envoy writes the entries into a stack array (a heap one for an unusually long list).
+        let mut inline = [EMPTY; 32];
+        let mut heap = Vec::new();
+        let raw: &mut [abi::EnvoyHttpHeader] = if n <= inline.len() {
+            &mut inline[..n]
+        } else {
+            heap.resize(n, EMPTY);
+            &mut heap
+        };
         // SAFETY: `raw` has room for the `n` entries Envoy just reported.
         let ok = unsafe {
             abi::envoy_dynamic_module_callback_http_get_headers(
@@ -781,7 +814,7 @@ impl EnvoyHttpFilter {
     /// (`on_request_headers` returned `StopIteration`).
     pub fn set_request_body(&mut self, data: &[u8]) -> bool {
         let ok = self.set_body(Direction::Request, data);
-        self.set_request_header("content-length", data.len().to_string());
+        self.set_request_header("content-length", Decimal::new(data.len() as u64).as_bytes());
         ok
     }
 
@@ -895,10 +928,22 @@ impl EnvoyHttpFilter {
         if values.len() != id.labels {
             return Err(MetricsError::InvalidLabels);
         }
-        let mut vals: Vec<abi::ModuleBuffer> = values
-            .iter()
-            .map(|v| abi::ModuleBuffer::from_bytes(v.as_bytes()))
-            .collect();
+        // The label buffers on the stack (a per-request call: no allocation).
+        let mut inline = [abi::ModuleBuffer::null(); 4];
+        let mut heap = Vec::new();
+        let vals: &mut [abi::ModuleBuffer] = if values.len() <= inline.len() {
+            for (slot, v) in inline.iter_mut().zip(values) {
+                *slot = abi::ModuleBuffer::from_bytes(v.as_bytes());
+            }
+            &mut inline[..values.len()]
+        } else {
+            heap.extend(
+                values
+                    .iter()
+                    .map(|v| abi::ModuleBuffer::from_bytes(v.as_bytes())),
+            );
+            &mut heap
+        };
         // SAFETY: live filter ptr; the label buffers outlive the call and their count matches
         // the definition (checked above), as the ABI requires.
         let r = unsafe {
@@ -939,6 +984,34 @@ impl EnvoyHttpFilter {
                 abi::ModuleBuffer::from_bytes(key.as_bytes()),
                 value,
             )
+        }
+    }
+
+    /// Sets several string values of namespace `ns` in the stream's dynamic metadata with one
+    /// ABI call (one namespace lookup and one merge in Envoy, where [`Self::set_metadata_string`]
+    /// pays both per key). Same result as setting each key in turn with that setter.
+    pub fn set_metadata_strings(&mut self, ns: &str, entries: &[(&str, &str)]) {
+        let mut inline = [abi::ModuleKeyValue {
+            key: abi::ModuleBuffer::null(),
+            value: abi::ModuleBuffer::null(),
+        }; 8];
+        for chunk in entries.chunks(inline.len()) {
+            for (slot, (k, v)) in inline.iter_mut().zip(chunk) {
+                *slot = abi::ModuleKeyValue {
+                    key: abi::ModuleBuffer::from_bytes(k.as_bytes()),
+                    value: abi::ModuleBuffer::from_bytes(v.as_bytes()),
+                };
+            }
+            // SAFETY: live filter ptr; `inline[..chunk.len()]` holds valid buffers that outlive
+            // the call (Envoy copies them).
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_set_dynamic_metadata_string_batch(
+                    self.ptr,
+                    abi::ModuleBuffer::from_bytes(ns.as_bytes()),
+                    inline.as_ptr(),
+                    chunk.len(),
+                )
+            }
         }
     }
 

@@ -37,7 +37,7 @@ use aiproxy::{
 
 use crate::failover::Failover;
 use crate::filter::{
-    log, Body, BodyStatus, CalloutResponse, CalloutResult, CounterVecId, Direction,
+    log, Body, BodyStatus, CalloutResponse, CalloutResult, CounterVecId, Decimal, Direction,
     EnvoyConfigHandle, EnvoyFilterConfig, EnvoyHttpFilter, HeadersStatus, HttpFilter,
     HttpFilterConfig, LocalReplyStatus, LogLevel, TrailersStatus,
 };
@@ -130,6 +130,7 @@ impl HttpFilterConfig for ProxyConfig {
             envoy_reply_body: Vec::new(),
             scratch: Vec::new(),
             finished: false,
+            upstream_status: None,
         })
     }
 
@@ -209,6 +210,8 @@ struct ProxyFilter {
     scratch: Vec<u8>,
     /// Counters and final metadata were recorded.
     finished: bool,
+    /// The upstream's `:status`, when its text is the canonical three digits.
+    upstream_status: Option<u16>,
     failover: Arc<Failover>,
     /// An outstanding retry (`retryOnFailure`).
     retry: Option<Retry>,
@@ -216,6 +219,17 @@ struct ProxyFilter {
 
 fn lossy(v: &[u8]) -> String {
     String::from_utf8_lossy(v).into_owned()
+}
+
+/// `b` as text when it is UTF-8. Header names and values are nearly always ASCII, which a plain
+/// ASCII check settles for less than a full UTF-8 validation.
+fn utf8(b: &[u8]) -> Option<&str> {
+    if b.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(b) })
+    } else {
+        std::str::from_utf8(b).ok()
+    }
 }
 
 /// Runs `f` on the headers (borrowed from Envoy, or a callout answer's) as text: borrowed as they
@@ -227,11 +241,8 @@ fn with_text_headers<K: AsRef<[u8]>, V: AsRef<[u8]>, R>(
 ) -> R {
     let mut text: Vec<(&str, &str)> = Vec::with_capacity(headers.len());
     for (k, v) in headers {
-        match (
-            std::str::from_utf8(k.as_ref()),
-            std::str::from_utf8(v.as_ref()),
-        ) {
-            (Ok(k), Ok(v)) => text.push((k, v)),
+        match (utf8(k.as_ref()), utf8(v.as_ref())) {
+            (Some(k), Some(v)) => text.push((k, v)),
             _ => {
                 let lossy: Vec<(Cow<'_, str>, Cow<'_, str>)> = headers
                     .iter()
@@ -300,11 +311,75 @@ fn translate_chunk<'a>(
     })
 }
 
+/// The model: what went upstream, else what the client asked for.
+fn model_name(exchange: &Exchange) -> &str {
+    let sent = exchange.model_sent();
+    if !sent.is_empty() {
+        return sent;
+    }
+    let requested = exchange.model_requested();
+    if requested.is_empty() {
+        UNKNOWN_MODEL
+    } else {
+        requested
+    }
+}
+
 fn header_value<'a>(headers: &[(&str, &'a str)], name: &str) -> &'a str {
     headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map_or("", |(_, v)| v)
+}
+
+/// Which of the core's request-header edits change nothing, judged on the request headers as they
+/// were before any edit, so that Envoy is not asked to do them: removing a header the request does
+/// not have, or one that is set afterwards (Envoy's set replaces every value, as remove + add, so a
+/// removal before it makes no difference). Without the headers at hand (`default`), every edit is
+/// made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RequestEdits {
+    /// Bit `i`: skip `remove_headers[i]`.
+    skip_remove: u64,
+    /// The request has a `transfer-encoding` header (removed when the body is replaced).
+    transfer_encoding: bool,
+}
+
+impl Default for RequestEdits {
+    fn default() -> Self {
+        Self {
+            skip_remove: 0,
+            transfer_encoding: true,
+        }
+    }
+}
+
+impl RequestEdits {
+    fn plan(headers: &[(&str, &str)], up: &UpstreamRequest) -> Self {
+        let present = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        let set_later = |name: &str| {
+            up.set_headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name))
+                || name.eq_ignore_ascii_case(":authority")
+                || name.eq_ignore_ascii_case(":path")
+                || (up.body.is_some() && name.eq_ignore_ascii_case("content-length"))
+        };
+        let mut skip_remove = 0u64;
+        for (i, name) in up.remove_headers.iter().enumerate().take(64) {
+            if !present(name) || set_later(name) {
+                skip_remove |= 1 << i;
+            }
+        }
+        Self {
+            skip_remove,
+            transfer_encoding: present("transfer-encoding"),
+        }
+    }
+
+    fn skips_remove(&self, i: usize) -> bool {
+        i < 64 && self.skip_remove & (1 << i) != 0
+    }
 }
 
 fn error_reply(status: u16, kind: &'static str, code: &str, message: String) -> LocalReply {
@@ -341,36 +416,57 @@ impl ProxyFilter {
     fn run_request(&mut self, envoy: &mut EnvoyHttpFilter, with_body: bool, hook: Hook) -> Flow {
         let headers = envoy.request_headers();
         let exchange = &mut self.exchange;
-        let action = with_text_headers(&headers, |headers| {
+        let (action, edits) = with_text_headers(&headers, |headers| {
             let method = header_value(headers, ":method");
             let path = header_value(headers, ":path");
-            if !with_body {
-                return exchange.on_request(method, path, headers, &[]);
-            }
-            let (buffered, received) = envoy.request_body_parts();
-            match (buffered.single(), received.single()) {
-                (Some(b), Some([])) => exchange.on_request(method, path, headers, b),
-                (Some([]), Some(r)) => exchange.on_request(method, path, headers, r),
-                _ => {
-                    let mut body = Vec::with_capacity(buffered.len() + received.len());
-                    buffered.copy_into(&mut body);
-                    received.copy_into(&mut body);
-                    exchange.on_request(method, path, headers, &body)
-                }
-            }
+            let action = if !with_body {
+                exchange.on_request(method, path, headers, &[])
+            } else {
+                request_with_body(exchange, envoy, method, path, headers)
+            };
+            let edits = match &action {
+                Ok(RequestAction::Forward(up)) => RequestEdits::plan(headers, up),
+                _ => RequestEdits::default(),
+            };
+            (action, edits)
         });
-        self.apply(envoy, action, hook)
+        drop(headers);
+        self.apply(envoy, action, hook, edits)
     }
+}
 
+/// Runs the core on a request whose body Envoy holds (borrowed when it is one slice).
+fn request_with_body(
+    exchange: &mut Exchange,
+    envoy: &EnvoyHttpFilter,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<RequestAction, StateError> {
+    let (buffered, received) = envoy.request_body_parts();
+    match (buffered.single(), received.single()) {
+        (Some(b), Some([])) => exchange.on_request(method, path, headers, b),
+        (Some([]), Some(r)) => exchange.on_request(method, path, headers, r),
+        _ => {
+            let mut body = Vec::with_capacity(buffered.len() + received.len());
+            buffered.copy_into(&mut body);
+            received.copy_into(&mut body);
+            exchange.on_request(method, path, headers, &body)
+        }
+    }
+}
+
+impl ProxyFilter {
     fn apply(
         &mut self,
         envoy: &mut EnvoyHttpFilter,
         action: Result<RequestAction, aiproxy::StateError>,
         hook: Hook,
+        edits: RequestEdits,
     ) -> Flow {
         match action {
             Ok(RequestAction::Forward(up)) => {
-                self.forward(envoy, up, hook);
+                self.forward(envoy, up, hook, edits);
                 if hook == Hook::Callout {
                     envoy.continue_decoding();
                 }
@@ -401,9 +497,17 @@ impl ProxyFilter {
         }
     }
 
-    fn forward(&mut self, envoy: &mut EnvoyHttpFilter, up: UpstreamRequest, hook: Hook) {
-        for name in &up.remove_headers {
-            envoy.remove_request_header(name);
+    fn forward(
+        &mut self,
+        envoy: &mut EnvoyHttpFilter,
+        up: UpstreamRequest,
+        hook: Hook,
+        edits: RequestEdits,
+    ) {
+        for (i, name) in up.remove_headers.iter().enumerate() {
+            if !edits.skips_remove(i) {
+                envoy.remove_request_header(name);
+            }
         }
         for (name, value) in &up.set_headers {
             envoy.set_request_header(name, value);
@@ -411,7 +515,9 @@ impl ProxyFilter {
         envoy.set_request_header(":authority", &up.authority);
         envoy.set_request_header(":path", &up.path);
         if let Some(body) = &up.body {
-            envoy.remove_request_header("transfer-encoding");
+            if edits.transfer_encoding {
+                envoy.remove_request_header("transfer-encoding");
+            }
             match hook {
                 // Inside the last body hook: the new body replaces the current chunk and
                 // whatever Envoy buffered before it.
@@ -422,7 +528,8 @@ impl ProxyFilter {
                 // callout: the new body becomes Envoy's buffered request body.
                 Hook::Headers { .. } | Hook::Trailers | Hook::Callout => {
                     envoy.set_body(Direction::Request, body);
-                    envoy.set_request_header("content-length", body.len().to_string());
+                    let len = Decimal::new(body.len() as u64);
+                    envoy.set_request_header("content-length", len.as_bytes());
                 }
             }
         }
@@ -461,20 +568,6 @@ impl ProxyFilter {
         }
     }
 
-    /// The model: what went upstream, else what the client asked for.
-    fn model_name(&self) -> &str {
-        let sent = self.exchange.model_sent();
-        if !sent.is_empty() {
-            return sent;
-        }
-        let requested = self.exchange.model_requested();
-        if requested.is_empty() {
-            UNKNOWN_MODEL
-        } else {
-            requested
-        }
-    }
-
     /// Records the counters and the dynamic metadata, once per stream: at the end of the response,
     /// or when the stream completes otherwise (both come before Envoy writes its access log).
     fn finish(&mut self, envoy: &mut EnvoyHttpFilter) {
@@ -483,12 +576,12 @@ impl ProxyFilter {
         }
         self.finished = true;
         let provider = self.provider();
-        let model = self.model_name();
+        let model = model_name(&self.exchange);
         let labels = [provider, self.metrics.model_label(model)];
         let _ = envoy.increment_counter_vec(self.metrics.requests, &labels, 1);
         let core = Arc::clone(self.exchange.config());
-        let failover = Arc::clone(&self.failover);
-        failover.on_stream_end(envoy, &core, provider, self.exchange.retries());
+        self.failover
+            .on_stream_end(envoy, &core, provider, self.exchange.retries());
         if let Some(u) = self.exchange.usage() {
             let _ =
                 envoy.increment_counter_vec(self.metrics.input_tokens, &labels, u.prompt_tokens);
@@ -505,11 +598,17 @@ impl ProxyFilter {
                 envoy.set_metadata_number(METADATA_NAMESPACE, key, value as f64);
             }
         }
-        envoy.set_metadata_string(METADATA_NAMESPACE, "provider", provider);
-        envoy.set_metadata_string(METADATA_NAMESPACE, "model", model);
         let protocol = self.exchange.client_protocol().name();
         let _ = envoy.increment_counter_vec(self.metrics.client_requests, &[provider, protocol], 1);
-        envoy.set_metadata_string(METADATA_NAMESPACE, "client_protocol", protocol);
+        // The three strings in one call (one namespace lookup and merge in Envoy, not three).
+        envoy.set_metadata_strings(
+            METADATA_NAMESPACE,
+            &[
+                ("provider", provider),
+                ("model", model),
+                ("client_protocol", protocol),
+            ],
+        );
     }
 
     /// The response headers of a forwarded request.
@@ -546,8 +645,36 @@ impl ProxyFilter {
                 return HeadersStatus::Continue;
             }
         };
-        for name in &rh.remove_headers {
-            envoy.remove_response_header(name);
+        // Edits that would change nothing are not asked of Envoy: removing a header the response
+        // lacks, or one set afterwards (a set replaces every value; in Buffer mode
+        // `content-length` is always set at the end, while the headers are still held).
+        let buffer = rh.mode == ResponseMode::Buffer;
+        let mut skip_remove = 0u64;
+        for (i, name) in rh.remove_headers.iter().enumerate().take(64) {
+            let present = raw
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()));
+            let set_later = rh
+                .set_headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name))
+                || (buffer && name.eq_ignore_ascii_case("content-length"));
+            if !present || set_later {
+                skip_remove |= 1 << i;
+            }
+        }
+        // `:status` as sent, when written canonically (setting the same text again is a no-op).
+        self.upstream_status = raw
+            .iter()
+            .find(|(k, _)| *k == b":status")
+            .map(|(_, v)| *v)
+            .filter(|v| v.len() == 3 && v.iter().all(u8::is_ascii_digit) && v[0] != b'0')
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u16>().ok());
+        drop(raw);
+        for (i, name) in rh.remove_headers.iter().enumerate() {
+            if i >= 64 || skip_remove & (1 << i) == 0 {
+                envoy.remove_response_header(name);
+            }
         }
         for (name, value) in &rh.set_headers {
             envoy.set_response_header(name, value);
@@ -604,11 +731,11 @@ impl ProxyFilter {
                 }
             };
         if phase == ResponsePhase::Buffer {
-            if let Some(status) = status {
-                envoy.set_response_header(":status", status.to_string());
+            if let Some(status) = status.filter(|s| Some(*s) != self.upstream_status) {
+                envoy.set_response_header(":status", Decimal::new(u64::from(status)).as_bytes());
             }
             let n = data.map_or(0, <[u8]>::len);
-            envoy.set_response_header("content-length", n.to_string());
+            envoy.set_response_header("content-length", Decimal::new(n as u64).as_bytes());
         }
         if let Some(data) = data {
             place.put(envoy, len, data);
@@ -765,7 +892,7 @@ impl HttpFilter for ProxyFilter {
             CalloutResult::Reset | CalloutResult::Other(_) => 503,
         };
         let action = self.exchange.on_callout_response(status, &response.body);
-        self.apply(envoy, action, Hook::Callout);
+        self.apply(envoy, action, Hook::Callout, RequestEdits::default());
     }
 
     fn on_local_reply(
@@ -1132,5 +1259,126 @@ fn retry_status(answer: &CalloutResponse) -> u16 {
             .unwrap_or(502),
         CalloutResult::ExceedResponseBufferLimit => 502,
         CalloutResult::Reset | CalloutResult::Other(_) => 503,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(remove: &[&'static str], set: &[(&str, &str)], body: Option<&[u8]>) -> UpstreamRequest {
+        UpstreamRequest {
+            authority: "api.example".into(),
+            path: "/v1/x".into(),
+            remove_headers: remove.to_vec(),
+            set_headers: set
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.map(<[u8]>::to_vec),
+        }
+    }
+
+    /// Replays `forward`'s header edits on a header list (Envoy's set = remove + add, as in
+    /// 1.40), with or without the planned skips: both must end with the same headers.
+    fn replay(headers: &[(&str, &str)], up: &UpstreamRequest, edits: RequestEdits) -> Vec<String> {
+        let mut h: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let remove = |h: &mut Vec<(String, String)>, n: &str| {
+            h.retain(|(k, _)| !k.eq_ignore_ascii_case(n));
+        };
+        let set = |h: &mut Vec<(String, String)>, n: &str, v: &str| {
+            h.retain(|(k, _)| !k.eq_ignore_ascii_case(n));
+            h.push((n.to_string(), v.to_string()));
+        };
+        for (i, n) in up.remove_headers.iter().enumerate() {
+            if !edits.skips_remove(i) {
+                remove(&mut h, n);
+            }
+        }
+        for (n, v) in &up.set_headers {
+            set(&mut h, n, v);
+        }
+        set(&mut h, ":authority", &up.authority);
+        set(&mut h, ":path", &up.path);
+        if let Some(b) = &up.body {
+            if edits.transfer_encoding {
+                remove(&mut h, "transfer-encoding");
+            }
+            set(&mut h, "content-length", &b.len().to_string());
+        }
+        h.into_iter().map(|(k, v)| format!("{k}: {v}")).collect()
+    }
+
+    #[test]
+    fn request_edits_skip_only_what_changes_nothing() {
+        let headers = [
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            (":authority", "proxy"),
+            ("authorization", "Bearer client"),
+            ("content-length", "42"),
+            ("content-type", "application/json"),
+            ("accept-encoding", "gzip"),
+            ("x-api-key", "k"),
+        ];
+        let cases = [
+            up(
+                &["authorization", "content-length", "accept-encoding"],
+                &[
+                    ("authorization", "Bearer up"),
+                    ("content-type", "application/json"),
+                ],
+                Some(b"{}"),
+            ),
+            up(
+                &["authorization", "x-api-key", "anthropic-version"],
+                &[],
+                None,
+            ),
+            up(&["content-length", "accept-encoding"], &[], None),
+            up(&["Authorization", "te"], &[("x-new", "1")], Some(b"")),
+        ];
+        for c in &cases {
+            let edits = RequestEdits::plan(&headers, c);
+            assert_eq!(
+                replay(&headers, c, edits),
+                replay(&headers, c, RequestEdits::default()),
+                "{c:?}"
+            );
+        }
+        let first = RequestEdits::plan(&headers, &cases[0]);
+        // authorization and content-length are set afterwards; accept-encoding must go.
+        assert_eq!(first.skip_remove, 0b011);
+        assert!(!first.transfer_encoding);
+        // A body-less forward keeps the removal of content-length; absent names are skipped.
+        assert_eq!(RequestEdits::plan(&headers, &cases[1]).skip_remove, 0b100);
+        assert_eq!(RequestEdits::plan(&headers, &cases[2]).skip_remove, 0b00);
+        let chunked = [(":path", "/"), ("transfer-encoding", "chunked")];
+        assert!(RequestEdits::plan(&chunked, &cases[0]).transfer_encoding);
+    }
+
+    #[test]
+    fn decimal_formats_like_to_string() {
+        for n in [0u64, 7, 10, 200, 404, 65_535, 1 << 40, u64::MAX] {
+            assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn header_text_ascii_fast_path_agrees_with_from_utf8() {
+        let samples: [&[u8]; 6] = [
+            b"",
+            b"plain",
+            "caf\u{e9}".as_bytes(),
+            b"\xff\xfe",
+            b"a\x80",
+            b"\x7f",
+        ];
+        for s in samples {
+            assert_eq!(utf8(s), std::str::from_utf8(s).ok());
+        }
     }
 }
