@@ -194,6 +194,30 @@ struct RequestState {
     token: String,
 }
 
+impl RequestState {
+    /// A request the core translates (`api` set): every path that parses or reads the body.
+    fn translated(
+        api: Api,
+        stream: bool,
+        include_usage: bool,
+        embeddings_base64: bool,
+        requested: &str,
+        sent: &str,
+        token: &str,
+    ) -> Self {
+        Self {
+            api: Some(api),
+            translated: true,
+            stream,
+            include_usage,
+            embeddings_base64,
+            model_requested: requested.to_string(),
+            model_sent: sent.to_string(),
+            token: token.to_string(),
+        }
+    }
+}
+
 pub struct Exchange {
     config: Arc<Config>,
     stage: Stage,
@@ -806,16 +830,15 @@ impl Exchange {
             .and_then(|o| o.get("include_usage"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        self.req = RequestState {
-            api: Some(api),
-            translated: true,
-            stream: stream && api == Api::ChatCompletions,
+        self.req = RequestState::translated(
+            api,
+            stream && api == Api::ChatCompletions,
             include_usage,
             embeddings_base64,
-            model_requested: requested.to_string(),
-            model_sent: sent.to_string(),
-            token: token.to_string(),
-        };
+            requested,
+            sent,
+            token,
+        );
         Ok(value)
     }
 
@@ -850,16 +873,15 @@ impl Exchange {
         if !matches!(cfg.imp.auth_callout(pc), Ok(None)) {
             return None;
         }
-        self.req = RequestState {
-            api: Some(api),
-            translated: true,
-            stream: spliced.stream,
-            include_usage: spliced.include_usage,
-            embeddings_base64: spliced.embeddings_base64,
-            model_requested: spliced.requested.to_string(),
-            model_sent: spliced.sent.to_string(),
-            token: token.to_string(),
-        };
+        self.req = RequestState::translated(
+            api,
+            spliced.stream,
+            spliced.include_usage,
+            spliced.embeddings_base64,
+            spliced.requested,
+            spliced.sent,
+            token,
+        );
         let target = {
             let info = self.request_info(&cfg, api);
             cfg.imp
@@ -915,16 +937,8 @@ impl Exchange {
         let (up, bytes) = cfg.imp.chat_fast(&info, &chat)?;
         let translator = cfg.imp.response_translator(&info);
         chat_read::taken();
-        self.req = RequestState {
-            api: Some(api),
-            translated: true,
-            stream,
-            include_usage,
-            embeddings_base64: false,
-            model_requested: requested.to_string(),
-            model_sent: sent.to_string(),
-            token: token.to_string(),
-        };
+        self.req =
+            RequestState::translated(api, stream, include_usage, false, requested, sent, token);
         let action = self.upstream_with_body(&cfg, api, up, bytes, translator);
         Some(self.finish_request(action))
     }

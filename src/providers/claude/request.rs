@@ -575,7 +575,7 @@ fn convert_tool_choice(tc: Value) -> Result<Value, ProxyError> {
 // `fast_request_tests.rs` compares the two on many mutated requests).
 
 use crate::custom_settings::CustomSetting;
-use crate::json_write::{write_str, write_value};
+use crate::json_write::{write_array, write_str, write_value};
 use crate::openai::chat_read::{write_number, ChatRequest, Content, ObjectOut, Part};
 use std::borrow::Cow;
 
@@ -673,29 +673,19 @@ pub(super) fn fast_chat(
         0 => {}
         1 => out.field("system", |b| write_str(b, system[0])),
         _ => out.field("system", |b| {
-            b.push(b'[');
-            for (i, t) in system.iter().enumerate() {
-                if i > 0 {
-                    b.push(b',');
-                }
+            write_array(b, system.iter(), |b, t| {
                 write_block(b, &plain(BlockKind::Text(t)));
-            }
-            b.push(b']');
+            });
         }),
     }
     out.field("messages", |b| {
-        b.push(b'[');
-        for (i, t) in turns.iter().enumerate() {
-            if i > 0 {
-                b.push(b',');
-            }
+        write_array(b, turns.iter(), |b, t| {
             b.extend_from_slice(br#"{"role":"#);
             write_str(b, t.role);
             b.extend_from_slice(br#","content":"#);
             write_collapsed(b, &t.blocks);
             b.push(b'}');
-        }
-        b.push(b']');
+        });
     });
     match chat
         .max_completion_tokens
@@ -712,14 +702,7 @@ pub(super) fn fast_chat(
         let seqs = stop.sequences();
         if !seqs.is_empty() {
             out.field("stop_sequences", |b| {
-                b.push(b'[');
-                for (i, s) in seqs.iter().enumerate() {
-                    if i > 0 {
-                        b.push(b',');
-                    }
-                    write_str(b, s);
-                }
-                b.push(b']');
+                write_array(b, seqs.iter(), |b, s| write_str(b, s));
             });
         }
     }
@@ -751,14 +734,7 @@ pub(super) fn fast_chat(
     }
     if !tools.is_empty() {
         out.field("tools", |b| {
-            b.push(b'[');
-            for (i, t) in tools.iter().enumerate() {
-                if i > 0 {
-                    b.push(b',');
-                }
-                write_value(b, t);
-            }
-            b.push(b']');
+            write_array(b, tools.iter(), |b, t| write_value(b, t));
         });
     }
     if let Some(tc) = &tool_choice {
@@ -931,14 +907,7 @@ fn write_collapsed(b: &mut Vec<u8>, blocks: &[Block<'_>]) {
 }
 
 fn write_blocks(b: &mut Vec<u8>, blocks: &[Block<'_>]) {
-    b.push(b'[');
-    for (i, block) in blocks.iter().enumerate() {
-        if i > 0 {
-            b.push(b',');
-        }
-        write_block(b, block);
-    }
-    b.push(b']');
+    write_array(b, blocks.iter(), |b, block| write_block(b, block));
 }
 
 fn write_block(b: &mut Vec<u8>, block: &Block<'_>) {

@@ -591,7 +591,7 @@ pub(super) fn translate_embeddings(resource: &str, body: &mut Value) -> Result<V
 // property test in `openai/chat_read_tests.rs` compares the two).
 
 use crate::custom_settings::{CustomSetting, SettingsProtocol};
-use crate::json_write::write_str;
+use crate::json_write::{write_array, write_str};
 use crate::openai::chat_read::{write_number, ChatRequest, Content, Key, ObjectOut};
 
 enum FastPart<'r> {
@@ -680,18 +680,13 @@ pub(super) fn fast_chat(
 
     let mut out = ObjectOut::with_capacity(256);
     out.field("contents", |b| {
-        b.push(b'[');
-        for (i, (role, parts)) in contents.iter().enumerate() {
-            if i > 0 {
-                b.push(b',');
-            }
+        write_array(b, contents.iter(), |b, (role, parts)| {
             b.extend_from_slice(br#"{"role":"#);
             write_str(b, role);
             b.extend_from_slice(br#","parts":"#);
             write_parts(b, parts);
             b.push(b'}');
-        }
-        b.push(b']');
+        });
     });
     if !system.is_empty() {
         out.field("system_instruction", |b| {
@@ -708,14 +703,7 @@ pub(super) fn fast_chat(
         let seqs = stop.sequences();
         if !seqs.is_empty() {
             gen.field("stopSequences", |b| {
-                b.push(b'[');
-                for (i, s) in seqs.iter().enumerate() {
-                    if i > 0 {
-                        b.push(b',');
-                    }
-                    write_str(b, s);
-                }
-                b.push(b']');
+                write_array(b, seqs.iter(), |b, s| write_str(b, s));
             });
         }
     }
@@ -754,18 +742,13 @@ pub(super) fn fast_chat(
     }
     if !safety.is_empty() {
         out.field("safetySettings", |b| {
-            b.push(b'[');
-            for (i, (category, threshold)) in safety.iter().enumerate() {
-                if i > 0 {
-                    b.push(b',');
-                }
+            write_array(b, safety.iter(), |b, (category, threshold)| {
                 b.extend_from_slice(br#"{"category":"#);
                 write_str(b, category);
                 b.extend_from_slice(br#","threshold":"#);
                 write_str(b, threshold);
                 b.push(b'}');
-            }
-            b.push(b']');
+            });
         });
     }
     Some(out.finish(settings, SettingsProtocol::Gemini))
@@ -791,25 +774,18 @@ fn fast_text_pieces<'r>(content: Option<&'r Content<'_>>, assistant: bool) -> Op
 }
 
 fn write_parts(b: &mut Vec<u8>, parts: &[FastPart<'_>]) {
-    b.push(b'[');
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            b.push(b',');
+    write_array(b, parts.iter(), |b, p| match p {
+        FastPart::Text(t) => {
+            b.extend_from_slice(br#"{"text":"#);
+            write_str(b, t);
+            b.push(b'}');
         }
-        match p {
-            FastPart::Text(t) => {
-                b.extend_from_slice(br#"{"text":"#);
-                write_str(b, t);
-                b.push(b'}');
-            }
-            FastPart::Inline { mime, data } => {
-                b.extend_from_slice(br#"{"inline_data":{"mime_type":"#);
-                write_str(b, mime);
-                b.extend_from_slice(br#","data":"#);
-                write_str(b, data);
-                b.extend_from_slice(b"}}");
-            }
+        FastPart::Inline { mime, data } => {
+            b.extend_from_slice(br#"{"inline_data":{"mime_type":"#);
+            write_str(b, mime);
+            b.extend_from_slice(br#","data":"#);
+            write_str(b, data);
+            b.extend_from_slice(b"}}");
         }
-    }
-    b.push(b']');
+    });
 }

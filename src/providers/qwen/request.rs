@@ -476,7 +476,7 @@ pub(super) fn translate_embeddings(
 // reference (the property test in `openai/chat_read_tests.rs` compares the two).
 
 use crate::custom_settings::{CustomSetting, SettingsProtocol};
-use crate::json_write::{write_str, write_value};
+use crate::json_write::{write_array, write_str, write_value};
 use crate::openai::chat_read::{write_number, ChatRequest, Content, ObjectOut, Stop};
 use std::borrow::Cow;
 
@@ -586,14 +586,7 @@ pub(super) fn fast_chat(
         params.field("stop", |b| match stop {
             Stop::One(s) => write_str(b, s),
             Stop::Many(items) => {
-                b.push(b'[');
-                for (i, s) in items.iter().enumerate() {
-                    if i > 0 {
-                        b.push(b',');
-                    }
-                    write_str(b, s);
-                }
-                b.push(b']');
+                write_array(b, items.iter(), |b, s| write_str(b, s));
             }
         });
     }
