@@ -734,7 +734,7 @@ pub(super) fn fast_chat(
     }
     if !tools.is_empty() {
         out.field("tools", |b| {
-            write_array(b, tools.iter(), |b, t| write_value(b, t));
+            write_array(b, tools.iter(), write_value);
         });
     }
     if let Some(tc) = &tool_choice {
