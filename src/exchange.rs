@@ -9,7 +9,8 @@ use crate::context::{self, Callout};
 use crate::custom_settings;
 use crate::error::{ConfigError, ProxyError};
 use crate::front::{anthropic, ClientProtocol};
-use crate::openai::{body_scan, chat_read, OpenAiWriter};
+use crate::openai::body_scan::{self, SpliceRules};
+use crate::openai::{chat_read, OpenAiWriter};
 use crate::providers::{self, Api, Provider, ProviderType, RequestInfo, ResponseTranslator};
 use crate::sse::{SseError, SseParser};
 use crate::usage::Usage;
@@ -472,10 +473,7 @@ impl Exchange {
             return Ok(self.on_anthropic_request(endpoint, path, headers, body, token));
         }
         let api = Api::from_path(path).expect("translates() checked the path");
-        if let Some(action) = self.splice_request(api, headers, body, token) {
-            return Ok(action);
-        }
-        if let Some(action) = self.chat_fast_request(api, headers, body, token) {
+        if let Some(action) = self.fast_request(api, headers, body, token) {
             return Ok(action);
         }
         let action = match self.parse_request(api, headers, body, token) {
@@ -842,10 +840,12 @@ impl Exchange {
         Ok(value)
     }
 
-    /// The OpenAI family's request fast path (`openai::body_scan::splice_request`): the client's
-    /// body copied with the model mapped and customSettings added, without building a `Value`.
-    /// `None` takes the full path, which stays the reference and gives every error.
-    fn splice_request(
+    /// The request fast paths, tried before the full path: the OpenAI family's splice, or a
+    /// translating provider's typed reading. `None` takes the full path, which stays the
+    /// reference and gives every error. Neither runs with retries (a retry rebuilds the request
+    /// from the parsed body), a callout or an auth callout (they hold the parsed body), or a body
+    /// `check_body` refuses.
+    fn fast_request(
         &mut self,
         api: Api,
         headers: &[(&str, &str)],
@@ -854,25 +854,40 @@ impl Exchange {
     ) -> Option<RequestAction> {
         let cfg = Arc::clone(&self.config);
         let pc = &cfg.provider;
-        // A retry rebuilds the request from the parsed body, and a callout holds it.
-        if pc.retry_on_failure.enabled {
-            return None;
-        }
-        let rules = cfg.imp.request_splice(api)?;
-        if api == Api::ChatCompletions
-            && context::callout_for(pc, cfg.imp.as_ref(), token).is_some()
+        let splice = cfg.imp.request_splice(api);
+        let typed = api == Api::ChatCompletions && cfg.imp.has_chat_fast() && chat_read::enabled();
+        if (splice.is_none() && !typed)
+            || pc.retry_on_failure.enabled
+            || (api == Api::ChatCompletions
+                && context::callout_for(pc, cfg.imp.as_ref(), token).is_some())
+            || !matches!(cfg.imp.auth_callout(pc), Ok(None))
+            || self.check_body(headers, body).is_err()
         {
             return None;
         }
-        self.check_body(headers, body).ok()?;
+        let action = match splice {
+            Some(rules) => self.splice_request(&cfg, api, body, token, &rules)?,
+            None => self.chat_fast_request(&cfg, body, token)?,
+        };
+        Some(self.finish_request(action))
+    }
+
+    /// The OpenAI family's fast path (`openai::body_scan::splice_request`): the client's body
+    /// copied with the model mapped and customSettings added, without building a `Value`.
+    fn splice_request(
+        &mut self,
+        cfg: &Config,
+        api: Api,
+        body: &[u8],
+        token: &str,
+        rules: &SpliceRules,
+    ) -> Option<Result<UpstreamRequest, ProxyError>> {
+        let pc = &cfg.provider;
         let settings = match api {
             Api::ChatCompletions => pc.custom_settings.as_slice(),
             Api::Embeddings => &[],
         };
-        let spliced = body_scan::splice_request(body, api, &pc.model_mapping, settings, &rules)?;
-        if !matches!(cfg.imp.auth_callout(pc), Ok(None)) {
-            return None;
-        }
+        let spliced = body_scan::splice_request(body, api, &pc.model_mapping, settings, rules)?;
         self.req = RequestState::translated(
             api,
             spliced.stream,
@@ -883,48 +898,35 @@ impl Exchange {
             token,
         );
         let target = {
-            let info = self.request_info(&cfg, api);
+            let info = self.request_info(cfg, api);
             cfg.imp
                 .splice_target(&info)
                 .map(|up| (up, cfg.imp.response_translator(&info)))
         };
-        let action = target.and_then(|(up, translator)| {
-            self.upstream_with_body(&cfg, api, up, spliced.body, translator)
-        });
-        Some(self.finish_request(action))
+        Some(target.and_then(|(up, translator)| {
+            self.upstream_with_body(cfg, api, up, spliced.body, translator)
+        }))
     }
 
-    /// The translating providers' request fast path (`openai::chat_read`, `Provider::chat_fast`):
-    /// the client's chat request read typed and borrowed, the provider's body written from it.
-    /// `None` takes the full path, which stays the reference and gives every error; retries and
-    /// callouts keep the parsed body, so they take it too (as with `splice_request`).
+    /// The translating providers' fast path (`openai::chat_read`, `Provider::chat_fast`): the
+    /// client's chat request read typed and borrowed, the provider's body written from it.
     fn chat_fast_request(
         &mut self,
-        api: Api,
-        headers: &[(&str, &str)],
+        cfg: &Config,
         body: &[u8],
         token: &str,
-    ) -> Option<RequestAction> {
-        let cfg = Arc::clone(&self.config);
+    ) -> Option<Result<UpstreamRequest, ProxyError>> {
         let pc = &cfg.provider;
-        if api != Api::ChatCompletions
-            || !cfg.imp.has_chat_fast()
-            || !chat_read::enabled()
-            || pc.retry_on_failure.enabled
-            || context::callout_for(pc, cfg.imp.as_ref(), token).is_some()
-        {
-            return None;
-        }
-        self.check_body(headers, body).ok()?;
         let chat = chat_read::read(body)?;
         chat.messages.as_ref()?;
         let requested = chat.model();
         let sent = pc.model_mapping.map(requested);
-        if sent.is_empty() || !matches!(cfg.imp.auth_callout(pc), Ok(None)) {
+        if sent.is_empty() {
             return None;
         }
         let stream = chat.stream.unwrap_or(false);
         let include_usage = chat.include_usage();
+        let api = Api::ChatCompletions;
         let info = RequestInfo {
             config: pc,
             api,
@@ -939,8 +941,7 @@ impl Exchange {
         chat_read::taken();
         self.req =
             RequestState::translated(api, stream, include_usage, false, requested, sent, token);
-        let action = self.upstream_with_body(&cfg, api, up, bytes, translator);
-        Some(self.finish_request(action))
+        Some(self.upstream_with_body(cfg, api, up, bytes, translator))
     }
 
     fn request_info<'s>(&'s self, cfg: &'s Config, api: Api) -> RequestInfo<'s> {

@@ -47,6 +47,22 @@ pub fn write_array<T>(
     out.push(b']');
 }
 
+/// A JSON object of string fields, in the order given: `{"k":"v",…}` (keys are written as they
+/// are: callers pass plain ASCII names).
+pub fn write_str_object(out: &mut Vec<u8>, fields: &[(&str, &str)]) {
+    out.push(b'{');
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+        write_str(out, v);
+    }
+    out.push(b'}');
+}
+
 /// `n` in decimal, as JSON writes an unsigned integer.
 #[inline]
 pub fn write_u64(out: &mut Vec<u8>, n: u64) {

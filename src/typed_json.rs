@@ -87,6 +87,65 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     }
 }
 
+/// Walks a JSON object's keys for a typed reading: `on` reads the value of the key at position `i`
+/// of `names`; any other key's value is [`Checked`]. A key of `names` given twice is an error: the
+/// `Value` reading keeps the last one, and the typed reading leaves that case to it.
+pub(crate) fn fields<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    names: &[&str],
+    mut on: impl FnMut(usize, &mut A) -> Result<(), A::Error>,
+) -> Result<(), A::Error> {
+    let mut seen = 0u32;
+    while let Some(key) = map.next_key::<Str<'de>>()? {
+        match names.iter().position(|n| *n == key.0) {
+            Some(i) => {
+                if seen & (1 << i) != 0 {
+                    return Err(de::Error::custom("duplicate key"));
+                }
+                seen |= 1 << i;
+                on(i, map)?;
+            }
+            None => {
+                map.next_value::<Checked>()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Implements `Deserialize` for a type read from a JSON object only (`Name<'de>` for one that
+/// borrows from the input, `Name` for one that does not): `$body` is the body of `visit_map`,
+/// with the map bound to `$map` (usually walked with [`fields`]).
+macro_rules! object_reader {
+    ($ty:ident<$de:lifetime>, $expecting:literal, |$map:ident| $body:block) => {
+        $crate::typed_json::object_reader!(@impl [$de] $ty<$de>, $expecting, |$map| $body);
+    };
+    ($ty:ident, $expecting:literal, |$map:ident| $body:block) => {
+        $crate::typed_json::object_reader!(@impl ['de] $ty, $expecting, |$map| $body);
+    };
+    (@impl [$de:lifetime] $ty:ty, $expecting:literal, |$map:ident| $body:block) => {
+        impl<$de> ::serde::Deserialize<$de> for $ty {
+            fn deserialize<D: ::serde::Deserializer<$de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<$de> ::serde::de::Visitor<$de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_map<A: ::serde::de::MapAccess<$de>>(
+                        self,
+                        mut $map: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        $body
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+    };
+}
+pub(crate) use object_reader;
+
 /// `bytes` read as `T`, `None` on any error: one UTF-8 check of the whole text up front
 /// (`from_slice` would check each string it decodes; outside strings non-ASCII is a syntax
 /// error either way).

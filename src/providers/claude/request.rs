@@ -575,7 +575,7 @@ fn convert_tool_choice(tc: Value) -> Result<Value, ProxyError> {
 // `fast_request_tests.rs` compares the two on many mutated requests).
 
 use crate::custom_settings::CustomSetting;
-use crate::json_write::{write_array, write_str, write_value};
+use crate::json_write::{write_array, write_str, write_str_object, write_value};
 use crate::openai::chat_read::{write_number, ChatRequest, Content, ObjectOut, Part};
 use std::borrow::Cow;
 
@@ -719,11 +719,7 @@ pub(super) fn fast_chat(
         out.field("stream", |b| b.extend_from_slice(b"true"));
     }
     if let Some(u) = chat.safety_identifier.as_ref().or(chat.user.as_ref()) {
-        out.field("metadata", |b| {
-            b.extend_from_slice(br#"{"user_id":"#);
-            write_str(b, &u.0);
-            b.push(b'}');
-        });
+        out.field("metadata", |b| write_str_object(b, &[("user_id", &u.0)]));
     }
     if let Some(schema) = output_format {
         out.field("output_config", |b| {

@@ -591,7 +591,7 @@ pub(super) fn translate_embeddings(resource: &str, body: &mut Value) -> Result<V
 // property test in `openai/chat_read_tests.rs` compares the two).
 
 use crate::custom_settings::{CustomSetting, SettingsProtocol};
-use crate::json_write::{write_array, write_str};
+use crate::json_write::{write_array, write_str, write_str_object};
 use crate::openai::chat_read::{write_number, ChatRequest, Content, Key, ObjectOut};
 
 enum FastPart<'r> {
@@ -743,11 +743,7 @@ pub(super) fn fast_chat(
     if !safety.is_empty() {
         out.field("safetySettings", |b| {
             write_array(b, safety.iter(), |b, (category, threshold)| {
-                b.extend_from_slice(br#"{"category":"#);
-                write_str(b, category);
-                b.extend_from_slice(br#","threshold":"#);
-                write_str(b, threshold);
-                b.push(b'}');
+                write_str_object(b, &[("category", category), ("threshold", threshold)]);
             });
         });
     }

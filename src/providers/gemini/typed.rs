@@ -7,13 +7,13 @@
 //! it does not read is still parsed as `Value` parsing would (numbers, strings and their UTF-8,
 //! nesting depth), so it never accepts an event the reference refuses.
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::fmt;
 
 use crate::openai::json_scan::Items;
 pub(super) use crate::openai::json_scan::List;
+use crate::typed_json::{fields, object_reader, Str};
 
 /// `usageMetadata`'s counts (each absent unless an unsigned integer).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -60,92 +60,33 @@ pub(super) fn read_serde(bytes: &[u8]) -> Option<Event<'_>> {
     serde_json::from_slice(bytes).ok()
 }
 
-use crate::typed_json::{Checked, Str};
-
-/// Marks `bit` in `seen`; a key given twice is refused (the reference keeps the last one).
-fn once<E: de::Error>(seen: &mut u8, bit: u8) -> Result<(), E> {
-    if *seen & bit != 0 {
-        return Err(E::custom("duplicate key"));
-    }
-    *seen |= bit;
-    Ok(())
-}
-
-/// Implements `Deserialize` for a struct read from a JSON object, key by key: `$body` handles
-/// one key (`$key`, `$map`, `$seen`, `$out` in scope) and returns whether it knew it.
-macro_rules! object {
-    ($ty:ident, $what:literal, |$out:ident, $key:ident, $map:ident, $seen:ident| $body:block) => {
-        impl<'de> Deserialize<'de> for $ty<'de> {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = $ty<'de>;
-                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                        f.write_str($what)
-                    }
-                    fn visit_map<A: MapAccess<'de>>(
-                        self,
-                        mut $map: A,
-                    ) -> Result<Self::Value, A::Error> {
-                        let mut $out = $ty::default();
-                        let mut $seen = 0u8;
-                        while let Some(Str($key)) = $map.next_key::<Str>()? {
-                            let known: bool = $body;
-                            if !known {
-                                $map.next_value::<Checked>()?;
-                            }
-                        }
-                        Ok($out)
-                    }
-                }
-                d.deserialize_map(V)
-            }
+object_reader!(Event<'de>, "a GenerateContentResponse", |map| {
+    let mut out = Event::default();
+    let names = ["candidates", "usageMetadata", "modelVersion", "error"];
+    fields(&mut map, &names, |i, map| {
+        match i {
+            0 => out.candidates = map.next_value::<Items<Candidate>>()?.0,
+            1 => out.usage = Some(map.next_value::<Usage>()?.0),
+            2 => out.model_version = Some(map.next_value::<Str>()?.0),
+            // Google's error model: the reference reports it.
+            _ => return Err(de::Error::custom("error object")),
         }
-    };
-}
-
-object!(Event, "a GenerateContentResponse", |out, key, map, seen| {
-    match &*key {
-        "candidates" => {
-            once(&mut seen, 1)?;
-            out.candidates = map.next_value::<Items<Candidate>>()?.0;
-            true
-        }
-        "usageMetadata" => {
-            once(&mut seen, 2)?;
-            out.usage = Some(map.next_value::<Usage>()?.0);
-            true
-        }
-        "modelVersion" => {
-            once(&mut seen, 4)?;
-            out.model_version = Some(map.next_value::<Str>()?.0);
-            true
-        }
-        // Google's error model: the reference reports it.
-        "error" => return Err(de::Error::custom("error object")),
-        _ => false,
-    }
+        Ok(())
+    })?;
+    Ok(out)
 });
 
-object!(Candidate, "a candidate", |out, key, map, seen| {
-    match &*key {
-        "index" => {
-            once(&mut seen, 1)?;
-            out.index = Some(map.next_value::<u64>()?);
-            true
+object_reader!(Candidate<'de>, "a candidate", |map| {
+    let mut out = Candidate::default();
+    fields(&mut map, &["index", "content", "finishReason"], |i, map| {
+        match i {
+            0 => out.index = Some(map.next_value::<u64>()?),
+            1 => out.parts = map.next_value::<Content>()?.parts,
+            _ => out.finish_reason = Some(map.next_value::<Str>()?.0),
         }
-        "content" => {
-            once(&mut seen, 2)?;
-            out.parts = map.next_value::<Content>()?.parts;
-            true
-        }
-        "finishReason" => {
-            once(&mut seen, 4)?;
-            out.finish_reason = Some(map.next_value::<Str>()?.0);
-            true
-        }
-        _ => false,
-    }
+        Ok(())
+    })?;
+    Ok(out)
 });
 
 #[derive(Default)]
@@ -153,62 +94,52 @@ struct Content<'a> {
     parts: List<Part<'a>>,
 }
 
-object!(Content, "a content object", |out, key, map, seen| {
-    match &*key {
-        "parts" => {
-            once(&mut seen, 1)?;
-            out.parts = map.next_value::<Items<Part>>()?.0;
-            true
-        }
-        _ => false,
-    }
+object_reader!(Content<'de>, "a content object", |map| {
+    let mut out = Content::default();
+    fields(&mut map, &["parts"], |_, map| {
+        out.parts = map.next_value::<Items<Part>>()?.0;
+        Ok(())
+    })?;
+    Ok(out)
 });
 
-object!(Part, "a part", |out, key, map, seen| {
-    match &*key {
-        "text" => {
-            once(&mut seen, 1)?;
-            out.text = Some(map.next_value::<Str>()?.0);
-            true
+object_reader!(Part<'de>, "a part", |map| {
+    let mut out = Part::default();
+    let names = ["text", "thought", "thoughtSignature", "functionCall"];
+    fields(&mut map, &names, |i, map| {
+        match i {
+            0 => out.text = Some(map.next_value::<Str>()?.0),
+            1 => out.thought = Some(map.next_value::<bool>()?),
+            2 => out.thought_signature = Some(map.next_value::<Str>()?.0),
+            _ => out.function_call = Some(Box::new(map.next_value::<Value>()?)),
         }
-        "thought" => {
-            once(&mut seen, 2)?;
-            out.thought = Some(map.next_value::<bool>()?);
-            true
-        }
-        "thoughtSignature" => {
-            once(&mut seen, 4)?;
-            out.thought_signature = Some(map.next_value::<Str>()?.0);
-            true
-        }
-        "functionCall" => {
-            once(&mut seen, 8)?;
-            out.function_call = Some(Box::new(map.next_value::<Value>()?));
-            true
-        }
-        _ => false,
-    }
+        Ok(())
+    })?;
+    Ok(out)
 });
 
-/// `usageMetadata` (the lifetime only fits the macro).
-#[derive(Default)]
-struct Usage<'a>(UsageCounts, std::marker::PhantomData<&'a ()>);
+/// `usageMetadata`.
+struct Usage(UsageCounts);
 
-object!(Usage, "usageMetadata", |out, key, map, seen| {
-    let field = match &*key {
-        "promptTokenCount" => Some((1, &mut out.0.prompt)),
-        "candidatesTokenCount" => Some((2, &mut out.0.candidates)),
-        "thoughtsTokenCount" => Some((4, &mut out.0.thoughts)),
-        "totalTokenCount" => Some((8, &mut out.0.total)),
-        "cachedContentTokenCount" => Some((16, &mut out.0.cached)),
-        _ => None,
-    };
-    match field {
-        Some((bit, slot)) => {
-            once(&mut seen, bit)?;
-            *slot = Some(map.next_value::<u64>()?);
-            true
+object_reader!(Usage, "usageMetadata", |map| {
+    let mut out = UsageCounts::default();
+    let names = [
+        "promptTokenCount",
+        "candidatesTokenCount",
+        "thoughtsTokenCount",
+        "totalTokenCount",
+        "cachedContentTokenCount",
+    ];
+    fields(&mut map, &names, |i, map| {
+        let n = Some(map.next_value::<u64>()?);
+        match i {
+            0 => out.prompt = n,
+            1 => out.candidates = n,
+            2 => out.thoughts = n,
+            3 => out.total = n,
+            _ => out.cached = n,
         }
-        None => false,
-    }
+        Ok(())
+    })?;
+    Ok(Usage(out))
 });

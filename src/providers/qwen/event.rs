@@ -13,8 +13,9 @@
 //! range, nesting depth), unlike `IgnoredAny`, which only skips.
 
 use crate::openai::json_scan::{Cursor, Items, List};
+use crate::typed_json::{fields, object_reader, Str};
 use crate::usage::Usage;
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -232,56 +233,6 @@ struct Top<'a> {
     has_output: bool,
 }
 
-/// Walks an object's keys: `on` reads the value of a key in `names` (by position); any other
-/// key's value is [`Checked`]. A repeated key of `names` is an error (the `Value` path keeps the
-/// last one; the fast path leaves that to it).
-fn fields<'de, A: MapAccess<'de>>(
-    map: &mut A,
-    names: &[&str],
-    mut on: impl FnMut(usize, &mut A) -> Result<(), A::Error>,
-) -> Result<(), A::Error> {
-    let mut seen = 0u32;
-    while let Some(key) = map.next_key::<Str<'de>>()? {
-        match names.iter().position(|n| *n == key.0) {
-            Some(i) => {
-                if seen & (1 << i) != 0 {
-                    return Err(de::Error::custom("duplicate key"));
-                }
-                seen |= 1 << i;
-                on(i, map)?;
-            }
-            None => {
-                map.next_value::<Checked>()?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Implements `Deserialize` for an object type through a `visit_map` body.
-macro_rules! object {
-    ($ty:ident, $expecting:literal, |$map:ident| $body:block) => {
-        impl<'de> Deserialize<'de> for $ty<'de> {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> Visitor<'de> for V {
-                    type Value = $ty<'de>;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str($expecting)
-                    }
-                    fn visit_map<A: MapAccess<'de>>(
-                        self,
-                        mut $map: A,
-                    ) -> Result<Self::Value, A::Error> {
-                        $body
-                    }
-                }
-                d.deserialize_map(V)
-            }
-        }
-    };
-}
-
 /// Optional string fields: `null` is `None`, anything but a string an error.
 type OptStr<'a> = Option<Str<'a>>;
 
@@ -289,7 +240,7 @@ fn cow(s: OptStr<'_>) -> Option<Cow<'_, str>> {
     s.map(|s| s.0)
 }
 
-object!(Top, "a DashScope event", |map| {
+object_reader!(Top<'de>, "a DashScope event", |map| {
     let mut t = Top {
         event: Event::default(),
         has_code: false,
@@ -315,7 +266,7 @@ object!(Top, "a DashScope event", |map| {
     Ok(t)
 });
 
-object!(Output, "a DashScope output", |map| {
+object_reader!(Output<'de>, "a DashScope output", |map| {
     let mut o = Output::default();
     let names = ["choices", "text", "finish_reason"];
     fields(&mut map, &names, |i, map| {
@@ -332,7 +283,7 @@ object!(Output, "a DashScope output", |map| {
     Ok(o)
 });
 
-object!(Choice, "a DashScope choice", |map| {
+object_reader!(Choice<'de>, "a DashScope choice", |map| {
     let mut c = Choice::default();
     let names = ["index", "message", "finish_reason"];
     fields(&mut map, &names, |i, map| {
@@ -346,7 +297,7 @@ object!(Choice, "a DashScope choice", |map| {
     Ok(c)
 });
 
-object!(Msg, "a DashScope message", |map| {
+object_reader!(Msg<'de>, "a DashScope message", |map| {
     let mut m = Msg::default();
     let names = ["reasoning_content", "content", "tool_calls"];
     fields(&mut map, &names, |i, map| {
@@ -364,7 +315,7 @@ object!(Msg, "a DashScope message", |map| {
     Ok(m)
 });
 
-object!(Call, "a DashScope tool call", |map| {
+object_reader!(Call<'de>, "a DashScope tool call", |map| {
     let mut c = Call::default();
     let names = ["index", "id", "function"];
     fields(&mut map, &names, |i, map| {
@@ -389,7 +340,7 @@ struct Function<'a> {
     arguments: Option<Cow<'a, str>>,
 }
 
-object!(Function, "a DashScope function call", |map| {
+object_reader!(Function<'de>, "a DashScope function call", |map| {
     let mut f = Function::default();
     fields(&mut map, &["name", "arguments"], |i, map| {
         let s = cow(map.next_value::<OptStr<'de>>()?);
@@ -406,7 +357,7 @@ object!(Function, "a DashScope function call", |map| {
 /// A part of multimodal content: its `text`, if any.
 struct Part<'a>(Option<Cow<'a, str>>);
 
-object!(Part, "a content part", |map| {
+object_reader!(Part<'de>, "a content part", |map| {
     let mut text = None;
     fields(&mut map, &["text"], |_, map| {
         text = cow(map.next_value::<OptStr<'de>>()?);
@@ -443,47 +394,35 @@ impl UsageIn {
     }
 }
 
-impl<'de> Deserialize<'de> for UsageIn {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = UsageIn;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("DashScope usage")
+object_reader!(UsageIn, "DashScope usage", |map| {
+    let mut u = UsageIn::default();
+    let names = [
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "prompt_tokens_details",
+        "output_tokens_details",
+    ];
+    fields(&mut map, &names, |i, map| {
+        match i {
+            0 => u.input = map.next_value()?,
+            1 => u.output = map.next_value()?,
+            2 => u.total = map.next_value()?,
+            3 => {
+                u.cached = map
+                    .next_value::<Option<Detail>>()?
+                    .and_then(|d| d.0.cached_tokens)
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UsageIn, A::Error> {
-                let mut u = UsageIn::default();
-                let names = [
-                    "input_tokens",
-                    "output_tokens",
-                    "total_tokens",
-                    "prompt_tokens_details",
-                    "output_tokens_details",
-                ];
-                fields(&mut map, &names, |i, map| {
-                    match i {
-                        0 => u.input = map.next_value()?,
-                        1 => u.output = map.next_value()?,
-                        2 => u.total = map.next_value()?,
-                        3 => {
-                            u.cached = map
-                                .next_value::<Option<Detail>>()?
-                                .and_then(|d| d.0.cached_tokens)
-                        }
-                        _ => {
-                            u.reasoning = map
-                                .next_value::<Option<Detail>>()?
-                                .and_then(|d| d.0.reasoning_tokens)
-                        }
-                    }
-                    Ok(())
-                })?;
-                Ok(u)
+            _ => {
+                u.reasoning = map
+                    .next_value::<Option<Detail>>()?
+                    .and_then(|d| d.0.reasoning_tokens)
             }
         }
-        d.deserialize_map(V)
-    }
-}
+        Ok(())
+    })?;
+    Ok(u)
+});
 
 /// A `*_tokens_details` object: the two counts read from either.
 #[derive(Default)]
@@ -494,35 +433,23 @@ struct DetailCounts {
 
 struct Detail(DetailCounts);
 
-impl<'de> Deserialize<'de> for Detail {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Detail;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("token details")
+object_reader!(Detail, "token details", |map| {
+    let mut c = DetailCounts::default();
+    fields(
+        &mut map,
+        &["cached_tokens", "reasoning_tokens"],
+        |i, map| {
+            let n = map.next_value::<Option<u64>>()?;
+            if i == 0 {
+                c.cached_tokens = n;
+            } else {
+                c.reasoning_tokens = n;
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Detail, A::Error> {
-                let mut c = DetailCounts::default();
-                fields(
-                    &mut map,
-                    &["cached_tokens", "reasoning_tokens"],
-                    |i, map| {
-                        let n = map.next_value::<Option<u64>>()?;
-                        if i == 0 {
-                            c.cached_tokens = n;
-                        } else {
-                            c.reasoning_tokens = n;
-                        }
-                        Ok(())
-                    },
-                )?;
-                Ok(Detail(c))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
+            Ok(())
+        },
+    )?;
+    Ok(Detail(c))
+});
 
 /// Message content: a string, `null`, or a list of parts whose texts are concatenated (as
 /// `response::content_text`). Other shapes are errors (the `Value` path's).
@@ -556,6 +483,3 @@ impl<'de> Deserialize<'de> for Content<'de> {
         d.deserialize_any(V)
     }
 }
-
-pub(super) use crate::typed_json::Checked;
-use crate::typed_json::Str;
