@@ -6,6 +6,7 @@ use super::response::{
     answer_parts, candidate_index, candidates, finish_reason, parse_checked, prompt_blocked,
     usage_of, FunctionCall, PartView,
 };
+use super::scan::Layout;
 use super::typed;
 use crate::error::ProxyError;
 use crate::openai;
@@ -23,15 +24,22 @@ struct Candidate {
     finished: bool,
 }
 
-/// Bounded: one small record per candidate, never the stream's content.
+/// Bounded: one small record per candidate and the last event's layout (at most 1 KB), never
+/// the stream's content.
 #[derive(Debug, Default)]
 pub(super) struct StreamState {
     candidates: Vec<Candidate>,
     /// Function calls so far over all candidates, for their ids.
     calls: u32,
+    layout: Layout,
 }
 
 impl StreamState {
+    /// Memory held between events.
+    pub fn held_capacity(&self) -> usize {
+        self.layout.held_capacity()
+    }
+
     pub fn on_event(
         &mut self,
         event: SseEvent<'_>,
@@ -50,9 +58,13 @@ impl StreamState {
         w: &mut OpenAiWriter,
         fast: bool,
     ) -> Result<(), ProxyError> {
-        // The typed reading takes the usual event; the rest (no candidates, errors, odd types,
-        // duplicate keys) is read as `Value`, the reference.
-        if let Some(ev) = typed::read(data).filter(|ev| fast && !ev.candidates.is_empty()) {
+        // The typed reading (the last event's layout, the scan, serde) takes the usual event;
+        // the rest (no candidates, errors, odd types, duplicate keys) is read as `Value`, the
+        // reference.
+        let typed = fast
+            .then(|| self.layout.read(data).or_else(|| typed::read_serde(data)))
+            .flatten();
+        if let Some(ev) = typed.filter(|ev| !ev.candidates.is_empty()) {
             if let Some(u) = &ev.usage {
                 w.set_usage(u.usage());
             }
