@@ -11,7 +11,7 @@
 //! reads an event with those bytes by comparing them and reading only those values.
 
 use super::typed::{Candidate, Event, Part, UsageCounts};
-use crate::openai::json_scan::Cursor;
+use crate::openai::json_scan::{special8, Cursor};
 
 /// Values (read strings and counts) a layout leaves open; an event with more is not kept.
 const MAX_SLOTS: usize = 16;
@@ -234,17 +234,29 @@ pub(super) struct Layout {
 }
 
 impl Layout {
-    /// What [`scan`] answers for `data`; a scanned event becomes the layout.
-    pub fn read<'a>(&mut self, data: &'a [u8]) -> Option<Event<'a>> {
+    /// What [`scan`] answers for `data`, into `ev` (a default event; filled in place, as the
+    /// event is large to move): whether it read it. A scanned event becomes the layout.
+    pub fn read_into<'a>(&mut self, data: &'a [u8], ev: &mut Event<'a>) -> bool {
         if !self.fixed.is_empty() {
-            if let Some(ev) = self.matched(data) {
-                return Some(ev);
+            if self.matched(data, ev).is_some() {
+                return true;
             }
+            *ev = Event::default();
         }
         let mut rec = Rec::new();
-        let ev = scan_recorded(data, &mut rec)?;
-        self.keep(data, &ev, &rec);
-        Some(ev)
+        let Some(scanned) = scan_recorded(data, &mut rec) else {
+            return false;
+        };
+        self.keep(data, &scanned, &rec);
+        *ev = scanned;
+        true
+    }
+
+    /// [`Layout::read_into`] as a value.
+    #[cfg(test)]
+    fn read<'a>(&mut self, data: &'a [u8]) -> Option<Event<'a>> {
+        let mut ev = Event::default();
+        self.read_into(data, &mut ev).then_some(ev)
     }
 
     /// Memory held between events.
@@ -287,10 +299,9 @@ impl Layout {
         self.usage = ev.usage.is_some();
     }
 
-    /// `data` read by the layout, or `None` when it has other fixed bytes or values the scan
-    /// refuses.
-    fn matched<'a>(&self, data: &'a [u8]) -> Option<Event<'a>> {
-        let mut ev = Event::default();
+    /// `data` read by the layout into `ev` (a default event), or `None` when it has other fixed
+    /// bytes or values the scan refuses (`ev` is then partly filled).
+    fn matched<'a>(&self, data: &'a [u8], ev: &mut Event<'a>) -> Option<()> {
         for c in 0..self.n_cands {
             let cand = ev.candidates.push_default();
             for p in 0..self.parts[c] as usize {
@@ -312,18 +323,72 @@ impl Layout {
             ti = slot.start as usize;
             let (c, p) = (slot.cand as usize, slot.part as usize);
             match slot.field {
-                Field::Text => part_mut(&mut ev, c, p)?.text = Some(s.str_value()?),
+                Field::Text => part_mut(ev, c, p)?.text = Some(plain_str(&mut s)?),
                 Field::Signature => {
-                    part_mut(&mut ev, c, p)?.thought_signature = Some(s.str_value()?)
+                    part_mut(ev, c, p)?.thought_signature = Some(plain_str(&mut s)?)
                 }
-                Field::Finish => ev.candidates.get_mut(c)?.finish_reason = Some(s.str_value()?),
-                Field::Index => ev.candidates.get_mut(c)?.index = Some(s.count()?),
-                Field::Model => ev.model_version = Some(s.str_value()?),
-                Field::Usage(at) => *usage_slot(ev.usage.as_mut()?, at as usize) = Some(s.count()?),
+                Field::Finish => ev.candidates.get_mut(c)?.finish_reason = Some(plain_str(&mut s)?),
+                Field::Index => ev.candidates.get_mut(c)?.index = Some(short_count(&mut s)?),
+                Field::Model => ev.model_version = Some(plain_str(&mut s)?),
+                Field::Usage(at) => {
+                    *usage_slot(ev.usage.as_mut()?, at as usize) = Some(short_count(&mut s)?)
+                }
             }
         }
-        (data.get(s.i..)? == &t[ti..]).then_some(ev)
+        (data.get(s.i..)? == &t[ti..]).then_some(())
     }
+}
+
+/// [`Cursor::str_value`], with the usual value (plain ASCII, its quote at `s.i`) read here: the
+/// cursor's inline check stops at the text's last eight bytes, where most values of an event lie.
+#[inline]
+fn plain_str<'a>(s: &mut Cursor<'a>) -> Option<std::borrow::Cow<'a, str>> {
+    let b = s.b;
+    if b.get(s.i) == Some(&b'"') {
+        let start = s.i + 1;
+        let mut j = start;
+        while let Some(chunk) = b.get(j..j + 8) {
+            let m = special8(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+            if m != 0 {
+                j += (m.trailing_zeros() / 8) as usize;
+                break;
+            }
+            j += 8;
+        }
+        while let Some(&c) = b.get(j) {
+            if c == b'"' {
+                s.i = j + 1;
+                // SAFETY: printable ASCII, checked above.
+                let text = unsafe { std::str::from_utf8_unchecked(&b[start..j]) };
+                return Some(std::borrow::Cow::Borrowed(text));
+            }
+            if c == b'\\' || c < 0x20 || c >= 0x80 {
+                break;
+            }
+            j += 1;
+        }
+    }
+    s.str_value()
+}
+
+/// [`Cursor::count`], with the usual count (one to nineteen digits, no fraction or exponent,
+/// at `s.i`) read here.
+#[inline]
+fn short_count(s: &mut Cursor<'_>) -> Option<u64> {
+    let b = s.b;
+    let mut j = s.i;
+    let mut v = 0u64;
+    while let Some(&d @ b'0'..=b'9') = b.get(j) {
+        v = v.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+        j += 1;
+    }
+    let n = j - s.i;
+    if n == 0 || n > 19 || (n > 1 && b[s.i] == b'0') || matches!(b.get(j), Some(b'.' | b'e' | b'E'))
+    {
+        return s.count();
+    }
+    s.i = j;
+    Some(v)
 }
 
 fn part_mut<'e, 'a>(ev: &'e mut Event<'a>, c: usize, p: usize) -> Option<&'e mut Part<'a>> {
@@ -639,7 +704,8 @@ mod tests {
                 }
             }
             total += 1;
-            let from_layout = !layout.fixed.is_empty() && layout.matched(&b).is_some();
+            let from_layout =
+                !layout.fixed.is_empty() && layout.matched(&b, &mut Event::default()).is_some();
             let got = layout.read(&b);
             let want = scan(&b);
             assert_eq!(got, want, "{}", String::from_utf8_lossy(&b));
@@ -678,7 +744,9 @@ mod tests {
             layout.read(long_text.as_bytes()),
             scan(long_text.as_bytes())
         );
-        assert!(layout.matched(BENCH.as_bytes()).is_some());
+        assert!(layout
+            .matched(BENCH.as_bytes(), &mut Event::default())
+            .is_some());
         let wide = BENCH.replace(
             r#""role": "model""#,
             &format!(r#""role": "{}""#, "m".repeat(LAYOUT_MAX_BYTES)),

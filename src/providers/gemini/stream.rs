@@ -61,22 +61,13 @@ impl StreamState {
         // The typed reading (the last event's layout, the scan, serde) takes the usual event;
         // the rest (no candidates, errors, odd types, duplicate keys) is read as `Value`, the
         // reference.
-        let typed = fast
-            .then(|| self.layout.read(data).or_else(|| typed::read_serde(data)))
-            .flatten();
-        if let Some(ev) = typed.filter(|ev| !ev.candidates.is_empty()) {
-            if let Some(u) = &ev.usage {
-                w.set_usage(u.usage());
+        if fast {
+            let mut ev = typed::Event::default();
+            let read = self.layout.read_into(data, &mut ev)
+                || typed::read_serde(data).map(|e| ev = e).is_some();
+            if read && !ev.candidates.is_empty() {
+                return self.typed_event(&ev, w);
             }
-            w.identify(None, ev.model_version.as_deref());
-            for (pos, cand) in ev.candidates.iter().enumerate() {
-                let index = cand
-                    .index
-                    .map_or(pos, |i| usize::try_from(i).unwrap_or(usize::MAX));
-                let parts = cand.parts.iter().map(PartView::of_typed);
-                self.candidate(w, index, parts, cand.finish_reason.as_deref())?;
-            }
-            return Ok(());
         }
         let v = parse_checked(data, openai::parse_event)?;
         if let Some(u) = usage_of(&v) {
@@ -95,6 +86,26 @@ impl StreamState {
             let parts = answer_parts(cand).map(PartView::of_value);
             let finish = cand.get("finishReason").and_then(Value::as_str);
             self.candidate(w, candidate_index(cand, pos), parts, finish)?;
+        }
+        Ok(())
+    }
+
+    /// An event read the fast way, with candidates.
+    fn typed_event(
+        &mut self,
+        ev: &typed::Event<'_>,
+        w: &mut OpenAiWriter,
+    ) -> Result<(), ProxyError> {
+        if let Some(u) = &ev.usage {
+            w.set_usage(u.usage());
+        }
+        w.identify(None, ev.model_version.as_deref());
+        for (pos, cand) in ev.candidates.iter().enumerate() {
+            let index = cand
+                .index
+                .map_or(pos, |i| usize::try_from(i).unwrap_or(usize::MAX));
+            let parts = cand.parts.iter().map(PartView::of_typed);
+            self.candidate(w, index, parts, cand.finish_reason.as_deref())?;
         }
         Ok(())
     }
