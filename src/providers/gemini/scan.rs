@@ -266,9 +266,13 @@ impl Layout {
 
     fn keep(&mut self, data: &[u8], ev: &Event<'_>, rec: &Rec) {
         self.fixed.clear();
+        // Offsets are kept as u32.
+        if rec.over || u32::try_from(data.len()).is_err() {
+            return;
+        }
         let slots = &rec.slots[..rec.n];
         let open: usize = slots.iter().map(|s| (s.end - s.start) as usize).sum();
-        if rec.over || data.len() - open > LAYOUT_MAX_BYTES {
+        if data.len() - open > LAYOUT_MAX_BYTES {
             return;
         }
         if self.fixed.capacity() == 0 {
@@ -362,7 +366,7 @@ fn plain_str<'a>(s: &mut Cursor<'a>) -> Option<std::borrow::Cow<'a, str>> {
                 let text = unsafe { std::str::from_utf8_unchecked(&b[start..j]) };
                 return Some(std::borrow::Cow::Borrowed(text));
             }
-            if c == b'\\' || c < 0x20 || c >= 0x80 {
+            if c == b'\\' || !(0x20..0x80).contains(&c) {
                 break;
             }
             j += 1;
