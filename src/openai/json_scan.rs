@@ -401,6 +401,13 @@ impl<T> List<T> {
         self.first.is_none()
     }
 
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        match i {
+            0 => self.first.as_mut(),
+            _ => self.rest.get_mut(i - 1),
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.first.iter().chain(self.rest.iter())
     }

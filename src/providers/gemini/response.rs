@@ -365,6 +365,10 @@ impl ResponseTranslator for GeminiTranslator {
         }
     }
 
+    fn held_capacity(&self) -> usize {
+        self.stream.held_capacity()
+    }
+
     fn on_error(&mut self, status: u16, body: &[u8]) -> ProxyError {
         match serde_json::from_slice::<Value>(body) {
             Ok(v) => match error_object(&v) {

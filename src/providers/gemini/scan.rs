@@ -5,25 +5,132 @@
 //! sure serde_json would read the same, e.g. escaped keys, duplicate keys it looks at, numbers
 //! near `f64`'s range, deep nesting, `\u` escapes of surrogates, function calls (read by the
 //! serde typed reading), an `error` key. Strings with escapes are decoded by serde_json.
+//!
+//! A stream's events mostly repeat one layout (the text and the token counts change, little
+//! else): [`Layout`] keeps the last scanned event's bytes outside the values the scan reads, and
+//! reads an event with those bytes by comparing them and reading only those values.
 
 use super::typed::{Candidate, Event, Part, UsageCounts};
-use crate::openai::json_scan::Cursor;
+use crate::openai::json_scan::{special8, Cursor};
+
+/// Values (read strings and counts) a layout leaves open; an event with more is not kept.
+const MAX_SLOTS: usize = 16;
+/// Candidates, and parts per candidate, a layout describes.
+const MAX_CANDS: usize = 4;
+const MAX_PARTS: usize = 4;
+/// Largest fixed part kept: the memory a stream's layout holds.
+const LAYOUT_MAX_BYTES: usize = 1024;
+
+/// What a slot's value is in the [`Event`].
+#[derive(Debug, Clone, Copy, Default)]
+enum Field {
+    #[default]
+    Text,
+    Signature,
+    Finish,
+    Index,
+    Model,
+    Usage(u8),
+}
+
+/// One value the scan read: where it lies (in the event while scanning, then its cut in the
+/// layout's fixed bytes) and where it goes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    start: u32,
+    end: u32,
+    field: Field,
+    cand: u8,
+    part: u8,
+}
+
+/// The scan's record of the values it read, in the order of the text.
+struct Rec {
+    slots: [Slot; MAX_SLOTS],
+    n: usize,
+    /// More slots, candidates or parts than a layout holds.
+    over: bool,
+}
+
+impl Rec {
+    fn new() -> Self {
+        Self {
+            slots: [Slot::default(); MAX_SLOTS],
+            n: 0,
+            over: false,
+        }
+    }
+
+    #[inline]
+    fn note(&mut self, start: usize, end: usize, field: Field, cand: usize, part: usize) {
+        if self.n == MAX_SLOTS {
+            self.over = true;
+            return;
+        }
+        self.slots[self.n] = Slot {
+            start: start as u32,
+            end: end as u32,
+            field,
+            cand: cand as u8,
+            part: part as u8,
+        };
+        self.n += 1;
+    }
+}
 
 /// Reads one event's data (or a whole reply body); `None` when another reading must decide.
 pub(super) fn scan(data: &[u8]) -> Option<Event<'_>> {
+    scan_recorded(data, &mut Rec::new())
+}
+
+fn scan_recorded<'a>(data: &'a [u8], rec: &mut Rec) -> Option<Event<'a>> {
     let mut s = Cursor::plain(data);
-    let ev = event(&mut s)?;
+    let ev = event(&mut s, rec)?;
     s.at_end().then_some(ev)
 }
 
-fn event<'a>(s: &mut Cursor<'a>) -> Option<Event<'a>> {
+/// A string value, noted in `rec`.
+#[inline]
+fn str_slot<'a>(
+    s: &mut Cursor<'a>,
+    rec: &mut Rec,
+    field: Field,
+    cand: usize,
+    part: usize,
+) -> Option<std::borrow::Cow<'a, str>> {
+    s.ws();
+    let start = s.i;
+    let v = s.str_value()?;
+    rec.note(start, s.i, field, cand, part);
+    Some(v)
+}
+
+/// A count, noted in `rec`.
+#[inline]
+fn count_slot(s: &mut Cursor<'_>, rec: &mut Rec, field: Field, cand: usize) -> Option<u64> {
+    s.ws();
+    let start = s.i;
+    let v = s.count()?;
+    rec.note(start, s.i, field, cand, 0);
+    Some(v)
+}
+
+fn event<'a>(s: &mut Cursor<'a>, rec: &mut Rec) -> Option<Event<'a>> {
     let mut ev = Event::default();
     let names: [&[u8]; 4] = [b"candidates", b"usageMetadata", b"modelVersion", b"error"];
     s.fields(&names, |s, at| {
         match at {
-            0 => s.array(|s| candidate(s, ev.candidates.push_default()))?,
-            1 => ev.usage = Some(usage(s)?),
-            2 => ev.model_version = Some(s.str_value()?),
+            0 => {
+                let mut c = 0;
+                s.array(|s| {
+                    rec.over |= c >= MAX_CANDS;
+                    candidate(s, ev.candidates.push_default(), c, rec)?;
+                    c += 1;
+                    Some(())
+                })?
+            }
+            1 => ev.usage = Some(usage(s, rec)?),
+            2 => ev.model_version = Some(str_slot(s, rec, Field::Model, 0, 0)?),
             // Google's error model: the reference reports it.
             _ => return None,
         }
@@ -32,29 +139,46 @@ fn event<'a>(s: &mut Cursor<'a>) -> Option<Event<'a>> {
     Some(ev)
 }
 
-fn candidate<'a>(s: &mut Cursor<'a>, c: &mut Candidate<'a>) -> Option<()> {
-    s.fields(&[b"index", b"content", b"finishReason"], |s, at| {
-        match at {
-            0 => c.index = Some(s.count()?),
+fn candidate<'a>(
+    s: &mut Cursor<'a>,
+    c: &mut Candidate<'a>,
+    at: usize,
+    rec: &mut Rec,
+) -> Option<()> {
+    s.fields(&[b"index", b"content", b"finishReason"], |s, field| {
+        match field {
+            0 => c.index = Some(count_slot(s, rec, Field::Index, at)?),
             1 => {
                 s.fields(&[b"parts"], |s, _| {
-                    s.array(|s| part(s, c.parts.push_default()))
+                    let mut p = 0;
+                    s.array(|s| {
+                        rec.over |= p >= MAX_PARTS;
+                        part(s, c.parts.push_default(), at, p, rec)?;
+                        p += 1;
+                        Some(())
+                    })
                 })?;
             }
-            _ => c.finish_reason = Some(s.str_value()?),
+            _ => c.finish_reason = Some(str_slot(s, rec, Field::Finish, at, 0)?),
         }
         Some(())
     })
     .map(drop)
 }
 
-fn part<'a>(s: &mut Cursor<'a>, p: &mut Part<'a>) -> Option<()> {
+fn part<'a>(
+    s: &mut Cursor<'a>,
+    p: &mut Part<'a>,
+    cand: usize,
+    at: usize,
+    rec: &mut Rec,
+) -> Option<()> {
     let names: [&[u8]; 4] = [b"text", b"thought", b"thoughtSignature", b"functionCall"];
-    s.fields(&names, |s, at| {
-        match at {
-            0 => p.text = Some(s.str_value()?),
+    s.fields(&names, |s, field| {
+        match field {
+            0 => p.text = Some(str_slot(s, rec, Field::Text, cand, at)?),
             1 => p.thought = Some(s.boolean()?),
-            2 => p.thought_signature = Some(s.str_value()?),
+            2 => p.thought_signature = Some(str_slot(s, rec, Field::Signature, cand, at)?),
             // Read by the serde typed reading.
             _ => return None,
         }
@@ -63,7 +187,7 @@ fn part<'a>(s: &mut Cursor<'a>, p: &mut Part<'a>) -> Option<()> {
     .map(drop)
 }
 
-fn usage(s: &mut Cursor<'_>) -> Option<UsageCounts> {
+fn usage(s: &mut Cursor<'_>, rec: &mut Rec) -> Option<UsageCounts> {
     let mut u = UsageCounts::default();
     let names: [&[u8]; 5] = [
         b"promptTokenCount",
@@ -73,19 +197,207 @@ fn usage(s: &mut Cursor<'_>) -> Option<UsageCounts> {
         b"cachedContentTokenCount",
     ];
     s.fields(&names, |s, at| {
-        let slot = match at {
-            0 => &mut u.prompt,
-            1 => &mut u.candidates,
-            2 => &mut u.thoughts,
-            3 => &mut u.total,
-            _ => &mut u.cached,
-        };
-        *slot = Some(s.count()?);
+        *usage_slot(&mut u, at) = Some(count_slot(s, rec, Field::Usage(at as u8), 0)?);
         Some(())
     })?;
     Some(u)
 }
 
+/// The count of `usageMetadata`'s `names[at]` (see [`usage`]).
+#[inline]
+fn usage_slot(u: &mut UsageCounts, at: usize) -> &mut Option<u64> {
+    match at {
+        0 => &mut u.prompt,
+        1 => &mut u.candidates,
+        2 => &mut u.thoughts,
+        3 => &mut u.total,
+        _ => &mut u.cached,
+    }
+}
+
+/// The last scanned event of a stream with its read values cut out (see the module doc). An
+/// event with the same bytes outside those values, and values the scan reads in them, is one the
+/// scan reads the same way: it walks the same keys in the same order and decides nothing on the
+/// values but their type, so it would give the layout's event with these values.
+#[derive(Debug, Default)]
+pub(super) struct Layout {
+    /// The fixed bytes (empty: no layout).
+    fixed: Vec<u8>,
+    /// The values, each cut at `start` of `fixed` (`end` unused).
+    slots: [Slot; MAX_SLOTS],
+    n: usize,
+    /// Parts per candidate (`n_cands` of them), each part's `thought`.
+    parts: [u8; MAX_CANDS],
+    n_cands: usize,
+    thought: [[Option<bool>; MAX_PARTS]; MAX_CANDS],
+    usage: bool,
+}
+
+impl Layout {
+    /// What [`scan`] answers for `data`, into `ev` (a default event; filled in place, as the
+    /// event is large to move): whether it read it. A scanned event becomes the layout.
+    pub fn read_into<'a>(&mut self, data: &'a [u8], ev: &mut Event<'a>) -> bool {
+        if !self.fixed.is_empty() {
+            if self.matched(data, ev).is_some() {
+                return true;
+            }
+            *ev = Event::default();
+        }
+        let mut rec = Rec::new();
+        let Some(scanned) = scan_recorded(data, &mut rec) else {
+            return false;
+        };
+        self.keep(data, &scanned, &rec);
+        *ev = scanned;
+        true
+    }
+
+    /// [`Layout::read_into`] as a value.
+    #[cfg(test)]
+    fn read<'a>(&mut self, data: &'a [u8]) -> Option<Event<'a>> {
+        let mut ev = Event::default();
+        self.read_into(data, &mut ev).then_some(ev)
+    }
+
+    /// Memory held between events.
+    pub fn held_capacity(&self) -> usize {
+        self.fixed.capacity()
+    }
+
+    fn keep(&mut self, data: &[u8], ev: &Event<'_>, rec: &Rec) {
+        self.fixed.clear();
+        // Offsets are kept as u32.
+        if rec.over || u32::try_from(data.len()).is_err() {
+            return;
+        }
+        let slots = &rec.slots[..rec.n];
+        let open: usize = slots.iter().map(|s| (s.end - s.start) as usize).sum();
+        if data.len() - open > LAYOUT_MAX_BYTES {
+            return;
+        }
+        if self.fixed.capacity() == 0 {
+            self.fixed.reserve_exact(LAYOUT_MAX_BYTES);
+        }
+        let mut from = 0;
+        for (kept, slot) in self.slots.iter_mut().zip(slots) {
+            self.fixed
+                .extend_from_slice(&data[from..slot.start as usize]);
+            *kept = Slot {
+                start: self.fixed.len() as u32,
+                ..*slot
+            };
+            from = slot.end as usize;
+        }
+        self.fixed.extend_from_slice(&data[from..]);
+        self.n = rec.n;
+        self.n_cands = 0;
+        for (c, cand) in ev.candidates.iter().enumerate() {
+            let mut n = 0;
+            for (p, part) in cand.parts.iter().enumerate() {
+                self.thought[c][p] = part.thought;
+                n += 1;
+            }
+            self.parts[c] = n;
+            self.n_cands += 1;
+        }
+        self.usage = ev.usage.is_some();
+    }
+
+    /// `data` read by the layout into `ev` (a default event), or `None` when it has other fixed
+    /// bytes or values the scan refuses (`ev` is then partly filled).
+    fn matched<'a>(&self, data: &'a [u8], ev: &mut Event<'a>) -> Option<()> {
+        for c in 0..self.n_cands {
+            let cand = ev.candidates.push_default();
+            for p in 0..self.parts[c] as usize {
+                cand.parts.push_default().thought = self.thought[c][p];
+            }
+        }
+        if self.usage {
+            ev.usage = Some(UsageCounts::default());
+        }
+        let t = &self.fixed[..];
+        let mut s = Cursor::plain(data);
+        let mut ti = 0;
+        for slot in &self.slots[..self.n] {
+            let fixed = &t[ti..slot.start as usize];
+            if data.get(s.i..s.i + fixed.len())? != fixed {
+                return None;
+            }
+            s.i += fixed.len();
+            ti = slot.start as usize;
+            let (c, p) = (slot.cand as usize, slot.part as usize);
+            match slot.field {
+                Field::Text => part_mut(ev, c, p)?.text = Some(plain_str(&mut s)?),
+                Field::Signature => {
+                    part_mut(ev, c, p)?.thought_signature = Some(plain_str(&mut s)?)
+                }
+                Field::Finish => ev.candidates.get_mut(c)?.finish_reason = Some(plain_str(&mut s)?),
+                Field::Index => ev.candidates.get_mut(c)?.index = Some(short_count(&mut s)?),
+                Field::Model => ev.model_version = Some(plain_str(&mut s)?),
+                Field::Usage(at) => {
+                    *usage_slot(ev.usage.as_mut()?, at as usize) = Some(short_count(&mut s)?)
+                }
+            }
+        }
+        (data.get(s.i..)? == &t[ti..]).then_some(())
+    }
+}
+
+/// [`Cursor::str_value`], with the usual value (plain ASCII, its quote at `s.i`) read here: the
+/// cursor's inline check stops at the text's last eight bytes, where most values of an event lie.
+#[inline]
+fn plain_str<'a>(s: &mut Cursor<'a>) -> Option<std::borrow::Cow<'a, str>> {
+    let b = s.b;
+    if b.get(s.i) == Some(&b'"') {
+        let start = s.i + 1;
+        let mut j = start;
+        while let Some(chunk) = b.get(j..j + 8) {
+            let m = special8(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+            if m != 0 {
+                j += (m.trailing_zeros() / 8) as usize;
+                break;
+            }
+            j += 8;
+        }
+        while let Some(&c) = b.get(j) {
+            if c == b'"' {
+                s.i = j + 1;
+                // SAFETY: printable ASCII, checked above.
+                let text = unsafe { std::str::from_utf8_unchecked(&b[start..j]) };
+                return Some(std::borrow::Cow::Borrowed(text));
+            }
+            if c == b'\\' || !(0x20..0x80).contains(&c) {
+                break;
+            }
+            j += 1;
+        }
+    }
+    s.str_value()
+}
+
+/// [`Cursor::count`], with the usual count (one to nineteen digits, no fraction or exponent,
+/// at `s.i`) read here.
+#[inline]
+fn short_count(s: &mut Cursor<'_>) -> Option<u64> {
+    let b = s.b;
+    let mut j = s.i;
+    let mut v = 0u64;
+    while let Some(&d @ b'0'..=b'9') = b.get(j) {
+        v = v.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+        j += 1;
+    }
+    let n = j - s.i;
+    if n == 0 || n > 19 || (n > 1 && b[s.i] == b'0') || matches!(b.get(j), Some(b'.' | b'e' | b'E'))
+    {
+        return s.count();
+    }
+    s.i = j;
+    Some(v)
+}
+
+fn part_mut<'e, 'a>(ev: &'e mut Event<'a>, c: usize, p: usize) -> Option<&'e mut Part<'a>> {
+    ev.candidates.get_mut(c)?.parts.get_mut(p)
+}
 #[cfg(test)]
 mod tests {
     use super::super::response::GeminiTranslator;
@@ -94,7 +406,7 @@ mod tests {
     use super::*;
     use crate::openai::writer::OpenAiWriter;
     use crate::providers::{Api, ResponseTranslator};
-    use rand::{rngs::StdRng, SeedableRng};
+    use rand::{rngs::StdRng, Rng, SeedableRng};
     use std::borrow::Cow;
 
     /// Output with the random and clock-dependent bits (completion and call ids, `created`)
@@ -268,6 +580,191 @@ mod tests {
                 check(&data);
             }
         }
+    }
+
+    /// One event through a stream whose previous event was `prev` (so the layout is `prev`'s),
+    /// fast path allowed or not.
+    fn stream_after(
+        prev: &[u8],
+        data: &[u8],
+        fast: bool,
+    ) -> (String, String, Option<crate::usage::Usage>) {
+        let mut state = StreamState::default();
+        let mut w = OpenAiWriter::new("m", true);
+        let first = state.on_data(prev, &mut w, fast);
+        let second = state.on_data(data, &mut w, fast);
+        (
+            normalized(w.output()),
+            format!("{first:?} {second:?}"),
+            w.usage(),
+        )
+    }
+
+    /// Events of one layout whose values (texts, signatures, counts, model, finish) take every
+    /// kind of content: escapes, UTF-8 across word boundaries, invalid UTF-8, control bytes,
+    /// lone surrogates, raw quotes, numbers of every shape, other types; sometimes a random edit
+    /// anywhere, sometimes another layout. The layout reads what the scan reads for every event,
+    /// and a stream after it translates as the reference does.
+    #[test]
+    fn layouts_agree_with_the_scan_on_varied_values() {
+        let seeds = [
+            BENCH.to_string(),
+            SEEDS[1].to_string(),
+            SEEDS[2].to_string(),
+            // Thinking: a thought part, then text with a signature, two candidates.
+            r#"{"candidates": [{"content": {"parts": [{"text": "hmm", "thought": true}, {"text": "a", "thoughtSignature": "c2ln"}]}, "index": 0}, {"index": 1, "content": {"parts": []}, "finishReason": "STOP"}], "modelVersion": "g", "usageMetadata": {"thoughtsTokenCount": 3}}"#.to_string(),
+            // Whitespace around every value, usage first.
+            "{ \"usageMetadata\" : { \"totalTokenCount\" :\t7 } ,\n \"candidates\" : [ { \"content\" : { \"parts\" : [ { \"text\" : \"x\" } ] } } ] }".to_string(),
+        ];
+        let pieces: [&[u8]; 22] = [
+            b"a",
+            b"word ",
+            b"\xc3\xa9",
+            b"\xe4\xb8\xad",
+            b"\xf0\x9f\x98\x80",
+            br"\n",
+            br#"\""#,
+            br"\\",
+            br"\/",
+            br"\u00e9",
+            br"\uD83D\uDE00",
+            br"\ud800",
+            b"\x01",
+            b"\x1f",
+            b"\t",
+            b"\xff",
+            b"\xc3",
+            b"\xe4\xb8",
+            b"\"",
+            b"\\",
+            br"\x",
+            br"\u12",
+        ];
+        let numbers: [&[u8]; 14] = [
+            b"0",
+            b"7",
+            b"1234",
+            b"18446744073709551615",
+            b"18446744073709551616",
+            b"-1",
+            b"1.5",
+            b"1e2",
+            b"01",
+            b"null",
+            b"\"3\"",
+            b"true",
+            b" 5",
+            b"5 ",
+        ];
+        let mut rng = StdRng::seed_from_u64(21);
+        let mut layout = Layout::default();
+        let (mut hits, mut scanned, mut total) = (0, 0, 0);
+        let mut seed = 0;
+        let mut prev = seeds[0].as_bytes().to_vec();
+        for round in 0..30_000 {
+            if rng.gen_range(0..300) == 0 {
+                seed = rng.gen_range(0..seeds.len());
+            }
+            let text = seeds[seed].as_bytes();
+            let mut rec = Rec::new();
+            scan_recorded(text, &mut rec).expect("seeds are scanned");
+            let mut b = Vec::new();
+            let mut at = 0;
+            for slot in &rec.slots[..rec.n] {
+                let (start, end) = (slot.start as usize, slot.end as usize);
+                b.extend_from_slice(&text[at..start]);
+                let string = text[start] == b'"';
+                if !rng.gen_bool(0.6) {
+                    b.extend_from_slice(&text[start..end]);
+                } else if string && rng.gen_bool(0.95) {
+                    b.push(b'"');
+                    b.extend((0..rng.gen_range(0..9)).map(|_| b'x'));
+                    for _ in 0..rng.gen_range(0..4) {
+                        let piece = if rng.gen_bool(0.8) {
+                            &pieces[..6]
+                        } else {
+                            &pieces[..]
+                        };
+                        b.extend_from_slice(piece[rng.gen_range(0..piece.len())]);
+                        b.extend((0..rng.gen_range(0..3)).map(|_| b'y'));
+                    }
+                    b.push(b'"');
+                } else if !string && rng.gen_bool(0.7) {
+                    b.extend_from_slice(rng.gen_range(0..100_000u64).to_string().as_bytes());
+                } else {
+                    b.extend_from_slice(numbers[rng.gen_range(0..numbers.len())]);
+                }
+                at = end;
+            }
+            b.extend_from_slice(&text[at..]);
+            if round % 10 == 0 {
+                let at = rng.gen_range(0..b.len());
+                match rng.gen_range(0..3) {
+                    0 => {
+                        b.remove(at);
+                    }
+                    1 => b.insert(at, pieces[rng.gen_range(0..pieces.len())][0]),
+                    _ => b[at] = b"{}[]\":,0ex "[rng.gen_range(0..11)],
+                }
+            }
+            total += 1;
+            let from_layout =
+                !layout.fixed.is_empty() && layout.matched(&b, &mut Event::default()).is_some();
+            let got = layout.read(&b);
+            let want = scan(&b);
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(&b));
+            assert!(layout.held_capacity() <= LAYOUT_MAX_BYTES);
+            hits += usize::from(from_layout);
+            if want.is_some() {
+                scanned += 1;
+                assert_eq!(want, read_serde(&b), "{}", String::from_utf8_lossy(&b));
+            }
+            if round % 4 == 0 {
+                assert_eq!(
+                    stream_after(&prev, &b, true),
+                    stream_after(&prev, &b, false),
+                    "{}\n{}",
+                    String::from_utf8_lossy(&prev),
+                    String::from_utf8_lossy(&b)
+                );
+            }
+            prev = b;
+        }
+        // Every path is taken often: the layout, the scan, refusals.
+        assert!(hits > total / 3, "{hits} layout hits of {total}");
+        assert!(
+            scanned > hits + total / 50,
+            "{scanned} scanned, {hits} hits"
+        );
+        assert!(scanned < total * 9 / 10, "{scanned} of {total} scanned");
+    }
+
+    /// The layout is bounded: a larger event is scanned and not kept; the values do not count.
+    #[test]
+    fn the_layout_is_bounded() {
+        let mut layout = Layout::default();
+        let long_text = BENCH.replace("tok1 ", &"x".repeat(3 * LAYOUT_MAX_BYTES));
+        assert_eq!(
+            layout.read(long_text.as_bytes()),
+            scan(long_text.as_bytes())
+        );
+        assert!(layout
+            .matched(BENCH.as_bytes(), &mut Event::default())
+            .is_some());
+        let wide = BENCH.replace(
+            r#""role": "model""#,
+            &format!(r#""role": "{}""#, "m".repeat(LAYOUT_MAX_BYTES)),
+        );
+        assert_eq!(layout.read(wide.as_bytes()), scan(wide.as_bytes()));
+        assert!(layout.fixed.is_empty());
+        assert!(layout.held_capacity() <= LAYOUT_MAX_BYTES);
+        // More values than a layout holds: read by the scan each time.
+        let parts = format!(
+            r#"{{"candidates": [{{"content": {{"parts": [{}]}}}}]}}"#,
+            vec![r#"{"text": "a"}"#; 20].join(",")
+        );
+        assert_eq!(layout.read(parts.as_bytes()), scan(parts.as_bytes()));
+        assert!(layout.fixed.is_empty());
     }
 
     /// Random edits of usual events: whatever reading takes them, the translation is the

@@ -6,6 +6,7 @@ use super::response::{
     answer_parts, candidate_index, candidates, finish_reason, parse_checked, prompt_blocked,
     usage_of, FunctionCall, PartView,
 };
+use super::scan::Layout;
 use super::typed;
 use crate::error::ProxyError;
 use crate::openai;
@@ -23,15 +24,22 @@ struct Candidate {
     finished: bool,
 }
 
-/// Bounded: one small record per candidate, never the stream's content.
+/// Bounded: one small record per candidate and the last event's layout (at most 1 KB), never
+/// the stream's content.
 #[derive(Debug, Default)]
 pub(super) struct StreamState {
     candidates: Vec<Candidate>,
     /// Function calls so far over all candidates, for their ids.
     calls: u32,
+    layout: Layout,
 }
 
 impl StreamState {
+    /// Memory held between events.
+    pub fn held_capacity(&self) -> usize {
+        self.layout.held_capacity()
+    }
+
     pub fn on_event(
         &mut self,
         event: SseEvent<'_>,
@@ -50,21 +58,16 @@ impl StreamState {
         w: &mut OpenAiWriter,
         fast: bool,
     ) -> Result<(), ProxyError> {
-        // The typed reading takes the usual event; the rest (no candidates, errors, odd types,
-        // duplicate keys) is read as `Value`, the reference.
-        if let Some(ev) = typed::read(data).filter(|ev| fast && !ev.candidates.is_empty()) {
-            if let Some(u) = &ev.usage {
-                w.set_usage(u.usage());
+        // The typed reading (the last event's layout, the scan, serde) takes the usual event;
+        // the rest (no candidates, errors, odd types, duplicate keys) is read as `Value`, the
+        // reference.
+        if fast {
+            let mut ev = typed::Event::default();
+            let read = self.layout.read_into(data, &mut ev)
+                || typed::read_serde(data).map(|e| ev = e).is_some();
+            if read && !ev.candidates.is_empty() {
+                return self.typed_event(&ev, w);
             }
-            w.identify(None, ev.model_version.as_deref());
-            for (pos, cand) in ev.candidates.iter().enumerate() {
-                let index = cand
-                    .index
-                    .map_or(pos, |i| usize::try_from(i).unwrap_or(usize::MAX));
-                let parts = cand.parts.iter().map(PartView::of_typed);
-                self.candidate(w, index, parts, cand.finish_reason.as_deref())?;
-            }
-            return Ok(());
         }
         let v = parse_checked(data, openai::parse_event)?;
         if let Some(u) = usage_of(&v) {
@@ -83,6 +86,26 @@ impl StreamState {
             let parts = answer_parts(cand).map(PartView::of_value);
             let finish = cand.get("finishReason").and_then(Value::as_str);
             self.candidate(w, candidate_index(cand, pos), parts, finish)?;
+        }
+        Ok(())
+    }
+
+    /// An event read the fast way, with candidates.
+    fn typed_event(
+        &mut self,
+        ev: &typed::Event<'_>,
+        w: &mut OpenAiWriter,
+    ) -> Result<(), ProxyError> {
+        if let Some(u) = &ev.usage {
+            w.set_usage(u.usage());
+        }
+        w.identify(None, ev.model_version.as_deref());
+        for (pos, cand) in ev.candidates.iter().enumerate() {
+            let index = cand
+                .index
+                .map_or(pos, |i| usize::try_from(i).unwrap_or(usize::MAX));
+            let parts = cand.parts.iter().map(PartView::of_typed);
+            self.candidate(w, index, parts, cand.finish_reason.as_deref())?;
         }
         Ok(())
     }
