@@ -13,7 +13,7 @@
 //! accepts is exactly the JSON `serde_json::Value` accepts (UTF-8, escapes, surrogates, number
 //! range, nesting depth), unlike `IgnoredAny`, which only skips.
 
-use crate::openai::json_scan::{Cursor, Items, List, Mode, Token};
+use crate::openai::json_scan::{special8, Cursor, Items, List, Mode, Token};
 use crate::typed_json::{fields, object_reader, Str};
 use crate::usage::Usage;
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
@@ -440,46 +440,71 @@ impl Layout {
         });
     }
 
-    /// The event, when `d` has the layout (see the type's doc).
+    /// The event, when `d` has the layout (see the type's doc). Built in place: the kept
+    /// structure first, then each hole's value into its field.
     #[inline]
     pub(super) fn reuse<'a>(&self, d: &'a [u8]) -> Option<Event<'a>> {
         if self.fixed.is_empty() {
             return None;
         }
-        let f = &self.fixed[..];
-        let mut fill = Fill {
-            ev: Event::default(),
-            out: self.output.as_ref().map(|&(has_text, _)| Output {
-                has_text,
+        let mut ev = Event::default();
+        let (mut text, mut out_finish, mut choice) = (None, None, None);
+        if let Some((has_text, choices)) = &self.output {
+            let o = ev.output.insert(Output {
+                has_text: *has_text,
                 ..Output::default()
-            }),
-            choice: match &self.output {
-                Some((_, Some(Some(c)))) => Some(bare_choice(c)),
-                _ => None,
-            },
+            });
+            text = Some(&mut o.text);
+            out_finish = Some(&mut o.finish_reason);
+            if let Some(one) = choices {
+                let list = o.choices.insert(List::default());
+                if let Some(kept) = one {
+                    let c = list.push_default();
+                    c.message = kept.message.as_ref().map(|m| Msg {
+                        tool_calls: m.tool_calls.iter().map(|_| Call::default()).collect(),
+                        ..Msg::default()
+                    });
+                    choice = Some(c);
+                }
+            }
+        }
+        let mut fill = Fill {
+            request_id: &mut ev.request_id,
+            text,
+            out_finish,
+            choice,
             usage: UsageIn::default(),
             has_code: false,
         };
+        let f = &self.fixed[..];
         let mut s = Cursor::plain(d);
         let mut from = 0;
         for &(at, kind, slot) in &self.holes {
             let at = at as usize;
             let fixed = &f[from..at];
-            if d.get(s.i..s.i + fixed.len())? != fixed {
+            if !same(d.get(s.i..s.i + fixed.len())?, fixed) {
                 return None;
             }
             s.i += fixed.len();
             from = at;
             match kind {
-                Kind::Free => drop(s.string()?),
-                Kind::Str => fill.str(slot, s.str_value()?)?,
-                Kind::Count => fill.count(slot, s.count()?)?,
+                Kind::Free => drop(str_at(&mut s)?),
+                Kind::Str => fill.str(slot, str_at(&mut s)?)?,
+                Kind::Count => fill.count(slot, count_at(&mut s)?)?,
             }
         }
-        if d.get(s.i..)? != &f[from..] {
+        if !same(d.get(s.i..)?, &f[from..]) {
             return None;
         }
-        fill.event(self)
+        let Fill {
+            usage, has_code, ..
+        } = fill;
+        // An error body (see `response::error_in_body`) is the `Value` path's, as in the scan.
+        if has_code && !self.has_output {
+            return None;
+        }
+        ev.usage = usage.usage();
+        Some(ev)
     }
 }
 
@@ -494,25 +519,110 @@ fn bare_choice(c: &Choice<'_>) -> Choice<'static> {
     }
 }
 
-/// An event being rebuilt from a layout's holes.
-struct Fill<'a> {
-    /// `request_id` (the rest is filled in at the end).
-    ev: Event<'a>,
-    /// `output` without its choices.
-    out: Option<Output<'a>>,
-    choice: Option<Choice<'a>>,
+/// Whether two byte strings are equal, eight bytes at a time: the fixed runs between holes are
+/// short, where a call to `memcmp` costs more than the comparison.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
+}
+
+/// The string at `s.i` as `Cursor::str_value` reads it: plain ASCII (no escape, no control
+/// byte) is borrowed here, eight bytes at a time to the end of the text; anything else is
+/// `str_value`'s.
+#[inline(always)]
+fn str_at<'a>(s: &mut Cursor<'a>) -> Option<Cow<'a, str>> {
+    let d = s.b;
+    if d.get(s.i) == Some(&b'"') {
+        let start = s.i + 1;
+        let mut j = start;
+        let end = loop {
+            let Some(chunk) = d.get(j..j + 8) else {
+                // The last bytes of the text, one at a time.
+                break loop {
+                    match d.get(j) {
+                        Some(b'"') => break Some(j),
+                        Some(&c) if c >= 0x20 && c < 0x80 && c != b'\\' => j += 1,
+                        _ => break None,
+                    }
+                };
+            };
+            let m = special8(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+            if m != 0 {
+                j += (m.trailing_zeros() / 8) as usize;
+                break (d[j] == b'"').then_some(j);
+            }
+            j += 8;
+        };
+        if let Some(end) = end {
+            s.i = end + 1;
+            // SAFETY: every byte in `start..end` is ASCII (checked above).
+            return Some(Cow::Borrowed(unsafe {
+                std::str::from_utf8_unchecked(&d[start..end])
+            }));
+        }
+    }
+    s.str_value()
+}
+
+/// The count at `s.i` as `Cursor::count` reads it: up to nineteen digits with no leading zero,
+/// fraction or exponent (always a `u64`) are read here, anything else by `count`.
+#[inline(always)]
+fn count_at(s: &mut Cursor<'_>) -> Option<u64> {
+    let d = s.b;
+    if !matches!(d.get(s.i), Some(b'1'..=b'9')) {
+        return s.count();
+    }
+    let (mut j, mut n) = (s.i, 0u64);
+    while let Some(&c @ b'0'..=b'9') = d.get(j) {
+        if j - s.i == 19 {
+            return s.count();
+        }
+        n = n * 10 + u64::from(c - b'0');
+        j += 1;
+    }
+    if matches!(d.get(j), Some(b'.' | b'e' | b'E')) {
+        return s.count();
+    }
+    s.i = j;
+    Some(n)
+}
+
+/// The fields of an event being read from a layout's holes.
+struct Fill<'e, 'a> {
+    request_id: &'e mut Option<Cow<'a, str>>,
+    /// `output.text` and `output.finish_reason`, when `output` is an object.
+    text: Option<&'e mut Option<Cow<'a, str>>>,
+    out_finish: Option<&'e mut Option<Cow<'a, str>>>,
+    choice: Option<&'e mut Choice<'a>>,
     usage: UsageIn,
     has_code: bool,
 }
 
-impl<'a> Fill<'a> {
+impl<'a> Fill<'_, 'a> {
+    /// `None` for a slot the structure has no field for (never for a hole the scan noted).
+    #[inline(always)]
     fn str(&mut self, slot: Slot, v: Cow<'a, str>) -> Option<()> {
         let v = Some(v);
         match slot {
-            Slot::RequestId => self.ev.request_id = v,
+            Slot::RequestId => *self.request_id = v,
             Slot::Code => self.has_code = v.is_some_and(|c| !c.is_empty()),
-            Slot::Text => self.out.as_mut()?.text = v,
-            Slot::OutFinish => self.out.as_mut()?.finish_reason = v,
+            Slot::Text => **self.text.as_mut()? = v,
+            Slot::OutFinish => **self.out_finish.as_mut()? = v,
             Slot::Finish => self.choice.as_mut()?.finish_reason = v,
             Slot::Reasoning => self.msg()?.reasoning = v,
             Slot::Content => self.msg()?.content = v,
@@ -524,6 +634,7 @@ impl<'a> Fill<'a> {
         Some(())
     }
 
+    #[inline(always)]
     fn count(&mut self, slot: Slot, n: u64) -> Option<()> {
         let n = Some(n);
         match slot {
@@ -545,25 +656,6 @@ impl<'a> Fill<'a> {
 
     fn call(&mut self, k: u8) -> Option<&mut Call<'a>> {
         self.msg()?.tool_calls.get_mut(usize::from(k))
-    }
-
-    /// The event, as the scan answers it (`None` for an error body, as there).
-    fn event(self, layout: &Layout) -> Option<Event<'a>> {
-        if self.has_code && !layout.has_output {
-            return None;
-        }
-        let mut ev = self.ev;
-        ev.usage = self.usage.usage();
-        ev.output = self.out.map(|mut o| {
-            if let Some((_, Some(_))) = &layout.output {
-                let list = o.choices.insert(List::default());
-                if let Some(c) = self.choice {
-                    list.push(c);
-                }
-            }
-            o
-        });
-        Some(ev)
     }
 }
 
