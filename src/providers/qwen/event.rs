@@ -389,19 +389,44 @@ pub(super) struct Layout {
 }
 
 impl Layout {
-    /// The fast path's reading of `data`: the layout's, else the scan's (which may become the
-    /// layout), else the serde reading's; `None` sends the event to the `Value` path.
-    pub fn parse<'a>(&mut self, data: &'a [u8]) -> Option<Event<'a>> {
-        if let Some(ev) = self.reuse(data) {
-            return Some(ev);
+    /// The fast path's reading of `data` into `ev` (a default one): the layout's, else the
+    /// scan's (which may become the layout), else the serde reading's; `false` sends the event
+    /// to the `Value` path. In place: an event is a few hundred bytes, and moving it through
+    /// the calls cost more than reading its values.
+    pub fn read<'a>(&mut self, data: &'a [u8], ev: &mut Event<'a>) -> bool {
+        if self.reuse(data, ev) {
+            return true;
         }
         let mut s = Cursor::new(data, Holes::default());
-        let Some((ev, has_output)) = scan_noting(&mut s) else {
+        let read = match scan_noting(&mut s) {
+            Some((scanned, has_output)) => {
+                self.keep(data, &s.mode, &scanned, has_output);
+                Some(scanned)
+            }
             // The kept layout still serves the events after this one.
-            return parse_serde(data);
+            None => parse_serde(data),
         };
-        self.keep(data, &s.mode, &ev, has_output);
-        Some(ev)
+        match read {
+            Some(read) => {
+                *ev = read;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// [`Layout::read`] as a value.
+    #[cfg(test)]
+    pub fn parse<'a>(&mut self, data: &'a [u8]) -> Option<Event<'a>> {
+        let mut ev = Event::default();
+        self.read(data, &mut ev).then_some(ev)
+    }
+
+    /// [`Layout::reuse`] as a value.
+    #[cfg(test)]
+    pub fn reused<'a>(&self, data: &'a [u8]) -> Option<Event<'a>> {
+        let mut ev = Event::default();
+        self.reuse(data, &mut ev).then_some(ev)
     }
 
     /// Memory held between events.
@@ -440,14 +465,19 @@ impl Layout {
         });
     }
 
-    /// The event, when `d` has the layout (see the type's doc). Built in place: the kept
-    /// structure first, then each hole's value into its field.
+    /// Reads `d` into `ev` (a default one) when `d` has the layout (see the type's doc): the
+    /// kept structure first, then each hole's value into its field. On `false`, `ev` holds
+    /// whatever was read before the difference.
     #[inline]
-    pub(super) fn reuse<'a>(&self, d: &'a [u8]) -> Option<Event<'a>> {
+    fn reuse<'a>(&self, d: &'a [u8], ev: &mut Event<'a>) -> bool {
+        self.reuse_in(d, ev).is_some()
+    }
+
+    #[inline(always)]
+    fn reuse_in<'a>(&self, d: &'a [u8], ev: &mut Event<'a>) -> Option<()> {
         if self.fixed.is_empty() {
             return None;
         }
-        let mut ev = Event::default();
         let (mut text, mut out_finish, mut choice) = (None, None, None);
         if let Some((has_text, choices)) = &self.output {
             let o = ev.output.insert(Output {
@@ -504,7 +534,7 @@ impl Layout {
             return None;
         }
         ev.usage = usage.usage();
-        Some(ev)
+        Some(())
     }
 }
 

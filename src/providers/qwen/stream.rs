@@ -52,20 +52,21 @@ impl StreamState {
         // The fast path takes ordinary result events; errors and anything unusual take the
         // `Value` path below, the reference.
         if event.event != "error" {
-            if let Some(ev) = self.layout.parse(data) {
-                self.on_typed(ev, w);
+            let mut ev = fast::Event::default();
+            if self.layout.read(data, &mut ev) {
+                self.on_typed(&ev, w);
                 return Ok(());
             }
         }
         self.on_value(event.event == "error", data, w)
     }
 
-    fn on_typed(&mut self, ev: fast::Event<'_>, w: &mut OpenAiWriter) {
+    fn on_typed(&mut self, ev: &fast::Event<'_>, w: &mut OpenAiWriter) {
         w.identify(ev.request_id.as_deref(), None);
         if let Some(u) = ev.usage {
             w.set_usage(u);
         }
-        let Some(output) = ev.output else {
+        let Some(output) = &ev.output else {
             return;
         };
         if let Some(choices) = &output.choices {
@@ -75,7 +76,7 @@ impl StreamState {
             }
         } else if output.has_text {
             let msg = Msg {
-                content: output.text,
+                content: output.text.as_deref().map(Cow::Borrowed),
                 ..Msg::default()
             };
             self.choice(w, 0, Some(&msg), output.finish_reason.as_deref());
@@ -308,7 +309,7 @@ mod tests {
             for b in [TEXT, THINK, TOOL1, TOOL2, PARTS, OLD] {
                 let mut layout = fast::Layout::default();
                 layout.parse(a.as_bytes());
-                if let Some(ev) = layout.reuse(b.as_bytes()) {
+                if let Some(ev) = layout.reused(b.as_bytes()) {
                     assert_eq!(Some(ev), fast::scan(b.as_bytes()), "{a} then {b}");
                 }
                 assert_eq!(layout.parse(b.as_bytes()), fast::parse(b.as_bytes()));
@@ -350,7 +351,7 @@ mod tests {
         for (data, reuse) in reused.iter().map(|d| (d, true)).chain(scanned.iter().map(|d| (d, false))) {
             let mut layout = fast::Layout::default();
             assert!(layout.parse(TEXT.as_bytes()).is_some());
-            let got = layout.reuse(data.as_bytes());
+            let got = layout.reused(data.as_bytes());
             assert_eq!(got.is_some(), reuse, "{data}");
             if let Some(ev) = got {
                 assert_eq!(Some(ev), fast::scan(data.as_bytes()), "{data}");
@@ -369,7 +370,7 @@ mod tests {
         for data in [two, many, long] {
             let mut layout = fast::Layout::default();
             assert!(layout.parse(data.as_bytes()).is_some());
-            assert!(layout.reuse(data.as_bytes()).is_none(), "{data}");
+            assert!(layout.reused(data.as_bytes()).is_none(), "{data}");
             assert!(layout.held_capacity() == 0);
         }
         let mut layout = fast::Layout::default();
@@ -500,7 +501,7 @@ mod tests {
                 // A layout kept from the seed reads the edit as the scan does, or declines it.
                 let mut layout = fast::Layout::default();
                 layout.parse(seed.as_bytes());
-                if let Some(ev) = layout.reuse(&b) {
+                if let Some(ev) = layout.reused(&b) {
                     reused += 1;
                     assert_eq!(
                         Some(ev),
