@@ -147,7 +147,13 @@ impl StreamState {
             w.reasoning(index, r);
         }
         let text = msg.and_then(|m| m.content.as_deref()).unwrap_or_default();
-        let pieces = self.tool_pieces(index, msg.map_or(&[][..], |m| &m.tool_calls[..]));
+        let calls_in = msg.map_or(&[][..], |m| &m.tool_calls[..]);
+        // The usual event has text only: no pieces to build.
+        let pieces = if calls_in.is_empty() {
+            Vec::new()
+        } else {
+            self.tool_pieces(index, calls_in)
+        };
         let calls: Vec<ToolCallDelta<'_>> = pieces
             .iter()
             .map(|p| match &p.start {
