@@ -586,7 +586,7 @@ fn str_at<'a>(s: &mut Cursor<'a>) -> Option<Cow<'a, str>> {
                 break loop {
                     match d.get(j) {
                         Some(b'"') => break Some(j),
-                        Some(&c) if c >= 0x20 && c < 0x80 && c != b'\\' => j += 1,
+                        Some(&c) if (0x20..0x80).contains(&c) && c != b'\\' => j += 1,
                         _ => break None,
                     }
                 };

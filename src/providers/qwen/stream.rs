@@ -334,7 +334,10 @@ mod tests {
             TEXT.replace("tok ", "longer text, \\u00e9 \\\"quoted\\\" é"),
             TEXT.replace("tok ", ""),
             TEXT.replace(r#""finish_reason":"null""#, r#""finish_reason":"stop""#),
-            TEXT.replace(r#""total_tokens":251"#, r#""total_tokens":18446744073709551615"#),
+            TEXT.replace(
+                r#""total_tokens":251"#,
+                r#""total_tokens":18446744073709551615"#,
+            ),
             TEXT.replace(r#""input_tokens":250"#, r#""input_tokens": 0"#),
             TEXT.replace(r#""role":"assistant""#, r#""role":"x\\ny""#),
             TEXT.replace("5bef2386", "other-id"),
@@ -346,15 +349,25 @@ mod tests {
             TEXT.replace(r#""input_tokens":250"#, r#""input_tokens":null"#),
             TEXT.replace(r#""input_tokens":250"#, r#""input_tokens":2.5"#),
             TEXT.replace(r#""input_tokens":250"#, r#""input_tokens":-1"#),
-            TEXT.replace(r#""input_tokens":250"#, r#""input_tokens":18446744073709551616"#),
+            TEXT.replace(
+                r#""input_tokens":250"#,
+                r#""input_tokens":18446744073709551616"#,
+            ),
             TEXT.replace(r#""role":"assistant""#, r#""role":1"#),
             TEXT.replace(r#""role":"assistant""#, r#""role":"\ud800""#),
-            TEXT.replace(r#""request_id":"5bef2386""#, r#""request_id":"a","code":"x""#),
+            TEXT.replace(
+                r#""request_id":"5bef2386""#,
+                r#""request_id":"a","code":"x""#,
+            ),
             TEXT.replace(r#","request_id""#, r#" ,"request_id""#),
             format!("{TEXT} x"),
             format!("{TEXT} "),
         ];
-        for (data, reuse) in reused.iter().map(|d| (d, true)).chain(scanned.iter().map(|d| (d, false))) {
+        for (data, reuse) in reused
+            .iter()
+            .map(|d| (d, true))
+            .chain(scanned.iter().map(|d| (d, false)))
+        {
             let mut layout = fast::Layout::default();
             assert!(layout.parse(TEXT.as_bytes()).is_some());
             let got = layout.reused(data.as_bytes());
@@ -371,8 +384,14 @@ mod tests {
             r#""finish_reason":"null"}]"#,
             r#""finish_reason":"null"},{"index":1,"message":{"content":"b"},"finish_reason":"null"}]"#,
         );
-        let many = TEXT.replace(r#""role":"assistant""#, &r#""r":"a","#.repeat(30).trim_end_matches(','));
-        let long = TEXT.replace(r#""role":"assistant""#, &format!(r#""r{}":1"#, "x".repeat(2000)));
+        let many = TEXT.replace(
+            r#""role":"assistant""#,
+            r#""r":"a","#.repeat(30).trim_end_matches(','),
+        );
+        let long = TEXT.replace(
+            r#""role":"assistant""#,
+            &format!(r#""r{}":1"#, "x".repeat(2000)),
+        );
         for data in [two, many, long] {
             let mut layout = fast::Layout::default();
             assert!(layout.parse(data.as_bytes()).is_some());
@@ -509,12 +528,7 @@ mod tests {
                 layout.parse(seed.as_bytes());
                 if let Some(ev) = layout.reused(&b) {
                     reused += 1;
-                    assert_eq!(
-                        Some(ev),
-                        fast::scan(&b),
-                        "{}",
-                        String::from_utf8_lossy(&b)
-                    );
+                    assert_eq!(Some(ev), fast::scan(&b), "{}", String::from_utf8_lossy(&b));
                 }
                 // After TOOL1 so that tool-call state is exercised too, and after the seed so
                 // that the edit meets its layout.
