@@ -315,21 +315,6 @@ impl<'a, M: Mode> Cursor<'a, M> {
         Some(seen)
     }
 
-    /// An object of two fields read alike by `read` (into `a` and `b`); others skipped.
-    pub fn two<T>(
-        &mut self,
-        names: [&[u8]; 2],
-        a: &mut T,
-        b: &mut T,
-        read: impl Fn(&mut Self) -> Option<T>,
-    ) -> Option<()> {
-        self.fields(&names, |s, at| {
-            *(if at == 0 { &mut *a } else { &mut *b }) = read(s)?;
-            Some(())
-        })
-        .map(drop)
-    }
-
     /// An array whose items `item` reads.
     #[inline]
     pub fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {

@@ -1,6 +1,7 @@
 //! The stream's fast path: one DashScope `event:result` read straight into borrowed, typed fields
 //! instead of a `serde_json::Value` (no map of every key, no owned strings unless a string has
-//! escapes). Two readings, tried in turn: [`scan`], the allocation-free walk of the JSON text
+//! escapes). Readings, tried in turn: the stream's [`Layout`], which reads only the values of an
+//! event laid out as the last scanned one; [`scan`], the allocation-free walk of the JSON text
 //! with the shared byte scanner (`openai::json_scan`, as Gemini's), which answers `None` for
 //! anything it is not sure serde_json reads the same (escaped keys, content part lists, numbers
 //! near `f64`'s range, surrogate escapes, ...); then serde into the same types.
@@ -12,7 +13,7 @@
 //! accepts is exactly the JSON `serde_json::Value` accepts (UTF-8, escapes, surrogates, number
 //! range, nesting depth), unlike `IgnoredAny`, which only skips.
 
-use crate::openai::json_scan::{Cursor, Items, List};
+use crate::openai::json_scan::{special8, Cursor, Items, List, Mode, Token};
 use crate::typed_json::{fields, object_reader, Str};
 use crate::usage::Usage;
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
@@ -66,6 +67,7 @@ pub(super) struct Call<'a> {
 
 /// Parses `data` on the fast path (the scan, else serde into the same types); `None` sends the
 /// event to the `Value` path.
+#[cfg(test)]
 pub(super) fn parse(data: &[u8]) -> Option<Event<'_>> {
     scan(data).or_else(|| parse_serde(data))
 }
@@ -85,30 +87,145 @@ pub(super) fn parse_serde(data: &[u8]) -> Option<Event<'_>> {
 
 /// The scan: what [`parse_serde`] reads, or `None` where it is not sure serde_json would read
 /// the same (see the module doc).
+#[cfg(test)]
 pub(super) fn scan(data: &[u8]) -> Option<Event<'_>> {
-    let mut s = Cursor::plain(data);
+    scan_noting(&mut Cursor::new(data, Holes::default())).map(|(ev, _)| ev)
+}
+
+/// [`scan`] with the cursor's [`Holes`] left to the caller; also answers whether `output` was
+/// present.
+fn scan_noting<'a>(s: &mut Cur<'a>) -> Option<(Event<'a>, bool)> {
     let mut ev = Event::default();
     let (mut has_code, mut has_output) = (false, false);
     s.fields(&[b"request_id", b"usage", b"output", b"code"], |s, at| {
         match at {
-            0 => ev.request_id = s.opt_str()?,
+            0 => ev.request_id = opt_str(s, Slot::RequestId)?,
             1 => ev.usage = nullable(s, usage)?.flatten(),
             2 => {
                 has_output = true;
                 ev.output = nullable(s, output)?;
             }
-            _ => has_code = s.opt_str()?.is_some_and(|c| !c.is_empty()),
+            _ => has_code = opt_str(s, Slot::Code)?.is_some_and(|c| !c.is_empty()),
         }
         Some(())
     })?;
     // An error body (see `response::error_in_body`) is the `Value` path's.
-    ((has_output || !has_code) && s.at_end()).then_some(ev)
+    ((has_output || !has_code) && s.at_end()).then_some((ev, has_output))
+}
+
+/// The scan's cursor: plain JSON, noting its holes.
+type Cur<'a> = Cursor<'a, Holes>;
+
+/// What a value the scan reads becomes in a [`Layout`]: the field it fills.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Slot {
+    /// Validated, not kept: a string of a key the scan skips, a count it discards.
+    #[default]
+    Skip,
+    RequestId,
+    Code,
+    /// `UsageIn`'s counts by position: input, output, total, cached, reasoning.
+    Usage(u8),
+    Text,
+    OutFinish,
+    // The (only) choice's fields.
+    Index,
+    Finish,
+    Reasoning,
+    Content,
+    // Its message's tool calls', by position.
+    CallIndex(u8),
+    CallId(u8),
+    CallName(u8),
+    CallArgs(u8),
+}
+
+/// The token a hole holds, checked by the scan's own rules when the layout is reused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Kind {
+    /// A string only validated.
+    #[default]
+    Free,
+    /// A string value (decoded when escaped).
+    Str,
+    /// A count (`Cursor::count`).
+    Count,
+}
+
+/// A value's span in the event (the string with its quotes, the number).
+#[derive(Debug, Clone, Copy, Default)]
+struct Hole {
+    start: u32,
+    end: u32,
+    kind: Kind,
+    slot: Slot,
+}
+
+/// Holes a layout takes; an event with more is scanned, not kept.
+const MAX_HOLES: usize = 24;
+
+/// The scan's [`Mode`]: plain JSON (`\n` is whitespace, as `Plain`), noting the span of every
+/// value it reads or validates, in order: a [`Layout`]'s holes.
+#[derive(Default)]
+pub(super) struct Holes {
+    holes: [Hole; MAX_HOLES],
+    n: usize,
+    /// Some value could not be noted (too many, a call position beyond `u8`).
+    over: bool,
+}
+
+impl Holes {
+    fn note(&mut self, start: usize, end: usize, kind: Kind, slot: Slot) {
+        match (self.holes.get_mut(self.n), u32::try_from(end)) {
+            (Some(h), Ok(end)) => {
+                *h = Hole {
+                    start: start as u32,
+                    end,
+                    kind,
+                    slot,
+                };
+                self.n += 1;
+            }
+            _ => self.over = true,
+        }
+    }
+}
+
+impl Mode for Holes {
+    const NL: bool = true;
+
+    #[inline]
+    fn free(&mut self, s: Token) {
+        self.note(s.start - 1, s.end + 1, Kind::Free, Slot::Skip);
+    }
+}
+
+/// `null` (`Some(None)`) or a string value, noted for `slot`.
+fn opt_str<'a>(s: &mut Cur<'a>, slot: Slot) -> Option<Option<Cow<'a, str>>> {
+    s.ws();
+    let start = s.i;
+    let v = s.opt_str()?;
+    if v.is_some() {
+        s.mode.note(start, s.i, Kind::Str, slot);
+    }
+    Some(v)
+}
+
+/// `null` (`Some(None)`) or a count, noted for `slot`.
+fn opt_count(s: &mut Cur<'_>, slot: Slot) -> Option<Option<u64>> {
+    s.ws();
+    let start = s.i;
+    let n = s.opt_count()?;
+    if n.is_some() {
+        s.mode.note(start, s.i, Kind::Count, slot);
+    }
+    Some(n)
 }
 
 /// `null` (`Some(None)`) or what `read` reads.
 fn nullable<'a, T>(
-    s: &mut Cursor<'a>,
-    read: impl FnOnce(&mut Cursor<'a>) -> Option<T>,
+    s: &mut Cur<'a>,
+    read: impl FnOnce(&mut Cur<'a>) -> Option<T>,
 ) -> Option<Option<T>> {
     if s.is_null() {
         return Some(None);
@@ -116,7 +233,7 @@ fn nullable<'a, T>(
     read(s).map(Some)
 }
 
-fn usage(s: &mut Cursor<'_>) -> Option<Option<Usage>> {
+fn usage(s: &mut Cur<'_>) -> Option<Option<Usage>> {
     let mut u = UsageIn::default();
     let names: [&[u8]; 5] = [
         b"input_tokens",
@@ -127,31 +244,38 @@ fn usage(s: &mut Cursor<'_>) -> Option<Option<Usage>> {
     ];
     s.fields(&names, |s, at| {
         match at {
-            0 => u.input = s.opt_count()?,
-            1 => u.output = s.opt_count()?,
-            2 => u.total = s.opt_count()?,
-            3 => u.cached = nullable(s, detail)?.and_then(|d| d.cached_tokens),
-            _ => u.reasoning = nullable(s, detail)?.and_then(|d| d.reasoning_tokens),
+            0 => u.input = opt_count(s, Slot::Usage(0))?,
+            1 => u.output = opt_count(s, Slot::Usage(1))?,
+            2 => u.total = opt_count(s, Slot::Usage(2))?,
+            3 => u.cached = nullable(s, |s| detail(s, 0))?.flatten(),
+            _ => u.reasoning = nullable(s, |s| detail(s, 1))?.flatten(),
         }
         Some(())
     })?;
     Some(u.usage())
 }
 
-/// A `*_tokens_details` object.
-fn detail(s: &mut Cursor<'_>) -> Option<DetailCounts> {
-    let mut c = DetailCounts::default();
+/// A `*_tokens_details` object: both counts are read, the one at `keep` (0 cached, 1 reasoning)
+/// is answered.
+fn detail(s: &mut Cur<'_>, keep: usize) -> Option<Option<u64>> {
+    let mut kept = None;
     let names: [&[u8]; 2] = [b"cached_tokens", b"reasoning_tokens"];
-    s.two(
-        names,
-        &mut c.cached_tokens,
-        &mut c.reasoning_tokens,
-        Cursor::opt_count,
-    )?;
-    Some(c)
+    s.fields(&names, |s, at| {
+        let slot = if at != keep {
+            Slot::Skip
+        } else {
+            Slot::Usage(3 + keep as u8)
+        };
+        let n = opt_count(s, slot)?;
+        if at == keep {
+            kept = n;
+        }
+        Some(())
+    })?;
+    Some(kept)
 }
 
-fn output<'a>(s: &mut Cursor<'a>) -> Option<Output<'a>> {
+fn output<'a>(s: &mut Cur<'a>) -> Option<Output<'a>> {
     let mut o = Output::default();
     s.fields(&[b"choices", b"text", b"finish_reason"], |s, at| {
         match at {
@@ -163,40 +287,44 @@ fn output<'a>(s: &mut Cursor<'a>) -> Option<Output<'a>> {
             }
             1 => {
                 o.has_text = true;
-                o.text = s.opt_str()?;
+                o.text = opt_str(s, Slot::Text)?;
             }
-            _ => o.finish_reason = s.opt_str()?,
+            _ => o.finish_reason = opt_str(s, Slot::OutFinish)?,
         }
         Some(())
     })?;
     Some(o)
 }
 
-fn choice<'a>(s: &mut Cursor<'a>, c: &mut Choice<'a>) -> Option<()> {
+fn choice<'a>(s: &mut Cur<'a>, c: &mut Choice<'a>) -> Option<()> {
     s.fields(&[b"index", b"message", b"finish_reason"], |s, at| {
         match at {
-            0 => c.index = s.opt_count()?,
+            0 => c.index = opt_count(s, Slot::Index)?,
             1 => c.message = nullable(s, msg)?,
-            _ => c.finish_reason = s.opt_str()?,
+            _ => c.finish_reason = opt_str(s, Slot::Finish)?,
         }
         Some(())
     })
     .map(drop)
 }
 
-fn msg<'a>(s: &mut Cursor<'a>) -> Option<Msg<'a>> {
+fn msg<'a>(s: &mut Cur<'a>) -> Option<Msg<'a>> {
     let mut m = Msg::default();
     s.fields(
         &[b"reasoning_content", b"content", b"tool_calls"],
         |s, at| {
             match at {
-                0 => m.reasoning = s.opt_str()?,
+                0 => m.reasoning = opt_str(s, Slot::Reasoning)?,
                 // A part list is concatenated by the serde reading.
-                1 => m.content = s.opt_str()?,
+                1 => m.content = opt_str(s, Slot::Content)?,
                 _ => {
                     if !s.is_null() {
                         s.array(|s| {
-                            m.tool_calls.push(call(s)?);
+                            let pos = u8::try_from(m.tool_calls.len()).unwrap_or_else(|_| {
+                                s.mode.over = true;
+                                0
+                            });
+                            m.tool_calls.push(call(s, pos)?);
                             Some(())
                         })?;
                     }
@@ -208,22 +336,357 @@ fn msg<'a>(s: &mut Cursor<'a>) -> Option<Msg<'a>> {
     Some(m)
 }
 
-fn call<'a>(s: &mut Cursor<'a>) -> Option<Call<'a>> {
+/// The tool call at position `pos` of its message.
+fn call<'a>(s: &mut Cur<'a>, pos: u8) -> Option<Call<'a>> {
     let mut c = Call::default();
     s.fields(&[b"index", b"id", b"function"], |s, at| {
         match at {
-            0 => c.index = s.opt_count()?,
-            1 => c.id = s.opt_str()?,
+            0 => c.index = opt_count(s, Slot::CallIndex(pos))?,
+            1 => c.id = opt_str(s, Slot::CallId(pos))?,
             _ => {
                 if !s.is_null() {
-                    let names: [&[u8]; 2] = [b"name", b"arguments"];
-                    s.two(names, &mut c.name, &mut c.arguments, Cursor::opt_str)?;
+                    s.fields(&[b"name", b"arguments"], |s, at| {
+                        if at == 0 {
+                            c.name = opt_str(s, Slot::CallName(pos))?;
+                        } else {
+                            c.arguments = opt_str(s, Slot::CallArgs(pos))?;
+                        }
+                        Some(())
+                    })?;
                 }
             }
         }
         Some(())
     })?;
     Some(c)
+}
+
+/// Largest set of fixed bytes a layout keeps: bounds the memory a stream holds.
+pub(super) const LAYOUT_MAX_BYTES: usize = 1024;
+
+/// [`scan`] for the events of one stream, which mostly repeat one layout: DashScope sends the
+/// same keys in the same order in every event, with the same `request_id` and `role`, and only
+/// the new text, the finish reason and the usage counts change. The last scanned event is kept as
+/// its bytes outside the values the scan reads or validates (its *holes*), each hole with its
+/// token kind and the field it fills. An event with the same bytes outside its holes, and in each
+/// hole a token the scan accepts there, is one the scan reads along the same path to the same
+/// structure: the scan's steps depend on the bytes around the holes, and at a hole only on the
+/// token being valid (a string, a count). So only the holes are read, with the scan's own token
+/// rules, and the structure is the kept one. Anything else is scanned, and a scanned event
+/// becomes the layout (at most one choice, at most [`MAX_HOLES`] holes, at most
+/// [`LAYOUT_MAX_BYTES`] fixed bytes: otherwise the stream scans every event, as without one).
+#[derive(Debug, Default)]
+pub(super) struct Layout {
+    /// The fixed bytes, concatenated (empty: no layout).
+    fixed: Vec<u8>,
+    /// Each hole: where it sits in `fixed`, its kind and its field.
+    holes: Vec<(u32, Kind, Slot)>,
+    /// `output` was present (an error body needs its absence).
+    has_output: bool,
+    /// `output` as an object: whether it had `text`, and its `choices` when an array (empty, or
+    /// the one choice with no value read: the holes fill them in).
+    output: Option<(bool, Option<Option<Choice<'static>>>)>,
+}
+
+impl Layout {
+    /// The fast path's reading of `data` into `ev` (a default one): the layout's, else the
+    /// scan's (which may become the layout), else the serde reading's; `false` sends the event
+    /// to the `Value` path. In place: an event is a few hundred bytes, and moving it through
+    /// the calls cost more than reading its values.
+    pub fn read<'a>(&mut self, data: &'a [u8], ev: &mut Event<'a>) -> bool {
+        if self.reuse(data, ev) {
+            return true;
+        }
+        let mut s = Cursor::new(data, Holes::default());
+        let read = match scan_noting(&mut s) {
+            Some((scanned, has_output)) => {
+                self.keep(data, &s.mode, &scanned, has_output);
+                Some(scanned)
+            }
+            // The kept layout still serves the events after this one.
+            None => parse_serde(data),
+        };
+        match read {
+            Some(read) => {
+                *ev = read;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// [`Layout::read`] as a value.
+    #[cfg(test)]
+    pub fn parse<'a>(&mut self, data: &'a [u8]) -> Option<Event<'a>> {
+        let mut ev = Event::default();
+        self.read(data, &mut ev).then_some(ev)
+    }
+
+    /// [`Layout::reuse`] as a value.
+    #[cfg(test)]
+    pub fn reused<'a>(&self, data: &'a [u8]) -> Option<Event<'a>> {
+        let mut ev = Event::default();
+        self.reuse(data, &mut ev).then_some(ev)
+    }
+
+    /// Memory held between events.
+    pub fn held_capacity(&self) -> usize {
+        self.fixed.capacity() + self.holes.capacity() * std::mem::size_of::<(u32, Kind, Slot)>()
+    }
+
+    /// Keeps a scanned event as the layout, when it fits one.
+    fn keep(&mut self, data: &[u8], h: &Holes, ev: &Event<'_>, has_output: bool) {
+        self.fixed.clear();
+        self.holes.clear();
+        let holes = &h.holes[..h.n];
+        let in_holes: usize = holes.iter().map(|h| (h.end - h.start) as usize).sum();
+        let choices = ev.output.as_ref().and_then(|o| o.choices.as_ref());
+        if h.over
+            || data.len() - in_holes > LAYOUT_MAX_BYTES
+            || choices.is_some_and(|l| l.iter().nth(1).is_some())
+        {
+            return;
+        }
+        if self.fixed.capacity() == 0 {
+            self.fixed.reserve_exact(LAYOUT_MAX_BYTES);
+            self.holes.reserve_exact(MAX_HOLES);
+        }
+        let mut from = 0;
+        for h in holes {
+            self.fixed.extend_from_slice(&data[from..h.start as usize]);
+            self.holes.push((self.fixed.len() as u32, h.kind, h.slot));
+            from = h.end as usize;
+        }
+        self.fixed.extend_from_slice(&data[from..]);
+        self.has_output = has_output;
+        self.output = ev.output.as_ref().map(|o| {
+            let choices = o.choices.as_ref().map(|l| l.iter().next().map(bare_choice));
+            (o.has_text, choices)
+        });
+    }
+
+    /// Reads `d` into `ev` (a default one) when `d` has the layout (see the type's doc): the
+    /// kept structure first, then each hole's value into its field. On `false`, `ev` holds
+    /// whatever was read before the difference.
+    #[inline]
+    fn reuse<'a>(&self, d: &'a [u8], ev: &mut Event<'a>) -> bool {
+        self.reuse_in(d, ev).is_some()
+    }
+
+    #[inline(always)]
+    fn reuse_in<'a>(&self, d: &'a [u8], ev: &mut Event<'a>) -> Option<()> {
+        if self.fixed.is_empty() {
+            return None;
+        }
+        let (mut text, mut out_finish, mut choice) = (None, None, None);
+        if let Some((has_text, choices)) = &self.output {
+            let o = ev.output.insert(Output {
+                has_text: *has_text,
+                ..Output::default()
+            });
+            text = Some(&mut o.text);
+            out_finish = Some(&mut o.finish_reason);
+            if let Some(one) = choices {
+                let list = o.choices.insert(List::default());
+                if let Some(kept) = one {
+                    let c = list.push_default();
+                    c.message = kept.message.as_ref().map(|m| Msg {
+                        tool_calls: m.tool_calls.iter().map(|_| Call::default()).collect(),
+                        ..Msg::default()
+                    });
+                    choice = Some(c);
+                }
+            }
+        }
+        let mut fill = Fill {
+            request_id: &mut ev.request_id,
+            text,
+            out_finish,
+            choice,
+            usage: UsageIn::default(),
+            has_code: false,
+        };
+        let f = &self.fixed[..];
+        let mut s = Cursor::plain(d);
+        let mut from = 0;
+        for &(at, kind, slot) in &self.holes {
+            let at = at as usize;
+            let fixed = &f[from..at];
+            if !same(d.get(s.i..s.i + fixed.len())?, fixed) {
+                return None;
+            }
+            s.i += fixed.len();
+            from = at;
+            match kind {
+                Kind::Free => drop(str_at(&mut s)?),
+                Kind::Str => fill.str(slot, str_at(&mut s)?)?,
+                Kind::Count => fill.count(slot, count_at(&mut s)?)?,
+            }
+        }
+        if !same(d.get(s.i..)?, &f[from..]) {
+            return None;
+        }
+        let Fill {
+            usage, has_code, ..
+        } = fill;
+        // An error body (see `response::error_in_body`) is the `Value` path's, as in the scan.
+        if has_code && !self.has_output {
+            return None;
+        }
+        ev.usage = usage.usage();
+        Some(())
+    }
+}
+
+/// The one choice of a layout, with no value read: its message and the message's tool calls.
+fn bare_choice(c: &Choice<'_>) -> Choice<'static> {
+    Choice {
+        message: c.message.as_ref().map(|m| Msg {
+            tool_calls: m.tool_calls.iter().map(|_| Call::default()).collect(),
+            ..Msg::default()
+        }),
+        ..Choice::default()
+    }
+}
+
+/// Whether two byte strings are equal, eight bytes at a time: the fixed runs between holes are
+/// short, where a call to `memcmp` costs more than the comparison.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
+}
+
+/// The string at `s.i` as `Cursor::str_value` reads it: plain ASCII (no escape, no control
+/// byte) is borrowed here, eight bytes at a time to the end of the text; anything else is
+/// `str_value`'s.
+#[inline(always)]
+fn str_at<'a>(s: &mut Cursor<'a>) -> Option<Cow<'a, str>> {
+    let d = s.b;
+    if d.get(s.i) == Some(&b'"') {
+        let start = s.i + 1;
+        let mut j = start;
+        let end = loop {
+            let Some(chunk) = d.get(j..j + 8) else {
+                // The last bytes of the text, one at a time.
+                break loop {
+                    match d.get(j) {
+                        Some(b'"') => break Some(j),
+                        Some(&c) if (0x20..0x80).contains(&c) && c != b'\\' => j += 1,
+                        _ => break None,
+                    }
+                };
+            };
+            let m = special8(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+            if m != 0 {
+                j += (m.trailing_zeros() / 8) as usize;
+                break (d[j] == b'"').then_some(j);
+            }
+            j += 8;
+        };
+        if let Some(end) = end {
+            s.i = end + 1;
+            // SAFETY: every byte in `start..end` is ASCII (checked above).
+            return Some(Cow::Borrowed(unsafe {
+                std::str::from_utf8_unchecked(&d[start..end])
+            }));
+        }
+    }
+    s.str_value()
+}
+
+/// The count at `s.i` as `Cursor::count` reads it: up to nineteen digits with no leading zero,
+/// fraction or exponent (always a `u64`) are read here, anything else by `count`.
+#[inline(always)]
+fn count_at(s: &mut Cursor<'_>) -> Option<u64> {
+    let d = s.b;
+    if !matches!(d.get(s.i), Some(b'1'..=b'9')) {
+        return s.count();
+    }
+    let (mut j, mut n) = (s.i, 0u64);
+    while let Some(&c @ b'0'..=b'9') = d.get(j) {
+        if j - s.i == 19 {
+            return s.count();
+        }
+        n = n * 10 + u64::from(c - b'0');
+        j += 1;
+    }
+    if matches!(d.get(j), Some(b'.' | b'e' | b'E')) {
+        return s.count();
+    }
+    s.i = j;
+    Some(n)
+}
+
+/// The fields of an event being read from a layout's holes.
+struct Fill<'e, 'a> {
+    request_id: &'e mut Option<Cow<'a, str>>,
+    /// `output.text` and `output.finish_reason`, when `output` is an object.
+    text: Option<&'e mut Option<Cow<'a, str>>>,
+    out_finish: Option<&'e mut Option<Cow<'a, str>>>,
+    choice: Option<&'e mut Choice<'a>>,
+    usage: UsageIn,
+    has_code: bool,
+}
+
+impl<'a> Fill<'_, 'a> {
+    /// `None` for a slot the structure has no field for (never for a hole the scan noted).
+    #[inline(always)]
+    fn str(&mut self, slot: Slot, v: Cow<'a, str>) -> Option<()> {
+        let v = Some(v);
+        match slot {
+            Slot::RequestId => *self.request_id = v,
+            Slot::Code => self.has_code = v.is_some_and(|c| !c.is_empty()),
+            Slot::Text => **self.text.as_mut()? = v,
+            Slot::OutFinish => **self.out_finish.as_mut()? = v,
+            Slot::Finish => self.choice.as_mut()?.finish_reason = v,
+            Slot::Reasoning => self.msg()?.reasoning = v,
+            Slot::Content => self.msg()?.content = v,
+            Slot::CallId(k) => self.call(k)?.id = v,
+            Slot::CallName(k) => self.call(k)?.name = v,
+            Slot::CallArgs(k) => self.call(k)?.arguments = v,
+            _ => {}
+        }
+        Some(())
+    }
+
+    #[inline(always)]
+    fn count(&mut self, slot: Slot, n: u64) -> Option<()> {
+        let n = Some(n);
+        match slot {
+            Slot::Usage(0) => self.usage.input = n,
+            Slot::Usage(1) => self.usage.output = n,
+            Slot::Usage(2) => self.usage.total = n,
+            Slot::Usage(3) => self.usage.cached = n,
+            Slot::Usage(_) => self.usage.reasoning = n,
+            Slot::Index => self.choice.as_mut()?.index = n,
+            Slot::CallIndex(k) => self.call(k)?.index = n,
+            _ => {}
+        }
+        Some(())
+    }
+
+    fn msg(&mut self) -> Option<&mut Msg<'a>> {
+        self.choice.as_mut()?.message.as_mut()
+    }
+
+    fn call(&mut self, k: u8) -> Option<&mut Call<'a>> {
+        self.msg()?.tool_calls.get_mut(usize::from(k))
+    }
 }
 
 struct Top<'a> {

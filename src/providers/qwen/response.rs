@@ -263,6 +263,10 @@ impl ResponseTranslator for QwenTranslator {
         }
     }
 
+    fn held_capacity(&self) -> usize {
+        self.stream.held_capacity()
+    }
+
     fn on_error(&mut self, status: u16, body: &[u8]) -> ProxyError {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(obj)) if obj.get("message").is_some_and(Value::is_string) => {

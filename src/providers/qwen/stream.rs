@@ -21,6 +21,8 @@ use std::borrow::Cow;
 #[derive(Debug, Default)]
 pub(super) struct StreamState {
     tools_seen: Vec<(u32, u32)>,
+    /// The last scanned event's layout, which the next ones usually share.
+    layout: fast::Layout,
 }
 
 /// One tool-call piece of an event, owned where DashScope's JSON does not hold it as text.
@@ -33,6 +35,11 @@ struct Piece<'a> {
 }
 
 impl StreamState {
+    /// Memory held between events.
+    pub fn held_capacity(&self) -> usize {
+        self.layout.held_capacity()
+    }
+
     pub fn on_event(
         &mut self,
         event: SseEvent<'_>,
@@ -45,20 +52,21 @@ impl StreamState {
         // The fast path takes ordinary result events; errors and anything unusual take the
         // `Value` path below, the reference.
         if event.event != "error" {
-            if let Some(ev) = fast::parse(data) {
-                self.on_typed(ev, w);
+            let mut ev = fast::Event::default();
+            if self.layout.read(data, &mut ev) {
+                self.on_typed(&ev, w);
                 return Ok(());
             }
         }
         self.on_value(event.event == "error", data, w)
     }
 
-    fn on_typed(&mut self, ev: fast::Event<'_>, w: &mut OpenAiWriter) {
+    fn on_typed(&mut self, ev: &fast::Event<'_>, w: &mut OpenAiWriter) {
         w.identify(ev.request_id.as_deref(), None);
         if let Some(u) = ev.usage {
             w.set_usage(u);
         }
-        let Some(output) = ev.output else {
+        let Some(output) = &ev.output else {
             return;
         };
         if let Some(choices) = &output.choices {
@@ -68,7 +76,7 @@ impl StreamState {
             }
         } else if output.has_text {
             let msg = Msg {
-                content: output.text,
+                content: output.text.as_deref().map(Cow::Borrowed),
                 ..Msg::default()
             };
             self.choice(w, 0, Some(&msg), output.finish_reason.as_deref());
@@ -139,7 +147,13 @@ impl StreamState {
             w.reasoning(index, r);
         }
         let text = msg.and_then(|m| m.content.as_deref()).unwrap_or_default();
-        let pieces = self.tool_pieces(index, msg.map_or(&[][..], |m| &m.tool_calls[..]));
+        let calls_in = msg.map_or(&[][..], |m| &m.tool_calls[..]);
+        // The usual event has text only: no pieces to build.
+        let pieces = if calls_in.is_empty() {
+            Vec::new()
+        } else {
+            self.tool_pieces(index, calls_in)
+        };
         let calls: Vec<ToolCallDelta<'_>> = pieces
             .iter()
             .map(|p| match &p.start {
@@ -233,7 +247,7 @@ fn msg_of(m: &Value) -> Msg<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{rngs::StdRng, SeedableRng};
+    use rand::{rngs::StdRng, Rng, SeedableRng};
 
     /// What a writer shows after `events`: its output (generated tool-call ids masked), usage,
     /// and whether each event was accepted. `reference` forces the `Value` path.
@@ -296,6 +310,97 @@ mod tests {
         let seq = [TOOL1.as_bytes(), TOOL2.as_bytes()];
         assert_eq!(run(&seq, false), run(&seq, true));
         assert!(run(&seq, false).0.contains(r#""id":"tc_1""#));
+        // A layout kept from one event reads the next as the scan does, or declines it.
+        for a in [TEXT, THINK, TOOL1, TOOL2, PARTS, OLD] {
+            for b in [TEXT, THINK, TOOL1, TOOL2, PARTS, OLD] {
+                let mut layout = fast::Layout::default();
+                layout.parse(a.as_bytes());
+                if let Some(ev) = layout.reused(b.as_bytes()) {
+                    assert_eq!(Some(ev), fast::scan(b.as_bytes()), "{a} then {b}");
+                }
+                assert_eq!(layout.parse(b.as_bytes()), fast::parse(b.as_bytes()));
+                let seq = [a.as_bytes(), b.as_bytes()];
+                assert_eq!(run(&seq, false), run(&seq, true), "{a} then {b}");
+            }
+        }
+    }
+
+    /// The layout of the stream's usual event: the next events differ in their text, counts and
+    /// finish reason, and are read from the layout's holes; anything else is scanned.
+    #[test]
+    fn a_kept_layout_reads_the_events_that_share_it() {
+        let reused = [
+            TEXT.to_string(),
+            TEXT.replace("tok ", "longer text, \\u00e9 \\\"quoted\\\" é"),
+            TEXT.replace("tok ", ""),
+            TEXT.replace(r#""finish_reason":"null""#, r#""finish_reason":"stop""#),
+            TEXT.replace(
+                r#""total_tokens":251"#,
+                r#""total_tokens":18446744073709551615"#,
+            ),
+            TEXT.replace(r#""input_tokens":250"#, r#""input_tokens": 0"#),
+            TEXT.replace(r#""role":"assistant""#, r#""role":"x\\ny""#),
+            TEXT.replace("5bef2386", "other-id"),
+        ];
+        let scanned = [
+            TEXT.replace(r#""content":"tok ""#, r#""content":null"#),
+            TEXT.replace(r#""content":"tok ""#, r#""content":7"#),
+            TEXT.replace(r#""content":"tok ""#, r#""content":["a"]"#),
+            TEXT.replace(r#""input_tokens":250"#, r#""input_tokens":null"#),
+            TEXT.replace(r#""input_tokens":250"#, r#""input_tokens":2.5"#),
+            TEXT.replace(r#""input_tokens":250"#, r#""input_tokens":-1"#),
+            TEXT.replace(
+                r#""input_tokens":250"#,
+                r#""input_tokens":18446744073709551616"#,
+            ),
+            TEXT.replace(r#""role":"assistant""#, r#""role":1"#),
+            TEXT.replace(r#""role":"assistant""#, r#""role":"\ud800""#),
+            TEXT.replace(
+                r#""request_id":"5bef2386""#,
+                r#""request_id":"a","code":"x""#,
+            ),
+            TEXT.replace(r#","request_id""#, r#" ,"request_id""#),
+            format!("{TEXT} x"),
+            format!("{TEXT} "),
+        ];
+        for (data, reuse) in reused
+            .iter()
+            .map(|d| (d, true))
+            .chain(scanned.iter().map(|d| (d, false)))
+        {
+            let mut layout = fast::Layout::default();
+            assert!(layout.parse(TEXT.as_bytes()).is_some());
+            let got = layout.reused(data.as_bytes());
+            assert_eq!(got.is_some(), reuse, "{data}");
+            if let Some(ev) = got {
+                assert_eq!(Some(ev), fast::scan(data.as_bytes()), "{data}");
+            }
+            assert_eq!(layout.parse(data.as_bytes()), fast::parse(data.as_bytes()));
+            let seq = [TEXT.as_bytes(), data.as_bytes()];
+            assert_eq!(run(&seq, false), run(&seq, true), "{data}");
+        }
+        // Too many holes, two choices or too many fixed bytes: scanned, never kept.
+        let two = TEXT.replace(
+            r#""finish_reason":"null"}]"#,
+            r#""finish_reason":"null"},{"index":1,"message":{"content":"b"},"finish_reason":"null"}]"#,
+        );
+        let many = TEXT.replace(
+            r#""role":"assistant""#,
+            r#""r":"a","#.repeat(30).trim_end_matches(','),
+        );
+        let long = TEXT.replace(
+            r#""role":"assistant""#,
+            &format!(r#""r{}":1"#, "x".repeat(2000)),
+        );
+        for data in [two, many, long] {
+            let mut layout = fast::Layout::default();
+            assert!(layout.parse(data.as_bytes()).is_some());
+            assert!(layout.reused(data.as_bytes()).is_none(), "{data}");
+            assert!(layout.held_capacity() == 0);
+        }
+        let mut layout = fast::Layout::default();
+        layout.parse(TEXT.as_bytes());
+        assert!(layout.held_capacity() <= 2 * fast::LAYOUT_MAX_BYTES);
     }
 
     /// What the fast path must leave to the `Value` path (it answers `None`).
@@ -374,12 +479,36 @@ mod tests {
     #[test]
     fn fast_path_agrees_with_the_value_path_on_random_edits() {
         let alphabet: &[u8] = b"{}[]\":,\\ \tnulltrue0123456789-+.eEabcdefu\x01\xc3\xa9";
+        // Mostly what keeps a value a value, some of what does not.
+        let in_values: &[u8] = b"0123456789 abcdefu0123456789 xyz.-+eE\\\"\x01\xc3\xa9";
         let mut rng = StdRng::seed_from_u64(13);
-        let (mut fast_taken, mut scanned, mut total) = (0, 0, 0);
+        let (mut fast_taken, mut scanned, mut reused, mut total) = (0, 0, 0, 0);
         for seed in [TEXT, THINK, TOOL1, TOOL2, PARTS, OLD] {
-            for _ in 0..4_000 {
+            // Where string and number values start (after `":`): half the edits fall just
+            // inside one, so that many change only values and meet the seed's layout.
+            let values: Vec<usize> = seed
+                .as_bytes()
+                .windows(3)
+                .enumerate()
+                .filter(|(_, w)| w[..2] == *b"\":" && (w[2] == b'"' || w[2].is_ascii_digit()))
+                .map(|(i, _)| i + 2)
+                .collect();
+            for round in 0..4_000 {
                 let mut b = seed.as_bytes().to_vec();
-                crate::testutil::random_edits(&mut rng, &mut b, alphabet);
+                if round % 2 == 0 {
+                    crate::testutil::random_edits(&mut rng, &mut b, alphabet);
+                } else {
+                    for _ in 0..rng.gen_range(1..4) {
+                        let at = (values[rng.gen_range(0..values.len())] + rng.gen_range(1..6))
+                            .min(b.len() - 1);
+                        let c = in_values[rng.gen_range(0..in_values.len())];
+                        match rng.gen_range(0..3) {
+                            0 => drop(b.remove(at)),
+                            1 => b.insert(at, c),
+                            _ => b[at] = c,
+                        }
+                    }
+                }
                 total += 1;
                 if fast::parse(&b).is_some() {
                     fast_taken += 1;
@@ -394,8 +523,16 @@ mod tests {
                         String::from_utf8_lossy(&b)
                     );
                 }
-                // After TOOL1 so that tool-call state is exercised too.
-                let seq = [TOOL1.as_bytes(), &b[..]];
+                // A layout kept from the seed reads the edit as the scan does, or declines it.
+                let mut layout = fast::Layout::default();
+                layout.parse(seed.as_bytes());
+                if let Some(ev) = layout.reused(&b) {
+                    reused += 1;
+                    assert_eq!(Some(ev), fast::scan(&b), "{}", String::from_utf8_lossy(&b));
+                }
+                // After TOOL1 so that tool-call state is exercised too, and after the seed so
+                // that the edit meets its layout.
+                let seq = [TOOL1.as_bytes(), seed.as_bytes(), &b[..]];
                 assert_eq!(
                     run(&seq, false),
                     run(&seq, true),
@@ -406,5 +543,6 @@ mod tests {
         }
         assert!(fast_taken > total / 10, "{fast_taken} of {total}");
         assert!(scanned > total / 10, "{scanned} scanned of {total}");
+        assert!(reused > total / 10, "{reused} reused of {total}");
     }
 }
