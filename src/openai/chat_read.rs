@@ -70,6 +70,9 @@ pub struct ChatRequest<'a> {
     pub(crate) seed: Option<Number>,
     pub(crate) presence_penalty: Option<Number>,
     pub(crate) frequency_penalty: Option<Number>,
+    pub(crate) n: Option<Number>,
+    pub(crate) logprobs: Option<bool>,
+    pub(crate) reasoning_effort: Option<Str<'a>>,
     pub(crate) stop: Option<Stop<'a>>,
     pub(crate) user: Option<Str<'a>>,
     pub(crate) safety_identifier: Option<Str<'a>>,
@@ -98,6 +101,9 @@ pub enum Key {
     Seed,
     PresencePenalty,
     FrequencyPenalty,
+    N,
+    Logprobs,
+    ReasoningEffort,
     Stop,
     User,
     SafetyIdentifier,
@@ -107,7 +113,7 @@ pub enum Key {
     ResponseFormat,
 }
 
-const KEY_COUNT: usize = 19;
+const KEY_COUNT: usize = 22;
 
 impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -134,6 +140,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
                         "seed" => Key::Seed,
                         "presence_penalty" => Key::PresencePenalty,
                         "frequency_penalty" => Key::FrequencyPenalty,
+                        "n" => Key::N,
+                        "logprobs" => Key::Logprobs,
+                        "reasoning_effort" => Key::ReasoningEffort,
                         "stop" => Key::Stop,
                         "user" => Key::User,
                         "safety_identifier" => Key::SafetyIdentifier,
@@ -161,6 +170,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
                         Key::Seed => r.seed = map.next_value()?,
                         Key::PresencePenalty => r.presence_penalty = map.next_value()?,
                         Key::FrequencyPenalty => r.frequency_penalty = map.next_value()?,
+                        Key::N => r.n = map.next_value()?,
+                        Key::Logprobs => r.logprobs = map.next_value()?,
+                        Key::ReasoningEffort => r.reasoning_effort = map.next_value()?,
                         Key::Stop => r.stop = map.next_value()?,
                         Key::User => r.user = map.next_value()?,
                         Key::SafetyIdentifier => r.safety_identifier = map.next_value()?,
@@ -285,49 +297,128 @@ struct ImageUrlObject<'a> {
     detail: Option<Str<'a>>,
 }
 
-/// One assistant tool call.
-#[derive(DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ToolCall<'a> {
-    #[serde(borrow)]
-    pub(crate) id: Option<Str<'a>>,
-    // Read (typed) so requests with it stay on the fast path; not every provider uses it.
-    #[allow(dead_code)]
-    #[serde(rename = "type", borrow)]
-    pub(crate) kind: Option<Str<'a>>,
-    #[serde(borrow)]
-    pub(crate) function: Option<Obj<FunctionCall<'a>>>,
+/// The keys a small object was sent with, in the client's order (`null` ones included), as
+/// indices into its reader's list of names; each at most once.
+#[derive(Default, Clone, Copy)]
+pub struct KeyOrder {
+    keys: [u8; 4],
+    len: u8,
+    names: &'static [&'static str],
 }
 
-#[derive(DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
+impl KeyOrder {
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.keys[..usize::from(self.len)]
+            .iter()
+            .map(|&k| usize::from(k))
+    }
+}
+
+/// Walks an object whose keys are all among `names` (at most 4; another key, or one given twice,
+/// is an error: the `Value` reading would keep it, or keep the last), `on` reading the value of
+/// key `i`; answers the order the keys came in.
+fn ordered_fields<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    names: &'static [&'static str],
+    mut on: impl FnMut(usize, &mut A) -> Result<(), A::Error>,
+) -> Result<KeyOrder, A::Error> {
+    let mut order = KeyOrder {
+        names,
+        ..KeyOrder::default()
+    };
+    while let Some(key) = map.next_key::<Str<'de>>()? {
+        let Some(i) = names.iter().position(|n| *n == key.0) else {
+            return Err(de::Error::unknown_field(&key.0, &[]));
+        };
+        let i = i as u8;
+        if order.keys[..usize::from(order.len)].contains(&i) {
+            return Err(de::Error::custom("duplicate key"));
+        }
+        order.keys[usize::from(order.len)] = i;
+        order.len += 1;
+        on(usize::from(i), map)?;
+    }
+    Ok(order)
+}
+
+/// `Deserialize` for a borrowed struct read from an object with [`ordered_fields`]: the JSON
+/// names and the fields they go to, in the order [`KeyOrder`] indices count them.
+macro_rules! ordered_object {
+    ($ty:ident, $expecting:literal, { $($name:literal => $field:ident),+ $(,)? }) => {
+        impl<'de: 'a, 'a> Deserialize<'de> for $ty<'a> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V<'a>(PhantomData<&'a ()>);
+                impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+                    type Value = $ty<'a>;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                        const NAMES: &[&str] = &[$($name),+];
+                        let mut out = $ty::default();
+                        let order = ordered_fields(&mut map, NAMES, |i, map| {
+                            match NAMES[i] {
+                                $($name => out.$field = map.next_value()?,)+
+                                _ => unreachable!("a name of NAMES"),
+                            }
+                            Ok(())
+                        })?;
+                        out.order = order;
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(V(PhantomData))
+            }
+        }
+    };
+}
+/// One assistant tool call. Tool calls and tools keep their keys' order ([`KeyOrder`]): Qwen
+/// passes them through, as the `Value` path serialises them.
+#[derive(Default)]
+pub struct ToolCall<'a> {
+    pub(crate) id: Option<Str<'a>>,
+    pub(crate) kind: Option<Str<'a>>,
+    pub(crate) function: Option<Obj<FunctionCall<'a>>>,
+    pub(crate) order: KeyOrder,
+}
+
+ordered_object!(ToolCall, "a tool call", {"id" => id, "type" => kind, "function" => function});
+
+#[derive(Default)]
 pub struct FunctionCall<'a> {
-    #[serde(borrow)]
     pub(crate) name: Option<Str<'a>>,
     /// Usually a string of JSON; some clients send the object itself.
     pub(crate) arguments: Option<Value>,
+    pub(crate) order: KeyOrder,
 }
+
+ordered_object!(FunctionCall, "a function call", {"name" => name, "arguments" => arguments});
 
 /// One entry of `tools`.
-#[derive(DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub struct Tool<'a> {
-    #[serde(rename = "type", borrow)]
     pub(crate) kind: Option<Str<'a>>,
-    #[serde(borrow)]
     pub(crate) function: Option<Obj<FunctionDef<'a>>>,
+    pub(crate) order: KeyOrder,
 }
 
-#[derive(DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
+ordered_object!(Tool, "a tool", {"type" => kind, "function" => function});
+
+#[derive(Default)]
 pub struct FunctionDef<'a> {
-    #[serde(borrow)]
     pub(crate) name: Option<Str<'a>>,
-    #[serde(borrow)]
     pub(crate) description: Option<Str<'a>>,
     pub(crate) parameters: Option<Value>,
     pub(crate) strict: Option<bool>,
+    pub(crate) order: KeyOrder,
 }
+
+ordered_object!(FunctionDef, "a function", {
+    "name" => name,
+    "description" => description,
+    "parameters" => parameters,
+    "strict" => strict,
+});
 
 /// `stop`: one string or an array of strings.
 pub enum Stop<'a> {
@@ -342,6 +433,86 @@ impl Stop<'_> {
             Stop::One(s) => vec![&**s],
             Stop::Many(items) => items.iter().map(|s| &**s).collect(),
         }
+    }
+}
+
+// Tools and tool calls written back as serialising their `Value` would: keys in the client's
+// order, `null` ones included (Qwen passes them through).
+
+impl ToolCall<'_> {
+    pub fn write_as_sent(&self, out: &mut Vec<u8>) {
+        write_ordered(out, self.order, |out, k| match k {
+            0 => write_opt_str(out, self.id.as_ref()),
+            1 => write_opt_str(out, self.kind.as_ref()),
+            _ => match &self.function {
+                Some(f) => f.0.write_as_sent(out),
+                None => out.extend_from_slice(b"null"),
+            },
+        });
+    }
+}
+
+impl FunctionCall<'_> {
+    pub fn write_as_sent(&self, out: &mut Vec<u8>) {
+        write_ordered(out, self.order, |out, k| match k {
+            0 => write_opt_str(out, self.name.as_ref()),
+            _ => write_opt_value(out, self.arguments.as_ref()),
+        });
+    }
+}
+
+impl Tool<'_> {
+    pub fn write_as_sent(&self, out: &mut Vec<u8>) {
+        write_ordered(out, self.order, |out, k| match k {
+            0 => write_opt_str(out, self.kind.as_ref()),
+            _ => match &self.function {
+                Some(f) => f.0.write_as_sent(out),
+                None => out.extend_from_slice(b"null"),
+            },
+        });
+    }
+}
+
+impl FunctionDef<'_> {
+    pub fn write_as_sent(&self, out: &mut Vec<u8>) {
+        write_ordered(out, self.order, |out, k| match k {
+            0 => write_opt_str(out, self.name.as_ref()),
+            1 => write_opt_str(out, self.description.as_ref()),
+            2 => write_opt_value(out, self.parameters.as_ref()),
+            _ => out.extend_from_slice(match self.strict {
+                Some(true) => b"true",
+                Some(false) => b"false",
+                None => b"null",
+            }),
+        });
+    }
+}
+
+/// An object of the keys `order` lists, in that order, `value` writing key `k`'s value.
+fn write_ordered(out: &mut Vec<u8>, order: KeyOrder, mut value: impl FnMut(&mut Vec<u8>, usize)) {
+    out.push(b'{');
+    for (j, k) in order.iter().enumerate() {
+        if j > 0 {
+            out.push(b',');
+        }
+        write_str(out, order.names[k]);
+        out.push(b':');
+        value(out, k);
+    }
+    out.push(b'}');
+}
+
+fn write_opt_str(out: &mut Vec<u8>, s: Option<&Str<'_>>) {
+    match s {
+        Some(s) => write_str(out, &s.0),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn write_opt_value(out: &mut Vec<u8>, v: Option<&Value>) {
+    match v {
+        Some(v) => write_value(out, v),
+        None => out.extend_from_slice(b"null"),
     }
 }
 

@@ -575,7 +575,7 @@ fn convert_tool_choice(tc: Value) -> Result<Value, ProxyError> {
 // `fast_request_tests.rs` compares the two on many mutated requests).
 
 use crate::custom_settings::CustomSetting;
-use crate::json_write::{write_array, write_str, write_str_object, write_value};
+use crate::json_write::{write_array, write_str, write_str_object, write_u64, write_value};
 use crate::openai::chat_read::{write_number, ChatRequest, Content, ObjectOut, Part};
 use std::borrow::Cow;
 
@@ -631,14 +631,21 @@ pub(super) fn fast_chat(
     chat: &ChatRequest<'_>,
     settings: &[CustomSetting],
 ) -> Option<Vec<u8>> {
-    // Refused parameters (PARAMS): neutral penalties are dropped, anything else is a 400.
+    // Refused parameters (OPENAI_ONLY, PARAMS): neutral ones (`n: 1`, `logprobs: false`, zero
+    // penalties) are dropped, anything else is a 400.
     if chat.seed.is_some()
+        || chat.logprobs == Some(true)
+        || chat.n.as_ref().is_some_and(|n| n.as_f64() != Some(1.0))
         || [&chat.presence_penalty, &chat.frequency_penalty]
             .iter()
             .any(|p| p.as_ref().is_some_and(|n| n.as_f64() != Some(0.0)))
     {
         return None;
     }
+    let thinking = match &chat.reasoning_effort {
+        None => None,
+        Some(e) => Some(super::thinking::for_effort_str(req.model, &e.0).ok()?),
+    };
     let output_format = match &chat.response_format {
         None => None,
         Some(rf) => match rf.get("type").and_then(Value::as_str) {
@@ -687,16 +694,28 @@ pub(super) fn fast_chat(
             b.push(b'}');
         });
     });
+    // A thinking budget must stay below `max_tokens` (`apply_reasoning_effort`): the limit is
+    // raised where it stands, or added after `thinking` when customSettings set it.
+    let budget = match thinking {
+        Some(Thinking::Budget(b)) => Some(b),
+        _ => None,
+    };
+    let raised = |max: u64| budget.filter(|&b| max <= b).map(|b| b + DEFAULT_MAX_TOKENS);
+    let mut max_after_thinking = None;
     match chat
         .max_completion_tokens
         .as_ref()
         .or(chat.max_tokens.as_ref())
     {
-        Some(n) => out.field("max_tokens", |b| write_number(b, n)),
-        None if customsettings_set_max_tokens(req.config) => {}
-        None => out.field("max_tokens", |b| {
-            b.extend_from_slice(DEFAULT_MAX_TOKENS.to_string().as_bytes())
-        }),
+        Some(n) => match raised(n.as_u64().unwrap_or(0)) {
+            Some(m) => out.field("max_tokens", |b| write_u64(b, m)),
+            None => out.field("max_tokens", |b| write_number(b, n)),
+        },
+        None if customsettings_set_max_tokens(req.config) => max_after_thinking = raised(0),
+        None => {
+            let m = raised(DEFAULT_MAX_TOKENS).unwrap_or(DEFAULT_MAX_TOKENS);
+            out.field("max_tokens", |b| write_u64(b, m));
+        }
     }
     if let Some(stop) = &chat.stop {
         let seqs = stop.sequences();
@@ -721,12 +740,30 @@ pub(super) fn fast_chat(
     if let Some(u) = chat.safety_identifier.as_ref().or(chat.user.as_ref()) {
         out.field("metadata", |b| write_str_object(b, &[("user_id", &u.0)]));
     }
-    if let Some(schema) = output_format {
+    let effort = match thinking {
+        Some(Thinking::Adaptive(level)) => Some(level),
+        _ => None,
+    };
+    if let Some(schema) = &output_format {
         out.field("output_config", |b| {
             b.extend_from_slice(br#"{"format":{"type":"json_schema","schema":"#);
             write_value(b, schema);
-            b.extend_from_slice(b"}}");
+            b.push(b'}');
+            if let Some(level) = effort {
+                b.extend_from_slice(br#","effort":"#);
+                write_str(b, level);
+            }
+            b.push(b'}');
         });
+    }
+    if let Some(field) = thinking.as_ref().and_then(Thinking::field) {
+        out.field("thinking", |b| write_value(b, &field));
+    }
+    if let Some(m) = max_after_thinking {
+        out.field("max_tokens", |b| write_u64(b, m));
+    }
+    if let (None, Some(level)) = (&output_format, effort) {
+        out.field("output_config", |b| write_str_object(b, &[("effort", level)]));
     }
     if !tools.is_empty() {
         out.field("tools", |b| {
