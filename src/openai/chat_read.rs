@@ -14,7 +14,7 @@
 //! the `Value` (a key already present keeps its place, a new one goes last).
 
 use crate::custom_settings::{resolve_name, CustomSetting, SettingsProtocol};
-use crate::json_write::{write_str, write_value};
+use crate::json_write::{write_str, write_u64, write_value};
 use crate::typed_json::Str;
 use serde::de::{
     self, value::MapAccessDeserializer, Deserialize, Deserializer, MapAccess, Visitor,
@@ -388,8 +388,227 @@ ordered_object!(ToolCall, "a tool call", {"id" => id, "type" => kind, "function"
 pub struct FunctionCall<'a> {
     pub(crate) name: Option<Str<'a>>,
     /// Usually a string of JSON; some clients send the object itself.
-    pub(crate) arguments: Option<Value>,
+    pub(crate) arguments: Option<Arguments<'a>>,
     pub(crate) order: KeyOrder,
+}
+
+/// A tool call's `arguments`: a string, or any other value as [`Canon`].
+pub enum Arguments<'a> {
+    Str(Cow<'a, str>),
+    Json(Canon),
+}
+
+impl Arguments<'_> {
+    /// The arguments object as Claude's `input` and Gemini's `args` take it (as their `Value`
+    /// paths build it): none or a blank string is `{}`, a string is parsed and must hold an
+    /// object, an object is itself. `None` for anything else, and for a string the `Value`
+    /// reading might take differently (duplicate keys).
+    pub fn object(args: Option<&Self>) -> Option<Cow<'_, [u8]>> {
+        match args {
+            None => Some(Cow::Borrowed(b"{}")),
+            Some(Arguments::Str(s)) if s.trim().is_empty() => Some(Cow::Borrowed(b"{}")),
+            Some(Arguments::Str(s)) => {
+                let c = serde_json::from_str::<Canon>(s).ok()?;
+                c.shape.object.then_some(Cow::Owned(c.bytes))
+            }
+            Some(Arguments::Json(c)) => c.shape.object.then_some(Cow::Borrowed(&c.bytes[..])),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Arguments<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Arguments<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Arguments::Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Arguments::Str(Cow::Owned(s.to_owned())))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                canon(|t| t.visit_bool(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                canon(|t| t.visit_i64(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                canon(|t| t.visit_u64(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                canon(|t| t.visit_f64(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                canon(|t| t.visit_unit())
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                canon(|t| t.visit_seq(seq))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                canon(|t| t.visit_map(map))
+            }
+        }
+        fn canon<'a, E>(
+            f: impl FnOnce(Transcode<'_>) -> Result<Shape, E>,
+        ) -> Result<Arguments<'a>, E> {
+            let mut bytes = Vec::new();
+            let shape = f(Transcode {
+                out: &mut bytes,
+                top: true,
+            })?;
+            Ok(Arguments::Json(Canon { bytes, shape }))
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// Any JSON value, kept as the bytes serialising its `serde_json::Value` would give, without
+/// building the `Value` (tool schemas are most of an agent request). An object with a key given
+/// twice is refused: the `Value` reading keeps the last value in the first one's place.
+pub struct Canon {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) shape: Shape,
+}
+
+/// What a [`Canon`] value is, as far as the translators ask.
+#[derive(Default, Clone, Copy)]
+pub struct Shape {
+    pub(crate) object: bool,
+    /// An object with a non-empty object under `properties` (a JSON schema with arguments).
+    pub(crate) properties: bool,
+    nonempty: bool,
+}
+
+impl<'de> Deserialize<'de> for Canon {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut bytes = Vec::new();
+        let top = Transcode {
+            out: &mut bytes,
+            top: true,
+        };
+        let shape = de::DeserializeSeed::deserialize(top, d)?;
+        Ok(Canon { bytes, shape })
+    }
+}
+
+/// Writes the value it reads as `json_write::write_value` writes the `Value` serde_json would
+/// read (numbers as `Number`s, `null` for a float `Value` cannot hold), and says its [`Shape`].
+struct Transcode<'o> {
+    out: &'o mut Vec<u8>,
+    /// The outermost value (where `properties` is looked at).
+    top: bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for Transcode<'_> {
+    type Value = Shape;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Transcode<'_> {
+    type Value = Shape;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Shape, E> {
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(Shape::default())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Shape, E> {
+        if v < 0 {
+            self.out.push(b'-');
+        }
+        write_u64(self.out, v.unsigned_abs());
+        Ok(Shape::default())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Shape, E> {
+        write_u64(self.out, v);
+        Ok(Shape::default())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Shape, E> {
+        match Number::from_f64(v) {
+            Some(n) => write_number(self.out, &n),
+            None => self.out.extend_from_slice(b"null"),
+        }
+        Ok(Shape::default())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Shape, E> {
+        write_str(self.out, v);
+        Ok(Shape::default())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
+        self.out.extend_from_slice(b"null");
+        Ok(Shape::default())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Shape, E> {
+        self.visit_unit()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
+        de::DeserializeSeed::deserialize(self, d)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        self.out.push(b'[');
+        let mut n = 0;
+        loop {
+            let at = self.out.len();
+            if n > 0 {
+                self.out.push(b',');
+            }
+            let item = Transcode {
+                out: &mut *self.out,
+                top: false,
+            };
+            if seq.next_element_seed(item)?.is_none() {
+                self.out.truncate(at);
+                break;
+            }
+            n += 1;
+        }
+        self.out.push(b']');
+        Ok(Shape {
+            nonempty: n > 0,
+            ..Shape::default()
+        })
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+        let mut shape = Shape {
+            object: true,
+            ..Shape::default()
+        };
+        // The written keys (their escaped bytes: escaping is one-to-one), to refuse a repeat.
+        let mut keys: Vec<(usize, usize)> = Vec::new();
+        self.out.push(b'{');
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            if shape.nonempty {
+                self.out.push(b',');
+            }
+            shape.nonempty = true;
+            let start = self.out.len();
+            write_str(self.out, &key.0);
+            let end = self.out.len();
+            let written = &self.out[start..end];
+            if keys.iter().any(|&(s, e)| self.out[s..e] == *written) {
+                return Err(de::Error::custom("duplicate key"));
+            }
+            keys.push((start, end));
+            self.out.push(b':');
+            let value = map.next_value_seed(Transcode {
+                out: &mut *self.out,
+                top: false,
+            })?;
+            if self.top && key.0 == "properties" {
+                shape.properties = value.object && value.nonempty;
+            }
+        }
+        self.out.push(b'}');
+        Ok(shape)
+    }
 }
 
 ordered_object!(FunctionCall, "a function call", {"name" => name, "arguments" => arguments});
@@ -408,7 +627,7 @@ ordered_object!(Tool, "a tool", {"type" => kind, "function" => function});
 pub struct FunctionDef<'a> {
     pub(crate) name: Option<Str<'a>>,
     pub(crate) description: Option<Str<'a>>,
-    pub(crate) parameters: Option<Value>,
+    pub(crate) parameters: Option<Canon>,
     pub(crate) strict: Option<bool>,
     pub(crate) order: KeyOrder,
 }
@@ -456,7 +675,11 @@ impl FunctionCall<'_> {
     pub fn write_as_sent(&self, out: &mut Vec<u8>) {
         write_ordered(out, self.order, |out, k| match k {
             0 => write_opt_str(out, self.name.as_ref()),
-            _ => write_opt_value(out, self.arguments.as_ref()),
+            _ => match &self.arguments {
+                Some(Arguments::Str(s)) => write_str(out, s),
+                Some(Arguments::Json(c)) => out.extend_from_slice(&c.bytes),
+                None => out.extend_from_slice(b"null"),
+            },
         });
     }
 }
@@ -478,7 +701,10 @@ impl FunctionDef<'_> {
         write_ordered(out, self.order, |out, k| match k {
             0 => write_opt_str(out, self.name.as_ref()),
             1 => write_opt_str(out, self.description.as_ref()),
-            2 => write_opt_value(out, self.parameters.as_ref()),
+            2 => match &self.parameters {
+                Some(c) => out.extend_from_slice(&c.bytes),
+                None => out.extend_from_slice(b"null"),
+            },
             _ => out.extend_from_slice(match self.strict {
                 Some(true) => b"true",
                 Some(false) => b"false",
@@ -505,13 +731,6 @@ fn write_ordered(out: &mut Vec<u8>, order: KeyOrder, mut value: impl FnMut(&mut 
 fn write_opt_str(out: &mut Vec<u8>, s: Option<&Str<'_>>) {
     match s {
         Some(s) => write_str(out, &s.0),
-        None => out.extend_from_slice(b"null"),
-    }
-}
-
-fn write_opt_value(out: &mut Vec<u8>, v: Option<&Value>) {
-    match v {
-        Some(v) => write_value(out, v),
         None => out.extend_from_slice(b"null"),
     }
 }

@@ -185,6 +185,12 @@ fn seeds() -> Vec<String> {
     v.push(r#" { "model" : "gpt\u002d4o", "messages" : [ { "role" : "user" , "content" : "a\/b \ud83d\ude00 \u0007" } ] , "temperature" : 1.0e0 , "top_p": -0 } "#.into());
     v.push(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"max_tokens":18446744073709551616,"temperature":1E400}"#.into());
     v.push(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"model":"dup"}"#.into());
+    // Tool schemas and arguments kept as JSON bytes: numbers of every kind, escapes, nesting, and
+    // repeated keys (which the `Value` reading takes, keeping the last).
+    v.push(r#"{"model":"gpt-4o","tools":[{"type":"function","function":{"name":"n","parameters":{"type":"object","properties":{"a":{"enum":[-0,-1,1.5e3,0.1,-2.50E-3,18446744073709551615,18446744073709551616,-9223372036854775808,-9223372036854775809,1e308,true,null,"\u00e9\n\/"]},"b":{"type":["string","null"],"default":{}}},"required":[]}}}],"messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"i","type":"function","function":{"name":"n","arguments":"{\"a\": [-0, 1E2, \"\\u00e9\"], \"b\": {\"c\": []}}"}}]},{"role":"tool","tool_call_id":"i","content":"{\"r\": -0.0, \"s\": [{}]}"}]}"#.into());
+    v.push(r#"{"model":"gpt-4o","tools":[{"type":"function","function":{"name":"d","parameters":{"type":"object","properties":{"a":{}},"type":"object"}}}],"messages":[{"role":"user","content":"x"}]}"#.into());
+    v.push(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"i","function":{"name":"n","arguments":"{\"a\":1,\"a\":2}"}}]},{"role":"tool","tool_call_id":"i","content":"{\"r\":1,\"r\":2}"}]}"#.into());
+    v.push(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"i","function":{"name":"n","arguments":{"a":1,"b":{"a":1,"a":[]}}}}]},{"role":"tool","tool_call_id":"i","content":"{\"r\":1,\"r\":2"}]}"#.into());
     v
 }
 
@@ -220,6 +226,8 @@ const SNIPPETS: &[&str] = &[
     r#""parallel_tool_calls":false,"#,
     r#""seed":null,"#,
     r#""unknown":1,"#,
+    r#""type":"object","#,
+    r#""x":[-0,-1,1.5e3,18446744073709551615,-9223372036854775808,0.1,{}],"#,
     r#""reasoning_effort":"medium","#,
     r#""reasoning_effort":"xhigh","#,
     r#""n":1,"#,
@@ -227,8 +235,8 @@ const SNIPPETS: &[&str] = &[
     r#""tool_choice":"required","#,
     r#""tool_choice":"none","#,
     r#""tools":[{"type":"function","function":{"name":"t","parameters":{"type":"object","properties":{"p":{}}}}}],"#,
-    r#"{"role":"assistant","tool_calls":[{"id":"x","type":"function","function":{"name":"f","arguments":"{"a":1}"}}]},"#,
-    r#"{"role":"tool","tool_call_id":"call_a","content":"{"ok":true}"},"#,
+    r#"{"role":"assistant","tool_calls":[{"id":"x","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},"#,
+    r#"{"role":"tool","tool_call_id":"call_a","content":"{\"ok\":true}"},"#,
     r#"{"role":"user","content":"\u2028"},"#,
     r#"{"role":"tool","tool_call_id":"x","content":[]},"#,
     r#"{"role":"assistant","content":[]},"#,
@@ -390,6 +398,7 @@ fn claude_fast_request_matches_full_path() {
             (3, 10),
             (4, 8),
             (4, 10),
+            (0, 20),
         ],
         600,
     );
@@ -425,6 +434,7 @@ fn gemini_fast_request_matches_full_path() {
             (3, 8),
             (3, 10),
             (3, 11),
+            (0, 20),
         ],
         200,
     );
@@ -448,7 +458,16 @@ fn qwen_fast_request_matches_full_path() {
         QWEN_REPLY,
         6000,
         15,
-        &[(0, 0), (0, 4), (0, 8), (0, 9), (0, 10), (0, 11)],
+        &[
+            (0, 0),
+            (0, 4),
+            (0, 8),
+            (0, 9),
+            (0, 10),
+            (0, 11),
+            (0, 20),
+            (0, 22),
+        ],
         300,
     );
 }

@@ -576,7 +576,7 @@ fn convert_tool_choice(tc: Value) -> Result<Value, ProxyError> {
 
 use crate::custom_settings::CustomSetting;
 use crate::json_write::{write_array, write_str, write_str_object, write_u64, write_value};
-use crate::openai::chat_read::{write_number, ChatRequest, Content, ObjectOut, Part};
+use crate::openai::chat_read::{write_number, Arguments, ChatRequest, Content, ObjectOut, Part};
 use std::borrow::Cow;
 
 /// A Claude content block as `translate_chat` builds it, with a part's `cache_control`.
@@ -595,7 +595,8 @@ enum BlockKind<'r> {
     ToolUse {
         id: &'r str,
         name: &'r str,
-        input: Cow<'r, Value>,
+        /// The arguments object, as JSON.
+        input: Cow<'r, [u8]>,
     },
     ToolResult {
         id: &'r str,
@@ -767,7 +768,7 @@ pub(super) fn fast_chat(
     }
     if !tools.is_empty() {
         out.field("tools", |b| {
-            write_array(b, tools.iter(), write_value);
+            write_array(b, tools.iter(), |b, t| t.write(b));
         });
     }
     if let Some(tc) = &tool_choice {
@@ -827,16 +828,7 @@ fn fast_messages<'r>(chat: &'r ChatRequest<'_>) -> Option<FastMessages<'r>> {
                     let call = &call.0;
                     let f = &call.function.as_ref()?.0;
                     let (id, name) = (&call.id.as_ref()?.0, &f.name.as_ref()?.0);
-                    let input = match &f.arguments {
-                        None => Cow::Owned(json!({})),
-                        Some(Value::String(s)) if s.trim().is_empty() => Cow::Owned(json!({})),
-                        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
-                            Ok(v @ Value::Object(_)) => Cow::Owned(v),
-                            _ => return None,
-                        },
-                        Some(v @ Value::Object(_)) => Cow::Borrowed(v),
-                        Some(_) => return None,
-                    };
+                    let input = Arguments::object(f.arguments.as_ref())?;
                     blocks.push(plain(BlockKind::ToolUse { id, name, input }));
                 }
                 push_fast_turn(&mut turns, "assistant", blocks);
@@ -896,8 +888,33 @@ fn fast_user_part<'r>(p: &'r Part<'_>) -> Option<BlockKind<'r>> {
     }
 }
 
-/// `tools` as `convert_tool` builds them (small: kept as `Value`s).
-fn fast_tools(chat: &ChatRequest<'_>) -> Option<Vec<Value>> {
+/// One tool as `convert_tool` builds it.
+struct FastTool<'r> {
+    name: &'r str,
+    description: Option<&'r str>,
+    /// `parameters` when an object (as JSON), else an empty object schema.
+    schema: &'r [u8],
+    strict: bool,
+}
+
+impl FastTool<'_> {
+    fn write(&self, b: &mut Vec<u8>) {
+        b.extend_from_slice(br#"{"name":"#);
+        write_str(b, self.name);
+        if let Some(d) = self.description {
+            b.extend_from_slice(br#","description":"#);
+            write_str(b, d);
+        }
+        b.extend_from_slice(br#","input_schema":"#);
+        b.extend_from_slice(self.schema);
+        if self.strict {
+            b.extend_from_slice(br#","strict":true"#);
+        }
+        b.push(b'}');
+    }
+}
+
+fn fast_tools<'r>(chat: &'r ChatRequest<'_>) -> Option<Vec<FastTool<'r>>> {
     let Some(tools) = &chat.tools else {
         return Some(Vec::new());
     };
@@ -909,20 +926,16 @@ fn fast_tools(chat: &ChatRequest<'_>) -> Option<Vec<Value>> {
                 return None;
             }
             let f = &t.function.as_ref()?.0;
-            let mut out = Map::new();
-            out.insert("name".into(), f.name.as_ref()?.0.as_ref().into());
-            if let Some(d) = &f.description {
-                out.insert("description".into(), d.0.as_ref().into());
-            }
-            let schema = match &f.parameters {
-                Some(p @ Value::Object(_)) => p.clone(),
-                _ => json!({"type": "object", "properties": {}}),
+            let schema: &[u8] = match &f.parameters {
+                Some(p) if p.shape.object => &p.bytes,
+                _ => br#"{"type":"object","properties":{}}"#,
             };
-            out.insert("input_schema".into(), schema);
-            if f.strict == Some(true) {
-                out.insert("strict".into(), true.into());
-            }
-            Some(Value::Object(out))
+            Some(FastTool {
+                name: &f.name.as_ref()?.0,
+                description: f.description.as_ref().map(|d| &*d.0),
+                schema,
+                strict: f.strict == Some(true),
+            })
         })
         .collect()
 }
@@ -967,7 +980,7 @@ fn write_block(b: &mut Vec<u8>, block: &Block<'_>) {
             b.extend_from_slice(br#","name":"#);
             write_str(b, name);
             b.extend_from_slice(br#","input":"#);
-            write_value(b, input);
+            b.extend_from_slice(input);
         }
         BlockKind::ToolResult { id, content } => {
             b.extend_from_slice(br#"{"type":"tool_result","tool_use_id":"#);

@@ -599,7 +599,9 @@ pub(super) fn translate_embeddings(resource: &str, body: &mut Value) -> Result<V
 
 use crate::custom_settings::{CustomSetting, SettingsProtocol};
 use crate::json_write::{write_array, write_str, write_str_object, write_u64, write_value};
-use crate::openai::chat_read::{write_number, ChatRequest, Content, Key, Message, ObjectOut};
+use crate::openai::chat_read::{
+    write_number, Arguments, Canon, ChatRequest, Content, Key, Message, ObjectOut,
+};
 use std::borrow::Cow;
 
 enum FastPart<'r> {
@@ -611,7 +613,8 @@ enum FastPart<'r> {
     /// A replayed tool call; `skip` adds the Gemini 3 placeholder signature.
     Call {
         name: &'r str,
-        args: Cow<'r, Value>,
+        /// The arguments object, as JSON.
+        args: Cow<'r, [u8]>,
         skip: bool,
     },
     /// A `tool` message's result.
@@ -621,9 +624,10 @@ enum FastPart<'r> {
     },
 }
 
-/// A function response: the tool's text when it is a JSON object, else `{"output": text}`.
+/// A function response: the tool's text when it is a JSON object (as JSON), else
+/// `{"output": text}`.
 enum ToolResponse<'r> {
-    Object(Value),
+    Object(Vec<u8>),
     Output(Cow<'r, str>),
 }
 
@@ -694,7 +698,7 @@ pub(super) fn fast_chat(
                 }
                 if let Some(p) = params {
                     b.extend_from_slice(br#","parametersJsonSchema":"#);
-                    write_value(b, p);
+                    b.extend_from_slice(p);
                 }
                 b.push(b'}');
             });
@@ -842,16 +846,7 @@ fn fast_messages<'r>(
                     }
                     let f = &call.function.as_ref()?.0;
                     let name: &str = &f.name.as_ref()?.0;
-                    let args = match &f.arguments {
-                        None => Cow::Owned(json!({})),
-                        Some(Value::String(s)) if s.trim().is_empty() => Cow::Owned(json!({})),
-                        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
-                            Ok(v @ Value::Object(_)) => Cow::Owned(v),
-                            _ => return None,
-                        },
-                        Some(v @ Value::Object(_)) => Cow::Borrowed(v),
-                        Some(_) => return None,
-                    };
+                    let args = Arguments::object(f.arguments.as_ref())?;
                     let id = call.id.as_ref().map_or("", |s| &*s.0);
                     call_names.push((id, name));
                     parts.push(FastPart::Call { name, args, skip });
@@ -867,9 +862,15 @@ fn fast_messages<'r>(
                     [one] => Cow::Borrowed(*one),
                     _ => Cow::Owned(pieces.concat()),
                 };
-                let response = match serde_json::from_str::<Value>(&text) {
-                    Ok(v @ Value::Object(_)) => ToolResponse::Object(v),
-                    _ => ToolResponse::Output(text),
+                let response = match serde_json::from_str::<Canon>(&text) {
+                    Ok(c) if c.shape.object => ToolResponse::Object(c.bytes),
+                    Ok(_) => ToolResponse::Output(text),
+                    // Not JSON, or an object with a repeated key, which the `Value` reading
+                    // takes (keeping the last): that case is left to it.
+                    Err(_) => match serde_json::from_str::<Value>(&text) {
+                        Ok(Value::Object(_)) => return None,
+                        _ => ToolResponse::Output(text),
+                    },
                 };
                 push_fast(
                     &mut contents,
@@ -913,7 +914,7 @@ fn fast_user_parts<'r>(m: &'r Message<'_>) -> Option<Vec<FastPart<'r>>> {
 }
 
 /// `function_declarations`: (name, description, parameters when they have properties).
-type Declaration<'r> = (&'r str, Option<&'r str>, Option<&'r Value>);
+type Declaration<'r> = (&'r str, Option<&'r str>, Option<&'r [u8]>);
 
 fn fast_declarations<'r>(chat: &'r ChatRequest<'_>) -> Option<Vec<Declaration<'r>>> {
     let Some(tools) = &chat.tools else {
@@ -927,11 +928,11 @@ fn fast_declarations<'r>(chat: &'r ChatRequest<'_>) -> Option<Vec<Declaration<'r
                 return None;
             }
             let f = &t.function.as_ref()?.0;
-            let params = f.parameters.as_ref().filter(|p| {
-                p.get("properties")
-                    .and_then(Value::as_object)
-                    .is_some_and(|props| !props.is_empty())
-            });
+            let params = f
+                .parameters
+                .as_ref()
+                .filter(|p| p.shape.properties)
+                .map(|p| &p.bytes[..]);
             Some((
                 &*f.name.as_ref()?.0,
                 f.description.as_ref().map(|d| &*d.0),
@@ -978,7 +979,7 @@ fn write_parts(b: &mut Vec<u8>, parts: &[FastPart<'_>]) {
             b.extend_from_slice(br#"{"functionCall":{"name":"#);
             write_str(b, name);
             b.extend_from_slice(br#","args":"#);
-            write_value(b, args);
+            b.extend_from_slice(args);
             b.push(b'}');
             if *skip {
                 b.extend_from_slice(br#","thoughtSignature":"#);
@@ -991,7 +992,7 @@ fn write_parts(b: &mut Vec<u8>, parts: &[FastPart<'_>]) {
             write_str(b, name);
             b.extend_from_slice(br#","response":"#);
             match response {
-                ToolResponse::Object(v) => write_value(b, v),
+                ToolResponse::Object(v) => b.extend_from_slice(v),
                 ToolResponse::Output(text) => write_str_object(b, &[("output", &**text)]),
             }
             b.extend_from_slice(b"}}");
