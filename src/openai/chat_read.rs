@@ -49,7 +49,8 @@ pub(crate) fn taken() {
 
 /// Reads a client's chat request; `None` for anything the typed reading does not vouch for.
 pub fn read(body: &[u8]) -> Option<ChatRequest<'_>> {
-    serde_json::from_slice::<ChatRequest<'_>>(body).ok()
+    // One UTF-8 check of the body, not one per string (agent requests have many small ones).
+    crate::typed_json::read(body)
 }
 
 /// An OpenAI chat request, as far as the fast paths handle one. `None` fields were absent or
@@ -485,7 +486,8 @@ pub struct Shape {
 
 impl<'de> Deserialize<'de> for Canon {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut bytes = Vec::new();
+        // Room for a small tool schema without growing.
+        let mut bytes = Vec::with_capacity(256);
         let top = Transcode {
             out: &mut bytes,
             top: true,
@@ -581,8 +583,11 @@ impl<'de> Visitor<'de> for Transcode<'_> {
             object: true,
             ..Shape::default()
         };
-        // The written keys (their escaped bytes: escaping is one-to-one), to refuse a repeat.
-        let mut keys: Vec<(usize, usize)> = Vec::new();
+        // The written keys (their escaped bytes: escaping is one-to-one), to refuse a repeat;
+        // the first few without allocating.
+        let mut few = [(0usize, 0usize); 8];
+        let mut more: Vec<(usize, usize)> = Vec::new();
+        let mut n = 0;
         self.out.push(b'{');
         while let Some(key) = map.next_key::<Str<'de>>()? {
             if shape.nonempty {
@@ -593,10 +598,18 @@ impl<'de> Visitor<'de> for Transcode<'_> {
             write_str(self.out, &key.0);
             let end = self.out.len();
             let written = &self.out[start..end];
-            if keys.iter().any(|&(s, e)| self.out[s..e] == *written) {
+            if few[..n.min(8)]
+                .iter()
+                .chain(&more)
+                .any(|&(s, e)| self.out[s..e] == *written)
+            {
                 return Err(de::Error::custom("duplicate key"));
             }
-            keys.push((start, end));
+            match few.get_mut(n) {
+                Some(slot) => *slot = (start, end),
+                None => more.push((start, end)),
+            }
+            n += 1;
             self.out.push(b':');
             let value = map.next_value_seed(Transcode {
                 out: &mut *self.out,
