@@ -326,7 +326,10 @@ fn agree(
     }
     for &(c, i) in must_take {
         let s = &seeds[i];
-        assert!(outcome(&configs[c], s.as_bytes(), reply, false).1, "config {c}: {s}");
+        assert!(
+            outcome(&configs[c], s.as_bytes(), reply, false).1,
+            "config {c}: {s}"
+        );
     }
     let mut rng = StdRng::seed_from_u64(seed);
     for case in 0..cases {

@@ -764,7 +764,9 @@ pub(super) fn fast_chat(
         out.field("max_tokens", |b| write_u64(b, m));
     }
     if let (None, Some(level)) = (&output_format, effort) {
-        out.field("output_config", |b| write_str_object(b, &[("effort", level)]));
+        out.field("output_config", |b| {
+            write_str_object(b, &[("effort", level)])
+        });
     }
     if !tools.is_empty() {
         out.field("tools", |b| {
