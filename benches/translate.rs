@@ -1,6 +1,7 @@
 //! Criterion suite for issue 13's targets, through the public API only (what hosts call):
 //! - a ~1 KB chat request for the OpenAI family (openai) and for translating providers (claude,
-//!   gemini, qwen): client request to upstream request;
+//!   gemini, qwen): client request to upstream request; and a ~2 KB agent request (tools, tool
+//!   calls and results, `reasoning_effort`) the same way (`request_tools`);
 //! - a buffered chat completion response (openai, claude);
 //! - 1,000-event streams: the OpenAI family with usage extraction (`include_usage`, final usage
 //!   chunk), and Claude, Gemini and Qwen in their native formats, each fed whole, in 4 KB and
@@ -47,6 +48,47 @@ fn chat_request(stream: bool) -> String {
     assert!(
         (900..1400).contains(&body.len()),
         "request is {} bytes",
+        body.len()
+    );
+    body
+}
+
+/// An agent turn (~2 KB): tools with JSON schemas, `tool_choice`, `reasoning_effort`, an
+/// assistant message with two tool calls and their `tool` results.
+fn agent_request() -> String {
+    let body = serde_json::json!({
+        "model": "gpt-4o",
+        "reasoning_effort": "low",
+        "tool_choice": "auto",
+        "tools": [
+            {"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city.",
+                "parameters": {"type": "object", "properties": {
+                    "city": {"type": "string", "description": "City name, e.g. Paris"},
+                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+                    "required": ["city"], "additionalProperties": false}, "strict": true}},
+            {"type": "function", "function": {"name": "search_docs", "description": "Full-text search over the project documentation.",
+                "parameters": {"type": "object", "properties": {
+                    "query": {"type": "string"}, "limit": {"type": "integer", "minimum": 1, "maximum": 50}},
+                    "required": ["query"]}}},
+            {"type": "function", "function": {"name": "read_file", "description": "Reads a file of the workspace.",
+                "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}}
+        ],
+        "messages": [
+            {"role": "system", "content": "You are a coding assistant. Use the tools when they help; answer briefly and cite the files you read."},
+            {"role": "user", "content": "What's the weather in Paris, and where do the docs describe the request fast path?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_w1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\",\"unit\":\"celsius\"}"}},
+                {"id": "call_s1", "type": "function", "function": {"name": "search_docs", "arguments": "{\"query\":\"request fast path\",\"limit\":3}"}}]},
+            {"role": "tool", "tool_call_id": "call_w1", "content": "{\"temperature\":18,\"condition\":\"cloudy\"}"},
+            {"role": "tool", "tool_call_id": "call_s1", "content": "docs/architecture.md: One request, step 3 (fast paths); README: Performance"},
+            {"role": "assistant", "content": "Paris is 18 C and cloudy. Let me open the architecture notes."},
+            {"role": "user", "content": "Yes, read it and summarise step 3."}
+        ]
+    })
+    .to_string();
+    assert!(
+        (1800..3000).contains(&body.len()),
+        "agent request is {} bytes",
         body.len()
     );
     body
@@ -194,6 +236,28 @@ fn benches(c: &mut Criterion) {
     }
     g.finish();
 
+    let agent = agent_request();
+    let mut g = quick(c, "request_tools");
+    g.throughput(Throughput::Bytes(agent.len() as u64));
+    for kind in ["openai", "claude", "gemini", "qwen"] {
+        let cfg = config(kind);
+        g.bench_function(kind, |b| {
+            b.iter(|| {
+                let mut ex = Exchange::new(Arc::clone(&cfg));
+                black_box(
+                    ex.on_request(
+                        "POST",
+                        "/v1/chat/completions",
+                        &[],
+                        black_box(agent.as_bytes()),
+                    )
+                    .unwrap(),
+                );
+            })
+        });
+    }
+    g.finish();
+
     let mut g = quick(c, "response_buffered");
     for (kind, body) in [
         ("openai", openai_completion()),
@@ -251,7 +315,7 @@ criterion_group!(translate, benches);
 
 /// `AIPROXY_PROFILE=<case>:<iterations>` runs one case that many times without criterion, for
 /// instruction counts under callgrind (stable on a loaded machine, unlike wall clock). Cases:
-/// `request/<kind>`, `response/<openai|claude>`, `stream/<openai_usage|claude|gemini|qwen>/<slice>`
+/// `request/<kind>`, `request_tools/<kind>` (the agent request), `response/<openai|claude>`, `stream/<openai_usage|claude|gemini|qwen>/<slice>`
 /// with slice `whole`, `4096`, `64` or `1`. Instructions per iteration: run with N and 1 and
 /// divide the difference by N - 1 (this strips start-up and fixture building).
 fn profile(spec: &str) {
@@ -261,12 +325,21 @@ fn profile(spec: &str) {
     let req = chat_request(false);
     let stream_req = chat_request(true);
     match parts.as_slice() {
-        ["request", kind] => {
+        [group @ ("request" | "request_tools"), kind] => {
             let cfg = config(kind);
+            let body = if *group == "request" {
+                req
+            } else {
+                agent_request()
+            };
             for _ in 0..n {
                 let mut ex = Exchange::new(Arc::clone(&cfg));
-                black_box(ex.on_request("POST", "/v1/chat/completions", &[], req.as_bytes()))
-                    .unwrap();
+                match black_box(ex.on_request("POST", "/v1/chat/completions", &[], body.as_bytes()))
+                    .unwrap()
+                {
+                    RequestAction::Forward(_) => {}
+                    other => panic!("{other:?}"),
+                }
             }
         }
         ["response", kind] => {

@@ -14,7 +14,7 @@
 //! the `Value` (a key already present keeps its place, a new one goes last).
 
 use crate::custom_settings::{resolve_name, CustomSetting, SettingsProtocol};
-use crate::json_write::{write_str, write_value};
+use crate::json_write::{write_str, write_u64, write_value};
 use crate::typed_json::Str;
 use serde::de::{
     self, value::MapAccessDeserializer, Deserialize, Deserializer, MapAccess, Visitor,
@@ -49,7 +49,8 @@ pub(crate) fn taken() {
 
 /// Reads a client's chat request; `None` for anything the typed reading does not vouch for.
 pub fn read(body: &[u8]) -> Option<ChatRequest<'_>> {
-    serde_json::from_slice::<ChatRequest<'_>>(body).ok()
+    // One UTF-8 check of the body, not one per string (agent requests have many small ones).
+    crate::typed_json::read(body)
 }
 
 /// An OpenAI chat request, as far as the fast paths handle one. `None` fields were absent or
@@ -70,6 +71,9 @@ pub struct ChatRequest<'a> {
     pub(crate) seed: Option<Number>,
     pub(crate) presence_penalty: Option<Number>,
     pub(crate) frequency_penalty: Option<Number>,
+    pub(crate) n: Option<Number>,
+    pub(crate) logprobs: Option<bool>,
+    pub(crate) reasoning_effort: Option<Str<'a>>,
     pub(crate) stop: Option<Stop<'a>>,
     pub(crate) user: Option<Str<'a>>,
     pub(crate) safety_identifier: Option<Str<'a>>,
@@ -98,6 +102,9 @@ pub enum Key {
     Seed,
     PresencePenalty,
     FrequencyPenalty,
+    N,
+    Logprobs,
+    ReasoningEffort,
     Stop,
     User,
     SafetyIdentifier,
@@ -107,7 +114,7 @@ pub enum Key {
     ResponseFormat,
 }
 
-const KEY_COUNT: usize = 19;
+const KEY_COUNT: usize = 22;
 
 impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -134,6 +141,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
                         "seed" => Key::Seed,
                         "presence_penalty" => Key::PresencePenalty,
                         "frequency_penalty" => Key::FrequencyPenalty,
+                        "n" => Key::N,
+                        "logprobs" => Key::Logprobs,
+                        "reasoning_effort" => Key::ReasoningEffort,
                         "stop" => Key::Stop,
                         "user" => Key::User,
                         "safety_identifier" => Key::SafetyIdentifier,
@@ -161,6 +171,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
                         Key::Seed => r.seed = map.next_value()?,
                         Key::PresencePenalty => r.presence_penalty = map.next_value()?,
                         Key::FrequencyPenalty => r.frequency_penalty = map.next_value()?,
+                        Key::N => r.n = map.next_value()?,
+                        Key::Logprobs => r.logprobs = map.next_value()?,
+                        Key::ReasoningEffort => r.reasoning_effort = map.next_value()?,
                         Key::Stop => r.stop = map.next_value()?,
                         Key::User => r.user = map.next_value()?,
                         Key::SafetyIdentifier => r.safety_identifier = map.next_value()?,
@@ -285,49 +298,359 @@ struct ImageUrlObject<'a> {
     detail: Option<Str<'a>>,
 }
 
-/// One assistant tool call.
-#[derive(DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ToolCall<'a> {
-    #[serde(borrow)]
-    pub(crate) id: Option<Str<'a>>,
-    // Read (typed) so requests with it stay on the fast path; not every provider uses it.
-    #[allow(dead_code)]
-    #[serde(rename = "type", borrow)]
-    pub(crate) kind: Option<Str<'a>>,
-    #[serde(borrow)]
-    pub(crate) function: Option<Obj<FunctionCall<'a>>>,
+/// The keys a small object was sent with, in the client's order (`null` ones included), as
+/// indices into its reader's list of names; each at most once.
+#[derive(Default, Clone, Copy)]
+pub struct KeyOrder {
+    keys: [u8; 4],
+    len: u8,
+    names: &'static [&'static str],
 }
 
-#[derive(DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
+impl KeyOrder {
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.keys[..usize::from(self.len)]
+            .iter()
+            .map(|&k| usize::from(k))
+    }
+}
+
+/// Walks an object whose keys are all among `names` (at most 4; another key, or one given twice,
+/// is an error: the `Value` reading would keep it, or keep the last), `on` reading the value of
+/// key `i`; answers the order the keys came in.
+fn ordered_fields<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    names: &'static [&'static str],
+    mut on: impl FnMut(usize, &mut A) -> Result<(), A::Error>,
+) -> Result<KeyOrder, A::Error> {
+    let mut order = KeyOrder {
+        names,
+        ..KeyOrder::default()
+    };
+    while let Some(key) = map.next_key::<Str<'de>>()? {
+        let Some(i) = names.iter().position(|n| *n == key.0) else {
+            return Err(de::Error::unknown_field(&key.0, &[]));
+        };
+        let i = i as u8;
+        if order.keys[..usize::from(order.len)].contains(&i) {
+            return Err(de::Error::custom("duplicate key"));
+        }
+        order.keys[usize::from(order.len)] = i;
+        order.len += 1;
+        on(usize::from(i), map)?;
+    }
+    Ok(order)
+}
+
+/// `Deserialize` for a borrowed struct read from an object with [`ordered_fields`]: the JSON
+/// names and the fields they go to, in the order [`KeyOrder`] indices count them.
+macro_rules! ordered_object {
+    ($ty:ident, $expecting:literal, { $($name:literal => $field:ident),+ $(,)? }) => {
+        impl<'de: 'a, 'a> Deserialize<'de> for $ty<'a> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V<'a>(PhantomData<&'a ()>);
+                impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+                    type Value = $ty<'a>;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                        const NAMES: &[&str] = &[$($name),+];
+                        let mut out = $ty::default();
+                        let order = ordered_fields(&mut map, NAMES, |i, map| {
+                            match NAMES[i] {
+                                $($name => out.$field = map.next_value()?,)+
+                                _ => unreachable!("a name of NAMES"),
+                            }
+                            Ok(())
+                        })?;
+                        out.order = order;
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(V(PhantomData))
+            }
+        }
+    };
+}
+/// One assistant tool call. Tool calls and tools keep their keys' order ([`KeyOrder`]): Qwen
+/// passes them through, as the `Value` path serialises them.
+#[derive(Default)]
+pub struct ToolCall<'a> {
+    pub(crate) id: Option<Str<'a>>,
+    pub(crate) kind: Option<Str<'a>>,
+    pub(crate) function: Option<Obj<FunctionCall<'a>>>,
+    pub(crate) order: KeyOrder,
+}
+
+ordered_object!(ToolCall, "a tool call", {"id" => id, "type" => kind, "function" => function});
+
+#[derive(Default)]
 pub struct FunctionCall<'a> {
-    #[serde(borrow)]
     pub(crate) name: Option<Str<'a>>,
     /// Usually a string of JSON; some clients send the object itself.
-    pub(crate) arguments: Option<Value>,
+    pub(crate) arguments: Option<Arguments<'a>>,
+    pub(crate) order: KeyOrder,
 }
+
+/// A tool call's `arguments`: a string, or any other value as [`Canon`].
+pub enum Arguments<'a> {
+    Str(Cow<'a, str>),
+    Json(Canon),
+}
+
+impl Arguments<'_> {
+    /// The arguments object as Claude's `input` and Gemini's `args` take it (as their `Value`
+    /// paths build it): none or a blank string is `{}`, a string is parsed and must hold an
+    /// object, an object is itself. `None` for anything else, and for a string the `Value`
+    /// reading might take differently (duplicate keys).
+    pub fn object(args: Option<&Self>) -> Option<Cow<'_, [u8]>> {
+        match args {
+            None => Some(Cow::Borrowed(b"{}")),
+            Some(Arguments::Str(s)) if s.trim().is_empty() => Some(Cow::Borrowed(b"{}")),
+            Some(Arguments::Str(s)) => {
+                let c = serde_json::from_str::<Canon>(s).ok()?;
+                c.shape.object.then_some(Cow::Owned(c.bytes))
+            }
+            Some(Arguments::Json(c)) => c.shape.object.then_some(Cow::Borrowed(&c.bytes[..])),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Arguments<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Arguments<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Arguments::Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Arguments::Str(Cow::Owned(s.to_owned())))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                canon(|t| t.visit_bool(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                canon(|t| t.visit_i64(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                canon(|t| t.visit_u64(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                canon(|t| t.visit_f64(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                canon(|t| t.visit_unit())
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                canon(|t| t.visit_seq(seq))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                canon(|t| t.visit_map(map))
+            }
+        }
+        fn canon<'a, E>(
+            f: impl FnOnce(Transcode<'_>) -> Result<Shape, E>,
+        ) -> Result<Arguments<'a>, E> {
+            let mut bytes = Vec::new();
+            let shape = f(Transcode {
+                out: &mut bytes,
+                top: true,
+            })?;
+            Ok(Arguments::Json(Canon { bytes, shape }))
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// Any JSON value, kept as the bytes serialising its `serde_json::Value` would give, without
+/// building the `Value` (tool schemas are most of an agent request). An object with a key given
+/// twice is refused: the `Value` reading keeps the last value in the first one's place.
+pub struct Canon {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) shape: Shape,
+}
+
+/// What a [`Canon`] value is, as far as the translators ask.
+#[derive(Default, Clone, Copy)]
+pub struct Shape {
+    pub(crate) object: bool,
+    /// An object with a non-empty object under `properties` (a JSON schema with arguments).
+    pub(crate) properties: bool,
+    nonempty: bool,
+}
+
+impl<'de> Deserialize<'de> for Canon {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Room for a small tool schema without growing.
+        let mut bytes = Vec::with_capacity(256);
+        let top = Transcode {
+            out: &mut bytes,
+            top: true,
+        };
+        let shape = de::DeserializeSeed::deserialize(top, d)?;
+        Ok(Canon { bytes, shape })
+    }
+}
+
+/// Writes the value it reads as `json_write::write_value` writes the `Value` serde_json would
+/// read (numbers as `Number`s, `null` for a float `Value` cannot hold), and says its [`Shape`].
+struct Transcode<'o> {
+    out: &'o mut Vec<u8>,
+    /// The outermost value (where `properties` is looked at).
+    top: bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for Transcode<'_> {
+    type Value = Shape;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Transcode<'_> {
+    type Value = Shape;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Shape, E> {
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(Shape::default())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Shape, E> {
+        if v < 0 {
+            self.out.push(b'-');
+        }
+        write_u64(self.out, v.unsigned_abs());
+        Ok(Shape::default())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Shape, E> {
+        write_u64(self.out, v);
+        Ok(Shape::default())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Shape, E> {
+        match Number::from_f64(v) {
+            Some(n) => write_number(self.out, &n),
+            None => self.out.extend_from_slice(b"null"),
+        }
+        Ok(Shape::default())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Shape, E> {
+        write_str(self.out, v);
+        Ok(Shape::default())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
+        self.out.extend_from_slice(b"null");
+        Ok(Shape::default())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Shape, E> {
+        self.visit_unit()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
+        de::DeserializeSeed::deserialize(self, d)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        self.out.push(b'[');
+        let mut n = 0;
+        loop {
+            let at = self.out.len();
+            if n > 0 {
+                self.out.push(b',');
+            }
+            let item = Transcode {
+                out: &mut *self.out,
+                top: false,
+            };
+            if seq.next_element_seed(item)?.is_none() {
+                self.out.truncate(at);
+                break;
+            }
+            n += 1;
+        }
+        self.out.push(b']');
+        Ok(Shape {
+            nonempty: n > 0,
+            ..Shape::default()
+        })
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+        let mut shape = Shape {
+            object: true,
+            ..Shape::default()
+        };
+        // The written keys (their escaped bytes: escaping is one-to-one), to refuse a repeat;
+        // the first few without allocating.
+        let mut few = [(0usize, 0usize); 8];
+        let mut more: Vec<(usize, usize)> = Vec::new();
+        let mut n = 0;
+        self.out.push(b'{');
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            if shape.nonempty {
+                self.out.push(b',');
+            }
+            shape.nonempty = true;
+            let start = self.out.len();
+            write_str(self.out, &key.0);
+            let end = self.out.len();
+            let written = &self.out[start..end];
+            if few[..n.min(8)]
+                .iter()
+                .chain(&more)
+                .any(|&(s, e)| self.out[s..e] == *written)
+            {
+                return Err(de::Error::custom("duplicate key"));
+            }
+            match few.get_mut(n) {
+                Some(slot) => *slot = (start, end),
+                None => more.push((start, end)),
+            }
+            n += 1;
+            self.out.push(b':');
+            let value = map.next_value_seed(Transcode {
+                out: &mut *self.out,
+                top: false,
+            })?;
+            if self.top && key.0 == "properties" {
+                shape.properties = value.object && value.nonempty;
+            }
+        }
+        self.out.push(b'}');
+        Ok(shape)
+    }
+}
+
+ordered_object!(FunctionCall, "a function call", {"name" => name, "arguments" => arguments});
 
 /// One entry of `tools`.
-#[derive(DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub struct Tool<'a> {
-    #[serde(rename = "type", borrow)]
     pub(crate) kind: Option<Str<'a>>,
-    #[serde(borrow)]
     pub(crate) function: Option<Obj<FunctionDef<'a>>>,
+    pub(crate) order: KeyOrder,
 }
 
-#[derive(DeriveDeserialize)]
-#[serde(deny_unknown_fields)]
+ordered_object!(Tool, "a tool", {"type" => kind, "function" => function});
+
+#[derive(Default)]
 pub struct FunctionDef<'a> {
-    #[serde(borrow)]
     pub(crate) name: Option<Str<'a>>,
-    #[serde(borrow)]
     pub(crate) description: Option<Str<'a>>,
-    pub(crate) parameters: Option<Value>,
+    pub(crate) parameters: Option<Canon>,
     pub(crate) strict: Option<bool>,
+    pub(crate) order: KeyOrder,
 }
+
+ordered_object!(FunctionDef, "a function", {
+    "name" => name,
+    "description" => description,
+    "parameters" => parameters,
+    "strict" => strict,
+});
 
 /// `stop`: one string or an array of strings.
 pub enum Stop<'a> {
@@ -342,6 +665,86 @@ impl Stop<'_> {
             Stop::One(s) => vec![&**s],
             Stop::Many(items) => items.iter().map(|s| &**s).collect(),
         }
+    }
+}
+
+// Tools and tool calls written back as serialising their `Value` would: keys in the client's
+// order, `null` ones included (Qwen passes them through).
+
+impl ToolCall<'_> {
+    pub fn write_as_sent(&self, out: &mut Vec<u8>) {
+        write_ordered(out, self.order, |out, k| match k {
+            0 => write_opt_str(out, self.id.as_ref()),
+            1 => write_opt_str(out, self.kind.as_ref()),
+            _ => match &self.function {
+                Some(f) => f.0.write_as_sent(out),
+                None => out.extend_from_slice(b"null"),
+            },
+        });
+    }
+}
+
+impl FunctionCall<'_> {
+    pub fn write_as_sent(&self, out: &mut Vec<u8>) {
+        write_ordered(out, self.order, |out, k| match k {
+            0 => write_opt_str(out, self.name.as_ref()),
+            _ => match &self.arguments {
+                Some(Arguments::Str(s)) => write_str(out, s),
+                Some(Arguments::Json(c)) => out.extend_from_slice(&c.bytes),
+                None => out.extend_from_slice(b"null"),
+            },
+        });
+    }
+}
+
+impl Tool<'_> {
+    pub fn write_as_sent(&self, out: &mut Vec<u8>) {
+        write_ordered(out, self.order, |out, k| match k {
+            0 => write_opt_str(out, self.kind.as_ref()),
+            _ => match &self.function {
+                Some(f) => f.0.write_as_sent(out),
+                None => out.extend_from_slice(b"null"),
+            },
+        });
+    }
+}
+
+impl FunctionDef<'_> {
+    pub fn write_as_sent(&self, out: &mut Vec<u8>) {
+        write_ordered(out, self.order, |out, k| match k {
+            0 => write_opt_str(out, self.name.as_ref()),
+            1 => write_opt_str(out, self.description.as_ref()),
+            2 => match &self.parameters {
+                Some(c) => out.extend_from_slice(&c.bytes),
+                None => out.extend_from_slice(b"null"),
+            },
+            _ => out.extend_from_slice(match self.strict {
+                Some(true) => b"true",
+                Some(false) => b"false",
+                None => b"null",
+            }),
+        });
+    }
+}
+
+/// An object of the keys `order` lists, in that order, `value` writing key `k`'s value.
+fn write_ordered(out: &mut Vec<u8>, order: KeyOrder, mut value: impl FnMut(&mut Vec<u8>, usize)) {
+    out.push(b'{');
+    for (j, k) in order.iter().enumerate() {
+        if j > 0 {
+            out.push(b',');
+        }
+        write_str(out, order.names[k]);
+        out.push(b':');
+        value(out, k);
+    }
+    out.push(b'}');
+}
+
+fn write_opt_str(out: &mut Vec<u8>, s: Option<&Str<'_>>) {
+    match s {
+        Some(s) => write_str(out, &s.0),
+        None => out.extend_from_slice(b"null"),
     }
 }
 

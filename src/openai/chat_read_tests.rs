@@ -122,7 +122,56 @@ fn seeds() -> Vec<String> {
             {"role": "assistant", "content": "again"}, {"role": "user", "content": "ok"}]}),
         json!({"model": null, "messages": [{"role": "user", "content": ""}], "stream": true}),
         json!({"messages": [{"role": "assistant", "content": ""}], "stream_options": {"include_usage": false}, "temperature": 2}),
-        // Left to the full path: fields the fast path does not read, and refusals.
+        // Agent requests: tools, tool calls and their results, `reasoning_effort`, neutral `n`
+        // and `logprobs` (8 to 11).
+        json!({"model": "gpt-4o", "reasoning_effort": "low", "tool_choice": "auto", "n": 1, "logprobs": false,
+            "parallel_tool_calls": true, "tools": [
+                {"type": "function", "function": {"name": "get_weather", "description": "Weather.",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": false}, "strict": true}},
+                {"type": "function", "function": {"name": "now", "description": null, "parameters": {"type": "object", "properties": {}}}},
+                {"type": "function", "function": {"name": "ping", "parameters": null, "strict": false}}],
+            "messages": [
+                {"role": "system", "content": "Use tools."},
+                {"role": "user", "content": "Weather in Paris? And the time."},
+                {"role": "assistant", "content": "Checking.", "tool_calls": [
+                    {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                    {"id": "call_b", "type": "function", "function": {"name": "now", "arguments": ""}}]},
+                {"role": "tool", "tool_call_id": "call_a", "content": "{\"temp\": 18, \"sky\": \"cloudy\"}"},
+                {"role": "tool", "tool_call_id": "call_b", "name": "now", "content": [{"type": "text", "text": "12:"}, {"type": "text", "text": "30"}]},
+                {"role": "assistant", "content": "18 C, 12:30."},
+                {"role": "user", "content": "thanks"}]}),
+        json!({"logprobs": false, "temperature": 0.3, "model": "gpt-4o", "reasoning_effort": "none", "n": 2, "seed": 1,
+            "response_format": {"type": "json_object"}, "max_tokens": 50, "tool_choice": "required", "top_p": 0.5, "tools": [
+                {"function": {"parameters": {"properties": {"q": {"type": "string"}}, "type": "object"}, "name": "search", "strict": false, "description": "d"}, "type": "function"}],
+            "messages": [
+                {"role": "user", "content": "find x"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"function": {"arguments": "{\"q\": \"x\", \"n\": [1, 2.50, 1e2]}", "name": "search"}, "id": "s1", "type": "function"}]},
+                {"role": "tool", "tool_call_id": "s1", "content": "not json"},
+                {"role": "tool", "tool_call_id": "s1", "content": "[1, 2]"},
+                {"role": "user", "content": "and y?"}]}),
+        json!({"model": "gpt-4o", "reasoning_effort": "high", "max_completion_tokens": 100, "stream": true,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}},
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}}],
+            "messages": [
+                {"role": "developer", "content": "json only"},
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "tool_calls": [{"id": "f1", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}},
+                    {"id": "f2", "function": {"name": "f", "arguments": null}}]},
+                {"role": "tool", "tool_call_id": "f2", "content": "{}"},
+                {"role": "tool", "tool_call_id": "f1"}]}),
+        json!({"model": "gpt-4o", "reasoning_effort": "medium", "max_tokens": 4096, "n": 1.0, "logprobs": null,
+            "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [{"type": "function", "function": {"name": "a"}}]}},
+            "tools": [{"type": "function", "function": {"name": "a", "description": "A \"quoted\" \u{e9} tool"}}, {"type": "function", "function": {"name": "b"}}],
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "use a"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "ok"}], "tool_calls": []},
+                {"role": "assistant", "tool_calls": [{"id": "x", "type": "function", "function": {"name": "a", "arguments": "{}"}}]},
+                {"role": "assistant", "tool_calls": [{"id": "x", "type": "function", "function": {"name": "b", "arguments": " {\"k\": {}} "}}]},
+                {"role": "tool", "tool_call_id": "x", "content": "{\"r\": \"\\u00e9\"}"},
+                {"role": "user", "content": "next"}]}),
+        // Refused or left to the full path by some providers (Claude refuses `seed` and `n: 2`).
         json!({"model": "gpt-4o", "seed": 7, "messages": [{"role": "user", "content": "x"}]}),
         json!({"model": "gpt-4o", "n": 2, "messages": [{"role": "user", "content": "x"}]}),
         json!({"model": "gpt-4o", "reasoning_effort": "low", "messages": [{"role": "user", "content": "x"}]}),
@@ -136,6 +185,12 @@ fn seeds() -> Vec<String> {
     v.push(r#" { "model" : "gpt\u002d4o", "messages" : [ { "role" : "user" , "content" : "a\/b \ud83d\ude00 \u0007" } ] , "temperature" : 1.0e0 , "top_p": -0 } "#.into());
     v.push(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"max_tokens":18446744073709551616,"temperature":1E400}"#.into());
     v.push(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"model":"dup"}"#.into());
+    // Tool schemas and arguments kept as JSON bytes: numbers of every kind, escapes, nesting, and
+    // repeated keys (which the `Value` reading takes, keeping the last).
+    v.push(r#"{"model":"gpt-4o","tools":[{"type":"function","function":{"name":"n","parameters":{"type":"object","properties":{"a":{"enum":[-0,-1,1.5e3,0.1,-2.50E-3,18446744073709551615,18446744073709551616,-9223372036854775808,-9223372036854775809,1e308,true,null,"\u00e9\n\/"]},"b":{"type":["string","null"],"default":{}}},"required":[]}}}],"messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"i","type":"function","function":{"name":"n","arguments":"{\"a\": [-0, 1E2, \"\\u00e9\"], \"b\": {\"c\": []}}"}}]},{"role":"tool","tool_call_id":"i","content":"{\"r\": -0.0, \"s\": [{}]}"}]}"#.into());
+    v.push(r#"{"model":"gpt-4o","tools":[{"type":"function","function":{"name":"d","parameters":{"type":"object","properties":{"a":{}},"type":"object"}}}],"messages":[{"role":"user","content":"x"}]}"#.into());
+    v.push(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"i","function":{"name":"n","arguments":"{\"a\":1,\"a\":2}"}}]},{"role":"tool","tool_call_id":"i","content":"{\"r\":1,\"r\":2}"}]}"#.into());
+    v.push(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"i","function":{"name":"n","arguments":{"a":1,"b":{"a":1,"a":[]}}}}]},{"role":"tool","tool_call_id":"i","content":"{\"r\":1,\"r\":2"}]}"#.into());
     v
 }
 
@@ -144,6 +199,9 @@ const CLAUDE_CONFIGS: &[&str] = &[
     r#"{"provider":{"type":"claude","apiTokens":["sk-bench"],"modelMapping":{"gpt-4*":"bench-model"},"customSettings":[{"name":"max_tokens","value":256,"overwrite":false}]}}"#,
     r#"{"provider":{"type":"claude","apiTokens":["sk-1"],"claudeVersion":"2024-01-01"}}"#,
     r#"{"provider":{"type":"claude","apiTokens":["sk-1"],"modelMapping":{"*":"m-\u00e9\"x"},"customSettings":[{"name":"temperature","value":0.25},{"name":"max_tokens","value":9,"overwrite":true},{"name":"top_k","value":3,"overwrite":false},{"name":"stop_sequences","value":"raw\"v","mode":"raw"},{"name":"model","value":"forced","mode":"raw"},{"name":"seed","value":1}]}}"#,
+    // Adaptive thinking (4.6), and adaptive only with `max_tokens` from customSettings (4.7).
+    r#"{"provider":{"type":"claude","apiTokens":["sk-1"],"modelMapping":{"*":"claude-sonnet-4-6"}}}"#,
+    r#"{"provider":{"type":"claude","apiTokens":["sk-1"],"modelMapping":{"*":"claude-opus-4-7"},"customSettings":[{"name":"max_tokens","value":99,"overwrite":false},{"name":"thinking","value":"t","mode":"raw","overwrite":true}]}}"#,
     r#"{"provider":{"type":"claude","apiTokens":["sk-1"],"modelMapping":{"*":""}}}"#,
     r#"{"provider":{"type":"claude","apiTokens":["sk-1"],"responseJsonSchema":{"type":"object"}}}"#,
     r#"{"provider":{"type":"claude","apiTokens":["sk-1"],"retryOnFailure":{"enabled":true}}}"#,
@@ -168,6 +226,17 @@ const SNIPPETS: &[&str] = &[
     r#""parallel_tool_calls":false,"#,
     r#""seed":null,"#,
     r#""unknown":1,"#,
+    r#""type":"object","#,
+    r#""x":[-0,-1,1.5e3,18446744073709551615,-9223372036854775808,0.1,{}],"#,
+    r#""reasoning_effort":"medium","#,
+    r#""reasoning_effort":"xhigh","#,
+    r#""n":1,"#,
+    r#""logprobs":true,"#,
+    r#""tool_choice":"required","#,
+    r#""tool_choice":"none","#,
+    r#""tools":[{"type":"function","function":{"name":"t","parameters":{"type":"object","properties":{"p":{}}}}}],"#,
+    r#"{"role":"assistant","tool_calls":[{"id":"x","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},"#,
+    r#"{"role":"tool","tool_call_id":"call_a","content":"{\"ok\":true}"},"#,
     r#"{"role":"user","content":"\u2028"},"#,
     r#"{"role":"tool","tool_call_id":"x","content":[]},"#,
     r#"{"role":"assistant","content":[]},"#,
@@ -228,15 +297,21 @@ fn mutate(rng: &mut StdRng, body: &mut Vec<u8>) {
     }
 }
 
+/// The configs that come first: the ones the fast paths take.
+const LIKELY_CONFIGS: usize = 5;
+
+/// The seeds that come first: the ones the fast paths take (most edits start from these).
+const LIKELY_SEEDS: usize = 12;
+
 /// Runs the seeds and `cases` random edits of them under each config through both paths.
-/// `min_taken`: how many of the edited requests the fast path must take (so the comparison is
-/// not vacuous).
+/// `must_take`: (config, seed) pairs the fast path takes; `min_taken`: how many of the edited
+/// requests it must take (so the comparison is not vacuous).
 fn agree(
     configs: &[&str],
     reply: &[u8],
     cases: usize,
     seed: u64,
-    must_take: &[usize],
+    must_take: &[(usize, usize)],
     min_taken: usize,
 ) {
     let configs: Vec<_> = configs.iter().map(|c| config(c)).collect();
@@ -249,10 +324,12 @@ fn agree(
             assert_eq!(fast, full, "seed {s}");
         }
     }
-    // These seeds, under the bench's config, take the fast path.
-    for &i in must_take {
+    for &(c, i) in must_take {
         let s = &seeds[i];
-        assert!(outcome(&configs[0], s.as_bytes(), reply, false).1, "{s}");
+        assert!(
+            outcome(&configs[c], s.as_bytes(), reply, false).1,
+            "config {c}: {s}"
+        );
     }
     let mut rng = StdRng::seed_from_u64(seed);
     for case in 0..cases {
@@ -264,8 +341,10 @@ fn agree(
                 rng.gen_range(0..n)
             }
         };
-        let cfg = &configs[pick(&mut rng, configs.len(), 3)];
-        let mut body = seeds[pick(&mut rng, seeds.len(), 8)].clone().into_bytes();
+        let cfg = &configs[pick(&mut rng, configs.len(), LIKELY_CONFIGS)];
+        let mut body = seeds[pick(&mut rng, seeds.len(), LIKELY_SEEDS)]
+            .clone()
+            .into_bytes();
         mutate(&mut rng, &mut body);
         let (fast, took) = outcome(cfg, &body, reply, false);
         let (full, _) = outcome(cfg, &body, reply, true);
@@ -280,6 +359,29 @@ fn agree(
     assert!(taken >= min_taken, "fast path took {taken} of {cases}");
 }
 
+/// Which seeds each config's fast path takes (to pick `must_take`): `cargo test -- --ignored
+/// --nocapture fast_path_table`.
+#[test]
+#[ignore]
+fn fast_path_table() {
+    for (name, configs, reply) in [
+        ("claude", CLAUDE_CONFIGS, CLAUDE_REPLY),
+        ("gemini", GEMINI_CONFIGS, GEMINI_REPLY),
+        ("qwen", QWEN_CONFIGS, QWEN_REPLY),
+    ] {
+        for (c, cfg) in configs.iter().enumerate() {
+            let cfg = config(cfg);
+            let taken: Vec<usize> = seeds()
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| outcome(&cfg, s.as_bytes(), reply, false).1)
+                .map(|(i, _)| i)
+                .collect();
+            println!("{name} config {c}: {taken:?}");
+        }
+    }
+}
+
 #[test]
 fn claude_fast_request_matches_full_path() {
     agree(
@@ -287,7 +389,20 @@ fn claude_fast_request_matches_full_path() {
         CLAUDE_REPLY,
         6000,
         13,
-        &[0, 1, 2, 3, 4],
+        &[
+            (0, 0),
+            (0, 1),
+            (0, 2),
+            (0, 3),
+            (0, 4),
+            (0, 8),
+            (0, 10),
+            (3, 8),
+            (3, 10),
+            (4, 8),
+            (4, 10),
+            (0, 20),
+        ],
         600,
     );
 }
@@ -297,6 +412,8 @@ const GEMINI_CONFIGS: &[&str] = &[
     r#"{"provider":{"type":"gemini","apiTokens":["sk-bench"],"modelMapping":{"gpt-4*":"bench-model"},"customSettings":[{"name":"max_tokens","value":256,"overwrite":false}]}}"#,
     r#"{"provider":{"type":"gemini","apiTokens":["k"],"modelMapping":{"*":"gemini-2.5-flash"},"geminiSafetySetting":{"HARM_CATEGORY_HATE_SPEECH":"BLOCK_NONE","HARM_CATEGORY_HARASSMENT":"BLOCK_ONLY_HIGH"},"customSettings":[{"name":"temperature","value":0.25},{"name":"top_k","value":3,"overwrite":false},{"name":"max_tokens","value":7,"overwrite":true},{"name":"candidateCount","value":1,"mode":"raw"}]}}"#,
     r#"{"provider":{"type":"gemini","apiTokens":["k"],"customSettings":[{"name":"top_p","value":0.5,"overwrite":false},{"name":"seed","value":3}]}}"#,
+    // Gemini 3: replayed tool calls get the placeholder thought signature.
+    r#"{"provider":{"type":"gemini","apiTokens":["k"],"modelMapping":{"*":"gemini-3-pro-preview"}}}"#,
     r#"{"provider":{"type":"gemini","apiTokens":["k"],"modelMapping":{"*":"bad model/x"}}}"#,
     r#"{"provider":{"type":"gemini","apiTokens":["k"],"retryOnFailure":{"enabled":true}}}"#,
 ];
@@ -305,7 +422,25 @@ const GEMINI_REPLY: &[u8] = b"data: {\"candidates\": [{\"content\": {\"parts\": 
 
 #[test]
 fn gemini_fast_request_matches_full_path() {
-    agree(GEMINI_CONFIGS, GEMINI_REPLY, 6000, 14, &[0, 5], 200);
+    agree(
+        GEMINI_CONFIGS,
+        GEMINI_REPLY,
+        6000,
+        14,
+        &[
+            (0, 0),
+            (0, 5),
+            (0, 8),
+            (0, 9),
+            (0, 10),
+            (0, 11),
+            (3, 8),
+            (3, 10),
+            (3, 11),
+            (0, 20),
+        ],
+        200,
+    );
 }
 
 const QWEN_CONFIGS: &[&str] = &[
@@ -321,7 +456,23 @@ const QWEN_REPLY: &[u8] = b"id:1\nevent:result\n:HTTP_STATUS/200\ndata:{\"output
 
 #[test]
 fn qwen_fast_request_matches_full_path() {
-    agree(QWEN_CONFIGS, QWEN_REPLY, 6000, 15, &[0, 4], 300);
+    agree(
+        QWEN_CONFIGS,
+        QWEN_REPLY,
+        6000,
+        15,
+        &[
+            (0, 0),
+            (0, 4),
+            (0, 8),
+            (0, 9),
+            (0, 10),
+            (0, 11),
+            (0, 20),
+            (0, 22),
+        ],
+        300,
+    );
 }
 
 #[test]

@@ -575,8 +575,8 @@ fn convert_tool_choice(tc: Value) -> Result<Value, ProxyError> {
 // `fast_request_tests.rs` compares the two on many mutated requests).
 
 use crate::custom_settings::CustomSetting;
-use crate::json_write::{write_array, write_str, write_str_object, write_value};
-use crate::openai::chat_read::{write_number, ChatRequest, Content, ObjectOut, Part};
+use crate::json_write::{write_array, write_str, write_str_object, write_u64, write_value};
+use crate::openai::chat_read::{write_number, Arguments, ChatRequest, Content, ObjectOut, Part};
 use std::borrow::Cow;
 
 /// A Claude content block as `translate_chat` builds it, with a part's `cache_control`.
@@ -595,7 +595,8 @@ enum BlockKind<'r> {
     ToolUse {
         id: &'r str,
         name: &'r str,
-        input: Cow<'r, Value>,
+        /// The arguments object, as JSON.
+        input: Cow<'r, [u8]>,
     },
     ToolResult {
         id: &'r str,
@@ -631,14 +632,21 @@ pub(super) fn fast_chat(
     chat: &ChatRequest<'_>,
     settings: &[CustomSetting],
 ) -> Option<Vec<u8>> {
-    // Refused parameters (PARAMS): neutral penalties are dropped, anything else is a 400.
+    // Refused parameters (OPENAI_ONLY, PARAMS): neutral ones (`n: 1`, `logprobs: false`, zero
+    // penalties) are dropped, anything else is a 400.
     if chat.seed.is_some()
+        || chat.logprobs == Some(true)
+        || chat.n.as_ref().is_some_and(|n| n.as_f64() != Some(1.0))
         || [&chat.presence_penalty, &chat.frequency_penalty]
             .iter()
             .any(|p| p.as_ref().is_some_and(|n| n.as_f64() != Some(0.0)))
     {
         return None;
     }
+    let thinking = match &chat.reasoning_effort {
+        None => None,
+        Some(e) => Some(super::thinking::for_effort_str(req.model, &e.0).ok()?),
+    };
     let output_format = match &chat.response_format {
         None => None,
         Some(rf) => match rf.get("type").and_then(Value::as_str) {
@@ -687,16 +695,28 @@ pub(super) fn fast_chat(
             b.push(b'}');
         });
     });
+    // A thinking budget must stay below `max_tokens` (`apply_reasoning_effort`): the limit is
+    // raised where it stands, or added after `thinking` when customSettings set it.
+    let budget = match thinking {
+        Some(Thinking::Budget(b)) => Some(b),
+        _ => None,
+    };
+    let raised = |max: u64| budget.filter(|&b| max <= b).map(|b| b + DEFAULT_MAX_TOKENS);
+    let mut max_after_thinking = None;
     match chat
         .max_completion_tokens
         .as_ref()
         .or(chat.max_tokens.as_ref())
     {
-        Some(n) => out.field("max_tokens", |b| write_number(b, n)),
-        None if customsettings_set_max_tokens(req.config) => {}
-        None => out.field("max_tokens", |b| {
-            b.extend_from_slice(DEFAULT_MAX_TOKENS.to_string().as_bytes())
-        }),
+        Some(n) => match raised(n.as_u64().unwrap_or(0)) {
+            Some(m) => out.field("max_tokens", |b| write_u64(b, m)),
+            None => out.field("max_tokens", |b| write_number(b, n)),
+        },
+        None if customsettings_set_max_tokens(req.config) => max_after_thinking = raised(0),
+        None => {
+            let m = raised(DEFAULT_MAX_TOKENS).unwrap_or(DEFAULT_MAX_TOKENS);
+            out.field("max_tokens", |b| write_u64(b, m));
+        }
     }
     if let Some(stop) = &chat.stop {
         let seqs = stop.sequences();
@@ -721,16 +741,36 @@ pub(super) fn fast_chat(
     if let Some(u) = chat.safety_identifier.as_ref().or(chat.user.as_ref()) {
         out.field("metadata", |b| write_str_object(b, &[("user_id", &u.0)]));
     }
-    if let Some(schema) = output_format {
+    let effort = match thinking {
+        Some(Thinking::Adaptive(level)) => Some(level),
+        _ => None,
+    };
+    if let Some(schema) = &output_format {
         out.field("output_config", |b| {
             b.extend_from_slice(br#"{"format":{"type":"json_schema","schema":"#);
             write_value(b, schema);
-            b.extend_from_slice(b"}}");
+            b.push(b'}');
+            if let Some(level) = effort {
+                b.extend_from_slice(br#","effort":"#);
+                write_str(b, level);
+            }
+            b.push(b'}');
+        });
+    }
+    if let Some(field) = thinking.as_ref().and_then(Thinking::field) {
+        out.field("thinking", |b| write_value(b, &field));
+    }
+    if let Some(m) = max_after_thinking {
+        out.field("max_tokens", |b| write_u64(b, m));
+    }
+    if let (None, Some(level)) = (&output_format, effort) {
+        out.field("output_config", |b| {
+            write_str_object(b, &[("effort", level)])
         });
     }
     if !tools.is_empty() {
         out.field("tools", |b| {
-            write_array(b, tools.iter(), write_value);
+            write_array(b, tools.iter(), |b, t| t.write(b));
         });
     }
     if let Some(tc) = &tool_choice {
@@ -790,16 +830,7 @@ fn fast_messages<'r>(chat: &'r ChatRequest<'_>) -> Option<FastMessages<'r>> {
                     let call = &call.0;
                     let f = &call.function.as_ref()?.0;
                     let (id, name) = (&call.id.as_ref()?.0, &f.name.as_ref()?.0);
-                    let input = match &f.arguments {
-                        None => Cow::Owned(json!({})),
-                        Some(Value::String(s)) if s.trim().is_empty() => Cow::Owned(json!({})),
-                        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
-                            Ok(v @ Value::Object(_)) => Cow::Owned(v),
-                            _ => return None,
-                        },
-                        Some(v @ Value::Object(_)) => Cow::Borrowed(v),
-                        Some(_) => return None,
-                    };
+                    let input = Arguments::object(f.arguments.as_ref())?;
                     blocks.push(plain(BlockKind::ToolUse { id, name, input }));
                 }
                 push_fast_turn(&mut turns, "assistant", blocks);
@@ -859,8 +890,33 @@ fn fast_user_part<'r>(p: &'r Part<'_>) -> Option<BlockKind<'r>> {
     }
 }
 
-/// `tools` as `convert_tool` builds them (small: kept as `Value`s).
-fn fast_tools(chat: &ChatRequest<'_>) -> Option<Vec<Value>> {
+/// One tool as `convert_tool` builds it.
+struct FastTool<'r> {
+    name: &'r str,
+    description: Option<&'r str>,
+    /// `parameters` when an object (as JSON), else an empty object schema.
+    schema: &'r [u8],
+    strict: bool,
+}
+
+impl FastTool<'_> {
+    fn write(&self, b: &mut Vec<u8>) {
+        b.extend_from_slice(br#"{"name":"#);
+        write_str(b, self.name);
+        if let Some(d) = self.description {
+            b.extend_from_slice(br#","description":"#);
+            write_str(b, d);
+        }
+        b.extend_from_slice(br#","input_schema":"#);
+        b.extend_from_slice(self.schema);
+        if self.strict {
+            b.extend_from_slice(br#","strict":true"#);
+        }
+        b.push(b'}');
+    }
+}
+
+fn fast_tools<'r>(chat: &'r ChatRequest<'_>) -> Option<Vec<FastTool<'r>>> {
     let Some(tools) = &chat.tools else {
         return Some(Vec::new());
     };
@@ -872,20 +928,16 @@ fn fast_tools(chat: &ChatRequest<'_>) -> Option<Vec<Value>> {
                 return None;
             }
             let f = &t.function.as_ref()?.0;
-            let mut out = Map::new();
-            out.insert("name".into(), f.name.as_ref()?.0.as_ref().into());
-            if let Some(d) = &f.description {
-                out.insert("description".into(), d.0.as_ref().into());
-            }
-            let schema = match &f.parameters {
-                Some(p @ Value::Object(_)) => p.clone(),
-                _ => json!({"type": "object", "properties": {}}),
+            let schema: &[u8] = match &f.parameters {
+                Some(p) if p.shape.object => &p.bytes,
+                _ => br#"{"type":"object","properties":{}}"#,
             };
-            out.insert("input_schema".into(), schema);
-            if f.strict == Some(true) {
-                out.insert("strict".into(), true.into());
-            }
-            Some(Value::Object(out))
+            Some(FastTool {
+                name: &f.name.as_ref()?.0,
+                description: f.description.as_ref().map(|d| &*d.0),
+                schema,
+                strict: f.strict == Some(true),
+            })
         })
         .collect()
 }
@@ -930,7 +982,7 @@ fn write_block(b: &mut Vec<u8>, block: &Block<'_>) {
             b.extend_from_slice(br#","name":"#);
             write_str(b, name);
             b.extend_from_slice(br#","input":"#);
-            write_value(b, input);
+            b.extend_from_slice(input);
         }
         BlockKind::ToolResult { id, content } => {
             b.extend_from_slice(br#"{"type":"tool_result","tool_use_id":"#);

@@ -97,6 +97,12 @@ pub fn for_effort(model: &str, effort: &Value) -> Result<Thinking, ProxyError> {
     let effort = effort
         .as_str()
         .ok_or_else(|| bad("'reasoning_effort' must be a string".into()))?;
+    for_effort_str(model, effort)
+}
+
+/// [`for_effort`] for an effort already read as a string (the request fast path's).
+pub fn for_effort_str(model: &str, effort: &str) -> Result<Thinking, ProxyError> {
+    let bad = |m: String| ProxyError::bad_request(m).with_param("reasoning_effort");
     let style = style(model);
     if effort == "none" {
         return Ok(match style {

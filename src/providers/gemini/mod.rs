@@ -115,7 +115,13 @@ impl Provider for Settings {
             return None;
         }
         let resource = model_resource(req.model).ok()?;
-        let body = request::fast_chat(chat, &self.safety_setting, &req.config.custom_settings)?;
+        let model = resource.strip_prefix("models/").unwrap_or(&resource);
+        let body = request::fast_chat(
+            model,
+            chat,
+            &self.safety_setting,
+            &req.config.custom_settings,
+        )?;
         let path = if req.stream {
             format!("/v1beta/{resource}:streamGenerateContent?alt=sse")
         } else {

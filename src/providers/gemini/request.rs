@@ -68,19 +68,26 @@ fn push_turn(contents: &mut Vec<Turn>, role: &'static str, parts: Vec<Value>) {
 /// compatibility layer uses (ai.google.dev/gemini-api/docs/openai, "Thinking"), with thought
 /// summaries on so they come back as `reasoning_content`; `none` turns thinking off.
 fn thinking_config(effort: &Value) -> Result<Value, ProxyError> {
-    let budget = match effort.as_str().unwrap_or("") {
-        "none" => return Ok(json!({"thinkingBudget": 0})),
-        "minimal" | "low" => 1024,
-        "medium" => 8192,
-        "high" => 24576,
-        other => {
-            return Err(ProxyError::bad_request(format!(
-                "unknown reasoning_effort '{other}' (none, minimal, low, medium or high)"
-            ))
-            .with_param("reasoning_effort"))
-        }
-    };
-    Ok(json!({"thinkingBudget": budget, "includeThoughts": true}))
+    let effort = effort.as_str().unwrap_or("");
+    match thinking_budget(effort) {
+        Some(0) => Ok(json!({"thinkingBudget": 0})),
+        Some(budget) => Ok(json!({"thinkingBudget": budget, "includeThoughts": true})),
+        None => Err(ProxyError::bad_request(format!(
+            "unknown reasoning_effort '{effort}' (none, minimal, low, medium or high)"
+        ))
+        .with_param("reasoning_effort")),
+    }
+}
+
+/// The thinking budget for a `reasoning_effort` (0: thinking off); `None` for an unknown one.
+fn thinking_budget(effort: &str) -> Option<u64> {
+    match effort {
+        "none" => Some(0),
+        "minimal" | "low" => Some(1024),
+        "medium" => Some(8192),
+        "high" => Some(24576),
+        _ => None,
+    }
 }
 
 pub(super) fn translate_chat(model: &str, body: &mut Value) -> Result<Value, ProxyError> {
@@ -585,98 +592,77 @@ pub(super) fn translate_embeddings(resource: &str, body: &mut Value) -> Result<V
 }
 
 // ---- Request fast path (`openai::chat_read`) ------------------------------------------------
-// The same translation as `translate_chat` for chat requests without tools, tool messages or
-// `response_format`, from the typed reading straight to bytes; anything else, and whatever
-// `translate_chat` would refuse, answers `None` and takes `translate_chat`, the reference (the
-// property test in `openai/chat_read_tests.rs` compares the two).
+// The same translation as `translate_chat`, from the typed reading straight to bytes; anything
+// it does not handle here (file parts, http images, thought signatures sent back, ...), and
+// whatever `translate_chat` would refuse, answers `None` and takes `translate_chat`, the
+// reference (the property test in `openai/chat_read_tests.rs` compares the two).
 
 use crate::custom_settings::{CustomSetting, SettingsProtocol};
-use crate::json_write::{write_array, write_str, write_str_object};
-use crate::openai::chat_read::{write_number, ChatRequest, Content, Key, ObjectOut};
+use crate::json_write::{write_array, write_str, write_str_object, write_u64, write_value};
+use crate::openai::chat_read::{
+    write_number, Arguments, Canon, ChatRequest, Content, Key, Message, ObjectOut,
+};
+use std::borrow::Cow;
 
 enum FastPart<'r> {
     Text(&'r str),
-    Inline { mime: &'r str, data: &'r str },
+    Inline {
+        mime: &'r str,
+        data: &'r str,
+    },
+    /// A replayed tool call; `skip` adds the Gemini 3 placeholder signature.
+    Call {
+        name: &'r str,
+        /// The arguments object, as JSON.
+        args: Cow<'r, [u8]>,
+        skip: bool,
+    },
+    /// A `tool` message's result.
+    Response {
+        name: &'r str,
+        response: ToolResponse<'r>,
+    },
 }
 
-/// The Gemini body for a chat request the typed reader took (with `safety` as
-/// `safetySettings` and customSettings applied); `None` when `translate_chat` must decide.
+/// A function response: the tool's text when it is a JSON object (as JSON), else
+/// `{"output": text}`.
+enum ToolResponse<'r> {
+    Object(Vec<u8>),
+    Output(Cow<'r, str>),
+}
+
+type Contents<'r> = Vec<(&'static str, Vec<FastPart<'r>>)>;
+
+fn push_fast<'r>(contents: &mut Contents<'r>, role: &'static str, parts: Vec<FastPart<'r>>) {
+    if parts.is_empty() {
+        return;
+    }
+    match contents.last_mut() {
+        Some(last) if last.0 == role => last.1.extend(parts),
+        _ => contents.push((role, parts)),
+    }
+}
+
+/// The Gemini body for a chat request the typed reader took, for `model` (the resource without
+/// `models/`), with `safety` as `safetySettings` and customSettings applied; `None` when
+/// `translate_chat` must decide.
 pub(super) fn fast_chat(
+    model: &str,
     chat: &ChatRequest<'_>,
     safety: &[(String, String)],
     settings: &[CustomSetting],
 ) -> Option<Vec<u8>> {
-    if chat.tools.is_some()
-        || chat.tool_choice.is_some()
-        || chat.response_format.is_some()
-        || chat.parallel_tool_calls == Some(false)
-    {
+    // Refused unless neutral (`PARAMS`).
+    if chat.parallel_tool_calls == Some(false) || chat.logprobs == Some(true) {
         return None;
     }
-    let mut contents: Vec<(&'static str, Vec<FastPart<'_>>)> = Vec::with_capacity(4);
-    let mut system: Vec<&str> = Vec::new();
-    fn push<'r>(
-        contents: &mut Vec<(&'static str, Vec<FastPart<'r>>)>,
-        role: &'static str,
-        parts: Vec<FastPart<'r>>,
-    ) {
-        if parts.is_empty() {
-            return;
-        }
-        match contents.last_mut() {
-            Some(last) if last.0 == role => last.1.extend(parts),
-            _ => contents.push((role, parts)),
-        }
-    }
-    for m in chat.messages.as_ref()? {
-        let m = &m.0;
-        if m.tool_calls.is_some() {
-            return None;
-        }
-        match m.role.as_ref().map(|r| &*r.0)? {
-            "system" | "developer" => system.extend(fast_text_pieces(m.content.as_ref(), false)?),
-            "user" => {
-                let mut parts = match &m.content {
-                    None => Vec::new(),
-                    Some(Content::Text(s)) => vec![FastPart::Text(s)],
-                    Some(Content::Parts(ps)) => ps
-                        .iter()
-                        .map(|p| {
-                            let p = &p.0;
-                            match p.kind() {
-                                "text" => Some(FastPart::Text(&p.text.as_ref()?.0)),
-                                "image_url" => {
-                                    let url = p.image_url.as_ref()?.url.as_deref()?;
-                                    let DataUrl { media_type, data } = parse_data_url(url)?;
-                                    Some(FastPart::Inline {
-                                        mime: media_type,
-                                        data,
-                                    })
-                                }
-                                _ => None,
-                            }
-                        })
-                        .collect::<Option<Vec<_>>>()?,
-                };
-                if parts.is_empty() {
-                    parts.push(FastPart::Text(""));
-                }
-                push(&mut contents, "user", parts);
-            }
-            "assistant" => {
-                let parts = fast_text_pieces(m.content.as_ref(), true)?
-                    .into_iter()
-                    .filter(|t| !t.is_empty())
-                    .map(FastPart::Text)
-                    .collect();
-                push(&mut contents, "model", parts);
-            }
-            _ => return None,
-        }
-    }
-    if contents.is_empty() {
-        return None;
-    }
+    let tool_choice = ToolChoice::parse(chat.tool_choice.as_ref()).ok()?;
+    let (contents, system) = fast_messages(chat, model.starts_with("gemini-3"))?;
+    let decls = fast_declarations(chat)?;
+    let tool_config = match tool_choice {
+        None => None,
+        Some(choice) => Some(tool_config(choice).ok()?),
+    };
 
     let mut out = ObjectOut::with_capacity(256);
     out.field("contents", |b| {
@@ -696,8 +682,45 @@ pub(super) fn fast_chat(
             b.push(b'}');
         });
     }
-    // `generation_config`: stop sequences, then the sampling fields in the client's key order,
-    // then the token limit (as `translate_chat` inserts them).
+    let gen = fast_generation_config(chat)?;
+    if !gen.is_empty() {
+        out.object("generation_config", gen);
+    }
+    if !decls.is_empty() {
+        out.field("tools", |b| {
+            b.extend_from_slice(br#"[{"function_declarations":"#);
+            write_array(b, decls.iter(), |b, (name, description, params)| {
+                b.extend_from_slice(br#"{"name":"#);
+                write_str(b, name);
+                if let Some(d) = description {
+                    b.extend_from_slice(br#","description":"#);
+                    write_str(b, d);
+                }
+                if let Some(p) = params {
+                    b.extend_from_slice(br#","parametersJsonSchema":"#);
+                    b.extend_from_slice(p);
+                }
+                b.push(b'}');
+            });
+            b.extend_from_slice(b"}]");
+        });
+    }
+    if let Some(config) = &tool_config {
+        out.field("tool_config", |b| write_value(b, config));
+    }
+    if !safety.is_empty() {
+        out.field("safetySettings", |b| {
+            write_array(b, safety.iter(), |b, (category, threshold)| {
+                write_str_object(b, &[("category", category), ("threshold", threshold)]);
+            });
+        });
+    }
+    Some(out.finish(settings, SettingsProtocol::Gemini))
+}
+
+/// `generation_config` as `translate_chat` fills it: stop sequences, then the sampling fields in
+/// the order the request map has them once `PARAMS.apply` removed its keys, then the token limit.
+fn fast_generation_config<'k>(chat: &ChatRequest<'_>) -> Option<ObjectOut<'k>> {
     let mut gen = ObjectOut::with_capacity(64);
     if let Some(stop) = &chat.stop {
         let seqs = stop.sequences();
@@ -709,6 +732,7 @@ pub(super) fn fast_chat(
     }
     // `PARAMS.apply` removes these (in its row order) before `translate_chat` walks the map.
     let removed = [
+        Key::Logprobs,
         Key::ParallelToolCalls,
         Key::Model,
         Key::Stream,
@@ -721,9 +745,30 @@ pub(super) fn fast_chat(
             Key::Temperature => ("temperature", &chat.temperature),
             Key::TopP => ("topP", &chat.top_p),
             Key::TopK => ("topK", &chat.top_k),
+            Key::N => ("candidateCount", &chat.n),
             Key::Seed => ("seed", &chat.seed),
             Key::PresencePenalty => ("presencePenalty", &chat.presence_penalty),
             Key::FrequencyPenalty => ("frequencyPenalty", &chat.frequency_penalty),
+            Key::ResponseFormat => {
+                if let Some(rf) = &chat.response_format {
+                    fast_response_format(rf, &mut gen)?;
+                }
+                continue;
+            }
+            Key::ReasoningEffort => {
+                if let Some(effort) = &chat.reasoning_effort {
+                    let budget = thinking_budget(&effort.0)?;
+                    gen.field("thinkingConfig", |b| {
+                        b.extend_from_slice(br#"{"thinkingBudget":"#);
+                        write_u64(b, budget);
+                        if budget > 0 {
+                            b.extend_from_slice(br#","includeThoughts":true"#);
+                        }
+                        b.push(b'}');
+                    });
+                }
+                continue;
+            }
             _ => continue,
         };
         if let Some(n) = value {
@@ -737,17 +782,164 @@ pub(super) fn fast_chat(
     {
         gen.field("maxOutputTokens", |b| write_number(b, n));
     }
-    if !gen.is_empty() {
-        out.object("generation_config", gen);
+    Some(gen)
+}
+
+/// `response_format` as [`response_format`] maps it.
+fn fast_response_format(rf: &Value, gen: &mut ObjectOut<'_>) -> Option<()> {
+    let rf = rf.as_object()?;
+    match rf.get("type").and_then(Value::as_str)? {
+        "text" => {}
+        "json_object" => gen.field("responseMimeType", |b| write_str(b, "application/json")),
+        "json_schema" => {
+            let schema = rf
+                .get("json_schema")
+                .and_then(Value::as_object)
+                .and_then(|js| js.get("schema"))
+                .filter(|s| !s.is_null())?;
+            gen.field("responseMimeType", |b| write_str(b, "application/json"));
+            gen.field("responseJsonSchema", |b| write_value(b, schema));
+        }
+        _ => return None,
     }
-    if !safety.is_empty() {
-        out.field("safetySettings", |b| {
-            write_array(b, safety.iter(), |b, (category, threshold)| {
-                write_str_object(b, &[("category", category), ("threshold", threshold)]);
-            });
-        });
+    Some(())
+}
+
+/// `translate_messages`: (`contents`, system texts).
+fn fast_messages<'r>(
+    chat: &'r ChatRequest<'_>,
+    replay_sentinel: bool,
+) -> Option<(Contents<'r>, Vec<&'r str>)> {
+    let mut contents: Contents<'r> = Vec::with_capacity(4);
+    let mut system: Vec<&str> = Vec::new();
+    // tool_call_id → function name, latest last (a later call with the same id wins).
+    let mut call_names: Vec<(&str, &str)> = Vec::new();
+    for m in chat.messages.as_ref()? {
+        let m = &m.0;
+        let role = m.role.as_ref().map(|r| &*r.0)?;
+        // Only assistant messages' tool calls mean something; elsewhere `translate_chat`
+        // ignores them, which is left to it.
+        if m.tool_calls.is_some() && role != "assistant" {
+            return None;
+        }
+        match role {
+            "system" | "developer" => system.extend(fast_text_pieces(m.content.as_ref(), false)?),
+            "user" => {
+                let mut parts = fast_user_parts(m)?;
+                if parts.is_empty() {
+                    parts.push(FastPart::Text(""));
+                }
+                push_fast(&mut contents, "user", parts);
+            }
+            "assistant" => {
+                let mut parts: Vec<FastPart<'_>> = fast_text_pieces(m.content.as_ref(), true)?
+                    .into_iter()
+                    .filter(|t| !t.is_empty())
+                    .map(FastPart::Text)
+                    .collect();
+                // Thought signatures (`extra_content`) are not read: the reader refuses them.
+                let mut skip = replay_sentinel;
+                for call in m.tool_calls.iter().flatten() {
+                    let call = &call.0;
+                    if call.kind.as_ref().is_some_and(|k| k.0 != "function") {
+                        return None;
+                    }
+                    let f = &call.function.as_ref()?.0;
+                    let name: &str = &f.name.as_ref()?.0;
+                    let args = Arguments::object(f.arguments.as_ref())?;
+                    let id = call.id.as_ref().map_or("", |s| &*s.0);
+                    call_names.push((id, name));
+                    parts.push(FastPart::Call { name, args, skip });
+                    skip = false;
+                }
+                push_fast(&mut contents, "model", parts);
+            }
+            "tool" => {
+                let id: &str = &m.tool_call_id.as_ref()?.0;
+                let name = call_names.iter().rev().find(|(i, _)| *i == id)?.1;
+                let pieces = fast_text_pieces(m.content.as_ref(), false)?;
+                let text = match pieces.as_slice() {
+                    [one] => Cow::Borrowed(*one),
+                    _ => Cow::Owned(pieces.concat()),
+                };
+                let response = match serde_json::from_str::<Canon>(&text) {
+                    Ok(c) if c.shape.object => ToolResponse::Object(c.bytes),
+                    Ok(_) => ToolResponse::Output(text),
+                    // Not JSON, or an object with a repeated key, which the `Value` reading
+                    // takes (keeping the last): that case is left to it.
+                    Err(_) => match serde_json::from_str::<Value>(&text) {
+                        Ok(Value::Object(_)) => return None,
+                        _ => ToolResponse::Output(text),
+                    },
+                };
+                push_fast(
+                    &mut contents,
+                    "user",
+                    vec![FastPart::Response { name, response }],
+                );
+            }
+            _ => return None,
+        }
     }
-    Some(out.finish(settings, SettingsProtocol::Gemini))
+    if contents.is_empty() {
+        return None;
+    }
+    Some((contents, system))
+}
+
+/// `user_parts` for text and inline-data images.
+fn fast_user_parts<'r>(m: &'r Message<'_>) -> Option<Vec<FastPart<'r>>> {
+    match &m.content {
+        None => Some(Vec::new()),
+        Some(Content::Text(s)) => Some(vec![FastPart::Text(s)]),
+        Some(Content::Parts(ps)) => ps
+            .iter()
+            .map(|p| {
+                let p = &p.0;
+                match p.kind() {
+                    "text" => Some(FastPart::Text(&p.text.as_ref()?.0)),
+                    "image_url" => {
+                        let url = p.image_url.as_ref()?.url.as_deref()?;
+                        let DataUrl { media_type, data } = parse_data_url(url)?;
+                        Some(FastPart::Inline {
+                            mime: media_type,
+                            data,
+                        })
+                    }
+                    _ => None,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// `function_declarations`: (name, description, parameters when they have properties).
+type Declaration<'r> = (&'r str, Option<&'r str>, Option<&'r [u8]>);
+
+fn fast_declarations<'r>(chat: &'r ChatRequest<'_>) -> Option<Vec<Declaration<'r>>> {
+    let Some(tools) = &chat.tools else {
+        return Some(Vec::new());
+    };
+    tools
+        .iter()
+        .map(|t| {
+            let t = &t.0;
+            if t.kind.as_ref().map(|k| &*k.0) != Some("function") {
+                return None;
+            }
+            let f = &t.function.as_ref()?.0;
+            let params = f
+                .parameters
+                .as_ref()
+                .filter(|p| p.shape.properties)
+                .map(|p| &p.bytes[..]);
+            Some((
+                &*f.name.as_ref()?.0,
+                f.description.as_ref().map(|d| &*d.0),
+                params,
+            ))
+        })
+        .collect()
 }
 
 /// `text_pieces`: a string, or text parts (and refusals in assistant messages).
@@ -781,6 +973,28 @@ fn write_parts(b: &mut Vec<u8>, parts: &[FastPart<'_>]) {
             write_str(b, mime);
             b.extend_from_slice(br#","data":"#);
             write_str(b, data);
+            b.extend_from_slice(b"}}");
+        }
+        FastPart::Call { name, args, skip } => {
+            b.extend_from_slice(br#"{"functionCall":{"name":"#);
+            write_str(b, name);
+            b.extend_from_slice(br#","args":"#);
+            b.extend_from_slice(args);
+            b.push(b'}');
+            if *skip {
+                b.extend_from_slice(br#","thoughtSignature":"#);
+                write_str(b, SKIP_SIGNATURE);
+            }
+            b.push(b'}');
+        }
+        FastPart::Response { name, response } => {
+            b.extend_from_slice(br#"{"functionResponse":{"name":"#);
+            write_str(b, name);
+            b.extend_from_slice(br#","response":"#);
+            match response {
+                ToolResponse::Object(v) => b.extend_from_slice(v),
+                ToolResponse::Output(text) => write_str_object(b, &[("output", &**text)]),
+            }
             b.extend_from_slice(b"}}");
         }
     });

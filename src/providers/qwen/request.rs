@@ -470,14 +470,14 @@ pub(super) fn translate_embeddings(
 }
 
 // ---- Request fast path (`openai::chat_read`) ------------------------------------------------
-// The same translation as `translate_chat` for text models without tools, tool calls,
-// `qwenFileIds` or `reasoning_effort`, from the typed reading straight to bytes; anything else,
+// The same translation as `translate_chat` for text models without `qwenFileIds`, from the
+// typed reading straight to bytes (tools and tool calls are written back as sent); anything else,
 // and whatever `translate_chat` would refuse, answers `None` and takes `translate_chat`, the
 // reference (the property test in `openai/chat_read_tests.rs` compares the two).
 
 use crate::custom_settings::{CustomSetting, SettingsProtocol};
-use crate::json_write::{write_array, write_str, write_value};
-use crate::openai::chat_read::{write_number, ChatRequest, Content, ObjectOut, Stop};
+use crate::json_write::{write_array, write_str, write_u64, write_value};
+use crate::openai::chat_read::{write_number, ChatRequest, Content, ObjectOut, Stop, ToolCall};
 use std::borrow::Cow;
 
 /// The DashScope body and path for a chat request the typed reader took (customSettings
@@ -488,9 +488,10 @@ pub(super) fn fast_chat(
     chat: &ChatRequest<'_>,
     custom: &[CustomSetting],
 ) -> Option<Vec<u8>> {
+    // Refused unless neutral (`PARAMS`): `frequency_penalty: 0`, `logprobs: false`.
     if is_multimodal(req.model)
         || !settings.file_ids.is_empty()
-        || chat.tools.is_some()
+        || chat.logprobs == Some(true)
         || chat
             .frequency_penalty
             .as_ref()
@@ -498,8 +499,20 @@ pub(super) fn fast_chat(
     {
         return None;
     }
-    // (role, content, tool_call_id, name) per message.
-    type FastMessage<'r> = (&'static str, Cow<'r, str>, Option<&'r str>, Option<&'r str>);
+    // `reasoning_effort` → (enable_thinking, thinking_budget), as `apply_reasoning_effort`.
+    let thinking = match &chat.reasoning_effort {
+        None => None,
+        Some(e) if e.0 == "none" => Some((false, None)),
+        Some(e) => Some((true, Some(thinking_budget(&e.0)?))),
+    };
+    // (role, content, tool_call_id, name, an assistant's tool calls) per message.
+    type FastMessage<'r> = (
+        &'static str,
+        Cow<'r, str>,
+        Option<&'r str>,
+        Option<&'r str>,
+        &'r [crate::openai::chat_read::Obj<ToolCall<'r>>],
+    );
     let mut messages: Vec<FastMessage<'_>> = Vec::with_capacity(chat.messages.as_ref()?.len());
     for m in chat.messages.as_ref()? {
         let m = &m.0;
@@ -510,9 +523,13 @@ pub(super) fn fast_chat(
             "tool" => "tool",
             _ => return None,
         };
-        if m.tool_calls.is_some() {
-            return None;
-        }
+        // Only an assistant's tool calls are kept (an empty list is left out); `translate_chat`
+        // drops them elsewhere, which is left to it.
+        let calls = match &m.tool_calls {
+            None => &[][..],
+            Some(calls) if role == "assistant" => calls.as_slice(),
+            Some(_) => return None,
+        };
         let content = match &m.content {
             None => Cow::Borrowed(""),
             Some(Content::Text(s)) => Cow::Borrowed(&**s),
@@ -537,14 +554,14 @@ pub(super) fn fast_chat(
             ),
             _ => (None, None),
         };
-        messages.push((role, content, id, name));
+        messages.push((role, content, id, name, calls));
     }
 
     let mut out = ObjectOut::with_capacity(64 + req.model.len());
     out.field("model", |b| write_str(b, req.model));
     out.field("input", |b| {
         b.extend_from_slice(br#"{"messages":["#);
-        for (i, (role, content, id, name)) in messages.iter().enumerate() {
+        for (i, (role, content, id, name, calls)) in messages.iter().enumerate() {
             if i > 0 {
                 b.push(b',');
             }
@@ -559,6 +576,10 @@ pub(super) fn fast_chat(
                     b.extend_from_slice(b"\":");
                     write_str(b, v);
                 }
+            }
+            if !calls.is_empty() {
+                b.extend_from_slice(br#","tool_calls":"#);
+                write_array(b, calls.iter(), |b, c| c.0.write_as_sent(b));
             }
             b.push(b'}');
         }
@@ -593,8 +614,16 @@ pub(super) fn fast_chat(
     if let Some(n) = &chat.presence_penalty {
         params.field("presence_penalty", |b| write_number(b, n));
     }
+    if let Some(n) = &chat.n {
+        params.field("n", |b| write_number(b, n));
+    }
     if let Some(v) = &chat.response_format {
         params.field("response_format", |b| write_value(b, v));
+    }
+    if let Some(tools) = &chat.tools {
+        params.field("tools", |b| {
+            write_array(b, tools.iter(), |b, t| t.0.write_as_sent(b));
+        });
     }
     if let Some(v) = &chat.tool_choice {
         params.field("tool_choice", |b| write_value(b, v));
@@ -603,6 +632,14 @@ pub(super) fn fast_chat(
         params.field("parallel_tool_calls", |b| {
             b.extend_from_slice(if v { b"true" } else { b"false" })
         });
+    }
+    if let Some((enable, budget)) = thinking {
+        params.field("enable_thinking", |b| {
+            b.extend_from_slice(if enable { b"true" } else { b"false" })
+        });
+        if let Some(budget) = budget {
+            params.field("thinking_budget", |b| write_u64(b, budget));
+        }
     }
     if let Some(n) = &chat.top_p {
         let p = n.as_f64()?.clamp(TOP_P_MIN, TOP_P_MAX);
