@@ -359,29 +359,6 @@ fn agree(
     assert!(taken >= min_taken, "fast path took {taken} of {cases}");
 }
 
-/// Which seeds each config's fast path takes (to pick `must_take`): `cargo test -- --ignored
-/// --nocapture fast_path_table`.
-#[test]
-#[ignore]
-fn fast_path_table() {
-    for (name, configs, reply) in [
-        ("claude", CLAUDE_CONFIGS, CLAUDE_REPLY),
-        ("gemini", GEMINI_CONFIGS, GEMINI_REPLY),
-        ("qwen", QWEN_CONFIGS, QWEN_REPLY),
-    ] {
-        for (c, cfg) in configs.iter().enumerate() {
-            let cfg = config(cfg);
-            let taken: Vec<usize> = seeds()
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| outcome(&cfg, s.as_bytes(), reply, false).1)
-                .map(|(i, _)| i)
-                .collect();
-            println!("{name} config {c}: {taken:?}");
-        }
-    }
-}
-
 #[test]
 fn claude_fast_request_matches_full_path() {
     agree(
