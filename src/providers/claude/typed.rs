@@ -11,7 +11,7 @@
 //! path, which also words the errors. A buffered Message is scanned instead ([`message`]), under
 //! the same rule.
 
-use crate::json_write::Copier;
+use crate::json_write::{scan_plain, Copier};
 use crate::openai::json_scan::Cursor;
 use crate::typed_json::read;
 use serde::Deserialize;
@@ -144,8 +144,8 @@ fn block<'a>(s: &mut Cursor<'a>, m: &mut Message<'a>) -> Option<()> {
     s.fields(&names, |s, at| {
         match at {
             0 => kind = s.opt_str()?,
-            1 => text = s.opt_str()?,
-            2 => thinking = s.opt_str()?,
+            1 => text = long_str(s)?,
+            2 => thinking = long_str(s)?,
             3 => id = s.opt_str()?,
             4 => name = s.opt_str()?,
             _ => {
@@ -171,6 +171,29 @@ fn block<'a>(s: &mut Cursor<'a>, m: &mut Message<'a>) -> Option<()> {
         _ => {}
     }
     Some(())
+}
+
+/// [`Cursor::opt_str`] for the long texts of a reply: a plain string (no escapes, the usual
+/// answer) is found with `json_write::scan_plain`, sixteen bytes a step; anything else is read
+/// by the cursor from the same place.
+fn long_str<'a>(s: &mut Cursor<'a>) -> Option<Option<Cow<'a, str>>> {
+    s.ws();
+    if s.peek() == Some(b'"') {
+        let (end, non_ascii) = scan_plain(s.b, s.i + 1);
+        if s.b.get(end) == Some(&b'"') {
+            let raw = &s.b[s.i + 1..end];
+            // serde_json checks every string's UTF-8; ASCII needs no check.
+            let text = if non_ascii {
+                std::str::from_utf8(raw).ok()?
+            } else {
+                // SAFETY: every byte is ASCII.
+                unsafe { std::str::from_utf8_unchecked(raw) }
+            };
+            s.i = end + 1;
+            return Some(Some(Cow::Borrowed(text)));
+        }
+    }
+    s.opt_str()
 }
 
 /// Appends a block's text (`""` when it has none) to what the blocks before it gave.
