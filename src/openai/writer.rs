@@ -1187,7 +1187,12 @@ mod tests {
     #[test]
     fn direct_usage_is_the_value_usage() {
         let max = u64::MAX;
-        for (p, c, t) in [(0, 0, None), (3, 4, None), (max, 1, None), (1, 2, Some(max))] {
+        for (p, c, t) in [
+            (0, 0, None),
+            (3, 4, None),
+            (max, 1, None),
+            (1, 2, Some(max)),
+        ] {
             for cached in [None, Some(0), Some(max)] {
                 for reasoning in [None, Some(7)] {
                     let u = Usage::new(p, c, t)
