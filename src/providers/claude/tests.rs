@@ -1222,7 +1222,10 @@ fn typed_message_bodies_agree_with_the_value_path() {
     // The input is written as `Value::to_string` writes it.
     let m = typed::message(tools.as_bytes()).unwrap();
     let v: Value = serde_json::from_str(tools).unwrap();
-    assert_eq!(m.tool_uses[0].arguments, v["content"][1]["input"].to_string());
+    assert_eq!(
+        m.tool_uses[0].arguments,
+        v["content"][1]["input"].to_string()
+    );
     assert_eq!(m.tool_uses[1].arguments, r#""x""#);
     assert_eq!(m.tool_uses[2].arguments, "{}");
     let alphabet: &[u8] = b"{}[]\":,\\ \tnulltrue0123456789-+.eEabcdefuxtyp_\x01\xc3\xa9";
