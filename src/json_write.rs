@@ -103,30 +103,20 @@ pub fn to_vec(v: &Value) -> Vec<u8> {
     out
 }
 
-/// A JSON string with serde_json's escapes (`\"`, `\\`, `\b\f\n\r\t`, else `\u00xx`).
+/// A JSON string with serde_json's escapes (`\"`, `\\`, `\b\f\n\r\t`, else `\u00xx`): plain runs
+/// found by [`scan_plain`] (sixteen bytes a step on x86_64) and copied whole.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
     out.push(b'"');
-    let (mut start, mut i) = (0, 0);
-    while i < b.len() {
-        if let Some(word) = b.get(i..i + 8) {
-            let m = needs_escape8(u64::from_le_bytes(word.try_into().expect("8 bytes")));
-            if m == 0 {
-                i += 8;
-                continue;
-            }
-            i += (m.trailing_zeros() / 8) as usize;
-        }
-        let c = b[i];
-        if needs_escape(c) {
-            out.extend_from_slice(&b[start..i]);
-            write_escape(out, c);
-            start = i + 1;
-        }
-        i += 1;
+    let mut start = 0;
+    loop {
+        let (i, _) = scan_plain(b, start);
+        out.extend_from_slice(&b[start..i]);
+        let Some(&c) = b.get(i) else { break };
+        write_escape(out, c);
+        start = i + 1;
     }
-    out.extend_from_slice(&b[start..]);
     out.push(b'"');
 }
 
@@ -159,7 +149,7 @@ fn write_escape(out: &mut Vec<u8>, c: u8) {
 /// and whether a non-ASCII byte came before it.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn scan_plain(b: &[u8], mut i: usize) -> (usize, bool) {
+pub(crate) fn scan_plain(b: &[u8], mut i: usize) -> (usize, bool) {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
         _mm_set1_epi8,
@@ -195,7 +185,7 @@ fn scan_plain(b: &[u8], mut i: usize) -> (usize, bool) {
 /// From `i`, the index of the first byte that is `"`, `\\` or a control character (or the end),
 /// and whether a non-ASCII byte came before it.
 #[cfg(not(target_arch = "x86_64"))]
-fn scan_plain(b: &[u8], mut i: usize) -> (usize, bool) {
+pub(crate) fn scan_plain(b: &[u8], mut i: usize) -> (usize, bool) {
     let mut high = 0u64;
     while let Some(word) = b.get(i..i + 8) {
         let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
@@ -225,6 +215,7 @@ fn scan_plain_tail(b: &[u8], mut i: usize, mut non_ascii: bool) -> (usize, bool)
 }
 
 /// High bits of the bytes of a little-endian word that need escaping; the lowest is exact.
+#[cfg(not(target_arch = "x86_64"))]
 #[inline]
 fn needs_escape8(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -902,7 +893,7 @@ mod tests {
             'a', '"', '\\', '\n', '\u{1}', '\u{1f}', ' ', 'é', '中', '😀', '\u{7f}',
         ];
         for _ in 0..2000 {
-            let len = rng.gen_range(0..40);
+            let len = rng.gen_range(0..80);
             let s: String = (0..len)
                 .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
                 .collect();

@@ -678,7 +678,7 @@ impl OpenAiWriter {
         out.push(b']');
         if let Some(u) = &self.usage {
             out.extend_from_slice(b",\"usage\":");
-            crate::json_write::write_value(out, &u.to_json());
+            write_usage(out, u);
         }
         out.push(b'}');
     }
@@ -895,6 +895,28 @@ impl Choice {
     }
 }
 
+/// `usage.to_json()` as `write_value` writes it, without building the `Value` (its map and keys
+/// were an eighth of a short buffered reply's cost).
+fn write_usage(out: &mut Vec<u8>, u: &Usage) {
+    out.extend_from_slice(b"{\"prompt_tokens\":");
+    write_u64(out, u.prompt_tokens);
+    out.extend_from_slice(b",\"completion_tokens\":");
+    write_u64(out, u.completion_tokens);
+    out.extend_from_slice(b",\"total_tokens\":");
+    write_u64(out, u.total_tokens);
+    if let Some(c) = u.cached_tokens {
+        out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
+        write_u64(out, c);
+        out.push(b'}');
+    }
+    if let Some(r) = u.reasoning_tokens {
+        out.extend_from_slice(b",\"completion_tokens_details\":{\"reasoning_tokens\":");
+        write_u64(out, r);
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
 /// A whole tool call of a buffered reply.
 pub fn tool_call(id: &str, name: &str, arguments: String) -> Value {
     serde_json::json!({
@@ -1086,9 +1108,12 @@ mod tests {
             let id = text(&mut rng);
             let model = text(&mut rng);
             let created = rng.gen_range(0..u64::MAX);
-            let usage = rng
-                .gen_bool(0.5)
-                .then(|| Usage::new(rng.gen_range(0..9), rng.gen_range(0..9), None));
+            let usage = rng.gen_bool(0.5).then(|| {
+                let detail = |rng: &mut StdRng| rng.gen_bool(0.5).then(|| rng.gen_range(0..9));
+                Usage::new(rng.gen_range(0..9), rng.gen_range(0..9), None)
+                    .with_cached(detail(&mut rng))
+                    .with_reasoning(detail(&mut rng))
+            });
             let choices: Vec<_> = (0..rng.gen_range(1..4))
                 .map(|i| {
                     let calls = rng.gen_range(0..3);
@@ -1154,6 +1179,29 @@ mod tests {
                     s[s.find(",\"object\"").unwrap()..].to_string()
                 };
                 assert_eq!(strip(&a), strip(&b));
+            }
+        }
+    }
+
+    /// The direct usage object is `to_json`'s bytes, details and extreme counts included.
+    #[test]
+    fn direct_usage_is_the_value_usage() {
+        let max = u64::MAX;
+        for (p, c, t) in [
+            (0, 0, None),
+            (3, 4, None),
+            (max, 1, None),
+            (1, 2, Some(max)),
+        ] {
+            for cached in [None, Some(0), Some(max)] {
+                for reasoning in [None, Some(7)] {
+                    let u = Usage::new(p, c, t)
+                        .with_cached(cached)
+                        .with_reasoning(reasoning);
+                    let mut out = Vec::new();
+                    write_usage(&mut out, &u);
+                    assert_eq!(out, crate::json_write::to_vec(&u.to_json()), "{u:?}");
+                }
             }
         }
     }

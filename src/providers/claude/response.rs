@@ -9,6 +9,7 @@ use crate::openai::writer::{tool_call, Choice, Completion, OpenAiWriter};
 use crate::sse::SseEvent;
 use crate::usage::Usage;
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// Claude's stop reason as OpenAI's finish_reason.
 pub(super) fn finish_reason(stop_reason: Option<&str>) -> &'static str {
@@ -144,49 +145,37 @@ impl ClaudeTranslator {
         }
     }
 
-    /// `on_body` through the typed view of a Message (one without tool_use input, errors or
-    /// fields the view does not know): the same steps as the `Value` path there.
+    /// `on_body` through the scanned view of a Message (one without errors or anything the
+    /// view leaves to the `Value` path): the same steps as that path.
     fn typed_body(
         &mut self,
         m: typed::Message<'_>,
         w: &mut OpenAiWriter,
     ) -> Result<(), ProxyError> {
-        let mut choice = Choice {
-            finish_reason: m
-                .stop_reason
-                .as_ref()
-                .map(|r| finish_reason(Some(r.as_str()))),
+        let own = |t: Option<Cow<'_, str>>| t.map(Cow::into_owned);
+        let choice = Choice {
+            finish_reason: m.stop_reason.as_deref().map(|r| finish_reason(Some(r))),
+            content: own(m.text),
+            reasoning: own(m.thinking),
+            tool_calls: m
+                .tool_uses
+                .into_iter()
+                .map(|t| {
+                    tool_call(
+                        t.id.as_deref().unwrap_or(""),
+                        t.name.as_deref().unwrap_or(""),
+                        t.arguments,
+                    )
+                })
+                .collect(),
             ..Choice::default()
         };
-        for block in &m.content {
-            match block.kind.as_ref().map(typed::Text::as_str) {
-                Some("text") => choice
-                    .content
-                    .get_or_insert_with(String::new)
-                    .push_str(typed::text(&block.text)),
-                Some("thinking") => choice
-                    .reasoning
-                    .get_or_insert_with(String::new)
-                    .push_str(typed::text(&block.thinking)),
-                // The view has no id, name or input: a tool_use block it reads has none of them.
-                Some("tool_use") => choice.tool_calls.push(tool_call("", "", "{}".to_string())),
-                _ => {}
-            }
-        }
-        if let Some(u) = &m.usage {
-            self.add_usage(
-                [
-                    u.input_tokens,
-                    u.cache_creation_input_tokens,
-                    u.cache_read_input_tokens,
-                ],
-                u.output_tokens,
-                w,
-            );
+        if let Some([input, cache_write, cache_read, output]) = m.usage {
+            self.add_usage([input, cache_write, cache_read], output, w);
         }
         w.completion(Completion {
-            id: m.id.map(|t| t.0.into_owned()),
-            model: m.model.map(|t| t.0.into_owned()),
+            id: own(m.id),
+            model: own(m.model),
             choices: vec![choice],
             usage: self.current_usage(),
             ..Completion::default()
@@ -205,10 +194,8 @@ impl ResponseTranslator for ClaudeTranslator {
 
     fn on_body(&mut self, body: &[u8], w: &mut OpenAiWriter) -> Result<(), ProxyError> {
         if self.typed {
-            // An error body (`type: error`) is left to the `Value` path, which words it.
-            if let Some(m) = typed::message(body)
-                .filter(|m| m.kind.as_ref().map(typed::Text::as_str) != Some("error"))
-            {
+            // An error body (`type: error`) has no view: the `Value` path words it.
+            if let Some(m) = typed::message(body) {
                 return self.typed_body(m, w);
             }
         }

@@ -2,16 +2,20 @@
 //! without building a `serde_json::Value` (whose preserve_order maps and owned strings were most
 //! of the cost of a `content_block_delta`).
 //!
-//! The views are strict so that the `Value` path stays the reference for every behaviour: every
-//! struct denies unknown fields, every field we do not use is still read as `Value` would read it
-//! ([`Checked`]: numbers parsed, string escapes decoded, nesting counted), and a duplicate key is
-//! a serde error. So a view parses only when `serde_json::from_slice::<Value>` would accept the
-//! same bytes, and it sees exactly what the `Value` would hold; anything else (unknown fields,
+//! The event views are strict so that the `Value` path stays the reference for every behaviour:
+//! every struct denies unknown fields, every field we do not use is still read as `Value` would
+//! read it ([`Checked`]: numbers parsed, string escapes decoded, nesting counted), and a duplicate
+//! key is a serde error. So a view parses only when `serde_json::from_slice::<Value>` would accept
+//! the same bytes, and it sees exactly what the `Value` would hold; anything else (unknown fields,
 //! other types, malformed JSON, invalid UTF-8) answers `None` and the caller takes the `Value`
-//! path, which also words the errors.
+//! path, which also words the errors. A buffered Message is scanned instead ([`message`]), under
+//! the same rule.
 
+use crate::json_write::{scan_plain, Copier};
+use crate::openai::json_scan::Cursor;
 use crate::typed_json::read;
 use serde::Deserialize;
+use std::borrow::Cow;
 
 /// `Text`: a JSON string, borrowed from the input when it has no escapes; `Checked`: a value read
 /// only to be validated.
@@ -58,67 +62,172 @@ pub(super) fn event(data: &[u8]) -> Option<Event<'_>> {
     read(data)
 }
 
-/// `usage` of a Message or a `message_delta` (Anthropic's Usage object).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct MessageUsage {
-    pub input_tokens: Option<u64>,
-    pub cache_creation_input_tokens: Option<u64>,
-    pub cache_read_input_tokens: Option<u64>,
-    pub output_tokens: Option<u64>,
-    #[allow(dead_code)] // read to be validated, not used
-    pub cache_creation: Option<Checked>,
-    #[allow(dead_code)] // read to be validated, not used
-    pub server_tool_use: Option<Checked>,
-    #[allow(dead_code)] // read to be validated, not used
-    pub service_tier: Option<Checked>,
-}
-
-/// A buffered reply (Anthropic's Message object).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A buffered reply (Anthropic's Message object) as the `Value` path reads it: its content blocks
+/// already joined the way that path joins them (texts into one answer, thinking into one
+/// reasoning text, tool_use blocks in order).
+#[derive(Debug, Default, PartialEq)]
 pub(super) struct Message<'a> {
-    #[serde(borrow)]
-    pub id: Option<Text<'a>>,
-    #[serde(rename = "type", borrow)]
-    pub kind: Option<Text<'a>>,
-    #[allow(dead_code)] // read to be validated, not used
-    pub role: Option<Checked>,
-    #[serde(borrow)]
-    pub model: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub content: Vec<Block<'a>>,
-    #[serde(borrow)]
-    pub stop_reason: Option<Text<'a>>,
-    #[allow(dead_code)] // read to be validated, not used
-    pub stop_sequence: Option<Checked>,
-    pub usage: Option<MessageUsage>,
-    #[allow(dead_code)] // read to be validated, not used
-    pub container: Option<Checked>,
+    pub id: Option<Cow<'a, str>>,
+    pub model: Option<Cow<'a, str>>,
+    pub stop_reason: Option<Cow<'a, str>>,
+    /// The `text` blocks' texts, joined; `None` when there is no text block.
+    pub text: Option<Cow<'a, str>>,
+    /// The `thinking` blocks' texts, joined; `None` when there is no thinking block.
+    pub thinking: Option<Cow<'a, str>>,
+    pub tool_uses: Vec<ToolUse<'a>>,
+    /// `usage` when it is an object: input, cache-write, cache-read and output tokens, each as
+    /// `Value::as_u64` reads it.
+    pub usage: Option<[Option<u64>; 4]>,
 }
 
-/// A content block of a buffered reply; `tool_use` input stays for the `Value` path.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct Block<'a> {
-    #[serde(rename = "type", borrow)]
-    pub kind: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub text: Option<Text<'a>>,
-    #[serde(borrow)]
-    pub thinking: Option<Text<'a>>,
-    #[allow(dead_code)] // read to be validated, not used
-    pub signature: Option<Checked>,
-    #[allow(dead_code)] // read to be validated, not used
-    pub citations: Option<Checked>,
-    /// `redacted_thinking`'s encrypted thinking.
-    #[allow(dead_code)] // read to be validated, not used
-    pub data: Option<Checked>,
+/// A `tool_use` block: id and name as given, `input` as OpenAI `arguments` (serde_json's compact
+/// bytes of the value, `{}` when absent).
+#[derive(Debug, PartialEq)]
+pub(super) struct ToolUse<'a> {
+    pub id: Option<Cow<'a, str>>,
+    pub name: Option<Cow<'a, str>>,
+    pub arguments: String,
 }
 
-/// The typed view of a buffered reply, when it has one (see the module doc).
+/// The scanned view of a buffered reply, when it has one: an allocation-light walk of the text
+/// (`json_scan::Cursor`, as Gemini's and Qwen's readings) instead of a serde reading, whose
+/// per-key dispatch and string decoding were most of the reply's cost.
+///
+/// Conservative like those scans: `None` (take the `Value` path, which also words the errors) for
+/// anything it is not sure `Value` reads the same way: escaped keys, a key it reads given twice,
+/// a field it reads holding another type than it expects (strings may be `null`), numbers near
+/// `f64`'s range, deep nesting, `\u` escapes of surrogates, an `error` key or `type: error`, a
+/// missing `content` array, a block that is not an object, a tool input the canonical copy
+/// declines (`json_write::Copier`: escaped or duplicate keys in it, say). Keys it does not read
+/// are validated and skipped, as `Value` would keep and ignore them.
 pub(super) fn message(body: &[u8]) -> Option<Message<'_>> {
-    read(body)
+    let mut s = Cursor::plain(body);
+    let mut m = Message::default();
+    let mut has_content = false;
+    let names: [&[u8]; 7] = [
+        b"id",
+        b"type",
+        b"model",
+        b"content",
+        b"stop_reason",
+        b"usage",
+        b"error",
+    ];
+    s.fields(&names, |s, at| {
+        match at {
+            0 => m.id = s.opt_str()?,
+            // An error reply is the reference's to word.
+            1 => {
+                if s.opt_str()?.as_deref() == Some("error") {
+                    return None;
+                }
+            }
+            2 => m.model = s.opt_str()?,
+            3 => {
+                s.array(|s| block(s, &mut m))?;
+                has_content = true;
+            }
+            4 => m.stop_reason = s.opt_str()?,
+            5 => m.usage = if s.is_null() { None } else { Some(usage(s)?) },
+            _ => return None,
+        }
+        Some(())
+    })?;
+    (has_content && s.at_end()).then_some(m)
+}
+
+/// One content block, joined into `m` as the `Value` path joins it.
+fn block<'a>(s: &mut Cursor<'a>, m: &mut Message<'a>) -> Option<()> {
+    let (mut kind, mut text, mut thinking, mut id, mut name) = (None, None, None, None, None);
+    let mut input: Option<&'a [u8]> = None;
+    let names: [&[u8]; 6] = [b"type", b"text", b"thinking", b"id", b"name", b"input"];
+    s.fields(&names, |s, at| {
+        match at {
+            0 => kind = s.opt_str()?,
+            1 => text = long_str(s)?,
+            2 => thinking = long_str(s)?,
+            3 => id = s.opt_str()?,
+            4 => name = s.opt_str()?,
+            _ => {
+                s.ws();
+                let start = s.i;
+                s.skip()?;
+                input = Some(&s.b[start..s.i]);
+            }
+        }
+        Some(())
+    })?;
+    match kind.as_deref() {
+        Some("text") => join(&mut m.text, text),
+        Some("thinking") => join(&mut m.thinking, thinking),
+        Some("tool_use") => m.tool_uses.push(ToolUse {
+            id,
+            name,
+            arguments: match input {
+                Some(v) => canonical(v)?,
+                None => "{}".to_string(),
+            },
+        }),
+        _ => {}
+    }
+    Some(())
+}
+
+/// [`Cursor::opt_str`] for the long texts of a reply: a plain string (no escapes, the usual
+/// answer) is found with `json_write::scan_plain`, sixteen bytes a step; anything else is read
+/// by the cursor from the same place.
+fn long_str<'a>(s: &mut Cursor<'a>) -> Option<Option<Cow<'a, str>>> {
+    s.ws();
+    if s.peek() == Some(b'"') {
+        let (end, non_ascii) = scan_plain(s.b, s.i + 1);
+        if s.b.get(end) == Some(&b'"') {
+            let raw = &s.b[s.i + 1..end];
+            // serde_json checks every string's UTF-8; ASCII needs no check.
+            let text = if non_ascii {
+                std::str::from_utf8(raw).ok()?
+            } else {
+                // SAFETY: every byte is ASCII.
+                unsafe { std::str::from_utf8_unchecked(raw) }
+            };
+            s.i = end + 1;
+            return Some(Some(Cow::Borrowed(text)));
+        }
+    }
+    s.opt_str()
+}
+
+/// Appends a block's text (`""` when it has none) to what the blocks before it gave.
+fn join<'a>(to: &mut Option<Cow<'a, str>>, text: Option<Cow<'a, str>>) {
+    let text = text.unwrap_or(Cow::Borrowed(""));
+    match to {
+        None => *to = Some(text),
+        Some(t) => t.to_mut().push_str(&text),
+    }
+}
+
+/// A JSON value's text as `Value::to_string` writes the value it parses to.
+fn canonical(value: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut c = Copier::new(value, &mut out)?;
+    c.value()?;
+    c.finish()?;
+    String::from_utf8(out).ok()
+}
+
+/// A `usage` object's counts (see [`Message::usage`]); other keys are skipped.
+fn usage(s: &mut Cursor<'_>) -> Option<[Option<u64>; 4]> {
+    let mut u = [None; 4];
+    let names: [&[u8]; 4] = [
+        b"input_tokens",
+        b"cache_creation_input_tokens",
+        b"cache_read_input_tokens",
+        b"output_tokens",
+    ];
+    s.fields(&names, |s, at| {
+        u[at] = if s.is_null() { None } else { s.number()? };
+        Some(())
+    })?;
+    Some(u)
 }
 
 /// The delta kinds [`canonical_delta`] reads.
