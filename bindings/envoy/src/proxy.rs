@@ -382,6 +382,9 @@ struct RequestEdits {
     skip_remove: u64,
     /// Bit `i`: skip `set_headers[i]`.
     skip_set: u64,
+    /// Bit `i`: `set_headers[i]` names a header the request lacks (and no other set names it):
+    /// added, which is the set without Envoy's removal pass.
+    add_set: u64,
     skip_authority: bool,
     skip_path: bool,
     skip_content_length: bool,
@@ -396,6 +399,7 @@ impl Default for RequestEdits {
         Self {
             skip_remove: 0,
             skip_set: 0,
+            add_set: 0,
             skip_authority: false,
             skip_path: false,
             skip_content_length: false,
@@ -422,13 +426,15 @@ impl RequestEdits {
                 skip_remove |= 1 << i;
             }
         }
-        let mut skip_set = 0u64;
+        let (mut skip_set, mut add_set) = (0u64, 0u64);
         for (i, (name, value)) in up.set_headers.iter().enumerate().take(64) {
-            if sets_once(&up.set_headers, name)
-                && !set_at_end(name)
-                && holds_only(headers, name, value.as_bytes())
-            {
+            if !sets_once(&up.set_headers, name) {
+                continue;
+            }
+            if !set_at_end(name) && holds_only(headers, name, value.as_bytes()) {
                 skip_set |= 1 << i;
+            } else if !present(name) {
+                add_set |= 1 << i;
             }
         }
         // (A `transfer-encoding` set by the core is removed with the client's.)
@@ -438,6 +444,7 @@ impl RequestEdits {
         Self {
             skip_remove,
             skip_set,
+            add_set,
             skip_authority: final_set(":authority", up.authority.as_bytes()),
             skip_path: final_set(":path", up.path.as_bytes()),
             skip_content_length: up.body.as_ref().is_some_and(|b| {
@@ -456,6 +463,10 @@ impl RequestEdits {
     fn skips_set(&self, i: usize) -> bool {
         i < 64 && self.skip_set & (1 << i) != 0
     }
+
+    fn adds_set(&self, i: usize) -> bool {
+        i < 64 && self.add_set & (1 << i) != 0
+    }
 }
 
 /// Which of the core's response-header edits change nothing, judged on the upstream's headers
@@ -463,11 +474,12 @@ impl RequestEdits {
 /// `remove_headers[i]`, `set_headers[i]`): removing a header the response lacks, or one set
 /// afterwards (a set replaces every value; in Buffer mode `content-length` and `:status` are set
 /// at the end, while the headers are still held); setting a header the response already holds
-/// once with that value, unless another set changes it.
+/// once with that value, unless another set changes it. A third mask: sets of a header the
+/// response lacks (and no other set names), made as adds (no removal pass in Envoy).
 fn response_skips<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     raw: &[(K, V)],
     rh: &aiproxy::ResponseHeaders,
-) -> (u64, u64) {
+) -> (u64, u64, u64) {
     let buffer = rh.mode == ResponseMode::Buffer;
     let set_at_end =
         |name: &str| buffer && (same_name(name, "content-length") || same_name(name, ":status"));
@@ -478,16 +490,18 @@ fn response_skips<K: AsRef<[u8]>, V: AsRef<[u8]>>(
             skip_remove |= 1 << i;
         }
     }
-    let mut skip_set = 0u64;
+    let (mut skip_set, mut add_set) = (0u64, 0u64);
     for (i, (name, value)) in rh.set_headers.iter().enumerate().take(64) {
-        if sets_once(&rh.set_headers, name)
-            && !set_at_end(name)
-            && holds_only(raw, name, value.as_bytes())
-        {
+        if !sets_once(&rh.set_headers, name) {
+            continue;
+        }
+        if !set_at_end(name) && holds_only(raw, name, value.as_bytes()) {
             skip_set |= 1 << i;
+        } else if !raw.iter().any(|(k, _)| same_name(k, name)) {
+            add_set |= 1 << i;
         }
     }
-    (skip_remove, skip_set)
+    (skip_remove, skip_set, add_set)
 }
 
 /// The value of the only `content-length` header, when it is written canonically (decimal digits
@@ -646,7 +660,9 @@ impl ProxyFilter {
             }
         }
         for (i, (name, value)) in up.set_headers.iter().enumerate() {
-            if !edits.skips_set(i) {
+            if edits.adds_set(i) {
+                envoy.add_header(Direction::Request, name, value);
+            } else if !edits.skips_set(i) {
                 envoy.set_request_header(name, value);
             }
         }
@@ -784,7 +800,7 @@ impl ProxyFilter {
             }
         };
         let buffer = rh.mode == ResponseMode::Buffer;
-        let (skip_remove, skip_set) = response_skips(&raw, &rh);
+        let (skip_remove, skip_set, add_set) = response_skips(&raw, &rh);
         // `:status` and `content-length` as sent, when written canonically (setting the same text
         // again is a no-op).
         self.upstream_status = raw
@@ -810,7 +826,9 @@ impl ProxyFilter {
             }
         }
         for (i, (name, value)) in rh.set_headers.iter().enumerate() {
-            if i >= 64 || skip_set & (1 << i) == 0 {
+            if i < 64 && add_set & (1 << i) != 0 {
+                envoy.add_header(Direction::Response, name, value);
+            } else if i >= 64 || skip_set & (1 << i) == 0 {
                 envoy.set_response_header(name, value);
             }
         }
@@ -1430,7 +1448,9 @@ mod tests {
             }
         }
         for (i, (n, v)) in up.set_headers.iter().enumerate() {
-            if !edits.skips_set(i) {
+            if edits.adds_set(i) {
+                h.push((n.to_ascii_lowercase(), v.to_string()));
+            } else if !edits.skips_set(i) {
                 set(&mut h, n, v);
             }
         }
@@ -1517,6 +1537,9 @@ mod tests {
         assert_eq!(first.skip_remove, 0b011);
         // content-type already holds that value; the new authorization differs.
         assert_eq!(first.skip_set, 0b10);
+        assert_eq!(first.add_set, 0);
+        // A header the request lacks is added.
+        assert_eq!(RequestEdits::plan(&headers, &cases[3], false).add_set, 0b1);
         assert!(!first.skip_authority && !first.skip_path && !first.skip_content_length);
         assert!(!first.transfer_encoding);
         // A body-less forward keeps the removal of content-length; absent names are skipped.
@@ -1618,7 +1641,7 @@ mod tests {
     fn replay_response(
         raw: &[(&str, &str)],
         rh: &aiproxy::ResponseHeaders,
-        skips: (u64, u64),
+        skips: (u64, u64, u64),
         at_end: (u16, u64),
         skip_equal: bool,
     ) -> Vec<String> {
@@ -1629,7 +1652,9 @@ mod tests {
             }
         }
         for (i, (n, v)) in rh.set_headers.iter().enumerate() {
-            if skips.1 & (1 << i) == 0 {
+            if skips.2 & (1 << i) != 0 {
+                h.push((n.to_ascii_lowercase(), v.to_string()));
+            } else if skips.1 & (1 << i) == 0 {
                 set(&mut h, n, v);
             }
         }
@@ -1667,7 +1692,7 @@ mod tests {
             let skips = response_skips(&raw, &rh);
             assert_eq!(
                 replay_response(&raw, &rh, skips, at_end, true),
-                replay_response(&raw, &rh, (0, 0), at_end, false),
+                replay_response(&raw, &rh, (0, 0, 0), at_end, false),
                 "{raw:?} {rh:?} {skips:?}"
             );
         }
