@@ -142,6 +142,22 @@ pub struct SseEvent<'a> {
     pub data: &'a [u8],
 }
 
+/// What [`SseParser::absorb`] made of a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absorb {
+    /// Appended to the partial line: the chunk ends no line.
+    Taken,
+    /// Left as it is, its first line end found: [`SseParser::feed_from`] takes it from there.
+    LineEnd(LineEnd),
+    /// Left as it is, not searched: [`SseParser::feed`].
+    Declined,
+}
+
+/// Where a chunk [`SseParser::absorb`] declined ends its first line, so that feeding it does not
+/// search for that again (only `absorb` makes one, for the chunk it was given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineEnd(usize);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseError {
     pub message: String,
@@ -151,7 +167,10 @@ pub struct SseError {
 pub struct SseParser {
     /// Bytes of a line whose terminator has not arrived yet.
     line: Vec<u8>,
+    /// The event's data from `data_start` on (a data line's field name before it when the
+    /// partial-line buffer became this one, see [`SseParser::keep`]).
     data: Vec<u8>,
+    data_start: usize,
     event: String,
     has_fields: bool,
     has_data: bool,
@@ -179,6 +198,7 @@ impl SseParser {
         Self {
             line: Vec::new(),
             data: Vec::new(),
+            data_start: 0,
             event: String::new(),
             has_fields: false,
             has_data: false,
@@ -213,7 +233,7 @@ impl SseParser {
 
     /// Bytes currently held (partial line + partial event): the parser's whole state.
     pub fn buffered_len(&self) -> usize {
-        self.line.len() + self.data.len() + self.event.len()
+        self.line.len() + self.data.len() - self.data_start + self.event.len()
     }
 
     /// Memory the parser holds (its buffers' capacity), pending bytes included.
@@ -222,31 +242,64 @@ impl SseParser {
     }
 
     /// Appends `input` to the partial line when it ends no line, which is all a trickled chunk
-    /// usually does; returns false, changing nothing, when [`SseParser::feed`] is needed (a line
-    /// end, a `\r` to pair, the buffer to grow, the limit reached).
+    /// usually does. Otherwise changes nothing: [`Absorb::LineEnd`] when it ends a line (feed it
+    /// with [`SseParser::feed_from`]), [`Absorb::Declined`] when [`SseParser::feed`] is needed for
+    /// anything else (a `\r` to pair, the buffer to grow, the limit reached, absorbing off).
     ///
     /// One comparison against a precomputed room stands for the conditions (a call per byte
     /// of a trickled stream pays little else).
     #[inline(always)]
-    pub fn absorb(&mut self, input: &[u8]) -> bool {
+    pub fn absorb(&mut self, input: &[u8]) -> Absorb {
         if input.len() > self.room {
-            return false;
+            return Absorb::Declined;
         }
         match input {
             // One byte at a time: no call to `memcpy` for it.
             [c] if *c != b'\n' && *c != b'\r' => self.line.push(*c),
-            [_] => return false,
-            _ if find_eol(input).is_some() => return false,
-            _ => self.line.extend_from_slice(input),
+            [_] => return Absorb::LineEnd(LineEnd(0)),
+            _ => match find_eol(input) {
+                Some(pos) => return Absorb::LineEnd(LineEnd(pos)),
+                None => self.line.extend_from_slice(input),
+            },
         }
         self.room -= input.len();
-        true
+        Absorb::Taken
     }
 
     /// Feeds one chunk; `on_event` runs for every event completed by it, in order.
     pub fn feed<E>(
         &mut self,
+        input: &[u8],
+        on_event: impl FnMut(SseEvent<'_>) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<SseError>,
+    {
+        self.feed_inner(input, None, on_event)
+    }
+
+    /// [`SseParser::feed`] for the chunk [`SseParser::absorb`] answered `at` for.
+    #[inline]
+    pub fn feed_from<E>(
+        &mut self,
+        input: &[u8],
+        at: LineEnd,
+        on_event: impl FnMut(SseEvent<'_>) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<SseError>,
+    {
+        debug_assert_eq!(find_eol(input), Some(at.0), "not the chunk absorb declined");
+        self.feed_inner(input, Some(at.0), on_event)
+    }
+
+    /// `known`: the first line end of `input`, when `absorb` found it (it then had room, so
+    /// there is no `\r` to pair).
+    #[inline]
+    fn feed_inner<E>(
+        &mut self,
         mut input: &[u8],
+        known: Option<usize>,
         mut on_event: impl FnMut(SseEvent<'_>) -> Result<(), E>,
     ) -> Result<(), E>
     where
@@ -255,6 +308,7 @@ impl SseParser {
         // Error paths leave it 0: the next chunk takes this path again.
         self.room = 0;
         if self.skip_lf {
+            debug_assert!(known.is_none());
             if let Some(rest) = input.strip_prefix(b"\n") {
                 input = rest;
                 self.skip_lf = false;
@@ -264,9 +318,13 @@ impl SseParser {
         }
         // The data of the event being assembled while it is one line, not yet copied.
         let mut held = Held::None;
+        let mut eol = match known {
+            Some(pos) => Some(pos),
+            None => find_eol(input),
+        };
         if !self.line.is_empty() {
             // First the line an earlier chunk began.
-            let Some(pos) = find_eol(input) else {
+            let Some(pos) = eol else {
                 self.check_partial(input.len())?;
                 grow(&mut self.line, input.len());
                 self.line.extend_from_slice(input);
@@ -301,10 +359,11 @@ impl SseParser {
                     return Err(e.into());
                 }
             }
+            eol = find_eol(input);
         }
         // Whole lines straight from the input. The data of an event that ends in this chunk with
         // one data line (the usual event) is handed over where it lies, without a copy.
-        let r = self.feed_lines(&mut input, &mut held, &mut on_event);
+        let r = self.feed_lines(&mut input, eol, &mut held, &mut on_event);
         // The event continues in the next chunk: keep its data.
         self.keep(held);
         r?;
@@ -317,11 +376,13 @@ impl SseParser {
         Ok(())
     }
 
-    /// The complete lines at the start of `input`, leaving the rest in `input`.
+    /// The complete lines at the start of `input`, leaving the rest in `input`; `eol` is the
+    /// first line end.
     #[inline]
     fn feed_lines<'i, E>(
         &mut self,
         input: &mut &'i [u8],
+        mut eol: Option<usize>,
         held: &mut Held<'i>,
         on_event: &mut impl FnMut(SseEvent<'_>) -> Result<(), E>,
     ) -> Result<(), E>
@@ -329,7 +390,7 @@ impl SseParser {
         E: From<SseError>,
     {
         let mut rest: &'i [u8] = input;
-        while let Some(pos) = find_eol(rest) {
+        while let Some(pos) = eol {
             let consumed = self.terminator(rest, pos);
             let line = &rest[..pos];
             rest = &rest[consumed..];
@@ -352,6 +413,7 @@ impl SseParser {
                 }
                 Line::Other => {}
             }
+            eol = find_eol(rest);
         }
         Ok(())
     }
@@ -365,11 +427,11 @@ impl SseParser {
                 self.push_data(data);
             }
             Held::Line(at) => {
-                self.has_data = false;
-                let line = std::mem::take(&mut self.line);
-                self.push_data(&line[at..]);
-                self.line = line;
-                self.clear_line();
+                // The event's first data line (the data buffer is empty): the partial-line buffer
+                // becomes the data buffer rather than being copied to it.
+                debug_assert!(self.data.is_empty());
+                std::mem::swap(&mut self.line, &mut self.data);
+                self.data_start = at;
             }
         }
     }
@@ -525,7 +587,7 @@ impl SseParser {
         on_event: &mut impl FnMut(SseEvent<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         let data = match held {
-            Held::None => &self.data[..],
+            Held::None => &self.data[self.data_start..],
             Held::Input(data) => data,
             Held::Line(at) => &self.line[at..],
         };
@@ -537,6 +599,7 @@ impl SseParser {
             self.clear_line();
         }
         self.data.clear();
+        self.data_start = 0;
         self.event.clear();
         // Keep small buffers for the next event; give back what an unusually large one grew.
         if self.data.capacity() > RETAINED_CAPACITY {
@@ -803,8 +866,8 @@ mod tests {
     }
 
     /// Random streams of every kind of line, cut at random points and fed the way the exchange
-    /// feeds them (`absorb` first, `feed` when it declines): the same events and the same error
-    /// as one whole feed, and never more state than the limit.
+    /// feeds them (`absorb` first, then `feed_from` or `feed` when it declines): the same events
+    /// and the same error as one whole feed, and never more state than the limit.
     #[test]
     fn absorb_then_feed_matches_a_whole_feed() {
         use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -857,7 +920,15 @@ mod tests {
                 .min(rest.len());
                 let (piece, tail) = rest.split_at(n);
                 rest = tail;
-                if !p.absorb(piece) && p.feed(piece, &mut push).is_err() {
+                let r = match p.absorb(piece) {
+                    Absorb::Taken => Ok(()),
+                    Absorb::LineEnd(at) => {
+                        assert_eq!(Some(at.0), find_eol(piece));
+                        p.feed_from(piece, at, &mut push)
+                    }
+                    Absorb::Declined => p.feed(piece, &mut push),
+                };
+                if r.is_err() {
                     failed = true;
                     break;
                 }
