@@ -272,6 +272,14 @@ impl From<SseError> for ProxyError {
     }
 }
 
+/// The error type of a stream chunk's events: boxed, so that the parser's result is one word
+/// (the unboxed error was moved through every event's dispatch).
+impl From<SseError> for Box<ProxyError> {
+    fn from(e: SseError) -> Self {
+        Box::new(e.into())
+    }
+}
+
 fn header<'a>(headers: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
     headers
         .iter()
@@ -1330,11 +1338,11 @@ impl Exchange {
             .expect("stream mode has a translator");
         self.writer.reserve(chunk.len());
         let w = &mut self.writer;
-        let mut on_event = |ev: crate::sse::SseEvent<'_>| {
+        let mut on_event = |ev: crate::sse::SseEvent<'_>| -> Result<(), Box<ProxyError>> {
             if w.is_closed() {
                 Ok(())
             } else {
-                translator.on_event(ev, w)
+                translator.on_event(ev, w).map_err(Box::new)
             }
         };
         let mut result = match at {
@@ -1344,7 +1352,7 @@ impl Exchange {
         if result.is_ok() && end_of_stream {
             result = self.sse.finish(&mut on_event);
             if result.is_ok() && !self.writer.is_closed() {
-                result = translator.on_stream_end(&mut self.writer);
+                result = translator.on_stream_end(&mut self.writer).map_err(Box::new);
             }
         }
         match result {
