@@ -83,50 +83,75 @@ fn find_eol(b: &[u8]) -> Option<usize> {
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
 fn find_eol_long(b: &[u8]) -> Option<usize> {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
-    let n = b.len();
-    if n < 16 {
+    if b.len() < 16 {
         return find_eol_words2(b);
     }
-    let p = b.as_ptr();
-    // The flagged bytes of the 16 at `at` (which the caller keeps within `b`).
-    let group = |at: usize| -> __m128i {
-        debug_assert!(at + 16 <= n);
-        // SAFETY: SSE2 is part of the x86_64 baseline; the unaligned load reads b[at..at + 16],
-        // in bounds as every caller checks.
-        unsafe {
-            let v = _mm_loadu_si128(p.add(at).cast::<__m128i>());
-            _mm_or_si128(
+    // SAFETY: `b` is readable for its length, and nothing is written.
+    unsafe { sse2::first_eol::<false>(b.as_ptr(), b.len(), std::ptr::null_mut()) }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_storeu_si128,
+    };
+
+    /// The first `\n` or `\r` of the `n` bytes (16 or more) at `src`; with `COPY`, every group
+    /// of 16 read is also stored at its offset from `dst` (the groups past a line end may not be).
+    /// 64 bytes at a time are tested for any byte below 14 (three minimums and one comparison;
+    /// a line end is one, other control bytes are rare in SSE lines), then looked at exactly.
+    ///
+    /// # Safety
+    /// `src` is readable for `n` bytes and, with `COPY`, `dst` writable for `n` bytes. (SSE2 is
+    /// part of the x86_64 baseline.)
+    #[inline(always)]
+    pub(super) unsafe fn first_eol<const COPY: bool>(
+        src: *const u8,
+        n: usize,
+        dst: *mut u8,
+    ) -> Option<usize> {
+        debug_assert!(n >= 16);
+        // Every `at` below has at + 16 <= n.
+        let load = |at: usize| {
+            let v = _mm_loadu_si128(src.add(at).cast::<__m128i>());
+            if COPY {
+                _mm_storeu_si128(dst.add(at).cast::<__m128i>(), v);
+            }
+            v
+        };
+        let eol = |v: __m128i| {
+            let m = _mm_or_si128(
                 _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8)),
                 _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\r' as i8)),
-            )
+            );
+            _mm_movemask_epi8(m) as u32 as u64
+        };
+        let mut i = 0;
+        while i + 64 <= n {
+            let (a, b, c, d) = (load(i), load(i + 16), load(i + 32), load(i + 48));
+            let min = _mm_min_epu8(_mm_min_epu8(a, b), _mm_min_epu8(c, d));
+            let low = _mm_cmpeq_epi8(_mm_min_epu8(min, _mm_set1_epi8(13)), min);
+            if _mm_movemask_epi8(low) != 0 {
+                let m = eol(a) | eol(b) << 16 | eol(c) << 32 | eol(d) << 48;
+                if m != 0 {
+                    return Some(i + m.trailing_zeros() as usize);
+                }
+            }
+            i += 64;
         }
-    };
-    // SAFETY (every `_mm_` call below): SSE2, register operands only.
-    let mask = |v: __m128i| unsafe { _mm_movemask_epi8(v) } as u32 as u64;
-    let mut i = 0;
-    while i + 64 <= n {
-        let (g0, g1, g2, g3) = (group(i), group(i + 16), group(i + 32), group(i + 48));
-        let any = unsafe { _mm_or_si128(_mm_or_si128(g0, g1), _mm_or_si128(g2, g3)) };
-        if mask(any) != 0 {
-            let m = mask(g0) | mask(g1) << 16 | mask(g2) << 32 | mask(g3) << 48;
-            return Some(i + m.trailing_zeros() as usize);
+        while i < n {
+            // The last group ends at the input's end; the bytes it shares with the previous one
+            // hold no line end (and were stored already: they are stored again, the same).
+            let at = i.min(n - 16);
+            let m = eol(load(at));
+            if m != 0 {
+                return Some(at + m.trailing_zeros() as usize);
+            }
+            i = at + 16;
         }
-        i += 64;
+        None
     }
-    while i < n {
-        // The last group ends at the input's end; the bytes it shares with the previous one
-        // hold no line end.
-        let at = i.min(n - 16);
-        let m = mask(group(at));
-        if m != 0 {
-            return Some(at + m.trailing_zeros() as usize);
-        }
-        i = at + 16;
-    }
-    None
 }
 
 /// Eight to fifteen bytes: two words, the second overlapping the first.
@@ -198,6 +223,41 @@ fn find_eol_words(b: &[u8], from: usize) -> Option<usize> {
         .iter()
         .position(|&c| c == b'\n' || c == b'\r')
         .map(|p| p + i)
+}
+
+/// Appends `input` to `line` when it holds no line end; otherwise leaves `line` as it is and
+/// returns the first line end.
+#[inline(always)]
+fn append_unless_eol(line: &mut Vec<u8>, input: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if input.len() >= 16 {
+        return append_unless_eol_long(line, input);
+    }
+    let pos = find_eol(input);
+    if pos.is_none() {
+        line.extend_from_slice(input);
+    }
+    pos
+}
+
+/// [`append_unless_eol`] for 16 bytes or more: the bytes are copied as they are searched, each
+/// group stored where it goes past the line's end (a sliced stream's chunk otherwise pays a
+/// search and a call to `memcpy`), and become part of the line only when none held a line end.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn append_unless_eol_long(line: &mut Vec<u8>, input: &[u8]) -> Option<usize> {
+    let n = input.len();
+    // The caller's room makes this a no-op; the stores below rely on it.
+    line.reserve(n);
+    let spare = line.spare_capacity_mut();
+    assert!(spare.len() >= n);
+    // SAFETY: `input` is readable for n bytes; the spare capacity writable for n.
+    let pos = unsafe { sse2::first_eol::<true>(input.as_ptr(), n, spare.as_mut_ptr().cast()) };
+    if pos.is_none() {
+        // SAFETY: the n bytes after the line's end were all written, within the capacity.
+        unsafe { line.set_len(line.len() + n) };
+    }
+    pos
 }
 
 /// One dispatched event. `event` is empty when the upstream sent no `event:` field.
@@ -319,13 +379,18 @@ impl SseParser {
             return Absorb::Declined;
         }
         match input {
-            // One byte at a time: no call to `memcpy` for it.
-            [c] if *c != b'\n' && *c != b'\r' => self.line.push(*c),
-            [_] => return Absorb::LineEnd(LineEnd(0)),
-            _ => match find_eol(input) {
-                Some(pos) => return Absorb::LineEnd(LineEnd(pos)),
-                None => self.line.extend_from_slice(input),
-            },
+            // One byte at a time: no call to `memcpy` for it (one comparison for most bytes).
+            [c] => {
+                if *c < 14 && (*c == b'\n' || *c == b'\r') {
+                    return Absorb::LineEnd(LineEnd(0));
+                }
+                self.line.push(*c);
+            }
+            _ => {
+                if let Some(pos) = append_unless_eol(&mut self.line, input) {
+                    return Absorb::LineEnd(LineEnd(pos));
+                }
+            }
         }
         self.room -= input.len();
         Absorb::Taken
@@ -720,7 +785,8 @@ mod tests {
 
     /// The block and word search finds what a byte-wise one finds, at every offset and length
     /// (past two 64-byte blocks), with other bytes below 14 (tab, form feed) that only look like
-    /// line ends to the block test, and bytes with the high bit set.
+    /// line ends to the block test, and bytes with the high bit set; so does the portable search,
+    /// and appending appends exactly the inputs that end no line.
     #[test]
     fn find_eol_matches_a_bytewise_search() {
         let mut buf = [b'a'; 150];
@@ -744,6 +810,17 @@ mod tests {
                     assert_eq!(find_eol(s), want, "{s:?}");
                     if len >= 8 {
                         assert_eq!(find_eol_portable(s), want, "portable {s:?}");
+                    }
+                    // Appended after a line of any length, with and without spare capacity.
+                    for (prefix, spare) in [(0, 0), (5, 200), (37, 0)] {
+                        let mut line = vec![b'p'; prefix];
+                        line.reserve_exact(spare);
+                        assert_eq!(append_unless_eol(&mut line, s), want, "{s:?}");
+                        let mut expect = vec![b'p'; prefix];
+                        if want.is_none() {
+                            expect.extend_from_slice(s);
+                        }
+                        assert_eq!(line, expect, "{s:?}");
                     }
                 }
             }
