@@ -12,7 +12,7 @@ use crate::front::{anthropic, ClientProtocol};
 use crate::openai::body_scan::{self, SpliceRules};
 use crate::openai::{chat_read, OpenAiWriter};
 use crate::providers::{self, Api, Provider, ProviderType, RequestInfo, ResponseTranslator};
-use crate::sse::{SseError, SseParser};
+use crate::sse::{Absorb, LineEnd, SseError, SseParser};
 use crate::usage::Usage;
 use serde_json::Value;
 use std::fmt;
@@ -269,6 +269,14 @@ impl fmt::Debug for Exchange {
 impl From<SseError> for ProxyError {
     fn from(e: SseError) -> Self {
         ProxyError::bad_upstream(e.message)
+    }
+}
+
+/// The error type of a stream chunk's events: boxed, so that the parser's result is one word
+/// (the unboxed error was moved through every event's dispatch).
+impl From<SseError> for Box<ProxyError> {
+    fn from(e: SseError) -> Self {
+        Box::new(e.into())
     }
 }
 
@@ -1178,17 +1186,42 @@ impl Exchange {
         end_of_stream: bool,
     ) -> Result<BodyOutput<'_>, StateError> {
         // A trickled stream's usual chunk completes no line: it is kept, nothing is emitted, and
-        // none of the bookkeeping below has anything to do. The parser absorbs only while this
-        // exchange streams through it to a translator, until the response ends.
-        if !end_of_stream && self.sse.absorb(chunk) {
-            self.writer.clear();
-            return Ok(BodyOutput {
-                unchanged: false,
-                data: &[],
-                status: None,
-            });
+        // none of the bookkeeping below has anything to do (the writer's output is not cleared:
+        // nothing reads it before the next call that writes, which clears it first). The parser
+        // absorbs only while this exchange streams through it to a translator, until the
+        // response ends, so a chunk it declines with a line end needs no state check either.
+        if !end_of_stream {
+            match self.sse.absorb(chunk) {
+                Absorb::Taken => {
+                    return Ok(BodyOutput {
+                        unchanged: false,
+                        data: &[],
+                        status: None,
+                    })
+                }
+                Absorb::LineEnd(at) => return Ok(self.sse_lines(chunk, at)),
+                Absorb::Declined => {}
+            }
         }
         self.response_body(chunk, end_of_stream)
+    }
+
+    /// A chunk [`SseParser::absorb`] declined at a line end: fed from there to the translator.
+    #[inline(never)]
+    fn sse_lines(&mut self, chunk: &[u8], at: LineEnd) -> BodyOutput<'_> {
+        debug_assert!(
+            self.stage == Stage::ResponseHeaders
+                && self.mode == ResponseMode::Stream
+                && self.front.is_none()
+                && self.translator.as_ref().is_some_and(|t| !t.raw_stream())
+        );
+        self.writer.clear();
+        self.sse_chunk(chunk, Some(at), false);
+        BodyOutput {
+            unchanged: false,
+            data: self.writer.output(),
+            status: None,
+        }
     }
 
     #[inline(never)]
@@ -1292,20 +1325,34 @@ impl Exchange {
             }
             return;
         }
+        self.sse_chunk(chunk, None, end_of_stream);
+    }
+
+    /// A stream chunk through the SSE parser to the translator; `at` when `absorb` found its
+    /// first line end.
+    #[inline]
+    fn sse_chunk(&mut self, chunk: &[u8], at: Option<LineEnd>, end_of_stream: bool) {
+        let translator = self
+            .translator
+            .as_mut()
+            .expect("stream mode has a translator");
         self.writer.reserve(chunk.len());
         let w = &mut self.writer;
-        let mut on_event = |ev: crate::sse::SseEvent<'_>| {
+        let mut on_event = |ev: crate::sse::SseEvent<'_>| -> Result<(), Box<ProxyError>> {
             if w.is_closed() {
                 Ok(())
             } else {
-                translator.on_event(ev, w)
+                translator.on_event(ev, w).map_err(Box::new)
             }
         };
-        let mut result = self.sse.feed(chunk, &mut on_event);
+        let mut result = match at {
+            Some(at) => self.sse.feed_from(chunk, at, &mut on_event),
+            None => self.sse.feed(chunk, &mut on_event),
+        };
         if result.is_ok() && end_of_stream {
             result = self.sse.finish(&mut on_event);
             if result.is_ok() && !self.writer.is_closed() {
-                result = translator.on_stream_end(&mut self.writer);
+                result = translator.on_stream_end(&mut self.writer).map_err(Box::new);
             }
         }
         match result {

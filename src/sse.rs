@@ -61,9 +61,7 @@ fn eol8(w: u64) -> u64 {
     has_zero(w ^ (ONES * u64::from(b'\n'))) | has_zero(w ^ (ONES * u64::from(b'\r')))
 }
 
-/// The first `\n` or `\r`: 64 bytes at a time to the block that may hold it, then 16 at a time
-/// to the first byte below 14, which is usually it (a byte-wise search was the parser's largest
-/// cost on long events). Other control bytes (a tab) hand over to an exact word search.
+/// The first `\n` or `\r` (a byte-wise search was the parser's largest cost on long events).
 #[inline]
 fn find_eol(b: &[u8]) -> Option<usize> {
     match b {
@@ -75,22 +73,114 @@ fn find_eol(b: &[u8]) -> Option<usize> {
     }
 }
 
-/// [`find_eol`] for eight bytes or more. Not inlined: inlined into a caller that has just looked
-/// at the first byte, LLVM turns the 64-byte block test into byte shuffles.
+/// [`find_eol`] for eight bytes or more: SSE2 (part of the x86-64 baseline), which compares 16
+/// bytes with `\n` and `\r` in a few instructions, where the portable search below works 64-bit
+/// halves and moves every group from vector to general registers. Not inlined: the chunks of a
+/// sliced stream call it once or twice each and its callers stay small.
 ///
 /// A tail shorter than a group is tested as the last group of the input, overlapping bytes
 /// already found clean, rather than byte by byte (a sliced stream's chunks are mostly tails).
+#[cfg(target_arch = "x86_64")]
 #[inline(never)]
 fn find_eol_long(b: &[u8]) -> Option<usize> {
+    if b.len() < 16 {
+        return find_eol_words2(b);
+    }
+    // SAFETY: `b` is readable for its length, and nothing is written.
+    unsafe { sse2::first_eol::<false>(b.as_ptr(), b.len(), std::ptr::null_mut()) }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_storeu_si128,
+    };
+
+    /// The first `\n` or `\r` of the `n` bytes (16 or more) at `src`; with `COPY`, every group
+    /// of 16 read is also stored at its offset from `dst` (the groups past a line end may not be).
+    /// 64 bytes at a time are tested for any byte below 14 (three minimums and one comparison;
+    /// a line end is one, other control bytes are rare in SSE lines), then looked at exactly.
+    ///
+    /// # Safety
+    /// `src` is readable for `n` bytes and, with `COPY`, `dst` writable for `n` bytes. (SSE2 is
+    /// part of the x86_64 baseline.)
+    #[inline(always)]
+    pub(super) unsafe fn first_eol<const COPY: bool>(
+        src: *const u8,
+        n: usize,
+        dst: *mut u8,
+    ) -> Option<usize> {
+        debug_assert!(n >= 16);
+        // Every `at` below has at + 16 <= n.
+        let load = |at: usize| {
+            let v = _mm_loadu_si128(src.add(at).cast::<__m128i>());
+            if COPY {
+                _mm_storeu_si128(dst.add(at).cast::<__m128i>(), v);
+            }
+            v
+        };
+        let eol = |v: __m128i| {
+            let m = _mm_or_si128(
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8)),
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\r' as i8)),
+            );
+            _mm_movemask_epi8(m) as u32 as u64
+        };
+        let mut i = 0;
+        while i + 64 <= n {
+            let (a, b, c, d) = (load(i), load(i + 16), load(i + 32), load(i + 48));
+            let min = _mm_min_epu8(_mm_min_epu8(a, b), _mm_min_epu8(c, d));
+            let low = _mm_cmpeq_epi8(_mm_min_epu8(min, _mm_set1_epi8(13)), min);
+            if _mm_movemask_epi8(low) != 0 {
+                let m = eol(a) | eol(b) << 16 | eol(c) << 32 | eol(d) << 48;
+                if m != 0 {
+                    return Some(i + m.trailing_zeros() as usize);
+                }
+            }
+            i += 64;
+        }
+        while i < n {
+            // The last group ends at the input's end; the bytes it shares with the previous one
+            // hold no line end (and were stored already: they are stored again, the same).
+            let at = i.min(n - 16);
+            let m = eol(load(at));
+            if m != 0 {
+                return Some(at + m.trailing_zeros() as usize);
+            }
+            i = at + 16;
+        }
+        None
+    }
+}
+
+/// Eight to fifteen bytes: two words, the second overlapping the first.
+#[inline]
+fn find_eol_words2(b: &[u8]) -> Option<usize> {
+    let n = b.len();
+    let first = eol8(u64::from_le_bytes(b[..8].try_into().expect("8 bytes")));
+    if first != 0 {
+        return Some((first.trailing_zeros() / 8) as usize);
+    }
+    let last = eol8(u64::from_le_bytes(b[n - 8..].try_into().expect("8 bytes")));
+    (last != 0).then(|| n - 8 + (last.trailing_zeros() / 8) as usize)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(never)]
+fn find_eol_long(b: &[u8]) -> Option<usize> {
+    find_eol_portable(b)
+}
+
+/// [`find_eol_long`] without SSE2: 64 bytes at a time to the block that may hold a line end, then
+/// 16 at a time to the first byte below 14, which is usually it. Other control bytes (a tab) hand
+/// over to an exact word search. (Compiled on x86-64 for its test.)
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline]
+fn find_eol_portable(b: &[u8]) -> Option<usize> {
     let n = b.len();
     if n < 16 {
-        // Two words, the second overlapping the first.
-        let first = eol8(u64::from_le_bytes(b[..8].try_into().expect("8 bytes")));
-        if first != 0 {
-            return Some((first.trailing_zeros() / 8) as usize);
-        }
-        let last = eol8(u64::from_le_bytes(b[n - 8..].try_into().expect("8 bytes")));
-        return (last != 0).then(|| n - 8 + (last.trailing_zeros() / 8) as usize);
+        return find_eol_words2(b);
     }
     let mut i = 0;
     while let Some(block) = b.get(i..i + 64) {
@@ -135,12 +225,63 @@ fn find_eol_words(b: &[u8], from: usize) -> Option<usize> {
         .map(|p| p + i)
 }
 
+/// Appends `input` to `line` when it holds no line end; otherwise leaves `line` as it is and
+/// returns the first line end.
+#[inline(always)]
+fn append_unless_eol(line: &mut Vec<u8>, input: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if input.len() >= 16 {
+        return append_unless_eol_long(line, input);
+    }
+    let pos = find_eol(input);
+    if pos.is_none() {
+        line.extend_from_slice(input);
+    }
+    pos
+}
+
+/// [`append_unless_eol`] for 16 bytes or more: the bytes are copied as they are searched, each
+/// group stored where it goes past the line's end (a sliced stream's chunk otherwise pays a
+/// search and a call to `memcpy`), and become part of the line only when none held a line end.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn append_unless_eol_long(line: &mut Vec<u8>, input: &[u8]) -> Option<usize> {
+    let n = input.len();
+    // The caller's room makes this a no-op; the stores below rely on it.
+    line.reserve(n);
+    let spare = line.spare_capacity_mut();
+    assert!(spare.len() >= n);
+    // SAFETY: `input` is readable for n bytes; the spare capacity writable for n.
+    let pos = unsafe { sse2::first_eol::<true>(input.as_ptr(), n, spare.as_mut_ptr().cast()) };
+    if pos.is_none() {
+        // SAFETY: the n bytes after the line's end were all written, within the capacity.
+        unsafe { line.set_len(line.len() + n) };
+    }
+    pos
+}
+
 /// One dispatched event. `event` is empty when the upstream sent no `event:` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SseEvent<'a> {
     pub event: &'a str,
     pub data: &'a [u8],
 }
+
+/// What [`SseParser::absorb`] made of a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absorb {
+    /// Appended to the partial line: the chunk ends no line.
+    Taken,
+    /// Left as it is, its first line end found: [`SseParser::feed_from`] takes it from there.
+    LineEnd(LineEnd),
+    /// Left as it is, not searched: [`SseParser::feed`].
+    Declined,
+}
+
+/// Where a chunk [`SseParser::absorb`] declined ends its first line, so that feeding it does not
+/// search for that again (only `absorb` makes one, for the chunk it was given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineEnd(usize);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseError {
@@ -151,7 +292,10 @@ pub struct SseError {
 pub struct SseParser {
     /// Bytes of a line whose terminator has not arrived yet.
     line: Vec<u8>,
+    /// The event's data from `data_start` on (a data line's field name before it when the
+    /// partial-line buffer became this one, see [`SseParser::keep`]).
     data: Vec<u8>,
+    data_start: usize,
     event: String,
     has_fields: bool,
     has_data: bool,
@@ -179,6 +323,7 @@ impl SseParser {
         Self {
             line: Vec::new(),
             data: Vec::new(),
+            data_start: 0,
             event: String::new(),
             has_fields: false,
             has_data: false,
@@ -213,7 +358,7 @@ impl SseParser {
 
     /// Bytes currently held (partial line + partial event): the parser's whole state.
     pub fn buffered_len(&self) -> usize {
-        self.line.len() + self.data.len() + self.event.len()
+        self.line.len() + self.data.len() - self.data_start + self.event.len()
     }
 
     /// Memory the parser holds (its buffers' capacity), pending bytes included.
@@ -222,31 +367,69 @@ impl SseParser {
     }
 
     /// Appends `input` to the partial line when it ends no line, which is all a trickled chunk
-    /// usually does; returns false, changing nothing, when [`SseParser::feed`] is needed (a line
-    /// end, a `\r` to pair, the buffer to grow, the limit reached).
+    /// usually does. Otherwise changes nothing: [`Absorb::LineEnd`] when it ends a line (feed it
+    /// with [`SseParser::feed_from`]), [`Absorb::Declined`] when [`SseParser::feed`] is needed for
+    /// anything else (a `\r` to pair, the buffer to grow, the limit reached, absorbing off).
     ///
     /// One comparison against a precomputed room stands for the conditions (a call per byte
     /// of a trickled stream pays little else).
     #[inline(always)]
-    pub fn absorb(&mut self, input: &[u8]) -> bool {
+    pub fn absorb(&mut self, input: &[u8]) -> Absorb {
         if input.len() > self.room {
-            return false;
+            return Absorb::Declined;
         }
         match input {
-            // One byte at a time: no call to `memcpy` for it.
-            [c] if *c != b'\n' && *c != b'\r' => self.line.push(*c),
-            [_] => return false,
-            _ if find_eol(input).is_some() => return false,
-            _ => self.line.extend_from_slice(input),
+            // One byte at a time: no call to `memcpy` for it (one comparison for most bytes).
+            [c] => {
+                if *c < 14 && (*c == b'\n' || *c == b'\r') {
+                    return Absorb::LineEnd(LineEnd(0));
+                }
+                self.line.push(*c);
+            }
+            _ => {
+                if let Some(pos) = append_unless_eol(&mut self.line, input) {
+                    return Absorb::LineEnd(LineEnd(pos));
+                }
+            }
         }
         self.room -= input.len();
-        true
+        Absorb::Taken
     }
 
     /// Feeds one chunk; `on_event` runs for every event completed by it, in order.
     pub fn feed<E>(
         &mut self,
+        input: &[u8],
+        on_event: impl FnMut(SseEvent<'_>) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<SseError>,
+    {
+        self.feed_inner(input, None, on_event)
+    }
+
+    /// [`SseParser::feed`] for the chunk [`SseParser::absorb`] answered `at` for.
+    #[inline]
+    pub fn feed_from<E>(
+        &mut self,
+        input: &[u8],
+        at: LineEnd,
+        on_event: impl FnMut(SseEvent<'_>) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<SseError>,
+    {
+        debug_assert_eq!(find_eol(input), Some(at.0), "not the chunk absorb declined");
+        self.feed_inner(input, Some(at.0), on_event)
+    }
+
+    /// `known`: the first line end of `input`, when `absorb` found it (it then had room, so
+    /// there is no `\r` to pair).
+    #[inline]
+    fn feed_inner<E>(
+        &mut self,
         mut input: &[u8],
+        known: Option<usize>,
         mut on_event: impl FnMut(SseEvent<'_>) -> Result<(), E>,
     ) -> Result<(), E>
     where
@@ -255,6 +438,7 @@ impl SseParser {
         // Error paths leave it 0: the next chunk takes this path again.
         self.room = 0;
         if self.skip_lf {
+            debug_assert!(known.is_none());
             if let Some(rest) = input.strip_prefix(b"\n") {
                 input = rest;
                 self.skip_lf = false;
@@ -264,9 +448,13 @@ impl SseParser {
         }
         // The data of the event being assembled while it is one line, not yet copied.
         let mut held = Held::None;
+        let mut eol = match known {
+            Some(pos) => Some(pos),
+            None => find_eol(input),
+        };
         if !self.line.is_empty() {
             // First the line an earlier chunk began.
-            let Some(pos) = find_eol(input) else {
+            let Some(pos) = eol else {
                 self.check_partial(input.len())?;
                 grow(&mut self.line, input.len());
                 self.line.extend_from_slice(input);
@@ -301,10 +489,11 @@ impl SseParser {
                     return Err(e.into());
                 }
             }
+            eol = find_eol(input);
         }
         // Whole lines straight from the input. The data of an event that ends in this chunk with
         // one data line (the usual event) is handed over where it lies, without a copy.
-        let r = self.feed_lines(&mut input, &mut held, &mut on_event);
+        let r = self.feed_lines(&mut input, eol, &mut held, &mut on_event);
         // The event continues in the next chunk: keep its data.
         self.keep(held);
         r?;
@@ -317,11 +506,13 @@ impl SseParser {
         Ok(())
     }
 
-    /// The complete lines at the start of `input`, leaving the rest in `input`.
+    /// The complete lines at the start of `input`, leaving the rest in `input`; `eol` is the
+    /// first line end.
     #[inline]
     fn feed_lines<'i, E>(
         &mut self,
         input: &mut &'i [u8],
+        mut eol: Option<usize>,
         held: &mut Held<'i>,
         on_event: &mut impl FnMut(SseEvent<'_>) -> Result<(), E>,
     ) -> Result<(), E>
@@ -329,7 +520,7 @@ impl SseParser {
         E: From<SseError>,
     {
         let mut rest: &'i [u8] = input;
-        while let Some(pos) = find_eol(rest) {
+        while let Some(pos) = eol {
             let consumed = self.terminator(rest, pos);
             let line = &rest[..pos];
             rest = &rest[consumed..];
@@ -352,6 +543,7 @@ impl SseParser {
                 }
                 Line::Other => {}
             }
+            eol = find_eol(rest);
         }
         Ok(())
     }
@@ -365,11 +557,11 @@ impl SseParser {
                 self.push_data(data);
             }
             Held::Line(at) => {
-                self.has_data = false;
-                let line = std::mem::take(&mut self.line);
-                self.push_data(&line[at..]);
-                self.line = line;
-                self.clear_line();
+                // The event's first data line (the data buffer is empty): the partial-line buffer
+                // becomes the data buffer rather than being copied to it.
+                debug_assert!(self.data.is_empty());
+                std::mem::swap(&mut self.line, &mut self.data);
+                self.data_start = at;
             }
         }
     }
@@ -525,7 +717,7 @@ impl SseParser {
         on_event: &mut impl FnMut(SseEvent<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         let data = match held {
-            Held::None => &self.data[..],
+            Held::None => &self.data[self.data_start..],
             Held::Input(data) => data,
             Held::Line(at) => &self.line[at..],
         };
@@ -537,6 +729,7 @@ impl SseParser {
             self.clear_line();
         }
         self.data.clear();
+        self.data_start = 0;
         self.event.clear();
         // Keep small buffers for the next event; give back what an unusually large one grew.
         if self.data.capacity() > RETAINED_CAPACITY {
@@ -592,7 +785,8 @@ mod tests {
 
     /// The block and word search finds what a byte-wise one finds, at every offset and length
     /// (past two 64-byte blocks), with other bytes below 14 (tab, form feed) that only look like
-    /// line ends to the block test, and bytes with the high bit set.
+    /// line ends to the block test, and bytes with the high bit set; so does the portable search,
+    /// and appending appends exactly the inputs that end no line.
     #[test]
     fn find_eol_matches_a_bytewise_search() {
         let mut buf = [b'a'; 150];
@@ -614,6 +808,20 @@ mod tests {
                     let s = &buf[..len];
                     let want = s.iter().position(|&b| b == b'\n' || b == b'\r');
                     assert_eq!(find_eol(s), want, "{s:?}");
+                    if len >= 8 {
+                        assert_eq!(find_eol_portable(s), want, "portable {s:?}");
+                    }
+                    // Appended after a line of any length, with and without spare capacity.
+                    for (prefix, spare) in [(0, 0), (5, 200), (37, 0)] {
+                        let mut line = vec![b'p'; prefix];
+                        line.reserve_exact(spare);
+                        assert_eq!(append_unless_eol(&mut line, s), want, "{s:?}");
+                        let mut expect = vec![b'p'; prefix];
+                        if want.is_none() {
+                            expect.extend_from_slice(s);
+                        }
+                        assert_eq!(line, expect, "{s:?}");
+                    }
                 }
             }
         }
@@ -803,8 +1011,8 @@ mod tests {
     }
 
     /// Random streams of every kind of line, cut at random points and fed the way the exchange
-    /// feeds them (`absorb` first, `feed` when it declines): the same events and the same error
-    /// as one whole feed, and never more state than the limit.
+    /// feeds them (`absorb` first, then `feed_from` or `feed` when it declines): the same events
+    /// and the same error as one whole feed, and never more state than the limit.
     #[test]
     fn absorb_then_feed_matches_a_whole_feed() {
         use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -857,7 +1065,15 @@ mod tests {
                 .min(rest.len());
                 let (piece, tail) = rest.split_at(n);
                 rest = tail;
-                if !p.absorb(piece) && p.feed(piece, &mut push).is_err() {
+                let r = match p.absorb(piece) {
+                    Absorb::Taken => Ok(()),
+                    Absorb::LineEnd(at) => {
+                        assert_eq!(Some(at.0), find_eol(piece));
+                        p.feed_from(piece, at, &mut push)
+                    }
+                    Absorb::Declined => p.feed(piece, &mut push),
+                };
+                if r.is_err() {
                     failed = true;
                     break;
                 }

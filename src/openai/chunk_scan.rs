@@ -58,11 +58,19 @@ pub struct ChunkScanner {
 impl ChunkScanner {
     /// What [`scan_conformant_chunk`] answers for `data`.
     pub fn scan<'s>(&'s mut self, data: &'s [u8]) -> Option<ConformantChunk<'s>> {
+        self.scan_repeat(data).map(|(chunk, _)| chunk)
+    }
+
+    /// [`ChunkScanner::scan`], and whether the chunk has the layout of the chunk this scanner
+    /// accepted last (so the same id, byte for byte: no accepted chunk is left out of the
+    /// layout but it forgets the layout).
+    pub fn scan_repeat<'s>(&'s mut self, data: &'s [u8]) -> Option<(ConformantChunk<'s>, bool)> {
         if self.same_layout(data) {
-            return Some(ConformantChunk {
+            let chunk = ConformantChunk {
                 id: &self.prev[self.id.0 as usize..self.id.1 as usize],
                 has_finish: self.has_finish,
-            });
+            };
+            return Some((chunk, true));
         }
         let mut s = scanner(data, true);
         let chunk = whole(&mut s)?;
@@ -80,7 +88,7 @@ impl ChunkScanner {
                 self.has_finish = chunk.has_finish;
             }
         }
-        Some(chunk)
+        Some((chunk, false))
     }
 
     /// Memory held (the layout's buffer).
@@ -527,6 +535,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(8);
         let mut scanner = ChunkScanner::default();
         let (mut hits, mut accepted, mut total) = (0, 0, 0);
+        let mut last_id: Option<String> = None;
         let mut seed = 0;
         for round in 0..60_000 {
             if rng.gen_range(0..200) == 0 {
@@ -570,9 +579,25 @@ mod tests {
             }
             total += 1;
             let from_layout = scanner.same_layout(&b);
-            let got = scanner.scan(&b).map(|c| (c.id.to_string(), c.has_finish));
+            let (got, repeat) = match scanner.scan_repeat(&b) {
+                Some((c, repeat)) => (Some((c.id.to_string(), c.has_finish)), repeat),
+                None => (None, false),
+            };
             let want = scan_conformant_chunk(&b).map(|c| (c.id.to_string(), c.has_finish));
             assert_eq!(got, want, "{}", String::from_utf8_lossy(&b));
+            // A repeat has the id of the chunk accepted last (the translator skips `identify`).
+            assert_eq!(repeat, from_layout);
+            if repeat {
+                assert_eq!(
+                    last_id.as_deref(),
+                    got.as_ref().map(|g| g.0.as_str()),
+                    "{}",
+                    String::from_utf8_lossy(&b)
+                );
+            }
+            if let Some((id, _)) = &got {
+                last_id = Some(id.clone());
+            }
             if from_layout {
                 hits += 1;
                 assert!(want.is_some(), "{}", String::from_utf8_lossy(&b));
@@ -607,5 +632,13 @@ mod tests {
             );
             assert!(scanner.held_capacity() <= LAYOUT_MAX_BYTES);
         }
+        // An accepted chunk too large to be the layout forgets the one before: the next chunk
+        // with that layout is no repeat (its id may not be the last accepted one's).
+        let other = BASE.replace("\"hi\"", "\"z\"");
+        assert!(scanner.scan_repeat(other.as_bytes()).unwrap().1);
+        let big_other = big.replace(r#""id":""#, r#""id":"other-"#);
+        assert!(!scanner.scan_repeat(big_other.as_bytes()).unwrap().1);
+        assert!(!scanner.scan_repeat(other.as_bytes()).unwrap().1);
+        assert!(scanner.scan_repeat(other.as_bytes()).unwrap().1);
     }
 }

@@ -690,24 +690,32 @@ impl Provider for CompatProvider {
         match req.api {
             Api::ChatCompletions if req.stream => Box::new(CompatTranslator::<false, _> {
                 scan: openai::ChunkScanner::default(),
+                identified: false,
             }),
-            Api::ChatCompletions => Box::new(CompatTranslator::<false, _> { scan: NoLayout }),
-            Api::Embeddings => Box::new(CompatTranslator::<true, _> { scan: NoLayout }),
+            Api::ChatCompletions => Box::new(CompatTranslator::<false, _> {
+                scan: NoLayout,
+                identified: false,
+            }),
+            Api::Embeddings => Box::new(CompatTranslator::<true, _> {
+                scan: NoLayout,
+                identified: false,
+            }),
         }
     }
 }
 
-/// The stream fast path's scan (`scan_conformant_chunk`'s answer either way).
+/// The stream fast path's scan (`scan_conformant_chunk`'s answer either way), and whether the
+/// chunk has the layout of the one accepted last (see `ChunkScanner::scan_repeat`).
 pub trait ChunkScan: Send {
-    fn scan<'s>(&'s mut self, data: &'s [u8]) -> Option<openai::ConformantChunk<'s>>;
+    fn scan<'s>(&'s mut self, data: &'s [u8]) -> Option<(openai::ConformantChunk<'s>, bool)>;
     /// Memory held between events.
     fn held_capacity(&self) -> usize;
 }
 
 impl ChunkScan for openai::ChunkScanner {
     #[inline]
-    fn scan<'s>(&'s mut self, data: &'s [u8]) -> Option<openai::ConformantChunk<'s>> {
-        openai::ChunkScanner::scan(self, data)
+    fn scan<'s>(&'s mut self, data: &'s [u8]) -> Option<(openai::ConformantChunk<'s>, bool)> {
+        openai::ChunkScanner::scan_repeat(self, data)
     }
 
     fn held_capacity(&self) -> usize {
@@ -721,8 +729,8 @@ pub struct NoLayout;
 
 impl ChunkScan for NoLayout {
     #[inline]
-    fn scan<'s>(&'s mut self, data: &'s [u8]) -> Option<openai::ConformantChunk<'s>> {
-        openai::scan_conformant_chunk(data)
+    fn scan<'s>(&'s mut self, data: &'s [u8]) -> Option<(openai::ConformantChunk<'s>, bool)> {
+        openai::scan_conformant_chunk(data).map(|chunk| (chunk, false))
     }
 
     fn held_capacity(&self) -> usize {
@@ -734,6 +742,10 @@ impl ChunkScan for NoLayout {
 /// the only state is the stream fast path's scan (see [`ChunkScan`]).
 pub struct CompatTranslator<const EMBEDDINGS: bool, S> {
     scan: S,
+    /// The writer's stream id is the id of the chunk the scan accepted last: the fast path
+    /// identified with it, and no event since went to the full parse (which identifies with
+    /// whatever id it reads). A chunk with that chunk's layout then has nothing to identify.
+    identified: bool,
 }
 
 impl<const EMBEDDINGS: bool, S> CompatTranslator<EMBEDDINGS, S> {
@@ -770,12 +782,16 @@ impl<const EMBEDDINGS: bool, S: ChunkScan> ResponseTranslator for CompatTranslat
         if !rewrite_reasoning {
             // Most events: already OpenAI's shape with nothing to act on, found without building
             // a `Value`; the full parse below stays the reference for everything else.
-            if let Some(chunk) = self.scan.scan(data) {
-                w.identify(Some(chunk.id), None);
+            if let Some((chunk, repeat)) = self.scan.scan(data) {
+                if !(repeat && self.identified) {
+                    w.identify(Some(chunk.id), None);
+                    self.identified = true;
+                }
                 w.raw_event(data, chunk.has_finish, None);
                 return Ok(());
             }
         }
+        self.identified = false;
         let mut v = openai::parse_event(data)?;
         let obj = v.as_object_mut().expect("parse_event gives an object");
         let in_stream_error = openai::error_in_success_body(obj).or_else(|| {

@@ -1317,3 +1317,49 @@ fn deepseek_json_schema_is_a_400_json_object_passes() {
     let (_, up) = forward(&config, "/v1/chat/completions", object);
     assert_eq!(upstream_json(&up)["response_format"]["type"], "json_object");
 }
+
+/// The fast path skips `identify` for a chunk with the layout of the one it accepted last, but
+/// not after an event went to the full parse with another id: the stream id the writer puts on
+/// the usage chunk is the last one read, as with an `identify` per event.
+#[test]
+fn stream_id_is_the_last_read_after_the_full_parse() {
+    use super::CompatTranslator;
+    use crate::openai::{scan_conformant_chunk, ChunkScanner, OpenAiWriter};
+    use crate::providers::ResponseTranslator;
+    use crate::sse::SseEvent;
+    let chunk = |key: &str, id: &str| {
+        format!(
+            r#"{{"{key}":"{id}","object":"chat.completion.chunk","created":1,"model":"m","choices":[{{"index":0,"delta":{{"content":"x"}},"finish_reason":"stop"}}]}}"#
+        )
+    };
+    let escaped = chunk(r"\u0069d", "B");
+    assert!(scan_conformant_chunk(escaped.as_bytes()).is_none());
+    let mut t = CompatTranslator::<false, _> {
+        scan: ChunkScanner::default(),
+        identified: false,
+    };
+    let mut w = OpenAiWriter::new("m", true);
+    for data in [
+        chunk("id", "A"),
+        chunk("id", "A"),
+        escaped,
+        chunk("id", "A"),
+    ] {
+        let ev = SseEvent {
+            event: "",
+            data: data.as_bytes(),
+        };
+        t.on_event(ev, &mut w).unwrap();
+    }
+    w.set_usage(crate::usage::Usage::new(1, 1, None));
+    w.end();
+    let out = String::from_utf8(w.output().to_vec()).unwrap();
+    let events: Vec<&str> = out
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.len(), 6, "{out}");
+    let usage: Value = serde_json::from_str(events[4]).unwrap();
+    assert_eq!(usage["id"], "A", "{out}");
+    assert!(usage["usage"].is_object(), "{out}");
+}
