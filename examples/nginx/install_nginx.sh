@@ -31,7 +31,9 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   chmod 755 /usr/sbin/policy-rc.d
   created_policy=1
 fi
-cleanup() { [ -n "$created_policy" ] && rm -f /usr/sbin/policy-rc.d; }
+# An `if`, not `a && b`: an EXIT trap's last status becomes the script's, and a machine with its
+# own policy leaves created_policy empty.
+cleanup() { if [ -n "$created_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; }
 trap cleanup EXIT
 
 install() { apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null; }
