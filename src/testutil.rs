@@ -500,6 +500,64 @@ pub fn assert_chunking_invariant(
     assert_eq!(canon(&out), want, "byte by byte");
 }
 
+/// Contents for the free strings of random-edit tests: plain text, UTF-8 of every width (some cut
+/// short), every escape (valid, lone surrogate, malformed), control bytes, invalid bytes, and a
+/// raw quote or backslash.
+pub const STRING_PIECES: [&[u8]; 22] = [
+    b"a",
+    b"word ",
+    b"\xc3\xa9",
+    b"\xe4\xb8\xad",
+    b"\xf0\x9f\x98\x80",
+    br"\n",
+    br#"\""#,
+    br"\\",
+    br"\/",
+    br"\u00e9",
+    br"\uD83D\uDE00",
+    br"\ud800",
+    b"\x01",
+    b"\x1f",
+    b"\t",
+    b"\xff",
+    b"\xc3",
+    b"\xe4\xb8",
+    b"\"",
+    b"\\",
+    br"\x",
+    br"\u12",
+];
+
+/// Appends random contents for a free string to `b`: a plain run, then up to three pieces of
+/// [`STRING_PIECES`] (mostly the first six: text and valid UTF-8) with plain runs between.
+pub fn push_random_string_content(rng: &mut rand::rngs::StdRng, b: &mut Vec<u8>) {
+    use rand::Rng;
+    b.extend((0..rng.gen_range(0..9)).map(|_| b'x'));
+    for _ in 0..rng.gen_range(0..4) {
+        let piece = if rng.gen_bool(0.8) {
+            &STRING_PIECES[..6]
+        } else {
+            &STRING_PIECES[..]
+        };
+        b.extend_from_slice(piece[rng.gen_range(0..piece.len())]);
+        b.extend((0..rng.gen_range(0..3)).map(|_| b'y'));
+    }
+}
+
+/// One random edit of `b` anywhere: a byte removed, the first byte of a [`STRING_PIECES`] entry
+/// inserted, or a byte replaced by JSON punctuation, a digit or a letter.
+pub fn random_structural_edit(rng: &mut rand::rngs::StdRng, b: &mut Vec<u8>) {
+    use rand::Rng;
+    let at = rng.gen_range(0..b.len());
+    match rng.gen_range(0..3) {
+        0 => {
+            b.remove(at);
+        }
+        1 => b.insert(at, STRING_PIECES[rng.gen_range(0..STRING_PIECES.len())][0]),
+        _ => b[at] = b"{}[]\":,0ex "[rng.gen_range(0..11)],
+    }
+}
+
 /// One to three random byte edits of `b` for the property tests: a byte removed, inserted or
 /// replaced (from `alphabet`), or, for a kind in `3..kinds`, whatever `other` does at that
 /// offset. The draws from `rng` are always in this order, so seeded tests stay reproducible.

@@ -310,7 +310,7 @@ fn completion(
                 usage = usage_value(&mut c)?;
                 if let Some(u) = &usage {
                     c.out().truncate(mark);
-                    write_usage(c.out(), u);
+                    u.write_json(c.out());
                 }
             }
             // The translator acts on these (errors, usage elsewhere): full path.
@@ -487,27 +487,6 @@ fn detail(c: &mut Copier<'_, '_>, inner: &[u8]) -> Option<Option<u64>> {
     }
     c.end_object(obj);
     Some(got)
-}
-
-/// `Usage::to_json` as `json_write` writes it.
-fn write_usage(out: &mut Vec<u8>, u: &Usage) {
-    out.extend_from_slice(b"{\"prompt_tokens\":");
-    write_u64(out, u.prompt_tokens);
-    out.extend_from_slice(b",\"completion_tokens\":");
-    write_u64(out, u.completion_tokens);
-    out.extend_from_slice(b",\"total_tokens\":");
-    write_u64(out, u.total_tokens);
-    if let Some(n) = u.cached_tokens {
-        out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
-        write_u64(out, n);
-        out.push(b'}');
-    }
-    if let Some(n) = u.reasoning_tokens {
-        out.extend_from_slice(b",\"completion_tokens_details\":{\"reasoning_tokens\":");
-        write_u64(out, n);
-        out.push(b'}');
-    }
-    out.push(b'}');
 }
 
 #[cfg(test)]

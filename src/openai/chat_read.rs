@@ -191,6 +191,21 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
 }
 
 impl<'a> ChatRequest<'a> {
+    /// Each of `tools` as a function definition `map` reads (with its `type`, when given): the
+    /// list of what it gives, empty without tools, `None` when any answer is `None`.
+    pub fn map_functions<'r, T>(
+        &'r self,
+        mut map: impl FnMut(Option<&'r str>, &'r FunctionDef<'a>) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let Some(tools) = &self.tools else {
+            return Some(Vec::new());
+        };
+        tools
+            .iter()
+            .map(|t| map(t.0.kind.as_ref().map(|k| &*k.0), &t.0.function.as_ref()?.0))
+            .collect()
+    }
+
     /// The client's `model` ("" when absent or null), as the exchange records it.
     pub fn model(&self) -> &str {
         self.model.as_ref().map_or("", |m| &m.0)

@@ -9,7 +9,7 @@
 //! deep nesting, lone surrogate escapes. So the full parse stays the reference for every
 //! behaviour, and the fast path only ever skips work whose outcome is already known.
 
-use super::json_scan::{special8, string_rest, Cursor, Mode, Token as Str};
+use super::json_scan::{plain_string_end, string_rest, Cursor, Mode, Token as Str};
 use super::FINISH_REASONS;
 
 /// What the translator needs from a chunk the fast path accepts.
@@ -127,27 +127,6 @@ impl ChunkScanner {
             ti = end;
         }
         d.get(di..) == Some(&t[ti..])
-    }
-}
-
-/// The closing quote of a string whose content from `i` is plain ASCII (no escape, no control
-/// byte), eight bytes at a time; `None` for anything else (the full string rules decide).
-#[inline(always)]
-fn plain_string_end(d: &[u8], mut i: usize) -> Option<usize> {
-    while let Some(chunk) = d.get(i..i + 8) {
-        let m = special8(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-        if m != 0 {
-            i += (m.trailing_zeros() / 8) as usize;
-            return (d[i] == b'"').then_some(i);
-        }
-        i += 8;
-    }
-    loop {
-        match *d.get(i)? {
-            b'"' => return Some(i),
-            b'\\' | 0..=0x1f | 0x80.. => return None,
-            _ => i += 1,
-        }
     }
 }
 
@@ -325,6 +304,7 @@ fn delta(s: &mut Scanner<'_>) -> Option<()> {
 mod tests {
     use super::*;
     use crate::openai::{chunk_is_conformant, error_in_success_body, parse_event};
+    use crate::testutil::{push_random_string_content, random_structural_edit};
     use rand::{rngs::StdRng, Rng, SeedableRng};
     use serde_json::Value;
 
@@ -508,30 +488,6 @@ mod tests {
             // Tool calls: the arguments are free, the names too (values the scan skips).
             BASE.replace(r#""content":"hi""#, r#""tool_calls":[{"index":0,"function":{"arguments":"{\"a\":"}}]"#),
         ];
-        let pieces: [&[u8]; 22] = [
-            b"a",
-            b"word ",
-            b"\xc3\xa9",
-            b"\xe4\xb8\xad",
-            b"\xf0\x9f\x98\x80",
-            br"\n",
-            br#"\""#,
-            br"\\",
-            br"\/",
-            br"\u00e9",
-            br"\uD83D\uDE00",
-            br"\ud800",
-            b"\x01",
-            b"\x1f",
-            b"\t",
-            b"\xff",
-            b"\xc3",
-            b"\xe4\xb8",
-            b"\"",
-            b"\\",
-            br"\x",
-            br"\u12",
-        ];
         let mut rng = StdRng::seed_from_u64(8);
         let mut scanner = ChunkScanner::default();
         let (mut hits, mut accepted, mut total) = (0, 0, 0);
@@ -551,16 +507,7 @@ mod tests {
             for &(start, end) in &probe.free[..probe.n_free] {
                 b.extend_from_slice(&text[at..start as usize]);
                 if rng.gen_bool(0.7) {
-                    b.extend((0..rng.gen_range(0..9)).map(|_| b'x'));
-                    for _ in 0..rng.gen_range(0..4) {
-                        let piece = if rng.gen_bool(0.8) {
-                            &pieces[..6]
-                        } else {
-                            &pieces[..]
-                        };
-                        b.extend_from_slice(piece[rng.gen_range(0..piece.len())]);
-                        b.extend((0..rng.gen_range(0..3)).map(|_| b'y'));
-                    }
+                    push_random_string_content(&mut rng, &mut b);
                 } else {
                     b.extend_from_slice(&text[start as usize..end as usize]);
                 }
@@ -568,14 +515,7 @@ mod tests {
             }
             b.extend_from_slice(&text[at..]);
             if round % 10 == 0 {
-                let at = rng.gen_range(0..b.len());
-                match rng.gen_range(0..3) {
-                    0 => {
-                        b.remove(at);
-                    }
-                    1 => b.insert(at, pieces[rng.gen_range(0..pieces.len())][0]),
-                    _ => b[at] = b"{}[]\":,0ex "[rng.gen_range(0..11)],
-                }
+                random_structural_edit(&mut rng, &mut b);
             }
             total += 1;
             let from_layout = scanner.same_layout(&b);

@@ -162,6 +162,48 @@ impl<'a, M: Mode> Cursor<'a, M> {
         Some(())
     }
 
+    /// [`Cursor::str_value`], with the usual value (plain ASCII: no escape, control or non-ASCII
+    /// byte, its quote at the cursor) read inline, to the text's last byte: the stream layouts'
+    /// hot path.
+    #[inline(always)]
+    pub(crate) fn plain_str_value(&mut self) -> Option<Cow<'a, str>> {
+        let b = self.b;
+        if b.get(self.i) == Some(&b'"') {
+            let start = self.i + 1;
+            if let Some(end) = plain_string_end(b, start) {
+                self.i = end + 1;
+                // SAFETY: `plain_string_end` saw only ASCII in `start..end`.
+                return Some(Cow::Borrowed(unsafe {
+                    std::str::from_utf8_unchecked(&b[start..end])
+                }));
+            }
+        }
+        self.str_value()
+    }
+
+    /// [`Cursor::count`], with the usual value (up to nineteen digits, no leading zero, fraction
+    /// or exponent: always a `u64`) read inline.
+    #[inline(always)]
+    pub(crate) fn short_count(&mut self) -> Option<u64> {
+        let d = self.b;
+        if !matches!(d.get(self.i), Some(b'1'..=b'9')) {
+            return self.count();
+        }
+        let (mut j, mut n) = (self.i, 0u64);
+        while let Some(&c @ b'0'..=b'9') = d.get(j) {
+            if j - self.i == 19 {
+                return self.count();
+            }
+            n = n * 10 + u64::from(c - b'0');
+            j += 1;
+        }
+        if matches!(d.get(j), Some(b'.' | b'e' | b'E')) {
+            return self.count();
+        }
+        self.i = j;
+        Some(n)
+    }
+
     /// A string value: borrowed when it has no escapes, else decoded by serde_json.
     pub fn str_value(&mut self) -> Option<Cow<'a, str>> {
         let t = self.string()?;
@@ -421,6 +463,27 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Items<T> {
             }
         }
         d.deserialize_seq(V(std::marker::PhantomData))
+    }
+}
+
+/// The closing quote of a string whose content from `i` is plain ASCII (no escape, no control
+/// byte), eight bytes at a time; `None` for anything else (the full string rules decide).
+#[inline(always)]
+pub(crate) fn plain_string_end(d: &[u8], mut i: usize) -> Option<usize> {
+    while let Some(chunk) = d.get(i..i + 8) {
+        let m = special8(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        if m != 0 {
+            i += (m.trailing_zeros() / 8) as usize;
+            return (d[i] == b'"').then_some(i);
+        }
+        i += 8;
+    }
+    loop {
+        match *d.get(i)? {
+            b'"' => return Some(i),
+            b'\\' | 0..=0x1f | 0x80.. => return None,
+            _ => i += 1,
+        }
     }
 }
 

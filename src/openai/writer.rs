@@ -678,7 +678,7 @@ impl OpenAiWriter {
         out.push(b']');
         if let Some(u) = &self.usage {
             out.extend_from_slice(b",\"usage\":");
-            write_usage(out, u);
+            u.write_json(out);
         }
         out.push(b'}');
     }
@@ -893,28 +893,6 @@ impl Choice {
             "finish_reason": self.finish_reason.unwrap_or("stop"),
         })
     }
-}
-
-/// `usage.to_json()` as `write_value` writes it, without building the `Value` (its map and keys
-/// were an eighth of a short buffered reply's cost).
-fn write_usage(out: &mut Vec<u8>, u: &Usage) {
-    out.extend_from_slice(b"{\"prompt_tokens\":");
-    write_u64(out, u.prompt_tokens);
-    out.extend_from_slice(b",\"completion_tokens\":");
-    write_u64(out, u.completion_tokens);
-    out.extend_from_slice(b",\"total_tokens\":");
-    write_u64(out, u.total_tokens);
-    if let Some(c) = u.cached_tokens {
-        out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
-        write_u64(out, c);
-        out.push(b'}');
-    }
-    if let Some(r) = u.reasoning_tokens {
-        out.extend_from_slice(b",\"completion_tokens_details\":{\"reasoning_tokens\":");
-        write_u64(out, r);
-        out.push(b'}');
-    }
-    out.push(b'}');
 }
 
 /// A whole tool call of a buffered reply.
@@ -1199,7 +1177,7 @@ mod tests {
                         .with_cached(cached)
                         .with_reasoning(reasoning);
                     let mut out = Vec::new();
-                    write_usage(&mut out, &u);
+                    u.write_json(&mut out);
                     assert_eq!(out, crate::json_write::to_vec(&u.to_json()), "{u:?}");
                 }
             }

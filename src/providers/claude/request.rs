@@ -917,29 +917,21 @@ impl FastTool<'_> {
 }
 
 fn fast_tools<'r>(chat: &'r ChatRequest<'_>) -> Option<Vec<FastTool<'r>>> {
-    let Some(tools) = &chat.tools else {
-        return Some(Vec::new());
-    };
-    tools
-        .iter()
-        .map(|t| {
-            let t = &t.0;
-            if t.kind.as_ref().is_some_and(|k| k.0 != "function") {
-                return None;
-            }
-            let f = &t.function.as_ref()?.0;
-            let schema: &[u8] = match &f.parameters {
-                Some(p) if p.shape.object => &p.bytes,
-                _ => br#"{"type":"object","properties":{}}"#,
-            };
-            Some(FastTool {
-                name: &f.name.as_ref()?.0,
-                description: f.description.as_ref().map(|d| &*d.0),
-                schema,
-                strict: f.strict == Some(true),
-            })
+    chat.map_functions(|kind, f| {
+        if kind.is_some_and(|k| k != "function") {
+            return None;
+        }
+        let schema: &[u8] = match &f.parameters {
+            Some(p) if p.shape.object => &p.bytes,
+            _ => br#"{"type":"object","properties":{}}"#,
+        };
+        Some(FastTool {
+            name: &f.name.as_ref()?.0,
+            description: f.description.as_ref().map(|d| &*d.0),
+            schema,
+            strict: f.strict == Some(true),
         })
-        .collect()
+    })
 }
 
 /// A turn's content as `collapse` leaves it.

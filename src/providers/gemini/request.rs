@@ -917,29 +917,21 @@ fn fast_user_parts<'r>(m: &'r Message<'_>) -> Option<Vec<FastPart<'r>>> {
 type Declaration<'r> = (&'r str, Option<&'r str>, Option<&'r [u8]>);
 
 fn fast_declarations<'r>(chat: &'r ChatRequest<'_>) -> Option<Vec<Declaration<'r>>> {
-    let Some(tools) = &chat.tools else {
-        return Some(Vec::new());
-    };
-    tools
-        .iter()
-        .map(|t| {
-            let t = &t.0;
-            if t.kind.as_ref().map(|k| &*k.0) != Some("function") {
-                return None;
-            }
-            let f = &t.function.as_ref()?.0;
-            let params = f
-                .parameters
-                .as_ref()
-                .filter(|p| p.shape.properties)
-                .map(|p| &p.bytes[..]);
-            Some((
-                &*f.name.as_ref()?.0,
-                f.description.as_ref().map(|d| &*d.0),
-                params,
-            ))
-        })
-        .collect()
+    chat.map_functions(|kind, f| {
+        if kind != Some("function") {
+            return None;
+        }
+        let params = f
+            .parameters
+            .as_ref()
+            .filter(|p| p.shape.properties)
+            .map(|p| &p.bytes[..]);
+        Some((
+            &*f.name.as_ref()?.0,
+            f.description.as_ref().map(|d| &*d.0),
+            params,
+        ))
+    })
 }
 
 /// `text_pieces`: a string, or text parts (and refusals in assistant messages).

@@ -11,7 +11,7 @@
 //! reads an event with those bytes by comparing them and reading only those values.
 
 use super::typed::{Candidate, Event, Part, UsageCounts};
-use crate::openai::json_scan::{special8, Cursor};
+use crate::openai::json_scan::Cursor;
 
 /// Values (read strings and counts) a layout leaves open; an event with more is not kept.
 const MAX_SLOTS: usize = 16;
@@ -327,72 +327,22 @@ impl Layout {
             ti = slot.start as usize;
             let (c, p) = (slot.cand as usize, slot.part as usize);
             match slot.field {
-                Field::Text => part_mut(ev, c, p)?.text = Some(plain_str(&mut s)?),
+                Field::Text => part_mut(ev, c, p)?.text = Some(s.plain_str_value()?),
                 Field::Signature => {
-                    part_mut(ev, c, p)?.thought_signature = Some(plain_str(&mut s)?)
+                    part_mut(ev, c, p)?.thought_signature = Some(s.plain_str_value()?)
                 }
-                Field::Finish => ev.candidates.get_mut(c)?.finish_reason = Some(plain_str(&mut s)?),
-                Field::Index => ev.candidates.get_mut(c)?.index = Some(short_count(&mut s)?),
-                Field::Model => ev.model_version = Some(plain_str(&mut s)?),
+                Field::Finish => {
+                    ev.candidates.get_mut(c)?.finish_reason = Some(s.plain_str_value()?)
+                }
+                Field::Index => ev.candidates.get_mut(c)?.index = Some(s.short_count()?),
+                Field::Model => ev.model_version = Some(s.plain_str_value()?),
                 Field::Usage(at) => {
-                    *usage_slot(ev.usage.as_mut()?, at as usize) = Some(short_count(&mut s)?)
+                    *usage_slot(ev.usage.as_mut()?, at as usize) = Some(s.short_count()?)
                 }
             }
         }
         (data.get(s.i..)? == &t[ti..]).then_some(())
     }
-}
-
-/// [`Cursor::str_value`], with the usual value (plain ASCII, its quote at `s.i`) read here: the
-/// cursor's inline check stops at the text's last eight bytes, where most values of an event lie.
-#[inline]
-fn plain_str<'a>(s: &mut Cursor<'a>) -> Option<std::borrow::Cow<'a, str>> {
-    let b = s.b;
-    if b.get(s.i) == Some(&b'"') {
-        let start = s.i + 1;
-        let mut j = start;
-        while let Some(chunk) = b.get(j..j + 8) {
-            let m = special8(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-            if m != 0 {
-                j += (m.trailing_zeros() / 8) as usize;
-                break;
-            }
-            j += 8;
-        }
-        while let Some(&c) = b.get(j) {
-            if c == b'"' {
-                s.i = j + 1;
-                // SAFETY: printable ASCII, checked above.
-                let text = unsafe { std::str::from_utf8_unchecked(&b[start..j]) };
-                return Some(std::borrow::Cow::Borrowed(text));
-            }
-            if c == b'\\' || !(0x20..0x80).contains(&c) {
-                break;
-            }
-            j += 1;
-        }
-    }
-    s.str_value()
-}
-
-/// [`Cursor::count`], with the usual count (one to nineteen digits, no fraction or exponent,
-/// at `s.i`) read here.
-#[inline]
-fn short_count(s: &mut Cursor<'_>) -> Option<u64> {
-    let b = s.b;
-    let mut j = s.i;
-    let mut v = 0u64;
-    while let Some(&d @ b'0'..=b'9') = b.get(j) {
-        v = v.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-        j += 1;
-    }
-    let n = j - s.i;
-    if n == 0 || n > 19 || (n > 1 && b[s.i] == b'0') || matches!(b.get(j), Some(b'.' | b'e' | b'E'))
-    {
-        return s.count();
-    }
-    s.i = j;
-    Some(v)
 }
 
 fn part_mut<'e, 'a>(ev: &'e mut Event<'a>, c: usize, p: usize) -> Option<&'e mut Part<'a>> {
@@ -406,6 +356,7 @@ mod tests {
     use super::*;
     use crate::openai::writer::OpenAiWriter;
     use crate::providers::{Api, ResponseTranslator};
+    use crate::testutil::{push_random_string_content, random_structural_edit};
     use rand::{rngs::StdRng, Rng, SeedableRng};
     use std::borrow::Cow;
 
@@ -616,30 +567,6 @@ mod tests {
             // Whitespace around every value, usage first.
             "{ \"usageMetadata\" : { \"totalTokenCount\" :\t7 } ,\n \"candidates\" : [ { \"content\" : { \"parts\" : [ { \"text\" : \"x\" } ] } } ] }".to_string(),
         ];
-        let pieces: [&[u8]; 22] = [
-            b"a",
-            b"word ",
-            b"\xc3\xa9",
-            b"\xe4\xb8\xad",
-            b"\xf0\x9f\x98\x80",
-            br"\n",
-            br#"\""#,
-            br"\\",
-            br"\/",
-            br"\u00e9",
-            br"\uD83D\uDE00",
-            br"\ud800",
-            b"\x01",
-            b"\x1f",
-            b"\t",
-            b"\xff",
-            b"\xc3",
-            b"\xe4\xb8",
-            b"\"",
-            b"\\",
-            br"\x",
-            br"\u12",
-        ];
         let numbers: [&[u8]; 14] = [
             b"0",
             b"7",
@@ -678,16 +605,7 @@ mod tests {
                     b.extend_from_slice(&text[start..end]);
                 } else if string && rng.gen_bool(0.95) {
                     b.push(b'"');
-                    b.extend((0..rng.gen_range(0..9)).map(|_| b'x'));
-                    for _ in 0..rng.gen_range(0..4) {
-                        let piece = if rng.gen_bool(0.8) {
-                            &pieces[..6]
-                        } else {
-                            &pieces[..]
-                        };
-                        b.extend_from_slice(piece[rng.gen_range(0..piece.len())]);
-                        b.extend((0..rng.gen_range(0..3)).map(|_| b'y'));
-                    }
+                    push_random_string_content(&mut rng, &mut b);
                     b.push(b'"');
                 } else if !string && rng.gen_bool(0.7) {
                     b.extend_from_slice(rng.gen_range(0..100_000u64).to_string().as_bytes());
@@ -698,14 +616,7 @@ mod tests {
             }
             b.extend_from_slice(&text[at..]);
             if round % 10 == 0 {
-                let at = rng.gen_range(0..b.len());
-                match rng.gen_range(0..3) {
-                    0 => {
-                        b.remove(at);
-                    }
-                    1 => b.insert(at, pieces[rng.gen_range(0..pieces.len())][0]),
-                    _ => b[at] = b"{}[]\":,0ex "[rng.gen_range(0..11)],
-                }
+                random_structural_edit(&mut rng, &mut b);
             }
             total += 1;
             let from_layout =

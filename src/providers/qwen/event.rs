@@ -13,7 +13,7 @@
 //! accepts is exactly the JSON `serde_json::Value` accepts (UTF-8, escapes, surrogates, number
 //! range, nesting depth), unlike `IgnoredAny`, which only skips.
 
-use crate::openai::json_scan::{special8, Cursor, Items, List, Mode, Token};
+use crate::openai::json_scan::{Cursor, Items, List, Mode, Token};
 use crate::typed_json::{fields, object_reader, Str};
 use crate::usage::Usage;
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
@@ -518,9 +518,9 @@ impl Layout {
             s.i += fixed.len();
             from = at;
             match kind {
-                Kind::Free => drop(str_at(&mut s)?),
-                Kind::Str => fill.str(slot, str_at(&mut s)?)?,
-                Kind::Count => fill.count(slot, count_at(&mut s)?)?,
+                Kind::Free => drop(s.plain_str_value()?),
+                Kind::Str => fill.str(slot, s.plain_str_value()?)?,
+                Kind::Count => fill.count(slot, s.short_count()?)?,
             }
         }
         if !same(d.get(s.i..)?, &f[from..]) {
@@ -569,67 +569,6 @@ fn same(a: &[u8], b: &[u8]) -> bool {
         i += 8;
     }
     word(a, n - 8) == word(b, n - 8)
-}
-
-/// The string at `s.i` as `Cursor::str_value` reads it: plain ASCII (no escape, no control
-/// byte) is borrowed here, eight bytes at a time to the end of the text; anything else is
-/// `str_value`'s.
-#[inline(always)]
-fn str_at<'a>(s: &mut Cursor<'a>) -> Option<Cow<'a, str>> {
-    let d = s.b;
-    if d.get(s.i) == Some(&b'"') {
-        let start = s.i + 1;
-        let mut j = start;
-        let end = loop {
-            let Some(chunk) = d.get(j..j + 8) else {
-                // The last bytes of the text, one at a time.
-                break loop {
-                    match d.get(j) {
-                        Some(b'"') => break Some(j),
-                        Some(&c) if (0x20..0x80).contains(&c) && c != b'\\' => j += 1,
-                        _ => break None,
-                    }
-                };
-            };
-            let m = special8(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-            if m != 0 {
-                j += (m.trailing_zeros() / 8) as usize;
-                break (d[j] == b'"').then_some(j);
-            }
-            j += 8;
-        };
-        if let Some(end) = end {
-            s.i = end + 1;
-            // SAFETY: every byte in `start..end` is ASCII (checked above).
-            return Some(Cow::Borrowed(unsafe {
-                std::str::from_utf8_unchecked(&d[start..end])
-            }));
-        }
-    }
-    s.str_value()
-}
-
-/// The count at `s.i` as `Cursor::count` reads it: up to nineteen digits with no leading zero,
-/// fraction or exponent (always a `u64`) are read here, anything else by `count`.
-#[inline(always)]
-fn count_at(s: &mut Cursor<'_>) -> Option<u64> {
-    let d = s.b;
-    if !matches!(d.get(s.i), Some(b'1'..=b'9')) {
-        return s.count();
-    }
-    let (mut j, mut n) = (s.i, 0u64);
-    while let Some(&c @ b'0'..=b'9') = d.get(j) {
-        if j - s.i == 19 {
-            return s.count();
-        }
-        n = n * 10 + u64::from(c - b'0');
-        j += 1;
-    }
-    if matches!(d.get(j), Some(b'.' | b'e' | b'E')) {
-        return s.count();
-    }
-    s.i = j;
-    Some(n)
 }
 
 /// The fields of an event being read from a layout's holes.
