@@ -490,7 +490,7 @@ fn detail(c: &mut Copier<'_, '_>, inner: &[u8]) -> Option<Option<u64>> {
 }
 
 /// `Usage::to_json` as `json_write` writes it.
-fn write_usage(out: &mut Vec<u8>, u: &Usage) {
+pub(crate) fn write_usage(out: &mut Vec<u8>, u: &Usage) {
     out.extend_from_slice(b"{\"prompt_tokens\":");
     write_u64(out, u.prompt_tokens);
     out.extend_from_slice(b",\"completion_tokens\":");

@@ -792,6 +792,17 @@ impl<const EMBEDDINGS: bool, S: ChunkScan> ResponseTranslator for CompatTranslat
             }
         }
         self.identified = false;
+        if !rewrite_reasoning {
+            // The usage chunk of `include_usage` (no choices): its usage read and its object
+            // rewritten as the full parse below would, without building a `Value`.
+            if let Some(chunk) = openai::scan_usage_chunk(data) {
+                w.identify(Some(chunk.id), None);
+                let mut out = Vec::with_capacity(data.len() + 64);
+                chunk.write(data, &mut out);
+                w.raw_event(&out, false, Some(chunk.usage));
+                return Ok(());
+            }
+        }
         let mut v = openai::parse_event(data)?;
         let obj = v.as_object_mut().expect("parse_event gives an object");
         let in_stream_error = openai::error_in_success_body(obj).or_else(|| {
