@@ -310,6 +310,10 @@ pub fn scan_usage_chunk(data: &[u8]) -> Option<UsageChunk<'_>> {
 /// No whitespace outside strings. The bytes outside the usage object have no escapes, so every
 /// quote opens or closes a string.
 fn compact(b: &[u8]) -> bool {
+    // Usually no byte is whitespace at all: one pass without branches settles it.
+    if !b.iter().fold(false, |any, &c| any | (c <= b' ')) {
+        return true;
+    }
     let mut in_string = false;
     for &c in b {
         match c {
