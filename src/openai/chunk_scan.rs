@@ -878,16 +878,34 @@ mod tests {
     #[test]
     fn unusual_usage_chunks_take_the_full_parse() {
         let refused = [
-            USAGE.replace(r#""choices":[]"#, r#""choices":[{"index":0,"delta":{},"finish_reason":"stop"}]"#),
+            USAGE.replace(
+                r#""choices":[]"#,
+                r#""choices":[{"index":0,"delta":{},"finish_reason":"stop"}]"#,
+            ),
             USAGE.replace(r#""choices":[],"#, ""),
-            USAGE.replace(r#""usage":{"prompt_tokens":25,"completion_tokens":46,"total_tokens":71}"#, r#""usage":{}"#),
-            USAGE.replace(r#""usage":{"prompt_tokens":25,"completion_tokens":46,"total_tokens":71}"#, r#""usage":null"#),
-            USAGE.replace(r#""usage":{"prompt_tokens":25,"completion_tokens":46,"total_tokens":71}"#, r#""usage":{"total_tokens":"71"}"#),
-            USAGE.replace(r#""total_tokens":71"#, r#""total_tokens":71,"total_tokens":72"#),
+            USAGE.replace(
+                r#""usage":{"prompt_tokens":25,"completion_tokens":46,"total_tokens":71}"#,
+                r#""usage":{}"#,
+            ),
+            USAGE.replace(
+                r#""usage":{"prompt_tokens":25,"completion_tokens":46,"total_tokens":71}"#,
+                r#""usage":null"#,
+            ),
+            USAGE.replace(
+                r#""usage":{"prompt_tokens":25,"completion_tokens":46,"total_tokens":71}"#,
+                r#""usage":{"total_tokens":"71"}"#,
+            ),
+            USAGE.replace(
+                r#""total_tokens":71"#,
+                r#""total_tokens":71,"total_tokens":72"#,
+            ),
             // An escaped key in the usage (serde_json compares unescaped keys).
             USAGE.replace(r#""total_tokens":71"#, r#""t\u006ftal_tokens":71"#),
             USAGE.replace(r#""choices":[]"#, r#""choices":[],"error":{"message":"x"}"#),
-            USAGE.replace(r#""choices":[]"#, r#""choices":[],"base_resp":{"status_code":0}"#),
+            USAGE.replace(
+                r#""choices":[]"#,
+                r#""choices":[],"base_resp":{"status_code":0}"#,
+            ),
             USAGE.replace(r#""choices":[]"#, r#""choices":[],"x_groq":{"id":"x"}"#),
             USAGE.replace(r#""choices":[]"#, r#""choices":[],"id":"other""#),
             USAGE.replace(r#""choices":[]"#, r#""choices":[],"a":1,"a":2"#),
@@ -907,7 +925,10 @@ mod tests {
             USAGE.replace(r#""created":1700000000"#, r#""created":0"#),
             USAGE.replace(r#""chat.completion.chunk""#, r#""chat.completion""#),
             USAGE.replace(r#""object":"chat.completion.chunk","#, ""),
-            format!(r#"{{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1,"i":1,{}"#, &USAGE[1..]),
+            format!(
+                r#"{{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1,"i":1,{}"#,
+                &USAGE[1..]
+            ),
             format!("{USAGE} "),
             USAGE[..USAGE.len() - 1].to_string(),
         ];
@@ -935,7 +956,12 @@ mod tests {
                 total += 1;
                 if let Some(got) = fast_usage(&b) {
                     accepted += 1;
-                    assert_eq!(Some(got), usage_reference(&b), "{}", String::from_utf8_lossy(&b));
+                    assert_eq!(
+                        Some(got),
+                        usage_reference(&b),
+                        "{}",
+                        String::from_utf8_lossy(&b)
+                    );
                 }
             }
         }

@@ -1395,7 +1395,11 @@ fn usage_chunks_match_the_full_parse_on_random_edits() {
             })
             .collect();
         FULL_PARSE_ONLY.with(|f| f.set(false));
-        (String::from_utf8_lossy(w.output()).into_owned(), w.usage(), results)
+        (
+            String::from_utf8_lossy(w.output()).into_owned(),
+            w.usage(),
+            results,
+        )
     };
     let alphabet: &[u8] = b"{}[]\":,\\ \tnulltrue0123456789-+.eEabcdefu_\x01\xc3\xa9";
     let mut rng = StdRng::seed_from_u64(34);
