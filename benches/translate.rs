@@ -127,6 +127,27 @@ fn openai_stream() -> Vec<u8> {
     s.into_bytes()
 }
 
+/// A short OpenAI stream as the Envoy comparison's mock sends it (~50 chunks: the role chunk,
+/// content, a finishing chunk, then the usage chunk with no choices): what one stream costs
+/// besides its events, which the 1,000-event stream hides.
+fn openai_short_stream() -> Vec<u8> {
+    let head = r#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","system_fingerprint":"fp_bench","choices":[{"index":0,"delta":"#;
+    let mut s = format!(
+        "data: {head}{{\"role\":\"assistant\",\"content\":\"\"}},\"logprobs\":null,\"finish_reason\":null}}]}}\n\n"
+    );
+    for i in 0..47 {
+        s.push_str(&format!(
+            "data: {head}{{\"content\":\" word{i}\"}},\"logprobs\":null,\"finish_reason\":null}}]}}\n\n"
+        ));
+    }
+    s.push_str(&format!(
+        "data: {head}{{}},\"logprobs\":null,\"finish_reason\":\"stop\"}}]}}\n\n"
+    ));
+    s.push_str("data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench-model\",\"choices\":[],\"usage\":{\"prompt_tokens\":25,\"completion_tokens\":46,\"total_tokens\":71}}\n\n");
+    s.push_str("data: [DONE]\n\n");
+    s.into_bytes()
+}
+
 /// Anthropic Messages streaming events (docs.anthropic.com, "Streaming Messages").
 fn claude_stream() -> Vec<u8> {
     let mut s = String::from(
@@ -309,6 +330,19 @@ fn benches(c: &mut Criterion) {
         }
         g.finish();
     }
+
+    let stream = openai_short_stream();
+    let cfg = config("openai");
+    let mut g = quick(c, "stream_50_events/openai_usage");
+    g.throughput(Throughput::Bytes(stream.len() as u64));
+    g.bench_function("whole", |b| {
+        b.iter_batched(
+            || forwarded(&cfg, &stream_req),
+            |ex| black_box(run_stream(ex, &stream, usize::MAX)),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
 }
 
 criterion_group!(translate, benches);
@@ -316,7 +350,8 @@ criterion_group!(translate, benches);
 /// `AIPROXY_PROFILE=<case>:<iterations>` runs one case that many times without criterion, for
 /// instruction counts under callgrind (stable on a loaded machine, unlike wall clock). Cases:
 /// `request/<kind>`, `request_tools/<kind>` (the agent request), `response/<openai|claude>`, `stream/<openai_usage|claude|gemini|qwen>/<slice>`
-/// with slice `whole`, `4096`, `64` or `1`. Instructions per iteration: run with N and 1 and
+/// with slice `whole`, `4096`, `64` or `1`, and `stream_short/openai_usage/<slice>` (the ~50-event
+/// stream with a usage chunk: the per-stream cost). Instructions per iteration: run with N and 1 and
 /// divide the difference by N - 1 (this strips start-up and fixture building).
 fn profile(spec: &str) {
     let (case, n) = spec.rsplit_once(':').expect("<case>:<iterations>");
@@ -361,8 +396,10 @@ fn profile(spec: &str) {
                 );
             }
         }
-        ["stream", kind, slice] => {
+        [group @ ("stream" | "stream_short"), kind, slice] => {
             let stream = match *kind {
+                "openai_usage" if *group == "stream_short" => openai_short_stream(),
+                _ if *group == "stream_short" => panic!("no short stream {kind}"),
                 "openai_usage" => openai_stream(),
                 "claude" => claude_stream(),
                 "gemini" => gemini_stream(),

@@ -9,8 +9,9 @@
 //! deep nesting, lone surrogate escapes. So the full parse stays the reference for every
 //! behaviour, and the fast path only ever skips work whose outcome is already known.
 
-use super::json_scan::{plain_string_end, string_rest, Cursor, Mode, Token as Str};
+use super::json_scan::{once, plain_string_end, string_rest, Cursor, Mode, Token as Str};
 use super::FINISH_REASONS;
+use crate::usage::Usage;
 
 /// What the translator needs from a chunk the fast path accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +250,198 @@ fn top<'a>(s: &mut Scanner<'a>) -> Option<ConformantChunk<'a>> {
     })
 }
 
+/// What the translator needs from a usage chunk the fast path accepts (see [`scan_usage_chunk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageChunk<'a> {
+    /// The chunk's `id` (non-empty, no escapes).
+    pub id: &'a str,
+    /// What `Usage::from_openai` reads from its `usage` object.
+    pub usage: Usage,
+    /// Where the `usage` object is in the data (the full path writes `Usage::to_json` there).
+    usage_at: (usize, usize),
+}
+
+impl UsageChunk<'_> {
+    /// The chunk as the full path writes it: `data` (compact, see [`scan_usage_chunk`]) with its
+    /// usage object in `Usage::to_json`'s form.
+    pub fn write(&self, data: &[u8], out: &mut Vec<u8>) {
+        let (start, end) = self.usage_at;
+        out.extend_from_slice(&data[..start]);
+        self.usage.write_json(out);
+        out.extend_from_slice(&data[end..]);
+    }
+}
+
+/// Accepts `data` (one event's data, trimmed) when it is the usage chunk of `include_usage`
+/// (`"choices":[]` and a `usage` object with counts) in a form the full path writes back as it
+/// is but for the usage object: compact, no escapes outside the usage object, every key once,
+/// `id`, `object`, `created` and `model` as conformant chunks have them, other values plain
+/// strings, counts or literals, no `error`, `base_resp` or `x_groq`. The full path parses it,
+/// normalises nothing else (every field it would fill is there), rewrites the usage with
+/// `Usage::to_json` in place and serialises: [`UsageChunk::write`]'s bytes.
+pub fn scan_usage_chunk(data: &[u8]) -> Option<UsageChunk<'_>> {
+    let mut s = scanner(data, false);
+    let chunk = usage_top(&mut s)?;
+    let (start, end) = chunk.usage_at;
+    (s.at_end() && compact(&data[..start]) && compact(&data[end..])).then_some(chunk)
+}
+
+/// No whitespace outside strings. The bytes outside the usage object have no escapes, so every
+/// quote opens or closes a string.
+fn compact(b: &[u8]) -> bool {
+    // Usually no byte is whitespace at all: one pass without branches settles it.
+    if !b.iter().fold(false, |any, &c| any | (c <= b' ')) {
+        return true;
+    }
+    let mut in_string = false;
+    for &c in b {
+        match c {
+            b'"' => in_string = !in_string,
+            b' ' | b'\t' | b'\r' | b'\n' if !in_string => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Keys other than the named ones a usage chunk may have (`service_tier`, `obfuscation`, ...);
+/// more goes to the full parse.
+const MAX_OTHER_KEYS: usize = 8;
+
+fn usage_top<'a>(s: &mut Scanner<'a>) -> Option<UsageChunk<'a>> {
+    let (mut id, mut usage, mut usage_at) = (None, None, (0, 0));
+    let mut seen = 0u32;
+    // Unnamed keys, to refuse a repeated one (the full parse would keep its first place with
+    // its last value).
+    let mut others: [&[u8]; MAX_OTHER_KEYS] = [&[]; MAX_OTHER_KEYS];
+    let mut n_others = 0;
+    let names: [&[u8]; 10] = [
+        b"id",
+        b"object",
+        b"created",
+        b"model",
+        b"system_fingerprint",
+        b"usage",
+        b"choices",
+        b"error",
+        b"base_resp",
+        b"x_groq",
+    ];
+    s.object(|s, key| {
+        let Some(at) = names.iter().position(|n| *n == key) else {
+            if n_others == MAX_OTHER_KEYS || others[..n_others].contains(&key) {
+                return None;
+            }
+            others[n_others] = key;
+            n_others += 1;
+            plain_value(s)?;
+            return Some(true);
+        };
+        once(&mut seen, 1 << at)?;
+        match 1 << at {
+            K_ID | K_MODEL | K_FINGERPRINT => {
+                // Written back as they are: no escapes; `id` and `model` non-empty (else
+                // filled in), `system_fingerprint` a string (a null one is dropped).
+                let v = s.string()?;
+                if v.escaped || (1 << at != K_FINGERPRINT && v.start == v.end) {
+                    return None;
+                }
+                if 1 << at == K_ID {
+                    id = Some(std::str::from_utf8(s.raw(v)).ok()?);
+                }
+            }
+            K_OBJECT => {
+                let v = s.string()?;
+                if s.raw(v) != b"chat.completion.chunk" {
+                    return None;
+                }
+            }
+            K_CREATED => {
+                if !matches!(s.number()?, Some(c) if c > 0) {
+                    return None;
+                }
+            }
+            K_USAGE => {
+                s.ws();
+                let start = s.i;
+                usage = Some(usage_object(s)?);
+                usage_at = (start, s.i);
+            }
+            // Only an empty array.
+            K_CHOICES => s.array(|_| None)?,
+            _ => return None,
+        }
+        Some(true)
+    })?;
+    let required = K_ID | K_OBJECT | K_CREATED | K_MODEL | K_CHOICES | K_USAGE;
+    (seen & required == required).then(|| UsageChunk {
+        id: id.expect("seen"),
+        usage: usage.expect("seen"),
+        usage_at,
+    })
+}
+
+/// A value serialised back as it is: a string without escapes, a count, `true`, `false`, `null`.
+fn plain_value(s: &mut Scanner<'_>) -> Option<()> {
+    s.ws();
+    match s.peek()? {
+        b'"' => (!s.string()?.escaped).then_some(()),
+        b't' => s.literal(b"true"),
+        b'f' => s.literal(b"false"),
+        b'n' => s.literal(b"null"),
+        _ => s.count().map(drop),
+    }
+}
+
+/// What `Usage::from_openai` reads from a usage object (`None` when it reads nothing, or for
+/// anything the full parse should decide).
+fn usage_object(s: &mut Scanner<'_>) -> Option<Usage> {
+    let mut n = [None; 5];
+    let names: [&[u8]; 5] = [
+        b"prompt_tokens",
+        b"completion_tokens",
+        b"total_tokens",
+        b"prompt_tokens_details",
+        b"completion_tokens_details",
+    ];
+    s.fields(&names, |s, at| {
+        n[at] = match at {
+            0..=2 => as_u64(s)?,
+            3 => detail(s, b"cached_tokens")?,
+            _ => detail(s, b"reasoning_tokens")?,
+        };
+        Some(())
+    })?;
+    Some(
+        Usage::reported(n[0], n[1], n[2])?
+            .with_cached(n[3])
+            .with_reasoning(n[4]),
+    )
+}
+
+/// Any value; its `Value::as_u64`.
+fn as_u64(s: &mut Scanner<'_>) -> Option<Option<u64>> {
+    s.ws();
+    match s.peek()? {
+        b'-' | b'0'..=b'9' => s.number(),
+        _ => s.skip().map(|()| None),
+    }
+}
+
+/// Any value; the `as_u64` of its member `inner` when it is an object.
+fn detail(s: &mut Scanner<'_>, inner: &[u8]) -> Option<Option<u64>> {
+    s.ws();
+    if s.peek()? != b'{' {
+        return s.skip().map(|()| None);
+    }
+    let mut got = None;
+    s.fields(&[inner], |s, _| {
+        got = as_u64(s)?;
+        Some(())
+    })?;
+    Some(got)
+}
+
 /// A non-empty array of conformant choices; returns whether one has a finish reason.
 fn choices(s: &mut Scanner<'_>) -> Option<bool> {
     let mut any_finish = false;
@@ -305,6 +498,7 @@ mod tests {
     use super::*;
     use crate::openai::{chunk_is_conformant, error_in_success_body, parse_event};
     use crate::testutil::{push_random_string_content, random_structural_edit};
+    use crate::usage::Usage;
     use rand::{rngs::StdRng, Rng, SeedableRng};
     use serde_json::Value;
 
@@ -554,6 +748,164 @@ mod tests {
             "{accepted} accepted, {hits} hits"
         );
         assert!(accepted < total * 9 / 10, "{accepted} of {total} accepted");
+    }
+
+    /// What the full parse in `CompatTranslator::on_event` writes for a usage chunk it does not
+    /// forward as it is: `Some` with the id it identifies with, the usage the writer records
+    /// (`json_event` reads it back from the chunk) and the chunk's bytes, when it writes one.
+    fn usage_reference(data: &[u8]) -> Option<(String, Usage, Vec<u8>)> {
+        let mut v = parse_event(data).ok()?;
+        let obj = v.as_object_mut()?;
+        if error_in_success_body(obj).is_some() || obj.contains_key("error") {
+            return None;
+        }
+        let choices = obj.get("choices").and_then(Value::as_array);
+        if obj.get("usage").is_some_and(Value::is_object) && choices.is_some_and(|c| !c.is_empty())
+        {
+            return None;
+        }
+        if !data.contains(&b'\n') && chunk_is_conformant(obj) {
+            return None;
+        }
+        let id = obj.get("id").and_then(Value::as_str)?.to_string();
+        crate::openai::normalize_chunk(obj, &crate::openai::StreamMeta::new("m"))?;
+        let usage = Usage::from_openai(&v["usage"])?;
+        let mut out = Vec::new();
+        crate::sse::write_data(&mut out, &v);
+        let out = out[b"data: ".len()..out.len() - 2].to_vec();
+        Some((id, usage, out))
+    }
+
+    fn fast_usage(data: &[u8]) -> Option<(String, Usage, Vec<u8>)> {
+        let c = scan_usage_chunk(data)?;
+        let mut out = Vec::new();
+        c.write(data, &mut out);
+        Some((c.id.to_string(), c.usage, out))
+    }
+
+    const USAGE: &str = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","system_fingerprint":"fp_1","choices":[],"usage":{"prompt_tokens":25,"completion_tokens":46,"total_tokens":71}}"#;
+    /// As api.openai.com sends it: details with more counts than the translator keeps,
+    /// `service_tier`, and `obfuscation` after the usage.
+    const USAGE_OPENAI: &str = r#"{"id":"chatcmpl-2","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_2","choices":[],"usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"obfuscation":"dqK8"}"#;
+
+    #[test]
+    fn usage_chunks_take_the_fast_path() {
+        let accepted = [
+            USAGE.to_string(),
+            USAGE_OPENAI.to_string(),
+            // Written back unchanged: the usage object already in `to_json`'s form.
+            USAGE.replace(r#","system_fingerprint":"fp_1""#, ""),
+            // Usage first, a missing total, details that are not objects or not counts, and
+            // values of every kind inside the usage (rewritten anyway).
+            r#"{"usage":{"completion_tokens":4,"prompt_tokens":3,"x":[1.5,"\u00e9",{"a":null}],"prompt_tokens_details":null,"completion_tokens_details":{"reasoning_tokens":-1}},"choices":[],"id":"c","object":"chat.completion.chunk","created":1,"model":"m","a":true,"b":false,"c":null,"d":7,"e":"é x"}"#.to_string(),
+            USAGE.replace(r#""total_tokens":71"#, r#""total_tokens":71.0,"prompt_tokens_details":{"cached_tokens":18446744073709551615}"#),
+            USAGE.replace(r#""prompt_tokens":25,"completion_tokens":46,"#, ""),
+        ];
+        for data in &accepted {
+            let got = fast_usage(data.as_bytes());
+            assert!(got.is_some(), "not accepted: {data}");
+            assert_eq!(got, usage_reference(data.as_bytes()), "{data}");
+        }
+        let (_, u, out) = fast_usage(USAGE.as_bytes()).unwrap();
+        assert_eq!(out, USAGE.as_bytes());
+        assert_eq!(u, Usage::new(25, 46, Some(71)));
+        let (_, u, _) = fast_usage(USAGE_OPENAI.as_bytes()).unwrap();
+        assert_eq!((u.cached_tokens, u.reasoning_tokens), (Some(0), Some(0)));
+        // Not a chunk the conformant scan takes.
+        assert!(accepted.iter().all(|d| fast(d).is_none()));
+    }
+
+    #[test]
+    fn unusual_usage_chunks_take_the_full_parse() {
+        let refused = [
+            USAGE.replace(
+                r#""choices":[]"#,
+                r#""choices":[{"index":0,"delta":{},"finish_reason":"stop"}]"#,
+            ),
+            USAGE.replace(r#""choices":[],"#, ""),
+            USAGE.replace(
+                r#""usage":{"prompt_tokens":25,"completion_tokens":46,"total_tokens":71}"#,
+                r#""usage":{}"#,
+            ),
+            USAGE.replace(
+                r#""usage":{"prompt_tokens":25,"completion_tokens":46,"total_tokens":71}"#,
+                r#""usage":null"#,
+            ),
+            USAGE.replace(
+                r#""usage":{"prompt_tokens":25,"completion_tokens":46,"total_tokens":71}"#,
+                r#""usage":{"total_tokens":"71"}"#,
+            ),
+            USAGE.replace(
+                r#""total_tokens":71"#,
+                r#""total_tokens":71,"total_tokens":72"#,
+            ),
+            // An escaped key in the usage (serde_json compares unescaped keys).
+            USAGE.replace(r#""total_tokens":71"#, r#""t\u006ftal_tokens":71"#),
+            USAGE.replace(r#""choices":[]"#, r#""choices":[],"error":{"message":"x"}"#),
+            USAGE.replace(
+                r#""choices":[]"#,
+                r#""choices":[],"base_resp":{"status_code":0}"#,
+            ),
+            USAGE.replace(r#""choices":[]"#, r#""choices":[],"x_groq":{"id":"x"}"#),
+            USAGE.replace(r#""choices":[]"#, r#""choices":[],"id":"other""#),
+            USAGE.replace(r#""choices":[]"#, r#""choices":[],"a":1,"a":2"#),
+            USAGE.replace(r#""choices":[]"#, r#""choices":[],"a":{"b":1}"#),
+            USAGE.replace(r#""choices":[]"#, r#""choices":[],"a":[]"#),
+            USAGE.replace(r#""choices":[]"#, r#""choices":[],"a":-1"#),
+            USAGE.replace(r#""choices":[]"#, r#""choices":[],"a":1.5"#),
+            USAGE.replace(r#""choices":[]"#, r#""choices":[],"a":"\/""#),
+            USAGE.replace(r#""choices":[]"#, r#""choices":[],"\u0061":1"#),
+            USAGE.replace(r#""choices":[]"#, r#""choices":[ ]"#),
+            USAGE.replace(r#""choices":[]"#, r#""choices": []"#),
+            USAGE.replace(r#","usage""#, ",\n\"usage\""),
+            USAGE.replace(r#""fp_1""#, "null"),
+            USAGE.replace(r#""fp_1""#, r#""fp\u005f1""#),
+            USAGE.replace(r#""chatcmpl-1""#, r#""""#),
+            USAGE.replace(r#""gpt-4o""#, r#""""#),
+            USAGE.replace(r#""created":1700000000"#, r#""created":0"#),
+            USAGE.replace(r#""chat.completion.chunk""#, r#""chat.completion""#),
+            USAGE.replace(r#""object":"chat.completion.chunk","#, ""),
+            format!(
+                r#"{{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1,"i":1,{}"#,
+                &USAGE[1..]
+            ),
+            format!("{USAGE} "),
+            USAGE[..USAGE.len() - 1].to_string(),
+        ];
+        for data in &refused {
+            assert_eq!(fast_usage(data.as_bytes()), None, "accepted: {data}");
+        }
+    }
+
+    /// Random edits of usage chunks: whatever the usage fast path accepts, the full parse writes
+    /// with the same bytes, id and usage; and the conformant scan still refuses them.
+    #[test]
+    fn the_usage_fast_path_agrees_with_the_full_parse_on_random_edits() {
+        let seeds = [
+            USAGE.to_string(),
+            USAGE_OPENAI.to_string(),
+            USAGE.replace(r#""choices":[]"#, r#""choices":[],"a":"\u00e9 x","b":null"#),
+        ];
+        let alphabet: &[u8] = b"{}[]\":,\\ \tnulltrue0123456789-+.eEabcdefu_\x01\xc3\xa9";
+        let mut rng = StdRng::seed_from_u64(21);
+        let (mut accepted, mut total) = (0, 0);
+        for seed in &seeds {
+            for _ in 0..20_000 {
+                let mut b = seed.as_bytes().to_vec();
+                crate::testutil::random_edits(&mut rng, &mut b, alphabet);
+                total += 1;
+                if let Some(got) = fast_usage(&b) {
+                    accepted += 1;
+                    assert_eq!(
+                        Some(got),
+                        usage_reference(&b),
+                        "{}",
+                        String::from_utf8_lossy(&b)
+                    );
+                }
+            }
+        }
+        assert!(accepted > total / 50, "{accepted} of {total}");
     }
 
     /// The layout is bounded, and a chunk larger than it still gets the scan's answer.

@@ -12,7 +12,9 @@ pub mod request;
 pub mod upstream_error;
 pub mod writer;
 
-pub use chunk_scan::{scan_conformant_chunk, ChunkScanner, ConformantChunk};
+pub use chunk_scan::{
+    scan_conformant_chunk, scan_usage_chunk, ChunkScanner, ConformantChunk, UsageChunk,
+};
 pub use compat::{
     chunk_is_conformant, error_in_success_body, find_usage, normalize_chunk, normalize_completion,
     normalize_embeddings,

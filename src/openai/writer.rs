@@ -359,9 +359,18 @@ impl OpenAiWriter {
     /// Empty values are ignored; a later, different upstream id replaces ours (Azure sends empty
     /// ids first).
     pub fn identify(&mut self, id: Option<&str>, model: Option<&str>) -> &StreamMeta {
-        let meta = self
-            .meta
-            .get_or_insert_with(|| StreamMeta::new(&self.model));
+        if self.meta.is_none() {
+            // The upstream's id would replace a generated one at once: none is generated.
+            let id = id
+                .filter(|s| !s.is_empty())
+                .map_or_else(new_completion_id, str::to_string);
+            self.meta = Some(StreamMeta {
+                id,
+                created: now_secs(),
+                model: self.model.clone(),
+            });
+        }
+        let meta = self.meta.as_mut().expect("set above");
         if let Some(id) = id.filter(|s| !s.is_empty()) {
             if meta.id != id {
                 meta.id = id.to_string();

@@ -738,6 +738,22 @@ impl ChunkScan for NoLayout {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: every stream event takes the full parse, the reference the fast paths are
+    /// compared with.
+    pub(crate) static FULL_PARSE_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the stream fast paths may be tried (always, but in tests that ask for the reference).
+#[inline(always)]
+fn fast_paths() -> bool {
+    #[cfg(test)]
+    return !FULL_PARSE_ONLY.with(std::cell::Cell::get);
+    #[cfg(not(test))]
+    true
+}
+
 /// Normalises an OpenAI-compatible response. The stream identity and usage are the writer's;
 /// the only state is the stream fast path's scan (see [`ChunkScan`]).
 pub struct CompatTranslator<const EMBEDDINGS: bool, S> {
@@ -779,7 +795,8 @@ impl<const EMBEDDINGS: bool, S: ChunkScan> ResponseTranslator for CompatTranslat
         let reasoning_mode = w.reasoning_mode();
         let rewrite_reasoning = reasoning_mode != ReasoningMode::Passthrough
             && data.windows(17).any(|x| x == b"reasoning_content");
-        if !rewrite_reasoning {
+        let fast = !rewrite_reasoning && fast_paths();
+        if fast {
             // Most events: already OpenAI's shape with nothing to act on, found without building
             // a `Value`; the full parse below stays the reference for everything else.
             if let Some((chunk, repeat)) = self.scan.scan(data) {
@@ -792,6 +809,17 @@ impl<const EMBEDDINGS: bool, S: ChunkScan> ResponseTranslator for CompatTranslat
             }
         }
         self.identified = false;
+        if fast {
+            // The usage chunk of `include_usage` (no choices): its usage read and its object
+            // rewritten as the full parse below would, without building a `Value`.
+            if let Some(chunk) = openai::scan_usage_chunk(data) {
+                w.identify(Some(chunk.id), None);
+                let mut out = Vec::with_capacity(data.len() + 64);
+                chunk.write(data, &mut out);
+                w.raw_event(&out, false, Some(chunk.usage));
+                return Ok(());
+            }
+        }
         let mut v = openai::parse_event(data)?;
         let obj = v.as_object_mut().expect("parse_event gives an object");
         let in_stream_error = openai::error_in_success_body(obj).or_else(|| {

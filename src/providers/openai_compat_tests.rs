@@ -1363,3 +1363,63 @@ fn stream_id_is_the_last_read_after_the_full_parse() {
     assert_eq!(usage["id"], "A", "{out}");
     assert!(usage["usage"].is_object(), "{out}");
 }
+
+/// The usage chunk's fast path through the translator: random edits of usage chunks (OpenAI's,
+/// the bench's, one with other keys) after a finishing chunk give the same output bytes, usage
+/// and errors as the full parse; the unedited ones take the fast path.
+#[test]
+fn usage_chunks_match_the_full_parse_on_random_edits() {
+    use super::{CompatTranslator, FULL_PARSE_ONLY};
+    use crate::openai::{scan_usage_chunk, ChunkScanner, OpenAiWriter};
+    use crate::providers::ResponseTranslator;
+    use crate::sse::SseEvent;
+    use rand::{rngs::StdRng, SeedableRng};
+    let finish = br#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+    let seeds = [
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":25,"completion_tokens":46,"total_tokens":71}}"#,
+        r#"{"id":"chatcmpl-2","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_2","choices":[],"usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":3,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":4,"audio_tokens":0}},"obfuscation":"dqK8"}"#,
+        r#"{"usage":{"total_tokens":9,"prompt_tokens_details":null},"choices":[],"a":true,"b":null,"id":"c","object":"chat.completion.chunk","created":1,"model":"m","e":"é x"}"#,
+    ];
+    let run = |usage_chunk: &[u8], full: bool| {
+        FULL_PARSE_ONLY.with(|f| f.set(full));
+        let mut t = CompatTranslator::<false, _> {
+            scan: ChunkScanner::default(),
+            identified: false,
+        };
+        let mut w = OpenAiWriter::new("m", true);
+        let results: Vec<String> = [&finish[..], usage_chunk, b"[DONE]"]
+            .iter()
+            .map(|data| {
+                let ev = SseEvent { event: "", data };
+                format!("{:?}", t.on_event(ev, &mut w))
+            })
+            .collect();
+        FULL_PARSE_ONLY.with(|f| f.set(false));
+        (
+            String::from_utf8_lossy(w.output()).into_owned(),
+            w.usage(),
+            results,
+        )
+    };
+    let alphabet: &[u8] = b"{}[]\":,\\ \tnulltrue0123456789-+.eEabcdefu_\x01\xc3\xa9";
+    let mut rng = StdRng::seed_from_u64(34);
+    let (mut fast, mut total) = (0, 0);
+    for seed in seeds {
+        assert!(scan_usage_chunk(seed.as_bytes()).is_some(), "{seed}");
+        for round in 0..5_000 {
+            let mut b = seed.as_bytes().to_vec();
+            if round > 0 {
+                random_edits(&mut rng, &mut b, alphabet);
+            }
+            total += 1;
+            fast += usize::from(scan_usage_chunk(&b).is_some());
+            let (mut got, mut want) = (run(&b, false), run(&b, true));
+            if got != want {
+                // `created` filled in from the clock may have crossed a second: once more.
+                (got, want) = (run(&b, false), run(&b, true));
+            }
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(&b));
+        }
+    }
+    assert!(fast > total / 50, "{fast} of {total}");
+}
