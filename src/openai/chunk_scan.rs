@@ -213,17 +213,8 @@ fn top<'a>(s: &mut Scanner<'a>) -> Option<ConformantChunk<'a>> {
                 }
                 id = Some(std::str::from_utf8(s.raw(v)).ok()?);
             }
-            K_OBJECT => {
-                let v = s.string()?;
-                if s.raw(v) != b"chat.completion.chunk" {
-                    return None;
-                }
-            }
-            K_CREATED => {
-                if !matches!(s.number()?, Some(c) if c > 0) {
-                    return None;
-                }
-            }
+            K_OBJECT => chunk_object(s)?,
+            K_CREATED => positive_created(s)?,
             K_MODEL => {
                 // Any escape stands for at least one character: raw non-empty is enough.
                 let v = s.string()?;
@@ -350,17 +341,8 @@ fn usage_top<'a>(s: &mut Scanner<'a>) -> Option<UsageChunk<'a>> {
                     id = Some(std::str::from_utf8(s.raw(v)).ok()?);
                 }
             }
-            K_OBJECT => {
-                let v = s.string()?;
-                if s.raw(v) != b"chat.completion.chunk" {
-                    return None;
-                }
-            }
-            K_CREATED => {
-                if !matches!(s.number()?, Some(c) if c > 0) {
-                    return None;
-                }
-            }
+            K_OBJECT => chunk_object(s)?,
+            K_CREATED => positive_created(s)?,
             K_USAGE => {
                 s.ws();
                 let start = s.i;
@@ -491,6 +473,17 @@ fn delta(s: &mut Scanner<'_>) -> Option<()> {
         Some(())
     })
     .map(drop)
+}
+
+/// `object`, which must be `chat.completion.chunk` (as the full parse requires of a chunk).
+fn chunk_object(s: &mut Scanner<'_>) -> Option<()> {
+    let v = s.string()?;
+    (s.raw(v) == b"chat.completion.chunk").then_some(())
+}
+
+/// `created`, which must be a positive integer (else the full parse fills it in).
+fn positive_created(s: &mut Scanner<'_>) -> Option<()> {
+    matches!(s.number()?, Some(c) if c > 0).then_some(())
 }
 
 #[cfg(test)]
