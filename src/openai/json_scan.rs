@@ -466,6 +466,101 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Items<T> {
     }
 }
 
+/// A kept JSON text with the values a scan read cut out: its fixed bytes, and where each value
+/// (a hole) was, with a tag saying what it holds. The stream layouts of Gemini and Qwen: a later
+/// text with the same fixed bytes around tokens its reader accepts is read from those tokens
+/// only (see each layout's doc for why that reads as the scan would).
+#[derive(Debug)]
+pub(crate) struct Template<H> {
+    /// The fixed bytes, concatenated (empty: nothing kept).
+    fixed: Vec<u8>,
+    /// Each hole: where it is cut in `fixed`, and its tag.
+    holes: Vec<(u32, H)>,
+}
+
+impl<H> Default for Template<H> {
+    fn default() -> Self {
+        Self {
+            fixed: Vec::new(),
+            holes: Vec::new(),
+        }
+    }
+}
+
+impl<H: Copy> Template<H> {
+    /// Largest fixed part kept: the memory a stream's layout holds.
+    pub(crate) const MAX_FIXED: usize = 1024;
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.fixed.is_empty()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.fixed.clear();
+        self.holes.clear();
+    }
+
+    /// Memory held between texts.
+    pub(crate) fn held_capacity(&self) -> usize {
+        self.fixed.capacity() + self.holes.capacity() * std::mem::size_of::<(u32, H)>()
+    }
+
+    /// Keeps `data` with its `holes` (`(start, end, tag)`, in text order) cut out; `false`, with
+    /// nothing kept, when the fixed bytes would exceed [`Self::MAX_FIXED`] or `data` outgrows
+    /// `u32` offsets. `max_holes` sizes the one allocation of the hole list.
+    pub(crate) fn keep(
+        &mut self,
+        data: &[u8],
+        holes: impl Iterator<Item = (u32, u32, H)> + Clone,
+        max_holes: usize,
+    ) -> bool {
+        self.clear();
+        let open: usize = holes.clone().map(|(s, e, _)| (e - s) as usize).sum();
+        if u32::try_from(data.len()).is_err() || data.len() - open > Self::MAX_FIXED {
+            return false;
+        }
+        if self.fixed.capacity() == 0 {
+            self.fixed.reserve_exact(Self::MAX_FIXED);
+            self.holes.reserve_exact(max_holes);
+        }
+        let mut from = 0;
+        for (start, end, tag) in holes {
+            self.fixed.extend_from_slice(&data[from..start as usize]);
+            self.holes.push((self.fixed.len() as u32, tag));
+            from = end as usize;
+        }
+        self.fixed.extend_from_slice(&data[from..]);
+        true
+    }
+
+    /// Walks `data` along the kept text: every fixed run must be equal, and at each hole `read`
+    /// takes the token at the cursor. `None` at the first difference, or when nothing is kept.
+    #[inline(always)]
+    pub(crate) fn walk<'a>(
+        &self,
+        data: &'a [u8],
+        mut read: impl FnMut(&mut Cursor<'a>, H) -> Option<()>,
+    ) -> Option<()> {
+        if self.fixed.is_empty() {
+            return None;
+        }
+        let f = &self.fixed[..];
+        let mut s = Cursor::plain(data);
+        let mut from = 0;
+        for &(at, tag) in &self.holes {
+            let at = at as usize;
+            let fixed = &f[from..at];
+            if data.get(s.i..s.i + fixed.len())? != fixed {
+                return None;
+            }
+            s.i += fixed.len();
+            from = at;
+            read(&mut s, tag)?;
+        }
+        (data.get(s.i..)? == &f[from..]).then_some(())
+    }
+}
+
 /// The closing quote of a string whose content from `i` is plain ASCII (no escape, no control
 /// byte), eight bytes at a time; `None` for anything else (the full string rules decide).
 #[inline(always)]

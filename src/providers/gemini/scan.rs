@@ -11,15 +11,20 @@
 //! reads an event with those bytes by comparing them and reading only those values.
 
 use super::typed::{Candidate, Event, Part, UsageCounts};
-use crate::openai::json_scan::Cursor;
+use crate::openai::json_scan::{Cursor, Template};
 
 /// Values (read strings and counts) a layout leaves open; an event with more is not kept.
 const MAX_SLOTS: usize = 16;
 /// Candidates, and parts per candidate, a layout describes.
 const MAX_CANDS: usize = 4;
 const MAX_PARTS: usize = 4;
-/// Largest fixed part kept: the memory a stream's layout holds.
-const LAYOUT_MAX_BYTES: usize = 1024;
+/// Largest fixed part kept (tests).
+#[cfg(test)]
+const LAYOUT_MAX_BYTES: usize = Template::<()>::MAX_FIXED;
+/// Most memory a stream's layout holds: its fixed bytes and its holes (tests).
+#[cfg(test)]
+const LAYOUT_HELD_MAX: usize =
+    LAYOUT_MAX_BYTES + MAX_SLOTS * std::mem::size_of::<(u32, (Field, u8, u8))>();
 
 /// What a slot's value is in the [`Event`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -221,11 +226,8 @@ fn usage_slot(u: &mut UsageCounts, at: usize) -> &mut Option<u64> {
 /// values but their type, so it would give the layout's event with these values.
 #[derive(Debug, Default)]
 pub(super) struct Layout {
-    /// The fixed bytes (empty: no layout).
-    fixed: Vec<u8>,
-    /// The values, each cut at `start` of `fixed` (`end` unused).
-    slots: [Slot; MAX_SLOTS],
-    n: usize,
+    /// The kept event; each hole's tag is where its value goes.
+    template: Template<(Field, u8, u8)>,
     /// Parts per candidate (`n_cands` of them), each part's `thought`.
     parts: [u8; MAX_CANDS],
     n_cands: usize,
@@ -237,7 +239,7 @@ impl Layout {
     /// What [`scan`] answers for `data`, into `ev` (a default event; filled in place, as the
     /// event is large to move): whether it read it. A scanned event becomes the layout.
     pub fn read_into<'a>(&mut self, data: &'a [u8], ev: &mut Event<'a>) -> bool {
-        if !self.fixed.is_empty() {
+        if !self.template.is_empty() {
             if self.matched(data, ev).is_some() {
                 return true;
             }
@@ -261,35 +263,17 @@ impl Layout {
 
     /// Memory held between events.
     pub fn held_capacity(&self) -> usize {
-        self.fixed.capacity()
+        self.template.held_capacity()
     }
 
     fn keep(&mut self, data: &[u8], ev: &Event<'_>, rec: &Rec) {
-        self.fixed.clear();
-        // Offsets are kept as u32.
-        if rec.over || u32::try_from(data.len()).is_err() {
+        let slots = rec.slots[..rec.n]
+            .iter()
+            .map(|s| (s.start, s.end, (s.field, s.cand, s.part)));
+        if rec.over || !self.template.keep(data, slots, MAX_SLOTS) {
+            self.template.clear();
             return;
         }
-        let slots = &rec.slots[..rec.n];
-        let open: usize = slots.iter().map(|s| (s.end - s.start) as usize).sum();
-        if data.len() - open > LAYOUT_MAX_BYTES {
-            return;
-        }
-        if self.fixed.capacity() == 0 {
-            self.fixed.reserve_exact(LAYOUT_MAX_BYTES);
-        }
-        let mut from = 0;
-        for (kept, slot) in self.slots.iter_mut().zip(slots) {
-            self.fixed
-                .extend_from_slice(&data[from..slot.start as usize]);
-            *kept = Slot {
-                start: self.fixed.len() as u32,
-                ..*slot
-            };
-            from = slot.end as usize;
-        }
-        self.fixed.extend_from_slice(&data[from..]);
-        self.n = rec.n;
         self.n_cands = 0;
         for (c, cand) in ev.candidates.iter().enumerate() {
             let mut n = 0;
@@ -315,18 +299,9 @@ impl Layout {
         if self.usage {
             ev.usage = Some(UsageCounts::default());
         }
-        let t = &self.fixed[..];
-        let mut s = Cursor::plain(data);
-        let mut ti = 0;
-        for slot in &self.slots[..self.n] {
-            let fixed = &t[ti..slot.start as usize];
-            if data.get(s.i..s.i + fixed.len())? != fixed {
-                return None;
-            }
-            s.i += fixed.len();
-            ti = slot.start as usize;
-            let (c, p) = (slot.cand as usize, slot.part as usize);
-            match slot.field {
+        self.template.walk(data, |s, (field, c, p)| {
+            let (c, p) = (c as usize, p as usize);
+            match field {
                 Field::Text => part_mut(ev, c, p)?.text = Some(s.plain_str_value()?),
                 Field::Signature => {
                     part_mut(ev, c, p)?.thought_signature = Some(s.plain_str_value()?)
@@ -340,8 +315,8 @@ impl Layout {
                     *usage_slot(ev.usage.as_mut()?, at as usize) = Some(s.short_count()?)
                 }
             }
-        }
-        (data.get(s.i..)? == &t[ti..]).then_some(())
+            Some(())
+        })
     }
 }
 
@@ -620,11 +595,11 @@ mod tests {
             }
             total += 1;
             let from_layout =
-                !layout.fixed.is_empty() && layout.matched(&b, &mut Event::default()).is_some();
+                !layout.template.is_empty() && layout.matched(&b, &mut Event::default()).is_some();
             let got = layout.read(&b);
             let want = scan(&b);
             assert_eq!(got, want, "{}", String::from_utf8_lossy(&b));
-            assert!(layout.held_capacity() <= LAYOUT_MAX_BYTES);
+            assert!(layout.held_capacity() <= LAYOUT_HELD_MAX);
             hits += usize::from(from_layout);
             if want.is_some() {
                 scanned += 1;
@@ -667,15 +642,15 @@ mod tests {
             &format!(r#""role": "{}""#, "m".repeat(LAYOUT_MAX_BYTES)),
         );
         assert_eq!(layout.read(wide.as_bytes()), scan(wide.as_bytes()));
-        assert!(layout.fixed.is_empty());
-        assert!(layout.held_capacity() <= LAYOUT_MAX_BYTES);
+        assert!(layout.template.is_empty());
+        assert!(layout.held_capacity() <= LAYOUT_HELD_MAX);
         // More values than a layout holds: read by the scan each time.
         let parts = format!(
             r#"{{"candidates": [{{"content": {{"parts": [{}]}}}}]}}"#,
             vec![r#"{"text": "a"}"#; 20].join(",")
         );
         assert_eq!(layout.read(parts.as_bytes()), scan(parts.as_bytes()));
-        assert!(layout.fixed.is_empty());
+        assert!(layout.template.is_empty());
     }
 
     /// Random edits of usual events: whatever reading takes them, the translation is the

@@ -24,8 +24,8 @@ struct Candidate {
     finished: bool,
 }
 
-/// Bounded: one small record per candidate and the last event's layout (at most 1 KB), never
-/// the stream's content.
+/// Bounded: one small record per candidate and the last event's layout (at most 1 KB of fixed
+/// bytes and 16 holes), never the stream's content.
 #[derive(Debug, Default)]
 pub(super) struct StreamState {
     candidates: Vec<Candidate>,

@@ -13,7 +13,7 @@
 //! accepts is exactly the JSON `serde_json::Value` accepts (UTF-8, escapes, surrogates, number
 //! range, nesting depth), unlike `IgnoredAny`, which only skips.
 
-use crate::openai::json_scan::{Cursor, Items, List, Mode, Token};
+use crate::openai::json_scan::{Cursor, Items, List, Mode, Template, Token};
 use crate::typed_json::{fields, object_reader, Str};
 use crate::usage::Usage;
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
@@ -362,7 +362,8 @@ fn call<'a>(s: &mut Cur<'a>, pos: u8) -> Option<Call<'a>> {
 }
 
 /// Largest set of fixed bytes a layout keeps: bounds the memory a stream holds.
-pub(super) const LAYOUT_MAX_BYTES: usize = 1024;
+#[cfg(test)]
+pub(super) const LAYOUT_MAX_BYTES: usize = Template::<()>::MAX_FIXED;
 
 /// [`scan`] for the events of one stream, which mostly repeat one layout: DashScope sends the
 /// same keys in the same order in every event, with the same `request_id` and `role`, and only
@@ -374,13 +375,11 @@ pub(super) const LAYOUT_MAX_BYTES: usize = 1024;
 /// token being valid (a string, a count). So only the holes are read, with the scan's own token
 /// rules, and the structure is the kept one. Anything else is scanned, and a scanned event
 /// becomes the layout (at most one choice, at most [`MAX_HOLES`] holes, at most
-/// [`LAYOUT_MAX_BYTES`] fixed bytes: otherwise the stream scans every event, as without one).
+/// `Template::MAX_FIXED` fixed bytes: otherwise the stream scans every event, as without one).
 #[derive(Debug, Default)]
 pub(super) struct Layout {
-    /// The fixed bytes, concatenated (empty: no layout).
-    fixed: Vec<u8>,
-    /// Each hole: where it sits in `fixed`, its kind and its field.
-    holes: Vec<(u32, Kind, Slot)>,
+    /// The kept event; each hole's tag is its token kind and its field.
+    template: Template<(Kind, Slot)>,
     /// `output` was present (an error body needs its absence).
     has_output: bool,
     /// `output` as an object: whether it had `text`, and its `choices` when an array (empty, or
@@ -431,33 +430,22 @@ impl Layout {
 
     /// Memory held between events.
     pub fn held_capacity(&self) -> usize {
-        self.fixed.capacity() + self.holes.capacity() * std::mem::size_of::<(u32, Kind, Slot)>()
+        self.template.held_capacity()
     }
 
     /// Keeps a scanned event as the layout, when it fits one.
     fn keep(&mut self, data: &[u8], h: &Holes, ev: &Event<'_>, has_output: bool) {
-        self.fixed.clear();
-        self.holes.clear();
-        let holes = &h.holes[..h.n];
-        let in_holes: usize = holes.iter().map(|h| (h.end - h.start) as usize).sum();
         let choices = ev.output.as_ref().and_then(|o| o.choices.as_ref());
+        let holes = h.holes[..h.n]
+            .iter()
+            .map(|h| (h.start, h.end, (h.kind, h.slot)));
         if h.over
-            || data.len() - in_holes > LAYOUT_MAX_BYTES
             || choices.is_some_and(|l| l.iter().nth(1).is_some())
+            || !self.template.keep(data, holes, MAX_HOLES)
         {
+            self.template.clear();
             return;
         }
-        if self.fixed.capacity() == 0 {
-            self.fixed.reserve_exact(LAYOUT_MAX_BYTES);
-            self.holes.reserve_exact(MAX_HOLES);
-        }
-        let mut from = 0;
-        for h in holes {
-            self.fixed.extend_from_slice(&data[from..h.start as usize]);
-            self.holes.push((self.fixed.len() as u32, h.kind, h.slot));
-            from = h.end as usize;
-        }
-        self.fixed.extend_from_slice(&data[from..]);
         self.has_output = has_output;
         self.output = ev.output.as_ref().map(|o| {
             let choices = o.choices.as_ref().map(|l| l.iter().next().map(bare_choice));
@@ -475,7 +463,7 @@ impl Layout {
 
     #[inline(always)]
     fn reuse_in<'a>(&self, d: &'a [u8], ev: &mut Event<'a>) -> Option<()> {
-        if self.fixed.is_empty() {
+        if self.template.is_empty() {
             return None;
         }
         let (mut text, mut out_finish, mut choice) = (None, None, None);
@@ -506,26 +494,11 @@ impl Layout {
             usage: UsageIn::default(),
             has_code: false,
         };
-        let f = &self.fixed[..];
-        let mut s = Cursor::plain(d);
-        let mut from = 0;
-        for &(at, kind, slot) in &self.holes {
-            let at = at as usize;
-            let fixed = &f[from..at];
-            if !same(d.get(s.i..s.i + fixed.len())?, fixed) {
-                return None;
-            }
-            s.i += fixed.len();
-            from = at;
-            match kind {
-                Kind::Free => drop(s.plain_str_value()?),
-                Kind::Str => fill.str(slot, s.plain_str_value()?)?,
-                Kind::Count => fill.count(slot, s.short_count()?)?,
-            }
-        }
-        if !same(d.get(s.i..)?, &f[from..]) {
-            return None;
-        }
+        self.template.walk(d, |s, (kind, slot)| match kind {
+            Kind::Free => s.plain_str_value().map(drop),
+            Kind::Str => fill.str(slot, s.plain_str_value()?),
+            Kind::Count => fill.count(slot, s.short_count()?),
+        })?;
         let Fill {
             usage, has_code, ..
         } = fill;
@@ -547,28 +520,6 @@ fn bare_choice(c: &Choice<'_>) -> Choice<'static> {
         }),
         ..Choice::default()
     }
-}
-
-/// Whether two byte strings are equal, eight bytes at a time: the fixed runs between holes are
-/// short, where a call to `memcmp` costs more than the comparison.
-#[inline(always)]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    if n < 8 {
-        return a.iter().zip(b).all(|(x, y)| x == y);
-    }
-    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
-    let mut i = 0;
-    while i + 8 < n {
-        if word(a, i) != word(b, i) {
-            return false;
-        }
-        i += 8;
-    }
-    word(a, n - 8) == word(b, n - 8)
 }
 
 /// The fields of an event being read from a layout's holes.
