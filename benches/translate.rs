@@ -236,48 +236,29 @@ fn benches(c: &mut Criterion) {
     let req = chat_request(false);
     let stream_req = chat_request(true);
 
-    let mut g = quick(c, "request_1kb");
-    g.throughput(Throughput::Bytes(req.len() as u64));
-    for kind in ["openai", "claude", "gemini", "qwen"] {
-        let cfg = config(kind);
-        g.bench_function(kind, |b| {
-            b.iter(|| {
-                let mut ex = Exchange::new(Arc::clone(&cfg));
-                black_box(
-                    ex.on_request(
-                        "POST",
-                        "/v1/chat/completions",
-                        &[],
-                        black_box(req.as_bytes()),
-                    )
-                    .unwrap(),
-                );
-            })
-        });
-    }
-    g.finish();
-
     let agent = agent_request();
-    let mut g = quick(c, "request_tools");
-    g.throughput(Throughput::Bytes(agent.len() as u64));
-    for kind in ["openai", "claude", "gemini", "qwen"] {
-        let cfg = config(kind);
-        g.bench_function(kind, |b| {
-            b.iter(|| {
-                let mut ex = Exchange::new(Arc::clone(&cfg));
-                black_box(
-                    ex.on_request(
-                        "POST",
-                        "/v1/chat/completions",
-                        &[],
-                        black_box(agent.as_bytes()),
-                    )
-                    .unwrap(),
-                );
-            })
-        });
+    for (group, body) in [("request_1kb", &req), ("request_tools", &agent)] {
+        let mut g = quick(c, group);
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        for kind in ["openai", "claude", "gemini", "qwen"] {
+            let cfg = config(kind);
+            g.bench_function(kind, |b| {
+                b.iter(|| {
+                    let mut ex = Exchange::new(Arc::clone(&cfg));
+                    black_box(
+                        ex.on_request(
+                            "POST",
+                            "/v1/chat/completions",
+                            &[],
+                            black_box(body.as_bytes()),
+                        )
+                        .unwrap(),
+                    );
+                })
+            });
+        }
+        g.finish();
     }
-    g.finish();
 
     let mut g = quick(c, "response_buffered");
     for (kind, body) in [
