@@ -420,23 +420,8 @@ impl RequestEdits {
                 || same_name(name, ":path")
                 || (up.body.is_some() && same_name(name, "content-length"))
         };
-        let mut skip_remove = 0u64;
-        for (i, name) in up.remove_headers.iter().enumerate().take(64) {
-            if in_sets(name) || set_at_end(name) || !present(name) {
-                skip_remove |= 1 << i;
-            }
-        }
-        let (mut skip_set, mut add_set) = (0u64, 0u64);
-        for (i, (name, value)) in up.set_headers.iter().enumerate().take(64) {
-            if !sets_once(&up.set_headers, name) {
-                continue;
-            }
-            if !set_at_end(name) && holds_only(headers, name, value.as_bytes()) {
-                skip_set |= 1 << i;
-            } else if !present(name) {
-                add_set |= 1 << i;
-            }
-        }
+        let (skip_remove, skip_set, add_set) =
+            edit_masks(headers, &up.remove_headers, &up.set_headers, set_at_end);
         // (A `transfer-encoding` set by the core is removed with the client's.)
         let transfer_encoding = present("transfer-encoding") || in_sets("transfer-encoding");
         let final_set =
@@ -481,23 +466,39 @@ fn response_skips<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     rh: &aiproxy::ResponseHeaders,
 ) -> (u64, u64, u64) {
     let buffer = rh.mode == ResponseMode::Buffer;
-    let set_at_end =
-        |name: &str| buffer && (same_name(name, "content-length") || same_name(name, ":status"));
-    let in_sets = |name: &str| rh.set_headers.iter().any(|(k, _)| same_name(k, name));
+    edit_masks(raw, &rh.remove_headers, &rh.set_headers, |name| {
+        buffer && (same_name(name, "content-length") || same_name(name, ":status"))
+    })
+}
+
+/// The three masks of a message's header edits, judged on its headers before any edit (bit `i`
+/// of each; only the first 64 edits are judged): skip `removes[i]` (the header is absent, or set
+/// by a later edit: `sets` or one `set_at_end` names); skip `sets[i]` (the message already holds
+/// that header once with that value, no other set names it and it is not set at the end); add
+/// `sets[i]` (the message lacks that header and no other set names it: an add is the set without
+/// Envoy's removal pass).
+fn edit_masks<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    headers: &[(K, V)],
+    removes: &[&str],
+    sets: &[(String, String)],
+    set_at_end: impl Fn(&str) -> bool,
+) -> (u64, u64, u64) {
+    let present = |name: &str| headers.iter().any(|(k, _)| same_name(k, name));
+    let in_sets = |name: &str| sets.iter().any(|(k, _)| same_name(k, name));
     let mut skip_remove = 0u64;
-    for (i, name) in rh.remove_headers.iter().enumerate().take(64) {
-        if in_sets(name) || set_at_end(name) || !raw.iter().any(|(k, _)| same_name(k, name)) {
+    for (i, name) in removes.iter().enumerate().take(64) {
+        if in_sets(name) || set_at_end(name) || !present(name) {
             skip_remove |= 1 << i;
         }
     }
     let (mut skip_set, mut add_set) = (0u64, 0u64);
-    for (i, (name, value)) in rh.set_headers.iter().enumerate().take(64) {
-        if !sets_once(&rh.set_headers, name) {
+    for (i, (name, value)) in sets.iter().enumerate().take(64) {
+        if !sets_once(sets, name) {
             continue;
         }
-        if !set_at_end(name) && holds_only(raw, name, value.as_bytes()) {
+        if !set_at_end(name) && holds_only(headers, name, value.as_bytes()) {
             skip_set |= 1 << i;
-        } else if !raw.iter().any(|(k, _)| same_name(k, name)) {
+        } else if !present(name) {
             add_set |= 1 << i;
         }
     }
