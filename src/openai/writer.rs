@@ -25,8 +25,15 @@ pub struct StreamMeta {
 
 impl StreamMeta {
     pub fn new(model: &str) -> Self {
+        Self::with_id(model, None)
+    }
+
+    /// With the upstream's id when it gives a non-empty one (none is generated then).
+    pub fn with_id(model: &str, id: Option<&str>) -> Self {
         Self {
-            id: new_completion_id(),
+            id: id
+                .filter(|s| !s.is_empty())
+                .map_or_else(new_completion_id, str::to_string),
             created: now_secs(),
             model: model.to_string(),
         }
@@ -359,18 +366,11 @@ impl OpenAiWriter {
     /// Empty values are ignored; a later, different upstream id replaces ours (Azure sends empty
     /// ids first).
     pub fn identify(&mut self, id: Option<&str>, model: Option<&str>) -> &StreamMeta {
-        if self.meta.is_none() {
-            // The upstream's id would replace a generated one at once: none is generated.
-            let id = id
-                .filter(|s| !s.is_empty())
-                .map_or_else(new_completion_id, str::to_string);
-            self.meta = Some(StreamMeta {
-                id,
-                created: now_secs(),
-                model: self.model.clone(),
-            });
-        }
-        let meta = self.meta.as_mut().expect("set above");
+        // The upstream's id would replace a generated one at once: none is generated.
+        let ours = &self.model;
+        let meta = self
+            .meta
+            .get_or_insert_with(|| StreamMeta::with_id(ours, id));
         if let Some(id) = id.filter(|s| !s.is_empty()) {
             if meta.id != id {
                 meta.id = id.to_string();
