@@ -328,6 +328,14 @@ extern "C" {
         label_values_length: usize,
         value: u64,
     ) -> MetricsResult;
+    /// As above, with the configuration's pointer: for configuration-level hooks.
+    pub fn envoy_dynamic_module_callback_http_filter_config_increment_counter(
+        filter_config_envoy_ptr: HttpFilterConfigEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> MetricsResult;
 
     // ---- one-shot HTTP callout; answer arrives in on_http_filter_http_callout_done
     pub fn envoy_dynamic_module_callback_http_filter_http_callout(
@@ -379,4 +387,24 @@ extern "C" {
         body: ModuleBuffer,
         timeout_milliseconds: u64,
     ) -> CalloutInitResult;
+}
+
+/// Unit tests run without Envoy: the Envoy functions the tested code can reach (dropping or
+/// committing a configuration scheduler) are defined here as no-ops so the test binary links.
+#[cfg(test)]
+mod test_doubles {
+    use super::HttpFilterConfigSchedulerPtr;
+
+    #[no_mangle]
+    extern "C" fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+        _scheduler: HttpFilterConfigSchedulerPtr,
+        _event_id: u64,
+    ) {
+    }
+
+    #[no_mangle]
+    extern "C" fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+        _scheduler: HttpFilterConfigSchedulerPtr,
+    ) {
+    }
 }

@@ -238,6 +238,17 @@ pub struct CounterVecId {
     labels: usize,
 }
 
+#[cfg(test)]
+impl CounterVecId {
+    pub(crate) fn for_test(id: usize, labels: usize) -> Self {
+        Self { id, labels }
+    }
+
+    pub(crate) fn raw(self) -> usize {
+        self.id
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetricsError {
     NotFound,
@@ -255,6 +266,39 @@ fn metrics_result(r: abi::MetricsResult) -> Result<(), MetricsError> {
         abi::METRICS_FROZEN => Err(MetricsError::Frozen),
         other => Err(MetricsError::Other(other)),
     }
+}
+
+/// Calls `f` with `values` as ABI label buffers (on the stack for up to four: increments run per
+/// request, so no allocation) after checking their count against the definition of `id`.
+fn with_label_values(
+    id: CounterVecId,
+    values: &[&str],
+    f: impl FnOnce(*mut abi::ModuleBuffer, usize) -> abi::MetricsResult,
+) -> Result<(), MetricsError> {
+    if values.len() != id.labels {
+        return Err(MetricsError::InvalidLabels);
+    }
+    let mut inline = [abi::ModuleBuffer::null(); 4];
+    let mut heap = Vec::new();
+    let vals: &mut [abi::ModuleBuffer] = if values.len() <= inline.len() {
+        for (slot, v) in inline.iter_mut().zip(values) {
+            *slot = abi::ModuleBuffer::from_bytes(v.as_bytes());
+        }
+        &mut inline[..values.len()]
+    } else {
+        heap.extend(
+            values
+                .iter()
+                .map(|v| abi::ModuleBuffer::from_bytes(v.as_bytes())),
+        );
+        &mut heap
+    };
+    let ptr = if vals.is_empty() {
+        std::ptr::null_mut()
+    } else {
+        vals.as_mut_ptr()
+    };
+    metrics_result(f(ptr, vals.len()))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,6 +345,8 @@ pub trait HttpFilterConfig: Send + Sync + 'static {
     fn new_filter(&self) -> Box<dyn HttpFilter>;
     /// An event committed with [`ConfigScheduler::commit`], on the main thread.
     fn on_scheduled(&self, _envoy: &mut EnvoyConfigHandle, _event_id: u64) {}
+    /// The configuration is being destroyed (from Envoy's destructor of its configuration).
+    fn on_destroy(&self, _envoy: &mut EnvoyConfigHandle) {}
     /// The answer to [`EnvoyConfigHandle::callout`], on the main thread.
     fn on_callout_done(
         &self,
@@ -925,41 +971,15 @@ impl EnvoyHttpFilter {
         values: &[&str],
         by: u64,
     ) -> Result<(), MetricsError> {
-        if values.len() != id.labels {
-            return Err(MetricsError::InvalidLabels);
-        }
-        // The label buffers on the stack (a per-request call: no allocation).
-        let mut inline = [abi::ModuleBuffer::null(); 4];
-        let mut heap = Vec::new();
-        let vals: &mut [abi::ModuleBuffer] = if values.len() <= inline.len() {
-            for (slot, v) in inline.iter_mut().zip(values) {
-                *slot = abi::ModuleBuffer::from_bytes(v.as_bytes());
+        with_label_values(id, values, |vals, len| {
+            // SAFETY: live filter ptr; the label buffers outlive the call and their count
+            // matches the definition, as the ABI requires.
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_filter_increment_counter(
+                    self.ptr, id.id, vals, len, by,
+                )
             }
-            &mut inline[..values.len()]
-        } else {
-            heap.extend(
-                values
-                    .iter()
-                    .map(|v| abi::ModuleBuffer::from_bytes(v.as_bytes())),
-            );
-            &mut heap
-        };
-        // SAFETY: live filter ptr; the label buffers outlive the call and their count matches
-        // the definition (checked above), as the ABI requires.
-        let r = unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_increment_counter(
-                self.ptr,
-                id.id,
-                if vals.is_empty() {
-                    std::ptr::null_mut()
-                } else {
-                    vals.as_mut_ptr()
-                },
-                vals.len(),
-                by,
-            )
-        };
-        metrics_result(r)
+        })
     }
 
     /// Sets `ns.key` in the stream's dynamic metadata (visible to access logs, later filters).
@@ -1136,6 +1156,25 @@ impl EnvoyConfigHandle {
             ptr,
             _not_send: PhantomData,
         }
+    }
+
+    /// Adds `by` to the counter of `id` with these label values, from a configuration-level
+    /// hook (main thread, or the configuration's destruction).
+    pub fn increment_counter_vec(
+        &mut self,
+        id: CounterVecId,
+        values: &[&str],
+        by: u64,
+    ) -> Result<(), MetricsError> {
+        with_label_values(id, values, |vals, len| {
+            // SAFETY: live config pointer of the current configuration hook; the label buffers
+            // outlive the call and their count matches the definition.
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
+                    self.ptr, id.id, vals, len, by,
+                )
+            }
+        })
     }
 
     /// A one-shot HTTP request to `cluster` owned by the configuration (headers must include

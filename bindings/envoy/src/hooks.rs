@@ -24,6 +24,8 @@ use crate::filter::{
 
 struct ConfigState {
     config: Box<dyn HttpFilterConfig>,
+    /// Envoy's configuration object: valid until its destructor has called our destroy hook.
+    envoy: abi::HttpFilterConfigEnvoyPtr,
 }
 
 struct FilterState {
@@ -87,9 +89,10 @@ pub(crate) fn on_config_new(
         let name = String::from_utf8_lossy(&name);
         let mut handle = EnvoyFilterConfig::from_raw(envoy_ptr);
         match crate::new_filter_config(&mut handle, &name, &config) {
-            Ok(config) => {
-                Box::into_raw(Box::new(ConfigState { config })) as abi::HttpFilterConfigModulePtr
-            }
+            Ok(config) => Box::into_raw(Box::new(ConfigState {
+                config,
+                envoy: envoy_ptr,
+            })) as abi::HttpFilterConfigModulePtr,
             Err(e) => {
                 log(
                     LogLevel::Error,
@@ -105,7 +108,12 @@ pub(crate) fn on_config_destroy(ptr: abi::HttpFilterConfigModulePtr) {
     guard("on_http_filter_config_destroy", (), || {
         if !ptr.is_null() {
             // SAFETY: ptr came from Box::into_raw in on_config_new; Envoy destroys it once.
-            drop(unsafe { Box::from_raw(ptr as *mut ConfigState) });
+            let state = unsafe { Box::from_raw(ptr as *mut ConfigState) };
+            // Envoy calls this hook from its configuration's destructor, whose stats scope is
+            // still alive: the last counts can go out.
+            state
+                .config
+                .on_destroy(&mut EnvoyConfigHandle::from_raw(state.envoy));
         }
     })
 }

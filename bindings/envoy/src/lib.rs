@@ -12,6 +12,7 @@ mod abi;
 mod failover;
 pub mod filter;
 mod hooks;
+mod metrics;
 mod proxy;
 
 use filter::{log, EnvoyFilterConfig, HttpFilterConfig, LogLevel};
@@ -33,7 +34,7 @@ pub(crate) fn new_filter_config(
     }
     let core = aiproxy::Config::from_json(config)
         .map_err(|e| format!("invalid aiproxy configuration: {e}"))?;
-    let metrics = proxy::Metrics::define(envoy)?;
+    let metrics = metrics::Metrics::define(envoy, core.provider.kind.name())?;
     let failover = failover::Failover::define(envoy, &core)?;
     log(
         LogLevel::Info,

@@ -27,8 +27,7 @@
 //! log line.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aiproxy::context::Callout;
 use aiproxy::{
@@ -37,69 +36,14 @@ use aiproxy::{
 
 use crate::failover::Failover;
 use crate::filter::{
-    log, Body, BodyStatus, CalloutResponse, CalloutResult, CounterVecId, Decimal, Direction,
-    EnvoyConfigHandle, EnvoyFilterConfig, EnvoyHttpFilter, HeadersStatus, HttpFilter,
-    HttpFilterConfig, LocalReplyStatus, LogLevel, TrailersStatus,
+    log, Body, BodyStatus, CalloutResponse, CalloutResult, Decimal, Direction, EnvoyConfigHandle,
+    EnvoyHttpFilter, HeadersStatus, HttpFilter, HttpFilterConfig, LocalReplyStatus, LogLevel,
+    TrailersStatus,
 };
+use crate::metrics::{Metrics, FLUSH_EVENT, UNKNOWN_MODEL};
 
 /// Dynamic metadata namespace (`%DYNAMIC_METADATA(aiproxy:prompt_tokens)%` in access logs).
 pub const METADATA_NAMESPACE: &str = "aiproxy";
-/// Label names of every counter.
-const LABELS: [&str; 2] = ["provider", "model"];
-/// Model label when the request named none (or was rejected before it was read).
-const UNKNOWN_MODEL: &str = "unknown";
-/// Model label once a configuration has counted [`MAX_MODEL_LABELS`] distinct models, or for a
-/// model name longer than [`MAX_MODEL_LABEL_LEN`]: clients choose model names, and every label
-/// value is a new Envoy stat that lives as long as the process.
-const OTHER_MODEL: &str = "other";
-const MAX_MODEL_LABELS: usize = 256;
-const MAX_MODEL_LABEL_LEN: usize = 128;
-
-/// The counters, defined once per filter configuration.
-#[derive(Debug)]
-pub struct Metrics {
-    requests: CounterVecId,
-    input_tokens: CounterVecId,
-    output_tokens: CounterVecId,
-    /// Requests by provider and client protocol.
-    client_requests: CounterVecId,
-    /// Model label values handed out so far (bounded).
-    models: Mutex<HashSet<String>>,
-}
-
-impl Metrics {
-    pub fn define(envoy: &mut EnvoyFilterConfig) -> Result<Self, String> {
-        let mut define = |name: &str, labels: &[&str]| {
-            envoy
-                .define_counter_vec(name, labels)
-                .map_err(|e| format!("cannot define counter {name}: {e:?}"))
-        };
-        Ok(Self {
-            requests: define("aiproxy_requests_total", &LABELS)?,
-            input_tokens: define("aiproxy_input_tokens_total", &LABELS)?,
-            output_tokens: define("aiproxy_output_tokens_total", &LABELS)?,
-            client_requests: define("aiproxy_client_requests_total", &["provider", "protocol"])?,
-            models: Mutex::new(HashSet::new()),
-        })
-    }
-
-    /// The label value for `model`, keeping the number of distinct values bounded.
-    fn model_label<'a>(&self, model: &'a str) -> &'a str {
-        if model.len() > MAX_MODEL_LABEL_LEN {
-            return OTHER_MODEL;
-        }
-        let mut seen = self.models.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.contains(model) {
-            model
-        } else if seen.len() < MAX_MODEL_LABELS {
-            seen.insert(model.to_string());
-            model
-        } else {
-            OTHER_MODEL
-        }
-    }
-}
-
 /// One filter configuration (one seed config), shared by every worker thread.
 pub struct ProxyConfig {
     core: Arc<Config>,
@@ -108,10 +52,10 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
-    pub fn new(core: Arc<Config>, metrics: Metrics, failover: Failover) -> Self {
+    pub fn new(core: Arc<Config>, metrics: Arc<Metrics>, failover: Failover) -> Self {
         Self {
             core,
-            metrics: Arc::new(metrics),
+            metrics,
             failover: Arc::new(failover),
         }
     }
@@ -135,8 +79,16 @@ impl HttpFilterConfig for ProxyConfig {
         })
     }
 
-    fn on_scheduled(&self, envoy: &mut EnvoyConfigHandle, _event_id: u64) {
-        self.failover.on_scheduled(envoy, &self.core);
+    fn on_scheduled(&self, envoy: &mut EnvoyConfigHandle, event_id: u64) {
+        if event_id == FLUSH_EVENT {
+            self.metrics.flush(envoy);
+        } else {
+            self.failover.on_scheduled(envoy, &self.core);
+        }
+    }
+
+    fn on_destroy(&self, envoy: &mut EnvoyConfigHandle) {
+        self.metrics.close(envoy);
     }
 
     fn on_callout_done(
@@ -732,19 +684,17 @@ impl ProxyFilter {
         self.finished = true;
         let provider = self.provider();
         let model = model_name(&self.exchange);
-        let labels = [provider, self.metrics.model_label(model)];
-        let _ = envoy.increment_counter_vec(self.metrics.requests, &labels, 1);
+        let protocol = self.exchange.client_protocol();
+        let usage = self.exchange.usage();
+        self.metrics.record(
+            model,
+            usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
+            protocol,
+        );
         let core = Arc::clone(self.exchange.config());
         self.failover
             .on_stream_end(envoy, &core, provider, self.exchange.retries());
-        if let Some(u) = self.exchange.usage() {
-            let _ =
-                envoy.increment_counter_vec(self.metrics.input_tokens, &labels, u.prompt_tokens);
-            let _ = envoy.increment_counter_vec(
-                self.metrics.output_tokens,
-                &labels,
-                u.completion_tokens,
-            );
+        if let Some(u) = usage {
             for (key, value) in [
                 ("prompt_tokens", u.prompt_tokens),
                 ("completion_tokens", u.completion_tokens),
@@ -753,8 +703,7 @@ impl ProxyFilter {
                 envoy.set_metadata_number(METADATA_NAMESPACE, key, value as f64);
             }
         }
-        let protocol = self.exchange.client_protocol().name();
-        let _ = envoy.increment_counter_vec(self.metrics.client_requests, &[provider, protocol], 1);
+        let protocol = protocol.name();
         // The three strings in one call (one namespace lookup and merge in Envoy, not three).
         envoy.set_metadata_strings(
             METADATA_NAMESPACE,

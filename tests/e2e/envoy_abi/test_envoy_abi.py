@@ -466,9 +466,15 @@ def test_request_passes_with_header_and_plumbing(envoy_running: EnvoyRun, upstre
     assert json.loads(body)["error"]["type"] == "invalid_request_error"
     assert len(upstream.seen) == count
 
-    # Labelled counter defined at config time, incremented per request.
-    _, _, stats = request(envoy_running.admin_port, "GET", "/stats?filter=aiproxy_requests_total")
-    counts = [int(n) for n in re.findall(rb"aiproxy_requests_total\S*: (\d+)", stats)]
+    # Labelled counter defined at config time, counted per request and sent to Envoy from the
+    # main thread within ~100 ms (bindings/envoy/src/metrics.rs).
+    deadline = time.monotonic() + 5
+    while True:
+        _, _, stats = request(envoy_running.admin_port, "GET", "/stats?filter=aiproxy_requests_total")
+        counts = [int(n) for n in re.findall(rb"aiproxy_requests_total\S*: (\d+)", stats)]
+        if sum(counts) >= 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert sum(counts) >= 4, stats
 
     # Dynamic metadata reaches the access log (flushed asynchronously).
