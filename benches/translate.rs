@@ -94,13 +94,22 @@ fn agent_request() -> String {
     body
 }
 
-fn openai_completion() -> String {
+fn openai_completion_value() -> serde_json::Value {
     serde_json::json!({
         "id": "chatcmpl-abc", "object": "chat.completion", "created": 1700000000, "model": "bench-model",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "word ".repeat(200)}, "logprobs": null, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 250, "completion_tokens": 200, "total_tokens": 450}
     })
-    .to_string()
+}
+
+fn openai_completion() -> String {
+    openai_completion_value().to_string()
+}
+
+/// The same reply indented as api.openai.com sends buffered replies (two spaces, one member per
+/// line).
+fn openai_completion_pretty() -> String {
+    serde_json::to_string_pretty(&openai_completion_value()).expect("serialisable")
 }
 
 fn claude_message() -> String {
@@ -261,13 +270,15 @@ fn benches(c: &mut Criterion) {
     }
 
     let mut g = quick(c, "response_buffered");
-    for (kind, body) in [
+    for (name, body) in [
         ("openai", openai_completion()),
+        ("openai_pretty", openai_completion_pretty()),
         ("claude", claude_message()),
     ] {
+        let kind = name.trim_end_matches("_pretty");
         let cfg = config(kind);
         g.throughput(Throughput::Bytes(body.len() as u64));
-        g.bench_function(kind, |b| {
+        g.bench_function(name, |b| {
             b.iter_batched(
                 || forwarded(&cfg, &req),
                 |mut ex| {
@@ -330,7 +341,7 @@ criterion_group!(translate, benches);
 
 /// `AIPROXY_PROFILE=<case>:<iterations>` runs one case that many times without criterion, for
 /// instruction counts under callgrind (stable on a loaded machine, unlike wall clock). Cases:
-/// `request/<kind>`, `request_tools/<kind>` (the agent request), `response/<openai|claude>`, `stream/<openai_usage|claude|gemini|qwen>/<slice>`
+/// `request/<kind>`, `request_tools/<kind>` (the agent request), `response/<openai|openai_pretty|claude>`, `stream/<openai_usage|claude|gemini|qwen>/<slice>`
 /// with slice `whole`, `4096`, `64` or `1`, and `stream_short/openai_usage/<slice>` (the ~50-event
 /// stream with a usage chunk: the per-stream cost). Instructions per iteration: run with N and 1 and
 /// divide the difference by N - 1 (this strips start-up and fixture building).
@@ -358,12 +369,12 @@ fn profile(spec: &str) {
                 }
             }
         }
-        ["response", kind] => {
-            let cfg = config(kind);
-            let body = if *kind == "claude" {
-                claude_message()
-            } else {
-                openai_completion()
+        ["response", name] => {
+            let cfg = config(name.trim_end_matches("_pretty"));
+            let body = match *name {
+                "claude" => claude_message(),
+                "openai_pretty" => openai_completion_pretty(),
+                _ => openai_completion(),
             };
             for _ in 0..n {
                 let mut ex = forwarded(&cfg, &req);
