@@ -19,10 +19,15 @@ use std::time::Duration;
 
 use aiproxy::front::ClientProtocol;
 
-use crate::filter::{ConfigScheduler, CounterVecId, EnvoyConfigHandle, EnvoyFilterConfig};
+use crate::filter::{
+    log, ConfigScheduler, CounterVecId, EnvoyConfigHandle, EnvoyFilterConfig, LogLevel,
+};
 
 /// How long a count may wait before it is sent to Envoy.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Name of a diagnostic environment variable: the flush interval in milliseconds instead of
+/// [`FLUSH_EVERY`] (the e2e test sets a long one to see counts sent at teardown).
+pub const FLUSH_MS_ENV: &str = "AIPROXY_ENVOY_METRICS_FLUSH_MS";
 /// The configuration scheduler's event id for "send the pending counts" (failover uses 0).
 pub const FLUSH_EVENT: u64 = 1;
 
@@ -192,17 +197,23 @@ impl Metrics {
     }
 
     /// Main thread (the scheduled event): sends the pending counts to Envoy.
-    pub fn flush(&self, envoy: &mut EnvoyConfigHandle) {
+    pub fn flush(&self, envoy: &mut EnvoyConfigHandle) -> usize {
+        let mut sent = 0;
         self.drain(|id, labels, n| {
-            let _ = envoy.increment_counter_vec(id, labels, n);
+            sent += usize::from(envoy.increment_counter_vec(id, labels, n).is_ok());
         });
+        sent
     }
 
     /// The configuration is being destroyed: no more events (the scheduler is deleted here, on
     /// Envoy's thread), and what is pending is sent now.
     pub fn close(&self, envoy: &mut EnvoyConfigHandle) {
         drop(lock(&self.scheduler).take());
-        self.flush(envoy);
+        let sent = self.flush(envoy);
+        log(
+            LogLevel::Debug,
+            &format!("aiproxy: configuration closed, {sent} pending counter updates sent"),
+        );
     }
 
     /// Flusher thread: asks for a flush on the main thread when something was counted.
@@ -235,8 +246,12 @@ mod flusher {
 
     fn run() {
         let Some(live) = LIVE.get() else { return };
+        let every = std::env::var(FLUSH_MS_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(FLUSH_EVERY, Duration::from_millis);
         loop {
-            std::thread::sleep(FLUSH_EVERY);
+            std::thread::sleep(every);
             let configs: Vec<Arc<Metrics>> = {
                 let mut list = lock(live);
                 list.retain(|w| w.strong_count() > 0);

@@ -19,7 +19,8 @@
 //! 503 no upstream, 504 timeout, ...) reach the client in OpenAI's error shape too.
 //!
 //! Observability: counters `aiproxy_requests_total`, `aiproxy_input_tokens_total` and
-//! `aiproxy_output_tokens_total` labelled by `provider` and `model`, and dynamic metadata in the
+//! `aiproxy_output_tokens_total` labelled by `provider` and `model` (sent to Envoy in batches,
+//! see [`crate::metrics`]), and dynamic metadata in the
 //! `aiproxy` namespace (`provider`, `model`, `prompt_tokens`, `completion_tokens`,
 //! `total_tokens`) for access logs. The client's API dialect (`openai` or `anthropic`, see
 //! `aiproxy::front`) is the metadata key `client_protocol` and the label `protocol` of
@@ -81,7 +82,7 @@ impl HttpFilterConfig for ProxyConfig {
 
     fn on_scheduled(&self, envoy: &mut EnvoyConfigHandle, event_id: u64) {
         if event_id == FLUSH_EVENT {
-            self.metrics.flush(envoy);
+            let _ = self.metrics.flush(envoy);
         } else {
             self.failover.on_scheduled(envoy, &self.core);
         }

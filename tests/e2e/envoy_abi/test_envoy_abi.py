@@ -332,7 +332,7 @@ class EnvoyRun:
 
 def launch_envoy(
     envoy_bin: Path, module_dir: Path, workdir: Path, upstream_port: int, filter_json: str,
-    abi_override: Optional[str] = None,
+    abi_override: Optional[str] = None, extra_env: Optional[dict[str, str]] = None,
 ) -> EnvoyRun:
     listen_port, admin_port = free_port(), free_port()
     access_log = workdir / "access.log"
@@ -343,6 +343,7 @@ def launch_envoy(
     env["ENVOY_DYNAMIC_MODULES_SEARCH_PATH"] = str(module_dir)
     if abi_override is not None:
         env[ABI_OVERRIDE_ENV] = abi_override
+    env.update(extra_env or {})
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
             [
@@ -509,6 +510,32 @@ def test_streamed_response_chunks_are_not_held_back(envoy_running: EnvoyRun, ups
         sock.close()
     assert b"world" in got, got
     assert upstream.second_chunk_waited_ok == [True]
+
+
+def test_counts_pending_at_teardown_are_sent(envoy_bin: Path, module_dir: Path, workdir: Path, upstream: Upstream) -> None:
+    # Counters are batched (bindings/envoy/src/metrics.rs); with a flush interval longer than the
+    # test, nothing reaches Envoy's stats until the configuration is destroyed, which Envoy does
+    # on shutdown: the destroy hook then sends what is pending, and Envoy exits cleanly.
+    run = launch_envoy(
+        envoy_bin, module_dir, workdir, upstream.port, FILTER_JSON,
+        extra_env={"AIPROXY_ENVOY_METRICS_FLUSH_MS": "600000"},
+    )
+    try:
+        assert wait_ready(run), f"envoy exited early:\n{run.log()[-4000:]}"
+        body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode()
+        for _ in range(3):
+            request(run.listen_port, "POST", "/v1/chat/completions", body=body, headers={"content-type": "application/json"})
+        _, _, stats = request(run.admin_port, "GET", "/stats?filter=aiproxy_requests_total")
+        assert not re.findall(rb"aiproxy_requests_total\S*: [1-9]", stats), stats
+        run.proc.terminate()
+        code = run.proc.wait(timeout=10)
+        log = run.log()
+        assert code == 0, f"exit code {code} (negative = killed by a signal):\n{log[-4000:]}"
+        sent = re.findall(r"aiproxy: configuration closed, (\d+) pending counter updates sent", log)
+        # requests and client requests for one model at least.
+        assert sent and int(sent[-1]) >= 2, log[-4000:]
+    finally:
+        run.stop()
 
 
 def test_invalid_json_config_is_rejected(envoy_bin: Path, module_dir: Path, workdir: Path, upstream: Upstream) -> None:
