@@ -104,20 +104,11 @@ impl ClaudeTranslator {
     }
 
     /// Reads a `usage` object into the counts and hands the total to the writer.
-    pub(super) fn read_usage(&mut self, u: Option<&Value>, w: &mut OpenAiWriter) {
-        let Some(u) = u.filter(|u| u.is_object()) else {
-            return;
-        };
-        let count = |key| u.get(key).and_then(Value::as_u64);
-        self.add_usage(
-            [
-                count("input_tokens"),
-                count("cache_creation_input_tokens"),
-                count("cache_read_input_tokens"),
-            ],
-            count("output_tokens"),
-            w,
-        );
+    /// Takes a `usage` object's four counts (see [`usage_counts`]), when it was one.
+    pub(super) fn usage_of(&mut self, usage: Option<[Option<u64>; 4]>, w: &mut OpenAiWriter) {
+        if let Some([input, cache_write, cache_read, output]) = usage {
+            self.add_usage([input, cache_write, cache_read], output, w);
+        }
     }
 
     /// Takes the counts a `usage` object has (input, cache-write, cache-read; output) and hands
@@ -170,9 +161,7 @@ impl ClaudeTranslator {
                 .collect(),
             ..Choice::default()
         };
-        if let Some([input, cache_write, cache_read, output]) = m.usage {
-            self.add_usage([input, cache_write, cache_read], output, w);
-        }
+        self.usage_of(m.usage, w);
         w.completion(Completion {
             id: own(m.id),
             model: own(m.model),
@@ -181,6 +170,19 @@ impl ClaudeTranslator {
             ..Completion::default()
         })
     }
+}
+
+/// A `usage` value's counts as the scans read them: input, cache-write, cache-read and output
+/// tokens, each as `Value::as_u64` reads it; `None` unless it is an object.
+pub(super) fn usage_counts(u: Option<&Value>) -> Option<[Option<u64>; 4]> {
+    let u = u.filter(|u| u.is_object())?;
+    let count = |key| u.get(key).and_then(Value::as_u64);
+    Some([
+        count("input_tokens"),
+        count("cache_creation_input_tokens"),
+        count("cache_read_input_tokens"),
+        count("output_tokens"),
+    ])
 }
 
 impl ResponseTranslator for ClaudeTranslator {
@@ -231,7 +233,7 @@ impl ResponseTranslator for ClaudeTranslator {
                 _ => {}
             }
         }
-        self.read_usage(v.get("usage"), w);
+        self.usage_of(usage_counts(v.get("usage")), w);
         w.completion(Completion {
             id: v["id"].as_str().map(str::to_string),
             model: v["model"].as_str().map(str::to_string),

@@ -1,7 +1,7 @@
 //! Claude's stream events (message_start, content_block_*, message_delta, message_stop, error)
 //! → calls on the OpenAI writer. Bounded state lives in `ClaudeTranslator`.
 
-use super::response::{claude_error, finish_reason, ClaudeTranslator};
+use super::response::{claude_error, finish_reason, usage_counts, ClaudeTranslator};
 use super::typed;
 use crate::error::ProxyError;
 use crate::openai;
@@ -19,6 +19,43 @@ impl ClaudeTranslator {
                 typed::DeltaKind::Text => w.text(0, s),
                 typed::DeltaKind::Thinking => w.reasoning(0, s),
                 typed::DeltaKind::InputJson => input_json(&self.open_tools, index, s, w),
+            }
+            return true;
+        }
+        // The few events around the deltas have their own scan (the serde view below refuses
+        // their fields, and refusing costs an error message).
+        if matches!(
+            event_name,
+            "message_start" | "content_block_start" | "message_delta" | "message_stop"
+        ) || data.starts_with(br#"{"type":"message_"#)
+            || data.starts_with(br#"{"type":"content_block_start""#)
+        {
+            let Some(b) = typed::bookend(data, event_name) else {
+                return false;
+            };
+            match b {
+                typed::Bookend::MessageStart { id, model, usage } => {
+                    self.message_start(usage, id.as_deref(), model.as_deref(), w)
+                }
+                typed::Bookend::BlockStart { index, block } => {
+                    let b = block.unwrap_or_default();
+                    self.block_start(
+                        index,
+                        b.kind.as_deref(),
+                        StartTexts {
+                            text: b.text.as_deref().unwrap_or(""),
+                            thinking: b.thinking.as_deref().unwrap_or(""),
+                            id: b.id.as_deref().unwrap_or(""),
+                            name: b.name.as_deref().unwrap_or(""),
+                            arguments: &b.arguments,
+                        },
+                        w,
+                    )
+                }
+                typed::Bookend::MessageDelta { usage, stop_reason } => {
+                    self.message_delta(usage, stop_reason.as_deref(), w)
+                }
+                typed::Bookend::MessageStop => self.message_stop(w),
             }
             return true;
         }
@@ -69,34 +106,34 @@ impl ClaudeTranslator {
         match kind {
             "message_start" => {
                 let m = &v["message"];
-                self.read_usage(m.get("usage"), w);
-                w.identify(m["id"].as_str(), m["model"].as_str());
-                w.begin(0);
+                self.message_start(
+                    usage_counts(m.get("usage")),
+                    m["id"].as_str(),
+                    m["model"].as_str(),
+                    w,
+                );
             }
             "content_block_start" => {
                 let block = &v["content_block"];
-                let index = v["index"].as_u64().unwrap_or(0);
-                match block["type"].as_str() {
-                    Some("text") => w.text(0, block["text"].as_str().unwrap_or("")),
-                    Some("tool_use") => {
-                        let ti = self.next_tool;
-                        self.next_tool += 1;
-                        self.open_tools.push((index, ti));
-                        // The input normally streams as input_json_delta; a block that starts
-                        // with a non-empty input carries it whole.
-                        let args = match &block["input"] {
-                            Value::Object(o) if !o.is_empty() => block["input"].to_string(),
-                            _ => String::new(),
-                        };
-                        let id = block["id"].as_str().unwrap_or("");
-                        let name = block["name"].as_str().unwrap_or("");
-                        w.tool_calls(0, &[ToolCallDelta::start(ti, id, name, &args)]);
-                    }
-                    Some("thinking") => w.reasoning(0, block["thinking"].as_str().unwrap_or("")),
-                    // redacted_thinking, server tool blocks: not part of OpenAI's chat
-                    // completion shape.
-                    _ => {}
-                }
+                // The input normally streams as input_json_delta; a block that starts with a
+                // non-empty input carries it whole.
+                let arguments = match &block["input"] {
+                    Value::Object(o) if !o.is_empty() => block["input"].to_string(),
+                    _ => String::new(),
+                };
+                let text = |key: &str| block[key].as_str().unwrap_or("");
+                self.block_start(
+                    v["index"].as_u64().unwrap_or(0),
+                    block["type"].as_str(),
+                    StartTexts {
+                        text: text("text"),
+                        thinking: text("thinking"),
+                        id: text("id"),
+                        name: text("name"),
+                        arguments: &arguments,
+                    },
+                    w,
+                );
             }
             "content_block_delta" => {
                 let delta = &v["delta"];
@@ -125,18 +162,12 @@ impl ClaudeTranslator {
                 let index = v["index"].as_u64().unwrap_or(0);
                 self.open_tools.retain(|(b, _)| *b != index);
             }
-            "message_delta" => {
-                self.read_usage(v.get("usage"), w);
-                if let Some(reason) = v["delta"]["stop_reason"].as_str() {
-                    w.finish(0, finish_reason(Some(reason)));
-                }
-            }
-            "message_stop" => {
-                self.stopped = true;
-                // A message that stopped without a message_delta still finished.
-                w.finish(0, "stop");
-                w.end();
-            }
+            "message_delta" => self.message_delta(
+                usage_counts(v.get("usage")),
+                v["delta"]["stop_reason"].as_str(),
+                w,
+            ),
+            "message_stop" => self.message_stop(w),
             "error" => {
                 let err = claude_error(None, &v).unwrap_or_else(|| {
                     ProxyError::bad_upstream("upstream sent an error event without details")
@@ -147,6 +178,71 @@ impl ClaudeTranslator {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// A `content_block_start` block's strings (`""` where absent) and its tool input as OpenAI
+/// `arguments` (`""` unless the block started with a non-empty input).
+struct StartTexts<'a> {
+    text: &'a str,
+    thinking: &'a str,
+    id: &'a str,
+    name: &'a str,
+    arguments: &'a str,
+}
+
+/// The events around the deltas, as both readings (scan and `Value`) hand them over.
+impl ClaudeTranslator {
+    fn message_start(
+        &mut self,
+        usage: Option<[Option<u64>; 4]>,
+        id: Option<&str>,
+        model: Option<&str>,
+        w: &mut OpenAiWriter,
+    ) {
+        self.usage_of(usage, w);
+        w.identify(id, model);
+        w.begin(0);
+    }
+
+    fn block_start(
+        &mut self,
+        index: u64,
+        kind: Option<&str>,
+        b: StartTexts<'_>,
+        w: &mut OpenAiWriter,
+    ) {
+        match kind {
+            Some("text") => w.text(0, b.text),
+            Some("tool_use") => {
+                let ti = self.next_tool;
+                self.next_tool += 1;
+                self.open_tools.push((index, ti));
+                w.tool_calls(0, &[ToolCallDelta::start(ti, b.id, b.name, b.arguments)]);
+            }
+            Some("thinking") => w.reasoning(0, b.thinking),
+            // redacted_thinking, server tool blocks: not part of OpenAI's chat completion shape.
+            _ => {}
+        }
+    }
+
+    fn message_delta(
+        &mut self,
+        usage: Option<[Option<u64>; 4]>,
+        stop_reason: Option<&str>,
+        w: &mut OpenAiWriter,
+    ) {
+        self.usage_of(usage, w);
+        if let Some(reason) = stop_reason {
+            w.finish(0, finish_reason(Some(reason)));
+        }
+    }
+
+    fn message_stop(&mut self, w: &mut OpenAiWriter) {
+        self.stopped = true;
+        // A message that stopped without a message_delta still finished.
+        w.finish(0, "stop");
+        w.end();
     }
 }
 

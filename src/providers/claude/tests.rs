@@ -1025,13 +1025,19 @@ fn typed_events_take_the_fast_path_and_agree_on_the_fixtures() {
     for stream in [TEXT_STREAM, TOOL_STREAM, ERROR_STREAM, THINKING_STREAM] {
         let events = sse_events(stream);
         assert_paths_agree(&events);
-        // The per-token events have typed views.
+        // The per-token events have typed views, the events around them their scan.
         for (name, data) in &events {
             if matches!(
                 name.as_str(),
                 "content_block_delta" | "content_block_stop" | "ping"
             ) {
                 assert!(typed::event(data).is_some(), "{name}");
+            }
+            if matches!(
+                name.as_str(),
+                "message_start" | "content_block_start" | "message_delta" | "message_stop"
+            ) {
+                assert!(typed::bookend(data, name).is_some(), "{name}");
             }
         }
     }
@@ -1123,6 +1129,109 @@ fn typed_events_agree_on_edge_cases() {
     }
 }
 
+/// The events around the deltas, in the spellings the scan must read exactly as the `Value`
+/// path does or leave to it: Anthropic's current usage objects, indices of every JSON type, tool
+/// inputs of every shape, odd types, repeated and escaped keys, names that disagree with the
+/// data's type, malformed JSON.
+#[test]
+fn bookend_events_agree_on_edge_cases() {
+    let start = sse_events(TOOL_STREAM);
+    let block =
+        |b: &str| format!(r#"{{"type":"content_block_start","index":1,"content_block":{b}}}"#);
+    let mut cases: Vec<String> = [
+        // Anthropic's message_start as of 2025 (usage with the cache breakdown and tier).
+        r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":5,"cache_creation_input_tokens":1,"cache_read_input_tokens":2,"cache_creation":{"ephemeral_5m_input_tokens":1,"ephemeral_1h_input_tokens":0},"output_tokens":1,"service_tier":"standard"}}}"#,
+        r#"{"type":"message_start","message":{"id":"msg_\u0031","model":"m\"x","usage":{"input_tokens":1.5,"output_tokens":-1}}}"#,
+        r#"{"type":"message_start","message":{"id":null,"model":null,"usage":null}}"#,
+        r#"{"type":"message_start","message":{"id":7}}"#,
+        r#"{"type":"message_start","message":null}"#,
+        r#"{"type":"message_start","message":[]}"#,
+        r#"{"type":"message_start"}"#,
+        r#"{"type":"message_start","message":{"id":"a","id":"b"}}"#,
+        r#"{"type":"message_start","message":{"usage":{"input_tokens":1,"input_tokens":2}}}"#,
+        r#"{"type":"message_start","message":{"usage":{"input_tokens":1e400}}}"#,
+        r#"{"type":"message_start","message":{"usage":{"input_tokens":18446744073709551616}}}"#,
+        r#"{"type":"message_start","message":{"usage":"many"}}"#,
+        r#"{"type":"message_start","message":{"id":"x"},"usage":{"output_tokens":3}}"#,
+        r#"{"message":{"id":"no type"}}"#,
+        r#"{"type":"message_\u0073tart","message":{"id":"escaped type"}}"#,
+        r#"{"type":"message_start","message":{"id":"x"}} trailing"#,
+        r#"{"type":"message_start","message":{"id":"x"}"#,
+        r#"{"type":"message_start","message":{"\u0069d":"escaped key"}}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":89}}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"input_tokens":3,"cache_read_input_tokens":4,"output_tokens":5}}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":null},"usage":null}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":5}}"#,
+        r#"{"type":"message_delta","delta":null}"#,
+        r#"{"type":"message_delta","delta":"end_turn"}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"a","stop_reason":"b"}}"#,
+        r#"{"type":"message_delta"}"#,
+        r#"{"type":"message_stop"}"#,
+        r#"{"type":"message_stop","index":1,"usage":{"output_tokens":1}}"#,
+        r#"{"type":"message_stop","extra":[1,{"a":1e400}]}"#,
+        r#"{"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"t","name":"n","input":{}}}"#,
+        r#"{"type":"content_block_start","index":-1}"#,
+        r#"{"type":"content_block_start","index":1.5,"content_block":{"type":"text","text":"x"}}"#,
+        r#"{"type":"content_block_start","index":"1","content_block":{"type":"text","text":"x"}}"#,
+        r#"{"type":"content_block_start","index":null,"content_block":{"type":"text","text":"x"}}"#,
+        r#"{"type":"content_block_start","index":1,"content_block":null}"#,
+        r#"{"type":"content_block_start","index":1,"content_block":5}"#,
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"named message_start"}}"#,
+    ]
+    .iter()
+    .map(|c| c.to_string())
+    .collect();
+    for b in [
+        r#"{"type":"tool_use","id":"toolu_2","name":"get_weather","input":{}}"#,
+        r#"{"type":"tool_use","id":"toolu_2","name":"get_weather","input":{ }}"#,
+        r#"{"type":"tool_use","id":"toolu_2","name":"get_weather","input":{"city": "Paris", "n": 1.50, "u": "\u00e9\/"}}"#,
+        r#"{"type":"tool_use","id":"toolu_2","name":"get_weather","input":{"a":1,"a":2}}"#,
+        r#"{"type":"tool_use","id":"toolu_2","name":"get_weather","input":[1]}"#,
+        r#"{"type":"tool_use","id":"toolu_2","name":"get_weather","input":null}"#,
+        r#"{"type":"tool_use","id":"toolu_2","name":"get_weather","input":"{}"}"#,
+        r#"{"type":"tool_use","id":"toolu_2","name":"get_weather"}"#,
+        r#"{"type":"tool_use","id":null,"name":7,"input":{}}"#,
+        r#"{"type":"text","text":"starts with text \ud83d\ude00","citations":[]}"#,
+        r#"{"type":"text","text":null}"#,
+        r#"{"type":"thinking","thinking":"","signature":""}"#,
+        r#"{"type":"redacted_thinking","data":"EmwK"}"#,
+        r#"{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{"query":"x"}}"#,
+        r#"{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[{"type":"web_search_result","url":"u"}]}"#,
+        r#"{"type":7}"#,
+        r#"{}"#,
+    ] {
+        cases.push(block(b));
+    }
+    // After the tool block opened (index 1), before its own input_json_delta events.
+    let open = start
+        .iter()
+        .position(|(n, d)| n == "content_block_start" && d.windows(9).any(|w| w == b"\"index\":1"))
+        .unwrap();
+    let mut scanned = 0;
+    for data in &cases {
+        for name in [
+            "message_start",
+            "content_block_start",
+            "message_delta",
+            "message_stop",
+            "",
+        ] {
+            scanned += usize::from(typed::bookend(data.as_bytes(), name).is_some());
+            let mut events = start[..=open].to_vec();
+            events.push((name.to_string(), data.clone().into_bytes()));
+            events.extend_from_slice(&start[open + 1..]);
+            assert_paths_agree(&events);
+        }
+    }
+    // Most of these spellings are read by the scan, not left to the `Value` path.
+    assert!(
+        scanned > cases.len() * 5 / 3,
+        "{scanned} of {}",
+        cases.len() * 5
+    );
+}
+
 /// Random byte edits of the fixture streams' events: the two paths give the same output, the
 /// same errors and the same usage, event by event.
 #[test]
@@ -1140,10 +1249,11 @@ fn typed_events_agree_on_random_edits() {
             let mut events = stream.clone();
             for _ in 0..rng.gen_range(1..3) {
                 let e = rng.gen_range(0..events.len());
-                let b = &mut events[e].1;
+                let (name, b) = &mut events[e];
                 crate::testutil::random_edits(&mut rng, b, alphabet);
                 total += 1;
-                typed_read += usize::from(typed::event(b).is_some());
+                typed_read +=
+                    usize::from(typed::event(b).is_some() || typed::bookend(b, name).is_some());
             }
             assert_paths_agree(&events);
         }

@@ -230,6 +230,160 @@ fn usage(s: &mut Cursor<'_>) -> Option<[Option<u64>; 4]> {
     Some(u)
 }
 
+/// Claude's other stream events (`message_start`, `content_block_start`, `message_delta`,
+/// `message_stop`), read by a scan as [`message`] reads a buffered reply. They come a few per
+/// stream, but each cost a `Value` parse (and a refused serde view first): a third of a short
+/// stream's reading.
+#[derive(Debug, PartialEq)]
+pub(super) enum Bookend<'a> {
+    MessageStart {
+        id: Option<Cow<'a, str>>,
+        model: Option<Cow<'a, str>>,
+        usage: Option<[Option<u64>; 4]>,
+    },
+    /// `block`: `None` when the event has none (or `null`).
+    BlockStart {
+        index: u64,
+        block: Option<StartBlock<'a>>,
+    },
+    MessageDelta {
+        usage: Option<[Option<u64>; 4]>,
+        stop_reason: Option<Cow<'a, str>>,
+    },
+    MessageStop,
+}
+
+/// A `content_block_start`'s block: its string fields as given, and `arguments` the tool input
+/// as the `Value` path passes it on (serde_json's compact bytes of a non-empty object, else `""`).
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct StartBlock<'a> {
+    pub kind: Option<Cow<'a, str>>,
+    pub text: Option<Cow<'a, str>>,
+    pub thinking: Option<Cow<'a, str>>,
+    pub id: Option<Cow<'a, str>>,
+    pub name: Option<Cow<'a, str>>,
+    pub arguments: String,
+}
+
+/// The scanned view of one of those events, its type from its `type` field, else `event_name`
+/// (as the `Value` path decides). Conservative as [`message`]: `None` for any other event type,
+/// for a field it reads holding another type than the `Value` path reads (strings may be
+/// `null`; `index` any number, as `as_u64` then gives 0), for escaped or repeated keys, a tool
+/// input the canonical copy declines, and for anything malformed; the `Value` path then decides.
+pub(super) fn bookend<'a>(data: &'a [u8], event_name: &str) -> Option<Bookend<'a>> {
+    let mut s = Cursor::plain(data);
+    let (mut kind, mut index, mut message, mut block) = (None, None, None, None);
+    let (mut stop_reason, mut usage_counts) = (None, None);
+    let names: [&[u8]; 6] = [
+        b"type",
+        b"index",
+        b"message",
+        b"content_block",
+        b"delta",
+        b"usage",
+    ];
+    s.fields(&names, |s, at| {
+        match at {
+            0 => kind = s.opt_str()?,
+            1 => index = if s.is_null() { None } else { s.number()? },
+            2 => {
+                message = if s.is_null() {
+                    None
+                } else {
+                    Some(start_message(s)?)
+                }
+            }
+            3 => {
+                block = if s.is_null() {
+                    None
+                } else {
+                    Some(start_block(s)?)
+                }
+            }
+            4 => stop_reason = if s.is_null() { None } else { stop_delta(s)? },
+            _ => usage_counts = if s.is_null() { None } else { Some(usage(s)?) },
+        }
+        Some(())
+    })?;
+    if !s.at_end() {
+        return None;
+    }
+    Some(match kind.as_deref().unwrap_or(event_name) {
+        "message_start" => {
+            let (id, model, usage) = message.unwrap_or_default();
+            Bookend::MessageStart { id, model, usage }
+        }
+        "content_block_start" => Bookend::BlockStart {
+            index: index.unwrap_or(0),
+            block,
+        },
+        "message_delta" => Bookend::MessageDelta {
+            usage: usage_counts,
+            stop_reason,
+        },
+        "message_stop" => Bookend::MessageStop,
+        _ => return None,
+    })
+}
+
+type StartMessage<'a> = (
+    Option<Cow<'a, str>>,
+    Option<Cow<'a, str>>,
+    Option<[Option<u64>; 4]>,
+);
+
+/// `message_start`'s message: id, model and usage; other keys validated and skipped.
+fn start_message<'a>(s: &mut Cursor<'a>) -> Option<StartMessage<'a>> {
+    let mut m = StartMessage::default();
+    s.fields(&[b"id", b"model", b"usage"], |s, at| {
+        match at {
+            0 => m.0 = s.opt_str()?,
+            1 => m.1 = s.opt_str()?,
+            _ => m.2 = if s.is_null() { None } else { Some(usage(s)?) },
+        }
+        Some(())
+    })?;
+    Some(m)
+}
+
+fn start_block<'a>(s: &mut Cursor<'a>) -> Option<StartBlock<'a>> {
+    let mut b = StartBlock::default();
+    let names: [&[u8]; 6] = [b"type", b"text", b"thinking", b"id", b"name", b"input"];
+    s.fields(&names, |s, at| {
+        match at {
+            0 => b.kind = s.opt_str()?,
+            1 => b.text = long_str(s)?,
+            2 => b.thinking = long_str(s)?,
+            3 => b.id = s.opt_str()?,
+            4 => b.name = s.opt_str()?,
+            _ => {
+                s.ws();
+                let start = s.i;
+                s.skip()?;
+                let raw = &s.b[start..s.i];
+                if raw.first() == Some(&b'{') {
+                    let text = canonical(raw)?;
+                    if text != "{}" {
+                        b.arguments = text;
+                    }
+                }
+            }
+        }
+        Some(())
+    })?;
+    Some(b)
+}
+
+/// `message_delta`'s delta: its `stop_reason`; other keys validated and skipped.
+fn stop_delta<'a>(s: &mut Cursor<'a>) -> Option<Option<Cow<'a, str>>> {
+    let mut reason = None;
+    s.fields(&[b"stop_reason"], |s, _| {
+        reason = s.opt_str()?;
+        Some(())
+    })?;
+    Some(reason)
+}
+
 /// The delta kinds [`canonical_delta`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum DeltaKind {
