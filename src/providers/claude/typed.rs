@@ -432,7 +432,20 @@ pub(super) fn canonical_delta<'s>(
     let (kind, body) = DELTA_KINDS
         .iter()
         .find_map(|(head, kind)| rest.strip_prefix(*head).map(|b| (*kind, b)))?;
-    let raw = std::str::from_utf8(body.strip_suffix(br#""}}"#)?).ok()?;
+    let body = body.strip_suffix(br#""}}"#)?;
+    // Plain text (no quote, backslash or control character), the usual delta: one vectorised
+    // scan, and a UTF-8 check only when it saw non-ASCII bytes.
+    let (end, non_ascii) = scan_plain(body, 0);
+    if end == body.len() {
+        let raw = if non_ascii {
+            std::str::from_utf8(body).ok()?
+        } else {
+            // SAFETY: every byte is ASCII.
+            unsafe { std::str::from_utf8_unchecked(body) }
+        };
+        return Some((kind, index, raw));
+    }
+    let raw = std::str::from_utf8(body).ok()?;
     let bytes = raw.as_bytes();
     // Plain text (the usual case) is returned as it is; escapes are decoded into `scratch`.
     let (mut start, mut i) = (0, 0);
