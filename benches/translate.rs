@@ -122,6 +122,8 @@ fn claude_message() -> String {
 }
 
 const EVENTS: usize = 1000;
+/// A short answer's stream (~50 events, like the Envoy benchmark's): the per-stream costs.
+const SHORT_EVENTS: usize = 50;
 
 /// OpenAI chunks as api.openai.com sends them, with the final usage chunk of `include_usage`.
 fn openai_stream() -> Vec<u8> {
@@ -159,11 +161,15 @@ fn openai_short_stream() -> Vec<u8> {
 
 /// Anthropic Messages streaming events (docs.anthropic.com, "Streaming Messages").
 fn claude_stream() -> Vec<u8> {
+    claude_stream_of(EVENTS)
+}
+
+fn claude_stream_of(events: usize) -> Vec<u8> {
     let mut s = String::from(
         "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_abc\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"bench-model\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":250,\"output_tokens\":1}}}\n\n\
          event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
     );
-    for i in 0..EVENTS {
+    for i in 0..events {
         s.push_str(&format!(
             "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"tok{i} \"}}}}\n\n"
         ));
@@ -178,9 +184,13 @@ fn claude_stream() -> Vec<u8> {
 
 /// Gemini `streamGenerateContent?alt=sse`: every event a whole GenerateContentResponse.
 fn gemini_stream() -> Vec<u8> {
+    gemini_stream_of(EVENTS)
+}
+
+fn gemini_stream_of(events: usize) -> Vec<u8> {
     let mut s = String::new();
-    for i in 0..EVENTS {
-        let last = i + 1 == EVENTS;
+    for i in 0..events {
+        let last = i + 1 == events;
         s.push_str(&format!(
             "data: {{\"candidates\": [{{\"content\": {{\"parts\": [{{\"text\": \"tok{i} \"}}],\"role\": \"model\"}}{}, \"index\": 0}}],\"usageMetadata\": {{\"promptTokenCount\": 250,\"candidatesTokenCount\": {},\"totalTokenCount\": {}}},\"modelVersion\": \"bench-model\"}}\r\n\r\n",
             if last { ",\"finishReason\": \"STOP\"" } else { "" },
@@ -193,9 +203,13 @@ fn gemini_stream() -> Vec<u8> {
 
 /// DashScope text generation with `incremental_output` (id / event / :HTTP_STATUS / data).
 fn qwen_stream() -> Vec<u8> {
+    qwen_stream_of(EVENTS)
+}
+
+fn qwen_stream_of(events: usize) -> Vec<u8> {
     let mut s = String::new();
-    for i in 0..EVENTS {
-        let finish = if i + 1 == EVENTS { "stop" } else { "null" };
+    for i in 0..events {
+        let finish = if i + 1 == events { "stop" } else { "null" };
         s.push_str(&format!(
             "id:{}\nevent:result\n:HTTP_STATUS/200\ndata:{{\"output\":{{\"choices\":[{{\"message\":{{\"content\":\"tok{i} \",\"role\":\"assistant\"}},\"finish_reason\":\"{finish}\"}}]}},\"usage\":{{\"total_tokens\":{},\"input_tokens\":250,\"output_tokens\":{}}},\"request_id\":\"5bef2386-ce2c-9a1f-8b56-a1e7a7bc3b74\"}}\n\n",
             i + 1,
@@ -391,6 +405,9 @@ fn profile(spec: &str) {
         [group @ ("stream" | "stream_short"), kind, slice] => {
             let stream = match *kind {
                 "openai_usage" if *group == "stream_short" => openai_short_stream(),
+                "claude" if *group == "stream_short" => claude_stream_of(SHORT_EVENTS),
+                "gemini" if *group == "stream_short" => gemini_stream_of(SHORT_EVENTS),
+                "qwen" if *group == "stream_short" => qwen_stream_of(SHORT_EVENTS),
                 _ if *group == "stream_short" => panic!("no short stream {kind}"),
                 "openai_usage" => openai_stream(),
                 "claude" => claude_stream(),
