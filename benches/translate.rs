@@ -356,7 +356,7 @@ criterion_group!(translate, benches);
 /// `AIPROXY_PROFILE=<case>:<iterations>` runs one case that many times without criterion, for
 /// instruction counts under callgrind (stable on a loaded machine, unlike wall clock). Cases:
 /// `request/<kind>`, `request_tools/<kind>` (the agent request), `response/<openai|openai_pretty|claude>`, `stream/<openai_usage|claude|gemini|qwen>/<slice>`
-/// with slice `whole`, `4096`, `64` or `1`, and `stream_short/openai_usage/<slice>` (the ~50-event
+/// with slice `whole`, `4096`, `64` or `1`, and `stream_short/<kind>/<slice>` (the ~50-event
 /// stream with a usage chunk: the per-stream cost). Instructions per iteration: run with N and 1 and
 /// divide the difference by N - 1 (this strips start-up and fixture building).
 fn profile(spec: &str) {
