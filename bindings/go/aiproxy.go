@@ -69,6 +69,11 @@ const (
 	LocalReply Action = C.AIPROXY_ACTION_LOCAL_REPLY
 	// Callout: perform the described HTTP request, then call Exchange.OnCalloutResponse.
 	Callout Action = C.AIPROXY_ACTION_CALLOUT
+	// Retry (from Exchange.Retry only): send this request upstream instead of the failed one,
+	// fields as for Forward, with Timeout the configured retryTimeout.
+	Retry Action = C.AIPROXY_ACTION_RETRY
+	// NoRetry (from Exchange.Retry only): keep the answer at hand; go on with OnResponseHeaders.
+	NoRetry Action = C.AIPROXY_ACTION_NO_RETRY
 )
 
 func (a Action) String() string {
@@ -79,6 +84,10 @@ func (a Action) String() string {
 		return "local reply"
 	case Callout:
 		return "callout"
+	case Retry:
+		return "retry"
+	case NoRetry:
+		return "no retry"
 	}
 	return fmt.Sprintf("Action(%d)", int(a))
 }
