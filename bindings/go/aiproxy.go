@@ -11,6 +11,7 @@
 //		res, _ = ex.OnCalloutResponse(status, calloutBody)
 //	}
 //	// Forward: send res.Body (when res.BodyReplaced) to res.Authority + res.Path.
+//	// retryOnFailure: ex.Retry(upstreamStatus) here may hand out a request with another token.
 //	start, _ := ex.OnResponseHeaders(upstreamStatus, upstreamHeaders) // Passthrough, Stream, Buffer
 //	out, _ := ex.OnResponseBody(chunk, false)             // per chunk; eos=true on the last
 //	usage, ok := ex.Usage()
@@ -239,9 +240,10 @@ func (c *Config) NewExchange() (*Exchange, error) {
 }
 
 // Exchange is one request/response exchange. Its methods must be called in order: OnRequest,
-// (OnCalloutResponse while the action is Callout), OnResponseHeaders, OnResponseBody for each
-// chunk with eos on the last, and Usage; a call out of order returns an error matching
-// ErrBadState. Concurrent calls are serialised.
+// (OnCalloutResponse while the action is Callout), (Retry while it hands out retries),
+// OnResponseHeaders, OnResponseBody for each chunk with eos on the last (or OnUpstreamAbort when
+// the upstream connection breaks), and Usage / UsageDetails; a call out of order returns an
+// error matching ErrBadState. Concurrent calls are serialised.
 type Exchange struct {
 	mu      sync.Mutex
 	ptr     *C.AiproxyExchange

@@ -529,7 +529,9 @@ func TestConfigQueriesConcurrently(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fail := func(format string, args ...any) { errs <- fmt.Errorf("worker %d: "+format, append([]any{w}, args...)...) }
+			fail := func(format string, args ...any) {
+				errs <- fmt.Errorf("worker %d: "+format, append([]any{w}, args...)...)
+			}
 			for i := range rounds {
 				if ws := c.Warnings(); len(ws) != 1 || !strings.HasPrefix(ws[0], "provider.unknownKnob") {
 					fail("warnings = %q", ws)
@@ -572,14 +574,16 @@ func TestConfigQueriesConcurrently(t *testing.T) {
 					fail("NewExchange: %v", err)
 					return
 				}
-				if _, err := x.OnRequest("POST", "/v1/chat/completions", jsonHeaders, chatRequest("gpt-4o", false, "hi")); err != nil {
-					fail("OnRequest: %v", err)
-				} else if i%4 == 0 {
-					if r, err := x.Retry(503); err != nil || (r.Action != Retry && r.Action != NoRetry) {
-						fail("Retry = %v, %v", r.Action, err)
-					}
+				_, err = x.OnRequest("POST", "/v1/chat/completions", jsonHeaders, chatRequest("gpt-4o", false, "hi"))
+				var r RequestResult
+				if err == nil && i%4 == 0 {
+					r, err = x.Retry(503)
 				}
 				x.Close()
+				if err != nil || (i%4 == 0 && r.Action != Retry && r.Action != NoRetry) {
+					fail("exchange %d: %v, %v", i, r.Action, err)
+					return
+				}
 			}
 		}()
 	}
