@@ -11,6 +11,7 @@
 //		res, _ = ex.OnCalloutResponse(status, calloutBody)
 //	}
 //	// Forward: send res.Body (when res.BodyReplaced) to res.Authority + res.Path.
+//	// retryOnFailure: ex.Retry(upstreamStatus) here may hand out a request with another token.
 //	start, _ := ex.OnResponseHeaders(upstreamStatus, upstreamHeaders) // Passthrough, Stream, Buffer
 //	out, _ := ex.OnResponseBody(chunk, false)             // per chunk; eos=true on the last
 //	usage, ok := ex.Usage()
@@ -69,6 +70,11 @@ const (
 	LocalReply Action = C.AIPROXY_ACTION_LOCAL_REPLY
 	// Callout: perform the described HTTP request, then call Exchange.OnCalloutResponse.
 	Callout Action = C.AIPROXY_ACTION_CALLOUT
+	// Retry (from Exchange.Retry only): send this request upstream instead of the failed one,
+	// fields as for Forward, with Timeout the configured retryTimeout.
+	Retry Action = C.AIPROXY_ACTION_RETRY
+	// NoRetry (from Exchange.Retry only): keep the answer at hand; go on with OnResponseHeaders.
+	NoRetry Action = C.AIPROXY_ACTION_NO_RETRY
 )
 
 func (a Action) String() string {
@@ -79,6 +85,10 @@ func (a Action) String() string {
 		return "local reply"
 	case Callout:
 		return "callout"
+	case Retry:
+		return "retry"
+	case NoRetry:
+		return "no retry"
 	}
 	return fmt.Sprintf("Action(%d)", int(a))
 }
@@ -230,9 +240,10 @@ func (c *Config) NewExchange() (*Exchange, error) {
 }
 
 // Exchange is one request/response exchange. Its methods must be called in order: OnRequest,
-// (OnCalloutResponse while the action is Callout), OnResponseHeaders, OnResponseBody for each
-// chunk with eos on the last, and Usage; a call out of order returns an error matching
-// ErrBadState. Concurrent calls are serialised.
+// (OnCalloutResponse while the action is Callout), (Retry while it hands out retries),
+// OnResponseHeaders, OnResponseBody for each chunk with eos on the last (or OnUpstreamAbort when
+// the upstream connection breaks), and Usage / UsageDetails; a call out of order returns an
+// error matching ErrBadState. Concurrent calls are serialised.
 type Exchange struct {
 	mu      sync.Mutex
 	ptr     *C.AiproxyExchange
