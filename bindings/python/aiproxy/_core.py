@@ -374,10 +374,12 @@ class Exchange:
 
     1. :meth:`on_request` → :class:`Forward`, :class:`LocalReply` or :class:`Callout` (for a callout,
        fetch it and call :meth:`on_callout_response`, which answers the same way);
-    2. :meth:`on_response_headers` with the upstream status and headers → :class:`ResponseStart`;
-    3. :meth:`on_response_body` for every chunk, ``end_of_stream=True`` on the last (possibly empty)
-       → :class:`BodyChunk`;
-    4. :attr:`usage`.
+    2. with ``retryOnFailure``, :meth:`retry` with the upstream status → a :class:`Forward` to send
+       instead (repeat with its status) or ``None``;
+    3. :meth:`on_response_headers` with the upstream status and headers → :class:`ResponseStart`;
+    4. :meth:`on_response_body` for every chunk, ``end_of_stream=True`` on the last (possibly empty)
+       → :class:`BodyChunk`; if the upstream connection fails first, :meth:`on_upstream_abort`;
+    5. :attr:`usage`.
 
     Calls out of that order raise :class:`StateError`; any call after :meth:`close` raises
     :class:`ClosedError`. Results are copies: they stay valid after later calls. An exchange may
