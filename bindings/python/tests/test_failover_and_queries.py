@@ -145,6 +145,23 @@ def test_due_health_checks_describe_the_check_of_the_out_token() -> None:
         assert config.due_health_checks() == ()
 
 
+def test_every_health_check_list_is_freed(monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = aiproxy._ffi.library()
+    real_free = lib.aiproxy_health_checks_free
+    freed: list[int] = []
+
+    def free(handle: Any) -> None:
+        freed.append(handle.value)
+        real_free(handle)
+
+    monkeypatch.setattr(lib, "aiproxy_health_checks_free", free)
+    with two_tokens(**FAILOVER) as config:
+        assert config.due_health_checks() == ()
+        take_tok_a_out(config)
+        assert len(due_checks(config)) == 1
+    assert len(freed) == 2 and all(freed), "the empty list and the one with a check"
+
+
 def test_on_health_check_result_restores_the_token_only_on_200() -> None:
     with two_tokens(**FAILOVER) as config:
         take_tok_a_out(config)
