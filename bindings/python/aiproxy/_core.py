@@ -16,8 +16,10 @@ from ._errors import AiproxyError, ClosedError, ErrorCode, InternalError, Invali
 from ._types import (
     BodyChunk,
     Callout,
+    ClientProtocol,
     Forward,
     HeadersLike,
+    HealthCheck,
     LocalReply,
     RequestAction,
     ResponseMode,
@@ -32,6 +34,7 @@ BodyLike = Union[bytes, bytearray, memoryview, str]
 StrLike = Union[str, bytes]
 
 _MODES = {int(m): m for m in ResponseMode}
+_PROTOCOLS = {int(p): p for p in ClientProtocol}
 
 
 def version() -> str:
@@ -77,6 +80,15 @@ def _data(value: BodyLike | None, what: str) -> bytes:
     raise TypeError(f"{what} must be bytes or str, not {type(value).__name__}")
 
 
+def _index(value: int, what: str) -> int:
+    # ctypes would wrap a negative int into a huge size_t; refuse it here instead.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not 0 <= value < 1 << (8 * ctypes.sizeof(ctypes.c_size_t)):
+        raise InvalidArgumentError(ErrorCode.INVALID_ARGUMENT, f"{what} {value} is out of range")
+    return value
+
+
 def _status(value: int, what: str = "status") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
@@ -113,18 +125,22 @@ _read_str = _ffi.read_str
 _read_bytes = _ffi.read_bytes
 
 
+def _forward(r: _ffi.RequestResult) -> Forward:
+    return Forward(
+        _read_str(r.authority_ptr, r.authority_len),
+        _read_str(r.path_ptr, r.path_len),
+        _ffi.read_names(r.remove_headers, r.remove_headers_len),
+        _ffi.read_headers(r.headers, r.headers_len),
+        _read_bytes(r.body_ptr, r.body_len) if r.body_replaced else None,
+        _read_str(r.model_ptr, r.model_len),
+        r.timeout_ms,
+    )
+
+
 def _request_action(r: _ffi.RequestResult) -> RequestAction:
     action = r.action
     if action == _ffi.ACTION_FORWARD:
-        return Forward(
-            _read_str(r.authority_ptr, r.authority_len),
-            _read_str(r.path_ptr, r.path_len),
-            _ffi.read_names(r.remove_headers, r.remove_headers_len),
-            _ffi.read_headers(r.headers, r.headers_len),
-            _read_bytes(r.body_ptr, r.body_len) if r.body_replaced else None,
-            _read_str(r.model_ptr, r.model_len),
-            r.timeout_ms,
-        )
+        return _forward(r)
     if action == _ffi.ACTION_LOCAL_REPLY:
         return LocalReply(
             status=r.status,
@@ -209,6 +225,125 @@ class Config:
             raise _take_error(lib, ErrorCode.INTERNAL, err)
         return int(ptr)
 
+    def _live(self) -> int:
+        ptr = self._ptr
+        if ptr is None:
+            raise ClosedError("config")
+        return ptr
+
+    def _route_flag(self, fn_name: str, method: StrLike, path: StrLike) -> bool:
+        m = _utf8(method, "method")
+        p = _utf8(path, "path")
+        lib = _ffi.library()
+        out = ctypes.c_bool()
+        err = ctypes.c_void_p()
+        # The lock only keeps close() from freeing the handle during the call.
+        with self._lock:
+            rc = getattr(lib, fn_name)(self._live(), m, len(m), p, len(p), ctypes.byref(out), ctypes.byref(err))
+        if rc:
+            raise _take_error(lib, rc, err)
+        return bool(out.value)
+
+    def translates(self, method: StrLike, path: StrLike) -> bool:
+        """Whether requests with this method and path (with query) are translated: their OpenAI
+        body is read and rewritten. An empty method or path is never translated."""
+        return self._route_flag("aiproxy_config_translates", method, path)
+
+    def needs_request_body(self, method: StrLike, path: StrLike) -> bool:
+        """Whether the core needs this request's body to decide (it translates it, or the provider
+        signs every request over its bytes). ``False``: :meth:`Exchange.on_request` may be called
+        as soon as the headers arrive, with an empty body."""
+        return self._route_flag("aiproxy_config_needs_request_body", method, path)
+
+    @property
+    def first_byte_timeout_ms(self) -> int | None:
+        """``firstByteTimeout`` in milliseconds, ``None`` when unset: how long to wait for the first
+        byte of a streamed upstream response (the library applies no timers itself)."""
+        lib = _ffi.library()
+        out = ctypes.c_uint64()
+        err = ctypes.c_void_p()
+        with self._lock:
+            rc = lib.aiproxy_config_first_byte_timeout_ms(self._live(), ctypes.byref(out), ctypes.byref(err))
+        if rc:
+            raise _take_error(lib, rc, err)
+        return out.value or None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Fields that were accepted but have no effect (unknown names, Higress fields aiproxy does
+        not implement), one sentence each naming the field (never its value); log them at load."""
+        lib = _ffi.library()
+        count = ctypes.c_size_t()
+        item = _ffi.Str()
+        err = ctypes.c_void_p()
+        out: list[str] = []
+        with self._lock:
+            ptr = self._live()
+            rc = lib.aiproxy_config_warning_count(ptr, ctypes.byref(count), ctypes.byref(err))
+            for i in range(count.value if not rc else 0):
+                rc = lib.aiproxy_config_warning(ptr, i, ctypes.byref(item), ctypes.byref(err))
+                if rc:
+                    break
+                # Owned by the config: copy while the lock keeps it from being freed.
+                out.append(_read_str(item.ptr, item.len))
+        if rc:
+            raise _take_error(lib, rc, err)
+        return tuple(out)
+
+    @property
+    def tokens_out(self) -> int:
+        """How many API tokens are currently out of the rotation (``failover``)."""
+        lib = _ffi.library()
+        with self._lock:
+            return int(lib.aiproxy_config_tokens_out(self._live()))
+
+    def due_health_checks(self) -> tuple[HealthCheck, ...]:
+        """Claims the health checks due now (one per out token whose ``healthCheckInterval``
+        passed; often none). Each is returned once until its result or its timeout; report every
+        one with :meth:`on_health_check_result`. Calling this tells the core that the host sends
+        checks, which turns half-open trials on live traffic off."""
+        lib = _ffi.library()
+        handle = ctypes.c_void_p()
+        err = ctypes.c_void_p()
+        with self._lock:
+            rc = lib.aiproxy_config_due_health_checks(self._live(), ctypes.byref(handle), ctypes.byref(err))
+        if rc:
+            raise _take_error(lib, rc, err)
+        # The list is owned by the caller and independent of the config: copy it, then free it.
+        try:
+            checks = []
+            item = _ffi.HealthCheckResult()
+            for i in range(lib.aiproxy_health_checks_len(handle)):
+                rc = lib.aiproxy_health_checks_get(handle, i, ctypes.byref(item), ctypes.byref(err))
+                if rc:
+                    raise _take_error(lib, rc, err)
+                checks.append(
+                    HealthCheck(
+                        token_index=item.token_index,
+                        authority=_read_str(item.authority_ptr, item.authority_len),
+                        path=_read_str(item.path_ptr, item.path_len),
+                        headers=_ffi.read_headers(item.headers, item.headers_len),
+                        body=_read_bytes(item.body_ptr, item.body_len),
+                        timeout_ms=item.timeout_ms,
+                    )
+                )
+            return tuple(checks)
+        finally:
+            lib.aiproxy_health_checks_free(handle)
+
+    def on_health_check_result(self, token_index: int, status: int) -> None:
+        """Reports the HTTP status of the :class:`HealthCheck` of token ``token_index`` (0: it
+        failed without a status). Only 200 passes; ``successThreshold`` passes bring the token
+        back into the rotation."""
+        i = _index(token_index, "token_index")
+        s = _status(status)
+        lib = _ffi.library()
+        err = ctypes.c_void_p()
+        with self._lock:
+            rc = lib.aiproxy_config_on_health_check_result(self._live(), i, s, ctypes.byref(err))
+        if rc:
+            raise _take_error(lib, rc, err)
+
     @property
     def closed(self) -> bool:
         return self._ptr is None
@@ -239,10 +374,12 @@ class Exchange:
 
     1. :meth:`on_request` → :class:`Forward`, :class:`LocalReply` or :class:`Callout` (for a callout,
        fetch it and call :meth:`on_callout_response`, which answers the same way);
-    2. :meth:`on_response_headers` with the upstream status and headers → :class:`ResponseStart`;
-    3. :meth:`on_response_body` for every chunk, ``end_of_stream=True`` on the last (possibly empty)
-       → :class:`BodyChunk`;
-    4. :attr:`usage`.
+    2. with ``retryOnFailure``, :meth:`retry` with the upstream status → a :class:`Forward` to send
+       instead (repeat with its status) or ``None``;
+    3. :meth:`on_response_headers` with the upstream status and headers → :class:`ResponseStart`;
+    4. :meth:`on_response_body` for every chunk, ``end_of_stream=True`` on the last (possibly empty)
+       → :class:`BodyChunk`; if the upstream connection fails first, :meth:`on_upstream_abort`;
+    5. :attr:`usage`.
 
     Calls out of that order raise :class:`StateError`; any call after :meth:`close` raises
     :class:`ClosedError`. Results are copies: they stay valid after later calls. An exchange may
@@ -340,6 +477,68 @@ class Exchange:
             if out.unchanged:
                 return BodyChunk(None, None)
             return BodyChunk(_read_bytes(out.data_ptr, out.data_len), out.status or None)
+
+    def retry(self, status: int) -> Forward | None:
+        """With ``retryOnFailure``: call with the upstream's status before
+        :meth:`on_response_headers`, while nothing of the response reached the client. Returns a
+        :class:`Forward` to send instead (another API token; edits apply to the request that went
+        upstream; ``timeout_ms`` is ``retryTimeout``), then call ``retry`` again with its status;
+        or ``None``: go on with :meth:`on_response_headers`. If the retry cannot be sent, call
+        :meth:`retry_not_sent` and go on with the answer at hand."""
+        s = _status(status)
+        lib = self._lib
+        out = _ffi.RequestResult()
+        err = ctypes.c_void_p()
+        with self._lock:
+            rc = lib.aiproxy_exchange_retry(self._live(), s, ctypes.byref(out), ctypes.byref(err))
+            if rc:
+                raise _take_error(lib, rc, err)
+            if out.action == _ffi.ACTION_NO_RETRY:
+                return None
+            if out.action != _ffi.ACTION_RETRY:
+                raise InternalError(ErrorCode.INTERNAL, f"the library returned an unknown retry action {out.action}")
+            return _forward(out)
+
+    def retry_not_sent(self) -> None:
+        """The :class:`Forward` from :meth:`retry` could not be sent: the answer at hand (already
+        reported) is the one to go on with."""
+        lib = self._lib
+        err = ctypes.c_void_p()
+        with self._lock:
+            rc = lib.aiproxy_exchange_retry_not_sent(self._live(), ctypes.byref(err))
+            if rc:
+                raise _take_error(lib, rc, err)
+
+    def on_upstream_abort(self) -> BodyChunk:
+        """The upstream connection failed (reset, timeout) before its body ended; ends the
+        exchange. Returns what to send to finish the client's response: when streaming, an
+        in-stream error event and ``[DONE]`` to append (``status`` ``None``); when buffering or
+        before the response headers, an error body with ``status`` 502; ``data is None`` when
+        there is nothing to add (passthrough, or the response already ended). Safe to repeat."""
+        lib = self._lib
+        out = _ffi.BodyResult()
+        err = ctypes.c_void_p()
+        with self._lock:
+            rc = lib.aiproxy_exchange_on_upstream_abort(self._live(), ctypes.byref(out), ctypes.byref(err))
+            if rc:
+                raise _take_error(lib, rc, err)
+            if out.unchanged:
+                return BodyChunk(None, None)
+            return BodyChunk(_read_bytes(out.data_ptr, out.data_len), out.status or None)
+
+    @property
+    def client_protocol(self) -> ClientProtocol:
+        """The API dialect the client spoke, decided by :meth:`on_request`'s path
+        (:attr:`ClientProtocol.OPENAI` before it)."""
+        out = ctypes.c_int32()
+        with self._lock:
+            rc = self._lib.aiproxy_exchange_client_protocol(self._live(), ctypes.byref(out))
+        if rc:
+            raise error_for(rc, f"reading the client protocol failed with code {rc}")
+        protocol = _PROTOCOLS.get(out.value)
+        if protocol is None:
+            raise InternalError(ErrorCode.INTERNAL, f"the library returned an unknown client protocol {out.value}")
+        return protocol
 
     @property
     def usage(self) -> Usage | None:

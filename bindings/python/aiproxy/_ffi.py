@@ -49,10 +49,15 @@ ERR_INVALID_ARGUMENT: Final = 7
 ACTION_FORWARD: Final = 0
 ACTION_LOCAL_REPLY: Final = 1
 ACTION_CALLOUT: Final = 2
+ACTION_RETRY: Final = 3
+ACTION_NO_RETRY: Final = 4
 
 MODE_PASSTHROUGH: Final = 0
 MODE_STREAM: Final = 1
 MODE_BUFFER: Final = 2
+
+CLIENT_PROTOCOL_OPENAI: Final = 0
+CLIENT_PROTOCOL_ANTHROPIC: Final = 1
 
 
 PACKAGE_VERSION: Final = "0.1.0"
@@ -181,6 +186,23 @@ class UsageDetailsResult(ctypes.Structure):
     ]
 
 
+class HealthCheckResult(ctypes.Structure):
+    """``AiproxyHealthCheck``."""
+
+    _fields_ = [
+        ("token_index", ctypes.c_size_t),
+        ("authority_ptr", _PTR),
+        ("authority_len", ctypes.c_size_t),
+        ("path_ptr", _PTR),
+        ("path_len", ctypes.c_size_t),
+        ("headers", ctypes.POINTER(Header)),
+        ("headers_len", ctypes.c_size_t),
+        ("body_ptr", _PTR),
+        ("body_len", ctypes.c_size_t),
+        ("timeout_ms", ctypes.c_uint64),
+    ]
+
+
 def read_bytes(ptr: ctypes._Pointer[ctypes.c_char], n: int) -> bytes:
     """Copies ``n`` borrowed bytes into Python ``bytes``."""
     if not n or not ptr:  # the C API promises a pointer with a non-zero length; never read null
@@ -299,6 +321,30 @@ def _declare(lib: ctypes.CDLL) -> None:
         ),
         "aiproxy_exchange_usage": (c.c_int32, [c.c_void_p, c.POINTER(UsageResult)]),
         "aiproxy_exchange_usage_details": (c.c_int32, [c.c_void_p, c.POINTER(UsageDetailsResult)]),
+        "aiproxy_exchange_on_upstream_abort": (c.c_int32, [c.c_void_p, c.POINTER(BodyResult), err_out]),
+        "aiproxy_exchange_client_protocol": (c.c_int32, [c.c_void_p, c.POINTER(c.c_int32)]),
+        "aiproxy_exchange_retry": (c.c_int32, [c.c_void_p, c.c_uint16, c.POINTER(RequestResult), err_out]),
+        "aiproxy_exchange_retry_not_sent": (c.c_int32, [c.c_void_p, err_out]),
+        "aiproxy_config_translates": (
+            c.c_int32,
+            [c.c_void_p, c.c_char_p, c.c_size_t, c.c_char_p, c.c_size_t, c.POINTER(c.c_bool), err_out],
+        ),
+        "aiproxy_config_needs_request_body": (
+            c.c_int32,
+            [c.c_void_p, c.c_char_p, c.c_size_t, c.c_char_p, c.c_size_t, c.POINTER(c.c_bool), err_out],
+        ),
+        "aiproxy_config_first_byte_timeout_ms": (c.c_int32, [c.c_void_p, c.POINTER(c.c_uint64), err_out]),
+        "aiproxy_config_warning_count": (c.c_int32, [c.c_void_p, c.POINTER(c.c_size_t), err_out]),
+        "aiproxy_config_warning": (c.c_int32, [c.c_void_p, c.c_size_t, c.POINTER(Str), err_out]),
+        "aiproxy_config_tokens_out": (c.c_uint64, [c.c_void_p]),
+        "aiproxy_config_due_health_checks": (c.c_int32, [c.c_void_p, c.POINTER(c.c_void_p), err_out]),
+        "aiproxy_health_checks_len": (c.c_size_t, [c.c_void_p]),
+        "aiproxy_health_checks_get": (
+            c.c_int32,
+            [c.c_void_p, c.c_size_t, c.POINTER(HealthCheckResult), err_out],
+        ),
+        "aiproxy_health_checks_free": (None, [c.c_void_p]),
+        "aiproxy_config_on_health_check_result": (c.c_int32, [c.c_void_p, c.c_size_t, c.c_uint16, err_out]),
         "aiproxy_error_code": (c.c_int32, [c.c_void_p]),
         "aiproxy_error_message": (c.c_char_p, [c.c_void_p]),
         "aiproxy_error_field": (c.c_char_p, [c.c_void_p]),

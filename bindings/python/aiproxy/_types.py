@@ -5,15 +5,17 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Union
+from typing import ClassVar, Union
 
 from . import _ffi
 
 __all__ = [
     "BodyChunk",
     "Callout",
+    "ClientProtocol",
     "Forward",
     "HeaderPairs",
+    "HealthCheck",
     "HeadersLike",
     "LocalReply",
     "RequestAction",
@@ -146,3 +148,27 @@ class Usage:
     """Prompt tokens served from the provider's cache, when it reported them."""
     reasoning_tokens: int | None = None
     """Completion tokens spent on reasoning, when the provider reported them."""
+
+
+class ClientProtocol(enum.IntEnum):
+    """The API dialect the client spoke (``AIPROXY_CLIENT_PROTOCOL_*``), decided by the request
+    path: ``/v1/messages`` is Anthropic's Messages API, everything else OpenAI's."""
+
+    OPENAI = _ffi.CLIENT_PROTOCOL_OPENAI
+    ANTHROPIC = _ffi.CLIENT_PROTOCOL_ANTHROPIC
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """A health check to send for an API token out of the rotation (``failover``): ``POST``
+    ``body`` with ``headers`` to ``authority`` + ``path`` (through the host's route to the
+    provider) within ``timeout_ms``, then report the status with
+    :meth:`Config.on_health_check_result` (``token_index``, status or 0 when it failed)."""
+
+    method: ClassVar[str] = "POST"
+    token_index: int
+    authority: str
+    path: str
+    headers: HeaderPairs
+    body: bytes
+    timeout_ms: int

@@ -30,6 +30,10 @@ CALLS: dict[str, Callable[[aiproxy.Exchange], Any]] = {
     "on_response_headers": lambda ex: ex.on_response_headers(200, {"content-type": "application/json"}),
     "on_response_body": lambda ex: ex.on_response_body(b"{}", True),
     "usage": lambda ex: ex.usage,
+    "retry": lambda ex: ex.retry(503),
+    "retry_not_sent": lambda ex: ex.retry_not_sent(),
+    "on_upstream_abort": lambda ex: ex.on_upstream_abort(),
+    "client_protocol": lambda ex: ex.client_protocol,
 }
 
 
