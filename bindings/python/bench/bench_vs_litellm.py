@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 # LiteLLM fetches its model-cost map from the network at import unless told otherwise.
@@ -124,7 +124,8 @@ def _gemini_request(model: str, messages: list[Any], optional: dict[str, Any], p
     lookup, which may go to the network."""
     from litellm.llms.vertex_ai.gemini.transformation import transform_request_body
 
-    body: dict[str, Any] = transform_request_body(  # type: ignore[assignment]
+    # LiteLLM types the body as its own TypedDict (when its types are installed): a plain dict here.
+    body = transform_request_body(
         messages=messages,
         model=model,
         optional_params=optional,
@@ -132,7 +133,7 @@ def _gemini_request(model: str, messages: list[Any], optional: dict[str, Any], p
         litellm_params=params,
         cached_content=None,
     )
-    return body
+    return cast(dict[str, Any], body)
 
 
 def _gemini_stream(lines: Iterator[str]) -> Iterator[Any]:
