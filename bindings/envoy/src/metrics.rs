@@ -164,34 +164,47 @@ impl Metrics {
     /// Takes every pending count and passes each non-zero one to `emit` as (counter, label
     /// values, amount).
     fn drain(&self, mut emit: impl FnMut(CounterVecId, &[&str], u64)) {
-        let provider = self.provider;
-        let take = |a: &AtomicU64| a.swap(0, Ordering::SeqCst);
-        let names: Vec<Box<str>> = lock(&self.models).names.clone();
-        let labelled = names
-            .iter()
-            .map(|n| &**n)
-            .chain(std::iter::repeat(OTHER_MODEL))
-            .zip(
-                self.counts
-                    .iter()
-                    .take(names.len())
-                    .chain(self.counts.last()),
-            );
-        for (model, counts) in labelled {
-            for (id, n) in [
-                (self.ids.requests, take(&counts.requests)),
-                (self.ids.input_tokens, take(&counts.input_tokens)),
-                (self.ids.output_tokens, take(&counts.output_tokens)),
-            ] {
-                if n > 0 {
-                    emit(id, &[provider, model], n);
+        let take = |c: &ModelCounts| {
+            [&c.requests, &c.input_tokens, &c.output_tokens].map(|a| a.swap(0, Ordering::SeqCst))
+        };
+        // Taken under the table's lock (quick: no call into Envoy), with a copy of the names of
+        // the models that have counts; sent to Envoy after the lock is released, as workers take
+        // it on every request.
+        let mut pending: Vec<(Option<Box<str>>, [u64; 3])> = Vec::new();
+        {
+            let table = lock(&self.models);
+            for (name, counts) in table.names.iter().zip(self.counts.iter()) {
+                let n = take(counts);
+                if n != [0; 3] {
+                    pending.push((Some(name.clone()), n));
+                }
+            }
+        }
+        let other = self.counts.last().map_or([0; 3], take);
+        if other != [0; 3] {
+            pending.push((None, other));
+        }
+        let ids = [
+            self.ids.requests,
+            self.ids.input_tokens,
+            self.ids.output_tokens,
+        ];
+        for (name, n) in &pending {
+            let model = name.as_deref().unwrap_or(OTHER_MODEL);
+            for (id, n) in ids.iter().zip(n) {
+                if *n > 0 {
+                    emit(*id, &[self.provider, model], *n);
                 }
             }
         }
         for (protocol, pending) in PROTOCOLS.iter().zip(&self.protocols) {
-            let n = take(pending);
+            let n = pending.swap(0, Ordering::SeqCst);
             if n > 0 {
-                emit(self.ids.client_requests, &[provider, protocol.name()], n);
+                emit(
+                    self.ids.client_requests,
+                    &[self.provider, protocol.name()],
+                    n,
+                );
             }
         }
     }
