@@ -362,10 +362,10 @@ fn reasoning_effort_maps_to_thinking() {
 }
 
 /// `usage.cached_tokens` of Cohere's v2 Chat reply and of the stream's `message-end` delta
-/// (docs.cohere.com/v2/reference/chat and /v2/reference/chat-stream, `usage`: "the number of
-/// prompt tokens that hit the inference cache", a number; the same field in Cohere's generated
-/// SDK type `Usage`) → OpenAI's `prompt_tokens_details.cached_tokens`. Replies without it (the
-/// fixtures above) keep no details.
+/// (docs.cohere.com/v2/reference/chat and /v2/reference/chat-stream, `usage`: the prompt tokens
+/// served from Cohere's inference cache, a number; the same field in the `Usage` type of Cohere's
+/// SDK generated from its API definition) → OpenAI's `prompt_tokens_details.cached_tokens`.
+/// Replies without it (the fixtures above) keep no details.
 #[test]
 fn cached_prompt_tokens_are_openai_cached_tokens() {
     let cached_usage = r#""usage":{"billed_units":{"input_tokens":5,"output_tokens":9},"tokens":{"input_tokens":71,"output_tokens":9},"cached_tokens":64}"#;
