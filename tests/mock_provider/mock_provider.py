@@ -78,6 +78,7 @@ Endpoints (shapes cited next to each builder below):
 * ``POST /v1/text/chatcompletion_pro?GroupId=`` minimax pro;
 * ``POST /v2/translate`` deepl (free and pro hosts alike);
 * ``POST /v2/chat`` and ``POST /v2/embed`` cohere (v2);
+* ``POST /v3/chat`` coze (bot chat, for ``protocol: original``; never translated);
 * ``POST /model/{id}/converse | /converse-stream`` bedrock (event-stream frames);
 * ``POST /v1/[projects/{p}/locations/{r}/]publishers/google/models/{m}:generateContent |
   :streamGenerateContent`` and ``.../publishers/anthropic/models/{m}:rawPredict |
@@ -1202,7 +1203,8 @@ def gemini_error(req: MockRequest, status: int) -> Reply:
 # &assertion=<RS256 JWT {iss, scope, aud, iat, exp}> -> {"access_token", "expires_in",
 # "token_type": "Bearer"}; errors {"error": "invalid_grant", "error_description"} with 400.
 # The mock checks the JWT's form and claims (an ``iss`` starting with ``revoked`` is refused as a
-# disabled key); the signature is checked by the tests (they hold the public key). Service-account requests must carry a token this mock issued.
+# disabled key; one starting with ``ttl<N>-`` gets ``expires_in`` N); the signature is checked
+# by the tests (they hold the public key). Service-account requests must carry a token this mock issued.
 # --------------------------------------------------------------------------
 
 VERTEX_GEMINI_ROUTE: Final = re.compile(
@@ -1248,8 +1250,11 @@ def oauth_token(req: MockRequest) -> Reply:
     if str(claims["iss"]).startswith("revoked"):
         # Google's answer for a deleted or disabled key.
         return oauth_error(req, 400, "invalid_grant", "Invalid JWT Signature.")
+    # A service account named "ttl<N>-..." gets tokens that expire in N seconds (refresh tests).
+    short = re.match(r"^ttl(\d+)-", str(claims["iss"]))
+    expires_in = int(short.group(1)) if short else 3599
     return json_reply(
-        {"access_token": f"{VERTEX_TOKEN_PREFIX}{req.digest[:24]}", "expires_in": 3599, "token_type": "Bearer"}
+        {"access_token": f"{VERTEX_TOKEN_PREFIX}{req.digest[:24]}", "expires_in": expires_in, "token_type": "Bearer"}
     )
 
 
@@ -1945,6 +1950,67 @@ def cohere_error(req: MockRequest, status: int) -> Reply:
     return json_reply({"id": f"cohere-mock-{req.digest[:24]}", "message": message}, status)
 
 
+# --------------------------------------------------------------------------
+# Coze bot chat (v3), reached only through `protocol: original` (aiproxy does not translate it)
+# Shapes: "发起对话" (https://docs.coze.cn/developer_guides/chat_v3): POST /v3/chat with
+# {bot_id, user_id, stream, additional_messages:[{role, content, content_type}]}, Bearer token.
+# Not streamed: {"code": 0, "msg": "", "data": {id, conversation_id, bot_id, created_at,
+# last_error:{code,msg}, status:"in_progress"}} (the answer is read later with other calls).
+# Streamed: "event:<name>" / "data:<json>" lines (no space after the colon):
+# conversation.chat.created, conversation.message.delta (type "answer", a content piece),
+# conversation.message.completed (the whole content), conversation.chat.completed (usage
+# {token_count, output_count, input_count}), then "done" with data "[DONE]".
+# Errors: {"code": <nonzero>, "msg"}.
+# --------------------------------------------------------------------------
+
+COZE_CHAT: Final = "/v3/chat"
+
+
+def coze_event(name: str, obj: JSON) -> bytes:
+    payload = obj if isinstance(obj, str) else dumps(obj)
+    return f"event:{name}\ndata:{payload}\n\n".encode("utf-8")
+
+
+def coze_chat(req: MockRequest) -> Reply:
+    body = req.obj
+    if not credential(req):
+        return coze_error(req, 401)
+    messages = [m for m in body.get("additional_messages") or [] if isinstance(m, dict)]
+    last_user = last_with_role([(str(m.get("role", "")), text_of(m.get("content"))) for m in messages], "user")
+    chat = {
+        "id": f"coze-chat-{req.digest[:16]}",
+        "conversation_id": f"coze-conv-{req.digest[16:32]}",
+        "bot_id": str(body.get("bot_id", "")),
+        "created_at": CREATED,
+        "last_error": {"code": 0, "msg": ""},
+    }
+    if not body.get("stream"):
+        return json_reply({"code": 0, "msg": "", "data": {**chat, "status": "in_progress"}})
+    text = reply_text(last_user)
+    message = {
+        "id": f"coze-msg-{req.digest[32:48]}",
+        "conversation_id": chat["conversation_id"],
+        "bot_id": chat["bot_id"],
+        "chat_id": chat["id"],
+        "role": "assistant",
+        "type": "answer",
+        "content_type": "text",
+    }
+    prompt, completion = word_count(last_user), word_count(text)
+    usage = {"token_count": prompt + completion, "output_count": completion, "input_count": prompt}
+    events = [coze_event("conversation.chat.created", {**chat, "status": "created"})]
+    events += [coze_event("conversation.message.delta", {**message, "content": p}) for p in split_pieces(text)]
+    events.append(coze_event("conversation.message.completed", {**message, "content": text}))
+    done = {**chat, "status": "completed", "completed_at": CREATED + 1, "usage": usage}
+    events.append(coze_event("conversation.chat.completed", done))
+    events.append(coze_event("done", '"[DONE]"'))
+    return Reply(200, SSE_TYPE, events=events, headers=[("cache-control", "no-cache")])
+
+
+def coze_error(req: MockRequest, status: int) -> Reply:
+    return json_reply({"code": 4100, "msg": f"mock Coze error (HTTP {status})"}, status)
+
+
 def not_found(req: MockRequest) -> Reply:
     return json_reply(
         {
@@ -2146,6 +2212,8 @@ def resolve(req: MockRequest) -> Route:
         return Route("cohere", cohere_chat, cohere_error)
     if route == "/v2/embed":
         return Route("cohere", cohere_embed, cohere_error)
+    if route == COZE_CHAT:
+        return Route("coze", coze_chat, coze_error)
     if route == "/" and (req.header("x-tc-action") or "tencentcloudapi" in req.host.lower()):
         return Route("hunyuan", hunyuan_chat, hunyuan_error)
     if route.endswith("/chat/completions") or route == "/v1/text/chatcompletion_v2":

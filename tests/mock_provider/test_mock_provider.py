@@ -993,6 +993,30 @@ def test_cohere_chat_stream_events(mock: MockHandle) -> None:
     assert events[-1][1]["delta"]["finish_reason"] == "TOOL_CALL"
 
 
+COZE_BODY: dict[str, Any] = {
+    "bot_id": "7342000000000000001",
+    "user_id": "u-1",
+    "additional_messages": [{"role": "user", "content": USER, "content_type": "text"}],
+}
+
+
+def test_coze_chat_buffered_and_stream(mock: MockHandle) -> None:
+    auth = {"authorization": "Bearer pat_mock"}
+    assert post(mock.port, "/v3/chat", COZE_BODY).status == 401
+    obj = post(mock.port, "/v3/chat", COZE_BODY, auth).json()
+    assert obj["code"] == 0 and obj["data"]["status"] == "in_progress" and obj["data"]["bot_id"] == COZE_BODY["bot_id"]
+    resp = post(mock.port, "/v3/chat", {**COZE_BODY, "stream": True}, auth)
+    assert resp.status == 200 and resp.headers["content-type"].startswith("text/event-stream")
+    assert b"event:conversation.chat.created\ndata:{" in resp.body
+    events = sse_events(resp.body)
+    names = [n for n, _ in events]
+    assert names[0] == "conversation.chat.created" and names[-2:] == ["conversation.chat.completed", "done"]
+    assert events[-1][1] == '"[DONE]"'
+    text = "".join(json.loads(d)["content"] for n, d in events if n == "conversation.message.delta")
+    assert text == REPLY
+    assert json.loads(events[-2][1])["usage"]["output_count"] == words(REPLY)
+
+
 def test_cohere_embed(mock: MockHandle) -> None:
     obj = post(
         mock.port,
@@ -1123,6 +1147,9 @@ def test_oauth_token_exchange(mock: MockHandle) -> None:
         resp = _token_request(mock, bad)
         assert resp.status == 400 and resp.json()["error"] == "invalid_grant", bad
     assert _token_request(mock, claims, grant="password").json()["error"] == "unsupported_grant_type"
+    assert obj["expires_in"] == 3599
+    # A "ttl<N>-" account gets tokens that expire in N seconds.
+    assert _token_request(mock, {**claims, "iss": "ttl4-svc@p.iam.gserviceaccount.com"}).json()["expires_in"] == 4
 
 
 def test_vertex_routes_check_auth_and_body(mock: MockHandle) -> None:

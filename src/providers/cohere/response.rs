@@ -27,7 +27,9 @@ pub(super) fn generation_failed(reason: &str) -> ProxyError {
     ))
 }
 
-/// `usage.tokens` (what the model processed), else `usage.billed_units`.
+/// `usage.tokens` (what the model processed), else `usage.billed_units`. `usage.cached_tokens`
+/// (prompt tokens served from Cohere's inference cache, part of the input count) is OpenAI's
+/// `cached_tokens`; absent on replies without it.
 pub(super) fn usage(u: Option<&Value>) -> Option<Usage> {
     let u = u?;
     let counts = u
@@ -40,11 +42,12 @@ pub(super) fn usage(u: Option<&Value>) -> Option<Usage> {
             .and_then(Value::as_f64)
             .map_or(0, |f| f as u64)
     };
-    Some(Usage::saturating(
-        &[n("input_tokens")],
-        &[n("output_tokens")],
-        None,
-    ))
+    // Cohere's API definition types it as a number: read it like the counts above.
+    let cached = u
+        .get("cached_tokens")
+        .and_then(Value::as_f64)
+        .map(|f| f as u64);
+    Some(Usage::saturating(&[n("input_tokens")], &[n("output_tokens")], None).with_cached(cached))
 }
 
 /// Bounded state: the API, the open tool calls (Cohere index → OpenAI index) and whether

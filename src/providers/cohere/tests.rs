@@ -360,3 +360,45 @@ fn reasoning_effort_maps_to_thinking() {
     let v = rejected(body);
     assert_eq!(v["error"]["param"], "reasoning_effort");
 }
+
+/// `usage.cached_tokens` of Cohere's v2 Chat reply and of the stream's `message-end` delta
+/// (docs.cohere.com/v2/reference/chat and /v2/reference/chat-stream, `usage`: the prompt tokens
+/// served from Cohere's inference cache, a number; the same field in the `Usage` type of Cohere's
+/// SDK generated from its API definition) → OpenAI's `prompt_tokens_details.cached_tokens`.
+/// Replies without it (the fixtures above) keep no details.
+#[test]
+fn cached_prompt_tokens_are_openai_cached_tokens() {
+    let cached_usage = r#""usage":{"billed_units":{"input_tokens":5,"output_tokens":9},"tokens":{"input_tokens":71,"output_tokens":9},"cached_tokens":64}"#;
+    let body = TEXT_BODY.replace(
+        r#""usage":{"billed_units":{"input_tokens":5,"output_tokens":9},"tokens":{"input_tokens":71,"output_tokens":9}}"#,
+        cached_usage,
+    );
+    assert_ne!(body, TEXT_BODY);
+    let v = testutil::buffered_completion(&mut chat_exchange(), body.as_bytes());
+    assert_eq!(
+        v["usage"],
+        json!({"prompt_tokens": 71, "completion_tokens": 9, "total_tokens": 80,
+               "prompt_tokens_details": {"cached_tokens": 64}})
+    );
+    let v = testutil::buffered_completion(&mut chat_exchange(), TEXT_BODY.as_bytes());
+    assert!(v["usage"].get("prompt_tokens_details").is_none(), "{v}");
+
+    let c = cfg();
+    let req = r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]}"#;
+    let stream = TEXT_STREAM.replace(
+        r#""tokens":{"input_tokens":71,"output_tokens":4}}"#,
+        r#""tokens":{"input_tokens":71,"output_tokens":4},"cached_tokens":64}"#,
+    );
+    assert_ne!(stream, TEXT_STREAM);
+    let (mut ex, _) = forward(&c, CHAT, req);
+    let (_, out, _) = respond(&mut ex, 200, "text/event-stream", stream.as_bytes());
+    let events = validate_sse_stream(&out);
+    let last = events.last().unwrap();
+    assert_eq!(last["usage"]["prompt_tokens"], 71);
+    assert_eq!(last["usage"]["prompt_tokens_details"]["cached_tokens"], 64);
+    assert_chunking_invariant(
+        || forward(&c, CHAT, req).0,
+        "text/event-stream",
+        stream.as_bytes(),
+    );
+}

@@ -46,6 +46,7 @@ CONTEXT_CLUSTER: Final = "context-service"
 SILENT_CLUSTER: Final = "silent-service"
 SMALL_BUFFER_BYTES: Final = 65536
 CALLOUT_TIMEOUT_MS: Final = 300
+COZE_TOKEN: Final = "pat_secret-coze-original"
 
 # Extra listeners: name -> seed configuration.
 FEATURE_CONFIGS: Final[dict[str, dict[str, Any]]] = {
@@ -98,6 +99,12 @@ FEATURE_CONFIGS: Final[dict[str, dict[str, Any]]] = {
         "provider": {"type": "moonshot", "apiTokens": ["sk-secret-moonshot-file"], "moonshotFileId": "file-abc123"}
     },
     "claude_original": {"provider": {"type": "claude", "apiTokens": ["sk-secret-claude-original"], "protocol": "original"}},
+    # Coze is offered only untranslated (openai_compat.rs): its /v3/chat keeps its own API.
+    "coze_original": {"provider": {"type": "coze", "apiTokens": [COZE_TOKEN], "protocol": "original"}},
+    # vllmCustomUrl whose path ends in /completions: the endpoint itself, for every request.
+    "vllm_custom_direct": {
+        "provider": {"type": "vllm", "vllmCustomUrl": "http://vllm-direct.internal/serving/llm/chat/completions"}
+    },
     "small_buffer": {"provider": {"type": "openai", "apiTokens": ["sk-secret-small"]}},
     # Anthropic Messages front (test_envoy_messages.py): the claude-* names Claude Code sends, mapped.
     "messages_openai": {

@@ -515,6 +515,29 @@ CASES: Final[list[ProviderCase]] = [
         embedding_model="BAAI/bge-m3",
         embedding_model_sent="BAAI/bge-m3",
     ),
+    # vllm behind vllmCustomUrl (openai_compat.rs, Higress's rule): the URL gives the host and a
+    # base path; a path not ending in /completions gets each API's path without its /v1, and the
+    # query is kept. (A path ending in /completions is used as is: test_envoy_features.py.)
+    ProviderCase(
+        name="vllm_custom",
+        config={
+            "provider": {
+                "type": "vllm",
+                "apiTokens": ["sk-secret-vllm-custom"],
+                "vllmCustomUrl": "https://vllm-gw.internal:9443/tenants/t1/v1?route=blue",
+            }
+        },
+        model="Qwen/Qwen2.5-7B-Instruct",
+        model_sent="Qwen/Qwen2.5-7B-Instruct",
+        chat=Upstream("vllm-gw.internal:9443", "/tenants/t1/v1/chat/completions?route=blue", openai_chat_body),
+        auth_header="authorization",
+        auth_value="Bearer sk-secret-vllm-custom",
+        broken={"provider": {"type": "vllm", "vllmCustomUrl": "https://vllm gw.internal/v1"}},
+        broken_path="provider.vllmCustomUrl",
+        embeddings=Upstream("vllm-gw.internal:9443", "/tenants/t1/v1/embeddings?route=blue", openai_embeddings_body),
+        embedding_model="BAAI/bge-m3",
+        embedding_model_sent="BAAI/bge-m3",
+    ),
     ProviderCase(
         name="generic",
         config={"provider": {"type": "generic", "apiTokens": ["sk-secret-generic"], "genericHost": "llm.internal"}},
@@ -592,4 +615,4 @@ CASES: Final[list[ProviderCase]] = [
 ]
 
 CASE_NAMES: Final = [c.name for c in CASES]
-assert len(set(CASE_NAMES)) == len(CASE_NAMES) == 34, CASE_NAMES
+assert len(set(CASE_NAMES)) == len(CASE_NAMES) == 35, CASE_NAMES

@@ -7,7 +7,8 @@
   ``oauth2.googleapis.com`` cluster of ``examples/envoy/envoy.yaml``); its JWT assertion is
   verified here with the ``openssl`` command line against the key generated for this run; the
   access token it gets back is what the Gemini and Claude-on-Vertex requests carry, and it is
-  fetched once per configuration (cached). A refused token exchange is a 502 for the client.
+  fetched once per configuration (cached) and again once it is about to expire (the mock issues
+  short-lived tokens to ``ttl<N>-`` accounts). A refused token exchange is a 502 for the client.
 
 Its own Envoy and mock (module scope): the token cache starts empty.
 """
@@ -43,6 +44,11 @@ REGION: Final = "us-central1"
 VERTEX_HOST: Final = f"{REGION}-aiplatform.googleapis.com"
 GOOD_EMAIL: Final = "aiproxy-e2e@aiproxy-test.iam.gserviceaccount.com"
 REVOKED_EMAIL: Final = "revoked-e2e@aiproxy-test.iam.gserviceaccount.com"
+# The mock gives a "ttl<N>-" account tokens that expire in N seconds.
+SHORT_TTL_S: Final = 4
+TTL_EMAIL: Final = f"ttl{SHORT_TTL_S}-e2e@aiproxy-test.iam.gserviceaccount.com"
+TTL_DEFAULT_EMAIL: Final = f"ttl{SHORT_TTL_S}-default-e2e@aiproxy-test.iam.gserviceaccount.com"
+REFRESH_AHEAD_S: Final = 1
 KEY_ID: Final = "e2e-key-1"
 CLAUDE_MODEL: Final = "claude-sonnet-4@20250514"
 
@@ -198,6 +204,10 @@ def rig(envoy_bin: Path, modules: Path, workdir: Path) -> Iterator[Rig]:
         "bedrock_apikey": json.dumps(bedrock_config("bedrock_apikey")),
         "vertex_sa": json.dumps(vertex_config(key, GOOD_EMAIL)),
         "vertex_sa_revoked": json.dumps(vertex_config(key, REVOKED_EMAIL)),
+        "vertex_sa_ttl": json.dumps(
+            {"provider": {**vertex_config(key, TTL_EMAIL)["provider"], "vertexTokenRefreshAhead": REFRESH_AHEAD_S}}
+        ),
+        "vertex_sa_ttl_default": json.dumps(vertex_config(key, TTL_DEFAULT_EMAIL)),
     }
     mock = start_mock()
     rendered = envoy_config.render(configs["bedrock"], listen_port=0, admin_port=0)
@@ -324,6 +334,39 @@ def test_vertex_claude_raw_predict(rig: Rig) -> None:
         assert bool(body.get("stream")) is streamed and isinstance(body["max_tokens"], int), body
         assert entry["headers"]["authorization"].startswith("Bearer ya29.mock-")
     assert len(rig.token_requests(GOOD_EMAIL)) <= 1  # still the cached token
+
+
+def bearer_tokens(rig: Rig, marks: tuple[str, ...]) -> list[str]:
+    """The Authorization header of each marked model request."""
+    return [rig.upstream(mark)[0]["headers"]["authorization"] for mark in marks]
+
+
+def test_vertex_token_is_fetched_again_once_it_expires(rig: Rig) -> None:
+    """A token that ``expires_in`` 4 s, with ``vertexTokenRefreshAhead`` 1: reused while more than
+    1 s of it is left (the cache counts whole seconds: 2 to 3 s after the exchange), then a new
+    exchange with a new assertion, whose token the following requests carry and reuse."""
+    first = chat_and_stream(rig, "vertex_sa_ttl", "gemini-2.0-flash")
+    (exchange,) = rig.token_requests(TTL_EMAIL)
+    check_assertion(rig, exchange, TTL_EMAIL)
+    old = bearer_tokens(rig, first)
+    assert old[0] == old[1] and old[0].startswith("Bearer ya29.mock-"), old
+
+    time.sleep(SHORT_TTL_S - REFRESH_AHEAD_S + 0.2)  # past the refresh point, whole seconds or not
+    second = chat_and_stream(rig, "vertex_sa_ttl", "gemini-2.0-flash")
+    exchanges = rig.token_requests(TTL_EMAIL)
+    assert len(exchanges) == 2, [e["path"] for e in exchanges]
+    check_assertion(rig, exchanges[1], TTL_EMAIL)
+    assert exchanges[1]["body"] != exchange["body"], "the expired token's assertion was sent again"
+    new = bearer_tokens(rig, second)
+    assert new[0] == new[1] and new[0].startswith("Bearer ya29.mock-") and new[0] != old[0], (old, new)
+
+
+def test_vertex_token_shorter_than_the_refresh_margin_is_fetched_per_request(rig: Rig) -> None:
+    """With the default ``vertexTokenRefreshAhead`` (300 s) a 4 s token is never fresh enough to
+    keep: each request makes its own exchange, and both still succeed."""
+    marks = chat_and_stream(rig, "vertex_sa_ttl_default", "gemini-2.0-flash")
+    assert len(rig.token_requests(TTL_DEFAULT_EMAIL)) == len(marks)
+    assert all(t.startswith("Bearer ya29.mock-") for t in bearer_tokens(rig, marks))
 
 
 def test_vertex_upstream_error(rig: Rig) -> None:

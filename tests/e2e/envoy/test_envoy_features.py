@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import httpx
 import openai
 import pytest
-from conftest import CALLOUT_TIMEOUT_MS, CLIENT_KEY, SMALL_BUFFER_BYTES, Proxy, marker
+from conftest import CALLOUT_TIMEOUT_MS, CLIENT_KEY, COZE_TOKEN, SMALL_BUFFER_BYTES, Proxy, marker
 from envoy_harness import REPO, envoy_config, validate
 from mock_provider import mock_provider as mock_impl
 from provider_cases import CASES
@@ -137,6 +137,93 @@ def test_untranslated_path_gets_provider_host_and_auth(proxy: Proxy) -> None:
     assert response.status_code == 404  # the mock has no /v1/models; what matters is where it went
     assert (entry["method"], entry["host"]) == ("GET", "api.openai.com"), entry
     assert entry["headers"].get("authorization") == "Bearer sk-secret-openai"
+
+
+def coze_native(word: str, stream: bool) -> bytes:
+    """A Coze v3 bot-chat body (docs.coze.cn "发起对话"), spaced and ordered as no JSON writer here
+    would: the upstream must receive these exact bytes."""
+    body = {
+        "user_id": "u-e2e",
+        "bot_id": "7342000000000000001",
+        "stream": stream,
+        "auto_save_history": True,
+        "additional_messages": [{"role": "user", "content": f"coze {word}", "content_type": "text"}],
+    }
+    return json.dumps(body, indent=1).encode()
+
+
+def coze_mock_answer(body: bytes) -> bytes:
+    """What the mock answers to ``body`` (its replies depend only on the request)."""
+    req = mock_impl.MockRequest(
+        method="POST",
+        host="api.coze.cn",
+        path="/v3/chat",
+        route="/v3/chat",
+        query={},
+        headers={"authorization": f"Bearer {COZE_TOKEN}"},
+        body=body,
+        json=json.loads(body),
+    )
+    reply = mock_impl.coze_chat(req)
+    return reply.body if reply.events is None else b"".join(reply.events)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["buffered", "stream"])
+def test_coze_original_keeps_cozes_own_api(proxy: Proxy, stream: bool) -> None:
+    word = marker()
+    native = coze_native(word, stream)
+    response = httpx.post(
+        f"{proxy.base_url('coze_original')}/v3/chat",
+        content=native,
+        headers={"authorization": f"Bearer {CLIENT_KEY}", "content-type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    entry = proxy.one_upstream(word)
+    assert (entry["method"], entry["host"], entry["path"]) == ("POST", "api.coze.cn", "/v3/chat"), entry
+    assert entry["headers"].get("authorization") == f"Bearer {COZE_TOKEN}", entry["headers"]
+    assert entry["body"].encode() == native, "the Coze body was changed"
+    # Coze's answer comes back as Coze wrote it: no OpenAI translation either way.
+    assert response.content == coze_mock_answer(native)
+    if stream:
+        assert response.headers["content-type"].startswith("text/event-stream"), response.headers
+        assert b"event:conversation.message.delta" in response.content and b"chat.completion" not in response.content
+    else:
+        assert response.json()["data"]["status"] == "in_progress", response.text
+
+
+def test_coze_without_protocol_original_is_refused_with_the_reason(envoy_bin: Path, modules: Path, workdir: Path) -> None:
+    seed = {"provider": {"type": "coze", "apiTokens": [COZE_TOKEN]}}
+    rendered = envoy_config.render(json.dumps(seed), listen_port=0, admin_port=0)
+    result = validate(envoy_bin, modules, envoy_config.load(rendered), workdir)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert "invalid aiproxy configuration: provider.protocol" in output, output[-3000:]
+    assert "coze needs protocol 'original'" in output and "not translate it" in output, output[-3000:]
+    assert COZE_TOKEN not in output, "a credential reached Envoy's log"
+
+
+def test_vllm_custom_url_ending_in_completions_is_the_endpoint(proxy: Proxy) -> None:
+    """``vllmCustomUrl`` with a path ending in /completions: host and path as given, buffered and
+    streamed; no apiTokens, so no Authorization upstream."""
+    client = proxy.client("vllm_custom_direct")
+    model = "Qwen/Qwen2.5-7B-Instruct"
+    first, second = marker(), marker()
+    completion = client.chat.completions.create(model=model, messages=[{"role": "user", "content": f"direct {first}"}])
+    validate_chat_completion(completion.to_dict())
+    assert first in (completion.choices[0].message.content or "")
+    with client.chat.completions.with_streaming_response.create(
+        model=model, messages=[{"role": "user", "content": f"direct {second}"}], stream=True
+    ) as response:
+        raw = b"".join(response.iter_bytes())
+    validate_sse_stream(raw, min_chunks=2)
+    assert second in raw.decode("utf-8")
+    for word in (first, second):
+        entry = proxy.one_upstream(word)
+        assert (entry["host"], entry["path"]) == ("vllm-direct.internal", "/serving/llm/chat/completions"), entry
+        assert "authorization" not in entry["headers"], entry["headers"]
+        assert entry["json"]["model"] == model and word in entry["json"]["messages"][-1]["content"], entry["json"]
+    assert proxy.one_upstream(second)["json"]["stream"] is True
 
 
 # ---------------------------------------------------------------------------------------------
