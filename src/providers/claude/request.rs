@@ -637,7 +637,10 @@ pub(super) fn fast_chat(
 
 /// `fast_chat`'s fields before customSettings, so Vertex can edit them first as it edits the
 /// `Value` (`vertex_fast_chat`).
-pub(super) fn fast_fields<'k>(req: &RequestInfo<'_>, chat: &ChatRequest<'_>) -> Option<ObjectOut<'k>> {
+pub(super) fn fast_fields<'k>(
+    req: &RequestInfo<'_>,
+    chat: &ChatRequest<'_>,
+) -> Option<ObjectOut<'k>> {
     // Refused parameters (OPENAI_ONLY, PARAMS): neutral ones (`n: 1`, `logprobs: false`, zero
     // penalties) are dropped, anything else is a 400.
     if chat.seed.is_some()
