@@ -1,7 +1,7 @@
 //! Criterion suite for issue 13's targets, through the public API only (what hosts call):
 //! - a ~1 KB chat request for the OpenAI family (openai) and for translating providers (claude,
-//!   gemini, qwen): client request to upstream request; and a ~2 KB agent request (tools, tool
-//!   calls and results, `reasoning_effort`) the same way (`request_tools`);
+//!   gemini, qwen, vertex): client request to upstream request; and a ~2 KB agent request
+//!   (tools, tool calls and results, `reasoning_effort`) the same way (`request_tools`);
 //! - a buffered chat completion response (openai, claude);
 //! - 1,000-event streams: the OpenAI family with usage extraction (`include_usage`, final usage
 //!   chunk), and Claude, Gemini and Qwen in their native formats, each fed whole, in 4 KB and
@@ -263,7 +263,8 @@ fn benches(c: &mut Criterion) {
     for (group, body) in [("request_1kb", &req), ("request_tools", &agent)] {
         let mut g = quick(c, group);
         g.throughput(Throughput::Bytes(body.len() as u64));
-        for kind in ["openai", "claude", "gemini", "qwen"] {
+        // vertex: express mode (the API key) with a Gemini model.
+        for kind in ["openai", "claude", "gemini", "qwen", "vertex"] {
             let cfg = config(kind);
             g.bench_function(kind, |b| {
                 b.iter(|| {

@@ -909,6 +909,14 @@ impl<'k> ObjectOut<'k> {
         self.fields.is_empty()
     }
 
+    /// Removes `key` as `serde_json::Map::remove` does under `preserve_order` (a swap remove:
+    /// the last field takes its place), so the order matches a `Value` edited that way.
+    pub fn swap_remove(&mut self, key: &str) {
+        if let Some(i) = self.fields.iter().position(|(k, _)| *k == key) {
+            self.fields.swap_remove(i);
+        }
+    }
+
     /// Applies `settings` under `protocol` and writes the object out.
     pub fn finish(mut self, settings: &'k [CustomSetting], protocol: SettingsProtocol) -> Vec<u8> {
         for setting in settings {

@@ -315,6 +315,13 @@ fn agree(
     min_taken: usize,
 ) {
     let configs: Vec<_> = configs.iter().map(|c| config(c)).collect();
+    // Vertex's service-account mode takes the fast path only with a cached access token (the
+    // token callout holds the parsed body); the other providers ignore this.
+    for cfg in &configs {
+        cfg.imp
+            .on_auth_response(200, br#"{"access_token":"ya29.t","expires_in":3600}"#)
+            .unwrap();
+    }
     let seeds = seeds();
     let mut taken = 0;
     for cfg in &configs {
@@ -417,6 +424,130 @@ fn gemini_fast_request_matches_full_path() {
             (0, 20),
         ],
         200,
+    );
+}
+
+/// Vertex: express mode (an API key) and service-account mode (`region`; `vertexAuthKey` and
+/// the rest are added by `vertex_configs`).
+fn vertex_configs(configs: &[(&str, &str)]) -> Vec<String> {
+    configs
+        .iter()
+        .map(|(mode, rest)| {
+            let auth = match *mode {
+                "express" => r#""apiTokens":["k"]"#.to_string(),
+                region => format!(
+                    r#""vertexAuthKey":{},"vertexRegion":"{region}","vertexProjectId":"p-1","vertexAuthServiceName":"oauth""#,
+                    serde_json::Value::from(crate::providers::vertex::tests::sa_json())
+                ),
+            };
+            format!(r#"{{"provider":{{"type":"vertex",{auth}{rest}}}}}"#)
+        })
+        .collect()
+}
+
+#[test]
+fn vertex_gemini_fast_request_matches_full_path() {
+    let configs = vertex_configs(&[
+        // The bench's.
+        (
+            "express",
+            r#","modelMapping":{"gpt-4*":"bench-model"},"customSettings":[{"name":"max_tokens","value":256,"overwrite":false}]"#,
+        ),
+        (
+            "us-central1",
+            r#","modelMapping":{"*":"gemini-2.5-flash"},"geminiSafetySetting":{"HARM_CATEGORY_HATE_SPEECH":"BLOCK_NONE","HARM_CATEGORY_HARASSMENT":"BLOCK_ONLY_HIGH"},"customSettings":[{"name":"temperature","value":0.25},{"name":"top_k","value":3,"overwrite":false},{"name":"max_tokens","value":7,"overwrite":true},{"name":"candidateCount","value":1,"mode":"raw"}]"#,
+        ),
+        (
+            "express",
+            r#","modelMapping":{"*":"models/gemini-2.0-flash-001"},"vertexGeminiSafetySetting":{"HARM_CATEGORY_DANGEROUS_CONTENT":"OFF"},"customSettings":[{"name":"top_p","value":0.5,"overwrite":false},{"name":"seed","value":3}]"#,
+        ),
+        // Gemini 3: replayed tool calls get the placeholder thought signature.
+        ("global", r#","modelMapping":{"*":"gemini-3-pro-preview"}"#),
+        ("express", r#","modelMapping":{"*":"gemini-3-flash"}"#),
+        // Refused: Claude in express mode, a model that cannot go in the path.
+        ("express", r#","modelMapping":{"*":"claude-sonnet-4-5"}"#),
+        ("europe-west4", r#","modelMapping":{"*":"bad model/x"}"#),
+        ("express", r#","retryOnFailure":{"enabled":true}"#),
+    ]);
+    let configs: Vec<&str> = configs.iter().map(String::as_str).collect();
+    agree(
+        &configs,
+        GEMINI_REPLY,
+        6000,
+        16,
+        &[
+            (0, 0),
+            (0, 5),
+            (0, 8),
+            (0, 9),
+            (0, 10),
+            (0, 11),
+            (1, 0),
+            (1, 8),
+            (2, 8),
+            (3, 8),
+            (3, 10),
+            (3, 11),
+            (4, 10),
+        ],
+        200,
+    );
+}
+
+#[test]
+fn vertex_claude_fast_request_matches_full_path() {
+    let configs = vertex_configs(&[
+        (
+            "us-east5",
+            r#","modelMapping":{"gpt-4*":"claude-sonnet-4-5@20250929"},"customSettings":[{"name":"max_tokens","value":256,"overwrite":false}]"#,
+        ),
+        // customSettings after Vertex's edits: `model` comes back last, `anthropic_version`
+        // can be overwritten.
+        (
+            "global",
+            r#","modelMapping":{"*":"claude-haiku-4-5"},"customSettings":[{"name":"temperature","value":0.25},{"name":"max_tokens","value":9,"overwrite":true},{"name":"top_k","value":3,"overwrite":false},{"name":"model","value":"forced","mode":"raw"},{"name":"anthropic_version","value":"v","mode":"raw","overwrite":true},{"name":"seed","value":1}]"#,
+        ),
+        // Adaptive thinking (4.6), and adaptive only with `max_tokens` from customSettings (4.7).
+        ("us-east5", r#","modelMapping":{"*":"claude-sonnet-4-6"}"#),
+        (
+            "us-east5",
+            r#","modelMapping":{"*":"claude-opus-4-7"},"customSettings":[{"name":"max_tokens","value":99,"overwrite":false},{"name":"thinking","value":"t","mode":"raw","overwrite":true}]"#,
+        ),
+        (
+            "europe-west1",
+            r#","modelMapping":{"*":"claude-3-7-sonnet@20250219"},"geminiSafetySetting":{"HARM_CATEGORY_HATE_SPEECH":"BLOCK_NONE"}"#,
+        ),
+        // Left to the full path: a `models/` Claude (Gemini's customSettings apply), retries.
+        (
+            "us-east5",
+            r#","modelMapping":{"*":"models/claude-x"},"customSettings":[{"name":"max_tokens","value":5}]"#,
+        ),
+        ("us-east5", r#","retryOnFailure":{"enabled":true}"#),
+        ("us-east5", r#","modelMapping":{"*":"claude-x@"}"#),
+    ]);
+    let configs: Vec<&str> = configs.iter().map(String::as_str).collect();
+    agree(
+        &configs,
+        CLAUDE_REPLY,
+        6000,
+        17,
+        &[
+            (0, 0),
+            (0, 1),
+            (0, 2),
+            (0, 3),
+            (0, 4),
+            (0, 8),
+            (0, 10),
+            (1, 8),
+            (2, 8),
+            (2, 10),
+            (3, 8),
+            (3, 10),
+            (4, 0),
+            (0, 20),
+        ],
+        600,
     );
 }
 

@@ -150,6 +150,22 @@ pub(crate) fn vertex_chat_body(
     Ok(())
 }
 
+/// [`vertex_chat_body`] on the request fast path: the same edits, on the typed body's fields
+/// (the `model` swap-removed as the `Value`'s map removes it), then customSettings; `None` when
+/// the `Value` path must decide.
+pub(crate) fn vertex_fast_chat(
+    req: &RequestInfo<'_>,
+    chat: &crate::openai::chat_read::ChatRequest<'_>,
+    anthropic_version: &str,
+) -> Option<Vec<u8>> {
+    let mut out = request::fast_fields(req, chat)?;
+    out.swap_remove("model");
+    out.field("anthropic_version", |b| {
+        crate::json_write::write_str(b, anthropic_version);
+    });
+    Some(out.finish(&req.config.custom_settings, SettingsProtocol::Claude))
+}
+
 /// The response translator (Claude on Vertex AI answers in Claude's shape too).
 pub(crate) fn translator() -> Box<dyn ResponseTranslator> {
     Box::new(ClaudeTranslator::new())

@@ -632,6 +632,15 @@ pub(super) fn fast_chat(
     chat: &ChatRequest<'_>,
     settings: &[CustomSetting],
 ) -> Option<Vec<u8>> {
+    Some(fast_fields(req, chat)?.finish(settings, SettingsProtocol::Claude))
+}
+
+/// `fast_chat`'s fields before customSettings, so Vertex can edit them first as it edits the
+/// `Value` (`vertex_fast_chat`).
+pub(super) fn fast_fields<'k>(
+    req: &RequestInfo<'_>,
+    chat: &ChatRequest<'_>,
+) -> Option<ObjectOut<'k>> {
     // Refused parameters (OPENAI_ONLY, PARAMS): neutral ones (`n: 1`, `logprobs: false`, zero
     // penalties) are dropped, anything else is a 400.
     if chat.seed.is_some()
@@ -776,7 +785,7 @@ pub(super) fn fast_chat(
     if let Some(tc) = &tool_choice {
         out.field("tool_choice", |b| write_value(b, tc));
     }
-    Some(out.finish(settings, SettingsProtocol::Claude))
+    Some(out)
 }
 
 type FastMessages<'r> = (Vec<&'r str>, Vec<FastTurn<'r>>);

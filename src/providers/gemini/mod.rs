@@ -178,6 +178,17 @@ pub(crate) fn chat_body(
     Ok(())
 }
 
+/// [`chat_body`] on the request fast path (Vertex's Gemini models): the body for `model`, with
+/// `safety` and customSettings applied; `None` when the `Value` path must decide.
+pub(crate) fn fast_chat_body(
+    model: &str,
+    chat: &crate::openai::chat_read::ChatRequest<'_>,
+    safety: &[(String, String)],
+    settings: &[crate::custom_settings::CustomSetting],
+) -> Option<Vec<u8>> {
+    request::fast_chat(model, chat, safety, settings)
+}
+
 /// The response translator (Vertex AI answers in Gemini's shape too).
 pub(crate) fn translator(api: Api) -> Box<dyn ResponseTranslator> {
     Box::new(response::GeminiTranslator::new(api))

@@ -20,7 +20,7 @@
 
 mod auth;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use super::{claude, gemini};
 use super::{Api, Auth, Profile, Provider, ProviderType};
@@ -207,42 +207,41 @@ impl Provider for Vertex {
         req: &RequestInfo<'_>,
         body: &mut Value,
     ) -> Result<Upstream, ProxyError> {
-        let model = check_model(req.model)?;
-        let path = match &self.mode {
-            Mode::Express => {
-                if is_claude(model) {
-                    return Err(ProxyError::unsupported(
-                        "Claude models in express mode (configure vertexAuthKey)",
-                        NAME,
-                    )
-                    .with_param("model"));
-                }
-                gemini::chat_body(model, body, &self.safety)?;
-                format!(
-                    "/v1/publishers/google/models/{model}:{}",
-                    gemini_method(req)
-                )
-            }
-            Mode::Service(s) => {
-                let base = format!(
-                    "/v1/projects/{}/locations/{}/publishers",
-                    s.project, s.region
-                );
-                if is_claude(model) {
-                    claude::vertex_chat_body(req, body, CLAUDE_VERSION)?;
-                    let method = if req.stream {
-                        "streamRawPredict"
-                    } else {
-                        "rawPredict"
-                    };
-                    format!("{base}/anthropic/models/{model}:{method}")
-                } else {
-                    gemini::chat_body(model, body, &self.safety)?;
-                    format!("{base}/google/models/{model}:{}", gemini_method(req))
-                }
+        let (model, family, path) = self.route(req)?;
+        match family {
+            Family::Claude => claude::vertex_chat_body(req, body, CLAUDE_VERSION)?,
+            Family::Gemini => gemini::chat_body(model, body, &self.safety)?,
+        }
+        self.authorize(Upstream::new(self.host(req.token), path), req.token)
+    }
+
+    /// The gemini and claude providers' typed builders, with Vertex's edits (see
+    /// `claude::vertex_fast_chat`); `None` leaves the request to `translate_request`.
+    fn chat_fast(
+        &self,
+        req: &RequestInfo<'_>,
+        chat: &openai::chat_read::ChatRequest<'_>,
+    ) -> Option<(Upstream, Vec<u8>)> {
+        if req.api != Api::ChatCompletions {
+            return None;
+        }
+        let (model, family, path) = self.route(req).ok()?;
+        let body = match family {
+            // `settings_protocol` and `response_translator` read the unstripped model: a
+            // `models/claude-…` body would take Gemini's customSettings, so it stays on the
+            // `Value` path.
+            Family::Claude if !is_claude(req.model) => return None,
+            Family::Claude => claude::vertex_fast_chat(req, chat, CLAUDE_VERSION)?,
+            Family::Gemini => {
+                gemini::fast_chat_body(model, chat, &self.safety, &req.config.custom_settings)?
             }
         };
-        self.authorize(Upstream::new(self.host(req.token), path), req.token)
+        let up = Upstream::new(self.host(req.token), path);
+        Some((self.authorize(up, req.token).ok()?, body))
+    }
+
+    fn has_chat_fast(&self) -> bool {
+        true
     }
 
     fn auth_callout(&self, config: &ProviderConfig) -> Result<Option<Callout>, ProxyError> {
@@ -276,6 +275,58 @@ impl Provider for Vertex {
         } else {
             gemini::translator(req.api)
         }
+    }
+}
+
+/// Which body a model takes on Vertex.
+enum Family {
+    Gemini,
+    Claude,
+}
+
+impl Vertex {
+    /// The model as it goes in the path, its family and the upstream path; the errors
+    /// `translate_request` gives before touching the body.
+    fn route<'r>(&self, req: &RequestInfo<'r>) -> Result<(&'r str, Family, String), ProxyError> {
+        let model = check_model(req.model)?;
+        let claude = is_claude(model);
+        let path = match &self.mode {
+            Mode::Express => {
+                if claude {
+                    return Err(ProxyError::unsupported(
+                        "Claude models in express mode (configure vertexAuthKey)",
+                        NAME,
+                    )
+                    .with_param("model"));
+                }
+                format!(
+                    "/v1/publishers/google/models/{model}:{}",
+                    gemini_method(req)
+                )
+            }
+            Mode::Service(s) => {
+                let base = format!(
+                    "/v1/projects/{}/locations/{}/publishers",
+                    s.project, s.region
+                );
+                if claude {
+                    let method = if req.stream {
+                        "streamRawPredict"
+                    } else {
+                        "rawPredict"
+                    };
+                    format!("{base}/anthropic/models/{model}:{method}")
+                } else {
+                    format!("{base}/google/models/{model}:{}", gemini_method(req))
+                }
+            }
+        };
+        let family = if claude {
+            Family::Claude
+        } else {
+            Family::Gemini
+        };
+        Ok((model, family, path))
     }
 }
 
