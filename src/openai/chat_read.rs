@@ -85,7 +85,25 @@ pub struct ChatRequest<'a> {
     pub(crate) response_format: Option<Value>,
     /// The keys present, in the client's order (each once: a duplicate is refused).
     order: [Option<Key>; KEY_COUNT],
+    /// [`EXTRA_KEYS`]' values, by index (`None` when absent or `null`).
+    pub(crate) extra: [Option<Canon>; EXTRA_KEYS.len()],
+    /// Bit `i`: [`EXTRA_KEYS`]`[i]` was sent (even as `null`).
+    extra_sent: u8,
 }
+
+/// DashScope's own parameters, which clients put in the OpenAI body and the Qwen translator
+/// passes through: read as [`Canon`] so a request with them stays typed for it. Only providers
+/// whose `chat_fast_extras` says so see a request with any (`ChatRequest::has_extras`); the
+/// others leave it to the full path, as when these keys were unknown here.
+pub const EXTRA_KEYS: [&str; 7] = [
+    "repetition_penalty",
+    "enable_thinking",
+    "thinking_budget",
+    "enable_search",
+    "search_options",
+    "vl_high_resolution_images",
+    "translation_options",
+];
 
 /// The top-level keys [`ChatRequest`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +169,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
                         "tool_choice" => Key::ToolChoice,
                         "parallel_tool_calls" => Key::ParallelToolCalls,
                         "response_format" => Key::ResponseFormat,
-                        other => return Err(de::Error::unknown_field(other, &[])),
+                        other => {
+                            let Some(i) = EXTRA_KEYS.iter().position(|k| *k == other) else {
+                                return Err(de::Error::unknown_field(other, &[]));
+                            };
+                            if r.extra_sent & (1 << i) != 0 {
+                                return Err(de::Error::custom("duplicate key"));
+                            }
+                            r.extra_sent |= 1 << i;
+                            r.extra[i] = map.next_value()?;
+                            continue;
+                        }
                     };
                     if r.order[..n].contains(&Some(key)) {
                         return Err(de::Error::custom("duplicate key"));
@@ -228,6 +256,17 @@ impl<'a> ChatRequest<'a> {
             }
         }
         keys
+    }
+
+    /// Whether any of [`EXTRA_KEYS`] was sent (`null` included).
+    pub fn has_extras(&self) -> bool {
+        self.extra_sent != 0
+    }
+
+    /// The value sent for `key`, one of [`EXTRA_KEYS`] (`None` when absent or `null`).
+    pub fn extra(&self, key: &str) -> Option<&Canon> {
+        let i = EXTRA_KEYS.iter().position(|k| *k == key)?;
+        self.extra[i].as_ref()
     }
 
     /// `stream_options.include_usage`.
