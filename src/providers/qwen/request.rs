@@ -478,9 +478,37 @@ pub(super) fn translate_embeddings(
 use crate::custom_settings::{CustomSetting, SettingsProtocol};
 use crate::json_write::{write_array, write_str, write_u64, write_value};
 use crate::openai::chat_read::{
-    write_number, ChatRequest, Content, Obj, ObjectOut, Stop, ToolCall,
+    write_number, ChatRequest, Content, Obj, ObjectOut, Stop, ToolCall, EXTRA_KEYS,
 };
 use std::borrow::Cow;
+
+// Indices into `EXTRA_KEYS` (a test checks them).
+const X_REPETITION_PENALTY: usize = 0;
+const X_ENABLE_THINKING: usize = 1;
+const X_THINKING_BUDGET: usize = 2;
+const X_ENABLE_SEARCH: usize = 3;
+
+/// `PARAMS`' `Keep` rows in row order, the order `fast_chat` writes them in (a test checks it).
+#[cfg(test)]
+const KEEP_ORDER: [&str; 17] = [
+    "temperature",
+    "top_k",
+    "seed",
+    "stop",
+    "presence_penalty",
+    "repetition_penalty",
+    "n",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "enable_thinking",
+    "thinking_budget",
+    "enable_search",
+    "search_options",
+    "vl_high_resolution_images",
+    "translation_options",
+];
 
 /// A message's content as `convert_content` makes it: one string (text models; a multimodal
 /// model gets it as a single text part), or a multimodal model's parts.
@@ -576,80 +604,78 @@ pub(super) fn fast_chat(
     if req.stream {
         params.field("incremental_output", |b| b.extend_from_slice(b"true"));
     }
+    let extra = |i: usize| chat.extra[i].as_ref();
     // The client's `enable_search` replaces the configured one in its place.
     if settings.enable_search {
-        params.field("enable_search", |b| match chat.extra("enable_search") {
+        params.field("enable_search", |b| match extra(X_ENABLE_SEARCH) {
             Some(v) => b.extend_from_slice(&v.bytes),
             None => b.extend_from_slice(b"true"),
         });
     }
-    // `PARAMS`' `Keep` rows, in row order, as the client sent them.
-    for (key, rule) in PARAMS.0 {
-        if *rule != Param::Keep || (*key == "enable_search" && settings.enable_search) {
-            continue;
-        }
-        let number = match *key {
-            "temperature" => &chat.temperature,
-            "top_k" => &chat.top_k,
-            "seed" => &chat.seed,
-            "presence_penalty" => &chat.presence_penalty,
-            "n" => &chat.n,
-            _ => &None,
-        };
-        if let Some(n) = number {
+    // `PARAMS`' `Keep` rows, in row order (`KEEP_ORDER`), as the client sent them.
+    for (key, n) in [
+        ("temperature", &chat.temperature),
+        ("top_k", &chat.top_k),
+        ("seed", &chat.seed),
+    ] {
+        if let Some(n) = n {
             params.field(key, |b| write_number(b, n));
-            continue;
         }
-        match *key {
-            "stop" => {
-                if let Some(stop) = &chat.stop {
-                    params.field(key, |b| match stop {
-                        Stop::One(s) => write_str(b, s),
-                        Stop::Many(items) => {
-                            write_array(b, items.iter(), |b, s| write_str(b, s));
-                        }
-                    });
-                }
+    }
+    if let Some(stop) = &chat.stop {
+        params.field("stop", |b| match stop {
+            Stop::One(s) => write_str(b, s),
+            Stop::Many(items) => {
+                write_array(b, items.iter(), |b, s| write_str(b, s));
             }
-            "response_format" => {
-                if let Some(v) = &chat.response_format {
-                    params.field(key, |b| write_value(b, v));
-                }
+        });
+    }
+    if let Some(n) = &chat.presence_penalty {
+        params.field("presence_penalty", |b| write_number(b, n));
+    }
+    if let Some(v) = extra(X_REPETITION_PENALTY) {
+        params.field(EXTRA_KEYS[X_REPETITION_PENALTY], |b| {
+            b.extend_from_slice(&v.bytes)
+        });
+    }
+    if let Some(n) = &chat.n {
+        params.field("n", |b| write_number(b, n));
+    }
+    if let Some(v) = &chat.response_format {
+        params.field("response_format", |b| write_value(b, v));
+    }
+    if let Some(tools) = &chat.tools {
+        params.field("tools", |b| {
+            write_array(b, tools.iter(), |b, t| t.0.write_as_sent(b));
+        });
+    }
+    if let Some(v) = &chat.tool_choice {
+        params.field("tool_choice", |b| write_value(b, v));
+    }
+    if let Some(v) = chat.parallel_tool_calls {
+        params.field("parallel_tool_calls", |b| {
+            b.extend_from_slice(if v { b"true" } else { b"false" })
+        });
+    }
+    if chat.has_extras() {
+        // The rows after `parallel_tool_calls` are `EXTRA_KEYS[1..]`, in order.
+        for (i, key) in EXTRA_KEYS.iter().enumerate().skip(1) {
+            if i == X_ENABLE_SEARCH && settings.enable_search {
+                continue;
             }
-            "tools" => {
-                if let Some(tools) = &chat.tools {
-                    params.field(key, |b| {
-                        write_array(b, tools.iter(), |b, t| t.0.write_as_sent(b));
-                    });
-                }
-            }
-            "tool_choice" => {
-                if let Some(v) = &chat.tool_choice {
-                    params.field(key, |b| write_value(b, v));
-                }
-            }
-            "parallel_tool_calls" => {
-                if let Some(v) = chat.parallel_tool_calls {
-                    params.field(key, |b| {
-                        b.extend_from_slice(if v { b"true" } else { b"false" })
-                    });
-                }
-            }
-            _ => {
-                if let Some(v) = chat.extra(key) {
-                    params.field(key, |b| b.extend_from_slice(&v.bytes));
-                }
+            if let Some(v) = extra(i) {
+                params.field(key, |b| b.extend_from_slice(&v.bytes));
             }
         }
     }
     // After the rows, and only where the client set none (`apply_reasoning_effort`).
     if let Some((enable, budget)) = thinking {
-        if chat.extra("enable_thinking").is_none() {
+        if extra(X_ENABLE_THINKING).is_none() {
             params.field("enable_thinking", |b| {
                 b.extend_from_slice(if enable { b"true" } else { b"false" })
             });
         }
-        if let Some(budget) = budget.filter(|_| chat.extra("thinking_budget").is_none()) {
+        if let Some(budget) = budget.filter(|_| extra(X_THINKING_BUDGET).is_none()) {
             params.field("thinking_budget", |b| write_u64(b, budget));
         }
     }
@@ -786,4 +812,28 @@ fn write_file_message(b: &mut Vec<u8>, ids: &str, multimodal: bool) {
     b.extend_from_slice(br#"{"role":"system","content":"#);
     write_text(b, ids, multimodal);
     b.push(b'}');
+}
+
+#[cfg(test)]
+mod fast_order_tests {
+    use super::*;
+
+    #[test]
+    fn fast_chat_writes_the_keep_rows_in_row_order() {
+        let keep: Vec<&str> = PARAMS
+            .0
+            .iter()
+            .filter(|(_, rule)| *rule == Param::Keep)
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(keep, KEEP_ORDER);
+        // Where `fast_chat` writes `EXTRA_KEYS`: the first after `presence_penalty`, the rest
+        // after `parallel_tool_calls`.
+        assert_eq!(KEEP_ORDER[5], EXTRA_KEYS[0]);
+        assert_eq!(KEEP_ORDER[11..], EXTRA_KEYS[1..]);
+        assert_eq!(EXTRA_KEYS[X_REPETITION_PENALTY], "repetition_penalty");
+        assert_eq!(EXTRA_KEYS[X_ENABLE_THINKING], "enable_thinking");
+        assert_eq!(EXTRA_KEYS[X_THINKING_BUDGET], "thinking_budget");
+        assert_eq!(EXTRA_KEYS[X_ENABLE_SEARCH], "enable_search");
+    }
 }
