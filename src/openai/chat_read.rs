@@ -85,8 +85,9 @@ pub struct ChatRequest<'a> {
     pub(crate) response_format: Option<Value>,
     /// The keys present, in the client's order (each once: a duplicate is refused).
     order: [Option<Key>; KEY_COUNT],
-    /// [`EXTRA_KEYS`]' values, by index (`None` when absent or `null`).
-    pub(crate) extra: [Option<Canon>; EXTRA_KEYS.len()],
+    /// [`EXTRA_KEYS`]' values, by index (`None` when absent or `null`); boxed, and only made
+    /// when one is sent, so requests without any do not carry them.
+    extra: Option<Box<[Option<Canon>; EXTRA_KEYS.len()]>>,
     /// Bit `i`: [`EXTRA_KEYS`]`[i]` was sent (even as `null`).
     extra_sent: u8,
 }
@@ -170,14 +171,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
                         "parallel_tool_calls" => Key::ParallelToolCalls,
                         "response_format" => Key::ResponseFormat,
                         other => {
-                            let Some(i) = EXTRA_KEYS.iter().position(|k| *k == other) else {
-                                return Err(de::Error::unknown_field(other, &[]));
-                            };
-                            if r.extra_sent & (1 << i) != 0 {
-                                return Err(de::Error::custom("duplicate key"));
-                            }
-                            r.extra_sent |= 1 << i;
-                            r.extra[i] = map.next_value()?;
+                            r.read_extra(other, &mut map)?;
                             continue;
                         }
                     };
@@ -219,6 +213,22 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
 }
 
 impl<'a> ChatRequest<'a> {
+    /// Reads the value of a key outside [`Key`]: one of [`EXTRA_KEYS`], else an error. Out of
+    /// line and cold, so the common request's reading stays as compact as it was.
+    #[cold]
+    #[inline(never)]
+    fn read_extra<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        let Some(i) = EXTRA_KEYS.iter().position(|k| *k == key) else {
+            return Err(de::Error::unknown_field(key, &[]));
+        };
+        if self.extra_sent & (1 << i) != 0 {
+            return Err(de::Error::custom("duplicate key"));
+        }
+        self.extra_sent |= 1 << i;
+        self.extra.get_or_insert_with(Box::default)[i] = map.next_value()?;
+        Ok(())
+    }
+
     /// Each of `tools` as a function definition `map` reads (with its `type`, when given): the
     /// list of what it gives, empty without tools, `None` when any answer is `None`.
     pub fn map_functions<'r, T>(
@@ -263,10 +273,9 @@ impl<'a> ChatRequest<'a> {
         self.extra_sent != 0
     }
 
-    /// The value sent for `key`, one of [`EXTRA_KEYS`] (`None` when absent or `null`).
-    pub fn extra(&self, key: &str) -> Option<&Canon> {
-        let i = EXTRA_KEYS.iter().position(|k| *k == key)?;
-        self.extra[i].as_ref()
+    /// The value sent for `EXTRA_KEYS[i]` (`None` when absent or `null`).
+    pub fn extra(&self, i: usize) -> Option<&Canon> {
+        self.extra.as_ref()?[i].as_ref()
     }
 
     /// `stream_options.include_usage`.

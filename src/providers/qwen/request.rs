@@ -604,7 +604,7 @@ pub(super) fn fast_chat(
     if req.stream {
         params.field("incremental_output", |b| b.extend_from_slice(b"true"));
     }
-    let extra = |i: usize| chat.extra[i].as_ref();
+    let extra = |i: usize| chat.extra(i);
     // The client's `enable_search` replaces the configured one in its place.
     if settings.enable_search {
         params.field("enable_search", |b| match extra(X_ENABLE_SEARCH) {
