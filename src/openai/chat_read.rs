@@ -217,7 +217,11 @@ impl<'a> ChatRequest<'a> {
     /// line and cold, so the common request's reading stays as compact as it was.
     #[cold]
     #[inline(never)]
-    fn read_extra<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+    fn read_extra<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
         let Some(i) = EXTRA_KEYS.iter().position(|k| *k == key) else {
             return Err(de::Error::unknown_field(key, &[]));
         };
