@@ -3,7 +3,7 @@
 # (stable on a loaded machine, unlike wall clock): runs the case N times and once, and prints
 # the difference divided by N - 1, which strips start-up and fixture building.
 #   benches/icount.sh <case> [N]     e.g. benches/icount.sh stream/qwen/64 5
-# Cases: request/<kind>, request_tools/<kind>, response/<openai|openai_pretty|claude>, stream/<openai_usage|claude|gemini|qwen>/<whole|4096|64|1>, stream_short/<openai_usage|claude|gemini|qwen>/<slice>
+# Cases: request/<kind>, request_tools/<kind>, request_qwen/<thinking|vl>, response/<openai|openai_pretty|claude>, stream/<openai_usage|claude|gemini|qwen>/<whole|4096|64|1>, stream_short/<openai_usage|claude|gemini|qwen>/<slice>
 # Needs valgrind and a release bench build (`cargo bench --bench translate --no-run`).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -94,6 +94,44 @@ fn agent_request() -> String {
     body
 }
 
+/// Qwen traffic with DashScope's own parameters (`thinking`: `enable_thinking`,
+/// `thinking_budget`, `top_k`, `repetition_penalty`) or a multimodal turn (`vl`: text and image
+/// parts for a qwen-vl model), for `request_qwen/<thinking|vl>`.
+fn qwen_request(case: &str) -> String {
+    let filler = "The quick brown fox jumps over the lazy dog. ".repeat(5);
+    let body = match case {
+        "thinking" => serde_json::json!({
+            "model": "gpt-4o", "temperature": 0.7, "top_p": 0.9, "top_k": 20,
+            "enable_thinking": true, "thinking_budget": 4096, "repetition_penalty": 1.05,
+            "messages": [
+                {"role": "system", "content": format!("You are a helpful assistant. {filler}")},
+                {"role": "user", "content": format!("First question: {filler}")},
+                {"role": "assistant", "content": "A first answer."},
+                {"role": "user", "content": format!("Follow-up: {filler}")}
+            ]
+        }),
+        "vl" => serde_json::json!({
+            "model": "qwen-vl-max", "vl_high_resolution_images": true,
+            "messages": [
+                {"role": "system", "content": format!("You describe images. {filler}")},
+                {"role": "user", "content": [
+                    {"type": "text", "text": format!("What is in this picture? {filler}")},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/images/street-scene-at-night.jpg"}}]},
+                {"role": "assistant", "content": "A street at night, with wet asphalt reflecting neon signs."},
+                {"role": "user", "content": [{"type": "text", "text": "And the sign on the left?"}]}
+            ]
+        }),
+        other => panic!("unknown qwen request {other}"),
+    }
+    .to_string();
+    assert!(
+        (900..1600).contains(&body.len()),
+        "qwen request is {} bytes",
+        body.len()
+    );
+    body
+}
+
 fn openai_completion_value() -> serde_json::Value {
     serde_json::json!({
         "id": "chatcmpl-abc", "object": "chat.completion", "created": 1700000000, "model": "bench-model",
@@ -356,7 +394,7 @@ criterion_group!(translate, benches);
 
 /// `AIPROXY_PROFILE=<case>:<iterations>` runs one case that many times without criterion, for
 /// instruction counts under callgrind (stable on a loaded machine, unlike wall clock). Cases:
-/// `request/<kind>`, `request_tools/<kind>` (the agent request), `response/<openai|openai_pretty|claude>`, `stream/<openai_usage|claude|gemini|qwen>/<slice>`
+/// `request/<kind>`, `request_tools/<kind>` (the agent request), `request_qwen/<thinking|vl>`, `response/<openai|openai_pretty|claude>`, `stream/<openai_usage|claude|gemini|qwen>/<slice>`
 /// with slice `whole`, `4096`, `64` or `1`, and `stream_short/<kind>/<slice>` (the ~50-event
 /// stream with a usage chunk: the per-stream cost). Instructions per iteration: run with N and 1 and
 /// divide the difference by N - 1 (this strips start-up and fixture building).
@@ -374,6 +412,19 @@ fn profile(spec: &str) {
             } else {
                 agent_request()
             };
+            for _ in 0..n {
+                let mut ex = Exchange::new(Arc::clone(&cfg));
+                match black_box(ex.on_request("POST", "/v1/chat/completions", &[], body.as_bytes()))
+                    .unwrap()
+                {
+                    RequestAction::Forward(_) => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        ["request_qwen", case] => {
+            let cfg = config("qwen");
+            let body = qwen_request(case);
             for _ in 0..n {
                 let mut ex = Exchange::new(Arc::clone(&cfg));
                 match black_box(ex.on_request("POST", "/v1/chat/completions", &[], body.as_bytes()))

@@ -927,6 +927,9 @@ impl Exchange {
         let pc = &cfg.provider;
         let chat = chat_read::read(body)?;
         chat.messages.as_ref()?;
+        if chat.has_extras() && !cfg.imp.chat_fast_extras() {
+            return None;
+        }
         let requested = chat.model();
         let sent = pc.model_mapping.map(requested);
         if sent.is_empty() {

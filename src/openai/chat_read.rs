@@ -85,7 +85,26 @@ pub struct ChatRequest<'a> {
     pub(crate) response_format: Option<Value>,
     /// The keys present, in the client's order (each once: a duplicate is refused).
     order: [Option<Key>; KEY_COUNT],
+    /// [`EXTRA_KEYS`]' values, by index (`None` when absent or `null`); boxed, and only made
+    /// when one is sent, so requests without any do not carry them.
+    extra: Option<Box<[Option<Canon>; EXTRA_KEYS.len()]>>,
+    /// Bit `i`: [`EXTRA_KEYS`]`[i]` was sent (even as `null`).
+    extra_sent: u8,
 }
+
+/// DashScope's own parameters, which clients put in the OpenAI body and the Qwen translator
+/// passes through: read as [`Canon`] so a request with them stays typed for it. Only providers
+/// whose `chat_fast_extras` says so see a request with any (`ChatRequest::has_extras`); the
+/// others leave it to the full path, as when these keys were unknown here.
+pub const EXTRA_KEYS: [&str; 7] = [
+    "repetition_penalty",
+    "enable_thinking",
+    "thinking_budget",
+    "enable_search",
+    "search_options",
+    "vl_high_resolution_images",
+    "translation_options",
+];
 
 /// The top-level keys [`ChatRequest`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +170,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
                         "tool_choice" => Key::ToolChoice,
                         "parallel_tool_calls" => Key::ParallelToolCalls,
                         "response_format" => Key::ResponseFormat,
-                        other => return Err(de::Error::unknown_field(other, &[])),
+                        other => {
+                            r.read_extra(other, &mut map)?;
+                            continue;
+                        }
                     };
                     if r.order[..n].contains(&Some(key)) {
                         return Err(de::Error::custom("duplicate key"));
@@ -191,6 +213,26 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatRequest<'a> {
 }
 
 impl<'a> ChatRequest<'a> {
+    /// Reads the value of a key outside [`Key`]: one of [`EXTRA_KEYS`], else an error. Out of
+    /// line and cold, so the common request's reading stays as compact as it was.
+    #[cold]
+    #[inline(never)]
+    fn read_extra<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        let Some(i) = EXTRA_KEYS.iter().position(|k| *k == key) else {
+            return Err(de::Error::unknown_field(key, &[]));
+        };
+        if self.extra_sent & (1 << i) != 0 {
+            return Err(de::Error::custom("duplicate key"));
+        }
+        self.extra_sent |= 1 << i;
+        self.extra.get_or_insert_with(Box::default)[i] = map.next_value()?;
+        Ok(())
+    }
+
     /// Each of `tools` as a function definition `map` reads (with its `type`, when given): the
     /// list of what it gives, empty without tools, `None` when any answer is `None`.
     pub fn map_functions<'r, T>(
@@ -228,6 +270,16 @@ impl<'a> ChatRequest<'a> {
             }
         }
         keys
+    }
+
+    /// Whether any of [`EXTRA_KEYS`] was sent (`null` included).
+    pub fn has_extras(&self) -> bool {
+        self.extra_sent != 0
+    }
+
+    /// The value sent for `EXTRA_KEYS[i]` (`None` when absent or `null`).
+    pub fn extra(&self, i: usize) -> Option<&Canon> {
+        self.extra.as_ref()?[i].as_ref()
     }
 
     /// `stream_options.include_usage`.

@@ -240,6 +240,19 @@ const SNIPPETS: &[&str] = &[
     r#"{"role":"user","content":"\u2028"},"#,
     r#"{"role":"tool","tool_call_id":"x","content":[]},"#,
     r#"{"role":"assistant","content":[]},"#,
+    r#""enable_thinking":true,"#,
+    r#""enable_thinking":null,"#,
+    r#""thinking_budget":512,"#,
+    r#""repetition_penalty":1.1e0,"#,
+    r#""enable_search":false,"#,
+    r#""search_options":{"forced_search":true,"a":[1,-0,1e2]},"#,
+    r#""vl_high_resolution_images":true,"#,
+    r#""translation_options":{"source_lang":"auto","target_lang":"\u00e9"},"#,
+    r#""logit_bias":{"1":0},"#,
+    r#"{"type":"image_url","image_url":{"url":"https://x/y.png"}},"#,
+    r#"{"type":"image_url","image_url":"https://x/z.png"},"#,
+    r#"{"type":"text","text":"p\u00e9"},"#,
+    r#"{"type":"input_audio","input_audio":{"data":"AA","format":"wav"}},"#,
     "\"\\ud83d\\ude00\"",
     "null",
 ];
@@ -309,6 +322,7 @@ const LIKELY_SEEDS: usize = 12;
 fn agree(
     configs: &[&str],
     reply: &[u8],
+    (seeds, likely_seeds): (Vec<String>, usize),
     cases: usize,
     seed: u64,
     must_take: &[(usize, usize)],
@@ -322,7 +336,6 @@ fn agree(
             .on_auth_response(200, br#"{"access_token":"ya29.t","expires_in":3600}"#)
             .unwrap();
     }
-    let seeds = seeds();
     let mut taken = 0;
     for cfg in &configs {
         for s in &seeds {
@@ -349,7 +362,7 @@ fn agree(
             }
         };
         let cfg = &configs[pick(&mut rng, configs.len(), LIKELY_CONFIGS)];
-        let mut body = seeds[pick(&mut rng, seeds.len(), LIKELY_SEEDS)]
+        let mut body = seeds[pick(&mut rng, seeds.len(), likely_seeds)]
             .clone()
             .into_bytes();
         mutate(&mut rng, &mut body);
@@ -371,6 +384,7 @@ fn claude_fast_request_matches_full_path() {
     agree(
         CLAUDE_CONFIGS,
         CLAUDE_REPLY,
+        (seeds(), LIKELY_SEEDS),
         6000,
         13,
         &[
@@ -409,6 +423,7 @@ fn gemini_fast_request_matches_full_path() {
     agree(
         GEMINI_CONFIGS,
         GEMINI_REPLY,
+        (seeds(), LIKELY_SEEDS),
         6000,
         14,
         &[
@@ -473,6 +488,7 @@ fn vertex_gemini_fast_request_matches_full_path() {
     agree(
         &configs,
         GEMINI_REPLY,
+        (seeds(), LIKELY_SEEDS),
         6000,
         16,
         &[
@@ -529,6 +545,7 @@ fn vertex_claude_fast_request_matches_full_path() {
     agree(
         &configs,
         CLAUDE_REPLY,
+        (seeds(), LIKELY_SEEDS),
         6000,
         17,
         &[
@@ -558,7 +575,74 @@ const QWEN_CONFIGS: &[&str] = &[
     r#"{"provider":{"type":"qwen","apiTokens":["k"],"customSettings":[{"name":"top_p","value":0.5,"overwrite":false}]}}"#,
     r#"{"provider":{"type":"qwen","apiTokens":["k"],"modelMapping":{"*":"qwen-vl-max"}}}"#,
     r#"{"provider":{"type":"qwen","apiTokens":["k"],"qwenFileIds":["f1"]}}"#,
+    // A multimodal model with file ids, search on, and settings for DashScope's own parameters.
+    r#"{"provider":{"type":"qwen","apiTokens":["k"],"modelMapping":{"gpt-4*":"qwen3-vl-plus"},"qwenEnableSearch":true,"qwenFileIds":["a","b\"c"],"customSettings":[{"name":"vl_high_resolution_images","value":false,"mode":"raw","overwrite":true},{"name":"thinking_budget","value":64,"mode":"raw","overwrite":false},{"name":"top_k","value":2}]}}"#,
 ];
+
+/// Qwen traffic beyond OpenAI's fields: DashScope's own parameters (with and without
+/// `reasoning_effort`, null, odd numbers, nested objects), and multimodal requests (`qwen-vl`,
+/// `qvq` models) with text, refusal and image parts; then a few the fast path leaves alone.
+fn qwen_seeds() -> Vec<String> {
+    let png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let mut v = vec![
+        json!({"model": "gpt-4o", "enable_thinking": true, "thinking_budget": 2048, "top_k": 20, "repetition_penalty": 1.05,
+            "temperature": 0.6, "top_p": 0.95, "messages": [
+            {"role": "system", "content": "Think first."}, {"role": "user", "content": "Why is the sky blue?"}]}),
+        json!({"model": "qwen-plus", "reasoning_effort": "high", "enable_thinking": false, "enable_search": true,
+            "search_options": {"forced_search": true, "search_strategy": "pro", "citation_format": "[<number>]"},
+            "stream": true, "stream_options": {"include_usage": true}, "messages": [
+            {"role": "developer", "content": "Cite."}, {"role": "user", "content": "News on \u{e9}clipses?"}]}),
+        json!({"model": "gpt-4o", "thinking_budget": 100, "reasoning_effort": "medium", "enable_search": false, "max_tokens": 10,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]}),
+        json!({"model": "qwen-mt-turbo", "translation_options": {"source_lang": "auto", "target_lang": "English",
+            "terms": [{"source": "\u{4f60}\u{597d}", "target": "hello"}], "domains": null},
+            "messages": [{"role": "user", "content": "\u{4f60}\u{597d}"}]}),
+        json!({"model": "qwen-vl-max", "vl_high_resolution_images": true, "temperature": 0.2, "messages": [
+            {"role": "system", "content": "Describe images."},
+            {"role": "user", "content": [{"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": png, "detail": "high"}},
+                {"type": "image_url", "image_url": "https://example.com/b.jpg", "cache_control": {"type": "ephemeral"}},
+                {"image_url": {"url": "https://example.com/c.jpg"}, "type": "image_url"}]},
+            {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}, {"type": "text", "text": ""}]},
+            {"role": "assistant", "content": null},
+            {"role": "user", "content": []},
+            {"content": "again", "role": "user"}]}),
+        json!({"model": "qvq-max", "stream": true, "reasoning_effort": "low", "tools": [{"type": "function", "function": {"name": "zoom",
+            "parameters": {"type": "object", "properties": {"x": {"type": "number"}}}}}],
+            "messages": [
+            {"role": "user", "content": [{"type": "image_url", "image_url": png}, {"text": "solve"}]},
+            {"role": "assistant", "content": "Zooming.", "tool_calls": [{"id": "z1", "type": "function", "function": {"name": "zoom", "arguments": "{\"x\":2}"}}]},
+            {"role": "tool", "tool_call_id": "z1", "name": "zoom", "content": [{"type": "text", "text": "zoomed"}]},
+            {"role": "tool", "tool_call_id": "z1", "content": "plain"}]}),
+        json!({"model": "gpt-4o", "enable_thinking": null, "search_options": null, "repetition_penalty": 1,
+            "vl_high_resolution_images": false, "messages": [{"role": "user", "content": "x"}]}),
+        json!({"model": "qwen3-vl-235b-a22b", "enable_thinking": true, "thinking_budget": 1e3, "top_k": -0,
+            "search_options": {"nested": {"a": [1, -2.5, 1.0e2, "\u{2028}"], "b": {}}, "c": []},
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "https://example.com/x.png"}}]},
+                {"role": "user", "name": "bob", "content": "and?"}]}),
+        // Left to the full path: refused parts, an image for a text model, another parameter.
+        json!({"model": "qwen-vl-plus", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}]}]}),
+        json!({"model": "qwen-vl-plus", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"detail": "low"}}]}]}),
+        json!({"model": "qwen-max", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": png}]}]}),
+        json!({"model": "qwen-max", "logit_bias": {"1": 0}, "enable_thinking": true, "messages": [{"role": "user", "content": "x"}]}),
+    ]
+    .into_iter()
+    .map(|v| v.to_string())
+    .collect::<Vec<_>>();
+    // Hand-written: duplicate DashScope keys, repeated keys inside their values, escapes.
+    v.push(r#"{"model":"gpt-4o","enable_thinking":true,"messages":[{"role":"user","content":"x"}],"enable_thinking":false}"#.into());
+    v.push(r#"{"model":"gpt-4o","search_options":{"a":1,"a":2},"messages":[{"role":"user","content":"x"}]}"#.into());
+    v.push(r#"{"model":"qwen-vl-max","enable\u005fsearch":true,"translation_options":{"t":"\u00e9\/\ud83d\ude00"},"messages":[{"role":"user","content":[{"type":"text","text":"\u2028"}]}],"repetition_penalty":1.10}"#.into());
+    v
+}
+
+/// Qwen's seeds: its own first (all likely), then the shared ones.
+const QWEN_SEEDS: usize = 15;
+
+#[test]
+fn qwen_seed_count() {
+    assert_eq!(qwen_seeds().len(), QWEN_SEEDS);
+}
 
 const QWEN_REPLY: &[u8] = b"id:1\nevent:result\n:HTTP_STATUS/200\ndata:{\"output\":{\"choices\":[{\"message\":{\"content\":\"hi\",\"role\":\"assistant\"},\"finish_reason\":\"stop\"}]},\"usage\":{\"total_tokens\":6,\"output_tokens\":1,\"input_tokens\":5},\"request_id\":\"r1\"}\n\n";
 
@@ -567,19 +651,47 @@ fn qwen_fast_request_matches_full_path() {
     agree(
         QWEN_CONFIGS,
         QWEN_REPLY,
-        6000,
+        (
+            qwen_seeds().into_iter().chain(seeds()).collect(),
+            QWEN_SEEDS + LIKELY_SEEDS,
+        ),
+        8000,
         15,
         &[
+            (0, QWEN_SEEDS),
+            (0, QWEN_SEEDS + 4),
+            (0, QWEN_SEEDS + 8),
+            (0, QWEN_SEEDS + 9),
+            (0, QWEN_SEEDS + 10),
+            (0, QWEN_SEEDS + 11),
+            (0, QWEN_SEEDS + 20),
+            (0, QWEN_SEEDS + 22),
+            // DashScope's parameters, on text and multimodal models.
             (0, 0),
+            (0, 1),
+            (0, 2),
+            (0, 3),
             (0, 4),
-            (0, 8),
-            (0, 9),
-            (0, 10),
-            (0, 11),
-            (0, 20),
-            (0, 22),
+            (0, 5),
+            (0, 6),
+            (0, 7),
+            (1, 0),
+            (1, 1),
+            (2, 14),
+            // Multimodal models (every request under configs 3 and 5), qwenFileIds.
+            (3, 0),
+            (3, 2),
+            (3, QWEN_SEEDS + 1),
+            (3, QWEN_SEEDS + 8),
+            (4, 0),
+            (4, 4),
+            (4, QWEN_SEEDS + 3),
+            (5, 0),
+            (5, 1),
+            (5, QWEN_SEEDS),
+            (5, QWEN_SEEDS + 8),
         ],
-        300,
+        1000,
     );
 }
 
@@ -590,6 +702,8 @@ fn reader_refuses_what_it_cannot_vouch_for() {
         r#"{"messages":[["user","x"]]}"#,
         r#"{"messages":[],"model":"a","model":"b"}"#,
         r#"{"messages":[],"extra":1}"#,
+        r#"{"messages":[],"enable_thinking":true,"enable_thinking":null}"#,
+        r#"{"messages":[],"search_options":{"a":1,"a":2}}"#,
         r#"{"messages":[],"temperature":"1"}"#,
         r#"{"messages":[]} x"#,
         r#"{"messages":[{"role":"user","content":"\ud800"}]}"#,

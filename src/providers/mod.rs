@@ -240,6 +240,12 @@ pub trait Provider: Send + Sync {
         false
     }
 
+    /// Whether [`Provider::chat_fast`] handles the provider parameters of
+    /// `chat_read::EXTRA_KEYS`; when not, a request with any takes the full path.
+    fn chat_fast_extras(&self) -> bool {
+        false
+    }
+
     /// Last step with the final body bytes (request signing). Default: nothing.
     fn finalize(
         &self,

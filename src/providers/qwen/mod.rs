@@ -115,12 +115,15 @@ impl Provider for Settings {
         if req.api != Api::ChatCompletions {
             return None;
         }
-        let body = request::fast_chat(req, self, chat, &req.config.custom_settings)?;
-        // A text model: the multimodal path is left to `translate_request`.
-        Some((self.upstream(req, request::TEXT_PATH).ok()?, body))
+        let (body, path) = request::fast_chat(req, self, chat, &req.config.custom_settings)?;
+        Some((self.upstream(req, path).ok()?, body))
     }
 
     fn has_chat_fast(&self) -> bool {
+        true
+    }
+
+    fn chat_fast_extras(&self) -> bool {
         true
     }
 

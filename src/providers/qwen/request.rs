@@ -6,7 +6,7 @@ use crate::openai::request::{body_object, take, Param, ParamTable};
 use crate::providers::RequestInfo;
 use serde_json::{json, Map, Value};
 
-pub(super) const TEXT_PATH: &str = "/api/v1/services/aigc/text-generation/generation";
+const TEXT_PATH: &str = "/api/v1/services/aigc/text-generation/generation";
 const MULTIMODAL_PATH: &str = "/api/v1/services/aigc/multimodal-generation/generation";
 const TOP_P_MIN: f64 = 0.000_001;
 const TOP_P_MAX: f64 = 0.999_999;
@@ -470,15 +470,63 @@ pub(super) fn translate_embeddings(
 }
 
 // ---- Request fast path (`openai::chat_read`) ------------------------------------------------
-// The same translation as `translate_chat` for text models without `qwenFileIds`, from the
-// typed reading straight to bytes (tools and tool calls are written back as sent); anything else,
-// and whatever `translate_chat` would refuse, answers `None` and takes `translate_chat`, the
+// The same translation as `translate_chat`, from the typed reading straight to bytes (tools and
+// tool calls are written back as sent, DashScope's own parameters as their canonical bytes);
+// whatever `translate_chat` would refuse answers `None` and takes `translate_chat`, the
 // reference (the property test in `openai/chat_read_tests.rs` compares the two).
 
 use crate::custom_settings::{CustomSetting, SettingsProtocol};
 use crate::json_write::{write_array, write_str, write_u64, write_value};
-use crate::openai::chat_read::{write_number, ChatRequest, Content, ObjectOut, Stop, ToolCall};
+use crate::openai::chat_read::{
+    write_number, ChatRequest, Content, Obj, ObjectOut, Stop, ToolCall, EXTRA_KEYS,
+};
 use std::borrow::Cow;
+
+// Indices into `EXTRA_KEYS` (a test checks them).
+const X_REPETITION_PENALTY: usize = 0;
+const X_ENABLE_THINKING: usize = 1;
+const X_THINKING_BUDGET: usize = 2;
+const X_ENABLE_SEARCH: usize = 3;
+
+/// `PARAMS`' `Keep` rows in row order, the order `fast_chat` writes them in (a test checks it).
+#[cfg(test)]
+const KEEP_ORDER: [&str; 17] = [
+    "temperature",
+    "top_k",
+    "seed",
+    "stop",
+    "presence_penalty",
+    "repetition_penalty",
+    "n",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "enable_thinking",
+    "thinking_budget",
+    "enable_search",
+    "search_options",
+    "vl_high_resolution_images",
+    "translation_options",
+];
+
+/// A message's content as `convert_content` makes it: one string (text models; a multimodal
+/// model gets it as a single text part), or a multimodal model's parts.
+enum FastContent<'r> {
+    Text(Cow<'r, str>),
+    /// (`"text"` or `"image"`, its string) per part.
+    Parts(Vec<(&'static str, &'r str)>),
+}
+
+/// One message as `convert_message` writes it.
+struct FastMessage<'r> {
+    role: &'static str,
+    content: FastContent<'r>,
+    tool_call_id: Option<&'r str>,
+    name: Option<&'r str>,
+    /// An assistant's tool calls (empty when none or an empty list, which is left out).
+    calls: &'r [Obj<ToolCall<'r>>],
+}
 
 /// The DashScope body and path for a chat request the typed reader took (customSettings
 /// applied); `None` when `translate_chat` must decide.
@@ -487,11 +535,9 @@ pub(super) fn fast_chat(
     settings: &Settings,
     chat: &ChatRequest<'_>,
     custom: &[CustomSetting],
-) -> Option<Vec<u8>> {
+) -> Option<(Vec<u8>, &'static str)> {
     // Refused unless neutral (`PARAMS`): `frequency_penalty: 0`, `logprobs: false`.
-    if is_multimodal(req.model)
-        || !settings.file_ids.is_empty()
-        || chat.logprobs == Some(true)
+    if chat.logprobs == Some(true)
         || chat
             .frequency_penalty
             .as_ref()
@@ -499,89 +545,57 @@ pub(super) fn fast_chat(
     {
         return None;
     }
+    let multimodal = is_multimodal(req.model);
     // `reasoning_effort` → (enable_thinking, thinking_budget), as `apply_reasoning_effort`.
     let thinking = match &chat.reasoning_effort {
         None => None,
         Some(e) if e.0 == "none" => Some((false, None)),
         Some(e) => Some((true, Some(thinking_budget(&e.0)?))),
     };
-    // (role, content, tool_call_id, name, an assistant's tool calls) per message.
-    type FastMessage<'r> = (
-        &'static str,
-        Cow<'r, str>,
-        Option<&'r str>,
-        Option<&'r str>,
-        &'r [crate::openai::chat_read::Obj<ToolCall<'r>>],
-    );
     let mut messages: Vec<FastMessage<'_>> = Vec::with_capacity(chat.messages.as_ref()?.len());
     for m in chat.messages.as_ref()? {
-        let m = &m.0;
-        let role = match m.role.as_ref().map(|r| &*r.0)? {
-            "developer" | "system" => "system",
-            "user" => "user",
-            "assistant" => "assistant",
-            "tool" => "tool",
-            _ => return None,
-        };
-        // Only an assistant's tool calls are kept (an empty list is left out); `translate_chat`
-        // drops them elsewhere, which is left to it.
-        let calls = match &m.tool_calls {
-            None => &[][..],
-            Some(calls) if role == "assistant" => calls.as_slice(),
-            Some(_) => return None,
-        };
-        let content = match &m.content {
-            None => Cow::Borrowed(""),
-            Some(Content::Text(s)) => Cow::Borrowed(&**s),
-            Some(Content::Parts(parts)) => {
-                let mut text = String::new();
-                for p in parts {
-                    let p = &p.0;
-                    let t = match p.kind.as_ref().map_or("text", |k| &*k.0) {
-                        "text" => p.text.as_ref(),
-                        "refusal" => p.refusal.as_ref(),
-                        _ => None,
-                    }?;
-                    text.push_str(&t.0);
-                }
-                Cow::Owned(text)
-            }
-        };
-        let (id, name) = match role {
-            "tool" => (
-                m.tool_call_id.as_ref().map(|s| &*s.0),
-                m.name.as_ref().map(|s| &*s.0),
-            ),
-            _ => (None, None),
-        };
-        messages.push((role, content, id, name, calls));
+        messages.push(fast_message(&m.0, multimodal)?);
     }
+    // `qwenFileIds`' system message goes after the leading system messages, as in
+    // `translate_chat`.
+    let files = (!settings.file_ids.is_empty()).then(|| {
+        let at = messages
+            .iter()
+            .position(|m| m.role != "system")
+            .unwrap_or(messages.len());
+        let ids: Vec<String> = settings
+            .file_ids
+            .iter()
+            .map(|id| format!("fileid://{id}"))
+            .collect();
+        (at, ids.join(","))
+    });
 
     let mut out = ObjectOut::with_capacity(64 + req.model.len());
     out.field("model", |b| write_str(b, req.model));
     out.field("input", |b| {
         b.extend_from_slice(br#"{"messages":["#);
-        for (i, (role, content, id, name, calls)) in messages.iter().enumerate() {
-            if i > 0 {
+        let mut first = true;
+        let mut sep = |b: &mut Vec<u8>| {
+            if !std::mem::take(&mut first) {
                 b.push(b',');
             }
-            b.extend_from_slice(br#"{"role":"#);
-            write_str(b, role);
-            b.extend_from_slice(br#","content":"#);
-            write_str(b, content);
-            for (key, v) in [("tool_call_id", id), ("name", name)] {
-                if let Some(v) = v {
-                    b.extend_from_slice(b",\"");
-                    b.extend_from_slice(key.as_bytes());
-                    b.extend_from_slice(b"\":");
-                    write_str(b, v);
+        };
+        for (i, m) in messages.iter().enumerate() {
+            if let Some((at, ids)) = &files {
+                if *at == i {
+                    sep(b);
+                    write_file_message(b, ids, multimodal);
                 }
             }
-            if !calls.is_empty() {
-                b.extend_from_slice(br#","tool_calls":"#);
-                write_array(b, calls.iter(), |b, c| c.0.write_as_sent(b));
+            sep(b);
+            write_message(b, m, multimodal);
+        }
+        if let Some((at, ids)) = &files {
+            if *at == messages.len() {
+                sep(b);
+                write_file_message(b, ids, multimodal);
             }
-            b.push(b'}');
         }
         b.extend_from_slice(b"]}");
     });
@@ -590,10 +604,15 @@ pub(super) fn fast_chat(
     if req.stream {
         params.field("incremental_output", |b| b.extend_from_slice(b"true"));
     }
+    let extra = |i: usize| chat.extra(i);
+    // The client's `enable_search` replaces the configured one in its place.
     if settings.enable_search {
-        params.field("enable_search", |b| b.extend_from_slice(b"true"));
+        params.field("enable_search", |b| match extra(X_ENABLE_SEARCH) {
+            Some(v) => b.extend_from_slice(&v.bytes),
+            None => b.extend_from_slice(b"true"),
+        });
     }
-    // `PARAMS`' `Keep` rows, in row order, as the client sent them.
+    // `PARAMS`' `Keep` rows, in row order (`KEEP_ORDER`), as the client sent them.
     for (key, n) in [
         ("temperature", &chat.temperature),
         ("top_k", &chat.top_k),
@@ -614,6 +633,11 @@ pub(super) fn fast_chat(
     if let Some(n) = &chat.presence_penalty {
         params.field("presence_penalty", |b| write_number(b, n));
     }
+    if let Some(v) = extra(X_REPETITION_PENALTY) {
+        params.field(EXTRA_KEYS[X_REPETITION_PENALTY], |b| {
+            b.extend_from_slice(&v.bytes)
+        });
+    }
     if let Some(n) = &chat.n {
         params.field("n", |b| write_number(b, n));
     }
@@ -633,11 +657,25 @@ pub(super) fn fast_chat(
             b.extend_from_slice(if v { b"true" } else { b"false" })
         });
     }
+    if chat.has_extras() {
+        // The rows after `parallel_tool_calls` are `EXTRA_KEYS[1..]`, in order.
+        for (i, key) in EXTRA_KEYS.iter().enumerate().skip(1) {
+            if i == X_ENABLE_SEARCH && settings.enable_search {
+                continue;
+            }
+            if let Some(v) = extra(i) {
+                params.field(key, |b| b.extend_from_slice(&v.bytes));
+            }
+        }
+    }
+    // After the rows, and only where the client set none (`apply_reasoning_effort`).
     if let Some((enable, budget)) = thinking {
-        params.field("enable_thinking", |b| {
-            b.extend_from_slice(if enable { b"true" } else { b"false" })
-        });
-        if let Some(budget) = budget {
+        if extra(X_ENABLE_THINKING).is_none() {
+            params.field("enable_thinking", |b| {
+                b.extend_from_slice(if enable { b"true" } else { b"false" })
+            });
+        }
+        if let Some(budget) = budget.filter(|_| extra(X_THINKING_BUDGET).is_none()) {
             params.field("thinking_budget", |b| write_u64(b, budget));
         }
     }
@@ -653,5 +691,149 @@ pub(super) fn fast_chat(
         params.field("max_tokens", |b| write_number(b, n));
     }
     out.object("parameters", params);
-    Some(out.finish(custom, SettingsProtocol::Qwen))
+    let path = if multimodal {
+        MULTIMODAL_PATH
+    } else {
+        TEXT_PATH
+    };
+    Some((out.finish(custom, SettingsProtocol::Qwen), path))
+}
+
+/// One message as `convert_message` would convert it; `None` where it refuses (or where the
+/// typed reading holds something it treats otherwise).
+fn fast_message<'r>(
+    m: &'r crate::openai::chat_read::Message<'r>,
+    multimodal: bool,
+) -> Option<FastMessage<'r>> {
+    let role = match m.role.as_ref().map(|r| &*r.0)? {
+        "developer" | "system" => "system",
+        "user" => "user",
+        "assistant" => "assistant",
+        "tool" => "tool",
+        _ => return None,
+    };
+    // Only an assistant's tool calls are kept (an empty list is left out); `translate_chat`
+    // drops them elsewhere, which is left to it.
+    let calls = match &m.tool_calls {
+        None => &[][..],
+        Some(calls) if role == "assistant" => calls.as_slice(),
+        Some(_) => return None,
+    };
+    let content = match &m.content {
+        None => FastContent::Text(Cow::Borrowed("")),
+        Some(Content::Text(s)) => FastContent::Text(Cow::Borrowed(&**s)),
+        Some(Content::Parts(parts)) if multimodal => {
+            let mut list = Vec::with_capacity(parts.len());
+            for p in parts {
+                let p = &p.0;
+                let part = match p.kind.as_ref().map_or("text", |k| &*k.0) {
+                    "text" => ("text", &*p.text.as_ref()?.0),
+                    "refusal" => ("text", &*p.refusal.as_ref()?.0),
+                    "image_url" => ("image", p.image_url.as_ref()?.url.as_deref()?),
+                    _ => return None,
+                };
+                list.push(part);
+            }
+            FastContent::Parts(list)
+        }
+        Some(Content::Parts(parts)) => {
+            let mut text = String::new();
+            for p in parts {
+                let p = &p.0;
+                let t = match p.kind.as_ref().map_or("text", |k| &*k.0) {
+                    "text" => p.text.as_ref(),
+                    "refusal" => p.refusal.as_ref(),
+                    _ => None,
+                }?;
+                text.push_str(&t.0);
+            }
+            FastContent::Text(Cow::Owned(text))
+        }
+    };
+    let (tool_call_id, name) = match role {
+        "tool" => (
+            m.tool_call_id.as_ref().map(|s| &*s.0),
+            m.name.as_ref().map(|s| &*s.0),
+        ),
+        _ => (None, None),
+    };
+    Some(FastMessage {
+        role,
+        content,
+        tool_call_id,
+        name,
+        calls,
+    })
+}
+
+fn write_message(b: &mut Vec<u8>, m: &FastMessage<'_>, multimodal: bool) {
+    b.extend_from_slice(br#"{"role":"#);
+    write_str(b, m.role);
+    b.extend_from_slice(br#","content":"#);
+    match &m.content {
+        FastContent::Text(s) => write_text(b, s, multimodal),
+        FastContent::Parts(parts) => {
+            write_array(b, parts.iter(), |b, (kind, s)| {
+                b.extend_from_slice(b"{\"");
+                b.extend_from_slice(kind.as_bytes());
+                b.extend_from_slice(b"\":");
+                write_str(b, s);
+                b.push(b'}');
+            });
+        }
+    }
+    for (key, v) in [("tool_call_id", m.tool_call_id), ("name", m.name)] {
+        if let Some(v) = v {
+            b.extend_from_slice(b",\"");
+            b.extend_from_slice(key.as_bytes());
+            b.extend_from_slice(b"\":");
+            write_str(b, v);
+        }
+    }
+    if !m.calls.is_empty() {
+        b.extend_from_slice(br#","tool_calls":"#);
+        write_array(b, m.calls.iter(), |b, c| c.0.write_as_sent(b));
+    }
+    b.push(b'}');
+}
+
+/// A string content: as it is for text models, one text part for multimodal ones.
+fn write_text(b: &mut Vec<u8>, s: &str, multimodal: bool) {
+    if multimodal {
+        b.extend_from_slice(br#"[{"text":"#);
+        write_str(b, s);
+        b.extend_from_slice(b"}]");
+    } else {
+        write_str(b, s);
+    }
+}
+
+fn write_file_message(b: &mut Vec<u8>, ids: &str, multimodal: bool) {
+    b.extend_from_slice(br#"{"role":"system","content":"#);
+    write_text(b, ids, multimodal);
+    b.push(b'}');
+}
+
+#[cfg(test)]
+mod fast_order_tests {
+    use super::*;
+
+    #[test]
+    fn fast_chat_writes_the_keep_rows_in_row_order() {
+        let keep: Vec<&str> = PARAMS
+            .0
+            .iter()
+            .filter(|(_, rule)| *rule == Param::Keep)
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(keep, KEEP_ORDER);
+        // Where `fast_chat` writes `EXTRA_KEYS`: the first after `presence_penalty`, the rest
+        // after `parallel_tool_calls`.
+        assert_eq!(KEEP_ORDER[5], EXTRA_KEYS[0]);
+        assert_eq!(KEEP_ORDER[11..], EXTRA_KEYS[1..]);
+        assert_eq!(EXTRA_KEYS[X_REPETITION_PENALTY], "repetition_penalty");
+        assert_eq!(EXTRA_KEYS[X_ENABLE_THINKING], "enable_thinking");
+        assert_eq!(EXTRA_KEYS[X_THINKING_BUDGET], "thinking_budget");
+        assert_eq!(EXTRA_KEYS[X_ENABLE_SEARCH], "enable_search");
+    }
 }
