@@ -13,8 +13,9 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -191,6 +192,24 @@ class Proxy:
 def marker() -> str:
     """A unique word to find a request in the mock's log."""
     return "m" + uuid.uuid4().hex[:16]
+
+
+# The module's counters reach Envoy's stats in batches, within about 100 ms of a request
+# (bindings/envoy/src/metrics.rs).
+COUNTER_FLUSH_S: Final = 0.1
+
+
+def settled(read: Callable[[], int], timeout: float = 5.0) -> int:
+    """A counter's value once the earlier tests' counts have reached Envoy: the same in two reads
+    three flush intervals apart (a `before` read too early would miss a pending count)."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while True:
+        time.sleep(3 * COUNTER_FLUSH_S)
+        again = read()
+        if again == value or time.monotonic() > deadline:
+            return again
+        value = again
 
 
 def build_config(mock_port: int, silent_port: int) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import httpx
 import openai
 import pytest
-from conftest import CALLOUT_TIMEOUT_MS, CLIENT_KEY, COZE_TOKEN, SMALL_BUFFER_BYTES, Proxy, marker
+from conftest import CALLOUT_TIMEOUT_MS, CLIENT_KEY, COZE_TOKEN, SMALL_BUFFER_BYTES, Proxy, marker, settled
 from envoy_harness import REPO, envoy_config, validate
 from mock_provider import mock_provider as mock_impl
 from provider_cases import CASES
@@ -383,6 +383,8 @@ def test_counters_per_provider_and_model(proxy: Proxy) -> None:
         text = proxy.envoy.admin("/stats/prometheus")
         return {n: prometheus_value(text, n, "groq", "llama-3.1-8b-instant") for n in names}
 
+    # The three are flushed together: their sum settles when they all have.
+    settled(lambda: sum(read().values()))
     before = read()
     completion = proxy.client("groq").chat.completions.create(
         model="llama-3.1-8b-instant", messages=[{"role": "user", "content": f"count {marker()} these words"}]

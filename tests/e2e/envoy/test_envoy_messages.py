@@ -22,7 +22,7 @@ from typing import Any, Callable, Final
 import anthropic
 import httpx
 import pytest
-from conftest import Proxy, marker
+from conftest import Proxy, marker, settled
 from pyutil.anthropic_schema import parse_sse, validate_error, validate_message, validate_stream
 
 ANT_CLIENT_KEY: Final = "sk-ant-client-key-never-forwarded"
@@ -483,7 +483,7 @@ def client_requests(proxy: Proxy, provider: str, protocol: str) -> int:
 
 
 def test_client_protocol_counter_and_access_log(proxy: Proxy) -> None:
-    before = client_requests(proxy, "gemini", "anthropic")
+    before = settled(lambda: client_requests(proxy, "gemini", "anthropic"))
     word = marker()
     body = create_raw(
         client(proxy, BY_NAME["gemini"]), model="claude-sonnet-5-5", max_tokens=64, messages=[{"role": "user", "content": f"log {word}"}]
