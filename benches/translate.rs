@@ -405,26 +405,12 @@ fn profile(spec: &str) {
     let req = chat_request(false);
     let stream_req = chat_request(true);
     match parts.as_slice() {
-        [group @ ("request" | "request_tools"), kind] => {
-            let cfg = config(kind);
-            let body = if *group == "request" {
-                req
-            } else {
-                agent_request()
+        [group @ ("request" | "request_tools" | "request_qwen"), which] => {
+            let (cfg, body) = match *group {
+                "request" => (config(which), req),
+                "request_tools" => (config(which), agent_request()),
+                _ => (config("qwen"), qwen_request(which)),
             };
-            for _ in 0..n {
-                let mut ex = Exchange::new(Arc::clone(&cfg));
-                match black_box(ex.on_request("POST", "/v1/chat/completions", &[], body.as_bytes()))
-                    .unwrap()
-                {
-                    RequestAction::Forward(_) => {}
-                    other => panic!("{other:?}"),
-                }
-            }
-        }
-        ["request_qwen", case] => {
-            let cfg = config("qwen");
-            let body = qwen_request(case);
             for _ in 0..n {
                 let mut ex = Exchange::new(Arc::clone(&cfg));
                 match black_box(ex.on_request("POST", "/v1/chat/completions", &[], body.as_bytes()))

@@ -355,11 +355,16 @@ func (x *Exchange) OnResponseBody(chunk []byte, eos bool) (BodyChunk, error) {
 	if rc != C.AIPROXY_OK {
 		return BodyChunk{}, takeError(rc, cerr)
 	}
+	return bodyChunk(&out), nil
+}
+
+// bodyChunk copies a body result (its data is borrowed until the next call) into Go memory.
+func bodyChunk(out *C.AiproxyBodyResult) BodyChunk {
 	return BodyChunk{
 		Unchanged: bool(out.unchanged),
 		Data:      goBytes(out.data),
 		Status:    int(out.status),
-	}, nil
+	}
 }
 
 // Usage returns the token usage seen so far (complete after the last body chunk); ok is false

@@ -46,21 +46,10 @@ func (c *Config) Warnings() []string {
 // the OpenAI protocol. An empty method or path is never translated. Errors: ErrInvalidUTF8, and
 // ErrClosed after Close.
 func (c *Config) Translates(method, path string) (bool, error) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.ptr == nil {
-		return false, closedError("config")
-	}
-	var out C.bool
-	var cerr *C.AiproxyError
-	rc := C.aiproxy_config_translates(c.ptr, stringPtr(method), C.size_t(len(method)),
-		stringPtr(path), C.size_t(len(path)), &out, &cerr)
-	runtime.KeepAlive(method)
-	runtime.KeepAlive(path)
-	if rc != C.AIPROXY_OK {
-		return false, takeError(rc, cerr)
-	}
-	return bool(out), nil
+	return c.askMethodPath(method, path, func(m *C.uint8_t, ml C.size_t, p *C.uint8_t, pl C.size_t, out *C.bool,
+		cerr **C.AiproxyError) C.int32_t {
+		return C.aiproxy_config_translates(c.ptr, m, ml, p, pl, out, cerr)
+	})
 }
 
 // NeedsRequestBody reports whether the core needs this request's body before it can decide: it
@@ -68,6 +57,18 @@ func (c *Config) Translates(method, path string) (bool, error) {
 // may call Exchange.OnRequest as soon as the headers arrive, with an empty body. Errors as for
 // Translates.
 func (c *Config) NeedsRequestBody(method, path string) (bool, error) {
+	return c.askMethodPath(method, path, func(m *C.uint8_t, ml C.size_t, p *C.uint8_t, pl C.size_t, out *C.bool,
+		cerr **C.AiproxyError) C.int32_t {
+		return C.aiproxy_config_needs_request_body(c.ptr, m, ml, p, pl, out, cerr)
+	})
+}
+
+// methodPathQuery is the shape of the C API's (method, path) -> bool questions.
+type methodPathQuery func(m *C.uint8_t, ml C.size_t, p *C.uint8_t, pl C.size_t, out *C.bool,
+	cerr **C.AiproxyError) C.int32_t
+
+// askMethodPath asks one of those questions under the read lock.
+func (c *Config) askMethodPath(method, path string, ask methodPathQuery) (bool, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.ptr == nil {
@@ -75,8 +76,7 @@ func (c *Config) NeedsRequestBody(method, path string) (bool, error) {
 	}
 	var out C.bool
 	var cerr *C.AiproxyError
-	rc := C.aiproxy_config_needs_request_body(c.ptr, stringPtr(method), C.size_t(len(method)),
-		stringPtr(path), C.size_t(len(path)), &out, &cerr)
+	rc := ask(stringPtr(method), C.size_t(len(method)), stringPtr(path), C.size_t(len(path)), &out, &cerr)
 	runtime.KeepAlive(method)
 	runtime.KeepAlive(path)
 	if rc != C.AIPROXY_OK {
@@ -157,11 +157,7 @@ func (x *Exchange) OnUpstreamAbort() (BodyChunk, error) {
 	if rc := C.aiproxy_exchange_on_upstream_abort(x.ptr, &out, &cerr); rc != C.AIPROXY_OK {
 		return BodyChunk{}, takeError(rc, cerr)
 	}
-	return BodyChunk{
-		Unchanged: bool(out.unchanged),
-		Data:      goBytes(out.data),
-		Status:    int(out.status),
-	}, nil
+	return bodyChunk(&out), nil
 }
 
 // UsageDetails are the token-usage details the upstream reported, each with a presence flag.

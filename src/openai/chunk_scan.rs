@@ -187,24 +187,25 @@ fn whole<'a>(s: &mut Scanner<'a>) -> Option<ConformantChunk<'a>> {
     s.at_end().then_some(chunk)
 }
 
+/// A chunk's top-level keys both scans read, in the order of the `K_` bits; the translator acts
+/// on the last three (errors, usage elsewhere): full parse.
+const TOP_KEYS: [&[u8]; 10] = [
+    b"id",
+    b"object",
+    b"created",
+    b"model",
+    b"system_fingerprint",
+    b"usage",
+    b"choices",
+    b"error",
+    b"base_resp",
+    b"x_groq",
+];
+
 fn top<'a>(s: &mut Scanner<'a>) -> Option<ConformantChunk<'a>> {
     let mut id = None;
     let mut has_finish = false;
-    // In the order of the `K_` bits; the translator acts on the last three (errors, usage
-    // elsewhere): full parse.
-    let names: [&[u8]; 10] = [
-        b"id",
-        b"object",
-        b"created",
-        b"model",
-        b"system_fingerprint",
-        b"usage",
-        b"choices",
-        b"error",
-        b"base_resp",
-        b"x_groq",
-    ];
-    let seen = s.fields(&names, |s, at| {
+    let seen = s.fields(&TOP_KEYS, |s, at| {
         match 1 << at {
             K_ID => {
                 let v = s.string()?;
@@ -306,20 +307,8 @@ fn usage_top<'a>(s: &mut Scanner<'a>) -> Option<UsageChunk<'a>> {
     // its last value).
     let mut others: [&[u8]; MAX_OTHER_KEYS] = [&[]; MAX_OTHER_KEYS];
     let mut n_others = 0;
-    let names: [&[u8]; 10] = [
-        b"id",
-        b"object",
-        b"created",
-        b"model",
-        b"system_fingerprint",
-        b"usage",
-        b"choices",
-        b"error",
-        b"base_resp",
-        b"x_groq",
-    ];
     s.object(|s, key| {
-        let Some(at) = names.iter().position(|n| *n == key) else {
+        let Some(at) = TOP_KEYS.iter().position(|n| *n == key) else {
             if n_others == MAX_OTHER_KEYS || others[..n_others].contains(&key) {
                 return None;
             }
